@@ -1,0 +1,98 @@
+"""veo-notebook: what happened to your kie.ai Veo 3.1 video tasks, in one typed DataFrame.
+
+>>> import veo_notebook as veo
+>>> with veo.simulator.serve() as url:                      # the API, on loopback
+...     df = veo.fetch_records(["veo_task_1"], client=veo.Client(veo.simulator.DEFAULT_API_KEY, base_url=url), progress=False)
+
+Public names are loaded lazily (``import veo_notebook`` stays cheap; pandas and
+matplotlib load on first use).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # errors
+    "VeoError": "errors",
+    "ConfigError": "errors",
+    "InputError": "errors",
+    "ApiError": "errors",
+    "AuthError": "errors",
+    "TransientError": "errors",
+    "StoreError": "errors",
+    "SchemaVersionError": "errors",
+    # data path
+    "Client": "client",
+    "fetch_records": "fetch",
+    "watch": "fetch",
+    "read_task_ids": "fetch",
+    "Store": "store",
+    # typed frame and export
+    "to_frame": "frame",
+    "to_parquet": "export",
+    "read_parquet": "export",
+    # analysis and report
+    "latency_summary": "analysis",
+    "km_latency": "analysis",
+    "failure_rates": "analysis",
+    "classify_errors": "analysis",
+    "failure_breakdown": "analysis",
+    "stuck_tasks": "analysis",
+    "report": "report",
+    # viewer
+    "StatusViewer": "viewer",
+}
+_SUBMODULES = ("simulator", "plots", "schema")
+
+__all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from . import plots, schema, simulator
+    from .analysis import (
+        classify_errors,
+        failure_breakdown,
+        failure_rates,
+        km_latency,
+        latency_summary,
+        stuck_tasks,
+    )
+    from .client import Client
+    from .errors import (
+        ApiError,
+        AuthError,
+        ConfigError,
+        InputError,
+        SchemaVersionError,
+        StoreError,
+        TransientError,
+        VeoError,
+    )
+    from .export import read_parquet, to_parquet
+    from .fetch import fetch_records, read_task_ids, watch
+    from .frame import to_frame
+    from .report import report
+    from .store import Store
+    from .viewer import StatusViewer
