@@ -1,0 +1,167 @@
+"""Named faults the simulator injects, by probability or as a scripted sequence per task id.
+
+=============  ============================================================================
+name           what the client sees
+=============  ============================================================================
+envelope500    HTTP 200, ``{"code": 500, "msg": "Internal Error, Please try again later."}``
+envelope455    HTTP 200, ``{"code": 455, "msg": "Service Unavailable - System is currently ..."}``
+envelope408    HTTP 200, ``{"code": 408, "msg": "Upstream is currently experiencing ..."}``
+http502        HTTP 502 with an HTML body (a CDN/proxy page)
+http503        HTTP 503 with an HTML body
+http429        HTTP 429 with ``Retry-After: 1`` and a JSON body
+reset          the connection is closed without an answer (TCP RST)
+slow           a normal answer, but only after ``slow_seconds`` (longer than a client timeout)
+truncated      HTTP 200, valid headers, the JSON body cut in half (Content-Length matches the
+               cut body, so the connection stays usable: the client's JSON decoding fails)
+incomplete     HTTP 200 promising the full Content-Length, half the body, then the connection
+               closes (the client's HTTP layer fails with an incomplete read)
+nonjson        HTTP 200 with an HTML body
+=============  ============================================================================
+
+``"ok"`` in a script means "answer normally". Every fault is applied after the User-Agent,
+rate-limit and auth checks, so it only ever hits a request that would have been answered.
+
+>>> from veo_notebook.simulator.faults import Fault
+>>> Fault("http503").value, Fault.HTTP503 in Fault.transient()
+('http503', True)
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import defaultdict, deque
+from collections.abc import Iterable, Mapping
+from enum import Enum
+
+__all__ = ["FAULT_NAMES", "Fault", "FaultPlan"]
+
+
+class Fault(str, Enum):
+    """A named fault (the value is the name used in scripts, rates and stats)."""
+
+    OK = "ok"
+    ENVELOPE500 = "envelope500"
+    ENVELOPE455 = "envelope455"
+    ENVELOPE408 = "envelope408"
+    HTTP502 = "http502"
+    HTTP503 = "http503"
+    HTTP429 = "http429"
+    RESET = "reset"
+    SLOW = "slow"
+    TRUNCATED = "truncated"
+    INCOMPLETE = "incomplete"
+    NONJSON = "nonjson"
+
+    @classmethod
+    def transient(cls) -> tuple[Fault, ...]:
+        """Faults a client should retry and recover from quickly (every fault but ok and slow)."""
+        return tuple(f for f in cls if f not in (cls.OK, cls.SLOW))
+
+    @classmethod
+    def parse(cls, value: str | Fault) -> Fault:
+        """``Fault`` from its name; a clear ``ValueError`` for an unknown one."""
+        try:
+            return cls(value)
+        except ValueError:
+            names = ", ".join(f.value for f in cls)
+            raise ValueError(f"unknown fault {value!r}; expected one of: {names}") from None
+
+
+#: Every fault name (``"ok"`` included).
+FAULT_NAMES = tuple(f.value for f in Fault)
+
+ENVELOPES = {
+    Fault.ENVELOPE500: (500, "Internal Error, Please try again later."),
+    Fault.ENVELOPE455: (455, "Service Unavailable - System is currently undergoing maintenance"),
+    Fault.ENVELOPE408: (
+        408,
+        "Upstream is currently experiencing service issues. No result has been returned for "
+        "over 10 minutes.",
+    ),
+}
+
+HTML = {
+    502: b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
+    b"</body>\r\n</html>\r\n",
+    503: b"<!DOCTYPE html>\n<html><head><title>503 Service Temporarily Unavailable</title></head>"
+    b"<body><h1>Service Temporarily Unavailable</h1><p>The server is temporarily unable to "
+    b"service your request due to maintenance downtime or capacity problems.</p></body></html>\n",
+    200: b"<!DOCTYPE html><html><head><title>kie.ai</title></head><body>"
+    b"<p>Just a moment...</p></body></html>",
+}
+
+
+class FaultPlan:
+    """Thread-safe choice of the fault for each request: scripts first, then rates.
+
+    >>> plan = FaultPlan({"http503": 1.0}, seed=0)
+    >>> plan.script("veo_x", ["reset", "ok"])
+    >>> [plan.next("veo_x").value, plan.next("veo_x").value, plan.next("veo_x").value]
+    ['reset', 'ok', 'http503']
+    """
+
+    def __init__(self, rates: Mapping[str, float] | None = None, *, seed: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._rates: list[tuple[Fault, float]] = []
+        self._scripts: dict[str, deque[Fault]] = defaultdict(deque)
+        self.set_rates(rates or {})
+
+    def set_rates(self, rates: Mapping[str, float]) -> None:
+        """Replace the per-request probabilities (``{name: p}``, total at most 1)."""
+        parsed = [(Fault.parse(k), float(p)) for k, p in rates.items() if float(p) > 0]
+        if any(p < 0 for _, p in parsed) or sum(p for _, p in parsed) > 1.0 + 1e-9:
+            raise ValueError(f"fault rates must be >= 0 and sum to at most 1: {dict(rates)}")
+        with self._lock:
+            self._rates = [(f, p) for f, p in parsed if f is not Fault.OK]
+
+    def rates(self) -> dict[str, float]:
+        """The current probabilities by fault name."""
+        with self._lock:
+            return {f.value: p for f, p in self._rates}
+
+    def script(self, task_id: str, faults: Iterable[str | Fault]) -> None:
+        """Append faults for ``task_id``, consumed in order, one per request for that id."""
+        parsed = [Fault.parse(f) for f in faults]
+        with self._lock:
+            self._scripts[task_id].extend(parsed)
+
+    def pending_script(self, task_id: str) -> list[str]:
+        """What is left of ``task_id``'s script."""
+        with self._lock:
+            return [f.value for f in self._scripts.get(task_id, ())]
+
+    def clear_scripts(self) -> None:
+        """Forget every script."""
+        with self._lock:
+            self._scripts.clear()
+
+    def next(self, task_id: str | None) -> Fault:
+        """The fault for the next request about ``task_id`` (``Fault.OK``: answer normally)."""
+        with self._lock:
+            queue = self._scripts.get(task_id) if task_id is not None else None
+            if queue:
+                fault = queue.popleft()
+                if not queue:
+                    del self._scripts[task_id]  # type: ignore[arg-type]
+                return fault
+            if not self._rates:
+                return Fault.OK
+            x = self._rng.random()
+            for fault, p in self._rates:
+                if x < p:
+                    return fault
+                x -= p
+            return Fault.OK
+
+
+def uniform_mix(total_rate: float) -> dict[str, float]:
+    """Spread ``total_rate`` evenly over the transient faults (what ``--fault-rate`` uses).
+
+    >>> round(sum(uniform_mix(0.1).values()), 6)
+    0.1
+    """
+    kinds = Fault.transient()
+    return {f.value: total_rate / len(kinds) for f in kinds} if total_rate > 0 else {}

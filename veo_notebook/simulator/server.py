@@ -1,0 +1,451 @@
+"""The simulator's HTTP server: kie.ai's record-info and generate endpoints on loopback.
+
+One :class:`Simulator` owns a seeded corpus, a sim clock, a fault plan, a rate limiter
+and request counters, and serves them with the stdlib ``ThreadingHTTPServer`` (one
+daemon thread per connection, HTTP/1.1 keep-alive, exact ``Content-Length``).
+
+What a request meets, in order:
+
+1. ``latency`` seconds of delay (slept in the request's own thread: never serialises);
+2. no ``User-Agent`` → HTTP 403, body ``error code: 1010`` (the CDN in front of kie.ai);
+3. over ``rate_limit`` (a sliding 1-second window over all clients) → HTTP 429,
+   ``Retry-After`` (whole seconds, >= 1) and ``{"code": 429, "msg": ...}``;
+4. a missing or wrong ``Authorization: Bearer <key>`` → HTTP 200, envelope code 401;
+5. a fault, scripted for the task id or drawn from the rates (:mod:`.faults`);
+6. the answer: the task's record; envelope 422 "record is null." (unknown id),
+   "Temporarily supports records within 14 days." (created more than 14 sim days ago) or
+   "taskId is required." (no ``taskId`` parameter).
+
+Each request is counted under one outcome (``ok``, ``401``, ``403``, ``404``, ``422``,
+``429`` or a fault name) and, for record-info, under its task id.
+Admin endpoints (loopback clients only, no auth, not counted): ``GET /_sim/stats``,
+``POST /_sim/reset``, ``GET /_sim/ids?kind=...``, ``POST /_sim/faults`` (``{"rates": {...}}``),
+``POST /_sim/script`` (``{"taskId": ..., "faults": [...]}``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import socket
+import struct
+import threading
+from collections.abc import Iterable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from . import _generate
+from ._state import SimClock, SlidingWindowLimiter, Stats
+from .corpus import BLOCK, EXPIRY_DAYS, TIME_FORMATS, Task, envelope, make_block
+from .faults import ENVELOPES, HTML, Fault, FaultPlan
+
+__all__ = ["DEFAULT_API_KEY", "RECORD_PATH", "GENERATE_PATH", "Simulator"]
+
+log = logging.getLogger("veo_notebook.simulator")
+
+#: The key the simulator accepts when none is given (not a secret: it only opens loopback).
+DEFAULT_API_KEY = "sim-local-key"
+RECORD_PATH = "/api/v1/veo/record-info"
+GENERATE_PATH = "/api/v1/veo/generate"
+_EXPIRY_S = EXPIRY_DAYS * 86400.0
+_JSON = "application/json"
+_KINDS = (
+    "all", "pending", "terminal", "success", "failed", "generation_failed", "expired",
+    "queryable", "generated", "generate", "extend", "1080p", "4k",
+)
+
+
+def _env(code: int, msg: str, data: Any = None) -> bytes:
+    return orjson.dumps({"code": code, "msg": msg, "data": data})
+
+
+class Simulator:
+    """The kie.ai Veo record-info API on loopback, seeded and deterministic.
+
+    Parameters
+    ----------
+    api_key : the one key accepted (default :data:`DEFAULT_API_KEY`).
+    seed, n_tasks : the corpus (same seed, same records; times relative to ``start_time``).
+    latency : seconds added to every answer.
+    rate_limit : requests per second (sliding 1-second window) before HTTP 429; None: no limit.
+    clock_speed : sim seconds per real second (tasks finish faster with > 1).
+    time_format : "plain" (UTC+8 wall time), "iso", "epoch_ms" or "mixed".
+    faults : ``{fault name: probability}`` per request (see :mod:`.faults`).
+    slow_seconds : how long a "slow" fault holds its answer.
+    span_days, pending_share : create times spread over ``span_days``; that share still generating.
+    start_time : epoch seconds of sim "now" at start (default: the wall clock).
+
+    >>> with Simulator(n_tasks=10) as sim:
+    ...     sim.base_url.startswith("http://127.0.0.1:")
+    True
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        seed: int = 0,
+        n_tasks: int = 5000,
+        latency: float = 0.0,
+        rate_limit: float | None = None,
+        clock_speed: float = 1.0,
+        time_format: str = "plain",
+        faults: Mapping[str, float] | None = None,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        slow_seconds: float = 30.0,
+        span_days: float = 20.0,
+        pending_share: float = 0.03,
+        start_time: float | None = None,
+    ) -> None:
+        if time_format not in TIME_FORMATS:
+            raise ValueError(f"unknown time_format {time_format!r}; expected one of {TIME_FORMATS}")
+        if n_tasks < 0 or latency < 0 or slow_seconds < 0:
+            raise ValueError("n_tasks, latency and slow_seconds must be >= 0")
+        self._key = api_key or DEFAULT_API_KEY
+        self.seed, self.n_tasks, self.latency = seed, n_tasks, float(latency)
+        self.time_format, self.slow_seconds = time_format, float(slow_seconds)
+        self.host, self._port = host, port
+        self.clock = SimClock(start_time, clock_speed)
+        self.faults = FaultPlan(faults, seed=seed)
+        self.limiter = SlidingWindowLimiter(rate_limit) if rate_limit else None
+        self._stats = Stats()
+        self._lock = threading.Lock()
+        self._tasks: list[Task] = []
+        for block in range((n_tasks + BLOCK - 1) // BLOCK):
+            self._tasks += make_block(
+                seed, block, anchor=self.clock.start, span_days=span_days, pending_share=pending_share
+            )
+        del self._tasks[n_tasks:]
+        self._by_id: dict[str, Task] = {t.task_id: t for t in self._tasks}
+        self._generated: list[Task] = []
+        self._cache: dict[str, bytes] = {}
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._conns: set[socket.socket] = set()
+
+    # --- lifecycle ------------------------------------------------------------------
+    def start(self) -> Simulator:
+        """Bind and serve in a background thread; returns self."""
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        server = _Server((self.host, self._port), _Handler)
+        server.sim = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="veo-simulator", daemon=True
+        )
+        self._thread.start()
+        log.debug("simulator serving on %s", self.base_url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close open connections and wake any held ("slow") answers."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound port (after :meth:`start`)."""
+        if self._server is None:
+            raise RuntimeError("the simulator is not running; call start() first")
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``: give it to ``Client(base_url=...)``."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_key(self) -> str:
+        """The key this simulator accepts (never shown in its repr)."""
+        return self._key
+
+    def __repr__(self) -> str:
+        where = self.base_url if self._server is not None else "stopped"
+        return f"Simulator({where}, seed={self.seed}, n_tasks={self.n_tasks}, time_format={self.time_format!r})"
+
+    # --- inspection and control -----------------------------------------------------
+    def now(self) -> float:
+        """Sim time in epoch seconds (start + elapsed x clock_speed)."""
+        return self.clock.now()
+
+    def tasks(self) -> list[Task]:
+        """Every task: the corpus in index order, then those created by POST /generate."""
+        with self._lock:
+            return self._tasks + self._generated
+
+    def task(self, task_id: str) -> Task | None:
+        """The task with this id, or None."""
+        return self._by_id.get(task_id)
+
+    def task_ids(self, kind: str | None = None) -> list[str]:
+        """Task ids, optionally of one kind, as of sim time now.
+
+        ``kind``: None/"all"; by state now (expired tasks excluded): "pending", "terminal",
+        "success", "failed" (flag 2 or 3), "generation_failed" (flag 3), "queryable"; "expired"
+        (older than 14 days: answered 422); "generated" (made by POST); by task type:
+        "generate", "extend", "1080p", "4k".
+
+        >>> with Simulator(n_tasks=50) as sim:
+        ...     len(sim.task_ids()), set(sim.task_ids("pending")) <= set(sim.task_ids())
+        (50, True)
+        """
+        if kind not in (None, *_KINDS):
+            raise ValueError(f"unknown kind {kind!r}; expected one of {_KINDS}")
+        tasks = self.tasks()
+        if kind in (None, "all"):
+            return [t.task_id for t in tasks]
+        if kind == "generated":
+            return [t.task_id for t in tasks if t.index < 0]
+        if kind in ("generate", "extend", "1080p", "4k"):
+            return [t.task_id for t in tasks if t.task_type == kind]
+        now = self.now()
+        if kind == "expired":
+            return [t.task_id for t in tasks if now - t.create_ts > _EXPIRY_S]
+        live = [t for t in tasks if now - t.create_ts <= _EXPIRY_S]
+        done = [t for t in live if now >= t.complete_ts]
+        pick = {
+            "queryable": live,
+            "pending": [t for t in live if now < t.complete_ts],
+            "terminal": done,
+            "success": [t for t in done if t.final_flag == 1],
+            "failed": [t for t in done if t.final_flag in (2, 3)],
+            "generation_failed": [t for t in done if t.final_flag == 3],
+        }[kind]
+        return [t.task_id for t in pick]
+
+    def stats(self) -> dict[str, Any]:
+        """``{"requests": n, "by_outcome": {name: n}, "by_task": {task_id: n}}`` (a copy)."""
+        return self._stats.snapshot()
+
+    def reset_stats(self) -> None:
+        """Zero every counter."""
+        self._stats.reset()
+
+    def script(self, task_id: str, faults: Iterable[str | Fault]) -> None:
+        """Queue faults (or "ok") for ``task_id``: one per request about it, in order."""
+        self.faults.script(task_id, faults)
+
+    def set_fault_rates(self, rates: Mapping[str, float]) -> None:
+        """Replace the per-request fault probabilities, e.g. ``{"http503": 0.05}``."""
+        self.faults.set_rates(rates)
+
+    def record(self, task_id: str) -> dict[str, Any]:
+        """The envelope record-info would answer for ``task_id`` now (no faults, no HTTP)."""
+        return orjson.loads(self._record_body(task_id)[1])
+
+    # --- answers --------------------------------------------------------------------
+    def _record_body(self, task_id: str | None) -> tuple[str, bytes]:
+        if not task_id:
+            return "422", _env(422, "taskId is required.")
+        task = self._by_id.get(task_id)
+        if task is None:
+            return "422", _env(422, "record is null.")
+        now = self.now()
+        if now - task.create_ts > _EXPIRY_S:
+            return "422", _env(422, "Temporarily supports records within 14 days.")
+        body = self._cache.get(task_id)
+        if body is None:
+            body = orjson.dumps(envelope(task, now, self.time_format))
+            if now >= task.complete_ts:
+                self._cache[task_id] = body
+        return "ok", body
+
+    def _generate(self, raw: bytes) -> tuple[str, bytes]:
+        try:
+            body = orjson.loads(raw or b"null")
+            fields = _generate.validate(body)
+        except orjson.JSONDecodeError:
+            return "422", _env(422, "The request body is not valid JSON.")
+        except _generate.InvalidRequest as exc:
+            return "422", _env(422, str(exc))
+        with self._lock:
+            counter = len(self._generated)
+            task = _generate.make_task(self.seed, counter, body, fields, self.now())
+            self._generated.append(task)
+            self._by_id[task.task_id] = task
+        log.debug("created task %s (%s, done in %.0f sim s)", task.task_id, task.model, task.latency_s)
+        return "ok", _env(200, "success", {"taskId": task.task_id})
+
+    def _authorized(self, header: str | None) -> bool:
+        expected = f"Bearer {self._key}".encode()
+        return hmac.compare_digest((header or "").strip().encode(), expected)
+
+    def _handle(self, h: _Handler, method: str) -> None:
+        url = urlsplit(h.path)
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length) if length > 0 else b""
+        if url.path.startswith("/_sim/"):
+            return _admin(self, h, method, url.path, url.query, raw)
+        if self.latency:
+            self._stopping.wait(self.latency)
+        task_id: str | None = None
+        if url.path == RECORD_PATH:
+            task_id = parse_qs(url.query, keep_blank_values=True).get("taskId", [""])[0].strip() or None
+        if not h.headers.get("User-Agent"):
+            return self._answer(h, "403", task_id, 403, b"error code: 1010", "text/plain; charset=UTF-8")
+        if self.limiter is not None and (wait := self.limiter.acquire()):
+            body = _env(429, "Too many requests, please slow down.")
+            return self._answer(h, "429", task_id, 429, body, headers={"Retry-After": str(wait)})
+        if not self._authorized(h.headers.get("Authorization")):
+            return self._answer(h, "401", task_id, 200, _env(401, "You do not have access permissions"))
+        if (url.path, method) == (RECORD_PATH, "GET"):
+            fault = self.faults.next(task_id)
+            answer = lambda: self._record_body(task_id)  # noqa: E731
+        elif (url.path, method) == (GENERATE_PATH, "POST"):
+            fault = self.faults.next(None)
+            answer = lambda: self._generate(raw)  # noqa: E731
+        else:
+            return self._answer(h, "404", task_id, 404, _env(404, "Not Found"))
+        self._apply(h, fault, task_id, answer)
+
+    def _apply(self, h: _Handler, fault: Fault, task_id: str | None, answer: Any) -> None:
+        if fault is Fault.OK:
+            outcome, body = answer()
+            return self._answer(h, outcome, task_id, 200, body)
+        if fault in ENVELOPES:
+            code, msg = ENVELOPES[fault]
+            return self._answer(h, fault.value, task_id, 200, _env(code, msg))
+        if fault in (Fault.HTTP502, Fault.HTTP503):
+            status = 502 if fault is Fault.HTTP502 else 503
+            return self._answer(h, fault.value, task_id, status, HTML[status], "text/html")
+        if fault is Fault.NONJSON:
+            return self._answer(h, fault.value, task_id, 200, HTML[200], "text/html; charset=utf-8")
+        if fault is Fault.HTTP429:
+            body = _env(429, "Too many requests, please slow down.")
+            return self._answer(h, fault.value, task_id, 429, body, headers={"Retry-After": "1"})
+        self._stats.count(fault.value, task_id)
+        if fault is Fault.RESET:
+            h.close_connection = True
+            conn = h.connection
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            socket.close(conn.detach())  # RST, no answer
+            return None
+        if fault is Fault.SLOW:
+            self._stopping.wait(self.slow_seconds)
+            return _write(h, 200, answer()[1])
+        body = answer()[1]
+        if fault is Fault.TRUNCATED:
+            return _write(h, 200, body[: len(body) // 2])
+        # INCOMPLETE: promise the whole body, send half, close
+        h.close_connection = True
+        return _write(h, 200, body[: len(body) // 2], length=len(body))
+
+    def _answer(
+        self,
+        h: _Handler,
+        outcome: str,
+        task_id: str | None,
+        status: int,
+        body: bytes,
+        content_type: str = _JSON,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self._stats.count(outcome, task_id)  # before the answer: a client sees it counted
+        _write(h, status, body, content_type, headers)
+
+
+def _write(
+    h: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes,
+    content_type: str = _JSON,
+    headers: Mapping[str, str] | None = None,
+    length: int | None = None,
+) -> None:
+    h.send_response(status)
+    h.send_header("Content-Type", content_type)
+    h.send_header("Content-Length", str(len(body) if length is None else length))
+    for name, value in (headers or {}).items():
+        h.send_header(name, value)
+    h.end_headers()
+    h.wfile.write(body)
+
+
+def _admin(sim: Simulator, h: _Handler, method: str, path: str, query: str, raw: bytes) -> None:
+    if not ipaddress.ip_address(h.client_address[0]).is_loopback:
+        return _write(h, 404, _env(404, "Not Found"))
+    try:
+        body = orjson.loads(raw) if raw else {}
+        if (path, method) == ("/_sim/stats", "GET"):
+            return _write(h, 200, orjson.dumps(sim.stats()))
+        if (path, method) == ("/_sim/reset", "POST"):
+            sim.reset_stats()
+            return _write(h, 200, orjson.dumps({"ok": True}))
+        if (path, method) == ("/_sim/ids", "GET"):
+            kind = parse_qs(query).get("kind", [None])[0]
+            return _write(h, 200, orjson.dumps(sim.task_ids(kind)))
+        if (path, method) == ("/_sim/faults", "POST"):
+            sim.set_fault_rates(body.get("rates", {}))
+            return _write(h, 200, orjson.dumps({"ok": True, "rates": sim.faults.rates()}))
+        if (path, method) == ("/_sim/script", "POST"):
+            sim.script(body["taskId"], body["faults"])
+            return _write(h, 200, orjson.dumps({"ok": True}))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return _write(h, 400, orjson.dumps({"ok": False, "error": str(exc)}))
+    return _write(h, 404, _env(404, "Not Found"))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    sim: Simulator
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection from %s ended abruptly", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "kie-sim/1.0"
+    sys_version = ""
+    timeout = 120  # idle keep-alive connections are closed after this
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.sim._lock:
+            self.server.sim._conns.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.sim._lock:
+            self.server.sim._conns.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def do_GET(self) -> None:
+        self.server.sim._handle(self, "GET")
+
+    def do_POST(self) -> None:
+        self.server.sim._handle(self, "POST")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
