@@ -1,0 +1,199 @@
+"""Live mode of the status viewer: re-poll pending tasks through the fetch layer.
+
+``refresh()`` re-polls only the rows still generating (or unread for a reason other
+than a 422) with ``fetch_records(ids, client=, store=, refresh="pending")`` and puts the
+answers in place; the auto-refresh thread repeats it on ``fetch.poll_interval``'s
+schedule (times ``poll_scale``) and stops by itself once every task is terminal. The
+kernel is never blocked: the thread only takes the viewer's lock to swap rows in.
+
+>>> viewer.refresh()        # doctest: +SKIP
+3
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import AuthError, ConfigError, VeoError
+
+__all__ = ["LiveMixin"]
+
+logger = logging.getLogger("veo_notebook.viewer")
+
+
+def _poll_interval(elapsed_s: float) -> float:
+    from .fetch import poll_interval
+
+    return float(poll_interval(elapsed_s))
+
+
+class LiveMixin:
+    """Refresh / auto-refresh behaviour; mixed into :class:`StatusViewer`."""
+
+    # provided by StatusViewer
+    _client: Any
+    _store: Any
+    _lock: threading.RLock
+    _model: Any
+    auto_button: Any
+    refresh_button: Any
+
+    def _init_live(self, *, poll_scale: float, auto_timeout: float) -> None:
+        self.poll_scale = float(poll_scale)
+        self.auto_timeout = float(auto_timeout)
+        self._refresh_lock = threading.Lock()
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.refresh_count = 0  # refresh rounds that re-polled something
+        self._auto_sync = False
+
+    # -- fetch layer ------------------------------------------------------------------------
+    def _fetch(self, ids: list[str]) -> pd.DataFrame:
+        from .fetch import fetch_records
+
+        return fetch_records(
+            ids, client=self._client, store=self._store, refresh="pending", progress=False
+        )
+
+    def pending_ids(self) -> list[str]:
+        """Task ids a refresh would re-poll (still generating, or unread but not gone)."""
+        with self._lock:
+            pos = self._model.pending_positions()
+            return self._model.df["task_id"].iloc[pos].tolist()
+
+    def refresh(self) -> int:
+        """Re-poll the pending tasks once (synchronously); return how many were polled.
+
+        >>> viewer.refresh()        # doctest: +SKIP
+        12
+        """
+        with self._refresh_lock:
+            ids = self.pending_ids()
+            if not ids:
+                self._say("every task is terminal: nothing to refresh")  # type: ignore[attr-defined]
+                return 0
+            new = self._fetch(ids)
+            with self._lock:
+                replaced = self._apply(new)
+                self.refresh_count += 1
+                self._after_frame_change()  # type: ignore[attr-defined]
+                left = len(self._model.pending_positions())
+            self._say(  # type: ignore[attr-defined]
+                f"{time.strftime('%H:%M:%S')}: re-polled {len(ids):,} tasks, "
+                f"{replaced:,} updated, {left:,} still pending"
+            )
+            return len(ids)
+
+    def _apply(self, new: pd.DataFrame) -> int:
+        """Put the rows of ``new`` in place of the rows with the same task id."""
+        from . import schema
+
+        df = self._model.df
+        new = schema.enforce(new).drop_duplicates("task_id", keep="last")
+        pos = self._model.pending_positions()
+        where = dict(zip(df["task_id"].iloc[pos].tolist(), pos.tolist(), strict=True))
+        old_read = df["status"].notna().to_numpy()
+        new_ids = new["task_id"].tolist()
+        new_read = new["status"].notna().to_numpy()
+        src, dst = [], []
+        for i, tid in enumerate(new_ids):
+            p = where.get(tid)
+            # never replace a record we could read with an answer we could not
+            if p is not None and (new_read[i] or not old_read[p]):
+                src.append(i)
+                dst.append(p)
+        if not src:
+            return 0
+        rows = new.iloc[src].reindex(columns=df.columns)
+        combined = pd.concat([df, rows], ignore_index=True)
+        take = np.arange(len(df))
+        take[np.asarray(dst)] = len(df) + np.arange(len(src))
+        self._model.set_frame(combined.take(take))
+        return len(src)
+
+    def _refresh_clicked(self) -> None:
+        self.refresh_button.disabled = True
+        try:
+            self.refresh()
+        except VeoError as exc:
+            logger.warning("refresh failed: %s", exc)
+            self._say(f"refresh failed: {exc}")  # type: ignore[attr-defined]
+        finally:
+            self.refresh_button.disabled = False
+
+    # -- auto-refresh -------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """True while the auto-refresh thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start auto-refresh in a background thread (no-op if it already runs)."""
+        with self._lock:
+            if self.running:
+                return
+            self._stop_event = threading.Event()
+            self._thread = threading.Thread(
+                target=self._run, args=(self._stop_event,), name="veo-viewer-refresh", daemon=True
+            )
+            self._set_auto_button(True)
+            self._thread.start()
+
+    def stop(self, timeout: float | None = 30.0) -> bool:
+        """Stop auto-refresh and wait for its thread; True when it has ended."""
+        self._stop_event.set()
+        return self.wait(timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the auto-refresh thread to end by itself; True when it has."""
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        return not self.running
+
+    def _set_auto_button(self, value: bool) -> None:
+        self._auto_sync = True
+        try:
+            self.auto_button.value = value
+        finally:
+            self._auto_sync = False
+
+    def _on_auto(self, change: Any) -> None:
+        if self._auto_sync:
+            return
+        if change["new"]:
+            self.start()
+        else:
+            self._stop_event.set()  # the thread ends after its current poll
+
+    def _run(self, stop: threading.Event) -> None:
+        t0 = time.monotonic()
+        try:
+            while not stop.is_set():
+                if not self.pending_ids():
+                    self._say("every task is terminal: auto-refresh stopped")  # type: ignore[attr-defined]
+                    break
+                elapsed = time.monotonic() - t0
+                if elapsed > self.auto_timeout:
+                    self._say(f"auto-refresh gave up after {self.auto_timeout:.0f} s")  # type: ignore[attr-defined]
+                    break
+                try:
+                    self.refresh()
+                except (AuthError, ConfigError) as exc:
+                    self._say(f"auto-refresh stopped: {exc}")  # type: ignore[attr-defined]
+                    break
+                except Exception as exc:  # keep polling through transient trouble
+                    logger.warning("auto-refresh round failed: %s", exc)
+                    self._say(f"refresh failed ({type(exc).__name__}): {exc}; will retry")  # type: ignore[attr-defined]
+                if not self.pending_ids():
+                    self._say("every task is terminal: auto-refresh stopped")  # type: ignore[attr-defined]
+                    break
+                stop.wait(_poll_interval(time.monotonic() - t0) * self.poll_scale)
+        finally:
+            self._set_auto_button(False)
