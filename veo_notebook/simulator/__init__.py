@@ -83,15 +83,20 @@ def serve_forever(
     sim = Simulator(api_key, host=host, port=port, **kwargs).start()
     if not log.isEnabledFor(logging.INFO):
         log.setLevel(logging.INFO)
-    log.info("kie.ai simulator listening on %s (%d tasks, seed %s)", sim.base_url, sim.n_tasks, sim.seed)
+    log.info(
+        "kie.ai simulator listening on %s (%d tasks, seed %s)", sim.base_url, sim.n_tasks, sim.seed
+    )
     if api_key:
         log.info("accepting only the key given with --api-key; set KIE_API_KEY to it")
     else:
         log.info("accepting the default key: export KIE_API_KEY=%s", DEFAULT_API_KEY)
     pending = sim.task_ids("pending")[:3]
     log.info(
-        "try: %s%s?taskId=%s  (ids: GET /_sim/ids?kind=pending|terminal|expired; stats: GET /_sim/stats)",
-        sim.base_url, RECORD_PATH, (pending or sim.task_ids() or ["veo_unknown"])[0],
+        "try: %s%s?taskId=%s  (more ids: GET /_sim/ids?kind=pending|terminal|expired;"
+        " counters: GET /_sim/stats)",
+        sim.base_url,
+        RECORD_PATH,
+        (pending or sim.task_ids() or ["veo_unknown"])[0],
     )
     event = stop_event or threading.Event()
     try:

@@ -32,9 +32,15 @@ def validate(body: Any) -> dict[str, Any]:
     if model not in _MODELS:
         raise InvalidRequest(f"model must be one of {', '.join(_MODELS)}.")
     images = body.get("imageUrls") or []
-    if not isinstance(images, list) or not all(isinstance(u, str) and u for u in images) or len(images) > 3:
+    if (
+        not isinstance(images, list)
+        or not all(isinstance(u, str) and u for u in images)
+        or len(images) > 3
+    ):
         raise InvalidRequest("imageUrls must be a list of 1 to 3 image URLs.")
-    gtype = body.get("generationType") or ("FIRST_AND_LAST_FRAMES_2_VIDEO" if images else "TEXT_2_VIDEO")
+    gtype = body.get("generationType") or (
+        "FIRST_AND_LAST_FRAMES_2_VIDEO" if images else "TEXT_2_VIDEO"
+    )
     if gtype not in _GTYPES:
         raise InvalidRequest(f"generationType must be one of {', '.join(_GTYPES)}.")
     if gtype != "TEXT_2_VIDEO" and not images:
@@ -63,7 +69,9 @@ def validate(body: Any) -> dict[str, Any]:
     }
 
 
-def make_task(seed: int, counter: int, body: dict[str, Any], fields: dict[str, Any], now: float) -> Task:
+def make_task(
+    seed: int, counter: int, body: dict[str, Any], fields: dict[str, Any], now: float
+) -> Task:
     """A new generate task created at sim time ``now`` (deterministic given seed and counter)."""
     rng = random.Random(f"{seed}:generate:{counter}")
     task_id = task_id_for(seed, counter, namespace="generate:")
@@ -95,9 +103,20 @@ def make_task(seed: int, counter: int, body: dict[str, Any], fields: dict[str, A
             "seeds": [seeds],
         }
     return Task(
-        task_id=task_id, index=-1 - counter, task_type="generate", model=model,
-        generation_type=gtype, aspect_ratio=aspect, parent_id=None, create_ts=create,
-        complete_ts=complete, final_flag=flag, error_code=code, error_message=msg,
-        param_json=orjson.dumps(body).decode(), response=response, fallback=None,
+        task_id=task_id,
+        index=-1 - counter,
+        task_type="generate",
+        model=model,
+        generation_type=gtype,
+        aspect_ratio=aspect,
+        parent_id=None,
+        create_ts=create,
+        complete_ts=complete,
+        final_flag=flag,
+        error_code=code,
+        error_message=msg,
+        param_json=orjson.dumps(body).decode(),
+        response=response,
+        fallback=None,
         time_format=("plain", "iso", "epoch_ms")[counter % 3],
     )

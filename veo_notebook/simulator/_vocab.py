@@ -27,7 +27,13 @@ LATENCY = {
 }
 
 # --- failure probability by model (generate); other task types scale it ------------------
-FAILURE_RATE = {"veo3": 0.035, "veo3_fast": 0.055, "veo3_lite": 0.085, "fast": 0.06, "quality": 0.04}
+FAILURE_RATE = {
+    "veo3": 0.035,
+    "veo3_fast": 0.055,
+    "veo3_lite": 0.085,
+    "fast": 0.06,
+    "quality": 0.04,
+}
 TYPE_FAILURE_SCALE = {"generate": 1.0, "extend": 1.2, "1080p": 0.5, "4k": 1.4}
 NON_ENGLISH_SHARE = 0.012  # of generate prompts; these fail with the language error
 GENERATION_FAILED_SHARE = 0.45  # of 500/501 failures answered with successFlag 3
@@ -50,7 +56,13 @@ FAILURES = (
     (400, "Public error: unsafe image upload", 0.02, True, 12.0),
     (400, "public error minor upload", 0.03, True, 14.0),
     (400, "public error prominent people upload", 0.03, True, 15.0),
-    (400, "Rejected by Google's content policy (public error prominent people upload)", 0.04, False, 40.0),
+    (
+        400,
+        "Rejected by Google's content policy (public error prominent people upload)",
+        0.04,
+        False,
+        40.0,
+    ),
     (
         422,
         "Your request was rejected by Flow(content policy). You may consider using our other "
@@ -66,33 +78,81 @@ FAILURES = (
 
 # --- prompts --------------------------------------------------------------------------
 SUBJECTS = (
-    "A golden retriever", "An astronaut", "A red fox", "A vintage sports car", "A lone surfer",
-    "A street musician", "A hummingbird", "A paper boat", "A futuristic city", "An old fisherman",
-    "A ballet dancer", "A steaming cup of coffee", "A herd of wild horses", "A robot chef",
-    "A hot air balloon", "A sea turtle", "A neon-lit food truck", "A child with a kite",
-    "A snow leopard", "A glass sculpture", "A freight train", "A koi fish", "A lighthouse keeper",
-    "A cyclist", "A monarch butterfly",
+    "A golden retriever",
+    "An astronaut",
+    "A red fox",
+    "A vintage sports car",
+    "A lone surfer",
+    "A street musician",
+    "A hummingbird",
+    "A paper boat",
+    "A futuristic city",
+    "An old fisherman",
+    "A ballet dancer",
+    "A steaming cup of coffee",
+    "A herd of wild horses",
+    "A robot chef",
+    "A hot air balloon",
+    "A sea turtle",
+    "A neon-lit food truck",
+    "A child with a kite",
+    "A snow leopard",
+    "A glass sculpture",
+    "A freight train",
+    "A koi fish",
+    "A lighthouse keeper",
+    "A cyclist",
+    "A monarch butterfly",
 )
 ACTIONS = (
-    "walks slowly through", "races across", "floats above", "dances in", "glides over",
-    "explores", "rests quietly in", "emerges from", "spins around in", "drifts through",
-    "climbs toward", "waits patiently in", "leaps across", "wanders through",
+    "walks slowly through",
+    "races across",
+    "floats above",
+    "dances in",
+    "glides over",
+    "explores",
+    "rests quietly in",
+    "emerges from",
+    "spins around in",
+    "drifts through",
+    "climbs toward",
+    "waits patiently in",
+    "leaps across",
+    "wanders through",
 )
 SETTINGS = (
-    "a misty pine forest at dawn", "a rain-soaked Tokyo alley at night",
-    "a sunflower field at golden hour", "the surface of Mars", "a crowded night market",
-    "an abandoned greenhouse", "a frozen lake under the northern lights",
-    "a coral reef teeming with fish", "a quiet library lit by candles",
-    "a desert canyon during a sandstorm", "a cyberpunk skyline with flying cars",
-    "a cozy kitchen on a snowy morning", "a windswept Scottish cliff", "a bamboo grove in the wind",
-    "a jazz club full of smoke", "a mountain village at sunset",
+    "a misty pine forest at dawn",
+    "a rain-soaked Tokyo alley at night",
+    "a sunflower field at golden hour",
+    "the surface of Mars",
+    "a crowded night market",
+    "an abandoned greenhouse",
+    "a frozen lake under the northern lights",
+    "a coral reef teeming with fish",
+    "a quiet library lit by candles",
+    "a desert canyon during a sandstorm",
+    "a cyberpunk skyline with flying cars",
+    "a cozy kitchen on a snowy morning",
+    "a windswept Scottish cliff",
+    "a bamboo grove in the wind",
+    "a jazz club full of smoke",
+    "a mountain village at sunset",
 )
 STYLES = (
-    "cinematic lighting, shallow depth of field", "handheld documentary style",
-    "slow motion, 35mm film grain", "aerial drone shot", "Pixar-style 3D animation",
-    "hyper-realistic, 8k detail", "soft pastel watercolor look", "dramatic low-angle shot",
-    "smooth dolly zoom", "vibrant anime style", "moody noir black and white",
-    "time-lapse", "warm nostalgic tones", "epic orchestral mood",
+    "cinematic lighting, shallow depth of field",
+    "handheld documentary style",
+    "slow motion, 35mm film grain",
+    "aerial drone shot",
+    "Pixar-style 3D animation",
+    "hyper-realistic, 8k detail",
+    "soft pastel watercolor look",
+    "dramatic low-angle shot",
+    "smooth dolly zoom",
+    "vibrant anime style",
+    "moody noir black and white",
+    "time-lapse",
+    "warm nostalgic tones",
+    "epic orchestral mood",
 )
 NON_ENGLISH_PROMPTS = (
     "Un gato naranja durmiendo al sol en una ventana antigua",

@@ -115,7 +115,7 @@ def format_time(ts: float, fmt: str) -> str | int:
     ('1970-01-01T00:00:00Z', '1970-01-01 08:00:00', 0)
     """
     if fmt == "epoch_ms":
-        return int(round(ts * 1000))
+        return round(ts * 1000)
     if fmt == "iso":
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
     if fmt == "plain":
@@ -165,12 +165,16 @@ def iter_envelopes(
     if time_format not in TIME_FORMATS:
         raise ValueError(f"unknown time format {time_format!r}; expected one of {TIME_FORMATS}")
     for block in range(math.ceil(n / BLOCK)):
-        tasks = make_block(seed, block, anchor=anchor, span_days=span_days, pending_share=pending_share)
+        tasks = make_block(
+            seed, block, anchor=anchor, span_days=span_days, pending_share=pending_share
+        )
         for task in tasks[: n - block * BLOCK]:
             yield envelope(task, anchor, time_format)
 
 
-def iter_raw_texts(n: int, seed: int = 0, time_format: str = "plain", **kwargs: Any) -> Iterator[str]:
+def iter_raw_texts(
+    n: int, seed: int = 0, time_format: str = "plain", **kwargs: Any
+) -> Iterator[str]:
     """Yield the compact JSON texts the server would send for the first ``n`` tasks.
 
     >>> next(iter_raw_texts(1)).startswith('{"code":200')
@@ -286,16 +290,20 @@ def make_block(
             if non_english:
                 prompt = V.NON_ENGLISH_PROMPTS[w[3] % len(V.NON_ENGLISH_PROMPTS)]
             else:
-                prompt = (
-                    f"{V.SUBJECTS[w[3] % len(V.SUBJECTS)]} {V.ACTIONS[w[4] % len(V.ACTIONS)]} "
-                    f"{V.SETTINGS[(w[3] >> 8) % len(V.SETTINGS)]}, {V.STYLES[(w[4] >> 8) % len(V.STYLES)]}."
-                )
+                subject = V.SUBJECTS[w[3] % len(V.SUBJECTS)]
+                action = V.ACTIONS[w[4] % len(V.ACTIONS)]
+                setting = V.SETTINGS[(w[3] >> 8) % len(V.SETTINGS)]
+                prompt = f"{subject} {action} {setting}, {V.STYLES[(w[4] >> 8) % len(V.STYLES)]}."
             old = age > 7 * _DAY
-            aspect_key = "aspectRatio" if (old and ui[11] < 0.8) or ui[11] < 0.25 else "aspect_ratio"
+            aspect_key = (
+                "aspectRatio" if (old and ui[11] < 0.8) or ui[11] < 0.25 else "aspect_ratio"
+            )
             params = {"prompt": prompt, "model": model, "generationType": gtype, aspect_key: aspect}
             if gtype != "TEXT_2_VIDEO":
                 k = 2 if gtype == "FIRST_AND_LAST_FRAMES_2_VIDEO" else 1 + w[2] % 3
-                params["imageUrls"] = [f"https://cdn.example.com/img/{task_id[4:12]}_{j}.jpg" for j in range(k)]
+                params["imageUrls"] = [
+                    f"https://cdn.example.com/img/{task_id[4:12]}_{j}.jpg" for j in range(k)
+                ]
             params["seeds"] = seeds
             params[wm_key] = V.WATERMARKS[w[0] % len(V.WATERMARKS)]
             params["enableTranslation"] = not non_english
@@ -321,7 +329,9 @@ def make_block(
             video = _url("v", task_id, complete)
             response = {"taskId": task_id, "resultUrls": [video], "originUrls": None}
             if ttype == "generate":
-                res = params.get("resolution") or ("1080p" if aspect == "16:9" and not fallback and ui[12] < 0.5 else "720p")
+                res = params.get("resolution") or (
+                    "1080p" if aspect == "16:9" and not fallback and ui[12] < 0.5 else "720p"
+                )
                 if aspect != "16:9":
                     response["originUrls"] = [_url("o", task_id, complete)]
                 if age > 10 * _DAY and ui[12] > 0.94:  # a very old format: a string, not a list
@@ -340,10 +350,21 @@ def make_block(
             response["hasAudioList"] = [ui[9] > 0.05]
             response["seeds"] = [seeds]
         task = Task(
-            task_id=task_id, index=index, task_type=ttype, model=model, generation_type=gtype,
-            aspect_ratio=aspect, parent_id=parent.task_id if parent else None, create_ts=create,
-            complete_ts=complete, final_flag=flag, error_code=code, error_message=msg,
-            param_json=orjson.dumps(params).decode(), response=response, fallback=fallback,
+            task_id=task_id,
+            index=index,
+            task_type=ttype,
+            model=model,
+            generation_type=gtype,
+            aspect_ratio=aspect,
+            parent_id=parent.task_id if parent else None,
+            create_ts=create,
+            complete_ts=complete,
+            final_flag=flag,
+            error_code=code,
+            error_message=msg,
+            param_json=orjson.dumps(params).decode(),
+            response=response,
+            fallback=fallback,
             time_format=fmt,
         )
         out.append(task)

@@ -25,6 +25,7 @@ Admin endpoints (loopback clients only, no auth, not counted): ``GET /_sim/stats
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import logging
@@ -43,7 +44,7 @@ from ._state import SimClock, SlidingWindowLimiter, Stats
 from .corpus import BLOCK, EXPIRY_DAYS, TIME_FORMATS, Task, envelope, make_block
 from .faults import ENVELOPES, HTML, Fault, FaultPlan
 
-__all__ = ["DEFAULT_API_KEY", "RECORD_PATH", "GENERATE_PATH", "Simulator"]
+__all__ = ["DEFAULT_API_KEY", "GENERATE_PATH", "RECORD_PATH", "Simulator"]
 
 log = logging.getLogger("veo_notebook.simulator")
 
@@ -54,8 +55,19 @@ GENERATE_PATH = "/api/v1/veo/generate"
 _EXPIRY_S = EXPIRY_DAYS * 86400.0
 _JSON = "application/json"
 _KINDS = (
-    "all", "pending", "terminal", "success", "failed", "generation_failed", "expired",
-    "queryable", "generated", "generate", "extend", "1080p", "4k",
+    "all",
+    "pending",
+    "terminal",
+    "success",
+    "failed",
+    "generation_failed",
+    "expired",
+    "queryable",
+    "generated",
+    "generate",
+    "extend",
+    "1080p",
+    "4k",
 )
 
 
@@ -118,7 +130,11 @@ class Simulator:
         self._tasks: list[Task] = []
         for block in range((n_tasks + BLOCK - 1) // BLOCK):
             self._tasks += make_block(
-                seed, block, anchor=self.clock.start, span_days=span_days, pending_share=pending_share
+                seed,
+                block,
+                anchor=self.clock.start,
+                span_days=span_days,
+                pending_share=pending_share,
             )
         del self._tasks[n_tasks:]
         self._by_id: dict[str, Task] = {t.task_id: t for t in self._tasks}
@@ -139,7 +155,10 @@ class Simulator:
         server.sim = self
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="veo-simulator", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="veo-simulator",
+            daemon=True,
         )
         self._thread.start()
         log.debug("simulator serving on %s", self.base_url)
@@ -156,10 +175,8 @@ class Simulator:
         with self._lock:
             conns = list(self._conns)
         for conn in conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -188,7 +205,8 @@ class Simulator:
 
     def __repr__(self) -> str:
         where = self.base_url if self._server is not None else "stopped"
-        return f"Simulator({where}, seed={self.seed}, n_tasks={self.n_tasks}, time_format={self.time_format!r})"
+        fmt = self.time_format
+        return f"Simulator({where}, seed={self.seed}, n_tasks={self.n_tasks}, time_format={fmt!r})"
 
     # --- inspection and control -----------------------------------------------------
     def now(self) -> float:
@@ -290,7 +308,9 @@ class Simulator:
             task = _generate.make_task(self.seed, counter, body, fields, self.now())
             self._generated.append(task)
             self._by_id[task.task_id] = task
-        log.debug("created task %s (%s, done in %.0f sim s)", task.task_id, task.model, task.latency_s)
+        log.debug(
+            "created task %s (%s, done in %.0f sim s)", task.task_id, task.model, task.latency_s
+        )
         return "ok", _env(200, "success", {"taskId": task.task_id})
 
     def _authorized(self, header: str | None) -> bool:
@@ -307,14 +327,20 @@ class Simulator:
             self._stopping.wait(self.latency)
         task_id: str | None = None
         if url.path == RECORD_PATH:
-            task_id = parse_qs(url.query, keep_blank_values=True).get("taskId", [""])[0].strip() or None
+            task_id = (
+                parse_qs(url.query, keep_blank_values=True).get("taskId", [""])[0].strip() or None
+            )
         if not h.headers.get("User-Agent"):
-            return self._answer(h, "403", task_id, 403, b"error code: 1010", "text/plain; charset=UTF-8")
+            return self._answer(
+                h, "403", task_id, 403, b"error code: 1010", "text/plain; charset=UTF-8"
+            )
         if self.limiter is not None and (wait := self.limiter.acquire()):
             body = _env(429, "Too many requests, please slow down.")
             return self._answer(h, "429", task_id, 429, body, headers={"Retry-After": str(wait)})
         if not self._authorized(h.headers.get("Authorization")):
-            return self._answer(h, "401", task_id, 200, _env(401, "You do not have access permissions"))
+            return self._answer(
+                h, "401", task_id, 200, _env(401, "You do not have access permissions")
+            )
         if (url.path, method) == (RECORD_PATH, "GET"):
             fault = self.faults.next(task_id)
             answer = lambda: self._record_body(task_id)  # noqa: E731
@@ -436,10 +462,8 @@ class _Handler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         with self.server.sim._lock:
             self.server.sim._conns.discard(self.connection)
-        try:
+        with contextlib.suppress(OSError):
             super().finish()
-        except OSError:
-            pass
 
     def do_GET(self) -> None:
         self.server.sim._handle(self, "GET")
