@@ -1,0 +1,153 @@
+"""Why tasks fail: error categories and the failure Pareto (private; public via analysis).
+
+>>> from veo_notebook.analysis import classify_errors, failure_breakdown
+>>> classify_errors(df).value_counts()                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ._errors_table import ERROR_RULES, ErrorRule, classify
+
+__all__ = ["FailureBreakdown", "classify_errors", "failure_breakdown"]
+
+PARAM_COLUMNS = ("model", "generation_type", "aspect_ratio")
+
+
+def classify_errors(df: pd.DataFrame, rules: Sequence[ErrorRule] | None = None) -> pd.Series:
+    """Error category of each failed task, from ``error_code`` + ``error_message``.
+
+    Table-driven: the first matching rule of ``rules`` (default
+    :data:`~veo_notebook.analysis.ERROR_RULES`) wins; unmatched failures are
+    ``unknown``; rows that did not fail are NA. The raw message stays in ``df``.
+
+    Returns a categorical Series named ``error_category``, aligned on ``df.index``.
+
+    >>> df["error_category"] = classify_errors(df)            # doctest: +SKIP
+    >>> df["error_category"].value_counts()                    # doctest: +SKIP
+    """
+    return classify(df["error_code"], df["error_message"], df["status"], rules or ERROR_RULES)
+
+
+@dataclass(frozen=True)
+class FailureBreakdown:
+    """The tables of :func:`failure_breakdown` (each a DataFrame; shown together in Jupyter).
+
+    ``categories``: count, share and cumulative share per category, largest first (per
+    group when ``by`` was given). ``messages``: the most frequent raw messages per
+    category. ``params``: the (model, generation_type, aspect_ratio) combinations with
+    the most failures, with rate and Wilson interval. ``prompts``: the prompts that
+    failed most often.
+    """
+
+    categories: pd.DataFrame
+    messages: pd.DataFrame
+    params: pd.DataFrame
+    prompts: pd.DataFrame
+
+    def _repr_html_(self) -> str:
+        parts = []
+        for name in ("categories", "messages", "params", "prompts"):
+            parts.append(f"<h4>{name}</h4>")
+            parts.append(getattr(self, name).to_html(escape=True, float_format="{:.3g}".format))
+        return "\n".join(parts)
+
+
+def _pareto(counts: pd.Series) -> pd.DataFrame:
+    counts = counts[counts > 0].sort_values(ascending=False, kind="stable")
+    total = counts.sum()
+    out = pd.DataFrame({"count": counts.astype("int64")})
+    out["share"] = counts / total if total else 0.0
+    out["cumulative_share"] = out["share"].cumsum()
+    return out
+
+
+def failure_breakdown(
+    df: pd.DataFrame,
+    by: str | Sequence[str] | None = None,
+    top: int = 5,
+    *,
+    rules: Sequence[ErrorRule] | None = None,
+) -> FailureBreakdown:
+    """Failures by category (a Pareto), with the top raw messages, params and prompts.
+
+    ``by`` splits the category table by column(s) (shares are then within each group);
+    the other tables are over the whole frame. ``top`` rows are kept per category in
+    ``messages`` and in total in ``params`` and ``prompts``.
+
+    >>> fb = failure_breakdown(df)                            # doctest: +SKIP
+    >>> fb.categories.head(3)                                  # doctest: +SKIP
+    """
+    from .analysis import failure_rates  # the module that imports this one
+
+    cat = classify_errors(df, rules)
+    failed = cat.notna().to_numpy()
+    sub = df.loc[failed]
+    fcat = cat[failed]
+    if by is None:
+        categories = _pareto(fcat.value_counts(sort=False))
+        categories.index.name = "error_category"
+    else:
+        keys = [by] if isinstance(by, str) else list(by)
+        counts = (
+            sub[keys]
+            .assign(error_category=fcat)
+            .groupby([*keys, "error_category"], observed=True, dropna=False)
+            .size()
+        )
+        parts = [
+            _pareto(grp.droplevel(keys)).assign(
+                **dict(zip(keys, k if isinstance(k, tuple) else (k,), strict=True))
+            )
+            for k, grp in counts.groupby(level=keys, observed=True, dropna=False, sort=True)
+        ]
+        categories = (
+            pd.concat(parts).reset_index().set_index([*keys, "error_category"])
+            if parts
+            else pd.DataFrame(columns=["count", "share", "cumulative_share"])
+        )
+    msg = (
+        pd.DataFrame(
+            {
+                "error_category": fcat,
+                "error_code": sub["error_code"],
+                "error_message": sub["error_message"],
+            }
+        )
+        .groupby(["error_category", "error_code", "error_message"], observed=True, dropna=False)
+        .size()
+        .rename("count")
+        .reset_index()
+    )
+    msg = msg[msg["count"] > 0].sort_values(["count"], ascending=False, kind="stable")
+    messages = msg.groupby("error_category", observed=True, sort=False).head(top)
+    messages = messages.sort_values(
+        ["error_category", "count"], ascending=[True, False], kind="stable"
+    )
+    messages = messages.reset_index(drop=True)
+    cols = [c for c in PARAM_COLUMNS if c in df.columns]
+    rates = failure_rates(df, by=cols) if cols else failure_rates(df)
+    rates.insert(1, "failures", rates["failed"] + rates["generation_failed"])
+    params = rates.sort_values(["failures", "rate"], ascending=False, kind="stable").head(top)
+    params = params[params["failures"] > 0]
+    if "prompt" in df.columns and len(sub):
+        pr = pd.DataFrame({"prompt": sub["prompt"], "error_category": fcat})
+        counts = pr.groupby("prompt", dropna=True).size().rename("failures")
+        prompts = counts.sort_values(ascending=False, kind="stable").head(top).to_frame()
+        mine = pr[pr["prompt"].isin(prompts.index)]
+        main = (
+            mine.groupby(["prompt", "error_category"], observed=True)
+            .size()
+            .sort_values(ascending=False)
+            .reset_index()
+            .drop_duplicates("prompt")
+            .set_index("prompt")["error_category"]
+        )
+        prompts["main_category"] = main.reindex(prompts.index).astype("string")
+    else:
+        prompts = pd.DataFrame(columns=["failures"])
+    return FailureBreakdown(categories, messages, params, prompts)

@@ -1,0 +1,393 @@
+"""Latency and failure analysis: pure functions of the typed frame.
+
+Every function takes the frame of :func:`veo_notebook.to_frame` (columns in
+:mod:`veo_notebook.schema`) and returns a new DataFrame (or Series); nothing is
+modified in place and nothing loops over rows in Python, so a million rows take well
+under a second.
+
+Definitions used throughout:
+
+* **latency** — ``complete_time − create_time`` in seconds (the ``latency_s`` column).
+  Naive percentiles use the *successful* tasks only (or the failed ones with
+  ``outcome="failed"``), interpolated like ``numpy.quantile`` (method ``"linear"``).
+* **percentile interval** — the exact distribution-free interval from order statistics:
+  ranks from Binomial(n, q), coverage ≥ the confidence asked; NaN where the group is too
+  small to give a bound.
+* **Kaplan–Meier (KM)** — time-to-success, where a task still generating is
+  right-censored at its age (``now − create_time``) and a failed task is censored at its
+  failure time. It estimates how long success takes *had nothing failed*; it is not the
+  share of tasks that succeed by a time. KM percentiles are the first time the curve
+  falls to 1 − q (NaN when it never does).
+* **failure rate** — (failed + generation_failed) / terminal tasks, with the Wilson
+  score interval. Tasks still generating, of unknown status or unread are not counted.
+* **groups** — ``by`` takes column names and/or time buckets such as ``"1D"`` or
+  ``"1h"`` on ``create_time`` (UTC), which appear as the ``period`` key (bucket start).
+
+>>> import veo_notebook as veo
+>>> summary = veo.latency_summary(df, by="model")            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from . import _stats
+from ._breakdown import FailureBreakdown, classify_errors, failure_breakdown
+from ._errors_table import CATEGORY_MEANINGS, ERROR_RULES, ErrorRule
+from .errors import InputError
+
+__all__ = [
+    "CATEGORY_MEANINGS",
+    "DEFAULT_PERCENTILES",
+    "ERROR_RULES",
+    "ErrorRule",
+    "FailureBreakdown",
+    "classify_errors",
+    "failure_breakdown",
+    "failure_rates",
+    "km_curve",
+    "km_latency",
+    "latency_summary",
+    "stuck_tasks",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PERCENTILES = (0.5, 0.9, 0.95, 0.99)
+_OUTCOMES = {"success": ("success",), "failed": ("failed", "generation_failed")}
+By = str | Sequence[str] | None
+
+
+# --- grouping ------------------------------------------------------------------------
+
+
+def _is_freq(s: str) -> bool:
+    try:
+        pd.tseries.frequencies.to_offset(s)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _bucket(times: pd.Series, freq: str) -> pd.Series:
+    """Start of the ``freq`` bucket of each time (UTC)."""
+    try:
+        out = times.dt.floor(freq)
+    except ValueError:  # calendar frequencies (W, MS, ...) are not fixed: go through periods
+        naive = times.dt.tz_convert("UTC").dt.tz_localize(None)
+        out = naive.dt.to_period(freq).dt.start_time.dt.tz_localize("UTC")
+    return out.rename("period")
+
+
+def _keys(df: pd.DataFrame, by: By, freq: str | None = None) -> tuple[list[pd.Series], list[str]]:
+    items = [] if by is None else [by] if isinstance(by, str) else list(by)
+    if freq is not None:
+        items.append(freq)
+    keys: list[pd.Series] = []
+    names: list[str] = []
+    for item in items:
+        if item in df.columns:
+            keys.append(df[item])
+            names.append(item)
+        elif isinstance(item, str) and _is_freq(item):
+            if "period" in names:
+                raise InputError("only one time bucket can be asked for (by or freq)")
+            keys.append(_bucket(df["create_time"], item))
+            names.append("period")
+        else:
+            raise InputError(
+                f"by: {item!r} is neither a column nor a time bucket like '1D' or '1h'"
+            )
+    return keys, names
+
+
+def _codes(
+    df: pd.DataFrame, by: By, freq: str | None = None, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, pd.Index]:
+    """Group code per row (of the rows in ``mask`` only, when given) and the group index."""
+    keys, names = _keys(df, by, freq)
+    n = len(df) if mask is None else int(mask.sum())
+    if not keys:
+        return np.zeros(n, dtype=np.intp), pd.Index(["all"])
+    if mask is not None:
+        keys = [k[mask] for k in keys]
+    return _stats.group_codes(keys, names)
+
+
+def _status_mask(df: pd.DataFrame, statuses: Sequence[str]) -> np.ndarray:
+    status = df["status"]
+    if isinstance(status.dtype, pd.CategoricalDtype):
+        cats = list(status.cat.categories)
+        wanted = [cats.index(s) for s in statuses if s in cats]
+        return np.isin(status.cat.codes.to_numpy(), wanted)
+    return status.isin(list(statuses)).fillna(False).to_numpy(dtype=bool)
+
+
+def _now(df: pd.DataFrame, now: object = None) -> pd.Timestamp:
+    if now is not None:
+        ts = pd.Timestamp(now)  # type: ignore[arg-type]
+        return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    if "fetched_at" in df.columns and df["fetched_at"].notna().any():
+        return pd.Timestamp(df["fetched_at"].max()).tz_convert("UTC")
+    return pd.Timestamp.now(tz="UTC")
+
+
+def _age_s(df: pd.DataFrame, now: pd.Timestamp) -> np.ndarray:
+    created = df["create_time"]
+    return ((now - created).dt.total_seconds()).to_numpy(dtype=float, na_value=np.nan)
+
+
+def _latency(df: pd.DataFrame) -> np.ndarray:
+    return df["latency_s"].to_numpy(dtype=float, na_value=np.nan)
+
+
+# --- latency -------------------------------------------------------------------------
+
+
+def latency_summary(
+    df: pd.DataFrame,
+    by: By = None,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    *,
+    confidence: float = 0.95,
+    outcome: Literal["success", "failed"] = "success",
+) -> pd.DataFrame:
+    """Latency percentiles per group, with exact confidence intervals.
+
+    Parameters
+    ----------
+    df : the typed frame.
+    by : column name(s) and/or a time bucket on ``create_time`` (``"1D"``, ``"1h"``).
+    percentiles : quantiles in [0, 1]; columns are named ``p50``, ``p99.5``, ...
+    confidence : level of the order-statistic intervals (``p90_ci_low``/``p90_ci_high``).
+    outcome : ``"success"`` (time-to-success) or ``"failed"`` (time-to-failure, flags 2/3).
+
+    Returns
+    -------
+    DataFrame indexed by the group keys: ``n`` (tasks), ``completed`` (tasks with the
+    outcome and a latency), ``generating``, ``mean_s``, one column per percentile,
+    ``max_s``, then the interval bounds. Still-generating tasks are not in the
+    percentiles: see :func:`km_latency` for the censoring-aware estimate.
+
+    >>> latency_summary(df, by=["model", "1D"])[["completed", "p50", "p90"]]  # doctest: +SKIP
+    """
+    if outcome not in _OUTCOMES:
+        raise InputError(f"outcome must be 'success' or 'failed', not {outcome!r}")
+    codes, index = _codes(df, by)
+    g = len(index)
+    lat = _latency(df)
+    use = _status_mask(df, _OUTCOMES[outcome]) & ~np.isnan(lat)
+    generating = np.bincount(codes[_status_mask(df, ("generating",))], minlength=g)
+    x = lat[use]
+    c = codes[use]
+    xs, starts, counts = _stats.grouped_sort_values(x, c, g)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(c, weights=x, minlength=g) / counts
+    out: dict[str, np.ndarray] = {
+        "n": np.bincount(codes, minlength=g),
+        "completed": counts,
+        "generating": generating,
+        "mean_s": mean,
+    }
+    cis: dict[str, np.ndarray] = {}
+    for q in percentiles:
+        name = _stats.pct_name(q)
+        out[name] = _stats.linear_quantiles(xs, starts, counts, q)
+        cis[f"{name}_ci_low"], cis[f"{name}_ci_high"] = _stats.order_stat_ci(
+            xs, starts, counts, q, confidence
+        )
+    max_s = np.full(g, np.nan)
+    ok = counts > 0
+    max_s[ok] = xs[starts[ok] + counts[ok] - 1]
+    out["max_s"] = max_s
+    out.update(cis)
+    return pd.DataFrame(out, index=index)
+
+
+def _km_inputs(df: pd.DataFrame, now: pd.Timestamp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(time, is_event, usable) per row for time-to-success."""
+    lat = _latency(df)
+    success = _status_mask(df, ("success",))
+    failed = _status_mask(df, _OUTCOMES["failed"])
+    generating = _status_mask(df, ("generating",))
+    age = np.clip(_age_s(df, now), 0.0, None)
+    time = np.where(generating, age, lat)
+    usable = (success | failed | generating) & ~np.isnan(time)
+    dropped = int(((success | failed) & np.isnan(lat)).sum())
+    if dropped:
+        log.debug("km: %d terminal tasks without a latency left out", dropped)
+    return time, success, usable
+
+
+def km_curve(df: pd.DataFrame, by: By = None, *, now: object = None) -> pd.DataFrame:
+    """The Kaplan–Meier curve of time-to-success, one row per group and distinct time.
+
+    Columns: the group keys, ``time_s``, ``at_risk``, ``events`` (successes at that
+    time), ``censored`` (still generating, or failed, at that time), ``survival`` (share
+    of tasks not yet succeeded, had nothing failed). ``now`` (default: the latest
+    ``fetched_at``, else the clock) sets the age of tasks still generating.
+
+    >>> km_curve(df, by="model").head()                       # doctest: +SKIP
+    """
+    codes, index = _codes(df, by)
+    time, event, usable = _km_inputs(df, _now(df, now))
+    table = _stats.km_table(time[usable], event[usable], codes[usable], len(index))
+    keys = index.take(table.pop("group").to_numpy())
+    keys_frame = keys.to_frame(index=False) if by is not None else None
+    if keys_frame is None:
+        return table
+    return pd.concat([keys_frame, table], axis=1)
+
+
+def km_latency(
+    df: pd.DataFrame,
+    by: By = None,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    *,
+    now: object = None,
+) -> pd.DataFrame:
+    """Censoring-aware time-to-success percentiles (Kaplan–Meier) beside the naive ones.
+
+    A batch still running hides its slowest tasks: the naive percentiles only see the
+    tasks that already finished. Here a task still generating counts as "at least this
+    old" (right-censored at ``now − create_time``) and a failed task as "did not succeed
+    within its failure time" (censored then). ``now`` defaults to the latest
+    ``fetched_at`` of the frame (else the clock).
+
+    Returns one row per group: ``n`` (tasks used), ``succeeded``, ``generating``,
+    ``failed``, then for each percentile the naive value (``p50``) and the KM value
+    (``km_p50``, NaN when the curve does not fall that far), and ``max_followup_s``.
+    Time-to-failure is ``latency_summary(df, outcome="failed")``.
+
+    >>> km_latency(df, by="model")[["p50", "km_p50"]]        # doctest: +SKIP
+    """
+    codes, index = _codes(df, by)
+    g = len(index)
+    time, event, usable = _km_inputs(df, _now(df, now))
+    c = codes[usable]
+    table = _stats.km_table(time[usable], event[usable], c, g)
+    naive = latency_summary(df, by, percentiles, outcome="success")
+    out: dict[str, np.ndarray] = {
+        "n": np.bincount(c, minlength=g),
+        "succeeded": naive["completed"].to_numpy(),
+        "generating": np.bincount(codes[usable & _status_mask(df, ("generating",))], minlength=g),
+        "failed": np.bincount(codes[usable & _status_mask(df, _OUTCOMES["failed"])], minlength=g),
+    }
+    for q in percentiles:
+        name = _stats.pct_name(q)
+        out[name] = naive[name].to_numpy()
+        out[f"km_{name}"] = _stats.km_quantiles(table, g, q)
+    follow = np.full(g, np.nan)
+    if len(table):
+        last = table.groupby("group")["time_s"].max()
+        follow[last.index.to_numpy()] = last.to_numpy()
+    out["max_followup_s"] = follow
+    return pd.DataFrame(out, index=index)
+
+
+def _to_seconds(value: str | float | timedelta | pd.Timedelta) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    return pd.Timedelta(value).total_seconds()
+
+
+def stuck_tasks(
+    df: pd.DataFrame, older_than: str | float | timedelta = "30min", now: object = None
+) -> pd.DataFrame:
+    """Tasks still generating for longer than ``older_than``, oldest first.
+
+    ``older_than`` is a Timedelta string (``"30min"``, ``"2h"``), a timedelta or seconds.
+    The rows of ``df`` are returned with an ``age_s`` column (seconds since creation, at
+    ``now``: default the latest ``fetched_at``, else the clock).
+
+    >>> stuck_tasks(df, "15min")[["task_id", "age_s"]]       # doctest: +SKIP
+    """
+    limit = _to_seconds(older_than)
+    age = _age_s(df, _now(df, now))
+    mask = _status_mask(df, ("generating",)) & (age > limit)
+    out = df.loc[mask].copy()
+    out["age_s"] = age[mask]
+    return out.sort_values("age_s", ascending=False, kind="stable")
+
+
+# --- failure rates -------------------------------------------------------------------
+
+
+def _rate_frame(counts: pd.DataFrame, confidence: float) -> pd.DataFrame:
+    n = counts["n"].to_numpy()
+    bad = counts["failed"].to_numpy() + counts["generation_failed"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        counts["rate"] = np.where(n > 0, bad / np.maximum(n, 1), np.nan)
+    counts["ci_low"], counts["ci_high"] = _stats.wilson_interval(bad, n, confidence)
+    return counts
+
+
+def failure_rates(
+    df: pd.DataFrame,
+    by: By = None,
+    *,
+    freq: str | None = None,
+    confidence: float = 0.95,
+    rolling: int | str | None = None,
+) -> pd.DataFrame:
+    """Failure rate per group (and per ``freq`` bucket of ``create_time``), with Wilson intervals.
+
+    Only terminal tasks count: ``n`` = ``succeeded`` + ``failed`` (flag 2) +
+    ``generation_failed`` (flag 3); ``rate`` = (failed + generation_failed) / n;
+    ``ci_low``/``ci_high`` = Wilson score interval at ``confidence``. With ``rolling``
+    (a number of buckets, or a span such as ``"7D"``; needs a time bucket) the counts
+    are summed over the trailing window before the rate is taken.
+
+    >>> failure_rates(df, by="model", freq="1D", rolling=7)   # doctest: +SKIP
+    """
+    terminal = _status_mask(df, ("success", "failed", "generation_failed"))
+    codes, index = _codes(df, by, freq, mask=terminal)
+    g = len(index)
+
+    def count(status: str) -> np.ndarray:
+        return np.bincount(codes[_status_mask(df, (status,))[terminal]], minlength=g)
+
+    data = {
+        "n": np.bincount(codes, minlength=g),
+        "succeeded": count("success"),
+        "failed": count("failed"),
+        "generation_failed": count("generation_failed"),
+    }
+    counts = pd.DataFrame(data, index=index)
+    if rolling is not None:
+        counts = _roll(counts, rolling, freq)
+    return _rate_frame(counts, confidence)
+
+
+def _roll(counts: pd.DataFrame, rolling: int | str, freq: str | None) -> pd.DataFrame:
+    if "period" not in (counts.index.names or []):
+        raise InputError("rolling needs a time bucket: pass freq='1D' (or a bucket in by)")
+    if isinstance(rolling, int):
+        step = freq or "1D"
+        window = pd.tseries.frequencies.to_offset(step) * rolling
+        try:
+            window = pd.Timedelta(window)
+        except ValueError as exc:
+            raise InputError(f"rolling={rolling} needs a fixed bucket size, not {step!r}") from exc
+    else:
+        window = pd.Timedelta(rolling)
+    cols = list(counts.columns)
+    others = [nm for nm in counts.index.names if nm != "period"]
+    flat = counts.reset_index().dropna(subset=["period"]).sort_values([*others, "period"])
+
+    def roll(part: pd.DataFrame) -> pd.DataFrame:
+        summed = part.rolling(window, on="period", min_periods=1)[cols].sum()[cols]
+        return pd.concat([part[[*others, "period"]], summed.astype(np.int64)], axis=1)
+
+    if others:  # one rolling pass per group (groups are few: models, task types, ...)
+        parts = [roll(p) for _, p in flat.groupby(others, sort=False, dropna=False, observed=True)]
+        flat = pd.concat(parts) if parts else flat
+    else:
+        flat = roll(flat)
+    return flat.set_index([*others, "period"])
