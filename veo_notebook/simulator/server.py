@@ -27,22 +27,19 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import ipaddress
 import logging
 import socket
-import struct
 import threading
 from collections.abc import Iterable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
 from . import _generate
+from ._http import GENERATE_PATH, RECORD_PATH, Handler, Server, envelope_bytes
 from ._state import SimClock, SlidingWindowLimiter, Stats
 from .corpus import BLOCK, EXPIRY_DAYS, TIME_FORMATS, Task, envelope, make_block
-from .faults import ENVELOPES, HTML, Fault, FaultPlan
+from .faults import Fault, FaultPlan
 
 __all__ = ["DEFAULT_API_KEY", "GENERATE_PATH", "RECORD_PATH", "Simulator"]
 
@@ -50,10 +47,7 @@ log = logging.getLogger("veo_notebook.simulator")
 
 #: The key the simulator accepts when none is given (not a secret: it only opens loopback).
 DEFAULT_API_KEY = "sim-local-key"
-RECORD_PATH = "/api/v1/veo/record-info"
-GENERATE_PATH = "/api/v1/veo/generate"
 _EXPIRY_S = EXPIRY_DAYS * 86400.0
-_JSON = "application/json"
 _KINDS = (
     "all",
     "pending",
@@ -69,10 +63,6 @@ _KINDS = (
     "1080p",
     "4k",
 )
-
-
-def _env(code: int, msg: str, data: Any = None) -> bytes:
-    return orjson.dumps({"code": code, "msg": msg, "data": data})
 
 
 class Simulator:
@@ -141,7 +131,7 @@ class Simulator:
         self._generated: list[Task] = []
         self._cache: dict[str, bytes] = {}
         self._stopping = threading.Event()
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
 
@@ -151,7 +141,7 @@ class Simulator:
         if self._server is not None:
             return self
         self._stopping.clear()
-        server = _Server((self.host, self._port), _Handler)
+        server = Server((self.host, self._port), Handler)
         server.sim = self
         self._server = server
         self._thread = threading.Thread(
@@ -281,13 +271,13 @@ class Simulator:
     # --- answers --------------------------------------------------------------------
     def _record_body(self, task_id: str | None) -> tuple[str, bytes]:
         if not task_id:
-            return "422", _env(422, "taskId is required.")
+            return "422", envelope_bytes(422, "taskId is required.")
         task = self._by_id.get(task_id)
         if task is None:
-            return "422", _env(422, "record is null.")
+            return "422", envelope_bytes(422, "record is null.")
         now = self.now()
         if now - task.create_ts > _EXPIRY_S:
-            return "422", _env(422, "Temporarily supports records within 14 days.")
+            return "422", envelope_bytes(422, "Temporarily supports records within 14 days.")
         body = self._cache.get(task_id)
         if body is None:
             body = orjson.dumps(envelope(task, now, self.time_format))
@@ -300,9 +290,9 @@ class Simulator:
             body = orjson.loads(raw or b"null")
             fields = _generate.validate(body)
         except orjson.JSONDecodeError:
-            return "422", _env(422, "The request body is not valid JSON.")
+            return "422", envelope_bytes(422, "The request body is not valid JSON.")
         except _generate.InvalidRequest as exc:
-            return "422", _env(422, str(exc))
+            return "422", envelope_bytes(422, str(exc))
         with self._lock:
             counter = len(self._generated)
             task = _generate.make_task(self.seed, counter, body, fields, self.now())
@@ -311,165 +301,8 @@ class Simulator:
         log.debug(
             "created task %s (%s, done in %.0f sim s)", task.task_id, task.model, task.latency_s
         )
-        return "ok", _env(200, "success", {"taskId": task.task_id})
+        return "ok", envelope_bytes(200, "success", {"taskId": task.task_id})
 
     def _authorized(self, header: str | None) -> bool:
         expected = f"Bearer {self._key}".encode()
         return hmac.compare_digest((header or "").strip().encode(), expected)
-
-    def _handle(self, h: _Handler, method: str) -> None:
-        url = urlsplit(h.path)
-        length = int(h.headers.get("Content-Length") or 0)
-        raw = h.rfile.read(length) if length > 0 else b""
-        if url.path.startswith("/_sim/"):
-            return _admin(self, h, method, url.path, url.query, raw)
-        if self.latency:
-            self._stopping.wait(self.latency)
-        task_id: str | None = None
-        if url.path == RECORD_PATH:
-            task_id = (
-                parse_qs(url.query, keep_blank_values=True).get("taskId", [""])[0].strip() or None
-            )
-        if not h.headers.get("User-Agent"):
-            return self._answer(
-                h, "403", task_id, 403, b"error code: 1010", "text/plain; charset=UTF-8"
-            )
-        if self.limiter is not None and (wait := self.limiter.acquire()):
-            body = _env(429, "Too many requests, please slow down.")
-            return self._answer(h, "429", task_id, 429, body, headers={"Retry-After": str(wait)})
-        if not self._authorized(h.headers.get("Authorization")):
-            return self._answer(
-                h, "401", task_id, 200, _env(401, "You do not have access permissions")
-            )
-        if (url.path, method) == (RECORD_PATH, "GET"):
-            fault = self.faults.next(task_id)
-            answer = lambda: self._record_body(task_id)  # noqa: E731
-        elif (url.path, method) == (GENERATE_PATH, "POST"):
-            fault = self.faults.next(None)
-            answer = lambda: self._generate(raw)  # noqa: E731
-        else:
-            return self._answer(h, "404", task_id, 404, _env(404, "Not Found"))
-        self._apply(h, fault, task_id, answer)
-
-    def _apply(self, h: _Handler, fault: Fault, task_id: str | None, answer: Any) -> None:
-        if fault is Fault.OK:
-            outcome, body = answer()
-            return self._answer(h, outcome, task_id, 200, body)
-        if fault in ENVELOPES:
-            code, msg = ENVELOPES[fault]
-            return self._answer(h, fault.value, task_id, 200, _env(code, msg))
-        if fault in (Fault.HTTP502, Fault.HTTP503):
-            status = 502 if fault is Fault.HTTP502 else 503
-            return self._answer(h, fault.value, task_id, status, HTML[status], "text/html")
-        if fault is Fault.NONJSON:
-            return self._answer(h, fault.value, task_id, 200, HTML[200], "text/html; charset=utf-8")
-        if fault is Fault.HTTP429:
-            body = _env(429, "Too many requests, please slow down.")
-            return self._answer(h, fault.value, task_id, 429, body, headers={"Retry-After": "1"})
-        self._stats.count(fault.value, task_id)
-        if fault is Fault.RESET:
-            h.close_connection = True
-            conn = h.connection
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            socket.close(conn.detach())  # RST, no answer
-            return None
-        if fault is Fault.SLOW:
-            self._stopping.wait(self.slow_seconds)
-            return _write(h, 200, answer()[1])
-        body = answer()[1]
-        if fault is Fault.TRUNCATED:
-            return _write(h, 200, body[: len(body) // 2])
-        # INCOMPLETE: promise the whole body, send half, close
-        h.close_connection = True
-        return _write(h, 200, body[: len(body) // 2], length=len(body))
-
-    def _answer(
-        self,
-        h: _Handler,
-        outcome: str,
-        task_id: str | None,
-        status: int,
-        body: bytes,
-        content_type: str = _JSON,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self._stats.count(outcome, task_id)  # before the answer: a client sees it counted
-        _write(h, status, body, content_type, headers)
-
-
-def _write(
-    h: BaseHTTPRequestHandler,
-    status: int,
-    body: bytes,
-    content_type: str = _JSON,
-    headers: Mapping[str, str] | None = None,
-    length: int | None = None,
-) -> None:
-    h.send_response(status)
-    h.send_header("Content-Type", content_type)
-    h.send_header("Content-Length", str(len(body) if length is None else length))
-    for name, value in (headers or {}).items():
-        h.send_header(name, value)
-    h.end_headers()
-    h.wfile.write(body)
-
-
-def _admin(sim: Simulator, h: _Handler, method: str, path: str, query: str, raw: bytes) -> None:
-    if not ipaddress.ip_address(h.client_address[0]).is_loopback:
-        return _write(h, 404, _env(404, "Not Found"))
-    try:
-        body = orjson.loads(raw) if raw else {}
-        if (path, method) == ("/_sim/stats", "GET"):
-            return _write(h, 200, orjson.dumps(sim.stats()))
-        if (path, method) == ("/_sim/reset", "POST"):
-            sim.reset_stats()
-            return _write(h, 200, orjson.dumps({"ok": True}))
-        if (path, method) == ("/_sim/ids", "GET"):
-            kind = parse_qs(query).get("kind", [None])[0]
-            return _write(h, 200, orjson.dumps(sim.task_ids(kind)))
-        if (path, method) == ("/_sim/faults", "POST"):
-            sim.set_fault_rates(body.get("rates", {}))
-            return _write(h, 200, orjson.dumps({"ok": True, "rates": sim.faults.rates()}))
-        if (path, method) == ("/_sim/script", "POST"):
-            sim.script(body["taskId"], body["faults"])
-            return _write(h, 200, orjson.dumps({"ok": True}))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        return _write(h, 400, orjson.dumps({"ok": False, "error": str(exc)}))
-    return _write(h, 404, _env(404, "Not Found"))
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-    sim: Simulator
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("connection from %s ended abruptly", client_address, exc_info=True)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "kie-sim/1.0"
-    sys_version = ""
-    timeout = 120  # idle keep-alive connections are closed after this
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.sim._lock:
-            self.server.sim._conns.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.sim._lock:
-            self.server.sim._conns.discard(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def do_GET(self) -> None:
-        self.server.sim._handle(self, "GET")
-
-    def do_POST(self) -> None:
-        self.server.sim._handle(self, "POST")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
