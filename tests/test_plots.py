@@ -1,0 +1,86 @@
+"""Plots: each draws on the Axes it is given, returns it, and labels it (title, units, UTC)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from _frames import synthetic_frame
+from matplotlib.figure import Figure
+
+from veo_notebook import analysis, plots, schema
+
+
+@pytest.fixture(scope="module")
+def df():
+    return synthetic_frame(5000, seed=4, recent_share=0.3)
+
+
+CASES = [
+    pytest.param(plots.latency_ecdf, {}, "time since creation (s", id="ecdf"),
+    pytest.param(plots.latency_ecdf, {"by": None}, "time since creation (s", id="ecdf-all"),
+    pytest.param(plots.latency_hist, {"by": "task_type"}, "(s", id="hist"),
+    pytest.param(plots.latency_percentiles_over_time, {"freq": "1D"}, "UTC", id="percentiles"),
+    pytest.param(plots.failure_rate_over_time, {"freq": "1D", "by": "model"}, "UTC", id="rate"),
+    pytest.param(plots.failure_rate_over_time, {"freq": "1D", "rolling": 3}, "UTC", id="rate-roll"),
+    pytest.param(plots.failure_pareto, {}, "error category", id="pareto"),
+    pytest.param(plots.status_counts, {}, "tasks", id="status"),
+    pytest.param(plots.status_counts, {"by": "model"}, "tasks", id="status-by"),
+]
+
+
+@pytest.mark.parametrize(("func", "kwargs", "xlabel"), CASES)
+def test_plot_returns_the_axes_it_was_given_with_labels(df, func, kwargs, xlabel):
+    fig = Figure()
+    ax = fig.add_subplot()
+    out = func(df, ax=ax, **kwargs)
+    assert out is ax
+    assert ax.get_title()
+    assert xlabel in ax.get_xlabel()
+    assert ax.get_ylabel()
+    assert ax.lines or ax.patches or ax.collections  # something was drawn
+
+
+def test_plot_without_ax_makes_a_figure(df):
+    ax = plots.latency_hist(df)
+    assert ax.figure is not None
+    plt.close(ax.figure)
+
+
+def test_ecdf_draws_km_and_naive_curves_and_thins_them():
+    big = synthetic_frame(60_000, seed=1, recent_share=0.3)
+    ax = Figure().add_subplot()
+    plots.latency_ecdf(big, by=None, ax=ax)
+    assert any(line.get_linestyle() == "--" for line in ax.lines)  # the naive ECDF
+    assert any(line.get_marker() == "|" for line in ax.lines)  # censored ticks
+    assert max(len(line.get_xdata()) for line in ax.lines) <= 2 * plots.MAX_POINTS + 1
+
+
+def test_failure_rate_band_is_the_wilson_interval(df):
+    ax = Figure().add_subplot()
+    plots.failure_rate_over_time(df, freq="1D", ax=ax)
+    rates = analysis.failure_rates(df, freq="1D")
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), rates["rate"].to_numpy())
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(rates["ci_low"].min())
+    assert band.max() == pytest.approx(rates["ci_high"].max())
+
+
+def test_pareto_accepts_a_breakdown_and_bars_sum_to_failures(df):
+    fb = analysis.failure_breakdown(df)
+    ax = Figure().add_subplot()
+    plots.failure_pareto(fb, ax=ax)
+    heights = [p.get_height() for p in ax.patches]
+    assert sum(heights) == int(df["status"].isin(["failed", "generation_failed"]).sum())
+    assert heights == sorted(heights, reverse=True)
+
+
+def test_plots_cope_with_an_empty_frame():
+    empty = schema.empty_frame()
+    for func in (plots.latency_hist, plots.failure_pareto, plots.status_counts):
+        ax = Figure().add_subplot()
+        assert func(empty, ax=ax) is ax
