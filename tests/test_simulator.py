@@ -360,6 +360,15 @@ def test_generate_then_poll_until_complete_on_a_fast_clock(fresh_sim):
     assert tid in s.task_ids("generated") and tid in s.task_ids("success")
 
 
+def test_a_frozen_clock_keeps_pending_tasks_pending(fresh_sim):
+    s = fresh_sim(clock_speed=0.0, start_time=1.8e9, n_tasks=200)
+    pending = s.task_ids("pending")
+    before = [s.record(t) for t in pending]
+    time.sleep(0.05)
+    assert s.now() == 1.8e9 and [s.record(t) for t in pending] == before
+    assert pending and all(e["data"]["successFlag"] == 0 for e in before)
+
+
 @pytest.mark.parametrize(
     ("body", "msg"),
     [

@@ -178,6 +178,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "kie-sim/1.0"
     sys_version = ""
     timeout = 120  # idle keep-alive connections are closed after this
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
     server: Server
 
     def setup(self) -> None:

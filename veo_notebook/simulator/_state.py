@@ -10,11 +10,11 @@ from typing import Any
 
 
 class SimClock:
-    """Sim time: ``start + (monotonic elapsed) x speed``, in epoch seconds."""
+    """Sim time: ``start + (monotonic elapsed) x speed``, in epoch seconds (speed 0: frozen)."""
 
     def __init__(self, start: float | None = None, speed: float = 1.0) -> None:
-        if speed <= 0:
-            raise ValueError(f"clock_speed must be > 0, got {speed}")
+        if speed < 0:
+            raise ValueError(f"clock_speed must be >= 0, got {speed}")
         self.start = time.time() if start is None else float(start)
         self.speed = float(speed)
         self._t0 = time.monotonic()

@@ -17,7 +17,7 @@ What a request meets, in order:
    "taskId is required." (no ``taskId`` parameter).
 
 Each request is counted under one outcome (``ok``, ``401``, ``403``, ``404``, ``422``,
-``429`` or a fault name) and, for record-info, under its task id.
+``429`` or a fault name) and, for record-info, under its task id (whatever the outcome).
 Admin endpoints (loopback clients only, no auth, not counted): ``GET /_sim/stats``,
 ``POST /_sim/reset``, ``GET /_sim/ids?kind=...``, ``POST /_sim/faults`` (``{"rates": {...}}``),
 ``POST /_sim/script`` (``{"taskId": ..., "faults": [...]}``).
@@ -74,7 +74,8 @@ class Simulator:
     seed, n_tasks : the corpus (same seed, same records; times relative to ``start_time``).
     latency : seconds added to every answer.
     rate_limit : requests per second (sliding 1-second window) before HTTP 429; None: no limit.
-    clock_speed : sim seconds per real second (tasks finish faster with > 1).
+    clock_speed : sim seconds per real second (tasks finish faster with > 1; 0 freezes time,
+        so pending tasks stay pending and every answer is reproducible with ``start_time``).
     time_format : "plain" (UTC+8 wall time), "iso", "epoch_ms" or "mixed".
     faults : ``{fault name: probability}`` per request (see :mod:`.faults`).
     slow_seconds : how long a "slow" fault holds its answer.
