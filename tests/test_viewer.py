@@ -52,7 +52,7 @@ def make_frame(n: int = 60) -> pd.DataFrame:
             "result_urls": [
                 ["javascript:alert(1)", "https://cdn.test/r.mp4"]
                 if k == 6
-                else ["https://cdn.test/r.mp4"]
+                else (["javascript:alert(1)"] if k == 8 else ["https://cdn.test/r.mp4"])
                 for k in i
             ],
             "video_url": [
@@ -233,7 +233,12 @@ def test_hostile_texts_are_escaped_and_bad_urls_are_not_links():
     v.select("t0006")
     d = v.detail.value
     assert "<img" not in d and "&lt;img src=x onerror=&quot;window.__pwned=1&quot;&gt;" in d
-    assert not re.search(r"href=\"\s*javascript", d) and "javascript:alert(1)" in d
+    assert not re.search(r"href=\"\s*javascript", d)
+    assert (
+        'class="veo-mono veo-not-link" title="not an http(s) URL">javascript:alert(1)</span>' in d
+    )
+    v.select("t0008")  # a one-item list
+    assert ">javascript:alert(1)</span>" in v.detail.value and "href" not in v.detail.value
     v.select("t0007")
     assert "<video" not in v.detail.value and "no playable video" in v.detail.value
 

@@ -160,12 +160,15 @@ def _params(param_json: Any) -> str:
 
 
 def _urls(values: Any) -> list[Any]:
-    if values is None:
-        return []
-    try:
-        return [] if pd.isna(values) else [values]  # a scalar
-    except (TypeError, ValueError):
+    if values is None or isinstance(values, str):
+        return [] if values is None else [values]
+    if hasattr(values, "__iter__"):  # list, tuple, numpy / arrow array
         return list(values)
+    return [] if pd.isna(values) else [values]
+
+
+def _wrap(cls: str, text: str) -> str:
+    return f'<span class="{cls}">{text}</span>' if text else ""
 
 
 def detail_html(row: pd.Series, category: Any) -> str:
@@ -187,7 +190,7 @@ def detail_html(row: pd.Series, category: Any) -> str:
         ("latency", fmt_latency(row["latency_s"])),
         ("fetched (UTC)", fmt_time(row["fetched_at"])),
         ("error code", esc(row["error_code"])),
-        ("error message", f'<span class="veo-error-message">{esc(row["error_message"])}</span>'),
+        ("error message", _wrap("veo-error-message", esc(row["error_message"]))),
         ("error category", esc(category)),
         ("fetch error", esc(row["fetch_error"])),
         ("parse note", esc(row["parse_note"])),

@@ -49,7 +49,8 @@ class WidgetsMixin:
             w.SelectMultiple(description="task type", **sel), "veo-filter-task-type"
         )
         self.generation_type_filter = cls(
-            w.SelectMultiple(description="gen. type", **sel), "veo-filter-generation-type"
+            w.SelectMultiple(description="gen. type", rows=5, layout=w.Layout(width="330px")),
+            "veo-filter-generation-type",
         )
         self.facet_filters = {
             "status": self.status_filter,
@@ -76,7 +77,7 @@ class WidgetsMixin:
             w.ToggleButtons(options=[("desc", True), ("asc", False)], value=descending),
             "veo-sort-order",
         )
-        self.sort_order.style.button_width = "50px"
+        self.sort_order.style.button_width = "56px"
         sizes = sorted({*_PAGE_SIZES, int(page_size)})
         self.page_size = cls(
             w.Dropdown(
