@@ -76,7 +76,12 @@ class Column:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("task_id", _STR, "string", "The taskId queried (never NA; one row per unique id)."),
+    Column(
+        "task_id",
+        _STR,
+        "string",
+        "The taskId queried (a store row's id), else data.taskId; one row per record read.",
+    ),
     Column(
         "status",
         pd.CategoricalDtype(STATUS_CATEGORIES),
@@ -112,7 +117,9 @@ COLUMNS: tuple[Column, ...] = (
         "generate / extend / 1080p / 4k / unknown, inferred (rule in frame.py).",
     ),
     Column("parent_task_id", _STR, "string", "Parent taskId of an extend / 1080p / 4k task."),
-    Column("result_urls", _LIST, "list[string]", "response.resultUrls (a string '[a, b]' is split)."),
+    Column(
+        "result_urls", _LIST, "list[string]", "response.resultUrls (a string '[a, b]' is split)."
+    ),
     Column("origin_urls", _LIST, "list[string]", "response.originUrls; null → empty list."),
     Column(
         "full_result_urls",
@@ -127,7 +134,21 @@ COLUMNS: tuple[Column, ...] = (
         "The final video: fullResultUrls[0] if present, else resultUrls[0].",
     ),
     Column("fallback", "boolean", "boolean", "fallbackFlag (legacy); NA where absent."),
-    Column("fetch_error", _STR, "string", "Why the record could not be read ('422 record is null.'); NA when read."),
+    Column("watermark", _STR, "string", "paramJson watermark / waterMark (the watermark text)."),
+    Column("callback_url", _STR, "string", "paramJson callBackUrl / callbackUrl."),
+    Column("image_urls", _LIST, "list[string]", "paramJson imageUrls: the input images, if any."),
+    Column("seeds", "Int64", "Int64", "paramJson seeds, else response.seeds[0]."),
+    Column(
+        "enable_translation", "boolean", "boolean", "paramJson enableTranslation; NA where absent."
+    ),
+    Column("has_audio", "boolean", "boolean", "response.hasAudioList[0]; NA where absent."),
+    Column("media_ids", _LIST, "list[string]", "response.mediaIds / media_ids (4K tasks)."),
+    Column(
+        "fetch_error",
+        _STR,
+        "string",
+        "Why the record could not be read ('422 record is null.'); NA when read.",
+    ),
     Column("fetched_at", _UTC, "datetime UTC", "When the record was fetched from the API."),
     Column("param_json", _STR, "string", "The raw paramJson text, untouched."),
     Column(
@@ -136,7 +157,9 @@ COLUMNS: tuple[Column, ...] = (
         "string (JSON)",
         "Every key of data/response/paramJson not mapped to a column, as a JSON object.",
     ),
-    Column("parse_note", _STR, "string", "Why a field could not be parsed (bad time, bad paramJson…)."),
+    Column(
+        "parse_note", _STR, "string", "Why a field could not be parsed (bad time, bad paramJson…)."
+    ),
 )
 
 
@@ -154,7 +177,7 @@ def empty_frame() -> pd.DataFrame:
     """A frame with every column and no rows.
 
     >>> empty_frame().shape
-    (0, 25)
+    (0, 32)
     """
     return pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in COLUMNS})  # type: ignore[call-overload]
 

@@ -1,0 +1,317 @@
+"""Arrow tables of read records → the typed frame's columns (private; rules in frame.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import _frame_time, schema
+from ._frame_read import Result, read_objects
+
+_S = pa.string()
+_I = pa.int64()
+_F = pa.float64()
+_B = pa.bool_()
+_LS = pa.list_(pa.string())
+
+RESPONSE_TYPE = pa.struct(
+    [
+        ("taskId", _S),
+        ("resultUrls", _LS),
+        ("resultUrls__str", _S),
+        ("originUrls", _LS),
+        ("originUrls__str", _S),
+        ("fullResultUrls", _LS),
+        ("fullResultUrls__str", _S),
+        ("resolution", _S),
+        ("hasAudioList", pa.list_(_B)),
+        ("seeds", pa.list_(_I)),
+        ("seeds__num", _I),
+        ("mediaIds", _LS),
+        ("media_ids", _LS),
+        ("imageUrls", _LS),  # 4K tasks; not a column: kept in extra
+    ]
+)
+DATA_TYPE = pa.struct(
+    [
+        ("taskId", _S),
+        ("paramJson", _S),
+        ("createTime", _S),
+        ("createTime__num", _F),
+        ("completeTime", _S),
+        ("completeTime__num", _F),
+        ("successFlag", _I),
+        ("errorCode", _I),
+        ("errorMessage", _S),
+        ("fallbackFlag", _B),
+        ("response", RESPONSE_TYPE),
+    ]
+)
+ENVELOPE_SCHEMA = pa.schema([("code", _I), ("msg", _S), ("data", DATA_TYPE)])
+
+#: paramJson column -> its common spellings (in the reader's schema), first found wins
+PARAM_KEYS: dict[str, tuple[str, ...]] = {
+    "prompt": ("prompt",),
+    "model": ("model",),
+    "aspect_ratio": ("aspect_ratio", "aspectRatio"),
+    "generation_type": ("generationType",),
+    "watermark": ("watermark", "waterMark"),
+    "callback_url": ("callBackUrl",),
+    "resolution": ("resolution",),
+    "parent_task_id": ("taskId",),
+}
+#: rarer spellings, folded into the schema's name by the reader
+PARAM_ALIASES: dict[str, str] = {
+    "generation_type": "generationType",
+    "water_mark": "watermark",
+    "callbackUrl": "callBackUrl",
+    "callback_url": "callBackUrl",
+    "call_back_url": "callBackUrl",
+    "task_id": "taskId",
+    "image_urls": "imageUrls",
+    "enable_translation": "enableTranslation",
+}
+PARAM_SCHEMA = pa.schema(
+    [(k, _S) for keys in PARAM_KEYS.values() for k in keys]
+    + [
+        ("imageUrls", _LS),
+        ("imageUrls__str", _S),
+        ("seeds", _I),
+        ("index", _I),  # not a column (it tells the task type): kept in extra
+        ("enableTranslation", _B),
+    ]
+)
+
+
+def fields(arr: pa.Array | pa.ChunkedArray) -> dict[str, pa.Array]:
+    """Children of a struct array, each with the parent's nulls applied."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return {arr.type.field(i).name: c for i, c in enumerate(arr.flatten())}
+
+
+def build(
+    env: Result,
+    ids: Sequence[str | None] | None,
+    fetched: Sequence[Any] | None,
+    errors: Sequence[str | None] | None,
+    naive_tz: str,
+) -> pd.DataFrame:
+    """Assemble the frame from the envelope read (and read paramJson on the way)."""
+    n = env.table.num_rows
+    top = env.table
+    data_arr = top.column("data").combine_chunks()
+    d = fields(data_arr)
+    r = fields(d["response"])
+    has_data = np.asarray(data_arr.is_valid()) & env.present
+    notes: dict[int, list[str]] = {}
+
+    def note(rows: Any, text: str | Sequence[str]) -> None:
+        for k, row in enumerate(np.asarray(rows).tolist()):
+            notes.setdefault(row, []).append(text if isinstance(text, str) else text[k])
+
+    for row, text in env.notes.items():
+        notes.setdefault(row, []).append(text)
+
+    # paramJson, read in bulk like the envelopes
+    pj = d["paramJson"]
+    par = read_objects(pj, PARAM_SCHEMA, "paramJson", PARAM_ALIASES)
+    for row, text in par.notes.items():
+        notes.setdefault(row, []).append(text)
+    pj_null = has_data & ~np.asarray(pj.is_valid())
+    note(np.flatnonzero(pj_null), "paramJson is null")
+    pj_empty = has_data & np.asarray(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(pj), ""), False))
+    note(np.flatnonzero(pj_empty), "paramJson is empty")
+    p = {name: par.table.column(name).combine_chunks() for name in PARAM_SCHEMA.names}
+
+    cols: dict[str, Any] = {}
+    # identity and fetch
+    task_id = pc.coalesce(d["taskId"], r["taskId"])
+    if ids is not None:
+        task_id = pc.coalesce(pa.array(list(ids), _S), task_id)
+    cols["task_id"] = task_id
+    fetch_error = _fetch_errors(top, errors, n)
+    cols["fetch_error"] = fetch_error
+    cols["fetched_at"] = _frame_time.epoch_to_utc(_frame_time.epoch_seconds(fetched, n))
+
+    # the task's outcome
+    flag = d["successFlag"]
+    cols["success_flag"] = flag
+    cols["error_code"] = d["errorCode"]
+    msg = d["errorMessage"]
+    cols["error_message"] = pc.if_else(
+        pc.equal(pc.utf8_trim_whitespace(msg), ""), pa.scalar(None, _S), msg
+    )
+    cols["fallback"] = d["fallbackFlag"]
+    flag_np = flag.to_numpy(zero_copy_only=False)
+    status = np.where(has_data, 4, -1).astype(np.int8)
+    for k in range(4):
+        status[flag_np == k] = k
+
+    # times
+    create, bad_c = _frame_time.parse(d["createTime"], d["createTime__num"], naive_tz)
+    complete, bad_e = _frame_time.parse(d["completeTime"], d["completeTime__num"], naive_tz)
+    for label, bad in (("createTime", bad_c), ("completeTime", bad_e)):
+        for row, value in bad.items():
+            notes.setdefault(row, []).append(f"{label} unparseable: {value!r}")
+    cols["create_time"] = create
+    cols["complete_time"] = complete
+    lat = (complete.astype("int64") - create.astype("int64")) / 1e9
+    lat = np.where(np.isnat(create) | np.isnat(complete) | (status == 0), np.nan, lat)
+    cols["latency_s"] = lat
+
+    # the request
+    for col, keys in PARAM_KEYS.items():
+        cols[col] = pc.coalesce(*(p[k] for k in keys)) if len(keys) > 1 else p[keys[0]]
+    cols["resolution"] = pc.coalesce(r["resolution"], p["resolution"])
+    cols["image_urls"] = _urls(p["imageUrls"], p["imageUrls__str"])
+    cols["enable_translation"] = p["enableTranslation"]
+    seeds = pc.coalesce(p["seeds"], _first(r["seeds"]), r["seeds__num"])
+    cols["seeds"] = seeds
+
+    # the answer
+    result = _urls(r["resultUrls"], r["resultUrls__str"])
+    origin = _urls(r["originUrls"], r["originUrls__str"])
+    origin = pc.if_else(
+        pa.array(has_data), pc.fill_null(origin, pa.scalar([], _LS)), pa.nulls(n, _LS)
+    )
+    full = _urls(r["fullResultUrls"], r["fullResultUrls__str"])
+    cols["result_urls"] = result
+    cols["origin_urls"] = origin
+    cols["full_result_urls"] = full
+    cols["video_url"] = pc.coalesce(_first(full), _first(result))
+    cols["has_audio"] = _first(r["hasAudioList"])
+    media = pc.coalesce(r["mediaIds"], r["media_ids"])
+    cols["media_ids"] = media
+
+    # task type
+    parent = np.asarray(cols["parent_task_id"].is_valid())
+    res = pc.fill_null(pc.utf8_lower(p["resolution"]), "").to_numpy(zero_copy_only=False)
+    model = pc.fill_null(cols["model"], "").to_numpy(zero_copy_only=False)
+    k4 = np.asarray(pc.fill_null(pc.greater(pc.list_value_length(media), 0), False)) | (
+        parent & (res == "4k")
+    )
+    p1080 = parent & (np.asarray(p["index"].is_valid()) | (res == "1080p"))
+    gen_t = np.asarray(cols["generation_type"].is_valid())
+    extend = parent & (~gen_t | np.isin(model, ["fast", "quality"]))
+    generate = np.asarray(cols["prompt"].is_valid()) | gen_t
+    ttype = np.select([~has_data, k4, p1080, extend, generate], [-1, 3, 2, 1, 0], 4).astype(np.int8)
+
+    # what no column takes, and the raw request
+    cols["param_json"] = pj
+    extras = _extras(
+        env,
+        par,
+        {("paramJson", "index"): p["index"], ("data", "response", "imageUrls"): r["imageUrls"]},
+    )
+    cols["extra"] = pa.array(
+        [None if (e := extras.get(i)) is None else orjson.dumps(e).decode() for i in range(n)]
+        if extras
+        else pa.nulls(n, _S),
+        _S,
+    )
+    cols["parse_note"] = pa.array(
+        ["; ".join(notes[i]) if i in notes else None for i in range(n)]
+        if notes
+        else pa.nulls(n, _S),
+        _S,
+    )
+    return _to_pandas(cols, status, ttype, n)
+
+
+def _fetch_errors(top: pa.Table, errors: Sequence[str | None] | None, n: int) -> pa.Array:
+    code = top.column("code").combine_chunks()
+    msg = pc.fill_null(top.column("msg").combine_chunks(), "")
+    bad = pc.fill_null(pc.not_equal(code, 200), False)
+    from_env = pc.if_else(
+        bad,
+        pc.utf8_trim_whitespace(pc.binary_join_element_wise(pc.cast(code, _S), msg, " ")),
+        pa.scalar(None, _S),
+    )
+    if errors is None:
+        return from_env
+    return pc.coalesce(pa.array(list(errors), _S), from_env)
+
+
+def _first(lst: pa.Array) -> pa.Array:
+    """First element of each list (null when the list is null or empty)."""
+    offsets = np.asarray(lst.offsets)
+    length = np.diff(offsets)
+    ok = (length > 0) & np.asarray(lst.is_valid())
+    idx = pa.array(offsets[:-1].astype(np.int64), mask=~ok)
+    return lst.values.take(idx)
+
+
+def _urls(lst: pa.Array, text: pa.Array) -> pa.Array:
+    """List column, with the rows given as a string ``'[a, b]'`` split into lists."""
+    if text.null_count == len(text):
+        return lst
+    rows = np.flatnonzero(np.asarray(text.is_valid()))
+    parsed = [_split_urls(v) for v in text.take(pa.array(rows)).to_pylist()]
+    take = np.arange(len(lst), dtype=np.int64)
+    take[rows] = len(lst) + np.arange(len(rows))
+    return pa.concat_arrays([lst, pa.array(parsed, _LS)]).take(pa.array(take))
+
+
+def _split_urls(value: str) -> list[str]:
+    s = value.strip()
+    if s.startswith("["):
+        try:
+            got = orjson.loads(s)
+            if isinstance(got, list) and all(isinstance(x, str) for x in got):
+                return got
+        except orjson.JSONDecodeError:
+            pass
+        s = s[1:-1] if s.endswith("]") else s[1:]
+    return [u.strip().strip("'\"").strip() for u in s.split(",") if u.strip().strip("'\"").strip()]
+
+
+def _extras(
+    env: Result, par: Result, known: dict[tuple[str, ...], pa.Array]
+) -> dict[int, dict[str, Any]]:
+    """Per row, what no column takes: unknown keys, plus the read keys in ``known``."""
+    out: dict[int, dict[str, Any]] = {}
+    for row, e in env.extras.items():
+        out[row] = dict(e)
+    for row, e in par.extras.items():
+        out.setdefault(row, {})["paramJson"] = dict(e)
+    for path, arr in known.items():
+        if arr.null_count == len(arr):
+            continue
+        rows = np.flatnonzero(np.asarray(arr.is_valid()))
+        for row, v in zip(rows.tolist(), arr.take(pa.array(rows)).to_pylist(), strict=True):
+            d = out.setdefault(row, {})
+            for key in path[:-1]:
+                d = d.setdefault(key, {})
+            d[path[-1]] = v
+    return out
+
+
+def _mapper(t: pa.DataType) -> Any:
+    if t == _S:
+        return schema.dtypes()["task_id"]
+    if t == _LS:
+        return schema.dtypes()["result_urls"]
+    if t == _I:
+        return pd.Int64Dtype()
+    if t == _B:
+        return pd.BooleanDtype()
+    return None
+
+
+def _to_pandas(cols: dict[str, Any], status: np.ndarray, ttype: np.ndarray, n: int) -> pd.DataFrame:
+    arrow = {k: v for k, v in cols.items() if isinstance(v, (pa.Array, pa.ChunkedArray))}
+    df = pa.table(arrow).to_pandas(types_mapper=_mapper)
+    for k, v in cols.items():
+        if k not in arrow:
+            df[k] = pd.to_datetime(v, utc=True) if v.dtype.kind == "M" else v
+    dt = schema.dtypes()
+    df["status"] = pd.Categorical.from_codes(status, dtype=dt["status"])
+    df["task_type"] = pd.Categorical.from_codes(ttype, dtype=dt["task_type"])
+    return schema.enforce(df)

@@ -1,0 +1,458 @@
+"""Columnar reading of JSON object texts into an Arrow table of a fixed schema (private).
+
+The fast path hands newline-joined texts to :func:`pyarrow.json.read_json` with an explicit
+schema, in chunks (multithreaded, no Python object per value). A chunk the reader refuses
+(a value of an unexpected type, a line that is not an object) is retried once with the
+known type variants renamed (``"createTime": 1773…`` → ``"createTime__num": 1773…``,
+``"resultUrls": "[…]"`` → ``"resultUrls__str": "[…]"``), then bisected; the few rows left
+go through :func:`_conform`, a per-row Python reader that produces exactly the same
+columns and never fails. Rows are put back in input order.
+
+Keys the schema does not name are kept, per row, in a nested ``dict`` of extras
+(a key with a ``null`` value is dropped on both paths, so they agree).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 65_536
+_SMALL = 8  # bisect down to spans of this many rows, then read them one by one
+_INT64_MAX = 2**63 - 1
+
+#: keys whose value may be a number where a string is expected (times) or a string where a
+#: list is expected (urls); the fast path renames them, the slow path routes by value type
+_NUM = re.compile(rb'"((?:create|complete)Time)"(\s*:\s*)(?=[-0-9])')
+_STR = re.compile(rb'"((?:result|origin|fullResult|image)Urls)"(\s*:\s*)(?=")')
+_CONFLICT = re.compile(r"Column\((?:/[^)]*)?/(\w+)\) changed from")
+_NUM_KEYS = {"createTime", "completeTime"}
+_STR_KEYS = {"resultUrls", "originUrls", "fullResultUrls", "imageUrls"}
+
+
+def _rename_variants(buf: bytes) -> bytes:
+    """Rename every key whose value has the variant type (number time, string url list)."""
+    return _STR.sub(rb'"\1__str"\2', _NUM.sub(rb'"\1__num"\2', buf))
+
+
+def _rename_key(buf: bytes, key: str) -> bytes:
+    """Rename one key's variant-typed values; the compact spelling goes by plain replace."""
+    k = key.encode()
+    if key in _STR_KEYS:
+        out = buf.replace(b'"' + k + b'":"', b'"' + k + b'__str":"')
+        if out == buf:
+            out = re.sub(rb'"(' + k + rb')"(\s*:\s*)(?=")', rb'"\1__str"\2', buf)
+        return out
+    return re.sub(rb'"(' + k + rb')"(\s*:\s*)(?=[-0-9])', rb'"\1__num"\2', buf)
+
+
+def _plain_name(name: str) -> str:
+    return name[:-5] if name.endswith(("__num", "__str")) else name
+
+
+class Result:
+    """What :func:`read_objects` returns: the table, and per-row extras and notes."""
+
+    __slots__ = ("extras", "notes", "present", "table")
+
+    def __init__(
+        self,
+        table: pa.Table,
+        present: np.ndarray,
+        extras: dict[int, dict[str, Any]],
+        notes: dict[int, str],
+    ) -> None:
+        self.table = table  # exactly the schema asked for, one row per input text
+        self.present = present  # bool per row: the text was a JSON object
+        self.extras = extras  # row -> nested dict of keys the schema does not name
+        self.notes = notes  # row -> why (part of) the row could not be read
+
+
+def read_objects(
+    texts: Sequence[str | bytes | None] | pa.Array,
+    schema: pa.Schema,
+    what: str,
+    aliases: Mapping[str, str] | None = None,
+) -> Result:
+    """Read JSON object texts into a table of ``schema`` (one row per text, in order).
+
+    ``texts`` is a list of str/bytes/None, or an Arrow string array. ``None`` or empty
+    texts give all-null rows with ``present`` False and no note; ``what`` names the texts
+    in notes ("record", "paramJson"). ``aliases`` maps rarer spellings of top-level keys
+    to the schema's name (the first spelling present wins).
+    """
+    n = len(texts)
+    pieces: list[tuple[np.ndarray, pa.Table]] = []  # (input rows, table)
+    slow: list[int] = []  # indices into lines
+    if isinstance(texts, (pa.Array, pa.ChunkedArray)):
+        lines, pos = _arrow_lines(texts, schema, pieces)
+    else:
+        lines, pos = _lines(texts)
+    for lo in range(0, len(lines), CHUNK_ROWS):
+        hi = min(lo + CHUNK_ROWS, len(lines))
+        _read_span(lines, lo, hi, schema, pieces, slow, pos, renamed=False)
+    return _assemble(n, lines, pos, pieces, slow, schema, what, aliases or {})
+
+
+def _lines(texts: Sequence[str | bytes | None]) -> tuple[list[bytes], np.ndarray | None]:
+    """Texts as UTF-8 lines; ``pos`` maps line → input row (None: the identity)."""
+    try:
+        lines = [t.encode() for t in texts]  # type: ignore[union-attr]
+        if b"" not in lines:
+            return lines, None
+    except (AttributeError, UnicodeError):
+        pass
+    lines, pos = [], []
+    for i, t in enumerate(texts):
+        if t is None:
+            continue
+        b = t.encode("utf-8", "replace") if isinstance(t, str) else bytes(t)
+        if b:
+            lines.append(b)
+            pos.append(i)
+    return lines, np.asarray(pos, dtype=np.int64)
+
+
+def _arrow_lines(
+    arr: pa.Array | pa.ChunkedArray, schema: pa.Schema, pieces: list[tuple[np.ndarray, pa.Table]]
+) -> tuple[list[bytes], np.ndarray]:
+    """Fast path for an Arrow string array: read its buffer directly, chunk by chunk.
+
+    Rows that are null or empty are read as ``{}`` (the caller knows them); a chunk the
+    reader refuses is handed back as lines for the general path.
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    blank = pc.fill_null(pc.equal(arr, ""), True)
+    arr = pc.if_else(blank, "{}", arr)
+    todo: list[bytes] = []
+    todo_pos: list[int] = []
+    for lo in range(0, len(arr), CHUNK_ROWS):
+        chunk = pc.binary_join_element_wise(arr.slice(lo, CHUNK_ROWS), "", "\n")
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)[
+            chunk.offset : chunk.offset + len(chunk) + 1
+        ]
+        buf = chunk.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+        tab = _try_read(buf, schema, len(chunk), "error")
+        if tab is None:
+            tab = _try_read(buf, schema, len(chunk), "infer")
+        if tab is not None:
+            pieces.append((np.arange(lo, lo + len(chunk), dtype=np.int64), tab))
+        else:
+            todo.extend(t.encode() for t in arr.slice(lo, CHUNK_ROWS).to_pylist())
+            todo_pos.extend(range(lo, lo + len(chunk)))
+    return todo, np.asarray(todo_pos, dtype=np.int64)
+
+
+def _read_span(
+    lines: list[bytes],
+    lo: int,
+    hi: int,
+    schema: pa.Schema,
+    pieces: list[tuple[np.ndarray, pa.Table]],
+    slow: list[int],
+    pos: np.ndarray | None,
+    *,
+    renamed: bool,
+) -> None:
+    # A text spanning lines, or holding two objects, or blank, shows up as a parse error or
+    # a wrong row count: the span is then bisected and its last few rows read one by one.
+    buf = b"\n".join(lines[lo:hi])
+    if renamed:
+        buf = _rename_variants(buf)
+    fixed: set[str] = set()
+    mode = "error"  # as fast as "ignore"; a chunk with unknown keys is read again inferring them
+    while True:
+        try:
+            tab = _try_read(buf, schema, hi - lo, mode, raise_conflict=True)
+        except _Unexpected:
+            mode = "infer"
+            continue
+        except _Conflict as exc:
+            key = exc.key
+            if key and key not in fixed and (key in _NUM_KEYS or key in _STR_KEYS):
+                fixed.add(key)
+                buf = _rename_key(buf, key)
+                continue
+            if not renamed:
+                renamed = True
+                buf = _rename_variants(buf)
+                continue
+            tab = None
+        break
+    if tab is not None:
+        rows = np.arange(lo, hi, dtype=np.int64)
+        pieces.append((rows if pos is None else pos[rows], tab))
+        return
+    if hi - lo <= _SMALL:
+        slow.extend(range(lo, hi))
+        return
+    mid = (lo + hi) // 2
+    _read_span(lines, lo, mid, schema, pieces, slow, pos, renamed=True)
+    _read_span(lines, mid, hi, schema, pieces, slow, pos, renamed=True)
+
+
+class _Conflict(Exception):
+    def __init__(self, key: str | None) -> None:
+        self.key = key
+
+
+class _Unexpected(Exception):
+    pass
+
+
+def _try_read(
+    buf: bytes | pa.Buffer,
+    schema: pa.Schema,
+    expect_rows: int,
+    mode: str,
+    *,
+    raise_conflict: bool = False,
+) -> pa.Table | None:
+    try:
+        tab = pj.read_json(
+            pa.BufferReader(buf),
+            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior=mode),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        if not raise_conflict:
+            return None
+        if mode == "error" and "unexpected field" in str(exc):
+            raise _Unexpected from exc
+        m = _CONFLICT.search(str(exc))
+        raise _Conflict(m.group(1) if m else None) from exc
+    if tab.num_rows != expect_rows:
+        if raise_conflict:
+            raise _Conflict(None)
+        return None
+    return tab
+
+
+def _assemble(
+    n: int,
+    lines: list[bytes],
+    pos: np.ndarray | None,
+    pieces: list[tuple[np.ndarray, pa.Table]],
+    slow: list[int],
+    schema: pa.Schema,
+    what: str,
+    aliases: Mapping[str, str],
+) -> Result:
+    extras: dict[int, dict[str, Any]] = {}
+    notes: dict[int, str] = {}
+    tables: list[pa.Table] = []
+    order: list[np.ndarray] = []
+    for rows, tab in pieces:
+        known, piece_extras = _project_table(tab, schema, aliases)
+        tables.append(known)
+        order.append(rows)
+        for r, e in piece_extras.items():
+            extras[int(rows[r])] = e
+    present = np.zeros(n, dtype=bool)
+    if order:
+        present[np.concatenate(order)] = True
+    if slow:
+        conformed = []
+        for li in slow:
+            row, extra, note, ok = _conform_text(lines[li], schema, what, aliases)
+            conformed.append(row)
+            i = li if pos is None else int(pos[li])
+            present[i] = ok
+            if extra:
+                extras[i] = extra
+            if note:
+                notes[i] = note
+        tables.append(pa.Table.from_pylist(conformed, schema=schema))
+        li_arr = np.asarray(slow, dtype=np.int64)
+        order.append(li_arr if pos is None else pos[li_arr])
+    if not tables:
+        return Result(pa.Table.from_pylist([{}] * n, schema=schema), present, extras, notes)
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    rows = np.concatenate(order)
+    if len(rows) == n and (np.diff(rows) > 0).all():
+        return Result(table, present, extras, notes)
+    take = np.full(n, -1, dtype=np.int64)
+    take[rows] = np.arange(len(rows), dtype=np.int64)
+    idx = pa.array(take, mask=take < 0)
+    return Result(table.take(idx), present, extras, notes)
+
+
+# -- projection of a read table onto the schema, collecting unknown keys ---------------------
+
+
+def _project_table(
+    tab: pa.Table, schema: pa.Schema, aliases: Mapping[str, str]
+) -> tuple[pa.Table, dict[int, dict[str, Any]]]:
+    extras: dict[int, dict[str, Any]] = {}
+    cols = {}
+    for f in schema:
+        arr = tab.column(f.name).combine_chunks() if f.name in tab.column_names else None
+        if arr is None:
+            cols[f.name] = pa.nulls(tab.num_rows, f.type)
+            continue
+        cols[f.name] = _project(arr, f.type, (f.name,), extras)
+    for name in tab.column_names:
+        if schema.get_field_index(name) >= 0:
+            continue
+        arr = tab.column(name).combine_chunks()
+        target = aliases.get(name)
+        if target is not None and arr.type == schema.field(target).type:
+            cols[target] = pc.coalesce(cols[target], arr)
+        elif not (target is not None and pa.types.is_null(arr.type)):
+            _collect(arr, (_plain_name(name),), extras)
+    return pa.Table.from_arrays(list(cols.values()), schema=schema), extras
+
+
+def _project(arr: pa.Array, typ: pa.DataType, path: tuple[str, ...], extras: dict) -> pa.Array:
+    if not pa.types.is_struct(typ) or arr.type == typ:
+        return arr
+    children = []
+    known = {typ.field(k).name for k in range(typ.num_fields)}
+    for k in range(typ.num_fields):
+        f = typ.field(k)
+        idx = arr.type.get_field_index(f.name)
+        if idx < 0:
+            children.append(pa.nulls(len(arr), f.type))
+        else:
+            children.append(_project(arr.field(idx), f.type, (*path, f.name), extras))
+    for k in range(arr.type.num_fields):
+        name = arr.type.field(k).name
+        if name not in known:
+            child = arr.field(k)
+            if arr.null_count:
+                child = pc.if_else(arr.is_valid(), child, pa.nulls(len(arr), child.type))
+            _collect(child, (*path, _plain_name(name)), extras)
+    return pa.StructArray.from_arrays(children, fields=list(typ), mask=arr.is_null())
+
+
+def _collect(child: pa.Array, path: tuple[str, ...], extras: dict[int, dict[str, Any]]) -> None:
+    if pa.types.is_null(child.type) or child.null_count == len(child):
+        return
+    rows = np.flatnonzero(np.asarray(child.is_valid()))
+    for r, v in zip(rows.tolist(), child.take(pa.array(rows)).to_pylist(), strict=False):
+        _put(extras.setdefault(r, {}), path, _drop_nulls(v))
+
+
+def _put(d: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for p in path[:-1]:
+        d = d.setdefault(p, {})
+    d[path[-1]] = value
+
+
+def _drop_nulls(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _drop_nulls(x) for k, x in v.items() if x is not None}
+    return v
+
+
+# -- the per-row reader (odd rows) -------------------------------------------------------------
+
+
+def _conform_text(
+    text: bytes, schema: pa.Schema, what: str, aliases: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, Any], str | None, bool]:
+    """One text → (row dict matching ``schema``, extras, note, is-an-object)."""
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        try:  # stdlib takes what orjson refuses (integers beyond 64 bits, NaN)
+            obj = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            return {}, {}, f"{what} is not valid JSON ({_short(str(exc))})", False
+    if not isinstance(obj, dict):
+        got = _short(text.decode("utf-8", "replace"))
+        return {}, {}, f"{what} is not a JSON object (got {got})", False
+    notes: list[str] = []
+    extras: dict[str, Any] = {}
+    if aliases:
+        moving = {k for k in obj if k in aliases and obj.get(aliases[k]) is None}
+        obj = {k: v for k, v in obj.items() if k not in moving} | {
+            aliases[k]: obj[k] for k in moving
+        }
+    row = _conform_struct(obj, list(schema), (), extras, notes)
+    return row, extras, "; ".join(notes) or None, True
+
+
+def _conform_struct(
+    obj: dict, fields: list[pa.Field], path: tuple[str, ...], extras: dict, notes: list[str]
+) -> dict[str, Any]:
+    by_name = {f.name: f for f in fields}
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        key = str(key)
+        if value is None:
+            continue
+        placed = False
+        for name in (key, f"{key}__num", f"{key}__str"):
+            f = by_name.get(name)
+            if f is None or (name != key and name in out):
+                continue
+            ok, conv = _fit(value, f.type, (*path, key), extras, notes)
+            if ok:
+                out[name] = conv
+                placed = True
+                break
+        if not placed:
+            if key in by_name:
+                notes.append(f"{'.'.join((*path, key))}: unexpected value {_short(repr(value))}")
+            _put(extras, (*path, key), _drop_nulls(value))
+    return out
+
+
+def _fit(value: Any, typ: pa.DataType, path: tuple[str, ...], extras: dict, notes: list[str]):
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        return isinstance(value, str), value
+    if pa.types.is_boolean(typ):
+        if isinstance(value, bool):
+            return True, value
+        if value in (0, 1) and not isinstance(value, float):
+            return True, bool(value)
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return True, value.lower() == "true"
+        return False, None
+    if pa.types.is_integer(typ):
+        if isinstance(value, bool):
+            return False, None
+        if (isinstance(value, float) and value.is_integer()) or (
+            isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,18}\s*", value)
+        ):
+            value = int(value)
+        return isinstance(value, int) and abs(value) <= _INT64_MAX, value
+    if pa.types.is_floating(typ):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False, None
+        return abs(value) < 1e300 or value != value, float(value)
+    if pa.types.is_list(typ):
+        if not isinstance(value, list):
+            return False, None
+        out = []
+        for v in value:
+            if v is None:
+                out.append(None)
+                continue
+            ok, conv = _fit(v, typ.value_type, path, extras, notes)
+            if not ok:
+                return False, None
+            out.append(conv)
+        return True, out
+    if pa.types.is_struct(typ):
+        if not isinstance(value, dict):
+            return False, None
+        return True, _conform_struct(value, list(typ), path, extras, notes)
+    return False, None  # pragma: no cover - schemas here use only the types above
+
+
+def _short(s: str, n: int = 60) -> str:
+    s = s.replace("\n", " ")
+    return s if len(s) <= n else s[: n - 1] + "…"

@@ -1,0 +1,103 @@
+"""Vectorised reading of the API's three time shapes into UTC instants (private).
+
+Results are ``datetime64[ns]`` numpy arrays holding UTC wall time (NaT when missing or
+unreadable), plus a ``{row: text}`` map of the values that could not be read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_NS = pa.timestamp("ns")
+_NS_UTC = pa.timestamp("ns", "UTC")
+_MS_ABOVE = 1e12  # integers above this are epoch milliseconds, below epoch seconds
+_MAX_NS = 9.2e18
+_ZONED = r"(?:[zZ]|[+-]\d\d(?::?\d\d)?)\s*$"
+_NUMERIC = r"^\s*-?\d+(?:\.\d+)?\s*$"
+
+
+def epoch_to_utc(seconds: np.ndarray) -> np.ndarray:
+    """Float epoch seconds → ``datetime64[ns]`` (NaN and out-of-range → NaT)."""
+    ok = np.isfinite(seconds) & (np.abs(seconds) < _MAX_NS / 1e9)
+    ns = np.where(ok, seconds * 1e9, 0).round().astype(np.int64)
+    out = ns.view("datetime64[ns]").copy()
+    out[~ok] = np.datetime64("NaT")
+    return out
+
+
+def epoch_numbers(values: np.ndarray) -> np.ndarray:
+    """Epoch numbers (ms above 1e12, else s) → ``datetime64[ns]``."""
+    seconds = np.where(np.abs(values) > _MS_ABOVE, values / 1e3, values)
+    return epoch_to_utc(seconds)
+
+
+def epoch_seconds(values: Sequence[Any] | None, n: int) -> np.ndarray:
+    """Fetch times (epoch seconds, datetimes or None) as float epoch seconds."""
+    if values is None:
+        return np.full(n, np.nan)
+    try:
+        return np.array([np.nan if v is None else v for v in values], dtype=float)
+    except (TypeError, ValueError):
+        ts = pd.to_datetime(pd.Series(list(values), dtype=object), utc=True, errors="coerce")
+        ns = ts.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        return np.where(ts.isna().to_numpy(), np.nan, ns / 1e9)
+
+
+def parse(text: pa.Array, number: pa.Array, naive_tz: str) -> tuple[np.ndarray, dict[int, Any]]:
+    """Times given as strings (``text``) or numbers (``number``) → UTC ``datetime64[ns]``."""
+    out = epoch_numbers(number.to_numpy(zero_copy_only=False).astype(float))
+    bad: dict[int, Any] = {}
+    if text.null_count == len(text):
+        return out, bad
+    has = np.asarray(text.is_valid())
+    ts = _try_cast(text, naive_tz)
+    if ts is None:
+        ts, bad = _parse_mixed(text, naive_tz)
+    got = ts.to_numpy(zero_copy_only=False)
+    out[has] = got[has]
+    return out, bad
+
+
+def _localize(ts: pa.Array, naive_tz: str) -> pa.Array:
+    local = pc.assume_timezone(ts, naive_tz, ambiguous="earliest", nonexistent="earliest")
+    return local.cast(_NS_UTC).cast(_NS)
+
+
+def _try_cast(text: pa.Array, naive_tz: str) -> pa.Array | None:
+    """The common case: every string of the column has the same shape (all plain, or all zoned)."""
+    try:
+        return _localize(text.cast(_NS), naive_tz)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    try:
+        return text.cast(_NS_UTC).cast(_NS)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _parse_mixed(text: pa.Array, naive_tz: str) -> tuple[pa.Array, dict[int, Any]]:
+    s = pd.Series(text.to_pandas(), dtype=object)
+    strs = s.where(s.notna(), None)
+    numeric = np.asarray(pc.fill_null(pc.match_substring_regex(text, _NUMERIC), False))
+    zoned = np.asarray(pc.fill_null(pc.match_substring_regex(text, _ZONED), False)) & ~numeric
+    plain = np.asarray(text.is_valid()) & ~zoned & ~numeric
+    out = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[ns]")
+    if zoned.any():
+        z = pd.to_datetime(strs[zoned].str.strip(), format="ISO8601", utc=True, errors="coerce")
+        out[zoned] = z.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    if plain.any():
+        p = pd.to_datetime(strs[plain].str.strip(), format="ISO8601", errors="coerce")
+        p = p.dt.tz_localize(naive_tz, ambiguous="NaT", nonexistent="NaT")
+        out[plain] = p.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    if numeric.any():
+        out[numeric] = epoch_numbers(strs[numeric].astype(float).to_numpy())
+    has = np.asarray(text.is_valid())
+    bad_rows = np.flatnonzero(has & np.isnat(out))
+    bad = dict(zip(bad_rows.tolist(), strs.iloc[bad_rows].tolist(), strict=True))
+    return pa.array(out, _NS), bad

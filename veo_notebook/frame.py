@@ -1,0 +1,192 @@
+"""Raw record-info answers → the typed task frame (:data:`veo_notebook.schema.COLUMNS`).
+
+:func:`to_frame` takes envelopes ``{code, msg, data}``, bare ``data`` objects or the
+store's rows ``{task_id, raw, fetched_at, fetch_error}``; :func:`from_raw` is the
+columnar fast path over raw envelope texts (what the store holds). Both return one row
+per input record, in input order, with exactly the schema's dtypes, and never raise on
+a record: what cannot be read is NA and ``parse_note`` says why.
+
+Reading rules
+-------------
+* **Times** (``createTime``, ``completeTime``), any mix within one column: ISO 8601 with a
+  zone (``2024-03-20T10:30:00Z``, ``…+08:00``); plain ``2025-06-06 10:30:00`` (or ISO
+  without a zone), read as wall time in ``naive_tz``; integers or digit strings, read as
+  epoch milliseconds above 1e12 and seconds below. Anything else → NaT and a note.
+* **paramJson** keys in every spelling seen: ``aspect_ratio``/``aspectRatio``,
+  ``watermark``/``waterMark``, ``generationType``/``generation_type``,
+  ``imageUrls``/``image_urls``, ``callBackUrl``/``callbackUrl``/``callback_url``,
+  ``taskId``/``task_id`` (the parent). Malformed, empty or null paramJson: the row
+  stays, its request fields are NA, ``parse_note`` says why; the text is kept in
+  ``param_json`` verbatim.
+* **URLs**: ``resultUrls`` given as a string ``'[http://a, http://b]'`` is split into a
+  list; ``originUrls`` null or absent → empty list; ``fullResultUrls`` (the stitched
+  video after an extend) has its own column; ``video_url`` is ``fullResultUrls[0]``,
+  else ``resultUrls[0]``.
+* **status** from ``successFlag`` 0/1/2/3 → generating / success / failed /
+  generation_failed; any other value (or none) in a record → ``unknown`` (kept);
+  NA when there is no record (a fetch error, an unreadable text).
+* **task_type**, first rule that matches (``parent`` = paramJson ``taskId``):
+  ``4k`` if the response has ``mediaIds``/``media_ids``, or a parent and paramJson
+  ``resolution`` 4k; ``1080p`` if a parent and an ``index`` or resolution 1080p;
+  ``extend`` if a parent and no ``generationType``, or model ``fast``/``quality``;
+  ``generate`` if a prompt or a ``generationType``; else ``unknown`` (NA without a record).
+* Keys of ``data``, ``response`` and ``paramJson`` that no column takes are kept in
+  ``extra``, a JSON object mirroring where they were (``{"data": {"response":
+  {"imageUrls": […]}}, "paramJson": {"enableTranslation": true}}``); keys whose value is
+  null are dropped. An envelope whose ``code`` is not 200 gives
+  ``fetch_error = "<code> <msg>"``.
+
+>>> df = to_frame([{"taskId": "t1", "successFlag": 1, "createTime": "2025-06-06 10:25:00",
+...                 "completeTime": 1749177000000, "paramJson": '{"prompt": "a cat"}'}])
+>>> df.loc[0, ["status", "task_type", "latency_s"]].tolist()
+['success', 'generate', 300.0]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from . import _frame_build
+from ._frame_read import read_objects
+from .errors import InputError
+
+__all__ = ["DEFAULT_NAIVE_TZ", "from_raw", "to_frame"]
+
+log = logging.getLogger(__name__)
+
+#: Zone of plain (zone-less) times. kie.ai's spec shows plain ``2025-06-06 10:30:00``
+#: without saying its zone; the one public capture of a sibling endpoint reads as UTC+8
+#: (the service runs in China), and the simulator writes plain times in Asia/Shanghai.
+#: Unconfirmed for Veo: pass ``naive_tz="UTC"`` if your records say otherwise.
+DEFAULT_NAIVE_TZ = "Asia/Shanghai"
+
+_DUMPS_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def to_frame(records: Iterable[Any], *, naive_tz: str = DEFAULT_NAIVE_TZ) -> pd.DataFrame:
+    """Build the typed task frame from envelopes, ``data`` objects or store rows.
+
+    Parameters
+    ----------
+    records : iterable of mappings
+        Each one an envelope ``{"code", "msg", "data"}``, a ``data`` object, or a store
+        row ``{"task_id", "raw", "fetched_at", "fetch_error"}`` (``raw`` the envelope
+        text as received). Kinds may be mixed.
+    naive_tz : str
+        Zone of plain times without an offset (see :data:`DEFAULT_NAIVE_TZ`: the
+        evidence points to UTC+8, and the simulator writes Asia/Shanghai wall time).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per record, in order, columns and dtypes of :data:`schema.COLUMNS`.
+
+    Raises
+    ------
+    InputError
+        If an item is not a mapping (its position is named). Never for a record's content.
+
+    >>> to_frame([{"code": 422, "msg": "record is null.", "data": None}]).loc[0, "fetch_error"]
+    '422 record is null.'
+    """
+    texts: list[str | bytes | None] = []
+    ids: list[str | None] = []
+    fetched: list[Any] = []
+    errors: list[str | None] = []
+    notes: dict[int, str] = {}
+    for i, rec in enumerate(records):
+        rec = _as_mapping(rec, i)
+        if "raw" in rec and "task_id" in rec:  # a store row
+            texts.append(rec.get("raw"))
+            ids.append(rec.get("task_id"))
+            fetched.append(rec.get("fetched_at"))
+            errors.append(rec.get("fetch_error"))
+            continue
+        obj = rec if ("data" in rec or "code" in rec) else {"data": rec}
+        text = _dumps(obj)
+        if text is None:
+            notes[i] = "record could not be serialised as JSON"
+        texts.append(text)
+        ids.append(None)
+        fetched.append(None)
+        errors.append(None)
+    return _frame(texts, ids, fetched, errors, naive_tz, notes)
+
+
+def from_raw(
+    texts: Sequence[str | bytes | None],
+    task_ids: Sequence[str | None] | None = None,
+    fetched_at: Sequence[Any] | None = None,
+    fetch_errors: Sequence[str | None] | None = None,
+    *,
+    naive_tz: str = DEFAULT_NAIVE_TZ,
+) -> pd.DataFrame:
+    """Build the typed frame from raw envelope JSON texts: the columnar fast path.
+
+    Parameters
+    ----------
+    texts : sequence of str, bytes or None
+        Envelope texts exactly as received (``None``: nothing was received).
+    task_ids : sequence of str, optional
+        The ids queried (override ``data.taskId``).
+    fetched_at : sequence of float (epoch seconds) or datetimes, optional
+    fetch_errors : sequence of str or None, optional
+        Why a record could not be fetched; such rows keep only id, error and time.
+    naive_tz : str
+        Zone of plain times (see :func:`to_frame`).
+
+    >>> from_raw(['{"code":200,"data":{"taskId":"t1","successFlag":3}}']).loc[0, "status"]
+    'generation_failed'
+    """
+    n = len(texts)
+    for name, seq in (
+        ("task_ids", task_ids),
+        ("fetched_at", fetched_at),
+        ("fetch_errors", fetch_errors),
+    ):
+        if seq is not None and len(seq) != n:
+            raise InputError(f"{name} has {len(seq)} items for {n} texts")
+    return _frame(list(texts), task_ids, fetched_at, fetch_errors, naive_tz, {})
+
+
+def _frame(
+    texts: list[str | bytes | None],
+    ids: Sequence[str | None] | None,
+    fetched: Sequence[Any] | None,
+    errors: Sequence[str | None] | None,
+    naive_tz: str,
+    notes: dict[int, str],
+) -> pd.DataFrame:
+    if errors is not None and any(e is not None for e in errors):
+        texts = [None if e is not None else t for t, e in zip(texts, errors, strict=True)]
+    env = read_objects(texts, _frame_build.ENVELOPE_SCHEMA, "record")
+    for i, note in notes.items():
+        env.notes[i] = note
+    return _frame_build.build(env, ids, fetched, errors, naive_tz)
+
+
+def _as_mapping(rec: Any, i: int) -> Mapping[str, Any]:
+    if isinstance(rec, Mapping):
+        return rec
+    if dataclasses.is_dataclass(rec) and not isinstance(rec, type):
+        return dataclasses.asdict(rec)
+    if hasattr(rec, "_asdict"):  # a NamedTuple store row
+        return rec._asdict()
+    raise InputError(f"record {i} is not a mapping (got {type(rec).__name__})")
+
+
+def _dumps(obj: Any) -> str | None:
+    try:
+        return orjson.dumps(obj, default=str, option=_DUMPS_OPTS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        try:  # integers beyond 64 bits and other things orjson refuses
+            return json.dumps(obj, default=str, ensure_ascii=False)
+        except (TypeError, ValueError, RecursionError):
+            return None
