@@ -265,6 +265,7 @@ CASES = [
         "unsafe_image",
     ),
     (422, FLOW, "upstream_rejected"),
+    (422, FLOW.replace("…", "content policy"), "upstream_rejected"),  # as the simulator says
     (500, "Internal Error, Please try again later.", "internal_error"),
     (500, "Internal Error - Timeout", "upstream_timeout"),
     (

@@ -63,6 +63,10 @@ ERROR_RULES: list[ErrorRule] = [
     # "public error minor upload" / "public error prominent people upload" /
     # "Rejected by Google's content policy (public error prominent people upload)"
     ErrorRule("unsafe_image", pattern=r"unsafe image|minor upload|prominent people"),
+    # "Your request was rejected by Flow(…). You may consider using our other fallback
+    # channels, which are likely to succeed." (before content_policy:
+    # the reason in brackets may be a content policy)
+    ErrorRule("upstream_rejected", pattern=r"rejected by flow|fallback channels"),
     # "Your prompt was flagged by Website as violating content policies."
     ErrorRule("content_policy", pattern=r"content polic|flagged"),
     # "Only English prompts are supported at this time."
@@ -73,9 +77,6 @@ ERROR_RULES: list[ErrorRule] = [
     # service provider." (errorCode 400 or 451)
     ErrorRule("image_fetch", pattern=r"fetch the image|access limits|image.*(download|access)"),
     ErrorRule("image_fetch", codes=frozenset({451})),
-    # "Your request was rejected by Flow(…). You may consider using our other fallback
-    # channels, which are likely to succeed."
-    ErrorRule("upstream_rejected", pattern=r"rejected by flow|fallback channels"),
     # "Internal Error - Timeout"; 408 "Upstream is currently experiencing service issues.
     # No result has been returned for over 10 minutes."
     ErrorRule("upstream_timeout", pattern=r"timeout|timed out|no result has been returned"),

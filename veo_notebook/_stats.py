@@ -87,7 +87,7 @@ def _by_code(codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray, 
     small = codes.astype(np.int16) if n_groups < 2**15 else codes
     order = np.argsort(small, kind="stable")  # a radix sort on small integer codes
     counts = np.bincount(codes, minlength=n_groups)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.intp)
+    starts = (np.cumsum(counts) - counts).astype(np.intp)
     return order, starts, counts
 
 
@@ -109,7 +109,7 @@ def grouped_order(values: np.ndarray, codes: np.ndarray, n_groups: int):
     if n_groups >= _LOOP_GROUPS:
         order = np.lexsort((values, codes))
         counts = np.bincount(codes, minlength=n_groups)
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.intp)
+        starts = (np.cumsum(counts) - counts).astype(np.intp)
         return order, starts, counts
     order, starts, counts = _by_code(codes, n_groups)
     for s, c in zip(starts.tolist(), counts.tolist(), strict=True):

@@ -1,0 +1,110 @@
+"""report(): one self-contained, escaped HTML file (or Markdown + PNGs); the CLI command."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import re
+
+import orjson
+import pandas as pd
+import pytest
+from _frames import make_frame, synthetic_frame
+
+from veo_notebook import cli, report, schema
+
+EVIL_PROMPT = "<script>alert('prompt')</script> a cat"
+EVIL_MESSAGE = "<img src=x onerror=alert(1)> see http://evil.example/x.png | pipe"
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    df = synthetic_frame(4000, seed=9, recent_share=0.2)
+    evil = make_frame(
+        status=["failed"] * 3,
+        error_code=[400] * 3,
+        error_message=[EVIL_MESSAGE] * 3,
+        prompt=[EVIL_PROMPT] * 3,
+        model=["<b>model</b>"] * 3,
+        create_s=[100.0] * 3,
+        complete_s=[130.0] * 3,
+    )
+    return schema.enforce(pd.concat([df, evil], ignore_index=True))
+
+
+@pytest.fixture(scope="module")
+def html_text(frame, tmp_path_factory) -> str:
+    path = report(frame, tmp_path_factory.mktemp("r") / "sub" / "report.html", title="Batch <1>")
+    assert path.exists() and path.suffix == ".html"
+    return path.read_text(encoding="utf-8")
+
+
+def test_html_is_self_contained(html_text):
+    assert html_text.startswith("<!DOCTYPE html>")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html_text, re.I)
+    assert "<link" not in html_text.lower() and "@import" not in html_text
+    imgs = re.findall(r'<img [^>]*src="([^"]+)"', html_text)
+    assert len(imgs) == 6 and all(src.startswith("data:image/png;base64,") for src in imgs)
+
+
+def test_html_escapes_user_and_api_text(html_text):
+    assert "<script" not in html_text.lower()
+    assert "&lt;script&gt;alert('prompt')&lt;/script&gt; a cat" in html_text
+    assert "<img src=x" not in html_text and "&lt;img src=x onerror=alert(1)&gt;" in html_text
+    assert "<b>model</b>" not in html_text and "&lt;b&gt;model&lt;/b&gt;" in html_text
+    assert "Batch &lt;1&gt;" in html_text
+    assert "http://evil.example/x.png" in html_text  # kept as text, never as a link
+
+
+def test_html_has_the_sections_and_numbers(frame, html_text):
+    for heading in (
+        "Overview",
+        "Latency (time to success)",
+        "Failure rates",
+        "Why tasks fail",
+        "Stuck tasks",
+        "Figures",
+        "Definitions",
+    ):
+        assert f"<h2>{heading}</h2>" in html_text
+    assert "KM p50 s" in html_text and "Wilson" in html_text and "Kaplan–Meier" in html_text
+    assert f"<td>{len(frame)}</td>" in html_text  # the overview's total
+    assert "content_policy" in html_text and "Your prompt was flagged" in html_text
+
+
+def test_markdown_variant_writes_pngs_beside_it(frame, tmp_path):
+    path = report(frame, tmp_path / "report.md")
+    text = path.read_text(encoding="utf-8")
+    figs = sorted((tmp_path / "report_figures").glob("*.png"))
+    assert len(figs) == 6
+    assert all(f.read_bytes().startswith(b"\x89PNG") for f in figs)
+    for f in figs:
+        assert f"](report_figures/{f.name})" in text
+    assert "<script" not in text.lower() and "&lt;script&gt;" in text
+    assert "\\| pipe" in text  # a pipe in a message does not break the table
+    assert "## Definitions" in text and "| model |" in text
+
+
+def test_report_of_an_empty_frame(tmp_path):
+    path = report(schema.empty_frame(), tmp_path / "empty.html")
+    text = path.read_text(encoding="utf-8")
+    assert "<h2>Overview</h2>" in text and "0 tasks" in text
+
+
+def test_cli_report_from_a_store(tmp_path):
+    from veo_notebook.simulator import corpus
+    from veo_notebook.store import Store
+
+    db = tmp_path / "tasks.sqlite"
+    with Store(db) as store:
+        for raw in corpus.iter_raw_texts(300, seed=3):
+            task_id = orjson.loads(raw)["data"]["taskId"]
+            store.put(task_id, raw, fetched_at=1_700_000_000.0)
+    out = tmp_path / "out" / "report.html"
+    argv = ["report", "--store", str(db), "--out", str(out), "--title", "CLI", "--no-figures"]
+    assert cli.main(argv) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "300 tasks" in text and "<h2>Failure rates</h2>" in text and "<h1>CLI</h1>" in text
+    assert "<img" not in text
