@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--store", type=Path)
     src.add_argument("--parquet", type=Path)
     p.add_argument("--out", type=Path, required=True, help="report.html or report.md")
+    p.add_argument("--title", default="Veo task report", help="title of the report")
+    p.add_argument("--no-figures", action="store_true", help="tables only (quicker)")
 
     p = sub.add_parser("simulate", help="run the kie.ai-compatible simulator in the foreground")
     p.add_argument("--host", default="127.0.0.1")
@@ -141,16 +143,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .export import read_parquet
     from .report import report
-    from .store import Store
 
     if args.store is not None:
+        from .store import Store
+
         with Store(args.store) as store:
             df = store.to_frame()
     else:
+        from .export import read_parquet
+
         df = read_parquet(args.parquet)
-    path = report(df, args.out)
+    path = report(df, args.out, title=args.title, figures=not args.no_figures)
     sys.stdout.write(f"wrote {path}\n")
     return 0
 
