@@ -53,8 +53,9 @@ def fresh_sim() -> Iterator[Callable[..., Simulator]]:
         s.stop()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run the test with ``KIE_API_KEY`` (and ``KIE_BASE_URL``) unset."""
+    """Every test starts with ``KIE_API_KEY`` and ``KIE_BASE_URL`` unset (a developer's real
+    key never leaks into a test); a test sets them with ``monkeypatch.setenv``."""
     monkeypatch.delenv("KIE_API_KEY", raising=False)
     monkeypatch.delenv("KIE_BASE_URL", raising=False)

@@ -153,7 +153,11 @@ def numbers(
     latency = np.where(child, c_med * np.exp(c_sig * z[:, 0]) * slow, latency)
     p_fail = np.where(child, c_rate, _GEN_FAIL[mi]) * _SCALE[tt] * trend
     fail = ~non_english & (u[:, 5] < p_fail)
+    create = np.round(create, 3)
+    held = np.where(pending, np.maximum(latency, age + 20.0 + 280.0 * u[:, 8]), latency)
+    complete = np.round(create + np.maximum(held, 1.0), 3)  # for tasks that do not fail
     return {
+        "complete": complete.tolist(),
         "tt": tt.tolist(),
         "mi": mi.tolist(),
         "gi": gi.tolist(),
@@ -164,7 +168,7 @@ def numbers(
         "w": w.tolist(),
         "pending": pending.tolist(),
         "parent": parent.tolist(),
-        "create": np.round(create, 3).tolist(),
+        "create": create.tolist(),
         "age": age.tolist(),
         "latency": latency.tolist(),
         "non_english": non_english.tolist(),
@@ -186,11 +190,38 @@ def make_block(
     ids = [task_id_for(seed, block * 1024 + i) for i in range(1024)]
     n_sub, n_act, n_set, n_sty = len(V.SUBJECTS), len(V.ACTIONS), len(V.SETTINGS), len(V.STYLES)
     out: list[Task] = []
-    for i, (task_id, ti, ui, zi, w) in enumerate(
-        zip(ids, num["tt"], num["u"], num["z"], num["w"], strict=True)
-    ):
-        ttype, create, age = _TYPES[ti], num["create"][i], num["age"][i]
-        latency, pending, p = num["latency"][i], num["pending"][i], num["parent"][i]
+    rows = zip(
+        ids,
+        num["tt"],
+        num["u"],
+        num["z"],
+        num["w"],
+        num["create"],
+        num["age"],
+        num["latency"],
+        num["pending"],
+        num["parent"],
+        num["complete"],
+        num["non_english"],
+        num["fail"],
+        strict=True,
+    )
+    for i, (
+        task_id,
+        ti,
+        ui,
+        zi,
+        w,
+        create,
+        age,
+        latency,
+        pending,
+        p,
+        complete,
+        non_en,
+        failed,
+    ) in enumerate(rows):
+        ttype = _TYPES[ti]
         parent_id = ids[p] if p >= 0 else None
         gtype: str | None = _GTYPES[num["gi"][i]]
         aspect: str | None = _ASPECTS[num["ai"][i]]
@@ -201,10 +232,10 @@ def make_block(
         code: int | None = None
         msg: str | None = "" if ui[3] < 0.7 else None
         flag = 1
-        if num["non_english"][i]:
+        if non_en:
             code, msg = V.LANGUAGE_ERROR
             flag, latency = 2, 2.0 + 4.0 * ui[4]
-        elif num["fail"][i]:
+        elif failed:
             if ttype == "4k" and ui[6] < 0.6:
                 (code, msg), fail_median = V.K4_UNAVAILABLE, 20.0
             else:
@@ -212,9 +243,10 @@ def make_block(
                 code, msg, fail_median = _pick_failure(ui[6], image_based)
             latency = fail_median * 2.718281828 ** (0.4 * zi[1])
             flag = 3 if code in (500, 501) and ui[7] < V.GENERATION_FAILED_SHARE else 2
-        if pending:
-            latency = max(latency, age + 20.0 + 280.0 * ui[8])
-        complete = round(create + max(latency, 1.0), 3)
+        if flag != 1:
+            if pending:
+                latency = max(latency, age + 20.0 + 280.0 * ui[8])
+            complete = round(create + max(latency, 1.0), 3)
 
         # the request, as paramJson
         seeds = 10000 + w[2] % 90000
@@ -240,7 +272,7 @@ def make_block(
                 ]
             params["seeds"] = seeds
             params[wm_key] = V.WATERMARKS[w[0] % len(V.WATERMARKS)]
-            params["enableTranslation"] = not num["non_english"][i]
+            params["enableTranslation"] = not non_en
             if age < 5 * _DAY:
                 params["resolution"] = "1080p" if aspect == "16:9" and ui[12] < 0.35 else "720p"
         elif ttype == "extend":

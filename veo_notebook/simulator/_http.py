@@ -10,6 +10,7 @@ import ipaddress
 import logging
 import socket
 import struct
+import sys
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -170,7 +171,11 @@ class Server(ThreadingHTTPServer):
     sim: Simulator
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("connection from %s ended abruptly", client_address, exc_info=True)
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError, ValueError, OSError)):
+            log.debug("connection from %s ended abruptly", client_address, exc_info=True)
+        else:  # a bug in the simulator: say so
+            log.exception("simulator error answering %s", client_address)
 
 
 class Handler(BaseHTTPRequestHandler):
