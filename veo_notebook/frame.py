@@ -38,8 +38,8 @@ Reading rules
 
 >>> df = to_frame([{"taskId": "t1", "successFlag": 1, "createTime": "2025-06-06 10:25:00",
 ...                 "completeTime": 1749177000000, "paramJson": '{"prompt": "a cat"}'}])
->>> df.loc[0, ["status", "task_type", "latency_s"]].tolist()
-['success', 'generate', 300.0]
+>>> df.loc[0, "status"], df.loc[0, "task_type"], float(df.loc[0, "latency_s"])
+('success', 'generate', 300.0)
 """
 
 from __future__ import annotations

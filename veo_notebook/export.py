@@ -1,0 +1,207 @@
+"""The typed frame out to Parquet (one file or a hive-partitioned dataset) and CSV, and back.
+
+Files carry two metadata keys, ``veo_notebook.schema_version`` and ``veo_notebook.version``.
+Reading a file written by a newer schema version raises :class:`SchemaVersionError`.
+
+A **dataset** (``partition_by=...``) is a hive layout, e.g. ``out/create_date=2026-03-19/
+part-<uuid>-0.parquet``; ``create_date`` (the UTC day of ``create_time``) is derived on
+the fly and dropped again on read. Each write *replaces the partitions present in the
+frame and leaves every other partition untouched* (``existing_data_behavior=
+"delete_matching"``): append a new day by writing that day's frame, and writing a day
+again replaces it rather than duplicating its rows. DuckDB
+(``SELECT * FROM read_parquet('out/**/*.parquet', hive_partitioning=true)``),
+``pyarrow.dataset``, Spark and Dask read the same layout unchanged.
+
+Files from other tools: a Parquet file without our metadata is accepted if it has a
+``task_id`` column; the schema is then enforced (missing columns NA, types cast). One
+without ``task_id`` is an :class:`InputError`.
+
+>>> import tempfile, pathlib, pandas as pd
+>>> from veo_notebook.schema import enforce
+>>> df = enforce(pd.DataFrame({"task_id": ["a"], "status": ["success"]}))
+>>> p = to_parquet(df, pathlib.Path(tempfile.mkdtemp()) / "t.parquet")
+>>> read_parquet(p).equals(df)
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pds
+import pyarrow.parquet as pq
+
+from . import __version__, schema
+from .errors import InputError, SchemaVersionError
+
+__all__ = ["DERIVED_PARTITIONS", "read_parquet", "to_csv", "to_parquet"]
+
+log = logging.getLogger(__name__)
+
+_KEY_SCHEMA = b"veo_notebook.schema_version"
+_KEY_VERSION = b"veo_notebook.version"
+_KEY_DERIVED = b"veo_notebook.derived_partition"
+#: partition columns made from the frame on write (and dropped on read)
+DERIVED_PARTITIONS = ("create_date",)
+_COMPRESSION = "zstd"
+
+
+def to_parquet(
+    df: pd.DataFrame, path: str | os.PathLike[str], *, partition_by: str | None = None
+) -> Path:
+    """Write the frame as one zstd Parquet file, or as a hive dataset partitioned by a column.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The typed frame (:func:`veo_notebook.to_frame`); the schema is enforced first.
+    path : path
+        A file (``partition_by=None``) or a dataset folder.
+    partition_by : str, optional
+        A column of the frame, or ``"create_date"`` (UTC day of ``create_time``). Existing
+        partitions that the frame does not touch are left as they are.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    >>> import tempfile, pathlib
+    >>> from veo_notebook.schema import empty_frame
+    >>> to_parquet(empty_frame(), pathlib.Path(tempfile.mkdtemp()) / "x.parquet").suffix
+    '.parquet'
+    """
+    path = Path(path)
+    df = schema.enforce(df)
+    derived = None
+    if partition_by is not None and partition_by not in df.columns:
+        if partition_by != "create_date":
+            raise InputError(
+                f"cannot partition by {partition_by!r}: not a column "
+                f"(columns and {DERIVED_PARTITIONS} are allowed)"
+            )
+        derived = partition_by
+        df = df.assign(create_date=df["create_time"].dt.strftime("%Y-%m-%d"))
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[_KEY_SCHEMA] = str(schema.SCHEMA_VERSION).encode()
+    meta[_KEY_VERSION] = __version__.encode()
+    if derived:
+        meta[_KEY_DERIVED] = derived.encode()
+    table = table.replace_schema_metadata(meta)
+    if partition_by is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, path, compression=_COMPRESSION)
+        return path
+    fmt = pds.ParquetFileFormat()
+    pds.write_dataset(
+        table,
+        path,
+        format=fmt,
+        file_options=fmt.make_write_options(compression=_COMPRESSION),
+        partitioning=[partition_by],
+        partitioning_flavor="hive",
+        basename_template=f"part-{uuid.uuid4().hex}-{{i}}.parquet",
+        existing_data_behavior="delete_matching",
+    )
+    log.info("wrote %d rows to dataset %s (partitioned by %s)", len(df), path, partition_by)
+    return path
+
+
+def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a frame written by :func:`to_parquet` (a file or a dataset folder).
+
+    A dataset comes back sorted by ``create_time`` then ``task_id`` (its files hold rows
+    partition by partition); a file comes back in the order written.
+
+    Raises
+    ------
+    SchemaVersionError
+        The file was written by a newer schema version.
+    InputError
+        Not a Parquet file / dataset, or a foreign file without a ``task_id`` column.
+
+    >>> import tempfile, pathlib
+    >>> from veo_notebook.schema import empty_frame
+    >>> p = to_parquet(empty_frame(), pathlib.Path(tempfile.mkdtemp()) / "x.parquet")
+    >>> read_parquet(p).shape[1] == len(empty_frame().columns)
+    True
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such Parquet file or dataset: {path}")
+    try:
+        if path.is_dir():
+            table = pds.dataset(path, format="parquet", partitioning="hive").to_table()
+        else:
+            table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path} is not a readable Parquet file or dataset: {exc}") from exc
+    meta = table.schema.metadata or {}
+    if _KEY_SCHEMA in meta:
+        version = int(meta[_KEY_SCHEMA])
+        if version > schema.SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{path} was written with frame schema version {version} (toolkit "
+                f"{meta.get(_KEY_VERSION, b'?').decode()}); this toolkit reads up to "
+                f"version {schema.SCHEMA_VERSION}: upgrade veo-notebook"
+            )
+    elif "task_id" not in table.column_names:
+        raise InputError(
+            f"{path} is not a veo-notebook frame: no veo_notebook metadata and no task_id "
+            f"column (columns: {', '.join(table.column_names[:10])})"
+        )
+    else:
+        log.info("%s has no veo_notebook metadata; enforcing the frame schema", path)
+    for name in DERIVED_PARTITIONS:
+        if name in table.column_names and name not in schema.column_names():
+            table = table.drop_columns([name])
+    df = table.to_pandas(types_mapper=_mapper, ignore_metadata=False)
+    try:
+        df = schema.enforce(df)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path}: columns do not fit the frame schema: {exc}") from exc
+    if path.is_dir():
+        df = df.sort_values(["create_time", "task_id"], kind="stable", na_position="last")
+        df = df.reset_index(drop=True)
+    return df
+
+
+def _mapper(t: pa.DataType) -> object:
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return schema.dtypes()["task_id"]
+    if pa.types.is_list(t) and pa.types.is_string(t.value_type):
+        return schema.dtypes()["result_urls"]
+    if pa.types.is_integer(t):
+        return pd.Int64Dtype()
+    if pa.types.is_boolean(t):
+        return pd.BooleanDtype()
+    return None
+
+
+def to_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write the frame as CSV (UTF-8; list columns as JSON arrays; times ISO 8601 UTC).
+
+    >>> import tempfile, pathlib
+    >>> from veo_notebook.schema import enforce
+    >>> df = enforce(pd.DataFrame({"task_id": ["a"]}))
+    >>> p = to_csv(df, pathlib.Path(tempfile.mkdtemp()) / "t.csv")
+    >>> p.read_text().splitlines()[1].startswith("a,")
+    True
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = df.copy(deep=False)
+    for name in out.columns:
+        s = out[name]
+        if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_list(s.dtype.pyarrow_dtype):
+            values = pa.array(s).to_pylist()  # None for NA, a list otherwise
+            out[name] = [None if v is None else orjson.dumps(v).decode() for v in values]
+    out.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+    return path
