@@ -85,6 +85,7 @@ def run_demo(
     from . import simulator
     from .analysis import classify_errors, latency_summary
     from .client import Client
+    from .export import to_parquet
     from .fetch import fetch_records, watch
     from .report import report
 
@@ -122,7 +123,7 @@ def run_demo(
                 speed=clock_speed,
             )
         df = fetch_records(ids, store=paths["store"], refresh="none", progress=False)
-    _to_parquet(df, paths["parquet"])
+    to_parquet(df, paths["parquet"])
     report(df, paths["report"], title=f"veo-notebook demo: {len(df):,} simulated tasks")
 
     counts = _status_counts(df)
@@ -141,15 +142,6 @@ def run_demo(
     result["text"] = _summary_text(result)
     (stream or sys.stdout).write(result["text"])
     return result
-
-
-def _to_parquet(df: pd.DataFrame, path: Path) -> None:
-    try:
-        from .export import to_parquet
-    except ImportError:  # pragma: no cover - until export.py lands
-        df.to_parquet(path, compression="zstd")
-    else:
-        to_parquet(df, path)
 
 
 def _status_counts(df: pd.DataFrame) -> dict[str, int]:
