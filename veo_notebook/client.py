@@ -1,0 +1,390 @@
+"""The client of ``GET /api/v1/veo/record-info``: the only place veo-notebook speaks HTTP.
+
+One query gives an :class:`Outcome`. Two codes are kept apart: the envelope ``code`` is
+the *query's* outcome (retried when transient, else the row's ``fetch_error``);
+``data.successFlag`` / ``data.errorCode`` is the *task's* outcome (data, never retried:
+a task that failed with errorCode 500 was read perfectly well).
+
+=================================================  ==========================================
+answer                                             what the client does
+=================================================  ==========================================
+HTTP 200, code 200                                 the record (terminal if successFlag 1/2/3)
+HTTP 401 or code 401                               :class:`AuthError` (the batch stops)
+HTTP 429 (``Retry-After``), code 429               slow the limiter down, pause, retry
+HTTP 5xx, code 455 / 500 / 408                     retry (exponential backoff, full jitter)
+reset, timeout, truncated or non-JSON body         retry
+code 422 / 404 / 400 / any other                   ``fetch_error`` "<code> <msg>", no retry
+HTTP 4xx without an envelope (a CDN or proxy)      :class:`ApiError` (every query would fail)
+=================================================  ==========================================
+
+Retries that run out raise :class:`TransientError`. ``requests`` errors are translated
+in one place (:meth:`Client._send`); no message, log line or ``repr`` carries the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+
+from ._limiter import AdaptiveLimiter, Cancelled, RetryPolicy
+from .errors import ApiError, AuthError, ConfigError, TransientError
+
+__all__ = ["ENV_KEY", "RECORD_PATH", "Client", "Outcome"]
+
+log = logging.getLogger(__name__)
+
+#: The one environment variable the key is read from.
+ENV_KEY = "KIE_API_KEY"
+RECORD_PATH = "/api/v1/veo/record-info"
+TERMINAL_FLAGS = frozenset({1, 2, 3})
+_TRANSIENT_CODES = frozenset({408, 429, 455, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one query of one task id gave.
+
+    ``raw`` is the envelope JSON text exactly as received (None if none was), ``envelope``
+    its parsed form, ``fetch_error`` None when the record was read, else a short reason
+    starting with the code ("422 record is null."). ``terminal``: successFlag 1, 2 or 3.
+    """
+
+    task_id: str
+    raw: str | None = field(repr=False)
+    envelope: dict[str, Any] | None = field(repr=False, compare=False)
+    fetch_error: str | None
+    terminal: bool
+    attempts: int = 1
+    fetched_at: float = field(default_factory=time.time)
+
+    @property
+    def success_flag(self) -> int | None:
+        """``data.successFlag`` when the record was read."""
+        data = (self.envelope or {}).get("data")
+        flag = data.get("successFlag") if isinstance(data, dict) else None
+        return flag if isinstance(flag, int) else None
+
+
+class _Retry(Exception):
+    """A transient answer: retry after backoff (``retry_after`` honoured)."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        code: int | None,
+        http_status: int | None,
+        retry_after: float | None = None,
+        throttled: bool = False,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+        self.http_status = http_status
+        self.retry_after = retry_after
+        self.throttled = throttled
+
+
+class _Secret:
+    """The API key: its repr and str never show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def masked(self) -> str:
+        v = self._value
+        return f"…{v[-2:]}" if len(v) >= 12 else "***"
+
+    def __repr__(self) -> str:
+        return f"<secret {self.masked()}>"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("the API key is not picklable")
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        import datetime as dt
+
+        when = parsedate_to_datetime(value)
+        return max(0.0, (when - dt.datetime.now(when.tzinfo)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def _short(text: str, n: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+class Client:
+    """A client of kie.ai's Veo record-info endpoint.
+
+    Parameters
+    ----------
+    api_key : str, optional
+        The key; defaults to the ``KIE_API_KEY`` environment variable.
+    base_url : str
+        ``https://api.kie.ai``, or a simulator on loopback (plain http is only allowed there).
+    timeout : float
+        Seconds per request (connect and read).
+    session : requests.Session, optional
+        A session to use (its connection pool is shared by all workers).
+    max_rate : float, optional
+        A fixed cap in requests/s; the limiter still adapts below it.
+    max_workers : int
+        Default number of concurrent requests in :func:`veo_notebook.fetch_records`.
+    max_retries : int
+        Retries of a transient failure before :class:`TransientError`.
+    user_agent : str, optional
+        Default ``veo-notebook/<version> python-requests/<version>``.
+
+    Raises
+    ------
+    ConfigError
+        No key, a bad base URL, or the key would go over plain http to a remote host.
+
+    >>> from veo_notebook import simulator
+    >>> with simulator.serve() as url:
+    ...     Client(simulator.DEFAULT_API_KEY, base_url=url).get_record("nope").fetch_error
+    '422 record is null.'
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str = "https://api.kie.ai",
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+        max_rate: float | None = None,
+        max_workers: int = 16,
+        max_retries: int = 6,
+        user_agent: str | None = None,
+        backoff: float = 0.5,
+        backoff_cap: float = 30.0,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get(ENV_KEY)
+        if not key or not key.strip():
+            raise ConfigError(
+                f"no API key: pass api_key= or set the {ENV_KEY} environment variable"
+            )
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"base_url must be an http(s) URL, got {base_url!r}")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ConfigError(
+                f"refusing to send the API key over plain http to {parts.hostname!r}; "
+                "use https (plain http is only allowed on loopback)"
+            )
+        if max_workers < 1:
+            raise ConfigError("max_workers must be at least 1")
+        self._key = _Secret(key.strip())
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_workers = max_workers
+        self.retry = RetryPolicy(max_retries=max_retries, base=backoff, cap=backoff_cap)
+        self.limiter = AdaptiveLimiter(max_rate=max_rate, start=min(10.0, max_rate or 10.0))
+        if user_agent is None:
+            from . import __version__
+
+            user_agent = f"veo-notebook/{__version__} python-requests/{requests.__version__}"
+        self.user_agent = user_agent
+        self._own_session = session is None
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(max_workers, 10))
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self.session = session
+        self._url = self.base_url + RECORD_PATH
+
+    # ------------------------------------------------------------------ public
+    def get_record(self, task_id: str, *, cancel: threading.Event | None = None) -> Outcome:
+        """Query one task id (retrying what is transient) and return its :class:`Outcome`.
+
+        Raises
+        ------
+        AuthError
+            The key was refused (401).
+        TransientError
+            A transient failure outlived ``max_retries`` retries.
+        ApiError
+            The endpoint answered with something that is not an envelope (a proxy, a CDN).
+        """
+        attempt = 0
+        while True:
+            sent_at = self.limiter.acquire(cancel)
+            try:
+                outcome = self._once(task_id, attempt + 1)
+            except _Retry as r:
+                if r.throttled:
+                    self.limiter.on_throttle(sent_at, r.retry_after)
+                if attempt >= self.retry.max_retries:
+                    raise TransientError(
+                        f"{r.reason} (gave up after {attempt + 1} attempts)",
+                        code=r.code,
+                        http_status=r.http_status,
+                        task_id=task_id,
+                    ) from None
+                # a 429 is paced by the limiter: wait what the server asked, no backoff growth
+                delay = self.retry.delay(0 if r.throttled else attempt, r.retry_after)
+                log.debug("task %r: %s; retry %d in %.2fs", task_id, r.reason, attempt + 1, delay)
+                attempt += 1
+                if cancel is not None:
+                    if cancel.wait(delay):
+                        raise Cancelled from None
+                elif delay > 0:
+                    time.sleep(delay)
+                continue
+            self.limiter.on_success()
+            return outcome
+
+    def close(self) -> None:
+        """Close the session if this client made it."""
+        if self._own_session:
+            self.session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client(base_url={self.base_url!r}, api_key='{self._key.masked()}')"
+
+    # ------------------------------------------------------------------ one query
+    def _send(self, task_id: str) -> requests.Response:
+        """The one HTTP call, and the one place ``requests`` errors are translated."""
+        headers = {
+            "Authorization": f"Bearer {self._key.reveal()}",
+            "Accept": "application/json",
+            "User-Agent": self.user_agent,
+        }
+        try:
+            resp = self.session.get(
+                self._url, params={"taskId": task_id}, headers=headers, timeout=self.timeout
+            )
+            resp.content  # noqa: B018 - read the whole body inside the try
+            return resp
+        except requests.Timeout as exc:
+            raise _Retry(f"timeout after {self.timeout:g}s", code=None, http_status=None) from exc
+        except (
+            requests.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+        ) as exc:
+            raise _Retry(
+                f"connection error ({type(exc).__name__})", code=None, http_status=None
+            ) from exc
+        except requests.RequestException as exc:
+            raise ApiError(
+                f"request failed ({type(exc).__name__}): {self._scrub(str(exc))}", task_id=task_id
+            ) from exc
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._key.reveal(), "***")
+
+    def _once(self, task_id: str, attempts: int) -> Outcome:
+        resp = self._send(task_id)
+        status = resp.status_code
+        body = resp.content
+        if status == 401:
+            raise AuthError(
+                "401 Unauthorized: the API key was refused",
+                code=401,
+                http_status=401,
+                task_id=task_id,
+            )
+        if status == 429:
+            raise _Retry(
+                "HTTP 429 Too Many Requests",
+                code=429,
+                http_status=429,
+                retry_after=_retry_after(resp.headers.get("Retry-After")),
+                throttled=True,
+            )
+        if status >= 500:
+            raise _Retry(
+                f"HTTP {status} {resp.reason or ''}".strip(), code=status, http_status=status
+            )
+        try:
+            env = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            env = None
+        if not isinstance(env, dict) or "code" not in env:
+            if status == 200:
+                raise _Retry(
+                    f"HTTP 200 with a body that is not an envelope: {_short(repr(body[:60]))}",
+                    code=None,
+                    http_status=200,
+                )
+            raise ApiError(
+                f"HTTP {status} from {self.base_url} without an API envelope "
+                f"({_short(body.decode('utf-8', 'replace'))!r}); check base_url, or a proxy/CDN "
+                "refused the request",
+                code=status,
+                http_status=status,
+                task_id=task_id,
+            )
+        raw = body.decode("utf-8", errors="replace")
+        code, msg = env.get("code"), env.get("msg")
+        msg = "" if msg is None else str(msg)
+        if code == 200:
+            data = env.get("data")
+            if not isinstance(data, dict):
+                return Outcome(task_id, raw, env, "200 no data in the answer", False, attempts)
+            flag = data.get("successFlag")
+            return Outcome(task_id, raw, env, None, flag in TERMINAL_FLAGS, attempts)
+        if code == 401:
+            raise AuthError(
+                f"401 {self._scrub(_short(msg))}: the API key was refused".strip(),
+                code=401,
+                http_status=status,
+                task_id=task_id,
+            )
+        if code in _TRANSIENT_CODES:
+            raise _Retry(
+                f"{code} {_short(msg)}".strip(),
+                code=code if isinstance(code, int) else None,
+                http_status=status,
+                retry_after=_retry_after(resp.headers.get("Retry-After")),
+                throttled=code == 429,
+            )
+        return Outcome(task_id, raw, env, f"{code} {_short(msg, 200)}".strip(), False, attempts)

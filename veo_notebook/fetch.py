@@ -1,0 +1,431 @@
+"""Bulk fetch and watch: many task ids, one :class:`Client`, one :class:`Store`.
+
+:func:`fetch_records` fans the ids out over a thread pool sharing one connection pool
+and one adaptive rate limiter, streams every answer into the store in small
+transactions (an interrupted run keeps what was answered; the next run fetches only the
+rest), and returns the typed frame built from the store: exactly one row per unique
+non-blank id, in first-seen order, whatever happened to it.
+
+:func:`watch` re-queries only the tasks still generating, on kie.ai's advised schedule
+(:func:`poll_interval`), until all are terminal or a timeout.
+
+>>> from veo_notebook import Client, simulator
+>>> with simulator.serve() as url:
+...     df = fetch_records(["veo_task_1"], client=Client(simulator.DEFAULT_API_KEY, base_url=url),
+...                        progress=False)
+>>> len(df)
+1
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import logging
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal
+
+from .client import Client, Outcome
+from .errors import InputError, TransientError
+from .store import Store, StoreRow
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["fetch_records", "poll_interval", "read_task_ids", "watch"]
+
+log = logging.getLogger(__name__)
+
+Refresh = Literal["pending", "all", "none"]
+OnUpdate = Callable[[Outcome], Any]
+_FLUSH_ROWS = 50
+_FLUSH_SECONDS = 0.5
+_ID_COLUMNS = ("taskId", "task_id")
+
+
+# ---------------------------------------------------------------------------- ids
+def _unique_ids(task_ids: Iterable[Any]) -> list[str]:
+    """Unique ids in first-seen order: blank/None/NaN dropped, ints made str, rest kept exactly."""
+    if isinstance(task_ids, (str, bytes)):
+        raise InputError("task_ids must be a list of ids, not one string (wrap it: [task_id])")
+    seen: dict[str, None] = {}
+    for x in task_ids:
+        if x is None or (isinstance(x, float) and math.isnan(x)) or type(x).__name__ == "NAType":
+            continue
+        if isinstance(x, str):
+            if not x.strip():
+                continue
+            seen.setdefault(x, None)
+        elif isinstance(x, int) and not isinstance(x, bool):
+            seen.setdefault(str(x), None)
+        else:
+            raise InputError(f"a task id must be a str (or an int), got {type(x).__name__}: {x!r}")
+    return list(seen)
+
+
+def read_task_ids(source: str | os.PathLike[str] | IO[str]) -> list[str]:
+    """Read task ids from a text file (one per line), a CSV, a file object, or ``"-"`` (stdin).
+
+    A source whose first non-blank line holds a comma, tab or semicolon is read as a CSV
+    with a ``taskId`` or ``task_id`` column. Lines are stripped of surrounding whitespace;
+    blank lines and blank cells are dropped; duplicates are kept (``fetch_records``
+    drops them).
+
+    Raises
+    ------
+    InputError
+        A CSV without a ``taskId``/``task_id`` column, or a file that cannot be read.
+
+    >>> import io
+    >>> read_task_ids(io.StringIO("taskId,model\\nt1,veo3\\n\\nt2,veo3_fast\\n"))
+    ['t1', 't2']
+    """
+    if isinstance(source, str) and source == "-":
+        return _parse_ids(sys.stdin.read(), "<stdin>")
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            text = Path(source).read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read task ids from {os.fspath(source)!r}: {exc}") from exc
+        return _parse_ids(text, os.fspath(source))
+    text = source.read()
+    if isinstance(text, bytes):
+        text = text.decode("utf-8-sig")
+    return _parse_ids(text.lstrip("\ufeff"), getattr(source, "name", "<file>"))
+
+
+def _parse_ids(text: str, name: str) -> list[str]:
+    lines = text.splitlines()
+    first = next((ln for ln in lines if ln.strip()), "")
+    if not any(sep in first for sep in (",", "\t", ";")):
+        return [s for s in (ln.strip() for ln in lines) if s]
+    try:
+        dialect = csv.Sniffer().sniff(first, delimiters=",\t;")
+    except csv.Error:
+        dialect = csv.excel  # type: ignore[assignment]
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    col = next((reader.fieldnames[i] for i, h in enumerate(header) if h in _ID_COLUMNS), None)  # type: ignore[index]
+    if col is None:
+        raise InputError(
+            f"{name}: a CSV needs a taskId or task_id column; its header is {header!r}"
+        )
+    return [v.strip() for row in reader if (v := row.get(col)) and v.strip()]
+
+
+# ---------------------------------------------------------------------------- schedule
+def poll_interval(elapsed_s: float) -> float:
+    """Seconds to wait before the next poll, ``elapsed_s`` seconds into a watch.
+
+    kie.ai's advice: every 2–3 s for the first 30 s, 5–10 s until 2 minutes, 15–30 s after.
+
+    >>> [poll_interval(t) for t in (0, 60, 600)]
+    [2.5, 7.5, 20.0]
+    """
+    if elapsed_s < 30:
+        return 2.5
+    if elapsed_s < 120:
+        return 7.5
+    return 20.0
+
+
+# ---------------------------------------------------------------------------- frame
+def _frame(rows: list[StoreRow]) -> pd.DataFrame:
+    """Store rows → the typed frame (the one place the fetch layer builds a frame)."""
+    try:
+        from .frame import to_frame
+    except ImportError:  # the parser has not landed yet: a thin frame of the same schema
+        return _thin_frame(rows)
+    return to_frame(rows)
+
+
+def _thin_frame(rows: list[StoreRow]) -> pd.DataFrame:
+    import orjson
+    import pandas as pd
+
+    from . import schema
+
+    flags: list[int | None] = []
+    for r in rows:
+        flag = None
+        if r["raw"] is not None and r["fetch_error"] is None:
+            with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
+                flag = (orjson.loads(r["raw"]).get("data") or {}).get("successFlag")
+        flags.append(flag if isinstance(flag, int) else None)
+    names = {0: "generating", 1: "success", 2: "failed", 3: "generation_failed"}
+    df = pd.DataFrame(
+        {
+            "task_id": [r["task_id"] for r in rows],
+            "status": [None if f is None else names.get(f, "unknown") for f in flags],
+            "success_flag": pd.array(flags, dtype="Int64"),
+            "fetch_error": [r["fetch_error"] for r in rows],
+            "fetched_at": pd.to_datetime([r["fetched_at"] for r in rows], unit="s", utc=True),
+        }
+    )
+    return schema.enforce(df)
+
+
+def _frame_for(store: Store, ids: list[str]) -> pd.DataFrame:
+    held = {r["task_id"]: r for r in store.rows(ids)}
+    rows: list[StoreRow] = [
+        held.get(i)
+        or {"task_id": i, "raw": None, "fetched_at": None, "fetch_error": "not in store"}  # type: ignore[typeddict-item]
+        for i in ids
+    ]
+    return _frame(rows)
+
+
+@contextlib.contextmanager
+def _open_store(store: Store | str | os.PathLike[str] | None) -> Iterator[Store]:
+    if isinstance(store, Store):
+        yield store
+        return
+    with Store(":memory:" if store is None else store) as s:
+        yield s
+
+
+# ---------------------------------------------------------------------------- the run
+class _Writer:
+    """Buffers answers and writes them in small transactions (every 50 rows or 0.5 s)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.buf: list[tuple[str, str | None, float | None, str | None]] = []
+        self.last = time.monotonic()
+
+    def add(self, o: Outcome) -> None:
+        self.buf.append((o.task_id, o.raw, o.fetched_at, o.fetch_error))
+        if len(self.buf) >= _FLUSH_ROWS:
+            self.flush()
+
+    def tick(self) -> None:
+        if self.buf and time.monotonic() - self.last >= _FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buf:
+            self.store.put_many(self.buf)
+            self.buf = []
+        self.last = time.monotonic()
+
+
+def _one(client: Client, task_id: str, stop: threading.Event) -> tuple[Outcome, bool]:
+    """Query one id; (outcome, poll again?). A transient failure past its retries is a row."""
+    try:
+        o = client.get_record(task_id, cancel=stop)
+    except TransientError as exc:
+        code = (
+            f"{exc.code} "
+            if exc.code is not None and not exc.message.startswith(str(exc.code))
+            else ""
+        )
+        return Outcome(task_id, None, None, f"{code}{exc.message}", False), True
+    return o, (not o.terminal and o.fetch_error is None)
+
+
+def _run(
+    client: Client,
+    ids: list[str],
+    store: Store,
+    *,
+    workers: int,
+    progress: bool,
+    on_update: OnUpdate | None,
+    desc: str = "fetch",
+) -> set[str]:
+    """Fetch ``ids`` into ``store``; return the ids worth polling again (pending, transient)."""
+    from tqdm.auto import tqdm
+
+    stop = threading.Event()
+    writer = _Writer(store)
+    again: set[str] = set()
+    pending: set[Future[tuple[Outcome, bool]]] = set()
+    it = iter(ids)
+    window = 2 * workers
+    give_up = max(20, 3 * workers)  # consecutive transient failures: the API is down
+    failures = 0
+    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="veo-fetch")
+    bar = tqdm(total=len(ids), desc=desc, unit="task", disable=not progress, leave=False)
+
+    def take(fut: Future[tuple[Outcome, bool]]) -> None:
+        nonlocal failures
+        outcome, poll = fut.result()
+        writer.add(outcome)
+        if poll:
+            again.add(outcome.task_id)
+        failures = failures + 1 if outcome.raw is None and poll else 0
+        bar.update(1)
+        if on_update is not None:
+            on_update(outcome)
+
+    try:
+        while True:
+            while len(pending) < window and (tid := next(it, None)) is not None:
+                pending.add(executor.submit(_one, client, tid, stop))
+            if not pending:
+                break
+            done, pending = wait(pending, timeout=_FLUSH_SECONDS, return_when=FIRST_COMPLETED)
+            for fut in done:
+                take(fut)
+            writer.tick()
+            if failures >= give_up:
+                raise TransientError(
+                    f"{failures} tasks in a row failed after all retries; the API looks down "
+                    "(everything answered so far is in the store)"
+                )
+    except BaseException:
+        stop.set()
+        for fut in pending:
+            fut.cancel()
+        for fut in pending:  # answers that arrived meanwhile are kept too
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                with contextlib.suppress(Exception):
+                    take(fut)
+        raise
+    finally:
+        try:
+            writer.flush()
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+            bar.close()
+    return again
+
+
+def _check_refresh(refresh: str) -> None:
+    if refresh not in ("pending", "all", "none"):
+        raise InputError(f"refresh must be 'pending', 'all' or 'none', got {refresh!r}")
+
+
+def fetch_records(
+    task_ids: Iterable[Any],
+    *,
+    client: Client | None = None,
+    store: Store | str | os.PathLike[str] | None = None,
+    refresh: Refresh = "pending",
+    progress: bool = True,
+    max_workers: int | None = None,
+    on_update: OnUpdate | None = None,
+) -> pd.DataFrame:
+    """Fetch the record of every task id; one typed row per unique non-blank id.
+
+    Parameters
+    ----------
+    task_ids : iterable
+        Task ids, kept exactly as given (no stripping); None, NaN and blank strings are
+        dropped, ints become str, duplicates keep their first place.
+    client : Client, optional
+        Default ``Client()`` (key from ``KIE_API_KEY``, base ``https://api.kie.ai``).
+    store : Store or path, optional
+        Where answers are written as they arrive; default an in-memory store.
+    refresh : {"pending", "all", "none"}
+        "pending": skip ids whose stored record is terminal; "all": query every id (a
+        stored record is never replaced by a worse answer); "none": the store alone
+        (ids it does not hold get ``fetch_error`` "not in store").
+    progress : bool
+        A ``tqdm.auto`` progress bar.
+    max_workers : int, optional
+        Concurrent queries (default ``client.max_workers``).
+    on_update : callable, optional
+        Called with each :class:`~veo_notebook.client.Outcome`, in the calling thread.
+
+    Raises
+    ------
+    AuthError
+        The key was refused: the batch stops at once; what was answered stays stored.
+    ConfigError
+        No API key (before any request).
+
+    >>> from veo_notebook import Client, simulator
+    >>> with simulator.serve() as url:
+    ...     c = Client(simulator.DEFAULT_API_KEY, base_url=url)
+    ...     fetch_records(["nope", "nope", ""], client=c, progress=False)["fetch_error"].tolist()
+    ['422 record is null.']
+    """
+    _check_refresh(refresh)
+    ids = _unique_ids(task_ids)
+    if refresh != "none" and client is None:
+        client = Client()
+    with _open_store(store) as st:
+        if refresh != "none" and ids:
+            assert client is not None
+            done = st.terminal_ids(ids) if refresh == "pending" else set()
+            todo = [i for i in ids if i not in done]
+            log.info(
+                "fetch: %d ids, %d already terminal in the store, %d to query",
+                len(ids),
+                len(done),
+                len(todo),
+            )
+            if todo:
+                _run(
+                    client,
+                    todo,
+                    st,
+                    workers=max_workers or client.max_workers,
+                    progress=progress,
+                    on_update=on_update,
+                )
+        return _frame_for(st, ids)
+
+
+def watch(
+    task_ids: Iterable[Any],
+    *,
+    client: Client | None = None,
+    store: Store | str | os.PathLike[str] | None = None,
+    timeout: float = 900,
+    progress: bool = True,
+    on_update: OnUpdate | None = None,
+    max_workers: int | None = None,
+    speed: float = 1.0,
+) -> pd.DataFrame:
+    """Poll until every task is terminal (successFlag 1, 2 or 3) or ``timeout`` seconds.
+
+    Only tasks still generating are queried again, on :func:`poll_interval`'s schedule.
+    Tasks whose query failed for good (422 "record is null." ...) are not re-polled. At
+    the timeout the frame is returned as it is (pending tasks stay "generating").
+
+    Parameters
+    ----------
+    speed : float
+        Simulated seconds per real second: divides the schedule and the timeout (for a
+        simulator whose clock runs faster than real time).
+
+    Other parameters are those of :func:`fetch_records`.
+
+    >>> from veo_notebook import Client, simulator
+    >>> with simulator.serve(clock_speed=600) as url:
+    ...     c = Client(simulator.DEFAULT_API_KEY, base_url=url)
+    ...     df = watch(["veo_task_1"], client=c, progress=False, speed=600)
+    """
+    from tqdm.auto import tqdm
+
+    ids = _unique_ids(task_ids)
+    client = client or Client()
+    workers = max_workers or client.max_workers
+    start = time.monotonic()
+    with _open_store(store) as st:
+        todo = [i for i in ids if i not in st.terminal_ids(ids)]
+        with tqdm(total=len(ids), desc="terminal", unit="task", disable=not progress) as bar:
+            while True:
+                bar.update(len(ids) - len(todo) - bar.n)
+                elapsed = (time.monotonic() - start) * speed
+                if not todo or elapsed >= timeout:
+                    break
+                if todo and elapsed > 0:
+                    time.sleep(min(poll_interval(elapsed), timeout - elapsed) / speed)
+                todo = sorted(
+                    _run(client, todo, st, workers=workers, progress=False, on_update=on_update),
+                    key={t: n for n, t in enumerate(ids)}.__getitem__,
+                )
+        if todo:
+            log.info("watch: timeout after %.0fs with %d tasks still pending", timeout, len(todo))
+        return _frame_for(st, ids)

@@ -1,0 +1,320 @@
+"""The local history of raw records: one SQLite file (WAL), the memory the API lacks.
+
+record-info forgets a task after 14 days; the store does not. It keeps the envelope
+JSON text of every record exactly as fetched, with the time it was fetched, so a better
+parser later never needs a re-fetch. A record already held is never replaced by a worse
+answer (a 422 for an expired record, a fetch error): the store keeps the last good one.
+
+Tables::
+
+    meta(key TEXT PRIMARY KEY, value TEXT)      -- store_version, created_at, created_by
+    records(task_id TEXT PRIMARY KEY, raw TEXT, fetched_at REAL, fetch_error TEXT,
+            success_flag INTEGER, terminal INTEGER, create_time TEXT)
+
+A file that is not SQLite, or not a veo-notebook store, is a :class:`StoreError`; a store
+written by a newer version is a :class:`SchemaVersionError`. Neither is ever modified.
+
+>>> with Store(":memory:") as store:
+...     store.put("t1", '{"code":200,"msg":"success","data":{"successFlag":1}}', fetched_at=0.0)
+...     store.terminal_ids(["t1", "t2"])
+{'t1'}
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
+
+import orjson
+
+from .errors import SchemaVersionError, StoreError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["STORE_VERSION", "Store", "StoreRow"]
+
+log = logging.getLogger(__name__)
+
+#: Version of the store's SQLite layout (not the frame's ``schema.SCHEMA_VERSION``).
+STORE_VERSION = 1
+
+_TERMINAL_FLAGS = (1, 2, 3)
+_CHUNK = 500  # ids per SQL "IN (...)" (SQLite's default limit is 32766 variables)
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    task_id      TEXT PRIMARY KEY,
+    raw          TEXT,
+    fetched_at   REAL NOT NULL,
+    fetch_error  TEXT,
+    success_flag INTEGER,
+    terminal     INTEGER NOT NULL DEFAULT 0,
+    create_time  TEXT
+);
+"""
+
+# A new answer replaces the stored one unless it is worse: an error never replaces a record.
+_UPSERT = """
+INSERT INTO records (task_id, raw, fetched_at, fetch_error, success_flag, terminal, create_time)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (task_id) DO UPDATE SET
+    raw = excluded.raw, fetched_at = excluded.fetched_at, fetch_error = excluded.fetch_error,
+    success_flag = excluded.success_flag, terminal = excluded.terminal,
+    create_time = excluded.create_time
+WHERE excluded.fetch_error IS NULL OR records.fetch_error IS NOT NULL
+"""
+
+
+class StoreRow(TypedDict):
+    """One stored record, as :func:`veo_notebook.frame.to_frame` takes it."""
+
+    task_id: str
+    raw: str | None
+    fetched_at: float
+    fetch_error: str | None
+
+
+def _facts(raw: str | None, fetch_error: str | None) -> tuple[int | None, bool, str | None]:
+    """(successFlag, terminal, createTime) read from a raw envelope, cheaply and leniently."""
+    if raw is None or fetch_error is not None:
+        return None, False, None
+    try:
+        env = orjson.loads(raw)
+        data = env.get("data") if isinstance(env, dict) else None
+    except orjson.JSONDecodeError:
+        return None, False, None
+    if not isinstance(data, dict):
+        return None, False, None
+    flag = data.get("successFlag")
+    flag = flag if isinstance(flag, int) and not isinstance(flag, bool) else None
+    ct = data.get("createTime")
+    return flag, flag in _TERMINAL_FLAGS, None if ct is None else str(ct)
+
+
+class Store:
+    """SQLite history of raw records; a context manager, safe to share between threads.
+
+    Parameters
+    ----------
+    path : str or Path
+        The store file (created if missing) or ``":memory:"``.
+
+    Raises
+    ------
+    StoreError
+        The file is not SQLite, not a veo-notebook store, or cannot be opened.
+    SchemaVersionError
+        The store was written by a newer version of veo-notebook.
+
+    >>> with Store(":memory:") as s:
+    ...     s.put("t1", None, fetched_at=0.0, fetch_error="422 record is null.")
+    ...     s.get("t1")["fetch_error"]
+    '422 record is null.'
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        self._lock = threading.RLock()
+        self._conn = self._open(self.path)
+
+    # ----------------------------------------------------------------- opening
+    @staticmethod
+    def _open(path: str) -> sqlite3.Connection:
+        if path != ":memory:":
+            p = Path(path)
+            if p.is_dir():
+                raise StoreError(f"store path {path!r} is a directory, not a file")
+            if not p.parent.exists():
+                raise StoreError(f"store folder {str(p.parent)!r} does not exist")
+        try:
+            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {path!r}: {exc}") from exc
+        try:
+            Store._check_or_init(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _check_or_init(conn: sqlite3.Connection, path: str) -> None:
+        try:  # read-only probe first: a corrupt file must not be touched
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{path!r} is not a veo-notebook store (not an SQLite file: {exc})"
+            ) from exc
+        try:
+            if tables:
+                if "meta" not in tables or "records" not in tables:
+                    raise StoreError(
+                        f"{path!r} is an SQLite file but not a veo-notebook store "
+                        f"(tables: {', '.join(sorted(tables))}); refusing to modify it"
+                    )
+                row = conn.execute("SELECT value FROM meta WHERE key='store_version'").fetchone()
+                version = int(row[0]) if row else None
+                if version is None:
+                    raise StoreError(f"{path!r} has no store_version; refusing to modify it")
+                if version > STORE_VERSION:
+                    raise SchemaVersionError(
+                        f"store {path!r} was written by a newer veo-notebook (store version "
+                        f"{version}, this one knows {STORE_VERSION}); upgrade veo-notebook"
+                    )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            if not tables:
+                from . import __version__
+
+                conn.executescript(_DDL)
+                conn.executemany(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                    [
+                        ("store_version", str(STORE_VERSION)),
+                        ("created_at", repr(time.time())),
+                        ("created_by", f"veo-notebook {__version__}"),
+                    ],
+                )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot use store {path!r}: {exc}") from exc
+
+    # ----------------------------------------------------------------- writing
+    def put(
+        self,
+        task_id: str,
+        raw: str | None,
+        *,
+        fetched_at: float | None = None,
+        fetch_error: str | None = None,
+    ) -> None:
+        """Store one answer (``raw`` envelope text and/or ``fetch_error``).
+
+        An answer with a ``fetch_error`` never replaces a record already held.
+
+        >>> with Store(":memory:") as s:
+        ...     s.put("t", '{"code":200,"data":{"successFlag":0}}', fetched_at=1.0)
+        ...     len(s)
+        1
+        """
+        self.put_many([(task_id, raw, fetched_at, fetch_error)])
+
+    def put_many(self, rows: Iterable[tuple[str, str | None, float | None, str | None]]) -> int:
+        """Store many ``(task_id, raw, fetched_at, fetch_error)`` answers in one transaction.
+
+        Returns the number of rows given. ``fetched_at`` None means now.
+        """
+        now = time.time()
+        params = []
+        for task_id, raw, fetched_at, fetch_error in rows:
+            flag, terminal, create_time = _facts(raw, fetch_error)
+            when = now if fetched_at is None else float(fetched_at)
+            params.append((task_id, raw, when, fetch_error, flag, int(terminal), create_time))
+        if not params:
+            return 0
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.executemany(_UPSERT, params)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write to store {self.path!r}: {exc}") from exc
+        return len(params)
+
+    # ----------------------------------------------------------------- reading
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read store {self.path!r}: {exc}") from exc
+
+    def _chunked(self, sql: str, ids: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            yield from self._query(sql.format(marks=",".join("?" * len(chunk))), chunk)
+
+    def get(self, task_id: str) -> StoreRow | None:
+        """The stored row of ``task_id``, or None.
+
+        >>> with Store(":memory:") as s:
+        ...     s.get("nope") is None
+        True
+        """
+        rows = self._query(
+            "SELECT task_id, raw, fetched_at, fetch_error FROM records WHERE task_id = ?",
+            (task_id,),
+        )
+        return _row(rows[0]) if rows else None
+
+    def terminal_ids(self, ids: Iterable[str]) -> set[str]:
+        """Those of ``ids`` whose stored record is terminal (successFlag 1, 2 or 3)."""
+        sql = "SELECT task_id FROM records WHERE terminal = 1 AND task_id IN ({marks})"
+        return {r[0] for r in self._chunked(sql, list(ids))}
+
+    def rows(self, ids: Iterable[str] | None = None) -> list[StoreRow]:
+        """Stored rows: of ``ids`` in their order (ids not held are skipped), or all of them.
+
+        >>> with Store(":memory:") as s:
+        ...     s.put("b", None, fetched_at=1.0, fetch_error="422 record is null.")
+        ...     [r["task_id"] for r in s.rows(["a", "b"])]
+        ['b']
+        """
+        cols = "SELECT task_id, raw, fetched_at, fetch_error FROM records"
+        if ids is None:
+            return [_row(r) for r in self._query(cols + " ORDER BY rowid")]
+        order = list(dict.fromkeys(ids))
+        found = {r[0]: r for r in self._chunked(cols + " WHERE task_id IN ({marks})", order)}
+        return [_row(found[i]) for i in order if i in found]
+
+    def to_frame(self, ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """The typed frame of the stored rows (see :meth:`rows`)."""
+        from .fetch import _frame  # the one place rows become a frame
+
+        return _frame(self.rows(ids))
+
+    def ids(self) -> list[str]:
+        """Every task id held, in insertion order."""
+        return [r[0] for r in self._query("SELECT task_id FROM records ORDER BY rowid")]
+
+    def __len__(self) -> int:
+        return int(self._query("SELECT count(*) FROM records")[0][0])
+
+    def __contains__(self, task_id: object) -> bool:
+        if not isinstance(task_id, str):
+            return False
+        return bool(self._query("SELECT 1 FROM records WHERE task_id = ?", (task_id,)))
+
+    # ----------------------------------------------------------------- lifetime
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None  # type: ignore[assignment]
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.path!r})"
+
+
+def _row(r: Sequence[Any] | Mapping[str, Any]) -> StoreRow:
+    return {"task_id": r[0], "raw": r[1], "fetched_at": r[2], "fetch_error": r[3]}
