@@ -42,7 +42,8 @@ def _facet(s: pd.Series) -> _Facet:
     if isinstance(s.dtype, pd.CategoricalDtype):
         return _Facet(s.cat.codes.to_numpy(), [str(c) for c in s.cat.categories])
     codes, uniques = pd.factorize(s, sort=True, use_na_sentinel=True)
-    return _Facet(np.asarray(codes), [str(u) for u in uniques])
+    small = np.int8 if len(uniques) < 127 else np.int16 if len(uniques) < 32767 else np.int32
+    return _Facet(np.asarray(codes).astype(small), [str(u) for u in uniques])
 
 
 def _time_ints(s: pd.Series) -> tuple[np.ndarray, str]:
@@ -66,6 +67,7 @@ class TableModel:
         self.facets = {name: _facet(self.df[name]) for name in FACETS}
         self._created, self._created_unit = _time_ints(self.df["create_time"])
         self._orders: dict[tuple[str, bool], np.ndarray] = {}
+        self._texts: dict[str, _Facet] = {}  # distinct prompts / messages, on first search
         self._masks: dict[str, np.ndarray | None] = {}
         self._mask: np.ndarray | None = None
         self._count = self.n
@@ -107,10 +109,15 @@ class TableModel:
             if not chosen:
                 return None
             facet = self.facets[name]
+            hits = [i for i, label in enumerate(facet.labels) if label in chosen]
+            if len(hits) <= 8:  # compares on small ints: ~20x faster than a look-up table
+                mask = np.zeros(self.n, dtype=bool)
+                for i in hits:
+                    mask |= facet.codes == i
+                return mask
             lut = np.zeros(len(facet.labels) + 1, dtype=bool)  # last slot: code -1 (NA)
-            for i, label in enumerate(facet.labels):
-                lut[i] = label in chosen
-            return lut[facet.codes]
+            lut[hits] = True
+            return lut[facet.codes.astype(np.intp)]
         if name == "created":
             start, end = value  # type: ignore[misc]
             if start is None and end is None:
@@ -125,12 +132,23 @@ class TableModel:
         if name == "text":
             if not value:
                 return None
-            mask = np.zeros(self.n, dtype=bool)
-            for col in ("task_id", "prompt", "error_message"):
-                hit = self.df[col].str.contains(str(value), case=False, regex=False)
-                mask |= hit.fillna(False).to_numpy(dtype=bool)
+            needle = str(value)
+            ids = self.df["task_id"].str.contains(needle, case=False, regex=False)
+            mask = ids.fillna(False).to_numpy(dtype=bool)
+            for col in ("prompt", "error_message"):  # repetitive: search the distinct values
+                facet = self._text_facet(col)
+                hit = pd.Series(facet.labels, dtype="string[pyarrow]").str.contains(
+                    needle, case=False, regex=False
+                )
+                lut = np.append(hit.fillna(False).to_numpy(dtype=bool), False)  # -1: NA
+                mask |= lut[facet.codes.astype(np.intp)]
             return mask
         raise KeyError(name)
+
+    def _text_facet(self, col: str) -> _Facet:
+        if col not in self._texts:
+            self._texts[col] = _facet(self.df[col])
+        return self._texts[col]
 
     def mask(self) -> np.ndarray | None:
         """The combined filter mask (None when no filter is active)."""

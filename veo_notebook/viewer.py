@@ -37,16 +37,48 @@ __all__ = ["StatusViewer"]
 logger = logging.getLogger(__name__)
 
 
-def _error_categories(df: pd.DataFrame) -> list[Any]:
-    """Error category per row via ``analysis.classify_errors`` (blank until it exists)."""
-    try:
-        from .analysis import classify_errors
+_TABLE_COLUMNS = [
+    "task_id", "status", "model", "task_type", "create_time", "latency_s",
+    "error_code", "error_message",
+]  # fmt: skip
+_FAILED = ("failed", "generation_failed")
 
-        cats = classify_errors(df)
-    except (ImportError, NotImplementedError, AttributeError) as exc:
-        logger.debug("error categories unavailable: %s", exc)
-        return [None] * len(df)
-    return list(pd.Series(cats).tolist())
+
+class _Categories:
+    """Error category per row via ``analysis.classify_errors``, memoised per distinct
+    (code, message, status): a page costs a dict look-up per row, not a classification."""
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[Any, Any, Any], Any] = {}
+
+    def __call__(self, df: pd.DataFrame) -> list[Any]:
+        status = df["status"].tolist()
+        failed = [s in _FAILED for s in status]
+        if not any(failed):
+            return [None] * len(df)
+        keys = list(
+            zip(df["error_code"].tolist(), df["error_message"].tolist(), status, strict=True)
+        )
+        todo = [k for k, f in zip(keys, failed, strict=True) if f and k not in self._memo]
+        if todo:
+            self._classify(list(dict.fromkeys(todo)))
+        return [self._memo.get(k) if f else None for k, f in zip(keys, failed, strict=True)]
+
+    def _classify(self, keys: list[tuple[Any, Any, Any]]) -> None:
+        from . import schema
+
+        try:
+            from .analysis import classify_errors
+
+            frame = schema.enforce(
+                pd.DataFrame(keys, columns=["error_code", "error_message", "status"])
+            )
+            cats = classify_errors(frame).tolist()
+        except (ImportError, NotImplementedError, AttributeError) as exc:
+            logger.debug("error categories unavailable: %s", exc)
+            cats = [None] * len(keys)
+        for k, c in zip(keys, cats, strict=True):
+            self._memo[k] = None if c is None or c is pd.NA else c
 
 
 def _parse_time(text: str) -> pd.Timestamp | None:
@@ -104,6 +136,7 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
         self._page = 0
         self._selected: str | None = None
         self._counts: dict[str, int] = {}
+        self._categories = _Categories()
         self._model = TableModel(self._load(source))
         self._build_widgets(page_size, sort_by, descending)
         super().__init__(children=self._layout())
@@ -269,9 +302,9 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
             m = self._model
             self._page = min(max(self._page, 0), self._pages() - 1)
             pos = self._page_positions()
-            page = m.df.iloc[pos]
+            page = m.df[_TABLE_COLUMNS].iloc[pos]
             self.header.value = H.header_html(self._counts, m.n, m.count())
-            self.table.value = H.table_html(page, _error_categories(page))
+            self.table.value = H.table_html(page, self._categories(page))
             self.page_label.value = (
                 f"page {self._page + 1:,} of {self._pages():,} ({m.count():,} rows)"
             )
@@ -301,7 +334,7 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
             self.detail.value = f"<i>No task {H.esc(self._selected)} in this frame.</i>"
             return
         row = self._model.df.iloc[pos : pos + 1]
-        self.detail.value = H.detail_html(row.iloc[0], _error_categories(row)[0])
+        self.detail.value = H.detail_html(row.iloc[0], self._categories(row)[0])
 
     # -- export ---------------------------------------------------------------------------
     def _export(self, fmt: str) -> None:
