@@ -503,3 +503,26 @@ def test_serve_forever_logs_url_but_not_a_custom_key(caplog):
         t.join(timeout=5)
     assert "http://127.0.0.1:" in caplog.text and SENTINEL_KEY not in caplog.text
     assert simulator.DEFAULT_API_KEY not in caplog.text
+
+
+def test_cli_simulate_serves_until_ctrl_c():
+    import signal
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "veo_notebook", "simulate", "--port", "0", "--n-tasks", "20"]
+    proc = subprocess.Popen([*cmd, "--api-key", SENTINEL_KEY], stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stderr.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+", first).group(0)
+        ids = requests.get(url + "/_sim/ids?kind=queryable").json()
+        r = requests.get(url + RECORD_PATH, params={"taskId": ids[0]}, headers=AUTH, timeout=5)
+        assert r.json()["data"]["taskId"] == ids[0]
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0 and "stopping the simulator" in rest
+    assert SENTINEL_KEY not in first + rest

@@ -38,7 +38,7 @@ class Task(NamedTuple):
     """One task of the corpus: what it is, and what it answers once complete."""
 
     task_id: str
-    index: int  # position in the corpus; negative for tasks made by POST /generate
+    position: int  # index in the corpus; negative for tasks made by POST /generate
     task_type: str  # generate / extend / 1080p / 4k
     model: str  # veo3 / veo3_fast / veo3_lite (extend: fast / quality; upgrades: "")
     generation_type: str | None

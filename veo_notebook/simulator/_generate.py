@@ -104,7 +104,7 @@ def make_task(
         }
     return Task(
         task_id=task_id,
-        index=-1 - counter,
+        position=-1 - counter,
         task_type="generate",
         model=model,
         generation_type=gtype,

@@ -231,7 +231,7 @@ class Simulator:
         if kind in (None, "all"):
             return [t.task_id for t in tasks]
         if kind == "generated":
-            return [t.task_id for t in tasks if t.index < 0]
+            return [t.task_id for t in tasks if t.position < 0]
         if kind in ("generate", "extend", "1080p", "4k"):
             return [t.task_id for t in tasks if t.task_type == kind]
         now = self.now()
@@ -250,7 +250,11 @@ class Simulator:
         return [t.task_id for t in pick]
 
     def stats(self) -> dict[str, Any]:
-        """``{"requests": n, "by_outcome": {name: n}, "by_task": {task_id: n}}`` (a copy)."""
+        """``{"requests": n, "by_outcome": {name: n}, "by_task": {task_id: n}}`` (a copy).
+
+        >>> Simulator(n_tasks=1).stats()
+        {'requests': 0, 'by_outcome': {}, 'by_task': {}}
+        """
         return self._stats.snapshot()
 
     def reset_stats(self) -> None:
@@ -258,15 +262,30 @@ class Simulator:
         self._stats.reset()
 
     def script(self, task_id: str, faults: Iterable[str | Fault]) -> None:
-        """Queue faults (or "ok") for ``task_id``: one per request about it, in order."""
+        """Queue faults (or "ok") for ``task_id``: one per request about it, in order.
+
+        >>> sim = Simulator(n_tasks=1)
+        >>> sim.script("veo_x", ["reset", "http503", "ok"])
+        >>> sim.faults.pending_script("veo_x")
+        ['reset', 'http503', 'ok']
+        """
         self.faults.script(task_id, faults)
 
     def set_fault_rates(self, rates: Mapping[str, float]) -> None:
-        """Replace the per-request fault probabilities, e.g. ``{"http503": 0.05}``."""
+        """Replace the per-request fault probabilities, e.g. ``{"http503": 0.05}``.
+
+        >>> sim = Simulator(n_tasks=1)
+        >>> sim.set_fault_rates({"http503": 0.05}); sim.faults.rates()
+        {'http503': 0.05}
+        """
         self.faults.set_rates(rates)
 
     def record(self, task_id: str) -> dict[str, Any]:
-        """The envelope record-info would answer for ``task_id`` now (no faults, no HTTP)."""
+        """The envelope record-info would answer for ``task_id`` now (no faults, no HTTP).
+
+        >>> Simulator(n_tasks=1).record("veo_nope")
+        {'code': 422, 'msg': 'record is null.', 'data': None}
+        """
         return orjson.loads(self._record_body(task_id)[1])
 
     # --- answers --------------------------------------------------------------------
