@@ -145,12 +145,17 @@ def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise InputError(f"{path} is not a readable Parquet file or dataset: {exc}") from exc
     meta = table.schema.metadata or {}
     if _KEY_SCHEMA in meta:
-        version = int(meta[_KEY_SCHEMA])
+        try:
+            version = int(meta[_KEY_SCHEMA])
+        except ValueError:
+            raise InputError(
+                f"{path}: unreadable frame schema version {meta[_KEY_SCHEMA][:40]!r}"
+            ) from None
         if version > schema.SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"{path} was written with frame schema version {version} (toolkit "
-                f"{meta.get(_KEY_VERSION, b'?').decode()}); this toolkit reads up to "
-                f"version {schema.SCHEMA_VERSION}: upgrade veo-notebook"
+                f"{meta.get(_KEY_VERSION, b'?').decode(errors='replace')}); this toolkit "
+                f"reads up to version {schema.SCHEMA_VERSION}: upgrade veo-notebook"
             )
     elif "task_id" not in table.column_names:
         raise InputError(
