@@ -160,7 +160,7 @@ def problems(runs: list[Run], ids: list[str]) -> list[str]:
     for n, r in enumerate(runs):
         a = r.after
         if a.integrity != "ok" or a.duplicates or a.foreign:
-            bad.append(f"run {n}: integrity {a.integrity!r}, {a.duplicates} dup, {a.foreign} foreign")
+            bad.append(f"run {n}: integrity {a.integrity!r}, dup {a.duplicates}, alien {a.foreign}")
         if r.refetched_terminal:
             bad.append(f"run {n}: {r.refetched_terminal} requests for ids already terminal")
         if not r.before.held <= a.held:
@@ -228,8 +228,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             for b in bad:
                 print("      VIOLATION:", b)
-        print(f"\n{args.trials} trials in {time.perf_counter() - t0:.0f} s; "
-              f"{failures} with a violation")
+        print(
+            f"\n{args.trials} trials in {time.perf_counter() - t0:.0f} s; "
+            f"{failures} with a violation"
+        )
     return 1 if failures else 0
 
 

@@ -173,12 +173,13 @@ def check(c: Campaign) -> list[str]:
     df = c.frame
     got = df["task_id"].tolist()
     if got != c.unique:
-        bad.append(f"rows are not the unique ids in first-seen order ({len(got)} vs {len(c.unique)})")
+        bad.append(f"rows are not the unique ids in first-seen order ({len(got)}/{len(c.unique)})")
     if int(df["task_id"].duplicated().sum()) or c.store_duplicates:
         bad.append("duplicate rows in the frame or the store")
     if c.store_rows != len(c.unique):
         bad.append(f"store holds {c.store_rows} rows for {len(c.unique)} unique ids")
-    err = dict(zip(got, df["fetch_error"].astype(object).where(df["fetch_error"].notna(), None)))
+    errors = df["fetch_error"].astype(object).where(df["fetch_error"].notna(), None)
+    err = dict(zip(got, errors, strict=True))
     unread = [i for i in c.readable if err.get(i) is not None]
     if unread:
         bad.append(f"{len(unread)} readable ids not read, e.g. {unread[0]!r}: {err[unread[0]]!r}")
