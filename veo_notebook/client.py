@@ -14,7 +14,8 @@ HTTP 429 (``Retry-After``), code 429               slow the limiter down, pause,
 HTTP 5xx, code 455 / 500 / 408                     retry (exponential backoff, full jitter)
 reset, timeout, truncated or non-JSON body         retry
 code 422 / 404 / 400 / any other                   ``fetch_error`` "<code> <msg>", no retry
-HTTP 4xx without an envelope (a CDN or proxy)      :class:`ApiError` (every query would fail)
+HTTP 403/404/405 without an envelope               :class:`ApiError` (every query would fail)
+other HTTP 4xx without an envelope (414 ...)       ``fetch_error`` "<status> <reason>"
 =================================================  ==========================================
 
 Retries that run out raise :class:`TransientError`. ``requests`` errors are translated
@@ -49,6 +50,9 @@ ENV_KEY = "KIE_API_KEY"
 RECORD_PATH = "/api/v1/veo/record-info"
 TERMINAL_FLAGS = frozenset({1, 2, 3})
 _TRANSIENT_CODES = frozenset({408, 429, 455, 500, 502, 503, 504})
+# HTTP statuses without an envelope that every query would meet (a CDN block, a wrong
+# base_url): they stop the batch; other 4xx without an envelope are the row's fetch_error
+_BATCH_HTTP = frozenset({403, 404, 405, 407})
 
 
 @dataclass(frozen=True)
@@ -355,6 +359,9 @@ class Client:
                     code=None,
                     http_status=200,
                 )
+            if status not in _BATCH_HTTP:  # e.g. 414: this id alone is too long for a URL
+                reason = f"{status} {resp.reason or 'HTTP error'}"
+                return Outcome(task_id, None, None, reason, False, attempts)
             raise ApiError(
                 f"HTTP {status} from {self.base_url} without an API envelope "
                 f"({_short(body.decode('utf-8', 'replace'))!r}); check base_url, or a proxy/CDN "

@@ -134,6 +134,7 @@ class Store:
                 raise StoreError(f"store path {path!r} is a directory, not a file")
             if not p.parent.exists():
                 raise StoreError(f"store folder {str(p.parent)!r} does not exist")
+            Store._check_header(path)
         try:
             conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         except sqlite3.Error as exc:
@@ -144,6 +145,31 @@ class Store:
             conn.close()
             raise
         return conn
+
+    @staticmethod
+    def _check_header(path: str) -> None:
+        """Refuse a file that is not SQLite, or shorter than its header says (truncated)."""
+        try:
+            with open(path, "rb") as f:
+                head = f.read(100)
+                size = f.seek(0, os.SEEK_END)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(f"cannot read store {path!r}: {exc}") from exc
+        if size == 0:
+            return  # a new, empty database
+        if len(head) < 100 or not head.startswith(b"SQLite format 3\x00"):
+            raise StoreError(f"{path!r} is not a veo-notebook store (not an SQLite file)")
+        page = int.from_bytes(head[16:18], "big")
+        page = 65536 if page == 1 else page
+        pages = int.from_bytes(head[28:32], "big")
+        valid = head[92:96] == head[24:28]  # the in-header size is trustworthy
+        if valid and pages and size < pages * page:
+            raise StoreError(
+                f"store {path!r} is truncated ({size} bytes, its header says {pages * page}); "
+                "refusing to modify it"
+            )
 
     @staticmethod
     def _check_or_init(conn: sqlite3.Connection, path: str) -> None:
@@ -163,9 +189,12 @@ class Store:
                         f"(tables: {', '.join(sorted(tables))}); refusing to modify it"
                     )
                 row = conn.execute("SELECT value FROM meta WHERE key='store_version'").fetchone()
-                version = int(row[0]) if row else None
-                if version is None:
-                    raise StoreError(f"{path!r} has no store_version; refusing to modify it")
+                try:
+                    version = int(row[0])
+                except (TypeError, ValueError):
+                    raise StoreError(
+                        f"{path!r} has no readable store_version ({row!r}); refusing to modify it"
+                    ) from None
                 if version > STORE_VERSION:
                     raise SchemaVersionError(
                         f"store {path!r} was written by a newer veo-notebook (store version "
