@@ -313,6 +313,30 @@ def test_refresh_updates_rows_in_place_and_the_store(fresh_sim, tmp_path):
         assert v.refresh() == 0 and "nothing to refresh" in v.message.value
 
 
+def test_refresh_button_polls_in_the_background(fresh_sim):
+    sim = fresh_sim(clock_speed=1.0, n_tasks=300, pending_share=0.1)
+    pending = sim.task_ids("pending")[:4]
+    v = StatusViewer(pending, client=_client(sim))
+    sim.reset_stats()
+    v.refresh_button.click()  # returns at once; the poll runs in a thread
+    assert v.wait(timeout=30) and not v.refresh_button.disabled
+    assert set(sim.stats()["by_task"]) == set(pending)
+    assert "re-polled 4 tasks" in v.message.value
+
+
+def test_refresh_failure_is_reported_not_raised(fresh_sim, no_env_key):
+    sim = fresh_sim(n_tasks=300, pending_share=0.1)
+    pending = sim.task_ids("pending")[:2]
+    df = fetch_records(pending, client=_client(sim), progress=False)
+    v = StatusViewer(df)  # no client, no KIE_API_KEY: the fetch layer refuses
+    v.refresh_button.click()
+    assert v.wait(timeout=30)
+    assert "refresh failed" in v.message.value and "KIE_API_KEY" in v.message.value
+    v.auto_button.value = True
+    assert v.wait(timeout=30) and "auto-refresh stopped" in v.message.value
+    assert not v.auto_button.value
+
+
 def test_auto_refresh_stops_when_every_task_is_terminal(fresh_sim):
     sim = fresh_sim(clock_speed=300.0, n_tasks=300, pending_share=0.1)
     pending = sim.task_ids("pending")[:5]

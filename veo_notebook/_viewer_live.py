@@ -50,6 +50,7 @@ class LiveMixin:
         self._refresh_lock = threading.Lock()
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
+        self._button_thread: threading.Thread | None = None
         self.refresh_count = 0  # refresh rounds that re-polled something
         self._auto_sync = False
 
@@ -118,7 +119,16 @@ class LiveMixin:
         return len(src)
 
     def _refresh_clicked(self) -> None:
+        """The Refresh button: one refresh in a background thread (the kernel stays free)."""
+        if self._button_thread is not None and self._button_thread.is_alive():
+            return
         self.refresh_button.disabled = True
+        self._button_thread = threading.Thread(
+            target=self._refresh_once, name="veo-viewer-refresh-once", daemon=True
+        )
+        self._button_thread.start()
+
+    def _refresh_once(self) -> None:
         try:
             self.refresh()
         except VeoError as exc:
@@ -151,11 +161,12 @@ class LiveMixin:
         return self.wait(timeout)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the auto-refresh thread to end by itself; True when it has."""
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-        return not self.running
+        """Wait for auto-refresh (and a Refresh click's poll) to end; True when both have."""
+        for thread in (self._thread, self._button_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout)
+        button = self._button_thread
+        return not self.running and not (button is not None and button.is_alive())
 
     def _set_auto_button(self, value: bool) -> None:
         self._auto_sync = True

@@ -356,6 +356,11 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
     def close(self) -> None:
         """Stop auto-refresh and close the widgets."""
         self.stop(timeout=5.0)
-        for child in self.children:
-            child.close()
+
+        def close_all(widget: w.Widget) -> None:
+            for child in getattr(widget, "children", ()):
+                close_all(child)
+                child.close()
+
+        close_all(self)
         super().close()
