@@ -82,6 +82,16 @@ def _pick_failure(u: float, image_based: bool) -> tuple[int, str, float]:
     return code, msg, median
 
 
+def _diurnal_ages(rng: np.random.Generator, n: int, anchor: float, span: float) -> np.ndarray:
+    """Ages (seconds before anchor) over ``span``, busier in the Shanghai afternoon."""
+    cand = rng.random(4 * n) * span
+    hour = ((anchor - cand + 8 * 3600) % _DAY) / 3600.0
+    dist = np.minimum(np.abs(hour - 15.0), 24.0 - np.abs(hour - 15.0))
+    keep = rng.random(4 * n) < 0.3 + 0.7 * np.exp(-0.5 * (dist / 4.5) ** 2)
+    ages = cand[keep][:n]
+    return ages if len(ages) == n else np.concatenate([ages, cand[: n - len(ages)]])
+
+
 def numbers(
     seed: int, block: int, anchor: float, span: float, pending_share: float
 ) -> dict[str, Any]:
@@ -92,7 +102,7 @@ def numbers(
     gi, ai = _choose(rng, V.GENERATION_TYPES, n), _choose(rng, V.ASPECT_RATIOS, n)
     u = rng.random((n, 14))
     z = rng.standard_normal((n, 3))
-    ages = rng.random(n) * span
+    ages = _diurnal_ages(rng, n, anchor, span)
     w = rng.integers(0, 1 << 30, (n, 5))
     pending = u[:, 0] < pending_share
     tt[pending] = 0

@@ -7,6 +7,8 @@ records stream in seconds (see :func:`iter_raw_texts`, the parser benchmark's in
 
 The shape follows kie.ai's docs and public captures (``shared/api-facts.md``):
 
+* create times over ``span_days`` (default 20, so ~30 % are past the 14-day limit),
+  busier in the Shanghai afternoon; ``pending_share`` created minutes ago, still generating;
 * models ``veo3_fast`` (most), ``veo3``, ``veo3_lite``; three generation types; aspect
   ratios 16:9 / 9:16 / Auto; task types generate (most), extend, 1080p, 4k;
 * log-normal latencies by model x type (veo3 slower than veo3_fast; generate 1-3 min
