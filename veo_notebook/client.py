@@ -235,6 +235,8 @@ class Client:
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(max_workers, 10))
             session.mount("https://", adapter)
             session.mount("http://", adapter)
+        if parts.scheme == "http":  # loopback: never through an HTTP_PROXY (it would read the key)
+            session.trust_env = False
         self.session = session
         self._url = self.base_url + RECORD_PATH
 
