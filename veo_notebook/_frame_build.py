@@ -194,8 +194,9 @@ def build(
     parent = np.asarray(cols["parent_task_id"].is_valid())
     res = pc.fill_null(pc.utf8_lower(p["resolution"]), "").to_numpy(zero_copy_only=False)
     model = pc.fill_null(cols["model"], "").to_numpy(zero_copy_only=False)
+    k4_msg = np.asarray(pc.fill_null(pc.match_substring(cols["error_message"], "4K"), False))
     k4 = np.asarray(pc.fill_null(pc.greater(pc.list_value_length(media), 0), False)) | (
-        parent & (res == "4k")
+        parent & ((res == "4k") | k4_msg)
     )
     p1080 = parent & (np.asarray(p["index"].is_valid()) | (res == "1080p"))
     gen_t = np.asarray(cols["generation_type"].is_valid())

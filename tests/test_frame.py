@@ -1,0 +1,565 @@
+"""The parser: every quirk of real records (table-driven), fast path = slow path, corpus truth."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from veo_notebook import _frame_read, schema
+from veo_notebook.errors import InputError
+from veo_notebook.frame import from_raw, to_frame
+from veo_notebook.simulator import corpus
+
+UTC = "UTC"
+
+
+def ts(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz=UTC)
+
+
+def rec(**data: Any) -> dict[str, Any]:
+    """An envelope around ``data`` (taskId defaults to "t", paramJson to "{}")."""
+    data.setdefault("taskId", "t")
+    data.setdefault("paramJson", "{}")
+    return {"code": 200, "msg": "success", "data": data}
+
+
+def one(**data: Any) -> pd.Series:
+    return to_frame([rec(**data)]).iloc[0]
+
+
+# -- times -------------------------------------------------------------------------------------
+
+TIME_CASES = [
+    pytest.param("2024-03-20T10:30:00Z", "Asia/Shanghai", ts("2024-03-20 10:30:00"), id="iso-Z"),
+    pytest.param("2024-03-20T10:30:00+08:00", "UTC", ts("2024-03-20 02:30:00"), id="iso-offset"),
+    pytest.param("2024-03-20T10:30:00.250Z", "UTC", ts("2024-03-20 10:30:00.250"), id="iso-frac"),
+    pytest.param("2025-06-06 10:30:00", "Asia/Shanghai", ts("2025-06-06 02:30:00"), id="plain-sh"),
+    pytest.param("2025-06-06 10:30:00", "UTC", ts("2025-06-06 10:30:00"), id="plain-utc"),
+    pytest.param(1773967426000, "UTC", ts("2026-03-20 00:43:46"), id="epoch-ms"),
+    pytest.param(1773967426, "UTC", ts("2026-03-20 00:43:46"), id="epoch-s"),
+    pytest.param("1773967426000", "UTC", ts("2026-03-20 00:43:46"), id="epoch-ms-string"),
+    pytest.param("garbage", "UTC", pd.NaT, id="garbage"),
+    pytest.param(None, "UTC", pd.NaT, id="null"),
+]
+
+
+@pytest.mark.parametrize(("value", "tz", "expected"), TIME_CASES)
+def test_time_shapes(value: Any, tz: str, expected: pd.Timestamp) -> None:
+    row = to_frame([rec(createTime=value)], naive_tz=tz).iloc[0]
+    assert row["create_time"] == expected if expected is not pd.NaT else pd.isna(row["create_time"])
+    if value == "garbage":
+        assert "createTime unparseable: 'garbage'" in row["parse_note"]
+    else:
+        assert pd.isna(row["parse_note"])
+
+
+def test_time_shapes_mixed_in_one_column() -> None:
+    values = [c.values[0] for c in TIME_CASES if c.values[1] == "UTC"]
+    expected = [c.values[2] for c in TIME_CASES if c.values[1] == "UTC"]
+    df = to_frame(
+        [rec(taskId=str(i), completeTime=v) for i, v in enumerate(values)], naive_tz="UTC"
+    )
+    got = df["complete_time"].tolist()
+    for g, e in zip(got, expected, strict=True):
+        assert (pd.isna(g) and e is pd.NaT) or g == e
+    assert df["complete_time"].dtype == schema.dtypes()["complete_time"]
+    assert df["parse_note"].notna().sum() == 1
+
+
+def test_latency_and_generating() -> None:
+    df = to_frame(
+        [
+            rec(taskId="a", successFlag=1, createTime=1_700_000_000, completeTime=1_700_000_090),
+            rec(taskId="b", successFlag=0, createTime=1_700_000_000, completeTime=1_700_000_090),
+            rec(taskId="c", successFlag=2, createTime=1_700_000_000),
+        ]
+    )
+    assert df["latency_s"].iloc[0] == 90.0
+    assert np.isnan(df["latency_s"].iloc[1]) and np.isnan(df["latency_s"].iloc[2])
+
+
+# -- paramJson ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "column", "expected"),
+    [
+        pytest.param({"aspect_ratio": "9:16"}, "aspect_ratio", "9:16", id="aspect_ratio"),
+        pytest.param({"aspectRatio": "Auto"}, "aspect_ratio", "Auto", id="aspectRatio"),
+        pytest.param({"watermark": "W"}, "watermark", "W", id="watermark"),
+        pytest.param({"waterMark": "KieAI"}, "watermark", "KieAI", id="waterMark"),
+        pytest.param(
+            {"generationType": "TEXT_2_VIDEO"}, "generation_type", "TEXT_2_VIDEO", id="gt"
+        ),
+        pytest.param(
+            {"generation_type": "REFERENCE_2_VIDEO"},
+            "generation_type",
+            "REFERENCE_2_VIDEO",
+            id="gt_",
+        ),
+        pytest.param({"callBackUrl": "http://cb"}, "callback_url", "http://cb", id="callBackUrl"),
+        pytest.param({"callbackUrl": "http://cb"}, "callback_url", "http://cb", id="callbackUrl"),
+        pytest.param({"imageUrls": ["http://i"]}, "image_urls", ["http://i"], id="imageUrls"),
+        pytest.param({"image_urls": ["http://i"]}, "image_urls", ["http://i"], id="image_urls"),
+        pytest.param(
+            {"imageUrls": "[http://i, http://j]"},
+            "image_urls",
+            ["http://i", "http://j"],
+            id="imageUrls-str",
+        ),
+        pytest.param({"seeds": 12345}, "seeds", 12345, id="seeds"),
+        pytest.param(
+            {"enableTranslation": False}, "enable_translation", False, id="enableTranslation"
+        ),
+        pytest.param({"model": "veo3_fast", "prompt": "p"}, "model", "veo3_fast", id="model"),
+        pytest.param({"prompt": "a cat"}, "prompt", "a cat", id="prompt"),
+        pytest.param({"resolution": "1080p"}, "resolution", "1080p", id="resolution"),
+        pytest.param({"taskId": "parent"}, "parent_task_id", "parent", id="parent"),
+        pytest.param({"task_id": "parent"}, "parent_task_id", "parent", id="parent_"),
+    ],
+)
+def test_param_spellings(params: dict[str, Any], column: str, expected: Any) -> None:
+    for parse in (to_frame, _via_slow_path):
+        row = parse([rec(paramJson=json.dumps(params))]).iloc[0]
+        got = row[column]
+        got = list(got) if isinstance(expected, list) else got
+        assert got == expected, parse
+        assert pd.isna(row["parse_note"])
+
+
+@pytest.mark.parametrize(
+    ("param_json", "note"),
+    [
+        pytest.param("{not json", "paramJson is not valid JSON", id="malformed"),
+        pytest.param("", "paramJson is empty", id="empty"),
+        pytest.param("   ", "paramJson is empty", id="blank"),
+        pytest.param(None, "paramJson is null", id="null"),
+        pytest.param("[1, 2]", "paramJson is not a JSON object", id="array"),
+        pytest.param('"text"', "paramJson is not a JSON object", id="string"),
+    ],
+)
+def test_bad_param_json_keeps_the_row(param_json: str | None, note: str) -> None:
+    df = to_frame([rec(taskId="x", successFlag=1, paramJson=param_json), rec(taskId="y")])
+    row = df.iloc[0]
+    assert len(df) == 2 and row["task_id"] == "x" and row["status"] == "success"
+    assert note in row["parse_note"]
+    assert pd.isna(row["prompt"]) and pd.isna(row["model"])
+    assert row["param_json"] == param_json if param_json is not None else pd.isna(row["param_json"])
+
+
+# -- urls --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("response", "result", "origin", "full", "video"),
+    [
+        pytest.param(
+            {"resultUrls": ["http://a"], "originUrls": ["http://o"]},
+            ["http://a"],
+            ["http://o"],
+            None,
+            "http://a",
+            id="lists",
+        ),
+        pytest.param(
+            {"resultUrls": "[http://a, http://b]"},
+            ["http://a", "http://b"],
+            [],
+            None,
+            "http://a",
+            id="string",
+        ),
+        pytest.param(
+            {"resultUrls": '["http://a"]'}, ["http://a"], [], None, "http://a", id="json-string"
+        ),
+        pytest.param(
+            {"resultUrls": ["http://a"], "originUrls": None},
+            ["http://a"],
+            [],
+            None,
+            "http://a",
+            id="origin-null",
+        ),
+        pytest.param(
+            {"resultUrls": ["http://b"], "fullResultUrls": ["http://f"]},
+            ["http://b"],
+            [],
+            ["http://f"],
+            "http://f",
+            id="extend",
+        ),
+        pytest.param({"resultUrls": []}, [], [], None, None, id="empty"),
+        pytest.param(None, None, [], None, None, id="no-response"),
+    ],
+)
+def test_urls(response: Any, result: Any, origin: Any, full: Any, video: Any) -> None:
+    for parse in (to_frame, _via_slow_path):
+        row = parse([rec(response=response)]).iloc[0]
+        assert (
+            list(row["result_urls"]) if result is not None else row["result_urls"]
+        ) == result or (result is None and pd.isna(row["result_urls"]))
+        assert list(row["origin_urls"]) == origin
+        assert (full is None and pd.isna(row["full_result_urls"])) or list(
+            row["full_result_urls"]
+        ) == full
+        assert (video is None and pd.isna(row["video_url"])) or row["video_url"] == video
+
+
+# -- status, errors, task type ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flag", "status"),
+    [
+        (0, "generating"),
+        (1, "success"),
+        (2, "failed"),
+        (3, "generation_failed"),
+        (7, "unknown"),
+        (-1, "unknown"),
+        (None, "unknown"),
+    ],
+)
+def test_status(flag: Any, status: str) -> None:
+    row = one(successFlag=flag)
+    assert row["status"] == status
+    assert pd.isna(row["success_flag"]) if flag is None else row["success_flag"] == flag
+
+
+def test_status_na_without_record_and_error_message_rules() -> None:
+    df = to_frame(
+        [
+            {"code": 422, "msg": "record is null.", "data": None},
+            rec(successFlag=2, errorCode=500, errorMessage=""),
+            rec(
+                successFlag=2,
+                errorCode=400,
+                errorMessage="Only English prompts are supported at this time.",
+            ),
+        ]
+    )
+    assert pd.isna(df["status"].iloc[0]) and df["fetch_error"].iloc[0] == "422 record is null."
+    assert pd.isna(df["error_message"].iloc[1]) and df["error_code"].iloc[1] == 500
+    assert df["error_message"].iloc[2].startswith("Only English")
+    assert df["fetch_error"].iloc[1:].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("params", "response", "expected"),
+    [
+        pytest.param(
+            {"prompt": "p", "model": "veo3", "generationType": "TEXT_2_VIDEO"},
+            None,
+            "generate",
+            id="generate",
+        ),
+        pytest.param(
+            {"taskId": "P", "prompt": "more", "model": "fast"}, None, "extend", id="extend-fast"
+        ),
+        pytest.param(
+            {"taskId": "P", "prompt": "more", "model": "quality"},
+            None,
+            "extend",
+            id="extend-quality",
+        ),
+        pytest.param({"taskId": "P", "prompt": "more"}, None, "extend", id="extend-no-model"),
+        pytest.param({"taskId": "P", "index": 0}, None, "1080p", id="1080p-index"),
+        pytest.param({"taskId": "P", "resolution": "1080p"}, None, "1080p", id="1080p-resolution"),
+        pytest.param({"taskId": "P", "index": 0}, {"mediaIds": ["m"]}, "4k", id="4k-mediaIds"),
+        pytest.param({"taskId": "P", "index": 1}, {"media_ids": ["m"]}, "4k", id="4k-media_ids"),
+        pytest.param({"taskId": "P", "resolution": "4K"}, None, "4k", id="4k-resolution"),
+        pytest.param({}, None, "unknown", id="nothing"),
+        pytest.param(None, None, "unknown", id="no-params"),
+    ],
+)
+def test_task_type(params: Any, response: Any, expected: str) -> None:
+    pj = None if params is None else json.dumps(params)
+    row = one(paramJson=pj, response=response, successFlag=1)
+    assert row["task_type"] == expected
+    has_parent = pd.notna(row["parent_task_id"]) and row["parent_task_id"] == "P"
+    assert has_parent == ("taskId" in (params or {}))
+
+
+def test_task_type_failed_4k_named_by_its_error_message() -> None:
+    msg = "The 4K version of this video is unavailable. Please try a different video."
+    row = one(paramJson='{"taskId": "P", "index": 0}', successFlag=2, errorMessage=msg)
+    assert row["task_type"] == "4k"
+
+
+# -- extras, inputs, store rows -----------------------------------------------------------------
+
+
+def test_unknown_keys_are_kept_in_extra() -> None:
+    params = {"prompt": "p", "enableFallback": True, "index": 1, "nothing": None}
+    data = {"taskId": "t", "newKey": {"a": 1}, "paramJson": json.dumps(params)}
+    data["response"] = {"resultUrls": ["u"], "imageUrls": ["i"], "hd": True}
+    for parse in (to_frame, _via_slow_path):
+        extra = json.loads(parse([{"code": 200, "data": data}]).iloc[0]["extra"])
+        assert extra == {
+            "data": {"newKey": {"a": 1}, "response": {"imageUrls": ["i"], "hd": True}},
+            "paramJson": {"enableFallback": True, "index": 1},
+        }
+
+
+def test_kinds_of_input_and_order() -> None:
+    env = rec(taskId="env", successFlag=1)
+    data = {"taskId": "data", "successFlag": 2}
+    store = {
+        "task_id": "store",
+        "raw": json.dumps(rec(taskId="other", successFlag=3)),
+        "fetched_at": 1.7e9,
+        "fetch_error": None,
+    }
+    failed = {
+        "task_id": "gone",
+        "raw": None,
+        "fetched_at": 1.7e9,
+        "fetch_error": "422 record is null.",
+    }
+    df = to_frame([env, data, store, failed])
+    assert df["task_id"].tolist() == ["env", "data", "store", "gone"]
+    assert df["status"].tolist()[:3] == ["success", "failed", "generation_failed"]
+    assert pd.isna(df["status"].iloc[3]) and df["fetch_error"].iloc[3] == "422 record is null."
+    assert df["fetched_at"].iloc[2] == pd.Timestamp(1.7e9, unit="s", tz=UTC)
+    assert df["fetched_at"].iloc[:2].isna().all()
+    assert list(df.columns) == schema.column_names()
+    assert df.dtypes.to_dict() == schema.dtypes()
+
+
+@pytest.mark.parametrize("bad", [None, "text", 42, ["list"]])
+def test_non_mapping_raises_naming_its_position(bad: Any) -> None:
+    with pytest.raises(InputError, match="record 1 "):
+        to_frame([rec(), bad])
+
+
+@pytest.mark.parametrize(
+    ("raw", "note"),
+    [
+        pytest.param("{oops", "record is not valid JSON", id="not-json"),
+        pytest.param("[1]", "record is not a JSON object", id="array"),
+        pytest.param('{"a": 1}\n{"b": 2}', "record is not valid JSON", id="two-objects"),
+    ],
+)
+def test_unreadable_raw_text(raw: str, note: str) -> None:
+    texts = [json.dumps(rec(taskId="ok1")), raw, json.dumps(rec(taskId="ok2"))]
+    df = from_raw(texts, task_ids=["a", "b", "c"])
+    assert df["task_id"].tolist() == ["a", "b", "c"]
+    assert note in df["parse_note"].iloc[1] and pd.isna(df["status"].iloc[1])
+    assert df["status"].iloc[[0, 2]].tolist() == ["unknown", "unknown"]
+
+
+def test_pretty_printed_and_bytes_texts() -> None:
+    texts = [
+        json.dumps(rec(taskId="a", successFlag=1), indent=2),
+        orjson.dumps(rec(taskId="b")),
+        None,
+        "",
+    ]
+    df = from_raw(texts, task_ids=["a", "b", "c", "d"])
+    assert df["status"].tolist()[:2] == ["success", "unknown"]
+    assert df["status"].iloc[2:].isna().all()
+
+
+def test_odd_types_go_to_notes_and_extra() -> None:
+    row = one(successFlag="x", errorCode=1 << 70, fallbackFlag="true")
+    assert row["status"] == "unknown" and pd.isna(row["error_code"]) and row["fallback"] is np.True_
+    assert "successFlag" in row["parse_note"] and "errorCode" in row["parse_note"]
+    assert json.loads(row["extra"])["data"]["successFlag"] == "x"
+
+
+# -- the fast path equals the per-row path; the corpus's truth ------------------------------------
+
+
+def _via_slow_path(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """to_frame with the columnar reader refusing everything (every row read one by one)."""
+    mp = pytest.MonkeyPatch()
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise pa.ArrowInvalid("JSON parse error: refused for the test")
+
+    mp.setattr(_frame_read.pj, "read_json", refuse)
+    try:
+        return to_frame(records)
+    finally:
+        mp.undo()
+
+
+@pytest.mark.parametrize("time_format", ["plain", "mixed"])
+def test_fast_path_equals_slow_path_on_the_corpus(
+    time_format: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = list(corpus.iter_raw_texts(1500, time_format=time_format))
+    texts[10] = texts[10].replace('"successFlag":', '"newTopKey":[1,{"x":2}],"successFlag":')
+    texts[700] = "{broken"
+    monkeypatch.setattr(_frame_read, "CHUNK_ROWS", 256)  # several chunks, some refused
+    fast = from_raw(texts)
+    slow = _via_slow_path(
+        [json.loads(t) if t != "{broken" else {"raw": t, "task_id": None} for t in texts]
+    )
+    slow.loc[700, "parse_note"] = fast.loc[700, "parse_note"]
+    pd.testing.assert_frame_equal(fast, slow)
+    assert "newTopKey" in fast.loc[10, "extra"]
+
+
+def test_matches_the_corpus_truth() -> None:
+    tasks = corpus.make_block(0, 0)
+    envs = [corpus.envelope(t, corpus.DEFAULT_ANCHOR, "mixed") for t in tasks]
+    df = to_frame(envs)
+    assert df["task_id"].tolist() == [t.task_id for t in tasks]
+    # a failed 4K upgrade without a 4K error message reads like a 1080p one (same request)
+    truth = [t.task_type for t in tasks]
+    got = df["task_type"].astype(str).tolist()
+    for g, t, task in zip(got, truth, tasks, strict=True):
+        assert g == t or (t == "4k" and g == "1080p" and task.final_flag != 1)
+    assert df["parent_task_id"].fillna("").tolist() == [t.parent_id or "" for t in tasks]
+    create = pd.to_datetime([t.create_ts for t in tasks], unit="s", utc=True).floor("s")
+    assert (df["create_time"].dt.floor("s") == create).all()
+    done = df["status"] != "generating"
+    lat = np.array([t.latency_s for t in tasks])[done.to_numpy()]
+    assert np.allclose(df.loc[done, "latency_s"], lat, atol=1.0)
+    assert df["parse_note"].isna().all()
+    assert df.loc[df["task_type"] == "extend", "video_url"].str.contains("/full/").all()
+
+
+# -- property tests: data objects from the spec's schema, plus the quirks of real traffic ---------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis_jsonschema import from_schema  # noqa: E402
+
+#: ``data`` of GET /api/v1/veo/record-info as the spec's OpenAPI schema gives it
+SPEC_DATA_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "taskId": {"type": "string"},
+        "paramJson": {"type": "string"},
+        "completeTime": {"type": "string", "format": "date-time"},
+        "response": {
+            "type": "object",
+            "properties": {
+                "taskId": {"type": "string"},
+                "resultUrls": {"type": "array", "items": {"type": "string"}},
+                "originUrls": {"type": "array", "items": {"type": "string"}},
+                "resolution": {"type": "string"},
+            },
+        },
+        "successFlag": {"type": "integer", "enum": [0, 1, 2]},
+        "errorCode": {"type": "integer", "enum": [400, 500, 501]},
+        "errorMessage": {"type": "string"},
+        "createTime": {"type": "string", "format": "date-time"},
+        "fallbackFlag": {"type": "boolean"},
+    },
+}
+
+_TIME = {
+    "anyOf": [
+        {"type": "string", "format": "date-time"},
+        {
+            "type": "string",
+            "pattern": r"^20[0-9]{2}-[01][0-9]-[0-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-5][0-9]$",
+        },
+        {"type": "integer", "minimum": 0, "maximum": 4_000_000_000_000},
+        {"type": "string"},
+        {"type": "null"},
+    ]
+}
+_URLS = {
+    "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}, {"type": "null"}]
+}
+
+
+def _with_quirks(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec's schema widened by api-facts.md: flag 3 and other ints, nulls, string urls,
+    three time shapes, extra keys anywhere."""
+    props = dict(spec["properties"])
+    props["successFlag"] = {
+        "anyOf": [{"type": "integer", "minimum": -5, "maximum": 9}, {"type": "null"}]
+    }
+    props["errorCode"] = {"anyOf": [{"type": "integer", "enum": [400, 500, 501]}, {"type": "null"}]}
+    props["errorMessage"] = {"type": ["string", "null"]}
+    props["createTime"] = props["completeTime"] = _TIME
+    resp = dict(props["response"])
+    resp["properties"] = dict(
+        resp["properties"], resultUrls=_URLS, originUrls=_URLS, fullResultUrls=_URLS
+    )
+    resp["properties"]["mediaIds"] = {"type": "array", "items": {"type": "string"}}
+    props["response"] = {"anyOf": [resp, {"type": "null"}]}
+    props.pop("paramJson")  # drawn below: JSON text of a request, or garbage
+    return {"type": "object", "properties": props, "required": ["taskId"]}
+
+
+def _from_schema(sch: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """from_schema, with objects and anyOf built here (hypothesis-jsonschema 0.23's object
+    strategy relies on Hypothesis internals that newer Hypothesis no longer has)."""
+    if "anyOf" in sch:
+        return st.one_of([_from_schema(s) for s in sch["anyOf"]])
+    if sch.get("type") == "object":
+        props = {k: _from_schema(v) for k, v in sch.get("properties", {}).items()}
+        required = {k: props.pop(k) for k in sch.get("required", [])}
+        return st.fixed_dictionaries(required, optional=props)
+    return from_schema(sch)
+
+
+_PARAMS = _from_schema(
+    {
+        "type": "object",
+        "properties": {
+            "prompt": {"type": "string"},
+            "model": {"enum": ["veo3", "veo3_fast", "veo3_lite", "fast", "quality"]},
+            "aspect_ratio": {"enum": ["16:9", "9:16", "Auto"]},
+            "aspectRatio": {"enum": ["16:9", "9:16", "Auto"]},
+            "waterMark": {"type": "string"},
+            "generationType": {"enum": ["TEXT_2_VIDEO", "REFERENCE_2_VIDEO"]},
+            "imageUrls": _URLS,
+            "seeds": {"type": "integer"},
+            "taskId": {"type": "string"},
+            "index": {"type": "integer"},
+        },
+    }
+)
+_PARAM_JSON = st.one_of(_PARAMS.map(json.dumps), st.text(max_size=20), st.none(), st.just(""))
+_EXTRA = st.dictionaries(
+    st.text(min_size=1, max_size=8).filter(lambda k: k not in SPEC_DATA_SCHEMA["properties"]),
+    st.one_of(st.integers(), st.text(max_size=5), st.lists(st.booleans(), max_size=2)),
+    max_size=2,
+)
+
+
+@st.composite
+def data_objects(draw: st.DrawFn) -> dict[str, Any]:
+    data = draw(_from_schema(_with_quirks(SPEC_DATA_SCHEMA)))
+    data["paramJson"] = draw(_PARAM_JSON)
+    data.update(draw(_EXTRA))
+    return data
+
+
+_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_SETTINGS
+@given(st.lists(data_objects(), min_size=1, max_size=6), st.booleans())
+def test_property_never_raises_and_keeps_every_row(objs: list[dict[str, Any]], wrap: bool) -> None:
+    records = [{"code": 200, "msg": "success", "data": d} for d in objs] if wrap else objs
+    df = to_frame(records)
+    assert len(df) == len(objs)
+    assert df["task_id"].tolist() == [d["taskId"] for d in objs]
+    assert df.dtypes.to_dict() == schema.dtypes()
+    assert df["status"].notna().all()
+
+
+@_SETTINGS
+@given(st.lists(data_objects(), min_size=1, max_size=6))
+def test_property_raw_texts_equal_dicts(objs: list[dict[str, Any]]) -> None:
+    texts = [json.dumps({"code": 200, "msg": "success", "data": d}) for d in objs]
+    ids = [f"id{i}" for i in range(len(objs))]
+    df = from_raw(texts, task_ids=ids)
+    assert df["task_id"].tolist() == ids
+    expected = to_frame([{"code": 200, "msg": "success", "data": d} for d in objs])
+    pd.testing.assert_frame_equal(df.drop(columns="task_id"), expected.drop(columns="task_id"))
