@@ -140,7 +140,7 @@ class AdaptiveLimiter:
                 free = max(self._next, self._pause_until)
                 if now >= free:  # take the slot; a late wake-up may catch up one slot
                     gap = 1.0 / self._rate
-                    self._next = max(self._next, now - gap) + gap
+                    self._next = (self._next if now - self._next < gap else now) + gap
                     self._sent.append(now)
                     if self._first is None:
                         self._first = now
