@@ -1,0 +1,105 @@
+"""The main job: ``run_demo`` / ``veo-notebook demo`` on the embedded simulator."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import veo_notebook as veo
+from veo_notebook import demo
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str, str]:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    stream = io.StringIO()
+    key = "sk-SENTINEL-demo-key-never-shown-1234"
+    mp = pytest.MonkeyPatch()
+    mp.setattr(demo.secrets, "token_urlsafe", lambda _n=None: key)
+    try:
+        result = demo.run_demo(out, n_tasks=400, progress=False, watch_seconds=2, stream=stream)
+    finally:
+        mp.undo()
+    return result, stream.getvalue(), key
+
+
+def test_writes_every_file(demo_run: tuple[dict, str, str]) -> None:
+    r, _text, _key = demo_run
+    for name in ("ids", "store", "parquet", "report"):
+        assert Path(r[name]).is_file(), name
+        assert Path(r[name]).parent == Path(r["out_dir"])
+    assert veo.read_task_ids(r["ids"]) == veo.read_parquet(r["parquet"])["task_id"].tolist()
+    html = Path(r["report"]).read_text(encoding="utf-8")
+    assert "<html" in html and "data:image/png;base64," in html
+
+
+def test_every_task_is_in_store_and_parquet(demo_run: tuple[dict, str, str]) -> None:
+    r, _text, _key = demo_run
+    df = veo.read_parquet(r["parquet"])
+    assert len(df) == r["n_tasks"] == 400
+    assert df["task_id"].is_unique
+    with veo.Store(r["store"]) as store:
+        assert len(store) == 400
+    assert set(df["task_type"].dropna()) >= {"generate", "extend", "1080p", "4k"}
+    assert set(df["model"].dropna()) >= {"veo3", "veo3_fast", "veo3_lite"}
+
+
+def test_summary_counts_and_tables(demo_run: tuple[dict, str, str]) -> None:
+    r, text, _key = demo_run
+    counts = r["counts"]
+    assert sum(counts.values()) == 400
+    assert counts["success"] > 200
+    assert counts.get("unread", 0) > 0  # 16 simulated days: the oldest are past the API's 14
+    assert r["generating_first"] > 0  # a share of the batch was still generating
+    assert counts.get("generating", 0) < r["generating_first"]  # ... and watching finished some
+    assert {"veo3", "veo3_fast"} <= set(r["latency"].index.dropna())
+    assert sum(r["failures"].values()) == counts.get("failed", 0) + counts.get(
+        "generation_failed", 0
+    )
+    assert text == r["text"]
+    for part in ("tasks by status", "latency of successful tasks", "top failure categories"):
+        assert part in text
+    for name in ("ids", "store", "parquet", "report"):
+        assert str(r[name]) in text
+    top = max(r["failures"], key=r["failures"].get)
+    assert top in text
+
+
+def test_the_key_is_never_shown(demo_run: tuple[dict, str, str]) -> None:
+    r, text, key = demo_run
+    assert key not in text
+    for name in ("ids", "store", "parquet", "report"):
+        assert key.encode() not in Path(r[name]).read_bytes(), name
+
+
+def test_cli_demo_in_a_subprocess(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("KIE_BASE_URL", "KIE_API_KEY")}
+    out = tmp_path / "demo-out"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "veo_notebook",
+            "demo",
+            "--out",
+            str(out),
+            "--n-tasks",
+            "300",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "tasks by status" in proc.stdout
+    assert str(out / "report.html") in proc.stdout
+    assert (out / "tasks.parquet").is_file() and (out / "store.sqlite").is_file()
+    assert len(veo.read_parquet(out / "tasks.parquet")) == 300
