@@ -52,3 +52,8 @@ def test_errors_form_one_tree():
         assert issubclass(getattr(veo_notebook, name), veo_notebook.VeoError)
     assert issubclass(veo_notebook.AuthError, veo_notebook.ApiError)
     assert issubclass(veo_notebook.InputError, ValueError)
+
+
+def test_lazy_table_matches_all():
+    lazy = set(veo_notebook._EXPORTS) | set(veo_notebook._SUBMODULES) | {"__version__"}
+    assert lazy == set(veo_notebook.__all__)

@@ -1,8 +1,9 @@
 """veo-notebook: what happened to your kie.ai Veo 3.1 video tasks, in one typed DataFrame.
 
 >>> import veo_notebook as veo
->>> with veo.simulator.serve() as url:                      # the API, on loopback
-...     df = veo.fetch_records(["veo_task_1"], client=veo.Client(veo.simulator.DEFAULT_API_KEY, base_url=url), progress=False)
+>>> with veo.simulator.serve() as url:  # the API, on loopback
+...     client = veo.Client(veo.simulator.DEFAULT_API_KEY, base_url=url)
+...     df = veo.fetch_records(["veo_task_1"], client=client, progress=False)
 
 Public names are loaded lazily (``import veo_notebook`` stays cheap; pandas and
 matplotlib load on first use).
@@ -49,7 +50,36 @@ _EXPORTS: dict[str, str] = {
 }
 _SUBMODULES = ("simulator", "plots", "schema")
 
-__all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "Client",
+    "ConfigError",
+    "InputError",
+    "SchemaVersionError",
+    "StatusViewer",
+    "Store",
+    "StoreError",
+    "TransientError",
+    "VeoError",
+    "__version__",
+    "classify_errors",
+    "failure_breakdown",
+    "failure_rates",
+    "fetch_records",
+    "km_latency",
+    "latency_summary",
+    "plots",
+    "read_parquet",
+    "read_task_ids",
+    "report",
+    "schema",
+    "simulator",
+    "stuck_tasks",
+    "to_frame",
+    "to_parquet",
+    "watch",
+]
 
 
 def __getattr__(name: str) -> Any:

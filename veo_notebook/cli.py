@@ -30,8 +30,12 @@ DEFAULT_BASE_URL = "https://api.kie.ai"
 
 
 def _add_source(p: argparse.ArgumentParser) -> None:
-    p.add_argument("ids", help="file of ids (one per line), a CSV with a taskId/task_id column, or - for stdin")
-    p.add_argument("--store", type=Path, default=None, help="SQLite store to read and write (default: none)")
+    p.add_argument(
+        "ids", help="file of ids (one per line), a CSV with a taskId/task_id column, or - for stdin"
+    )
+    p.add_argument(
+        "--store", type=Path, default=None, help="SQLite store to read and write (default: none)"
+    )
     p.add_argument(
         "--base-url",
         default=os.environ.get("KIE_BASE_URL", DEFAULT_BASE_URL),
@@ -43,28 +47,45 @@ def _add_source(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``veo-notebook`` (every sub-command)."""
     parser = argparse.ArgumentParser(prog="veo-notebook", description=__doc__.split("\n")[0])
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="the main job: simulator → fetch → store → Parquet → report")
-    p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default: %(default)s)")
-    p.add_argument("--n-tasks", type=int, default=3000, help="tasks in the demo batch (default: %(default)s)")
+    p.add_argument(
+        "--out", type=Path, default=Path("demo-out"), help="output folder (default: %(default)s)"
+    )
+    p.add_argument(
+        "--n-tasks", type=int, default=3000, help="tasks in the demo batch (default: %(default)s)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("fetch", help="fetch the records of a list of task ids")
     _add_source(p)
-    p.add_argument("--out", type=Path, default=None, help="write the frame to FILE.parquet or FILE.csv")
+    p.add_argument(
+        "--out", type=Path, default=None, help="write the frame to FILE.parquet or FILE.csv"
+    )
     p.add_argument("--refresh", choices=["pending", "all", "none"], default="pending")
 
     p = sub.add_parser("watch", help="poll until every task is terminal")
     _add_source(p)
-    p.add_argument("--timeout", type=float, default=900.0, help="give up after S seconds (default: %(default)s)")
-    p.add_argument("--out", type=Path, default=None, help="write the final frame to FILE.parquet or FILE.csv")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        help="give up after S seconds (default: %(default)s)",
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="write the final frame to FILE.parquet or FILE.csv"
+    )
 
     p = sub.add_parser("export", help="write the store as Parquet (one file or a hive dataset)")
     p.add_argument("--store", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--partition-by", default=None, help="e.g. create_date: a hive dataset partitioned by day")
+    p.add_argument(
+        "--partition-by", default=None, help="e.g. create_date: a hive dataset partitioned by day"
+    )
 
     p = sub.add_parser("report", help="a self-contained HTML (or Markdown) report")
     src = p.add_mutually_exclusive_group(required=True)
@@ -77,14 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="run the kie.ai-compatible simulator in the foreground")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--api-key", default=None, help="the one key accepted (default: simulator.DEFAULT_API_KEY)")
+    p.add_argument(
+        "--api-key", default=None, help="the one key accepted (default: simulator.DEFAULT_API_KEY)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-tasks", type=int, default=5000)
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     p.add_argument("--rate-limit", type=float, default=None, help="requests/s before HTTP 429")
-    p.add_argument("--clock-speed", type=float, default=1.0, help="simulated seconds per real second")
+    p.add_argument(
+        "--clock-speed", type=float, default=1.0, help="simulated seconds per real second"
+    )
     p.add_argument("--time-format", choices=["iso", "plain", "epoch_ms", "mixed"], default="plain")
-    p.add_argument("--fault-rate", type=float, default=0.0, help="probability of a random fault per request")
+    p.add_argument(
+        "--fault-rate", type=float, default=0.0, help="probability of a random fault per request"
+    )
     return parser
 
 
@@ -111,7 +138,9 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
     ids = read_task_ids(sys.stdin if args.ids == "-" else Path(args.ids))
     client = Client(base_url=args.base_url)
-    df = fetch_records(ids, client=client, store=args.store, refresh=args.refresh, progress=not args.no_progress)
+    df = fetch_records(
+        ids, client=client, store=args.store, refresh=args.refresh, progress=not args.no_progress
+    )
     if args.out:
         _write_frame(df, args.out)
     _summarise(df)
@@ -124,7 +153,9 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
     ids = read_task_ids(sys.stdin if args.ids == "-" else Path(args.ids))
     client = Client(base_url=args.base_url)
-    df = watch(ids, client=client, store=args.store, timeout=args.timeout, progress=not args.no_progress)
+    df = watch(
+        ids, client=client, store=args.store, timeout=args.timeout, progress=not args.no_progress
+    )
     if args.out:
         _write_frame(df, args.out)
     _summarise(df)

@@ -80,7 +80,7 @@ class AuthError(ApiError):
 
 
 class TransientError(ApiError):
-    """A retryable failure (rate limit, 5xx, maintenance, reset, timeout, bad body) that outlived its retries."""
+    """A retryable failure (429, 5xx, 455, reset, timeout, bad body) that outlived its retries."""
 
 
 class StoreError(VeoError):
