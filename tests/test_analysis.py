@@ -40,7 +40,7 @@ def test_percentiles_match_numpy_linear_per_group():
     for m in out.index:
         x = lat[models == m]
         for q in qs:
-            assert out.loc[m, pct_name(q)] == pytest.approx(np.quantile(x, q), rel=1e-13, abs=0)
+            assert out.loc[m, pct_name(q)] == np.quantile(x, q)  # bit for bit
         assert out.loc[m, "mean_s"] == pytest.approx(x.mean())
         assert out.loc[m, "max_s"] == x.max()
         assert out.loc[m, "completed"] == len(x)
@@ -143,6 +143,27 @@ def test_km_latency_percentiles_by_hand():
     assert out["km_p90"] == 5.0
     assert out["p90"] == pytest.approx(np.quantile([1, 3, 3, 5], 0.9))
     assert (out["n"], out["succeeded"], out["generating"], out["failed"]) == (7, 4, 2, 1)
+
+
+def test_km_median_interval_by_hand():
+    # Greenwood: after t=1, 1/(7*6); after t=3, + 2/(4*2). Log band at z=1.96:
+    # lower S*exp(-z*se) is 0.633 at t=1, 0.154 at t=3 (<= 0.5: lower bound 3);
+    # upper S*exp(+z*se) stays >= 0.5 until S reaches 0 at t=5 (upper bound 5).
+    curve = analysis.km_curve(_km_example())
+    np.testing.assert_allclose(curve["greenwood"].iloc[:5], [1 / 42] * 3 + [1 / 42 + 0.25] * 2)
+    assert np.isinf(curve["greenwood"].iloc[5])
+    out = analysis.km_latency(_km_example(), percentiles=(0.5,)).loc["all"]
+    assert (out["km_p50_ci_low"], out["km_p50"], out["km_p50_ci_high"]) == (3.0, 3.0, 5.0)
+
+
+def test_km_interval_narrows_with_more_data_and_covers_the_estimate():
+    rng = np.random.default_rng(11)
+    widths = []
+    for n in (200, 5000):
+        out = analysis.km_latency(_successes(rng.exponential(60, n)), percentiles=(0.9,)).loc["all"]
+        assert out["km_p90_ci_low"] <= out["km_p90"] <= out["km_p90_ci_high"]
+        widths.append(out["km_p90_ci_high"] - out["km_p90_ci_low"])
+    assert widths[1] < widths[0] / 3
 
 
 def test_km_without_censoring_is_the_inverted_cdf_quantile():

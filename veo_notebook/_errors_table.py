@@ -117,14 +117,18 @@ def classify(
             order.append(r.category)
     if "unknown" not in order:
         order.append("unknown")
-    status_str = statuses.astype("string")
-    failed = status_str.isin(list(FAILED_STATUSES)).fillna(False).to_numpy(dtype=bool)
+    if isinstance(statuses.dtype, pd.CategoricalDtype):  # the typed frame: compare codes
+        cats = list(statuses.cat.categories)
+        wanted = [cats.index(s) for s in FAILED_STATUSES if s in cats]
+        failed = np.isin(statuses.cat.codes.to_numpy(), wanted)
+    else:
+        failed = statuses.isin(list(FAILED_STATUSES)).fillna(False).to_numpy(dtype=bool)
     out_codes = np.full(len(codes), -1, dtype=np.int16)
     if failed.any():
         keys = [
             codes[failed].astype("Int64"),
             messages[failed].astype("string"),
-            status_str[failed],
+            statuses[failed].astype("string"),
         ]
         row_group, uniq = group_codes(keys, ["c", "m", "s"])
         cat_of_unique = np.empty(len(uniq), dtype=np.int16)

@@ -21,6 +21,7 @@ __all__ = [
     "group_codes",
     "grouped_order",
     "grouped_sort_values",
+    "km_bands",
     "km_quantiles",
     "km_table",
     "linear_quantiles",
@@ -213,7 +214,8 @@ def km_table(
     ``events`` is True for an observed event, False for a right-censored time. At a
     time with both, events come first (the censored are still at risk then), the usual
     convention. Columns: ``group`` (code), ``time_s``, ``at_risk``, ``events``,
-    ``censored``, ``survival``.
+    ``censored``, ``survival`` and ``greenwood`` (Σ d / (n (n − d)) so far: the
+    variance of log Ŝ(t); infinite once Ŝ reaches 0).
     """
     times = np.asarray(times, dtype=float)
     events = np.asarray(events, dtype=bool)
@@ -226,6 +228,7 @@ def km_table(
                 "events": np.zeros(0, np.int64),
                 "censored": np.zeros(0, np.int64),
                 "survival": np.zeros(0),
+                "greenwood": np.zeros(0),
             }
         )
     order, starts, counts = grouped_order(times, codes, n_groups)
@@ -244,6 +247,10 @@ def km_table(
     at_risk = counts[g] - (run_start - starts[g])
     step = 1.0 - d / at_risk
     surv = pd.Series(step).groupby(g).cumprod().to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gw_step = np.where(d > 0, d / (at_risk * (at_risk - d)), 0.0)
+    gw_step[(d > 0) & (d >= at_risk)] = np.inf
+    greenwood = pd.Series(gw_step).groupby(g).cumsum().to_numpy()
     return pd.DataFrame(
         {
             "group": g,
@@ -252,24 +259,43 @@ def km_table(
             "events": d,
             "censored": size - d,
             "survival": surv,
+            "greenwood": greenwood,
         }
     )
 
 
-def km_quantiles(table: pd.DataFrame, n_groups: int, q: float) -> np.ndarray:
+def km_quantiles(
+    table: pd.DataFrame, n_groups: int, q: float, curve: np.ndarray | None = None
+) -> np.ndarray:
     """Quantile ``q`` of each group's KM curve: the first time with Ŝ(t) ≤ 1 − q.
 
     NaN where the curve never gets that low (too much censoring). With nothing
-    censored this equals ``numpy.quantile(x, q, method="inverted_cdf")``.
+    censored this equals ``numpy.quantile(x, q, method="inverted_cdf")``. ``curve``
+    replaces Ŝ (a confidence band, for the quantile's interval).
     """
     out = np.full(n_groups, np.nan)
     if len(table) == 0:
         return out
-    hit = table["survival"].to_numpy() <= (1.0 - q) + 1e-12
-    hit &= table["events"].to_numpy() > 0
-    if q == 0:
-        hit = table["events"].to_numpy() > 0
+    surv = table["survival"].to_numpy() if curve is None else curve
+    events = table["events"].to_numpy() > 0
+    hit = events if q == 0 else events & (surv <= (1.0 - q) + 1e-12)
     sub = table.loc[hit, ["group", "time_s"]]
     first = sub.groupby("group", sort=False)["time_s"].first()  # rows are time-sorted per group
     out[first.index.to_numpy()] = first.to_numpy()
     return out
+
+
+def km_bands(table: pd.DataFrame, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise lower and upper bands of Ŝ: Ŝ·exp(∓z·√greenwood) (log-transformed).
+
+    The times where they fall to 1 − q bound the KM quantile (Brookmeyer–Crowley): the
+    method of R's ``quantile.survfit`` with its default ``conf.type="log"``. Pass them
+    to :func:`km_quantiles` as ``curve``.
+    """
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    surv = table["survival"].to_numpy()
+    se = np.sqrt(table["greenwood"].to_numpy())
+    with np.errstate(invalid="ignore", over="ignore"):
+        lower = np.where(surv > 0, surv * np.exp(-z * se), 0.0)
+        upper = np.where(surv > 0, np.minimum(surv * np.exp(z * se), 1.0), 0.0)
+    return lower, upper

@@ -180,6 +180,18 @@ def latency_summary(
     if outcome not in _OUTCOMES:
         raise InputError(f"outcome must be 'success' or 'failed', not {outcome!r}")
     codes, index = _codes(df, by)
+    return _summary(df, codes, index, percentiles, confidence, outcome)
+
+
+def _summary(
+    df: pd.DataFrame,
+    codes: np.ndarray,
+    index: pd.Index,
+    percentiles: Sequence[float],
+    confidence: float | None,
+    outcome: str,
+) -> pd.DataFrame:
+    """latency_summary on precomputed group codes (``confidence=None``: no intervals)."""
     g = len(index)
     lat = _latency(df)
     use = _status_mask(df, _OUTCOMES[outcome]) & ~np.isnan(lat)
@@ -199,9 +211,10 @@ def latency_summary(
     for q in percentiles:
         name = _stats.pct_name(q)
         out[name] = _stats.linear_quantiles(xs, starts, counts, q)
-        cis[f"{name}_ci_low"], cis[f"{name}_ci_high"] = _stats.order_stat_ci(
-            xs, starts, counts, q, confidence
-        )
+        if confidence is not None:
+            cis[f"{name}_ci_low"], cis[f"{name}_ci_high"] = _stats.order_stat_ci(
+                xs, starts, counts, q, confidence
+            )
     max_s = np.full(g, np.nan)
     ok = counts > 0
     max_s[ok] = xs[starts[ok] + counts[ok] - 1]
@@ -251,6 +264,7 @@ def km_latency(
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     *,
     now: object = None,
+    confidence: float = 0.95,
 ) -> pd.DataFrame:
     """Censoring-aware time-to-success percentiles (Kaplan–Meier) beside the naive ones.
 
@@ -262,7 +276,9 @@ def km_latency(
 
     Returns one row per group: ``n`` (tasks used), ``succeeded``, ``generating``,
     ``failed``, then for each percentile the naive value (``p50``) and the KM value
-    (``km_p50``, NaN when the curve does not fall that far), and ``max_followup_s``.
+    (``km_p50``, NaN when the curve does not fall that far), ``max_followup_s``, then
+    the KM intervals ``km_p50_ci_low``/``km_p50_ci_high`` (Brookmeyer–Crowley with the
+    log-transformed Greenwood band, as R's ``quantile.survfit``).
     Time-to-failure is ``latency_summary(df, outcome="failed")``.
 
     >>> km_latency(df, by="model")[["p50", "km_p50"]]        # doctest: +SKIP
@@ -272,7 +288,9 @@ def km_latency(
     time, event, usable = _km_inputs(df, _now(df, now))
     c = codes[usable]
     table = _stats.km_table(time[usable], event[usable], c, g)
-    naive = latency_summary(df, by, percentiles, outcome="success")
+    naive = _summary(df, codes, index, percentiles, None, "success")
+    lower, upper = _stats.km_bands(table, confidence)
+    cis: dict[str, np.ndarray] = {}
     out: dict[str, np.ndarray] = {
         "n": np.bincount(c, minlength=g),
         "succeeded": naive["completed"].to_numpy(),
@@ -283,11 +301,14 @@ def km_latency(
         name = _stats.pct_name(q)
         out[name] = naive[name].to_numpy()
         out[f"km_{name}"] = _stats.km_quantiles(table, g, q)
+        cis[f"km_{name}_ci_low"] = _stats.km_quantiles(table, g, q, lower)
+        cis[f"km_{name}_ci_high"] = _stats.km_quantiles(table, g, q, upper)
     follow = np.full(g, np.nan)
     if len(table):
         last = table.groupby("group")["time_s"].max()
         follow[last.index.to_numpy()] = last.to_numpy()
     out["max_followup_s"] = follow
+    out.update(cis)
     return pd.DataFrame(out, index=index)
 
 

@@ -44,7 +44,8 @@ DEFINITIONS = [
         "KM p50 …",
         "Kaplan–Meier percentiles of time-to-success: tasks still generating count "
         "as censored at their age, failed tasks as censored at their failure time. Larger than "
-        "the naive value when slow tasks are still running; — when the curve never gets there.",
+        "the naive value when slow tasks are still running; — when the curve never gets there. "
+        "In brackets the 95% Brookmeyer–Crowley interval (log-transformed Greenwood band).",
     ),
     ("time to failure", "complete_time − create_time of tasks that failed (successFlag 2 or 3)."),
     (
@@ -107,7 +108,12 @@ def _latency_table(df: pd.DataFrame, by: str | None, now: object) -> pd.DataFram
         ]
     for q in PERCENTILES:
         p = pct_name(q)
-        out[f"KM {p} s"] = [_num(v) for v in km[f"km_{p}"]]
+        out[f"KM {p} s"] = [
+            _ci(v, lo, hi)
+            for v, lo, hi in zip(
+                km[f"km_{p}"], km[f"km_{p}_ci_low"], km[f"km_{p}_ci_high"], strict=True
+            )
+        ]
     out["max s"] = [_num(v) for v in naive["max_s"]]
     return out
 
