@@ -1,0 +1,159 @@
+"""Parquet file and hive dataset round trips, metadata and versions, CSV, and the export CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pds
+import pyarrow.parquet as pq
+import pytest
+
+from veo_notebook import __version__, cli, schema
+from veo_notebook.errors import InputError, SchemaVersionError
+from veo_notebook.export import read_parquet, to_csv, to_parquet
+from veo_notebook.frame import from_raw, to_frame
+from veo_notebook.simulator import corpus
+from veo_notebook.store import Store
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    """A realistic frame with every dtype in use, plus rows that are mostly NA."""
+    texts = list(corpus.iter_raw_texts(600, time_format="mixed"))
+    df = from_raw(texts, fetched_at=[1.77e9 + i for i in range(len(texts))])
+    odd = to_frame(
+        [
+            {
+                "task_id": "gone",
+                "raw": None,
+                "fetched_at": 1.77e9,
+                "fetch_error": "422 record is null.",
+            },
+            {"taskId": "weird", "successFlag": 9, "paramJson": "{bad", "extraKey": [1, 2]},
+        ]
+    )
+    return schema.enforce(pd.concat([df, odd], ignore_index=True))
+
+
+def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.sort_values(["create_time", "task_id"], kind="stable", na_position="last")
+    return out.reset_index(drop=True)
+
+
+def test_file_round_trip_is_exact(frame: pd.DataFrame, tmp_path: Path) -> None:
+    path = to_parquet(frame, tmp_path / "tasks.parquet")
+    assert path == tmp_path / "tasks.parquet"
+    back = read_parquet(path)
+    pd.testing.assert_frame_equal(back, frame)
+    assert back["status"].cat.categories.tolist() == schema.STATUS_CATEGORIES
+    assert str(back["create_time"].dt.tz) == "UTC"
+    meta = pq.read_schema(path).metadata
+    assert meta[b"veo_notebook.schema_version"] == str(schema.SCHEMA_VERSION).encode()
+    assert meta[b"veo_notebook.version"] == __version__.encode()
+    assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+@pytest.mark.parametrize("partition_by", ["create_date", "model", "status"])
+def test_dataset_round_trip(frame: pd.DataFrame, tmp_path: Path, partition_by: str) -> None:
+    to_parquet(frame, tmp_path / "ds", partition_by=partition_by)
+    assert any(p.name.startswith(f"{partition_by}=") for p in (tmp_path / "ds").iterdir())
+    pd.testing.assert_frame_equal(read_parquet(tmp_path / "ds"), _sorted(frame))
+
+
+def test_dataset_appends_a_day_without_rewriting_the_others(
+    frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    day = frame["create_time"].dt.strftime("%Y-%m-%d")
+    last = day.dropna().max()
+    old, new = frame[day != last], frame[day == last]
+    ds = tmp_path / "ds"
+    to_parquet(old, ds, partition_by="create_date")
+    before = {p: p.stat().st_mtime_ns for p in ds.rglob("*.parquet")}
+    to_parquet(new, ds, partition_by="create_date")
+    after = {p: p.stat().st_mtime_ns for p in ds.rglob("*.parquet")}
+    assert all(after.get(p) == t for p, t in before.items())  # old days untouched
+    assert len(after) > len(before)
+    pd.testing.assert_frame_equal(read_parquet(ds), _sorted(frame))
+    to_parquet(new, ds, partition_by="create_date")  # the same day again: replaced, not doubled
+    assert len(read_parquet(ds)) == len(frame)
+
+
+def test_duckdb_and_pyarrow_dataset_read_it_unchanged(frame: pd.DataFrame, tmp_path: Path) -> None:
+    ds = to_parquet(frame, tmp_path / "ds", partition_by="create_date")
+    table = pds.dataset(ds, format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == len(frame)
+    assert table.schema.field("result_urls").type == pa.list_(pa.string())
+    con = duckdb.connect()
+    rows = con.sql(
+        f"SELECT status, count(*) FROM read_parquet('{ds}/**/*.parquet', hive_partitioning=true) "
+        "GROUP BY status"
+    ).fetchall()
+    expected = frame["status"].value_counts(dropna=False)
+    assert {k: v for k, v in rows} == {
+        (None if pd.isna(k) else k): v for k, v in expected.items() if v
+    }
+    ids = con.sql(
+        f"SELECT task_id FROM read_parquet('{ds}/**/*.parquet') ORDER BY task_id"
+    ).fetchall()
+    assert [i for (i,) in ids] == sorted(frame["task_id"].dropna().tolist()) + [None] * frame[
+        "task_id"
+    ].isna().sum()
+
+
+def test_newer_schema_version_is_refused(frame: pd.DataFrame, tmp_path: Path) -> None:
+    path = to_parquet(frame.head(3), tmp_path / "t.parquet")
+    table = pq.read_table(path)
+    meta = dict(table.schema.metadata)
+    meta[b"veo_notebook.schema_version"] = str(schema.SCHEMA_VERSION + 1).encode()
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    with pytest.raises(SchemaVersionError, match="upgrade"):
+        read_parquet(path)
+
+
+def test_foreign_files(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"id": ["a"], "x": [1]}), tmp_path / "other.parquet")
+    with pytest.raises(InputError, match="no task_id"):
+        read_parquet(tmp_path / "other.parquet")
+    pq.write_table(
+        pa.table({"task_id": ["a", "b"], "success_flag": [1, 2]}), tmp_path / "ours.parquet"
+    )
+    df = read_parquet(tmp_path / "ours.parquet")  # schema enforced: the rest is NA
+    assert list(df.columns) == schema.column_names() and df.dtypes.to_dict() == schema.dtypes()
+    assert df["success_flag"].tolist() == [1, 2] and df["status"].isna().all()
+    (tmp_path / "junk.parquet").write_text("not parquet")
+    with pytest.raises(InputError, match="not a readable Parquet"):
+        read_parquet(tmp_path / "junk.parquet")
+    with pytest.raises(InputError, match="no such"):
+        read_parquet(tmp_path / "missing.parquet")
+    with pytest.raises(InputError, match="cannot partition"):
+        to_parquet(schema.empty_frame(), tmp_path / "ds", partition_by="nope")
+
+
+def test_csv_lists_as_json(frame: pd.DataFrame, tmp_path: Path) -> None:
+    path = to_csv(frame, tmp_path / "t.csv")
+    back = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert len(back) == len(frame) and list(back.columns) == list(frame.columns)
+    i = int(frame["result_urls"].notna().to_numpy().argmax())
+    assert json.loads(back.loc[i, "result_urls"]) == list(frame.loc[i, "result_urls"])
+    assert back.loc[i, "create_time"].endswith("Z")
+
+
+@pytest.mark.parametrize("partition", [None, "create_date"])
+def test_cli_export(
+    tmp_path: Path, partition: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    texts = list(corpus.iter_raw_texts(50))
+    with Store(tmp_path / "s.db") as store:
+        for t in texts:
+            store.put(json.loads(t)["data"]["taskId"], t, fetched_at=1.77e9)
+        expected = store.to_frame()
+    out = tmp_path / ("ds" if partition else "t.parquet")
+    argv = ["export", "--store", str(tmp_path / "s.db"), "--out", str(out)]
+    assert cli.main([*argv, "--partition-by", partition] if partition else argv) == 0
+    assert "wrote 50 rows" in capsys.readouterr().out
+    back = read_parquet(out)
+    pd.testing.assert_frame_equal(back, _sorted(expected) if partition else expected)
