@@ -53,6 +53,16 @@ class Lab:
             timeout=10,
         )
 
+    def start_kernel(self, notebook: str) -> None:
+        """Start the notebook's kernel now (Lab attaches to it when the page opens it)."""
+        body = {"path": notebook, "type": "notebook", "kernel": {"name": "python3"}}
+        requests.post(
+            f"{self.url}/api/sessions",
+            json=body,
+            headers={"Authorization": f"token {self.token}"},
+            timeout=30,
+        ).raise_for_status()
+
     def delete_sessions(self) -> None:
         """Shut down every session (and its kernel) Lab holds."""
         for s in self.api("GET", "/api/sessions").json():

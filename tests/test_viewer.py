@@ -294,6 +294,9 @@ def test_refresh_repolls_only_pending_tasks(fresh_sim):
     by_task = sim.stats()["by_task"]
     assert set(by_task) == set(pending) and all(n == 1 for n in by_task.values())
     assert v.frame["task_id"].tolist() == terminal + pending  # rows stay in place
+    v.select(pending[0])
+    shown = [repr(v), v.message.value, v.header.value, v.table.value, v.detail.value]
+    assert not any(sim.api_key in text for text in shown)  # the key never shows
 
 
 def test_refresh_updates_rows_in_place_and_the_store(fresh_sim, tmp_path):

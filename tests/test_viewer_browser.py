@@ -48,6 +48,7 @@ def lab(tmp_path: Path):
     (root / NOTEBOOK.name).write_text(json.dumps(nb))
     with running_lab(root, tmp_path / "home") as running:
         running.delete_sessions()
+        running.start_kernel(NOTEBOOK.name)  # warms up while Chromium starts
         yield running
 
 
