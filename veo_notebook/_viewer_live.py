@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,8 @@ class LiveMixin:
     _model: Any
     auto_button: Any
     refresh_button: Any
+    _say: Callable[[str], None]
+    _after_frame_change: Callable[[], None]
 
     def _init_live(self, *, poll_scale: float, auto_timeout: float) -> None:
         self.poll_scale = float(poll_scale)
@@ -77,15 +80,15 @@ class LiveMixin:
         with self._refresh_lock:
             ids = self.pending_ids()
             if not ids:
-                self._say("every task is terminal: nothing to refresh")  # type: ignore[attr-defined]
+                self._say("every task is terminal: nothing to refresh")
                 return 0
             new = self._fetch(ids)
             with self._lock:
                 replaced = self._apply(new)
                 self.refresh_count += 1
-                self._after_frame_change()  # type: ignore[attr-defined]
+                self._after_frame_change()
                 left = len(self._model.pending_positions())
-            self._say(  # type: ignore[attr-defined]
+            self._say(
                 f"{time.strftime('%H:%M:%S')}: re-polled {len(ids):,} tasks, "
                 f"{replaced:,} updated, {left:,} still pending"
             )
@@ -133,7 +136,7 @@ class LiveMixin:
             self.refresh()
         except VeoError as exc:
             logger.warning("refresh failed: %s", exc)
-            self._say(f"refresh failed: {exc}")  # type: ignore[attr-defined]
+            self._say(f"refresh failed: {exc}")
         finally:
             self.refresh_button.disabled = False
 
@@ -188,22 +191,22 @@ class LiveMixin:
         try:
             while not stop.is_set():
                 if not self.pending_ids():
-                    self._say("every task is terminal: auto-refresh stopped")  # type: ignore[attr-defined]
+                    self._say("every task is terminal: auto-refresh stopped")
                     break
                 elapsed = time.monotonic() - t0
                 if elapsed > self.auto_timeout:
-                    self._say(f"auto-refresh gave up after {self.auto_timeout:.0f} s")  # type: ignore[attr-defined]
+                    self._say(f"auto-refresh gave up after {self.auto_timeout:.0f} s")
                     break
                 try:
                     self.refresh()
                 except (AuthError, ConfigError) as exc:
-                    self._say(f"auto-refresh stopped: {exc}")  # type: ignore[attr-defined]
+                    self._say(f"auto-refresh stopped: {exc}")
                     break
                 except Exception as exc:  # keep polling through transient trouble
                     logger.warning("auto-refresh round failed: %s", exc)
-                    self._say(f"refresh failed ({type(exc).__name__}): {exc}; will retry")  # type: ignore[attr-defined]
+                    self._say(f"refresh failed ({type(exc).__name__}): {exc}; will retry")
                 if not self.pending_ids():
-                    self._say("every task is terminal: auto-refresh stopped")  # type: ignore[attr-defined]
+                    self._say("every task is terminal: auto-refresh stopped")
                     break
                 stop.wait(_poll_interval(time.monotonic() - t0) * self.poll_scale)
         finally:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -105,7 +106,7 @@ class TableModel:
 
     def _build_mask(self, name: str, value: object) -> np.ndarray | None:
         if name in FACETS:
-            chosen = set(value)  # type: ignore[call-overload]
+            chosen = set(cast("tuple[str, ...]", value))
             if not chosen:
                 return None
             facet = self.facets[name]
@@ -119,7 +120,7 @@ class TableModel:
             lut[hits] = True
             return lut[facet.codes.astype(np.intp)]
         if name == "created":
-            start, end = value  # type: ignore[misc]
+            start, end = cast("tuple[pd.Timestamp | None, pd.Timestamp | None]", value)
             if start is None and end is None:
                 return None
             vals = self._created

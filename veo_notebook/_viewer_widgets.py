@@ -113,21 +113,6 @@ class WidgetsMixin:
         )
         self.export_csv_button = cls(w.Button(description="CSV", icon="download"), "veo-export-csv")
 
-        for name, widget in self.facet_filters.items():
-            widget.observe(lambda ch, n=name: self._on_facet(n, ch["new"]), "value")
-        self.created_from.observe(self._on_created, "value")
-        self.created_to.observe(self._on_created, "value")
-        self.search.observe(self._on_search, "value")
-        for widget in (self.sort_by, self.sort_order, self.page_size):
-            widget.observe(self._on_view_change, "value")
-        self.prev_button.on_click(lambda _b: self._turn(-1))
-        self.next_button.on_click(lambda _b: self._turn(+1))
-        self.selector.observe(self._on_select, "value")
-        self.refresh_button.on_click(lambda _b: self._refresh_clicked())
-        self.auto_button.observe(self._on_auto, "value")
-        self.export_parquet_button.on_click(lambda _b: self._export("parquet"))
-        self.export_csv_button.on_click(lambda _b: self._export("csv"))
-
     def _layout(self) -> list[w.Widget]:
         return [
             self.style_html,

@@ -139,6 +139,7 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
         self._categories = _Categories()
         self._model = TableModel(self._load(source))
         self._build_widgets(page_size, sort_by, descending)
+        self._wire()
         super().__init__(children=self._layout())
         self.add_class("veo-viewer")
         self._init_live(poll_scale=poll_scale, auto_timeout=auto_timeout)
@@ -163,6 +164,23 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
             )
         ids = [str(x) for x in source]
         return schema.enforce(self._fetch(ids))
+
+    def _wire(self) -> None:
+        """Connect the widgets' events to the viewer's handlers."""
+        for name, widget in self.facet_filters.items():
+            widget.observe(lambda ch, n=name: self._on_facet(n, ch["new"]), "value")
+        self.created_from.observe(self._on_created, "value")
+        self.created_to.observe(self._on_created, "value")
+        self.search.observe(self._on_search, "value")
+        for widget in (self.sort_by, self.sort_order, self.page_size):
+            widget.observe(self._on_view_change, "value")
+        self.prev_button.on_click(lambda _b: self._turn(-1))
+        self.next_button.on_click(lambda _b: self._turn(+1))
+        self.selector.observe(self._on_select, "value")
+        self.refresh_button.on_click(lambda _b: self._refresh_clicked())
+        self.auto_button.observe(self._on_auto, "value")
+        self.export_parquet_button.on_click(lambda _b: self._export("parquet"))
+        self.export_csv_button.on_click(lambda _b: self._export("csv"))
 
     # -- public -------------------------------------------------------------------------
     @property
