@@ -173,6 +173,24 @@ def test_km_without_censoring_is_the_inverted_cdf_quantile():
         assert out[f"km_{pct_name(q)}"] == np.quantile(lat, q, method="inverted_cdf")
 
 
+def test_failed_tasks_censored_or_excluded():
+    lat = [10.0, 20.0, 30.0, 40.0]
+    df = make_frame(
+        status=["success"] * 4 + ["failed"],
+        create_s=[0.0] * 5,
+        complete_s=[*lat, 35.0],  # a late failure (a timeout)
+    )
+    censor = analysis.km_latency(df, percentiles=(0.75,)).loc["all"]
+    exclude = analysis.km_latency(df, percentiles=(0.75,), failed="exclude").loc["all"]
+    # censored: S = 4/5 · 3/4 · 2/3 = 0.4 after 30 s, then 0.4 · 0 at 40 s → p75 = 40
+    assert (censor["n"], censor["failed"]) == (5, 1) and censor["km_p75"] == 40.0
+    # excluded: the successes alone → inverted-cdf p75 = 30
+    assert (exclude["n"], exclude["failed"]) == (4, 0)
+    assert exclude["km_p75"] == np.quantile(lat, 0.75, method="inverted_cdf") == 30.0
+    with pytest.raises(InputError):
+        analysis.km_latency(df, failed="drop")
+
+
 def test_censoring_moves_the_median_up_for_a_batch_with_slow_pending_tasks():
     now = T0 + pd.Timedelta(seconds=1000)
     done = list(np.arange(10.0, 101.0, 10.0))  # ten fast tasks finished

@@ -15,9 +15,10 @@ Definitions used throughout:
   small to give a bound.
 * **Kaplan–Meier (KM)** — time-to-success, where a task still generating is
   right-censored at its age (``now − create_time``) and a failed task is censored at its
-  failure time. It estimates how long success takes *had nothing failed*; it is not the
-  share of tasks that succeed by a time. KM percentiles are the first time the curve
-  falls to 1 − q (NaN when it never does).
+  failure time (or left out with ``failed="exclude"``). It estimates how long success
+  takes *had nothing failed*; it is not the share of tasks that succeed by a time. KM
+  percentiles are the first time the curve falls to 1 − q (NaN when it never does);
+  their intervals are Brookmeyer–Crowley with the log-transformed Greenwood band.
 * **failure rate** — (failed + generation_failed) / terminal tasks, with the Wilson
   score interval. Tasks still generating, of unknown status or unread are not counted.
 * **groups** — ``by`` takes column names and/or time buckets such as ``"1D"`` or
@@ -223,33 +224,43 @@ def _summary(
     return pd.DataFrame(out, index=index)
 
 
-def _km_inputs(df: pd.DataFrame, now: pd.Timestamp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+Failed = Literal["censor", "exclude"]
+
+
+def _km_inputs(
+    df: pd.DataFrame, now: pd.Timestamp, failed: Failed = "censor"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(time, is_event, usable) per row for time-to-success."""
+    if failed not in ("censor", "exclude"):
+        raise InputError(f"failed must be 'censor' or 'exclude', not {failed!r}")
     lat = _latency(df)
     success = _status_mask(df, ("success",))
-    failed = _status_mask(df, _OUTCOMES["failed"])
+    is_failed = _status_mask(df, _OUTCOMES["failed"])
     generating = _status_mask(df, ("generating",))
     age = np.clip(_age_s(df, now), 0.0, None)
     time = np.where(generating, age, lat)
-    usable = (success | failed | generating) & ~np.isnan(time)
-    dropped = int(((success | failed) & np.isnan(lat)).sum())
+    usable = (success | generating | (is_failed if failed == "censor" else False)) & ~np.isnan(time)
+    dropped = int(((success | is_failed) & np.isnan(lat)).sum())
     if dropped:
         log.debug("km: %d terminal tasks without a latency left out", dropped)
     return time, success, usable
 
 
-def km_curve(df: pd.DataFrame, by: By = None, *, now: object = None) -> pd.DataFrame:
+def km_curve(
+    df: pd.DataFrame, by: By = None, *, now: object = None, failed: Failed = "censor"
+) -> pd.DataFrame:
     """The Kaplan–Meier curve of time-to-success, one row per group and distinct time.
 
     Columns: the group keys, ``time_s``, ``at_risk``, ``events`` (successes at that
     time), ``censored`` (still generating, or failed, at that time), ``survival`` (share
-    of tasks not yet succeeded, had nothing failed). ``now`` (default: the latest
-    ``fetched_at``, else the clock) sets the age of tasks still generating.
+    of tasks not yet succeeded) and ``greenwood`` (variance of log survival). ``now``
+    (default: the latest ``fetched_at``, else the clock) sets the age of tasks still
+    generating; ``failed`` is as in :func:`km_latency`.
 
     >>> km_curve(df, by="model").head()                       # doctest: +SKIP
     """
     codes, index = _codes(df, by)
-    time, event, usable = _km_inputs(df, _now(df, now))
+    time, event, usable = _km_inputs(df, _now(df, now), failed)
     table = _stats.km_table(time[usable], event[usable], codes[usable], len(index))
     keys = index.take(table.pop("group").to_numpy())
     keys_frame = keys.to_frame(index=False) if by is not None else None
@@ -265,18 +276,26 @@ def km_latency(
     *,
     now: object = None,
     confidence: float = 0.95,
+    failed: Failed = "censor",
 ) -> pd.DataFrame:
     """Censoring-aware time-to-success percentiles (Kaplan–Meier) beside the naive ones.
 
     A batch still running hides its slowest tasks: the naive percentiles only see the
     tasks that already finished. Here a task still generating counts as "at least this
-    old" (right-censored at ``now − create_time``) and a failed task as "did not succeed
-    within its failure time" (censored then). ``now`` defaults to the latest
+    old" (right-censored at ``now − create_time``). ``now`` defaults to the latest
     ``fetched_at`` of the frame (else the clock).
 
+    Failed tasks: with ``failed="censor"`` (default) a failure counts as "did not
+    succeed within its failure time" (censored then): the estimate is the success time
+    *had nothing failed*, and late failures (timeouts) keep the curve up, so high
+    percentiles can be NaN. With ``failed="exclude"`` failed tasks are left out: the
+    estimate is the success time of tasks that do not fail, and equals the naive one
+    (``inverted_cdf``) when nothing is still generating.
+
     Returns one row per group: ``n`` (tasks used), ``succeeded``, ``generating``,
-    ``failed``, then for each percentile the naive value (``p50``) and the KM value
-    (``km_p50``, NaN when the curve does not fall that far), ``max_followup_s``, then
+    ``failed`` (failed tasks used), then for each percentile the naive value (``p50``)
+    and the KM value (``km_p50``, NaN when the curve does not fall that far),
+    ``max_followup_s``, then
     the KM intervals ``km_p50_ci_low``/``km_p50_ci_high`` (Brookmeyer–Crowley with the
     log-transformed Greenwood band, as R's ``quantile.survfit``).
     Time-to-failure is ``latency_summary(df, outcome="failed")``.
@@ -285,7 +304,7 @@ def km_latency(
     """
     codes, index = _codes(df, by)
     g = len(index)
-    time, event, usable = _km_inputs(df, _now(df, now))
+    time, event, usable = _km_inputs(df, _now(df, now), failed)
     c = codes[usable]
     table = _stats.km_table(time[usable], event[usable], c, g)
     naive = _summary(df, codes, index, percentiles, None, "success")

@@ -44,7 +44,8 @@ DEFINITIONS = [
         "KM p50 …",
         "Kaplan–Meier percentiles of time-to-success: tasks still generating count "
         "as censored at their age, failed tasks as censored at their failure time. Larger than "
-        "the naive value when slow tasks are still running; — when the curve never gets there. "
+        "the naive value when slow tasks are still running; — when the curve never gets there "
+        "(late failures, such as timeouts, hold it up). "
         "In brackets the 95% Brookmeyer–Crowley interval (log-transformed Greenwood band).",
     ),
     ("time to failure", "complete_time − create_time of tasks that failed (successFlag 2 or 3)."),
