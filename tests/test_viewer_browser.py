@@ -127,6 +127,12 @@ def test_viewer_in_jupyterlab(lab: Lab, tmp_path: Path):
                 "href", re.compile(r"^https?://")
             )
 
+            # live mode: the Refresh button re-polls in a kernel thread; the page follows
+            page.locator("button.veo-refresh").click()
+            expect(page.locator(".veo-message")).to_contain_text(
+                re.compile(r"re-polled \d+ tasks|every task is terminal"), timeout=30_000
+            )
+
             # nothing ran, nothing became a link
             assert page.evaluate("typeof window.__pwned") == "undefined"
             assert page.locator('a[href^="javascript" i]').count() == 0
