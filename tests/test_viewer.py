@@ -363,6 +363,22 @@ def test_stop_ends_auto_refresh_promptly(fresh_sim):
     v.close()
 
 
+def test_expired_ids_count_as_done_and_unread_ones_as_pending():
+    df = schema.enforce(
+        pd.DataFrame(
+            {
+                "task_id": ["gone", "flaky", "ok"],
+                "status": [None, None, "success"],
+                "fetch_error": ["422 record is null.", "transient: connection reset", None],
+            }
+        )
+    )
+    v = StatusViewer(df)
+    assert v.pending_ids() == ["flaky"]  # a 422 is final; a transient failure is polled again
+    assert repr(v).endswith("pending=1)") and (v.progress.value, v.progress.max) == (2, 3)
+    assert "unread: 2" in v.header.value and "66.7% done" in v.header.value
+
+
 def test_unreadable_answer_never_replaces_a_read_row():
     df = make_frame(8)
     v = StatusViewer(df)

@@ -104,11 +104,10 @@ def fmt_latency(x: Any) -> str:
     return f"{float(x):,.1f} s"
 
 
-def header_html(counts: Mapping[str, int], total: int, shown: int) -> str:
-    """Counts per status (coloured), the share done and how many rows match the filters."""
+def header_html(counts: Mapping[str, int], total: int, shown: int, pending: int) -> str:
+    """Counts per status (coloured), the share done (not pending) and rows matching the filters."""
     pills = "".join(_pill(k, v) for k, v in counts.items() if v)
-    done = total - counts.get("generating", 0) - counts.get("unread", 0)
-    share = done / total if total else 1.0
+    share = (total - pending) / total if total else 1.0
     return (
         f"<div><b>{total:,} tasks</b> · {share:.1%} done · "
         f'<span class="veo-shown">{shown:,} match the filters</span></div><div>{pills}</div>'

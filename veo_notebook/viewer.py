@@ -136,6 +136,7 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
         self._page = 0
         self._selected: str | None = None
         self._counts: dict[str, int] = {}
+        self._pending = 0
         self._categories = _Categories()
         self._model = TableModel(self._load(source))
         self._build_widgets(page_size, sort_by, descending)
@@ -217,7 +218,7 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
         pages = max(1, math.ceil(m.count() / int(self.page_size.value)))
         return (
             f"StatusViewer(tasks={m.n}, matching={m.count()}, page={self._page + 1}/{pages}, "
-            f"pending={self._counts.get('generating', 0)})"
+            f"pending={self._pending})"
         )
 
     # -- events -------------------------------------------------------------------------
@@ -299,7 +300,8 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
         with self._lock:
             m = self._model
             self._counts = m.status_counts()
-            done = m.n - self._counts.get("generating", 0) - self._counts.get("unread", 0)
+            self._pending = len(m.pending_positions())
+            done = m.n - self._pending
             self.progress.max = max(1, m.n)
             self.progress.value = done
             self.progress.bar_style = "success" if done == m.n else "info"
@@ -321,7 +323,7 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
             self._page = min(max(self._page, 0), self._pages() - 1)
             pos = self._page_positions()
             page = m.df[_TABLE_COLUMNS].iloc[pos]
-            self.header.value = H.header_html(self._counts, m.n, m.count())
+            self.header.value = H.header_html(self._counts, m.n, m.count(), self._pending)
             self.table.value = H.table_html(page, self._categories(page))
             self.page_label.value = (
                 f"page {self._page + 1:,} of {self._pages():,} ({m.count():,} rows)"
