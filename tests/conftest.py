@@ -6,6 +6,8 @@ never shows up in logs, output, exception texts, reprs or files.
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -59,3 +61,53 @@ def no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
     key never leaks into a test); a test sets them with ``monkeypatch.setenv``."""
     monkeypatch.delenv("KIE_API_KEY", raising=False)
     monkeypatch.delenv("KIE_BASE_URL", raising=False)
+
+
+# --- the sentinel never reaches a log record (whole session; tests/test_secrets.py) ----------
+def exception_chain_text(exc: BaseException) -> str:
+    """The messages of ``exc`` and of every exception chained to it (not the source lines
+    of the frames, which are code, not data)."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        parts += traceback.format_exception_only(type(link), link)
+        link = link.__cause__ or link.__context__
+    return "".join(parts)
+
+
+class KeyWatch(logging.Handler):
+    """Remembers every log record (message, arguments, traceback) showing a piece of the key."""
+
+    def __init__(self, key: str = SENTINEL_KEY) -> None:
+        super().__init__(logging.DEBUG)
+        self.pieces = {key[i : i + 8] for i in range(len(key) - 7)} | {key[-6:]}
+        self.hits: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a bad format string must not hide the arguments
+            text = f"{record.msg!r} % {record.args!r}"
+        if record.exc_info and record.exc_info[1] is not None:
+            text += exception_chain_text(record.exc_info[1])
+        if record.stack_info:
+            text += record.stack_info
+        if any(p in text for p in self.pieces):
+            self.hits.append(f"{record.name}:{record.lineno}: {text[:300]}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def key_never_logged() -> Iterator[KeyWatch]:
+    """Every record of every ``veo_notebook`` logger, at DEBUG, for the whole session:
+    none may show the key (checked when the session ends)."""
+    watch = KeyWatch()
+    root, pkg = logging.getLogger(), logging.getLogger("veo_notebook")
+    level = pkg.level
+    root.addHandler(watch)
+    pkg.setLevel(logging.DEBUG)
+    yield watch
+    pkg.setLevel(level)
+    root.removeHandler(watch)
+    assert not watch.hits, "the API key reached the logs:\n" + "\n".join(watch.hits[:5])
