@@ -41,6 +41,12 @@ import pandas as pd
 from . import _stats
 from ._breakdown import FailureBreakdown, classify_errors, failure_breakdown
 from ._errors_table import CATEGORY_MEANINGS, ERROR_RULES, ErrorRule
+from ._groups import By
+from ._groups import age_s as _age_s
+from ._groups import codes as _codes
+from ._groups import latency as _latency
+from ._groups import now_utc
+from ._groups import status_mask as _status_mask
 from .errors import InputError
 
 __all__ = [
@@ -62,90 +68,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PERCENTILES = (0.5, 0.9, 0.95, 0.99)
 _OUTCOMES = {"success": ("success",), "failed": ("failed", "generation_failed")}
-By = str | Sequence[str] | None
-
-
-# --- grouping ------------------------------------------------------------------------
-
-
-def _is_freq(s: str) -> bool:
-    try:
-        pd.tseries.frequencies.to_offset(s)
-    except (ValueError, TypeError):
-        return False
-    return True
-
-
-def _bucket(times: pd.Series, freq: str) -> pd.Series:
-    """Start of the ``freq`` bucket of each time (UTC)."""
-    try:
-        out = times.dt.floor(freq)
-    except ValueError:  # calendar frequencies (W, MS, ...) are not fixed: go through periods
-        naive = times.dt.tz_convert("UTC").dt.tz_localize(None)
-        out = naive.dt.to_period(freq).dt.start_time.dt.tz_localize("UTC")
-    return out.rename("period")
-
-
-def _keys(df: pd.DataFrame, by: By, freq: str | None = None) -> tuple[list[pd.Series], list[str]]:
-    items = [] if by is None else [by] if isinstance(by, str) else list(by)
-    if freq is not None:
-        items.append(freq)
-    keys: list[pd.Series] = []
-    names: list[str] = []
-    for item in items:
-        if item in df.columns:
-            keys.append(df[item])
-            names.append(item)
-        elif isinstance(item, str) and _is_freq(item):
-            if "period" in names:
-                raise InputError("only one time bucket can be asked for (by or freq)")
-            keys.append(_bucket(df["create_time"], item))
-            names.append("period")
-        else:
-            raise InputError(
-                f"by: {item!r} is neither a column nor a time bucket like '1D' or '1h'"
-            )
-    return keys, names
-
-
-def _codes(
-    df: pd.DataFrame, by: By, freq: str | None = None, mask: np.ndarray | None = None
-) -> tuple[np.ndarray, pd.Index]:
-    """Group code per row (of the rows in ``mask`` only, when given) and the group index."""
-    keys, names = _keys(df, by, freq)
-    n = len(df) if mask is None else int(mask.sum())
-    if not keys:
-        return np.zeros(n, dtype=np.intp), pd.Index(["all"])
-    if mask is not None:
-        keys = [k[mask] for k in keys]
-    return _stats.group_codes(keys, names)
-
-
-def _status_mask(df: pd.DataFrame, statuses: Sequence[str]) -> np.ndarray:
-    status = df["status"]
-    if isinstance(status.dtype, pd.CategoricalDtype):
-        cats = list(status.cat.categories)
-        wanted = [cats.index(s) for s in statuses if s in cats]
-        return np.isin(status.cat.codes.to_numpy(), wanted)
-    return status.isin(list(statuses)).fillna(False).to_numpy(dtype=bool)
-
-
-def _now(df: pd.DataFrame, now: object = None) -> pd.Timestamp:
-    if now is not None:
-        ts = pd.Timestamp(now)  # type: ignore[arg-type]
-        return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    if "fetched_at" in df.columns and df["fetched_at"].notna().any():
-        return pd.Timestamp(df["fetched_at"].max()).tz_convert("UTC")
-    return pd.Timestamp.now(tz="UTC")
-
-
-def _age_s(df: pd.DataFrame, now: pd.Timestamp) -> np.ndarray:
-    created = df["create_time"]
-    return ((now - created).dt.total_seconds()).to_numpy(dtype=float, na_value=np.nan)
-
-
-def _latency(df: pd.DataFrame) -> np.ndarray:
-    return df["latency_s"].to_numpy(dtype=float, na_value=np.nan)
 
 
 # --- latency -------------------------------------------------------------------------
@@ -260,7 +182,7 @@ def km_curve(
     >>> km_curve(df, by="model").head()                       # doctest: +SKIP
     """
     codes, index = _codes(df, by)
-    time, event, usable = _km_inputs(df, _now(df, now), failed)
+    time, event, usable = _km_inputs(df, now_utc(df, now), failed)
     table = _stats.km_table(time[usable], event[usable], codes[usable], len(index))
     keys = index.take(table.pop("group").to_numpy())
     keys_frame = keys.to_frame(index=False) if by is not None else None
@@ -304,7 +226,7 @@ def km_latency(
     """
     codes, index = _codes(df, by)
     g = len(index)
-    time, event, usable = _km_inputs(df, _now(df, now), failed)
+    time, event, usable = _km_inputs(df, now_utc(df, now), failed)
     c = codes[usable]
     table = _stats.km_table(time[usable], event[usable], c, g)
     naive = _summary(df, codes, index, percentiles, None, "success")
@@ -349,7 +271,7 @@ def stuck_tasks(
     >>> stuck_tasks(df, "15min")[["task_id", "age_s"]]       # doctest: +SKIP
     """
     limit = _to_seconds(older_than)
-    age = _age_s(df, _now(df, now))
+    age = _age_s(df, now_utc(df, now))
     mask = _status_mask(df, ("generating",)) & (age > limit)
     out = df.loc[mask].copy()
     out["age_s"] = age[mask]

@@ -112,7 +112,7 @@ def latency_ecdf(
     >>> ax = latency_ecdf(df, by="task_type")                  # doctest: +SKIP
     """
     ax = _ax(ax)
-    now_ts = analysis._now(df, now)
+    now_ts = analysis.now_utc(df, now)
     curve = analysis.km_curve(df, by=by, now=now_ts)
     lat = df["latency_s"].to_numpy(dtype=float, na_value=np.nan)
     success = _is(df, "success") & ~np.isnan(lat)

@@ -198,7 +198,7 @@ def _figures(
 
 def _sections(df: pd.DataFrame, now: object, freq: str | None, figures: bool = True):
     """Everything the report shows, as (heading, list of blocks) with blocks tables/text."""
-    now_ts = analysis._now(df, now)
+    now_ts = analysis.now_utc(df, now)
     freq = freq or _auto_freq(df)
     fb = analysis.failure_breakdown(df, top=5)
     stuck = analysis.stuck_tasks(df, "30min", now=now_ts)

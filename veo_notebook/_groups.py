@@ -1,0 +1,117 @@
+"""Grouping keys, status masks and clocks shared by the analysis functions (private).
+
+``by`` takes column names and/or time buckets (``"1D"``, ``"1h"``) on ``create_time``;
+a bucket appears as the ``period`` key (bucket start, UTC).
+
+>>> import pandas as pd
+>>> bucket(pd.Series(pd.to_datetime(["2026-03-01 10:30"], utc=True)), "1D").iloc[0]
+Timestamp('2026-03-01 00:00:00+0000', tz='UTC')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import _stats
+from .errors import InputError
+
+__all__ = [
+    "By",
+    "age_s",
+    "bucket",
+    "codes",
+    "group_keys",
+    "is_freq",
+    "latency",
+    "now_utc",
+    "status_mask",
+]
+
+By = str | Sequence[str] | None
+
+
+def is_freq(s: str) -> bool:
+    """Whether ``s`` is a pandas frequency such as ``"1D"``, ``"1h"``, ``"15min"``."""
+    try:
+        pd.tseries.frequencies.to_offset(s)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def bucket(times: pd.Series, freq: str) -> pd.Series:
+    """Start of the ``freq`` bucket of each time (UTC)."""
+    try:
+        out = times.dt.floor(freq)
+    except ValueError:  # calendar frequencies (W, MS, ...) are not fixed: go through periods
+        naive = times.dt.tz_convert("UTC").dt.tz_localize(None)
+        out = naive.dt.to_period(freq).dt.start_time.dt.tz_localize("UTC")
+    return out.rename("period")
+
+
+def group_keys(
+    df: pd.DataFrame, by: By, freq: str | None = None
+) -> tuple[list[pd.Series], list[str]]:
+    """The key Series of ``by`` (+ ``freq``) and their names (a bucket is ``period``)."""
+    items = [] if by is None else [by] if isinstance(by, str) else list(by)
+    if freq is not None:
+        items.append(freq)
+    keys: list[pd.Series] = []
+    names: list[str] = []
+    for item in items:
+        if item in df.columns:
+            keys.append(df[item])
+            names.append(item)
+        elif isinstance(item, str) and is_freq(item):
+            if "period" in names:
+                raise InputError("only one time bucket can be asked for (by or freq)")
+            keys.append(bucket(df["create_time"], item))
+            names.append("period")
+        else:
+            raise InputError(
+                f"by: {item!r} is neither a column nor a time bucket like '1D' or '1h'"
+            )
+    return keys, names
+
+
+def codes(
+    df: pd.DataFrame, by: By, freq: str | None = None, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, pd.Index]:
+    """Group code per row (of the rows in ``mask`` only, when given) and the group index."""
+    keys, names = group_keys(df, by, freq)
+    n = len(df) if mask is None else int(mask.sum())
+    if not keys:
+        return np.zeros(n, dtype=np.intp), pd.Index(["all"])
+    if mask is not None:
+        keys = [k[mask] for k in keys]
+    return _stats.group_codes(keys, names)
+
+
+def status_mask(df: pd.DataFrame, statuses: Sequence[str]) -> np.ndarray:
+    status = df["status"]
+    if isinstance(status.dtype, pd.CategoricalDtype):
+        cats = list(status.cat.categories)
+        wanted = [cats.index(s) for s in statuses if s in cats]
+        return np.isin(status.cat.codes.to_numpy(), wanted)
+    return status.isin(list(statuses)).fillna(False).to_numpy(dtype=bool)
+
+
+def now_utc(df: pd.DataFrame, now: object = None) -> pd.Timestamp:
+    if now is not None:
+        ts = pd.Timestamp(now)  # type: ignore[arg-type]
+        return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    if "fetched_at" in df.columns and df["fetched_at"].notna().any():
+        return pd.Timestamp(df["fetched_at"].max()).tz_convert("UTC")
+    return pd.Timestamp.now(tz="UTC")
+
+
+def age_s(df: pd.DataFrame, now: pd.Timestamp) -> np.ndarray:
+    created = df["create_time"]
+    return ((now - created).dt.total_seconds()).to_numpy(dtype=float, na_value=np.nan)
+
+
+def latency(df: pd.DataFrame) -> np.ndarray:
+    return df["latency_s"].to_numpy(dtype=float, na_value=np.nan)
