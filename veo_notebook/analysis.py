@@ -41,11 +41,10 @@ import pandas as pd
 from . import _stats
 from ._breakdown import FailureBreakdown, classify_errors, failure_breakdown
 from ._errors_table import CATEGORY_MEANINGS, ERROR_RULES, ErrorRule
-from ._groups import By
+from ._groups import By, now_utc
 from ._groups import age_s as _age_s
 from ._groups import codes as _codes
 from ._groups import latency as _latency
-from ._groups import now_utc
 from ._groups import status_mask as _status_mask
 from .errors import InputError
 
