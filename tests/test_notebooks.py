@@ -38,9 +38,8 @@ def test_committed_with_outputs_and_nothing_private(path: Path, sentinel_key: st
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert all(c.get("execution_count") for c in code), "execute the notebook before committing"
     assert sum(bool(c.get("outputs")) for c in code) >= len(code) // 2
-    assert any("image/png" in o.get("data", {}) for c in code for o in c["outputs"]) or (
-        "live_status" in path.stem
-    ), "plots must show where notebooks are browsed"
+    if path.stem[:2] in ("01", "02", "03"):  # the plots show where notebooks are browsed
+        assert any("image/png" in o.get("data", {}) for c in code for o in c["outputs"])
     assert any("NBVAL_CHECK_OUTPUT" in "".join(c["source"]) for c in code)
     text = path.read_text(encoding="utf-8")
     for secret in (sentinel_key, "/work/", "sim-local-key\\n"):
