@@ -101,19 +101,25 @@ def _thin(n: int, level: np.ndarray) -> np.ndarray:
 
 
 def latency_ecdf(
-    df: pd.DataFrame, by: str | None = "model", ax: Axes | None = None, *, now: object = None
+    df: pd.DataFrame,
+    by: str | None = "model",
+    ax: Axes | None = None,
+    *,
+    now: object = None,
+    failed: analysis.Failed = "censor",
 ) -> Axes:
     """Share of tasks succeeded by time since creation: Kaplan–Meier (solid) and naive (dashed).
 
     The solid curve is 1 − Ŝ(t) with still-generating tasks censored at their age; ticks
     on it mark those censored tasks. The dashed curve is the naive ECDF of finished
-    successful tasks, which looks faster when slow tasks are still running.
+    successful tasks, which looks faster when slow tasks are still running. ``now`` and
+    ``failed`` are as in :func:`veo_notebook.analysis.km_latency`.
 
     >>> ax = latency_ecdf(df, by="task_type")                  # doctest: +SKIP
     """
     ax = _ax(ax)
     now_ts = analysis.now_utc(df, now)
-    curve = analysis.km_curve(df, by=by, now=now_ts)
+    curve = analysis.km_curve(df, by=by, now=now_ts, failed=failed)
     lat = df["latency_s"].to_numpy(dtype=float, na_value=np.nan)
     success = _is(df, "success") & ~np.isnan(lat)
     generating = _is(df, "generating")
