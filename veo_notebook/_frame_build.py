@@ -89,11 +89,9 @@ PARAM_SCHEMA = pa.schema(
 )
 
 
-def fields(arr: pa.Array | pa.ChunkedArray) -> dict[str, pa.Array]:
-    """Children of a struct array, each with the parent's nulls applied."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    return {arr.type.field(i).name: c for i, c in enumerate(arr.flatten())}
+def fields(arr: pa.Array | pa.ChunkedArray) -> dict[str, pa.ChunkedArray]:
+    """Children of a struct array, each with the parent's nulls applied (no copy)."""
+    return {arr.type.field(i).name: pc.struct_field(arr, [i]) for i in range(arr.type.num_fields)}
 
 
 def build(
@@ -106,7 +104,7 @@ def build(
     """Assemble the frame from the envelope read (and read paramJson on the way)."""
     n = env.table.num_rows
     top = env.table
-    data_arr = top.column("data").combine_chunks()
+    data_arr = top.column("data")
     d = fields(data_arr)
     r = fields(d["response"])
     has_data = np.asarray(data_arr.is_valid()) & env.present
@@ -126,8 +124,13 @@ def build(
         notes.setdefault(row, []).append(text)
     pj_null = has_data & ~np.asarray(pj.is_valid())
     note(np.flatnonzero(pj_null), "paramJson is null")
-    pj_empty = has_data & np.asarray(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(pj), ""), False))
-    note(np.flatnonzero(pj_empty), "paramJson is empty")
+    short = np.flatnonzero(
+        has_data & np.asarray(pc.fill_null(pc.less(pc.binary_length(pj), 16), False))
+    )
+    pj_empty = [
+        r for r, v in zip(short.tolist(), pj.take(short).to_pylist(), strict=True) if not v.strip()
+    ]
+    note(pj_empty, "paramJson is empty")
     p = {name: par.table.column(name).combine_chunks() for name in PARAM_SCHEMA.names}
 
     cols: dict[str, Any] = {}
@@ -211,18 +214,8 @@ def build(
         par,
         {("paramJson", "index"): p["index"], ("data", "response", "imageUrls"): r["imageUrls"]},
     )
-    cols["extra"] = pa.array(
-        [None if (e := extras.get(i)) is None else orjson.dumps(e).decode() for i in range(n)]
-        if extras
-        else pa.nulls(n, _S),
-        _S,
-    )
-    cols["parse_note"] = pa.array(
-        ["; ".join(notes[i]) if i in notes else None for i in range(n)]
-        if notes
-        else pa.nulls(n, _S),
-        _S,
-    )
+    cols["extra"] = _sparse_strings(n, {i: orjson.dumps(e).decode() for i, e in extras.items()})
+    cols["parse_note"] = _sparse_strings(n, {i: "; ".join(v) for i, v in notes.items()})
     return _to_pandas(cols, status, ttype, n)
 
 
@@ -240,8 +233,19 @@ def _fetch_errors(top: pa.Table, errors: Sequence[str | None] | None, n: int) ->
     return pc.coalesce(pa.array(list(errors), _S), from_env)
 
 
-def _first(lst: pa.Array) -> pa.Array:
+def _sparse_strings(n: int, values: dict[int, str]) -> pa.Array:
+    """A string column of ``n`` nulls but for ``values`` (row → text)."""
+    if not values:
+        return pa.nulls(n, _S)
+    out = np.full(n, None, dtype=object)
+    out[np.fromiter(values.keys(), dtype=np.int64, count=len(values))] = list(values.values())
+    return pa.array(out, _S)
+
+
+def _first(lst: pa.Array | pa.ChunkedArray) -> pa.Array:
     """First element of each list (null when the list is null or empty)."""
+    if isinstance(lst, pa.ChunkedArray):
+        lst = lst.combine_chunks()
     offsets = np.asarray(lst.offsets)
     length = np.diff(offsets)
     ok = (length > 0) & np.asarray(lst.is_valid())
@@ -249,10 +253,12 @@ def _first(lst: pa.Array) -> pa.Array:
     return lst.values.take(idx)
 
 
-def _urls(lst: pa.Array, text: pa.Array) -> pa.Array:
+def _urls(lst: pa.Array | pa.ChunkedArray, text: pa.Array | pa.ChunkedArray) -> pa.Array:
     """List column, with the rows given as a string ``'[a, b]'`` split into lists."""
     if text.null_count == len(text):
         return lst
+    if isinstance(lst, pa.ChunkedArray):
+        lst = lst.combine_chunks()
     rows = np.flatnonzero(np.asarray(text.is_valid()))
     parsed = [_split_urls(v) for v in text.take(pa.array(rows)).to_pylist()]
     take = np.arange(len(lst), dtype=np.int64)
@@ -262,13 +268,14 @@ def _urls(lst: pa.Array, text: pa.Array) -> pa.Array:
 
 def _split_urls(value: str) -> list[str]:
     s = value.strip()
-    if s.startswith("["):
+    if s.startswith(('["', "[]")):  # a JSON array in a string
         try:
             got = orjson.loads(s)
             if isinstance(got, list) and all(isinstance(x, str) for x in got):
                 return got
         except orjson.JSONDecodeError:
             pass
+    if s.startswith("["):
         s = s[1:-1] if s.endswith("]") else s[1:]
     return [u.strip().strip("'\"").strip() for u in s.split(",") if u.strip().strip("'\"").strip()]
 

@@ -95,38 +95,46 @@ def read_objects(
     n = len(texts)
     pieces: list[tuple[np.ndarray, pa.Table]] = []  # (input rows, table)
     slow: list[int] = []  # indices into lines
+    lines: list[str | bytes]
     if isinstance(texts, (pa.Array, pa.ChunkedArray)):
         lines, pos = _arrow_lines(texts, schema, pieces)
     else:
-        lines, pos = _lines(texts)
+        lines = texts if isinstance(texts, list) else list(texts)
+        pos = None
+        if None in lines or "" in lines or b"" in lines:
+            lines, pos = _compact(lines)
     for lo in range(0, len(lines), CHUNK_ROWS):
         hi = min(lo + CHUNK_ROWS, len(lines))
         _read_span(lines, lo, hi, schema, pieces, slow, pos, renamed=False)
     return _assemble(n, lines, pos, pieces, slow, schema, what, aliases or {})
 
 
-def _lines(texts: Sequence[str | bytes | None]) -> tuple[list[bytes], np.ndarray | None]:
-    """Texts as UTF-8 lines; ``pos`` maps line → input row (None: the identity)."""
-    try:
-        lines = [t.encode() for t in texts]  # type: ignore[union-attr]
-        if b"" not in lines:
-            return lines, None
-    except (AttributeError, UnicodeError):
-        pass
-    lines, pos = [], []
+def _compact(texts: Sequence[str | bytes | None]) -> tuple[list[str | bytes], np.ndarray]:
+    """The non-empty texts, and ``pos`` mapping each one to its input row."""
+    lines: list[str | bytes] = []
+    pos: list[int] = []
     for i, t in enumerate(texts):
-        if t is None:
-            continue
-        b = t.encode("utf-8", "replace") if isinstance(t, str) else bytes(t)
-        if b:
-            lines.append(b)
+        if t:
+            lines.append(t)
             pos.append(i)
     return lines, np.asarray(pos, dtype=np.int64)
 
 
+def _to_bytes(t: str | bytes) -> bytes:
+    return t.encode("utf-8", "replace") if isinstance(t, str) else bytes(t)
+
+
+def _join(chunk: list[str | bytes]) -> bytes:
+    """Newline-joined UTF-8 (encoded one chunk at a time: the input is never copied whole)."""
+    try:
+        return b"\n".join([t.encode() for t in chunk])  # type: ignore[union-attr]
+    except (AttributeError, UnicodeError):
+        return b"\n".join([_to_bytes(t) for t in chunk])
+
+
 def _arrow_lines(
     arr: pa.Array | pa.ChunkedArray, schema: pa.Schema, pieces: list[tuple[np.ndarray, pa.Table]]
-) -> tuple[list[bytes], np.ndarray]:
+) -> tuple[list[str | bytes], np.ndarray]:
     """Fast path for an Arrow string array: read its buffer directly, chunk by chunk.
 
     Rows that are null or empty are read as ``{}`` (the caller knows them); a chunk the
@@ -136,7 +144,7 @@ def _arrow_lines(
         arr = arr.combine_chunks()
     blank = pc.fill_null(pc.equal(arr, ""), True)
     arr = pc.if_else(blank, "{}", arr)
-    todo: list[bytes] = []
+    todo: list[str | bytes] = []
     todo_pos: list[int] = []
     for lo in range(0, len(arr), CHUNK_ROWS):
         chunk = pc.binary_join_element_wise(arr.slice(lo, CHUNK_ROWS), "", "\n")
@@ -150,13 +158,13 @@ def _arrow_lines(
         if tab is not None:
             pieces.append((np.arange(lo, lo + len(chunk), dtype=np.int64), tab))
         else:
-            todo.extend(t.encode() for t in arr.slice(lo, CHUNK_ROWS).to_pylist())
+            todo.extend(arr.slice(lo, CHUNK_ROWS).to_pylist())
             todo_pos.extend(range(lo, lo + len(chunk)))
     return todo, np.asarray(todo_pos, dtype=np.int64)
 
 
 def _read_span(
-    lines: list[bytes],
+    lines: list[str | bytes],
     lo: int,
     hi: int,
     schema: pa.Schema,
@@ -168,7 +176,7 @@ def _read_span(
 ) -> None:
     # A text spanning lines, or holding two objects, or blank, shows up as a parse error or
     # a wrong row count: the span is then bisected and its last few rows read one by one.
-    buf = b"\n".join(lines[lo:hi])
+    buf = _join(lines[lo:hi])
     if renamed:
         buf = _rename_variants(buf)
     fixed: set[str] = set()
@@ -241,7 +249,7 @@ def _try_read(
 
 def _assemble(
     n: int,
-    lines: list[bytes],
+    lines: list[str | bytes],
     pos: np.ndarray | None,
     pieces: list[tuple[np.ndarray, pa.Table]],
     slow: list[int],
@@ -265,7 +273,7 @@ def _assemble(
     if slow:
         conformed = []
         for li in slow:
-            row, extra, note, ok = _conform_text(lines[li], schema, what, aliases)
+            row, extra, note, ok = _conform_text(_to_bytes(lines[li]), schema, what, aliases)
             conformed.append(row)
             i = li if pos is None else int(pos[li])
             present[i] = ok
@@ -295,6 +303,8 @@ def _project_table(
     tab: pa.Table, schema: pa.Schema, aliases: Mapping[str, str]
 ) -> tuple[pa.Table, dict[int, dict[str, Any]]]:
     extras: dict[int, dict[str, Any]] = {}
+    if tab.schema.equals(schema):  # nothing unknown: keep the reader's chunks, no copy
+        return tab, extras
     cols = {}
     for f in schema:
         arr = tab.column(f.name).combine_chunks() if f.name in tab.column_names else None

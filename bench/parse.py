@@ -1,0 +1,176 @@
+"""Raw record texts → typed frame: ``frame.from_raw`` against the plain pandas approach.
+
+Input: N envelope texts as the store holds them (the simulator's corpus, written once to an
+NDJSON cache file; not timed). Each approach runs in its own subprocess, which loads the
+texts into a list of str (as ``Store.rows()`` would hand them over), then parses them; the
+subprocess reports wall time and its peak RSS (``resource.getrusage``), so memory is
+compared honestly, input list included. Baseline and fast runs alternate; the best time of
+each is kept. The fast worker also times Parquet write/read of the frame (zstd, one file).
+
+Baseline ("the plain pandas approach"): ``json.loads`` per record, ``pd.json_normalize`` of
+the ``data`` objects, ``apply(json.loads)`` on paramJson and ``json_normalize`` again,
+``pd.to_datetime`` on the two time columns.
+
+    .venv/bin/python bench/parse.py            # 1,000,000 records
+    .venv/bin/python bench/parse.py --quick    # 100,000 records
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CACHE = Path(tempfile.gettempdir()) / "veo-notebook-bench"
+
+
+def _texts_file(n: int, time_format: str, seed: int) -> Path:
+    CACHE.mkdir(exist_ok=True)
+    path = CACHE / f"raw-{n}-{time_format}-{seed}.ndjson"
+    if not path.exists():
+        from veo_notebook.simulator import corpus
+
+        t = time.perf_counter()
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            for text in corpus.iter_raw_texts(n, seed=seed, time_format=time_format):
+                f.write(text)
+                f.write("\n")
+        tmp.replace(path)
+        print(f"  (generated {n:,} texts in {time.perf_counter() - t:.0f} s: {path})", flush=True)
+    return path
+
+
+def _load(path: Path) -> list[str]:
+    with path.open(encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def _baseline(texts: list[str]) -> int:
+    import pandas as pd
+
+    records = [json.loads(t) for t in texts]
+    df = pd.json_normalize([r["data"] for r in records])
+    params = pd.json_normalize(df["paramJson"].apply(json.loads).tolist())
+    df = pd.concat([df, params.add_prefix("param.")], axis=1)
+    for col in ("createTime", "completeTime"):
+        df[col] = pd.to_datetime(df[col], errors="coerce")
+    return len(df)
+
+
+def _worker(kind: str, path: Path, out: Path | None) -> dict[str, float]:
+    texts = _load(path)
+    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result: dict[str, float] = {}
+    t = time.perf_counter()
+    if kind == "baseline":
+        rows = _baseline(texts)
+    else:
+        from veo_notebook.frame import from_raw
+
+        df = from_raw(texts)
+        rows = len(df)
+    result["seconds"] = time.perf_counter() - t
+    result["rows"] = rows
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["loaded_rss_mb"] = rss_loaded / 1024
+    if kind == "fast" and out is not None:
+        from veo_notebook.export import read_parquet, to_parquet
+
+        del texts
+        t = time.perf_counter()
+        to_parquet(df, out)
+        result["parquet_write_s"] = time.perf_counter() - t
+        result["parquet_mb"] = out.stat().st_size / 1e6
+        t = time.perf_counter()
+        back = read_parquet(out)
+        result["parquet_read_s"] = time.perf_counter() - t
+        assert len(back) == rows
+    return result
+
+
+def _run(kind: str, path: Path, out: Path | None) -> dict[str, float]:
+    cmd = [sys.executable, __file__, "--worker", kind, "--input", str(path)]
+    if out is not None:
+        cmd += ["--parquet-out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} worker failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=1_000_000, help="records (default: %(default)s)")
+    ap.add_argument("--quick", action="store_true", help="100,000 records")
+    ap.add_argument("--time-format", default="plain", choices=["plain", "iso", "epoch_ms", "mixed"])
+    ap.add_argument("--repeat", type=int, default=None, help="runs of each (default 1, quick 2)")
+    ap.add_argument("--worker", choices=["baseline", "fast"], help=argparse.SUPPRESS)
+    ap.add_argument("--input", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--parquet-out", type=Path, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        print(json.dumps(_worker(args.worker, args.input, args.parquet_out)))
+        return 0
+    n = 100_000 if args.quick else args.n
+    repeat = args.repeat or (2 if args.quick else 1)
+    print(f"parse benchmark: {n:,} records, time format {args.time_format}, {os.cpu_count()} cpus")
+    path = _texts_file(n, args.time_format, 0)
+    print(f"  input: {path.stat().st_size / 1e6:,.0f} MB of NDJSON")
+    runs: dict[str, list[dict[str, float]]] = {"baseline": [], "fast": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(repeat):
+            for kind in ("baseline", "fast"):
+                out = Path(tmp) / f"frame-{i}.parquet" if kind == "fast" else None
+                r = _run(kind, path, out)
+                runs[kind].append(r)
+                print(
+                    f"  run {i + 1} {kind:8s} {r['seconds']:8.2f} s  peak RSS {r['peak_rss_mb']:8.0f} MB",
+                    flush=True,
+                )
+    best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
+    peak = {k: min(r["peak_rss_mb"] for r in v) for k, v in runs.items()}
+    b, f = best["baseline"], best["fast"]
+    rows = [
+        ("records", f"{n:,}", f"{n:,}", ""),
+        (
+            "parse time (s)",
+            f"{b['seconds']:.2f}",
+            f"{f['seconds']:.2f}",
+            f"{b['seconds'] / f['seconds']:.1f}x faster",
+        ),
+        ("throughput (records/s)", f"{n / b['seconds']:,.0f}", f"{n / f['seconds']:,.0f}", ""),
+        (
+            "peak RSS (MB)",
+            f"{peak['baseline']:,.0f}",
+            f"{peak['fast']:,.0f}",
+            f"{peak['fast'] / peak['baseline']:.2f}x",
+        ),
+        (
+            "peak RSS above input (MB)",
+            f"{peak['baseline'] - b['loaded_rss_mb']:,.0f}",
+            f"{peak['fast'] - f['loaded_rss_mb']:,.0f}",
+            f"{(peak['fast'] - f['loaded_rss_mb']) / (peak['baseline'] - b['loaded_rss_mb']):.2f}x",
+        ),
+    ]
+    print()
+    print(f"| {'':28s} | {'pandas baseline':>16s} | {'frame.from_raw':>16s} | {'ratio':>14s} |")
+    print(f"|{'-' * 30}|{'-' * 18}|{'-' * 18}|{'-' * 16}|")
+    for name, x, y, z in rows:
+        print(f"| {name:28s} | {x:>16s} | {y:>16s} | {z:>14s} |")
+    print()
+    print(
+        f"Parquet (zstd, one file): write {f['parquet_write_s']:.2f} s, read {f['parquet_read_s']:.2f} s, "
+        f"{f['parquet_mb']:.1f} MB for {n:,} rows"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
