@@ -13,6 +13,7 @@ import pytest
 
 from veo_notebook import schema
 from veo_notebook._viewer_html import safe_url
+from veo_notebook._viewer_live import merge_rows
 from veo_notebook._viewer_table import TableModel
 from veo_notebook.client import Client
 from veo_notebook.errors import InputError
@@ -381,9 +382,21 @@ def test_expired_ids_count_as_done_and_unread_ones_as_pending():
 
 def test_unreadable_answer_never_replaces_a_read_row():
     df = make_frame(8)
-    v = StatusViewer(df)
     worse = schema.enforce(
         pd.DataFrame({"task_id": ["t0000", "t0004"], "fetch_error": ["transient: reset"] * 2})
     )
-    assert v._apply(worse) == 0
-    assert v.frame.loc[0, "status"] == "generating"
+    out, n = merge_rows(df, np.array([0, 4]), worse)
+    assert n == 0 and out["status"].tolist() == df["status"].tolist()
+    better = schema.enforce(pd.DataFrame({"task_id": ["t0004"], "status": ["success"]}))
+    out, n = merge_rows(df, np.array([0, 4]), better)
+    assert n == 1 and out.loc[4, "status"] == "success" and out.loc[0, "status"] == "generating"
+    assert out["task_id"].tolist() == df["task_id"].tolist() and out.dtypes.equals(df.dtypes)
+
+
+def test_filters_set_during_a_refresh_survive_the_swap():
+    m = TableModel(make_frame(40))
+    m.set_facet("status", ["failed"])
+    fresh = m.with_frame(make_frame(40))  # built while the user keeps clicking
+    m.set_text("cat number 1")
+    fresh.adopt_spec(m)
+    assert fresh.count() == m.count() == 3

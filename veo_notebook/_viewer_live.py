@@ -23,7 +23,7 @@ import pandas as pd
 
 from .errors import AuthError, ConfigError, VeoError
 
-__all__ = ["LiveMixin"]
+__all__ = ["LiveMixin", "merge_rows"]
 
 logger = logging.getLogger("veo_notebook.viewer")
 
@@ -32,6 +32,42 @@ def _poll_interval(elapsed_s: float) -> float:
     from .fetch import poll_interval
 
     return float(poll_interval(elapsed_s))
+
+
+def merge_rows(
+    df: pd.DataFrame, positions: np.ndarray, answers: pd.DataFrame
+) -> tuple[pd.DataFrame, int]:
+    """``df`` with the rows at ``positions`` replaced by the answers for the same task ids.
+
+    A row that was read is never replaced by an answer that could not be (a fetch
+    error); rows keep their places. Returns the new frame and how many rows changed.
+
+    >>> from veo_notebook import schema
+    >>> old = schema.enforce(pd.DataFrame({"task_id": ["a", "b"], "status": ["generating"] * 2}))
+    >>> new = schema.enforce(pd.DataFrame({"task_id": ["b"], "status": ["success"]}))
+    >>> df, n = merge_rows(old, np.array([0, 1]), new)
+    >>> n, df["status"].tolist()
+    (1, ['generating', 'success'])
+    """
+    from . import schema
+
+    answers = schema.enforce(answers).drop_duplicates("task_id", keep="last")
+    where = dict(zip(df["task_id"].iloc[positions].tolist(), positions.tolist(), strict=True))
+    old_read = df["status"].notna().to_numpy()
+    new_read = answers["status"].notna().to_numpy()
+    src, dst = [], []
+    for i, tid in enumerate(answers["task_id"].tolist()):
+        p = where.get(tid)
+        if p is not None and (new_read[i] or not old_read[p]):
+            src.append(i)
+            dst.append(p)
+    if not src:
+        return df, 0
+    rows = answers.iloc[src].reindex(columns=df.columns)
+    combined = pd.concat([df, rows], ignore_index=True)
+    take = np.arange(len(df))
+    take[np.asarray(dst)] = len(df) + np.arange(len(src))
+    return combined.take(take).reset_index(drop=True), len(src)
 
 
 class LiveMixin:
@@ -44,6 +80,8 @@ class LiveMixin:
     _model: Any
     auto_button: Any
     refresh_button: Any
+    sort_by: Any
+    sort_order: Any
     _say: Callable[[str], None]
     _after_frame_change: Callable[[], None]
 
@@ -78,13 +116,25 @@ class LiveMixin:
         12
         """
         with self._refresh_lock:
-            ids = self.pending_ids()
+            with self._lock:
+                model = self._model
+                pending = model.pending_positions()
+            ids = model.df["task_id"].iloc[pending].tolist()
             if not ids:
                 self._say("every task is terminal: nothing to refresh")
                 return 0
-            new = self._fetch(ids)
+            answers = self._fetch(ids)
+            # Build the new frame and model outside the lock (O(n) on a big frame), so
+            # the kernel's own handlers never wait for more than the swap and a render.
+            frame, replaced = merge_rows(model.df, pending, answers)
+            fresh = None
+            if replaced:
+                fresh = model.with_frame(frame)
+                fresh.order(self.sort_by.value, bool(self.sort_order.value))
             with self._lock:
-                replaced = self._apply(new)
+                if fresh is not None:
+                    fresh.adopt_spec(self._model)  # filters changed while we polled
+                    self._model = fresh
                 self.refresh_count += 1
                 self._after_frame_change()
                 left = len(self._model.pending_positions())
@@ -93,33 +143,6 @@ class LiveMixin:
                 f"{replaced:,} updated, {left:,} still pending"
             )
             return len(ids)
-
-    def _apply(self, new: pd.DataFrame) -> int:
-        """Put the rows of ``new`` in place of the rows with the same task id."""
-        from . import schema
-
-        df = self._model.df
-        new = schema.enforce(new).drop_duplicates("task_id", keep="last")
-        pos = self._model.pending_positions()
-        where = dict(zip(df["task_id"].iloc[pos].tolist(), pos.tolist(), strict=True))
-        old_read = df["status"].notna().to_numpy()
-        new_ids = new["task_id"].tolist()
-        new_read = new["status"].notna().to_numpy()
-        src, dst = [], []
-        for i, tid in enumerate(new_ids):
-            p = where.get(tid)
-            # never replace a record we could read with an answer we could not
-            if p is not None and (new_read[i] or not old_read[p]):
-                src.append(i)
-                dst.append(p)
-        if not src:
-            return 0
-        rows = new.iloc[src].reindex(columns=df.columns)
-        combined = pd.concat([df, rows], ignore_index=True)
-        take = np.arange(len(df))
-        take[np.asarray(dst)] = len(df) + np.arange(len(src))
-        self._model.set_frame(combined.take(take))
-        return len(src)
 
     def _refresh_clicked(self) -> None:
         """The Refresh button: one refresh in a background thread (the kernel stays free)."""

@@ -75,6 +75,19 @@ class TableModel:
         for name, value in list(self._spec.items()):
             self._set(name, value)
 
+    def with_frame(self, df: pd.DataFrame) -> TableModel:
+        """A new model over ``df`` with this model's filters (this one is left as is)."""
+        new = TableModel.__new__(TableModel)
+        new._spec = dict(self._spec)
+        new.set_frame(df)
+        return new
+
+    def adopt_spec(self, other: TableModel) -> None:
+        """Apply the filters of ``other`` that differ from this model's."""
+        for name, value in other._spec.items():
+            if self._spec.get(name) != value:
+                self._set(name, value)
+
     def options(self, facet: str) -> list[str]:
         """The values a facet filter can take (labels of its codes)."""
         return list(self.facets[facet].labels)

@@ -322,7 +322,7 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
             m = self._model
             self._page = min(max(self._page, 0), self._pages() - 1)
             pos = self._page_positions()
-            page = m.df[_TABLE_COLUMNS].iloc[pos]
+            page = m.df.iloc[pos, [m.df.columns.get_loc(c) for c in _TABLE_COLUMNS]]
             self.header.value = H.header_html(self._counts, m.n, m.count(), self._pending)
             self.table.value = H.table_html(page, self._categories(page))
             self.page_label.value = (
