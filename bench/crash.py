@@ -8,6 +8,8 @@ delay, several times in a row; then a last run completes the fetch. After every 
 * the store opens cleanly (``Store(path)``; ``PRAGMA integrity_check`` = ok);
 * it holds no duplicate and no id that was not asked for;
 * the next run sends **no** request for an id the store already held as terminal;
+* what is lost is only what was answered but not yet committed (``unsaved``: the
+  fetch commits every 50 answers or 0.5 s), and the next run fetches it again;
 * the last run queries **exactly** the ids the store lacked (not held as terminal).
 
     .venv/bin/python bench/crash.py            # 5 trials x 3 kills, 5,000 ids
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from veo_notebook.client import Client
-from veo_notebook.fetch import fetch_records
+from veo_notebook.fetch import _FLUSH_ROWS, fetch_records
 from veo_notebook.simulator import Simulator
 from veo_notebook.store import Store
 
@@ -61,6 +63,22 @@ class Run:
     requests: int
     refetched_terminal: int  # requests for ids held as terminal before the run
     queried: set[str]
+    written: int  # rows written by the run (fetched_at at or after its start)
+
+    @property
+    def unsaved(self) -> int:
+        """Answers the killed run had seen but not yet committed (lost; re-fetched next run)."""
+        return max(0, (self.killed_after or 0) - self.written) if self.killed_after else 0
+
+
+def _written_since(path: Path, t0: float) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(
+            conn.execute("SELECT count(*) FROM records WHERE fetched_at >= ?", (t0,)).fetchone()[0]
+        )
+    finally:
+        conn.close()
 
 
 def inspect_store(path: Path, ids: set[str]) -> StoreState:
@@ -127,6 +145,7 @@ def trial(
         before = inspect_store(store, wanted)
         lacking = len(wanted - before.terminal)
         sim.reset_stats()
+        t0 = time.time()
         killed: int | None = None
         if k < kills:
             steps = max(1, int(0.9 * lacking) // EVERY)
@@ -148,6 +167,7 @@ def trial(
                 requests=int(stats["requests"]),
                 refetched_terminal=sum(by_task.get(i, 0) for i in before.terminal),
                 queried=set(by_task),
+                written=_written_since(store, t0),
             )
         )
     return runs
@@ -163,6 +183,8 @@ def problems(runs: list[Run], ids: list[str]) -> list[str]:
             bad.append(f"run {n}: integrity {a.integrity!r}, dup {a.duplicates}, alien {a.foreign}")
         if r.refetched_terminal:
             bad.append(f"run {n}: {r.refetched_terminal} requests for ids already terminal")
+        if r.unsaved > _FLUSH_ROWS:
+            bad.append(f"run {n}: {r.unsaved} answers lost at the kill (> {_FLUSH_ROWS})")
         if not r.before.held <= a.held:
             bad.append(f"run {n}: lost {len(r.before.held - a.held)} stored ids")
     last = runs[-1]
@@ -203,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         head = (
             f"{'trial':>5} {'run':>3} {'killed after':>12} {'held':>13} {'terminal':>13} "
-            f"{'requests':>8} {'re-fetched':>10} {'integrity':>9} {'dup':>3}  ok"
+            f"{'requests':>8} {'re-fetched':>10} {'unsaved':>7} {'integrity':>9} {'dup':>3}  ok"
         )
         print(head)
         t0 = time.perf_counter()
@@ -217,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                 term = f"{len(r.before.terminal):,}→{len(r.after.terminal):,}"
                 print(
                     f"{t:>5} {n:>3} {killed:>12} {held:>13} {term:>13} {r.requests:>8,} "
-                    f"{r.refetched_terminal:>10} {r.after.integrity:>9} {r.after.duplicates:>3}"
+                    f"{r.refetched_terminal:>10} {r.unsaved:>7} {r.after.integrity:>9} "
+                    f"{r.after.duplicates:>3}"
                     f"  {'yes' if not bad else 'NO'}"
                 )
             last = runs[-1]

