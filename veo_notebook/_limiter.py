@@ -93,7 +93,9 @@ class AdaptiveLimiter:
         self.hold = hold
         self.slow_start_gain = slow_start_gain
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the rate state
+        self._turn = threading.Condition()  # first come, first served
+        self._queue: deque[object] = deque()
         self._rate = self._clamp(start)
         self._next = 0.0  # time of the next free slot
         self._pause_until = 0.0
@@ -128,29 +130,33 @@ class AdaptiveLimiter:
         return sum(1 for s in self._sent if t - 1.0 < s <= t)
 
     def acquire(self, cancel: threading.Event | None = None) -> float:
-        """Wait for a slot; return the time the request may be sent (its send time).
+        """Wait for a slot, first come first served; return the send time.
 
         Raises :class:`Cancelled` if ``cancel`` is set while waiting.
         """
-        while True:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled
-            with self._lock:
-                now = self._clock()
-                free = max(self._next, self._pause_until)
-                if now >= free:  # take the slot; a late wake-up may catch up one slot
-                    gap = 1.0 / self._rate
-                    self._next = (self._next if now - self._next < gap else now) + gap
-                    self._sent.append(now)
-                    if self._first is None:
-                        self._first = now
-                    return now
-            # not booked: if the rate rises while we sleep, the next waker gets the earlier slot
-            if cancel is not None:
-                if cancel.wait(free - now):
-                    raise Cancelled
-            else:
-                time.sleep(free - now)
+        me = object()
+        with self._turn:
+            self._queue.append(me)
+            try:
+                while True:
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled
+                    now = self._clock()
+                    with self._lock:
+                        free = max(self._next, self._pause_until)
+                        if self._queue[0] is me and now >= free:
+                            gap = 1.0 / self._rate  # a late wake-up may catch up one slot
+                            self._next = (self._next if now - self._next < gap else now) + gap
+                            self._sent.append(now)
+                            if self._first is None:
+                                self._first = now
+                            return now
+                    # first in line sleeps until its slot; the others wake to check `cancel`
+                    head = self._queue[0] is me
+                    self._turn.wait(min(free - now, 0.1) if head else 0.1)
+            finally:
+                self._queue.remove(me)
+                self._turn.notify_all()
 
     def on_success(self) -> None:
         """A request went through: probe upwards."""

@@ -340,7 +340,7 @@ class Client:
             )
         if status == 429:
             raise _Retry(
-                "HTTP 429 Too Many Requests",
+                "429 Too Many Requests",
                 code=429,
                 http_status=429,
                 retry_after=_retry_after(resp.headers.get("Retry-After")),
@@ -348,7 +348,7 @@ class Client:
             )
         if status >= 500:
             raise _Retry(
-                f"HTTP {status} {resp.reason or ''}".strip(), code=status, http_status=status
+                f"{status} {resp.reason or 'server error'}", code=status, http_status=status
             )
         try:
             env = orjson.loads(body)
@@ -357,7 +357,7 @@ class Client:
         if not isinstance(env, dict) or "code" not in env:
             if status == 200:
                 raise _Retry(
-                    f"HTTP 200 with a body that is not an envelope: {_short(repr(body[:60]))}",
+                    f"a body that is not an API envelope: {_short(repr(body[:60]))}",
                     code=None,
                     http_status=200,
                 )

@@ -221,13 +221,8 @@ def _one(client: Client, task_id: str, stop: threading.Event) -> tuple[Outcome, 
     """Query one id; (outcome, poll again?). A transient failure past its retries is a row."""
     try:
         o = client.get_record(task_id, cancel=stop)
-    except TransientError as exc:
-        code = (
-            f"{exc.code} "
-            if exc.code is not None and not exc.message.startswith(str(exc.code))
-            else ""
-        )
-        return Outcome(task_id, None, None, f"{code}{exc.message}", False), True
+    except TransientError as exc:  # its message starts with the code when there is one
+        return Outcome(task_id, None, None, exc.message, False), True
     return o, (not o.terminal and o.fetch_error is None)
 
 

@@ -1,0 +1,306 @@
+"""Bulk fetch and watch on the simulator: one row per id, resumable, terminal never re-fetched."""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+from typing import Any
+
+import pandas as pd
+import pytest
+from conftest import SENTINEL_KEY
+
+from veo_notebook import AuthError, Client, InputError, Store, TransientError, fetch_records, watch
+from veo_notebook.fetch import poll_interval, read_task_ids
+from veo_notebook.simulator import Simulator
+
+NULL = "422 record is null."
+FAST = {"backoff": 0.01, "backoff_cap": 0.05, "timeout": 2.0}
+
+
+def _client(sim: Simulator, **kw: Any) -> Client:
+    return Client(SENTINEL_KEY, base_url=sim.base_url, **{**FAST, **kw})
+
+
+def _errors(df: pd.DataFrame) -> dict[str, Any]:
+    return {
+        t: (None if pd.isna(e) else e)
+        for t, e in zip(df["task_id"], df["fetch_error"], strict=True)
+    }
+
+
+# --- one row per unique id, whatever happened -------------------------------------------
+def test_one_row_per_unique_non_blank_id_in_first_seen_order(fresh_sim) -> None:
+    sim = fresh_sim(n_tasks=100)
+    term, pend, expired = (
+        sim.task_ids("terminal")[:3],
+        sim.task_ids("pending")[:1],
+        sim.task_ids("expired")[:1],
+    )
+    ids = [
+        term[0],
+        "",
+        "unknown id",
+        None,
+        term[0],
+        *pend,
+        "  ",
+        *expired,
+        7,
+        "7",
+        term[1],
+        term[2],
+    ]
+    df = fetch_records(ids, client=_client(sim), progress=False)
+    want = [term[0], "unknown id", *pend, *expired, "7", term[1], term[2]]
+    assert df["task_id"].tolist() == want
+    err = _errors(df)
+    assert err["unknown id"] == NULL and err["7"] == NULL
+    assert err[expired[0]] == "422 Temporarily supports records within 14 days."
+    assert [err[t] for t in (*term, *pend)] == [None] * 4
+    assert df.set_index("task_id").loc[pend[0], "status"] == "generating"
+    assert sim.stats()["by_task"] == dict.fromkeys(want, 1)  # duplicates queried once
+
+
+def test_one_string_is_not_a_list_of_ids(sim) -> None:
+    with pytest.raises(InputError, match="not one string"):
+        fetch_records("veo_task_1", client=_client(sim), progress=False)
+
+
+def test_an_empty_list_gives_an_empty_typed_frame(sim) -> None:
+    df = fetch_records([], client=_client(sim), progress=False)
+    assert len(df) == 0 and "task_id" in df.columns
+
+
+def test_the_frame_is_the_stores_frame(fresh_sim, tmp_path) -> None:
+    sim = fresh_sim(n_tasks=100)
+    ids = sim.task_ids()[:60]
+    df = fetch_records(ids, client=_client(sim), store=tmp_path / "s.sqlite", progress=False)
+    with Store(tmp_path / "s.sqlite") as st:
+        pd.testing.assert_frame_equal(df, st.to_frame(ids))
+        assert sorted(st.ids()) == sorted(ids)  # written in the order answered; all there
+
+
+# --- the store: terminal never re-fetched, refresh modes --------------------------------
+def test_a_second_run_queries_only_what_is_not_terminal(fresh_sim, tmp_path) -> None:
+    sim = fresh_sim(n_tasks=300, pending_share=0.2)
+    ids = sim.task_ids()
+    store = tmp_path / "s.sqlite"
+    fetch_records(ids, client=_client(sim), store=store, progress=False)
+    with Store(store) as st:
+        terminal = st.terminal_ids(ids)
+    assert terminal == set(sim.task_ids("terminal"))
+    sim.reset_stats()
+    df = fetch_records(ids, client=_client(sim), store=store, progress=False)
+    assert set(sim.stats()["by_task"]) == set(ids) - terminal  # pending, 422s: asked again
+    assert len(df) == len(ids)
+
+
+def test_refresh_all_never_replaces_a_record_with_a_worse_answer(fresh_sim, tmp_path) -> None:
+    a = fresh_sim(n_tasks=30, seed=1)
+    b = fresh_sim(n_tasks=30, seed=2)  # knows none of a's ids: "record is null."
+    ids = a.task_ids("terminal")[:5]
+    store = tmp_path / "s.sqlite"
+    fetch_records(ids, client=_client(a), store=store, progress=False)
+    df = fetch_records(ids, client=_client(b), store=store, refresh="all", progress=False)
+    assert b.stats()["by_task"] == dict.fromkeys(ids, 1)  # "all": every id asked again
+    assert df["fetch_error"].isna().all() and (df["status"] != "generating").all()
+    with Store(store) as st:
+        assert all(r["raw"] and r["fetch_error"] is None for r in st.rows(ids))
+
+
+def test_refresh_none_answers_from_the_store_alone(fresh_sim, tmp_path, no_env_key) -> None:
+    sim = fresh_sim(n_tasks=30)
+    held = sim.task_ids("terminal")[:3]
+    store = tmp_path / "s.sqlite"
+    fetch_records(held, client=_client(sim), store=store, progress=False)
+    sim.reset_stats()
+    df = fetch_records([*held, "never fetched"], store=store, refresh="none", progress=False)
+    assert sim.stats()["requests"] == 0  # no client, no key, no query
+    assert _errors(df) == {**dict.fromkeys(held), "never fetched": "not in store"}
+
+
+def test_refresh_must_be_one_of_three(sim) -> None:
+    with pytest.raises(InputError, match="refresh"):
+        fetch_records(["x"], client=_client(sim), refresh="sometimes", progress=False)  # type: ignore[arg-type]
+
+
+# --- faults, 401, interruption ------------------------------------------------------------
+def test_a_batch_under_random_faults_reads_every_record(fresh_sim) -> None:
+    rates = {
+        "http503": 0.08,
+        "reset": 0.05,
+        "envelope500": 0.08,
+        "envelope455": 0.04,
+        "truncated": 0.04,
+        "nonjson": 0.04,
+        "incomplete": 0.04,
+        "http502": 0.04,
+    }
+    sim = fresh_sim(n_tasks=200, faults=rates)
+    ids = sim.task_ids("queryable")
+    df = fetch_records(ids, client=_client(sim, max_retries=8), progress=False)
+    assert df["task_id"].tolist() == ids
+    assert _errors(df) == dict.fromkeys(ids)
+    st = sim.stats()
+    assert sum(st["by_outcome"].get(k, 0) for k in rates) > 20  # faults did happen
+    assert st["by_outcome"]["ok"] == len(ids)
+
+
+def test_a_task_whose_retries_run_out_is_a_row_and_is_asked_again_next_run(
+    fresh_sim, tmp_path
+) -> None:
+    sim = fresh_sim(n_tasks=30)
+    ids = sim.task_ids("terminal")[:4]
+    sim.script(ids[1], ["http503"] * 3)
+    store = tmp_path / "s.sqlite"
+    df = fetch_records(ids, client=_client(sim, max_retries=2), store=store, progress=False)
+    err = _errors(df)
+    assert err[ids[1]].startswith("503 ") and "gave up after 3 attempts" in err[ids[1]]
+    assert [err[i] for i in (ids[0], *ids[2:])] == [None] * 3
+    sim.reset_stats()
+    df = fetch_records(ids, client=_client(sim), store=store, progress=False)
+    assert sim.stats()["by_task"] == {ids[1]: 1}
+    assert df["fetch_error"].isna().all()
+
+
+def test_an_api_that_is_down_stops_the_batch_instead_of_retrying_forever(tmp_path) -> None:
+    c = Client(SENTINEL_KEY, base_url="http://127.0.0.1:9", max_retries=0, max_workers=2, **FAST)
+    ids = [f"t{i}" for i in range(200)]
+    with pytest.raises(TransientError, match="looks down"):
+        fetch_records(ids, client=c, store=tmp_path / "s.sqlite", progress=False)
+    with Store(tmp_path / "s.sqlite") as st:
+        rows = st.rows()
+    assert 20 <= len(rows) < 200
+    assert all(r["fetch_error"].startswith("connection error") for r in rows)
+
+
+def test_401_midway_stops_the_batch_keeps_what_was_fetched_and_resume_fetches_the_rest(
+    fresh_sim, tmp_path, monkeypatch
+) -> None:
+    sim = fresh_sim(n_tasks=400, clock_speed=0)
+    ids = sim.task_ids("terminal")[:250]
+    store = tmp_path / "s.sqlite"
+    answered = 0
+
+    def revoke_after_60(_o: Any) -> None:
+        nonlocal answered
+        answered += 1
+        if answered == 60:
+            monkeypatch.setattr(sim, "_key", "revoked")  # the key is revoked mid-batch
+
+    with pytest.raises(AuthError) as exc:
+        fetch_records(
+            ids, client=_client(sim), store=store, progress=False, on_update=revoke_after_60
+        )
+    assert SENTINEL_KEY not in str(exc.value)
+    refused = sim.stats()["by_outcome"].get("401", 0)
+    assert 1 <= refused <= 2 * 16  # at most what was in flight: no flood of failed queries
+    with Store(store) as st:
+        held = st.terminal_ids(ids)
+        assert len(st) == len(held) >= 60  # only good records stored, none lost
+    monkeypatch.undo()
+    sim.reset_stats()
+    df = fetch_records(ids, client=_client(sim), store=store, progress=False)
+    assert set(sim.stats()["by_task"]) == set(ids) - held  # only the rest
+    assert df["fetch_error"].isna().all() and len(df) == len(ids)
+
+
+def test_ctrl_c_keeps_what_was_answered_and_resume_fetches_only_the_rest(
+    fresh_sim, tmp_path
+) -> None:
+    sim = fresh_sim(n_tasks=400, clock_speed=0)
+    ids = sim.task_ids("terminal")[:200]
+    store = tmp_path / "s.sqlite"
+    seen = 0
+
+    def interrupt(_o: Any) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == 80:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fetch_records(ids, client=_client(sim), store=store, progress=False, on_update=interrupt)
+    first = sim.stats()["requests"]
+    with Store(store) as st:
+        held = st.terminal_ids(ids)
+    assert 80 <= len(held) < len(ids)
+    sim.reset_stats()
+    fetch_records(ids, client=_client(sim), store=store, progress=False)
+    assert set(sim.stats()["by_task"]) == set(ids) - held
+    assert first + sim.stats()["requests"] <= len(ids) + 2 * 16  # at most the in-flight twice
+
+
+def test_progress_bar_and_logs_never_show_the_key(fresh_sim, capsys, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    sim = fresh_sim(n_tasks=50, faults={"http503": 0.2})
+    df = fetch_records(sim.task_ids()[:30], client=_client(sim), progress=True)
+    out = capsys.readouterr()
+    assert len(df) == 30
+    assert "task" in out.err  # the tqdm bar
+    for text in (out.out, out.err, caplog.text):
+        assert SENTINEL_KEY not in text
+
+
+# --- watch ----------------------------------------------------------------------------------
+def test_watch_polls_only_the_pending_until_all_are_terminal(fresh_sim) -> None:
+    sim = fresh_sim(n_tasks=300, clock_speed=100.0, pending_share=0.05)
+    pending = [t for t in sim.task_ids("pending") if sim.task(t).complete_ts - sim.now() > 60]
+    terminal = sim.task_ids("terminal")[:20]
+    assert pending
+    ids = [*pending, *terminal, "unknown id"]
+    updates: list[str] = []
+    df = watch(
+        ids,
+        client=_client(sim),
+        progress=False,
+        speed=100.0,
+        on_update=lambda o: updates.append(o.task_id),
+    )
+    by_task = sim.stats()["by_task"]
+    assert df["task_id"].tolist() == ids
+    assert (df.set_index("task_id").loc[pending, "status"] != "generating").all()
+    assert all(by_task[t] == 1 for t in terminal)  # terminal: asked once, never again
+    assert by_task["unknown id"] == 1  # a per-task error is not re-polled
+    assert all(by_task[t] >= 2 for t in pending)
+    assert len(updates) == sum(by_task.values())
+
+
+def test_watch_times_out_and_returns_the_pending_as_generating(fresh_sim) -> None:
+    sim = fresh_sim(n_tasks=300, clock_speed=1.0)  # tasks take minutes: none finishes
+    pending = sim.task_ids("pending")[:3]
+    # 60 s of kie.ai's schedule in 0.6 s: polls at 0, 2.5, ... 30 s, then every 7.5 s
+    df = watch(pending, client=_client(sim), progress=False, timeout=60, speed=100.0)
+    assert (df["status"] == "generating").all() and df["fetch_error"].isna().all()
+    polls = [sim.stats()["by_task"][t] for t in pending]
+    assert all(3 <= n <= 18 for n in polls), polls  # on the schedule, not hammering
+
+
+def test_poll_interval_follows_kie_ais_advice() -> None:
+    assert 2 <= poll_interval(0) <= 3 and 2 <= poll_interval(29) <= 3
+    assert 5 <= poll_interval(30) <= 10 and 5 <= poll_interval(119) <= 10
+    assert 15 <= poll_interval(120) <= 30 and 15 <= poll_interval(3600) <= 30
+
+
+# --- reading ids ----------------------------------------------------------------------------
+def test_read_ids_from_text_csv_file_object_and_stdin(tmp_path, monkeypatch) -> None:
+    txt = tmp_path / "ids.txt"
+    txt.write_text("a\n\n  b  \r\nc d\n", encoding="utf-8")
+    assert read_task_ids(txt) == ["a", "b", "c d"]
+    assert read_task_ids(str(txt)) == ["a", "b", "c d"]
+    csv = tmp_path / "ids.csv"
+    csv.write_text('\ufeffmodel,taskId\nveo3,"x,1"\nveo3,\nfast,y\n', encoding="utf-8")
+    assert read_task_ids(csv) == ["x,1", "y"]
+    assert read_task_ids(io.StringIO("task_id\tn\nt1\t1\nt1\t2\n")) == ["t1", "t1"]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("s1\ns2\n"))
+    assert read_task_ids("-") == ["s1", "s2"]
+
+
+def test_a_csv_without_an_id_column_is_an_input_error(tmp_path) -> None:
+    path = tmp_path / "ids.csv"
+    path.write_text("id,model\nveo_task_1,veo3\n", encoding="utf-8")
+    with pytest.raises(InputError, match="taskId or task_id") as exc:
+        read_task_ids(path)
+    assert "['id', 'model']" in str(exc.value)
