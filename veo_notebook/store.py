@@ -205,15 +205,23 @@ class Store:
             if not tables:
                 from . import __version__
 
-                conn.executescript(_DDL)
-                conn.executemany(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
-                    [
-                        ("store_version", str(STORE_VERSION)),
-                        ("created_at", repr(time.time())),
-                        ("created_by", f"veo-notebook {__version__}"),
-                    ],
-                )
+                conn.execute("BEGIN IMMEDIATE")  # one transaction: a kill leaves no half-store
+                try:
+                    for statement in _DDL.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                        [
+                            ("store_version", str(STORE_VERSION)),
+                            ("created_at", repr(time.time())),
+                            ("created_by", f"veo-notebook {__version__}"),
+                        ],
+                    )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.rollback()
+                    raise
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot use store {path!r}: {exc}") from exc
 
