@@ -243,9 +243,7 @@ def _foreign(path: Path, table: pa.Table) -> Path:
             id="no-task-id",
         ),
         pytest.param(
-            lambda p: _foreign(
-                p, pa.table({"task_id": ["t1"], "create_time": ["not a time"]})
-            ),
+            lambda p: _foreign(p, pa.table({"task_id": ["t1"], "create_time": ["not a time"]})),
             InputError,
             id="wrong-types",
         ),
@@ -303,12 +301,12 @@ def test_parquet_from_another_tool_with_a_task_id_column_reads_as_a_typed_frame(
 HOSTILE_PROMPTS = [
     "<script>alert('prompt')</script>",
     "</td></tr></table><img src=x onerror=alert(1)>",
-    "Robert'); DROP TABLE records;-- \"quoted\" `tick`",
+    'Robert\'); DROP TABLE records;-- "quoted" `tick`',
     "line one\nline two\r\n\ttabbed, with commas; and semicolons",
     "nul \x00 bell \x07 escape \x1b[31m red",
     "RTL \u202e override, zero\u200bwidth, emoji 🎬🦄, 视频, ünïcødé",
     "{{7*7}} ${jndi:ldap://x.example/a} %s %n {0}",
-    "=HYPERLINK(\"http://x.example\",\"click\")",
+    '=HYPERLINK("http://x.example","click")',
     "p" * 100_000,
 ]
 
@@ -337,3 +335,39 @@ def test_hostile_prompts_survive_store_frame_and_parquet_exactly_and_are_escaped
     assert back["prompt"].tolist() == HOSTILE_PROMPTS
     html = report(df, tmp_path / "r.html", figures=False).read_text(encoding="utf-8")
     assert "<script>alert(" not in html and "onerror=alert" not in html
+
+
+# --- a kill while the store file is being created ---------------------------------------
+_KILL_DURING_INIT = """
+import os, signal, sqlite3, sys
+
+class KillOnMetaInsert(sqlite3.Connection):  # SIGKILL between the tables and their meta rows
+    def executemany(self, sql, params):
+        if "meta" in sql:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().executemany(sql, params)
+
+real = sqlite3.connect
+sqlite3.connect = lambda *a, **k: real(*a, factory=KillOnMetaInsert, **k)
+from veo_notebook.store import Store
+Store(sys.argv[1])
+"""
+
+
+def test_a_kill_while_the_store_is_created_leaves_a_file_that_still_opens(fresh_sim, tmp_path):
+    import signal
+    import subprocess
+
+    path = tmp_path / "new.sqlite"
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_DURING_INIT, str(path)], capture_output=True, timeout=60
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-1000:]
+    sim = fresh_sim(n_tasks=10)
+    ids = sim.task_ids("terminal")[:3]
+    df = fetch_records(
+        ids, client=Client(SENTINEL_KEY, base_url=sim.base_url), store=path, progress=False
+    )
+    assert df["fetch_error"].isna().all()
+    with Store(path) as st:
+        assert sorted(st.ids()) == sorted(ids)
