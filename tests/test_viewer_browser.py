@@ -22,6 +22,7 @@ from _lab import CHROMIUM, CHROMIUM_ARGS, Lab, running_lab
 pytestmark = pytest.mark.browser
 
 HERE = Path(__file__).resolve().parent
+# VEO_VIEWER_NOTEBOOK: another notebook of the same shape (for trying changes to the fixture)
 NOTEBOOK = Path(os.environ.get("VEO_VIEWER_NOTEBOOK", HERE / "browser" / "viewer_check.ipynb"))
 ARTIFACTS = HERE.parent / "test-artifacts"
 SCRIPT = "<script>window.__pwned=1</script>"
