@@ -540,7 +540,7 @@ def data_objects(draw: st.DrawFn) -> dict[str, Any]:
     return data
 
 
-_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @_SETTINGS

@@ -28,7 +28,8 @@ import pyarrow.json as pj
 
 log = logging.getLogger(__name__)
 
-CHUNK_ROWS = 65_536
+CHUNK_ROWS = 16_384  # rows per reader call: bounds the transient buffers (~12 MB of text)
+_THREADED_BYTES = 2 << 20
 _SMALL = 8  # bisect down to spans of this many rows, then read them one by one
 _INT64_MAX = 2**63 - 1
 
@@ -229,8 +230,10 @@ def _try_read(
     raise_conflict: bool = False,
 ) -> pa.Table | None:
     try:
+        big = len(buf) > _THREADED_BYTES  # a thread hand-off costs more than a small read
         tab = pj.read_json(
             pa.BufferReader(buf),
+            read_options=pj.ReadOptions(use_threads=big, block_size=1 << 20 if big else 1 << 16),
             parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior=mode),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
