@@ -211,7 +211,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _summarise(df) -> None:  # type: ignore[no-untyped-def]
     counts = df["status"].value_counts(dropna=False).to_dict() if "status" in df else {}
     errors = int(df["fetch_error"].notna().sum()) if "fetch_error" in df else 0
-    parts = ", ".join(f"{k}: {v}" for k, v in counts.items() if v)
+    names = {k: k if isinstance(k, str) else "unread" for k in counts}  # NA status: not read
+    parts = ", ".join(f"{names[k]}: {v}" for k, v in counts.items() if v)
     sys.stdout.write(f"{len(df)} tasks ({parts}); {errors} could not be read\n")
 
 
