@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +65,8 @@ class Run:
     refetched_terminal: int  # requests for ids held as terminal before the run
     queried: set[str]
     written: int  # rows written by the run (fetched_at at or after its start)
+    signal: int | None = None  # what stopped it
+    exit_s: float = 0.0  # from the signal to the exit
 
     @property
     def unsaved(self) -> int:
@@ -100,13 +103,25 @@ def inspect_store(path: Path, ids: set[str]) -> StoreState:
 
 
 def run_child(
-    base_url: str, store: Path, ids_file: Path, *, kill_after: int | None, delay: float, key: str
-) -> int | None:
-    """Run the child; SIGKILL it after ``kill_after`` answers + ``delay`` s. Answers seen."""
+    base_url: str,
+    store: Path,
+    ids_file: Path,
+    *,
+    kill_after: int | None,
+    delay: float,
+    key: str,
+    sig: int = signal.SIGKILL,
+) -> tuple[int | None, float]:
+    """Run the child; send ``sig`` after ``kill_after`` answers + ``delay`` s.
+
+    Returns (answers seen when signalled, or None if it completed; seconds from the
+    signal to the child's exit).
+    """
     env = {**os.environ, "KIE_API_KEY": key}
     cmd = [sys.executable, str(CHILD), base_url, str(store), str(ids_file), str(EVERY)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     seen: int | None = None
+    sent_at: float | None = None
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -115,9 +130,11 @@ def run_child(
                 seen = int(line)
                 if kill_after is not None and seen >= kill_after:
                     time.sleep(delay)
-                    proc.send_signal(signal.SIGKILL)
+                    proc.send_signal(sig)
+                    sent_at = time.perf_counter()
                     break
         proc.wait(timeout=120)
+        exit_s = 0.0 if sent_at is None else time.perf_counter() - sent_at
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -127,15 +144,28 @@ def run_child(
             proc.stdout.close()
         if proc.stderr:
             proc.stderr.close()
-    if proc.returncode not in (0, -signal.SIGKILL):
+    interrupted = {-signal.SIGKILL} if sig == signal.SIGKILL else {-sig, 1, 130}
+    if proc.returncode not in (interrupted if sent_at is not None else {0}):
         raise RuntimeError(f"crash child failed ({proc.returncode}):\n{err[-2000:]}")
-    return seen if proc.returncode == -signal.SIGKILL else None
+    if sig == signal.SIGINT and sent_at and "KeyboardInterrupt" not in err:
+        raise RuntimeError(f"the child did not stop on Ctrl-C:\n{err[-2000:]}")
+    return (seen if sent_at is not None else None), exit_s
 
 
 def trial(
-    sim: Simulator, ids: list[str], workdir: Path, *, kills: int, rng: random.Random, key: str
+    sim: Simulator,
+    ids: list[str],
+    workdir: Path,
+    *,
+    kills: int,
+    rng: random.Random,
+    key: str,
+    signals: Sequence[int] = (),
 ) -> list[Run]:
-    """Fetch ``ids`` into a fresh store, SIGKILLing ``kills`` runs; the last run completes."""
+    """Fetch ``ids`` into a fresh store, killing ``kills`` runs; the last run completes.
+
+    Run ``k`` gets ``signals[k]`` (default SIGKILL; SIGINT is a Ctrl-C).
+    """
     store = workdir / f"trial-{rng.randrange(10**9)}.sqlite"
     ids_file = workdir / "ids.txt"
     ids_file.write_text("".join(i + "\n" for i in ids), encoding="utf-8")
@@ -147,11 +177,20 @@ def trial(
         sim.reset_stats()
         t0 = time.time()
         killed: int | None = None
+        exit_s = 0.0
+        sig = None
         if k < kills:
             steps = max(1, int(0.9 * lacking) // EVERY)
             at = EVERY * rng.randint(1, steps)
-            killed = run_child(
-                sim.base_url, store, ids_file, kill_after=at, delay=rng.uniform(0, 0.05), key=key
+            sig = signals[k] if k < len(signals) else signal.SIGKILL
+            killed, exit_s = run_child(
+                sim.base_url,
+                store,
+                ids_file,
+                kill_after=at,
+                delay=rng.uniform(0, 0.05),
+                key=key,
+                sig=sig,
             )
         else:
             with Client(key, base_url=sim.base_url) as client:
@@ -162,6 +201,8 @@ def trial(
         runs.append(
             Run(
                 killed_after=killed,
+                signal=sig if k < kills else None,
+                exit_s=exit_s if k < kills else 0.0,
                 before=before,
                 after=after,
                 requests=int(stats["requests"]),
@@ -183,6 +224,8 @@ def problems(runs: list[Run], ids: list[str]) -> list[str]:
             bad.append(f"run {n}: integrity {a.integrity!r}, dup {a.duplicates}, alien {a.foreign}")
         if r.refetched_terminal:
             bad.append(f"run {n}: {r.refetched_terminal} requests for ids already terminal")
+        if r.signal == signal.SIGINT and r.unsaved:
+            bad.append(f"run {n}: Ctrl-C lost {r.unsaved} answers (they must be committed)")
         if r.unsaved > _FLUSH_ROWS:
             bad.append(f"run {n}: {r.unsaved} answers lost at the kill (> {_FLUSH_ROWS})")
         if not r.before.held <= a.held:
@@ -209,36 +252,44 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency", type=float, default=0.004, help="simulator latency, s")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="1,000 ids, 2 trials x 2 kills")
+    p.add_argument(
+        "--no-ctrl-c", dest="ctrl_c", action="store_false", help="no SIGINT as first stop"
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.n, args.trials, args.kills = 1000, 2, 2
     rng = random.Random(args.seed)
     failures = 0
+    exits: list[float] = []
     with (
         Simulator(KEY, seed=args.seed, n_tasks=args.n, latency=args.latency, clock_speed=0) as sim,
         tempfile.TemporaryDirectory() as tmp,
     ):
         ids = make_ids(sim, args.n)
         print(
-            f"crash safety: {len(ids):,} ids, {args.trials} trials x {args.kills} SIGKILLs, "
+            f"crash safety: {len(ids):,} ids, {args.trials} trials x {args.kills} stops "
+            f"({'the first a Ctrl-C (SIGINT), the rest ' if args.ctrl_c else ''}SIGKILL), "
             f"simulator latency {args.latency * 1000:.0f} ms\n"
         )
         head = (
-            f"{'trial':>5} {'run':>3} {'killed after':>12} {'held':>13} {'terminal':>13} "
+            f"{'trial':>5} {'run':>3} {'stopped after':>13} {'held':>13} {'terminal':>13} "
             f"{'requests':>8} {'re-fetched':>10} {'unsaved':>7} {'integrity':>9} {'dup':>3}  ok"
         )
         print(head)
         t0 = time.perf_counter()
         for t in range(args.trials):
-            runs = trial(sim, ids, Path(tmp), kills=args.kills, rng=rng, key=KEY)
+            sigs = [signal.SIGINT] if args.ctrl_c else []
+            runs = trial(sim, ids, Path(tmp), kills=args.kills, rng=rng, key=KEY, signals=sigs)
+            exits += [r.exit_s for r in runs if r.signal == signal.SIGINT]
             bad = problems(runs, ids)
             failures += bool(bad)
             for n, r in enumerate(runs):
-                killed = "completed" if r.killed_after is None else f"{r.killed_after:,} ans"
+                name = {signal.SIGINT: "INT", signal.SIGKILL: "KILL"}.get(r.signal or 0, "")
+                killed = "completed" if r.killed_after is None else f"{name} {r.killed_after:,}"
                 held = f"{len(r.before.held):,}→{len(r.after.held):,}"
                 term = f"{len(r.before.terminal):,}→{len(r.after.terminal):,}"
                 print(
-                    f"{t:>5} {n:>3} {killed:>12} {held:>13} {term:>13} {r.requests:>8,} "
+                    f"{t:>5} {n:>3} {killed:>13} {held:>13} {term:>13} {r.requests:>8,} "
                     f"{r.refetched_terminal:>10} {r.unsaved:>7} {r.after.integrity:>9} "
                     f"{r.after.duplicates:>3}"
                     f"  {'yes' if not bad else 'NO'}"
@@ -255,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
             f"\n{args.trials} trials in {time.perf_counter() - t0:.0f} s; "
             f"{failures} with a violation"
         )
+        if exits:
+            print(f"Ctrl-C (SIGINT) to exit: max {max(exits):.2f} s over {len(exits)} runs")
     return 1 if failures else 0
 
 

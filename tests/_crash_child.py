@@ -13,6 +13,9 @@ import sys
 
 
 def main(argv: list[str]) -> int:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     from veo_notebook.client import Client
     from veo_notebook.fetch import fetch_records
 

@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import io
 import random
+import signal
 import sqlite3
 import sys
 from pathlib import Path
@@ -62,11 +63,21 @@ def test_fault_campaign_returns_every_id_once_despite_every_fault_kind(tmp_path)
 
 
 # --- SIGKILL mid-fetch ------------------------------------------------------------------
-def test_sigkill_mid_fetch_keeps_the_store_and_resume_fetches_only_what_is_lacking(tmp_path):
+def test_ctrl_c_and_sigkill_mid_fetch_keep_the_store_and_resume_fetches_only_the_rest(tmp_path):
     with Simulator(SENTINEL_KEY, n_tasks=1000, latency=0.002, clock_speed=0) as sim:
         ids = crash.make_ids(sim, 1000)
-        runs = crash.trial(sim, ids, tmp_path, kills=2, rng=random.Random(7), key=SENTINEL_KEY)
+        runs = crash.trial(
+            sim,
+            ids,
+            tmp_path,
+            kills=2,
+            rng=random.Random(7),
+            key=SENTINEL_KEY,
+            signals=[signal.SIGINT, signal.SIGKILL],  # a Ctrl-C, then a kill
+        )
     assert crash.problems(runs, ids) == []
+    assert runs[0].unsaved == 0  # Ctrl-C commits every answer it has
+    assert runs[1].unsaved <= 50  # a kill loses at most the uncommitted batch
     assert [r.killed_after is not None for r in runs] == [True, True, False]  # killed mid-run
     assert 0 < len(runs[0].after.held) < len(set(ids))
     assert all(r.refetched_terminal == 0 for r in runs)
@@ -355,7 +366,6 @@ Store(sys.argv[1])
 
 
 def test_a_kill_while_the_store_is_created_leaves_a_file_that_still_opens(fresh_sim, tmp_path):
-    import signal
     import subprocess
 
     path = tmp_path / "new.sqlite"
