@@ -10,6 +10,9 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
 
 from veo_notebook import _frame_read, schema
 from veo_notebook.errors import InputError
@@ -430,9 +433,6 @@ def test_matches_the_corpus_truth() -> None:
 
 # -- property tests: data objects from the spec's schema, plus the quirks of real traffic ---------
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from hypothesis_jsonschema import from_schema  # noqa: E402
 
 #: ``data`` of GET /api/v1/veo/record-info as the spec's OpenAPI schema gives it
 SPEC_DATA_SCHEMA: dict[str, Any] = {

@@ -14,24 +14,23 @@ Keys the schema does not name are kept, per row, in a nested ``dict`` of extras
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
+
+from ._frame_rows import conform_text, drop_nulls, put
 
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 16_384  # rows per reader call: bounds the transient buffers (~12 MB of text)
 _THREADED_BYTES = 2 << 20
 _SMALL = 8  # bisect down to spans of this many rows, then read them one by one
-_INT64_MAX = 2**63 - 1
 
 #: keys whose value may be a number where a string is expected (times) or a string where a
 #: list is expected (urls); the fast path renames them, the slow path routes by value type
@@ -100,10 +99,10 @@ def read_objects(
     if isinstance(texts, (pa.Array, pa.ChunkedArray)):
         lines, pos = _arrow_lines(texts, schema, pieces)
     else:
-        lines = texts if isinstance(texts, list) else list(texts)
-        pos = None
-        if None in lines or "" in lines or b"" in lines:
-            lines, pos = _compact(lines)
+        items: list[Any] = texts if isinstance(texts, list) else list(texts)
+        lines, pos = items, None
+        if None in items or "" in items or b"" in items:
+            lines, pos = _compact(items)
     for lo in range(0, len(lines), CHUNK_ROWS):
         hi = min(lo + CHUNK_ROWS, len(lines))
         _read_span(lines, lo, hi, schema, pieces, slow, pos, renamed=False)
@@ -276,7 +275,7 @@ def _assemble(
     if slow:
         conformed = []
         for li in slow:
-            row, extra, note, ok = _conform_text(_to_bytes(lines[li]), schema, what, aliases)
+            row, extra, note, ok = conform_text(_to_bytes(lines[li]), schema, what, aliases)
             conformed.append(row)
             i = li if pos is None else int(pos[li])
             present[i] = ok
@@ -354,118 +353,4 @@ def _collect(child: pa.Array, path: tuple[str, ...], extras: dict[int, dict[str,
         return
     rows = np.flatnonzero(np.asarray(child.is_valid()))
     for r, v in zip(rows.tolist(), child.take(pa.array(rows)).to_pylist(), strict=False):
-        _put(extras.setdefault(r, {}), path, _drop_nulls(v))
-
-
-def _put(d: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    for p in path[:-1]:
-        d = d.setdefault(p, {})
-    d[path[-1]] = value
-
-
-def _drop_nulls(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _drop_nulls(x) for k, x in v.items() if x is not None}
-    return v
-
-
-# -- the per-row reader (odd rows) -------------------------------------------------------------
-
-
-def _conform_text(
-    text: bytes, schema: pa.Schema, what: str, aliases: Mapping[str, str]
-) -> tuple[dict[str, Any], dict[str, Any], str | None, bool]:
-    """One text → (row dict matching ``schema``, extras, note, is-an-object)."""
-    try:
-        obj = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        try:  # stdlib takes what orjson refuses (integers beyond 64 bits, NaN)
-            obj = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            return {}, {}, f"{what} is not valid JSON ({_short(str(exc))})", False
-    if not isinstance(obj, dict):
-        got = _short(text.decode("utf-8", "replace"))
-        return {}, {}, f"{what} is not a JSON object (got {got})", False
-    notes: list[str] = []
-    extras: dict[str, Any] = {}
-    if aliases:
-        moving = {k for k in obj if k in aliases and obj.get(aliases[k]) is None}
-        obj = {k: v for k, v in obj.items() if k not in moving} | {
-            aliases[k]: obj[k] for k in moving
-        }
-    row = _conform_struct(obj, list(schema), (), extras, notes)
-    return row, extras, "; ".join(notes) or None, True
-
-
-def _conform_struct(
-    obj: dict, fields: list[pa.Field], path: tuple[str, ...], extras: dict, notes: list[str]
-) -> dict[str, Any]:
-    by_name = {f.name: f for f in fields}
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        key = str(key)
-        if value is None:
-            continue
-        placed = False
-        for name in (key, f"{key}__num", f"{key}__str"):
-            f = by_name.get(name)
-            if f is None or (name != key and name in out):
-                continue
-            ok, conv = _fit(value, f.type, (*path, key), extras, notes)
-            if ok:
-                out[name] = conv
-                placed = True
-                break
-        if not placed:
-            if key in by_name:
-                notes.append(f"{'.'.join((*path, key))}: unexpected value {_short(repr(value))}")
-            _put(extras, (*path, key), _drop_nulls(value))
-    return out
-
-
-def _fit(value: Any, typ: pa.DataType, path: tuple[str, ...], extras: dict, notes: list[str]):
-    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        return isinstance(value, str), value
-    if pa.types.is_boolean(typ):
-        if isinstance(value, bool):
-            return True, value
-        if value in (0, 1) and not isinstance(value, float):
-            return True, bool(value)
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return True, value.lower() == "true"
-        return False, None
-    if pa.types.is_integer(typ):
-        if isinstance(value, bool):
-            return False, None
-        if (isinstance(value, float) and value.is_integer()) or (
-            isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,18}\s*", value)
-        ):
-            value = int(value)
-        return isinstance(value, int) and abs(value) <= _INT64_MAX, value
-    if pa.types.is_floating(typ):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return False, None
-        return abs(value) < 1e300 or value != value, float(value)
-    if pa.types.is_list(typ):
-        if not isinstance(value, list):
-            return False, None
-        out = []
-        for v in value:
-            if v is None:
-                out.append(None)
-                continue
-            ok, conv = _fit(v, typ.value_type, path, extras, notes)
-            if not ok:
-                return False, None
-            out.append(conv)
-        return True, out
-    if pa.types.is_struct(typ):
-        if not isinstance(value, dict):
-            return False, None
-        return True, _conform_struct(value, list(typ), path, extras, notes)
-    return False, None  # pragma: no cover - schemas here use only the types above
-
-
-def _short(s: str, n: int = 60) -> str:
-    s = s.replace("\n", " ")
-    return s if len(s) <= n else s[: n - 1] + "…"
+        put(extras.setdefault(r, {}), path, drop_nulls(v))

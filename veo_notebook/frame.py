@@ -28,7 +28,8 @@ Reading rules
 * **task_type**, first rule that matches (``parent`` = paramJson ``taskId``):
   ``4k`` if the response has ``mediaIds``/``media_ids``, or a parent and paramJson
   ``resolution`` 4k or an error message naming "4K" (a failed 4K upgrade otherwise
-  reads like a 1080p one: the requests are the same); ``1080p`` if a parent and an ``index`` or resolution 1080p;
+  reads like a 1080p one: the requests are the same); ``1080p`` if a parent and an
+  ``index`` or resolution 1080p;
   ``extend`` if a parent and no ``generationType``, or model ``fast``/``quality``;
   ``generate`` if a prompt or a ``generationType``; else ``unknown`` (NA without a record).
 * Keys of ``data``, ``response`` and ``paramJson`` that no column takes are kept in
