@@ -98,10 +98,17 @@ def to_frame(records: Iterable[Any], *, naive_tz: str = DEFAULT_NAIVE_TZ) -> pd.
     >>> to_frame([{"code": 422, "msg": "record is null.", "data": None}]).loc[0, "fetch_error"]
     '422 record is null.'
     """
-    texts: list[str | bytes | None] = []
-    ids: list[str | None] = []
-    fetched: list[Any] = []
-    errors: list[str | None] = []
+    records = records if isinstance(records, list) else list(records)
+    try:  # the common case, all store rows: four comprehensions
+        texts: list[str | bytes | None] = [r["raw"] for r in records]
+        ids: list[str | None] = [r["task_id"] for r in records]
+        fetched: list[Any] = [r.get("fetched_at") for r in records]
+        errors: list[str | None] = [r.get("fetch_error") for r in records]
+        if all(isinstance(r, Mapping) for r in records):
+            return _frame(texts, ids, fetched, errors, naive_tz, {})
+    except (KeyError, TypeError, IndexError, AttributeError):
+        pass
+    texts, ids, fetched, errors = [], [], [], []
     notes: dict[int, str] = {}
     for i, rec in enumerate(records):
         rec = _as_mapping(rec, i)
