@@ -563,3 +563,21 @@ def test_property_raw_texts_equal_dicts(objs: list[dict[str, Any]]) -> None:
     assert df["task_id"].tolist() == ids
     expected = to_frame([{"code": 200, "msg": "success", "data": d} for d in objs])
     pd.testing.assert_frame_equal(df.drop(columns="task_id"), expected.drop(columns="task_id"))
+
+
+def test_from_raw_checks_lengths_and_takes_generators_and_dataclass_rows() -> None:
+    import dataclasses
+
+    with pytest.raises(InputError, match="task_ids has 1 items for 2 texts"):
+        from_raw(["{}", "{}"], task_ids=["a"])
+
+    @dataclasses.dataclass
+    class Row:
+        task_id: str
+        raw: str | None
+        fetched_at: float
+        fetch_error: str | None
+
+    gen = (r for r in [Row("a", json.dumps(rec(successFlag=1)), 1.7e9, None), rec(taskId="b")])
+    df = to_frame(gen)
+    assert df["task_id"].tolist() == ["a", "b"] and df["status"].tolist() == ["success", "unknown"]
