@@ -358,6 +358,12 @@ def test_unreadable_raw_text(raw: str, note: str) -> None:
     assert df["status"].iloc[[0, 2]].tolist() == ["unknown", "unknown"]
 
 
+def test_answer_without_data_is_noted() -> None:
+    df = from_raw(['{"code": 200, "msg": "success"}', '{"code": 200, "data": null}'])
+    assert df["status"].isna().all() and df["fetch_error"].isna().all()
+    assert (df["parse_note"] == "the answer has no data object").all()
+
+
 def test_pretty_printed_and_bytes_texts() -> None:
     texts = [
         json.dumps(rec(taskId="a", successFlag=1), indent=2),

@@ -140,6 +140,8 @@ def build(
         task_id = pc.coalesce(pa.array(list(ids), _S), task_id)
     cols["task_id"] = task_id
     fetch_error = _fetch_errors(top, errors, n)
+    no_data = env.present & ~has_data & ~np.asarray(fetch_error.is_valid())
+    note(np.flatnonzero(no_data), "the answer has no data object")
     cols["fetch_error"] = fetch_error
     cols["fetched_at"] = _frame_time.epoch_to_utc(_frame_time.epoch_seconds(fetched, n))
 
