@@ -275,7 +275,7 @@ def test_watch_times_out_and_returns_the_pending_as_generating(fresh_sim) -> Non
     df = watch(pending, client=_client(sim), progress=False, timeout=60, speed=100.0)
     assert (df["status"] == "generating").all() and df["fetch_error"].isna().all()
     polls = [sim.stats()["by_task"][t] for t in pending]
-    assert all(3 <= n <= 18 for n in polls), polls  # on the schedule, not hammering
+    assert all(2 <= n <= 18 for n in polls), polls  # polled again, on the schedule, not hammering
 
 
 def test_poll_interval_follows_kie_ais_advice() -> None:
