@@ -135,9 +135,9 @@ def build(
 
     cols: dict[str, Any] = {}
     # identity and fetch
-    task_id = pc.coalesce(d["taskId"], r["taskId"])
+    task_id = _coalesce(d["taskId"], r["taskId"])
     if ids is not None:
-        task_id = pc.coalesce(pa.array(list(ids), _S), task_id)
+        task_id = _coalesce(pa.array(ids if isinstance(ids, list) else list(ids), _S), task_id)
     cols["task_id"] = task_id
     fetch_error = _fetch_errors(top, errors, n)
     no_data = env.present & ~has_data & ~np.asarray(fetch_error.is_valid())
@@ -173,11 +173,11 @@ def build(
 
     # the request
     for col, keys in PARAM_KEYS.items():
-        cols[col] = pc.coalesce(*(p[k] for k in keys)) if len(keys) > 1 else p[keys[0]]
-    cols["resolution"] = pc.coalesce(r["resolution"], p["resolution"])
+        cols[col] = _coalesce(*(p[k] for k in keys))
+    cols["resolution"] = _coalesce(r["resolution"], p["resolution"])
     cols["image_urls"] = _urls(p["imageUrls"], p["imageUrls__str"])
     cols["enable_translation"] = p["enableTranslation"]
-    seeds = pc.coalesce(p["seeds"], _first(r["seeds"]), r["seeds__num"])
+    seeds = _coalesce(p["seeds"], _first(r["seeds"]), r["seeds__num"])
     cols["seeds"] = seeds
 
     # the answer
@@ -190,9 +190,9 @@ def build(
     cols["result_urls"] = result
     cols["origin_urls"] = origin
     cols["full_result_urls"] = full
-    cols["video_url"] = pc.coalesce(_first(full), _first(result))
+    cols["video_url"] = _coalesce(_first(full), _first(result))
     cols["has_audio"] = _first(r["hasAudioList"])
-    media = pc.coalesce(r["mediaIds"], r["media_ids"])
+    media = _coalesce(r["mediaIds"], r["media_ids"])
     cols["media_ids"] = media
 
     # task type
@@ -233,6 +233,16 @@ def _fetch_errors(top: pa.Table, errors: Sequence[str | None] | None, n: int) ->
     if errors is None:
         return from_env
     return pc.coalesce(pa.array(list(errors), _S), from_env)
+
+
+def _coalesce(*arrays: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """First non-null of each row; skips the work when an array is already complete."""
+    live = [a for a in arrays if a.null_count < len(a)]
+    if not live:
+        return arrays[0]
+    if len(live) == 1 or live[0].null_count == 0:
+        return live[0]
+    return pc.coalesce(*live)
 
 
 def _sparse_strings(n: int, values: dict[int, str]) -> pa.Array:

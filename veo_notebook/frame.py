@@ -34,9 +34,17 @@ Reading rules
   ``generate`` if a prompt or a ``generationType``; else ``unknown`` (NA without a record).
 * Keys of ``data``, ``response`` and ``paramJson`` that no column takes are kept in
   ``extra``, a JSON object mirroring where they were (``{"data": {"response":
-  {"imageUrls": […]}}, "paramJson": {"enableTranslation": true}}``); keys whose value is
-  null are dropped. An envelope whose ``code`` is not 200 gives
-  ``fetch_error = "<code> <msg>"``.
+  {"imageUrls": […]}}, "paramJson": {"index": 0}}``); keys whose value is null are
+  dropped. An envelope whose ``code`` is not 200 gives ``fetch_error = "<code> <msg>"``.
+
+Speed
+-----
+Texts are parsed by :func:`pyarrow.json.read_json` with an explicit schema, 16k rows per
+call, then the nested paramJson texts the same way; times, status, task type and URLs
+are computed column-wise. Measured on the simulator's records (CPU seconds per 65k
+records, one core): json.loads 2.2, orjson.loads alone 1.1, pyarrow.json 0.55-0.7, so the
+columnar reader was chosen. Rows the reader refuses (type variants, broken texts) are
+bisected out and read one by one (``_frame_rows``), with identical results.
 
 >>> df = to_frame([{"taskId": "t1", "successFlag": 1, "createTime": "2025-06-06 10:25:00",
 ...                 "completeTime": 1749177000000, "paramJson": '{"prompt": "a cat"}'}])
