@@ -55,7 +55,8 @@ def test_terminal_record_has_the_documented_shape(sim):
     assert env == sim.record(tid)
 
 
-def test_pending_record_is_generating_without_result(sim):
+def test_pending_record_is_generating_without_result(fresh_sim):
+    sim = fresh_sim(clock_speed=0)  # frozen: session-sim tasks finish as the suite runs
     data = get(sim, sim.task_ids("pending")[0]).json()["data"]
     assert data["successFlag"] == 0
     assert data["completeTime"] is None and data["response"] is None and data["errorCode"] is None
