@@ -20,19 +20,15 @@ non-blank id, in first-seen order, whatever happened to it.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import logging
-import math
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from ._ids import read_task_ids, unique_ids
 from .client import Client, Outcome
 from .errors import InputError, TransientError
 from .store import Store, StoreRow
@@ -48,77 +44,6 @@ Refresh = Literal["pending", "all", "none"]
 OnUpdate = Callable[[Outcome], Any]
 _FLUSH_ROWS = 50
 _FLUSH_SECONDS = 0.5
-_ID_COLUMNS = ("taskId", "task_id")
-
-
-# ---------------------------------------------------------------------------- ids
-def _unique_ids(task_ids: Iterable[Any]) -> list[str]:
-    """Unique ids in first-seen order: blank/None/NaN dropped, ints made str, rest kept exactly."""
-    if isinstance(task_ids, (str, bytes)):
-        raise InputError("task_ids must be a list of ids, not one string (wrap it: [task_id])")
-    seen: dict[str, None] = {}
-    for x in task_ids:
-        if x is None or (isinstance(x, float) and math.isnan(x)) or type(x).__name__ == "NAType":
-            continue
-        if isinstance(x, str):
-            if not x.strip():
-                continue
-            seen.setdefault(x, None)
-        elif isinstance(x, int) and not isinstance(x, bool):
-            seen.setdefault(str(x), None)
-        else:
-            raise InputError(f"a task id must be a str (or an int), got {type(x).__name__}: {x!r}")
-    return list(seen)
-
-
-def read_task_ids(source: str | os.PathLike[str] | IO[str]) -> list[str]:
-    """Read task ids from a text file (one per line), a CSV, a file object, or ``"-"`` (stdin).
-
-    A source whose first non-blank line holds a comma, tab or semicolon is read as a CSV
-    with a ``taskId`` or ``task_id`` column. Lines are stripped of surrounding whitespace;
-    blank lines and blank cells are dropped; duplicates are kept (``fetch_records``
-    drops them).
-
-    Raises
-    ------
-    InputError
-        A CSV without a ``taskId``/``task_id`` column, or a file that cannot be read.
-
-    >>> import io
-    >>> read_task_ids(io.StringIO("taskId,model\\nt1,veo3\\n\\nt2,veo3_fast\\n"))
-    ['t1', 't2']
-    """
-    if isinstance(source, str) and source == "-":
-        return _parse_ids(sys.stdin.read(), "<stdin>")
-    if isinstance(source, (str, os.PathLike)):
-        try:
-            text = Path(source).read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read task ids from {os.fspath(source)!r}: {exc}") from exc
-        return _parse_ids(text, os.fspath(source))
-    text = source.read()
-    if isinstance(text, bytes):
-        text = text.decode("utf-8-sig")
-    return _parse_ids(text.lstrip("\ufeff"), getattr(source, "name", "<file>"))
-
-
-def _parse_ids(text: str, name: str) -> list[str]:
-    lines = text.splitlines()
-    first = next((ln for ln in lines if ln.strip()), "")
-    if not any(sep in first for sep in (",", "\t", ";")):
-        return [s for s in (ln.strip() for ln in lines) if s]
-    try:
-        dialect = csv.Sniffer().sniff(first, delimiters=",\t;")
-    except csv.Error:
-        dialect = csv.excel  # type: ignore[assignment]
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    col = next((reader.fieldnames[i] for i, h in enumerate(header) if h in _ID_COLUMNS), None)  # type: ignore[index]
-    if col is None:
-        raise InputError(
-            f"{name}: a CSV needs a taskId or task_id column; its header is {header!r}"
-        )
-    return [v.strip() for row in reader if (v := row.get(col)) and v.strip()]
 
 
 # ---------------------------------------------------------------------------- schedule
@@ -140,37 +65,9 @@ def poll_interval(elapsed_s: float) -> float:
 # ---------------------------------------------------------------------------- frame
 def _frame(rows: list[StoreRow]) -> pd.DataFrame:
     """Store rows → the typed frame (the one place the fetch layer builds a frame)."""
-    try:
-        from .frame import to_frame
-    except ImportError:  # the parser has not landed yet: a thin frame of the same schema
-        return _thin_frame(rows)
+    from .frame import to_frame
+
     return to_frame(rows)
-
-
-def _thin_frame(rows: list[StoreRow]) -> pd.DataFrame:
-    import orjson
-    import pandas as pd
-
-    from . import schema
-
-    flags: list[int | None] = []
-    for r in rows:
-        flag = None
-        if r["raw"] is not None and r["fetch_error"] is None:
-            with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
-                flag = (orjson.loads(r["raw"]).get("data") or {}).get("successFlag")
-        flags.append(flag if isinstance(flag, int) else None)
-    names = {0: "generating", 1: "success", 2: "failed", 3: "generation_failed"}
-    df = pd.DataFrame(
-        {
-            "task_id": [r["task_id"] for r in rows],
-            "status": [None if f is None else names.get(f, "unknown") for f in flags],
-            "success_flag": pd.array(flags, dtype="Int64"),
-            "fetch_error": [r["fetch_error"] for r in rows],
-            "fetched_at": pd.to_datetime([r["fetched_at"] for r in rows], unit="s", utc=True),
-        }
-    )
-    return schema.enforce(df)
 
 
 def _frame_for(store: Store, ids: list[str]) -> pd.DataFrame:
@@ -345,7 +242,7 @@ def fetch_records(
     ['422 record is null.']
     """
     _check_refresh(refresh)
-    ids = _unique_ids(task_ids)
+    ids = unique_ids(task_ids)
     if refresh != "none" and client is None:
         client = Client()
     with _open_store(store) as st:
@@ -403,7 +300,7 @@ def watch(
     """
     from tqdm.auto import tqdm
 
-    ids = _unique_ids(task_ids)
+    ids = unique_ids(task_ids)
     client = client or Client()
     workers = max_workers or client.max_workers
     start = time.monotonic()
