@@ -10,7 +10,7 @@ answer                                             what the client does
 =================================================  ==========================================
 HTTP 200, code 200                                 the record (terminal if successFlag 1/2/3)
 HTTP 401 or code 401                               :class:`AuthError` (the batch stops)
-HTTP 429 (``Retry-After``), code 429               slow the limiter down, pause, retry
+HTTP 429 (``Retry-After``), code 429               cut the limiter's rate, wait, retry
 HTTP 5xx, code 455 / 500 / 408                     retry (exponential backoff, full jitter)
 reset, timeout, truncated or non-JSON body         retry
 code 422 / 404 / 400 / any other                   ``fetch_error`` "<code> <msg>", no retry
@@ -18,8 +18,13 @@ HTTP 403/404/405 without an envelope               :class:`ApiError` (every quer
 other HTTP 4xx without an envelope (414 ...)       ``fetch_error`` "<status> <reason>"
 =================================================  ==========================================
 
-Retries that run out raise :class:`TransientError`. ``requests`` errors are translated
-in one place (:meth:`Client._send`); no message, log line or ``repr`` carries the key.
+Retries that run out raise :class:`TransientError` (``fetch_records`` makes it the row's
+``fetch_error``; the next run asks again). There is one retry loop
+(:meth:`Client.get_record`) and one policy (:class:`~veo_notebook._limiter.RetryPolicy`):
+urllib3's ``Retry`` is left at zero because it would sleep through 429s inside the
+adapter, where the rate limiter could not learn from them. ``requests`` errors are
+translated in one place (:meth:`Client._send`); no message, log line or ``repr``
+carries the key.
 """
 
 from __future__ import annotations
@@ -177,6 +182,9 @@ class Client:
         Retries of a transient failure before :class:`TransientError`.
     user_agent : str, optional
         Default ``veo-notebook/<version> python-requests/<version>``.
+    backoff, backoff_cap : float
+        Exponential backoff with full jitter: retry ``n`` waits up to
+        ``min(backoff_cap, backoff * 2**n)`` seconds (and at least any ``Retry-After``).
 
     Raises
     ------
@@ -267,7 +275,7 @@ class Client:
                         code=r.code,
                         http_status=r.http_status,
                         task_id=task_id,
-                    ) from None
+                    ) from r.__cause__
                 # a 429 is paced by the limiter: wait what the server asked, no backoff growth
                 delay = self.retry.delay(0 if r.throttled else attempt, r.retry_after)
                 log.debug("task %r: %s; retry %d in %.2fs", task_id, r.reason, attempt + 1, delay)
