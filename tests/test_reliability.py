@@ -24,7 +24,7 @@ import pytest
 from conftest import SENTINEL_KEY
 
 from veo_notebook import Client, InputError, SchemaVersionError, Store, StoreError, fetch_records
-from veo_notebook.fetch import read_task_ids
+from veo_notebook import read_task_ids
 from veo_notebook.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -381,3 +381,33 @@ def test_a_kill_while_the_store_is_created_leaves_a_file_that_still_opens(fresh_
     assert df["fetch_error"].isna().all()
     with Store(path) as st:
         assert sorted(st.ids()) == sorted(ids)
+
+
+def test_two_fetches_into_one_store_at_once_neither_fails_nor_duplicates(fresh_sim, tmp_path):
+    import threading
+
+    sim = fresh_sim(n_tasks=900, latency=0.002)
+    ids = sim.task_ids()
+    path = tmp_path / "shared.sqlite"
+    errors: list[BaseException] = []
+
+    def run(part: list[str]) -> None:
+        try:
+            with Store(path) as st:  # each its own connection, as two processes would have
+                client = Client(SENTINEL_KEY, base_url=sim.base_url)
+                df = fetch_records(part, client=client, store=st, progress=False)
+                assert df["task_id"].tolist() == part
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in (ids[:600], ids[300:])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    conn = sqlite3.connect(path)
+    n, distinct = conn.execute("SELECT count(*), count(DISTINCT task_id) FROM records").fetchone()
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    assert n == distinct == len(ids)
