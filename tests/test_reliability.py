@@ -23,8 +23,15 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import SENTINEL_KEY
 
-from veo_notebook import Client, InputError, SchemaVersionError, Store, StoreError, fetch_records
-from veo_notebook import read_task_ids
+from veo_notebook import (
+    Client,
+    InputError,
+    SchemaVersionError,
+    Store,
+    StoreError,
+    fetch_records,
+    read_task_ids,
+)
 from veo_notebook.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
