@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas  # noqa: F401 - import before timing: fetch_records builds a frame at the end
+import pandas  # noqa: F401 - imported before timing: fetch_records builds a frame at the end
 import requests
 
+import veo_notebook.frame  # noqa: F401 - (pyarrow too): imports are not what is measured
 from veo_notebook import Client, fetch_records
 from veo_notebook.store import Store
 

@@ -1,19 +1,23 @@
 """Pacing for the client: an adaptive rate limiter and the one retry policy.
 
 record-info's query limit is not published, so the client has to find it. The limiter
-spaces requests evenly (one slot every ``1/rate`` seconds, no bursts: a burst is what a
-sliding-window limit punishes) and adapts ``rate`` like TCP congestion control:
+spaces requests evenly (one slot every ``1/rate`` seconds, first come first served, no
+bursts: a burst is what a sliding-window limit punishes) and adapts ``rate`` like TCP
+congestion control:
 
-* **slow start**: every success adds one request/s (the rate doubles about every
-  second) until the first 429;
-* **congestion avoidance**: afterwards every success adds ``increase / rate`` (about
-  ``increase`` requests/s per second), gentler still just under the last ceiling;
-* **on 429**: the rate drops to ``decrease`` × the rate actually achieved (once per
-  congestion event: 429s for requests sent before the last drop are not counted again),
-  and a ``Retry-After`` pauses every worker.
+* **slow start**: the rate grows exponentially (x e^2 per second) from a modest 10/s
+  until the first 429;
+* **on 429**: the rate is cut to ``decrease`` x what was sent in the second before the
+  refused request (about what the server's window held: its limit), once per
+  congestion event (429s for requests sent within ``hold`` seconds of the last cut are
+  the same event). The refused request waits its ``Retry-After``; every worker pauses
+  for it when the server asks for more than a second or cuts stop helping (a third cut
+  within 5 s);
+* **congestion avoidance**: afterwards the rate grows linearly, by ``increase`` (2 %)
+  of itself per second, probing for a limit that may have risen.
 
-The rate never climbs above twice what is actually sent (the workers, not the limiter,
-may be the bottleneck), and never above ``max_rate`` when one is given.
+The rate never runs more than 3x ahead of what is actually sent (the workers, not the
+limiter, may be the bottleneck), and never above ``max_rate`` when one is given.
 """
 
 from __future__ import annotations
@@ -63,7 +67,8 @@ class AdaptiveLimiter:
     max_rate : float or None
         Fixed upper bound (for users who know their limit).
     increase : float
-        Additive increase, requests/s gained per second after the first 429.
+        After the first 429 the rate grows linearly by this fraction of itself per
+        second (0.02: 50/s gains 1/s each second).
     decrease : float
         Multiplicative decrease factor on a 429.
     clock : callable
@@ -80,7 +85,7 @@ class AdaptiveLimiter:
         *,
         max_rate: float | None = None,
         min_rate: float = 0.5,
-        increase: float = 1.0,
+        increase: float = 0.02,
         decrease: float = 0.9,
         hold: float = 1.0,
         slow_start_gain: float = 2.0,
@@ -164,7 +169,10 @@ class AdaptiveLimiter:
             now = self._clock()
             r, c = self._rate, self._ceiling
             # slow start: exponential (x e^gain per second); then additive
-            gain = self.slow_start_gain * r if self._slow_start or c is None else self.increase
+            if self._slow_start or c is None:
+                gain = self.slow_start_gain * r
+            else:  # linear probing, its slope proportional to the rate found
+                gain = max(self.increase * r, 0.05)
             new = r + gain / r  # `gain` requests/s per second, spread over ~r successes
             # never run far ahead of what is actually sent (the workers may be the bottleneck)
             if new <= max(3.0 * self._achieved(now), 5.0):
