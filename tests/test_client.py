@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
+import random
 import threading
+from collections import deque
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -315,6 +318,59 @@ def test_limiter_pauses_everyone_when_the_server_asks_for_long_or_429s_persist()
         clock.t += 1.5
         lim.on_throttle(clock.t - 0.1, retry_after=1.0)
     assert lim.pauses == 2 and lim.drops == 4
+
+
+def _simulate(limit: int, *, seed: int, workers: int = 16, latency: float = 0.1) -> tuple:
+    """Discrete-event run of the limiter against a sliding-window server (no wall time).
+
+    Workers send as the limiter allows; the server accepts at most ``limit`` requests in
+    any 1-second window (arrival jitter 0-20 ms), answers after ``latency``; a refused
+    request waits its Retry-After (1 s) and is sent again. Returns (rate, 429 share).
+    """
+    rng = random.Random(seed)
+    clock = _Clock()
+    clock.t = 0.0
+    lim = AdaptiveLimiter(start=10.0, clock=clock)
+    window: deque[float] = deque()
+    seq = itertools.count()
+    events = [(0.0, next(seq), "try", 0.0) for _ in range(workers)]
+    ok = refused = 0
+    duration = 90.0
+    while events and events[0][0] <= duration:
+        t, _, kind, sent = heapq.heappop(events)
+        clock.t = t
+        if kind == "try":
+            free = max(lim._next, lim._pause_until)
+            if t < free:
+                heapq.heappush(events, (free, next(seq), "try", 0.0))
+            else:
+                sent = lim.acquire()
+                heapq.heappush(events, (sent + rng.uniform(0, 0.02), next(seq), "arrive", sent))
+        elif kind == "arrive":
+            while window and window[0] <= t - 1.0:
+                window.popleft()
+            accepted = len(window) < limit
+            if accepted:
+                window.append(t)
+            answer = "ok" if accepted else "429"
+            heapq.heappush(events, (t + latency, next(seq), answer, sent))
+        elif kind == "ok":
+            ok += 1
+            lim.on_success()
+            heapq.heappush(events, (t, next(seq), "try", 0.0))
+        else:
+            refused += 1
+            lim.on_throttle(sent, 1.0)
+            heapq.heappush(events, (t + 1.0, next(seq), "try", 0.0))
+    return ok / duration, refused / (ok + refused)
+
+
+@pytest.mark.parametrize("limit", [5, 20, 50, 100])
+def test_limiter_finds_an_unpublished_limit_without_hammering_it(limit: int) -> None:
+    for seed in range(2):
+        rate, share_429 = _simulate(limit, seed=seed)
+        assert rate >= 0.85 * limit, (seed, rate)
+        assert share_429 <= 0.05, (seed, share_429)
 
 
 def test_retry_policy_is_full_jitter_and_respects_retry_after() -> None:

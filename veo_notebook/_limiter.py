@@ -13,7 +13,7 @@ congestion control:
   the same event). The refused request waits its ``Retry-After``; every worker pauses
   for it when the server asks for more than a second or cuts stop helping (a third cut
   within 5 s);
-* **congestion avoidance**: afterwards the rate grows linearly, by ``increase`` (2 %)
+* **congestion avoidance**: afterwards the rate grows linearly, by ``increase`` (1 %)
   of itself per second, probing for a limit that may have risen.
 
 The rate never runs more than 3x ahead of what is actually sent (the workers, not the
@@ -68,7 +68,7 @@ class AdaptiveLimiter:
         Fixed upper bound (for users who know their limit).
     increase : float
         After the first 429 the rate grows linearly by this fraction of itself per
-        second (0.02: 50/s gains 1/s each second).
+        second (0.01: 50/s gains 0.5/s each second).
     decrease : float
         Multiplicative decrease factor on a 429.
     clock : callable
@@ -85,7 +85,7 @@ class AdaptiveLimiter:
         *,
         max_rate: float | None = None,
         min_rate: float = 0.5,
-        increase: float = 0.02,
+        increase: float = 0.01,
         decrease: float = 0.9,
         hold: float = 1.0,
         slow_start_gain: float = 2.0,
@@ -172,7 +172,7 @@ class AdaptiveLimiter:
             if self._slow_start or c is None:
                 gain = self.slow_start_gain * r
             else:  # linear probing, its slope proportional to the rate found
-                gain = max(self.increase * r, 0.05)
+                gain = max(self.increase * r, 0.02)
             new = r + gain / r  # `gain` requests/s per second, spread over ~r successes
             # never run far ahead of what is actually sent (the workers may be the bottleneck)
             if new <= max(3.0 * self._achieved(now), 5.0):
