@@ -587,3 +587,11 @@ def test_from_raw_checks_lengths_and_takes_generators_and_dataclass_rows() -> No
     gen = (r for r in [Row("a", json.dumps(rec(successFlag=1)), 1.7e9, None), rec(taskId="b")])
     df = to_frame(gen)
     assert df["task_id"].tolist() == ["a", "b"] and df["status"].tolist() == ["success", "unknown"]
+
+
+def test_data_object_with_a_code_key_is_not_an_envelope() -> None:
+    df = to_frame(
+        [{"taskId": "d", "code": 0, "successFlag": 1}, {"code": 200, "data": {"taskId": "e"}}]
+    )
+    assert df["task_id"].tolist() == ["d", "e"] and df["status"].iloc[0] == "success"
+    assert json.loads(df["extra"].iloc[0]) == {"data": {"code": 0}}

@@ -86,9 +86,10 @@ def to_frame(records: Iterable[Any], *, naive_tz: str = DEFAULT_NAIVE_TZ) -> pd.
     Parameters
     ----------
     records : iterable of mappings
-        Each one an envelope ``{"code", "msg", "data"}``, a ``data`` object, or a store
-        row ``{"task_id", "raw", "fetched_at", "fetch_error"}`` (``raw`` the envelope
-        text as received). Kinds may be mixed.
+        Each one an envelope ``{"code", "msg", "data"}``, a ``data`` object (it has a
+        ``taskId``, or neither ``code`` nor ``data``), or a store row ``{"task_id", "raw",
+        "fetched_at", "fetch_error"}`` (``raw`` the envelope text as received). Kinds may
+        be mixed.
     naive_tz : str
         Zone of plain times without an offset (see :data:`DEFAULT_NAIVE_TZ`: the
         evidence points to UTC+8, and the simulator writes Asia/Shanghai wall time).
@@ -126,7 +127,8 @@ def to_frame(records: Iterable[Any], *, naive_tz: str = DEFAULT_NAIVE_TZ) -> pd.
             fetched.append(rec.get("fetched_at"))
             errors.append(rec.get("fetch_error"))
             continue
-        obj = rec if ("data" in rec or "code" in rec) else {"data": rec}
+        envelope = "taskId" not in rec and ("data" in rec or "code" in rec)
+        obj = rec if envelope else {"data": rec}
         text = _dumps(obj)
         if text is None:
             notes[i] = "record could not be serialised as JSON"
