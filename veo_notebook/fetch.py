@@ -72,11 +72,8 @@ def _frame(rows: list[StoreRow]) -> pd.DataFrame:
 
 def _frame_for(store: Store, ids: list[str]) -> pd.DataFrame:
     held = {r["task_id"]: r for r in store.rows(ids)}
-    rows: list[StoreRow] = [
-        held.get(i)
-        or {"task_id": i, "raw": None, "fetched_at": None, "fetch_error": "not in store"}  # type: ignore[typeddict-item]
-        for i in ids
-    ]
+    missing: dict[str, Any] = {"raw": None, "fetched_at": None, "fetch_error": "not in store"}
+    rows: list[Any] = [held.get(i) or {"task_id": i, **missing} for i in ids]
     return _frame(rows)
 
 

@@ -27,7 +27,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -353,5 +353,5 @@ class Store:
         return f"Store({self.path!r})"
 
 
-def _row(r: Sequence[Any] | Mapping[str, Any]) -> StoreRow:
+def _row(r: Sequence[Any]) -> StoreRow:
     return {"task_id": r[0], "raw": r[1], "fetched_at": r[2], "fetch_error": r[3]}
