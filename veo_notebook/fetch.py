@@ -144,15 +144,16 @@ def _run(
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="veo-fetch")
     bar = tqdm(total=len(ids), desc=desc, unit="task", disable=not progress, leave=False)
 
-    def take(fut: Future[tuple[Outcome, bool]]) -> None:
+    def take(fut: Future[tuple[Outcome, bool]], *, notify: bool = True) -> None:
         nonlocal failures
+        pending.discard(fut)
         outcome, poll = fut.result()
         writer.add(outcome)
         if poll:
             again.add(outcome.task_id)
         failures = failures + 1 if outcome.raw is None and poll else 0
         bar.update(1)
-        if on_update is not None:
+        if notify and on_update is not None:
             on_update(outcome)
 
     try:
@@ -161,9 +162,9 @@ def _run(
                 pending.add(executor.submit(_one, client, tid, stop))
             if not pending:
                 break
-            done, pending = wait(pending, timeout=_FLUSH_SECONDS, return_when=FIRST_COMPLETED)
+            done, _ = wait(pending, timeout=_FLUSH_SECONDS, return_when=FIRST_COMPLETED)
             for fut in done:
-                take(fut)
+                take(fut)  # a future stays in `pending` until taken
             writer.tick()
             if failures >= give_up:
                 raise TransientError(
@@ -172,12 +173,11 @@ def _run(
                 )
     except BaseException:
         stop.set()
-        for fut in pending:
+        for fut in list(pending):
             fut.cancel()
-        for fut in pending:  # answers that arrived meanwhile are kept too
+        for fut in list(pending):  # answered but not yet taken: kept too
             if fut.done() and not fut.cancelled() and fut.exception() is None:
-                with contextlib.suppress(Exception):
-                    take(fut)
+                take(fut, notify=False)
         raise
     finally:
         try:
