@@ -595,3 +595,8 @@ def test_data_object_with_a_code_key_is_not_an_envelope() -> None:
     )
     assert df["task_id"].tolist() == ["d", "e"] and df["status"].iloc[0] == "success"
     assert json.loads(df["extra"].iloc[0]) == {"data": {"code": 0}}
+
+
+def test_unknown_naive_tz_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="Mars/Base"):
+        to_frame([rec()], naive_tz="Mars/Base")

@@ -57,6 +57,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -183,6 +184,10 @@ def _frame(
     naive_tz: str,
     notes: dict[int, str],
 ) -> pd.DataFrame:
+    try:
+        zoneinfo.ZoneInfo(naive_tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+        raise InputError(f"naive_tz {naive_tz!r} is not a known time zone") from exc
     if errors is not None and any(e is not None for e in errors):
         texts = [None if e is not None else t for t, e in zip(texts, errors, strict=True)]
     env = read_objects(texts, _frame_build.ENVELOPE_SCHEMA, "record")
