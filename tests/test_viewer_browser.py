@@ -121,6 +121,10 @@ def test_viewer_in_jupyterlab(lab: Lab, tmp_path: Path):
             search.press("Enter")
             page.locator(".veo-filter-status select").select_option(["success"])
             expect(label).not_to_contain_text(f"({total:,} rows)")
+            # the search showed 3 rows: wait until the task list is the success page (the
+            # label and the list are separate widgets; under load they update apart)
+            expect(select.locator("option")).not_to_have_count(4)
+            expect(select.locator("option").nth(1)).to_contain_text("· success")
             select.select_option(index=1)
             video = detail.locator("video.veo-video")
             expect(video).to_have_attribute("src", re.compile(r"^https?://"))
