@@ -1,7 +1,7 @@
 """Bulk fetch throughput: fetch_records vs a plain sequential ``requests.get`` loop.
 
     .venv/bin/python bench/fetch.py            # 2,000 ids per scenario (about 2 minutes)
-    .venv/bin/python bench/fetch.py --quick    # 500 ids per scenario
+    .venv/bin/python bench/fetch.py --quick    # 800 ids per scenario (slow start weighs more)
 
 The simulator runs in its own process (so the client does not share a GIL with the
 server), on loopback, with 100 ms of latency per answer. Scenarios:
@@ -144,9 +144,9 @@ class Row:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="500 ids per scenario, shorter baseline")
+    p.add_argument("--quick", action="store_true", help="800 ids per scenario, shorter baseline")
     args = p.parse_args(argv)
-    n, n_base = (500, 30) if args.quick else (2000, 100)
+    n, n_base = (800, 30) if args.quick else (2000, 100)
     rows: list[Row] = []
 
     # (a) an unpublished limit of 50/s

@@ -78,6 +78,16 @@ def _frame_for(store: Store, ids: list[str]) -> pd.DataFrame:
 
 
 @contextlib.contextmanager
+def _closing_if(made: bool, client: Client | None) -> Iterator[None]:
+    """Close a client this module made; one the caller gave is the caller's to close."""
+    try:
+        yield
+    finally:
+        if made and client is not None:
+            client.close()
+
+
+@contextlib.contextmanager
 def _open_store(store: Store | str | os.PathLike[str] | None) -> Iterator[Store]:
     if isinstance(store, Store):
         yield store
@@ -240,9 +250,10 @@ def fetch_records(
     """
     _check_refresh(refresh)
     ids = unique_ids(task_ids)
-    if refresh != "none" and client is None:
+    made = refresh != "none" and client is None
+    if made:
         client = Client()
-    with _open_store(store) as st:
+    with _open_store(store) as st, _closing_if(made, client):
         if refresh != "none" and ids:
             assert client is not None
             done = st.terminal_ids(ids) if refresh == "pending" else set()
@@ -298,10 +309,11 @@ def watch(
     from tqdm.auto import tqdm
 
     ids = unique_ids(task_ids)
+    made = client is None
     client = client or Client()
     workers = max_workers or client.max_workers
     start = time.monotonic()
-    with _open_store(store) as st:
+    with _open_store(store) as st, _closing_if(made, client):
         todo = [i for i in ids if i not in st.terminal_ids(ids)]
         with tqdm(total=len(ids), desc="terminal", unit="task", disable=not progress) as bar:
             while True:
