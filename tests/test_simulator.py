@@ -527,3 +527,11 @@ def test_cli_simulate_serves_until_ctrl_c():
             proc.communicate()
     assert proc.returncode == 0 and "stopping the simulator" in rest
     assert SENTINEL_KEY not in first + rest
+
+
+def test_task_id_is_taken_exactly_as_sent(sim):
+    tid = sim.task_ids("terminal")[0]
+    assert get(sim, tid).json()["code"] == 200
+    padded = get(sim, f" {tid} ").json()
+    assert (padded["code"], padded["msg"]) == (422, "record is null.")
+    assert sim.stats()["by_task"][f" {tid} "] >= 1

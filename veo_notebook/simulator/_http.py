@@ -48,7 +48,10 @@ def handle(sim: Simulator, h: Handler, method: str) -> None:
     task_id: str | None = None
     if url.path == RECORD_PATH:
         query = parse_qs(url.query, keep_blank_values=True)
-        task_id = query.get("taskId", [""])[0].strip() or None
+        # the id exactly as sent (no stripping: " a" and "a" are different ids);
+        # an all-blank id counts as missing
+        sent = query.get("taskId", [""])[0]
+        task_id = sent if sent.strip() else None
     if not h.headers.get("User-Agent"):
         return _answer(
             sim, h, "403", task_id, 403, b"error code: 1010", "text/plain; charset=UTF-8"
