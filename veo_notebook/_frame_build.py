@@ -183,9 +183,7 @@ def build(
     # the answer
     result = _urls(r["resultUrls"], r["resultUrls__str"])
     origin = _urls(r["originUrls"], r["originUrls__str"])
-    origin = pc.if_else(
-        pa.array(has_data), pc.fill_null(origin, pa.scalar([], _LS)), pa.nulls(n, _LS)
-    )
+    origin = _empty_where_null(origin, has_data)
     full = _urls(r["fullResultUrls"], r["fullResultUrls__str"])
     cols["result_urls"] = result
     cols["origin_urls"] = origin
@@ -263,6 +261,17 @@ def _first(lst: pa.Array | pa.ChunkedArray) -> pa.Array:
     ok = (length > 0) & np.asarray(lst.is_valid())
     idx = pa.array(offsets[:-1].astype(np.int64), mask=~ok)
     return lst.values.take(idx)
+
+
+def _empty_where_null(lst: pa.Array | pa.ChunkedArray, valid: np.ndarray) -> pa.Array:
+    """The lists, ``[]`` for a null in a ``valid`` row, null elsewhere (no per-row work)."""
+    if isinstance(lst, pa.ChunkedArray):
+        lst = lst.combine_chunks()
+    offsets = np.asarray(lst.offsets)
+    if (np.diff(offsets)[~np.asarray(lst.is_valid())] != 0).any():  # null slots with items
+        filled = pc.fill_null(lst, pa.scalar([], _LS))
+        return pc.if_else(pa.array(valid), filled, pa.nulls(len(lst), _LS))
+    return pa.ListArray.from_arrays(pa.array(offsets), lst.values, mask=pa.array(~valid))
 
 
 def _urls(lst: pa.Array | pa.ChunkedArray, text: pa.Array | pa.ChunkedArray) -> pa.Array:
