@@ -15,8 +15,10 @@ Keys the schema does not name are kept, per row, in a nested ``dict`` of extras
 from __future__ import annotations
 
 import logging
+import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 CHUNK_ROWS = 16_384  # rows per reader call: bounds the transient buffers (~12 MB of text)
 _THREADED_BYTES = 2 << 20
 _SMALL = 8  # bisect down to spans of this many rows, then read them one by one
+#: chunks are read by this many Python threads (the reader releases the GIL, so one thread
+#: joins/encodes the next chunk while another is in the reader)
+WORKERS = min(2, os.cpu_count() or 1)
 
 #: keys whose value may be a number where a string is expected (times) or a string where a
 #: list is expected (urls); the fast path renames them, the slow path routes by value type
@@ -50,10 +55,10 @@ def _rename_key(buf: bytes, key: str) -> bytes:
     """Rename one key's variant-typed values; the compact spelling goes by plain replace."""
     k = key.encode()
     if key in _STR_KEYS:
-        out = buf.replace(b'"' + k + b'":"', b'"' + k + b'__str":"')
-        if out == buf:
-            out = re.sub(rb'"(' + k + rb')"(\s*:\s*)(?=")', rb'"\1__str"\2', buf)
-        return out
+        parts = buf.split(b'"' + k + b'":"')  # split+join: twice as fast as bytes.replace
+        if len(parts) > 1:
+            return (b'"' + k + b'__str":"').join(parts)
+        return re.sub(rb'"(' + k + rb')"(\s*:\s*)(?=")', rb'"\1__str"\2', buf)
     return re.sub(rb'"(' + k + rb')"(\s*:\s*)(?=[-0-9])', rb'"\1__num"\2', buf)
 
 
@@ -103,10 +108,18 @@ def read_objects(
         lines, pos = items, None
         if None in items or "" in items or b"" in items:
             lines, pos = _compact(items)
-    for lo in range(0, len(lines), CHUNK_ROWS):
-        hi = min(lo + CHUNK_ROWS, len(lines))
-        _read_span(lines, lo, hi, schema, pieces, slow, pos, renamed=False)
+    spans = [(lo, min(lo + CHUNK_ROWS, len(lines))) for lo in range(0, len(lines), CHUNK_ROWS)]
+    _each(lambda s: _read_span(lines, s[0], s[1], schema, pieces, slow, pos, renamed=False), spans)
     return _assemble(n, lines, pos, pieces, slow, schema, what, aliases or {})
+
+
+def _each(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    """``[fn(x) for x in items]``, on :data:`WORKERS` threads when there are several items."""
+    items = list(items)
+    if len(items) < 2 or WORKERS < 2:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="veo-frame-read") as ex:
+        return list(ex.map(fn, items))
 
 
 def _compact(texts: Sequence[str | bytes | None]) -> tuple[list[str | bytes], np.ndarray]:
@@ -140,26 +153,33 @@ def _arrow_lines(
     Rows that are null or empty are read as ``{}`` (the caller knows them); a chunk the
     reader refuses is handed back as lines for the general path.
     """
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    blank = pc.fill_null(pc.equal(arr, ""), True)
-    arr = pc.if_else(blank, "{}", arr)
     todo: list[str | bytes] = []
     todo_pos: list[int] = []
-    for lo in range(0, len(arr), CHUNK_ROWS):
-        chunk = pc.binary_join_element_wise(arr.slice(lo, CHUNK_ROWS), "", "\n")
+
+    def read(lo: int) -> pa.Table | None:
+        part = arr.slice(lo, CHUNK_ROWS)  # one chunk at a time: the column is never copied
+        if isinstance(part, pa.ChunkedArray):
+            part = part.combine_chunks()
+        if pc.min(pc.binary_length(part)).as_py() == 0:  # an empty text: read as {}
+            part = pc.if_else(pc.equal(part, ""), "{}", part)
+        chunk = pc.binary_join_element_wise(
+            part, "", "\n", null_handling="replace", null_replacement="{}"
+        )
         offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)[
             chunk.offset : chunk.offset + len(chunk) + 1
         ]
         buf = chunk.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
         tab = _try_read(buf, schema, len(chunk), "error")
-        if tab is None:
-            tab = _try_read(buf, schema, len(chunk), "infer")
+        return tab if tab is not None else _try_read(buf, schema, len(chunk), "infer")
+
+    starts = range(0, len(arr), CHUNK_ROWS)
+    for lo, tab in zip(starts, _each(read, starts), strict=True):
+        n = min(CHUNK_ROWS, len(arr) - lo)
         if tab is not None:
-            pieces.append((np.arange(lo, lo + len(chunk), dtype=np.int64), tab))
+            pieces.append((np.arange(lo, lo + n, dtype=np.int64), tab))
         else:
-            todo.extend(arr.slice(lo, CHUNK_ROWS).to_pylist())
-            todo_pos.extend(range(lo, lo + len(chunk)))
+            todo.extend(v or "{}" for v in arr.slice(lo, CHUNK_ROWS).to_pylist())
+            todo_pos.extend(range(lo, lo + n))
     return todo, np.asarray(todo_pos, dtype=np.int64)
 
 
@@ -232,7 +252,7 @@ def _try_read(
         big = len(buf) > _THREADED_BYTES  # a thread hand-off costs more than a small read
         tab = pj.read_json(
             pa.BufferReader(buf),
-            read_options=pj.ReadOptions(use_threads=big, block_size=1 << 20 if big else 1 << 16),
+            read_options=pj.ReadOptions(use_threads=big, block_size=4 << 20 if big else 1 << 16),
             parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior=mode),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
@@ -263,6 +283,7 @@ def _assemble(
     notes: dict[int, str] = {}
     tables: list[pa.Table] = []
     order: list[np.ndarray] = []
+    pieces.sort(key=lambda piece: int(piece[0][0]) if len(piece[0]) else -1)  # threads: any order
     for rows, tab in pieces:
         known, piece_extras = _project_table(tab, schema, aliases)
         tables.append(known)
