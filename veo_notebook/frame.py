@@ -40,11 +40,12 @@ Reading rules
 Speed
 -----
 Texts are parsed by :func:`pyarrow.json.read_json` with an explicit schema, 16k rows per
-call, then the nested paramJson texts the same way; times, status, task type and URLs
-are computed column-wise. Measured on the simulator's records (CPU seconds per 65k
-records, one core): json.loads 2.2, orjson.loads alone 1.1, pyarrow.json 0.55-0.7, so the
-columnar reader was chosen. Rows the reader refuses (type variants, broken texts) are
-bisected out and read one by one (``_frame_rows``), with identical results.
+call on two threads (the reader releases the GIL), then the nested paramJson texts the
+same way; times, status, task type and URLs are computed column-wise. Measured on the
+simulator's records (CPU seconds per 65k records, one core): json.loads 2.2,
+orjson.loads alone 1.1, pyarrow.json 0.55-0.7, so the columnar reader was chosen. Rows
+the reader refuses (type variants, broken texts) are bisected out and read one by one
+(``_frame_rows``), with identical results.
 
 >>> df = to_frame([{"taskId": "t1", "successFlag": 1, "createTime": "2025-06-06 10:25:00",
 ...                 "completeTime": 1749177000000, "paramJson": '{"prompt": "a cat"}'}])
