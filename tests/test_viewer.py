@@ -14,7 +14,7 @@ import pytest
 from veo_notebook import schema
 from veo_notebook._viewer_html import safe_url
 from veo_notebook._viewer_live import merge_rows
-from veo_notebook._viewer_table import TableModel
+from veo_notebook._viewer_table import TableModel, _TextIndex
 from veo_notebook.client import Client
 from veo_notebook.errors import InputError
 from veo_notebook.fetch import fetch_records
@@ -400,3 +400,36 @@ def test_filters_set_during_a_refresh_survive_the_swap():
     m.set_text("cat number 1")
     fresh.adopt_spec(m)
     assert fresh.count() == m.count() == 3
+
+
+@pytest.mark.parametrize(
+    "needle",
+    ["abc", "ABC", "veo_", "x", "é", "Ünï", "b\nc", "zzz-none", "1", " "],
+)
+def test_text_index_agrees_with_a_plain_scan(needle):
+    values = pd.Series(
+        ["veo_abc1", "VEO_ABX2", None, "Ünïcode é", "b", "c", "abc abc", "x y", ""] * 40,
+        dtype="string[pyarrow]",
+    )
+    expected = values.str.contains(needle, case=False, regex=False).fillna(False)
+    got = _TextIndex(values).search(needle)
+    assert got.tolist() == expected.to_numpy(dtype=bool).tolist()
+
+
+def test_text_search_over_ids_prompts_and_messages_together():
+    df = schema.enforce(
+        pd.DataFrame(
+            {
+                "task_id": ["veo_aaa", "veo_bbb", "veo_ccc", "veo_ddd"],
+                "prompt": ["a red CAT", "dog", None, "cat and dog"],
+                "error_message": [None, None, "Cat policy", None],
+            }
+        )
+    )
+    m = TableModel(df)
+    m.set_text("cat")
+    assert m.count() == 3
+    m.set_text("BBB")
+    assert m.count() == 1
+    m.set_text("nothing-like-it")
+    assert m.count() == 0
