@@ -90,10 +90,11 @@ def test_a_second_run_queries_only_what_is_not_terminal(fresh_sim, tmp_path) -> 
     fetch_records(ids, client=_client(sim), store=store, progress=False)
     with Store(store) as st:
         terminal = st.terminal_ids(ids)
-    assert terminal == set(sim.task_ids("terminal"))
+    # expired records (422 "within 14 days") will never come back: terminal too
+    assert terminal == set(sim.task_ids("terminal")) | set(sim.task_ids("expired"))
     sim.reset_stats()
     df = fetch_records(ids, client=_client(sim), store=store, progress=False)
-    assert set(sim.stats()["by_task"]) == set(ids) - terminal  # pending, 422s: asked again
+    assert set(sim.stats()["by_task"]) == set(ids) - terminal  # pending: asked again
     assert len(df) == len(ids)
 
 
@@ -304,3 +305,17 @@ def test_a_csv_without_an_id_column_is_an_input_error(tmp_path) -> None:
     with pytest.raises(InputError, match="taskId or task_id") as exc:
         read_task_ids(path)
     assert "['id', 'model']" in str(exc.value)
+
+
+def test_an_expired_record_is_not_asked_again_but_an_unknown_id_is(fresh_sim, tmp_path) -> None:
+    sim = fresh_sim(n_tasks=100)
+    expired, ids = sim.task_ids("expired")[0], [sim.task_ids("expired")[0], "unknown id"]
+    with Store(tmp_path / "s.sqlite") as store:
+        fetch_records(ids, client=_client(sim), store=store, progress=False)
+        sim.reset_stats()
+        df = fetch_records(ids, client=_client(sim), store=store, progress=False)
+    assert sim.stats()["by_task"] == {"unknown id": 1}
+    assert _errors(df) == {
+        expired: "422 Temporarily supports records within 14 days.",
+        "unknown id": NULL,
+    }

@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 STORE_VERSION = 1
 
 _TERMINAL_FLAGS = (1, 2, 3)
+#: The API forgot this record for good (older than its 14 days): asking again is waste.
+EXPIRED_ERROR = "422 Temporarily supports records within 14 days."
 _CHUNK = 500  # ids per SQL "IN (...)" (SQLite's default limit is 32766 variables)
 
 _DDL = """
@@ -83,8 +85,13 @@ class StoreRow(TypedDict):
 
 
 def _facts(raw: str | None, fetch_error: str | None) -> tuple[int | None, bool, str | None]:
-    """(successFlag, terminal, createTime) read from a raw envelope, cheaply and leniently."""
-    if raw is None or fetch_error is not None:
+    """(successFlag, terminal, createTime) read from a raw envelope, cheaply and leniently.
+
+    A record the API has expired is terminal too: it will never answer it again.
+    """
+    if fetch_error is not None:
+        return None, fetch_error == EXPIRED_ERROR, None
+    if raw is None:
         return None, False, None
     try:
         env = orjson.loads(raw)
@@ -298,7 +305,7 @@ class Store:
         return _row(rows[0]) if rows else None
 
     def terminal_ids(self, ids: Iterable[str]) -> set[str]:
-        """Those of ``ids`` whose stored record is terminal (successFlag 1, 2 or 3)."""
+        """Those of ``ids`` whose stored record is terminal (successFlag 1, 2 or 3, or expired)."""
         sql = "SELECT task_id FROM records WHERE terminal = 1 AND task_id IN ({marks})"
         return {r[0] for r in self._chunked(sql, list(ids))}
 
