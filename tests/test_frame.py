@@ -417,6 +417,39 @@ def test_fast_path_equals_slow_path_on_the_corpus(
     assert "newTopKey" in fast.loc[10, "extra"]
 
 
+def test_threaded_chunks_with_odd_param_texts_equal_the_slow_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # chunks of 3 rows read on worker threads; paramJson chunks mixing null, empty and
+    # unreadable texts (a refused chunk goes back through the per-line path)
+    params: list[Any] = [
+        '{"prompt": "a"}',
+        None,
+        "",
+        "{broken",
+        '{"prompt": "b", "imageUrls": "[http://x/1.png, http://x/2.png]"}',
+        "   ",
+        "[1, 2]",
+        '{"prompt": "c", "aspect_ratio": "9:16"}',
+        '{"prompt": "d", "newParamKey": 1}',
+        None,
+    ]
+    records = [
+        {"taskId": f"t{i}", "successFlag": 1, "paramJson": pj, "createTime": "2025-06-06 10:00:00"}
+        for i, pj in enumerate(params * 2)
+    ]
+    texts = [json.dumps({"code": 200, "msg": "success", "data": r}) for r in records]
+    monkeypatch.setattr(_frame_read, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(_frame_read, "WORKERS", 2)
+    fast = from_raw(texts)
+    pd.testing.assert_frame_equal(fast, _via_slow_path(records))
+    assert fast["task_id"].tolist() == [r["taskId"] for r in records]
+    assert fast.loc[1, "parse_note"] == "paramJson is null"
+    assert fast.loc[2, "parse_note"] == "paramJson is empty"
+    assert fast.loc[4, "image_urls"] == ["http://x/1.png", "http://x/2.png"]
+    assert "newParamKey" in fast.loc[18, "extra"]
+
+
 def test_matches_the_corpus_truth() -> None:
     tasks = corpus.make_block(0, 0)
     envs = [corpus.envelope(t, corpus.DEFAULT_ANCHOR, "mixed") for t in tasks]
