@@ -190,14 +190,22 @@ def _mapper(t: pa.DataType) -> object:
     return None
 
 
-def to_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+def to_csv(
+    df: pd.DataFrame, path: str | os.PathLike[str], *, escape_formulas: bool = True
+) -> Path:
     """Write the frame as CSV (UTF-8; list columns as JSON arrays; times ISO 8601 UTC).
+
+    Prompts and error messages are arbitrary text, and a spreadsheet runs a cell that
+    starts with ``=``, ``+``, ``-``, ``@``, tab or carriage return as a formula
+    (CSV injection). With ``escape_formulas`` (the default) such text cells get a
+    leading ``'``, as OWASP advises (task ids are left exact, so the file still feeds
+    ``read_task_ids``); pass ``False`` for a byte-faithful file (Parquet always is).
 
     >>> import tempfile, pathlib
     >>> from veo_notebook.schema import enforce
-    >>> df = enforce(pd.DataFrame({"task_id": ["a"]}))
+    >>> df = enforce(pd.DataFrame({"task_id": ["a"], "prompt": ["=HYPERLINK(1)"]}))
     >>> p = to_csv(df, pathlib.Path(tempfile.mkdtemp()) / "t.csv")
-    >>> p.read_text().splitlines()[1].startswith("a,")
+    >>> "'=HYPERLINK(1)" in p.read_text()
     True
     """
     path = Path(path)
@@ -208,5 +216,13 @@ def to_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_list(s.dtype.pyarrow_dtype):
             values = pa.array(s).to_pylist()  # None for NA, a list otherwise
             out[name] = [None if v is None else orjson.dumps(v).decode() for v in values]
+        elif escape_formulas and isinstance(s.dtype, pd.StringDtype) and name not in _ID_COLUMNS:
+            risky = s.str.match(_FORMULA_START).fillna(False).to_numpy(dtype=bool)
+            if risky.any():
+                out[name] = s.mask(risky, "'" + s)
     out.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
     return path
+
+
+_FORMULA_START = r"[=+\-@\t\r]"
+_ID_COLUMNS = frozenset({"task_id", "parent_task_id"})
