@@ -22,8 +22,10 @@ written by a newer version is a :class:`SchemaVersionError`. Neither is ever mod
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -147,7 +149,17 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {path!r}: {exc}") from exc
         try:
-            Store._check_or_init(conn, path)
+            for attempt in itertools.count():
+                try:
+                    Store._check_or_init(conn, path)
+                    break
+                except StoreError as exc:
+                    # two processes creating one new store: switching it to WAL needs a
+                    # moment alone, and SQLite answers "locked" without waiting; the probe
+                    # and the DDL are idempotent, so try again
+                    if "database is locked" not in str(exc) or attempt >= 100:
+                        raise
+                    time.sleep(0.05 + 0.05 * random.random())
         except BaseException:
             conn.close()
             raise
