@@ -433,3 +433,41 @@ def test_text_search_over_ids_prompts_and_messages_together():
     assert m.count() == 1
     m.set_text("nothing-like-it")
     assert m.count() == 0
+
+
+def test_text_index_pair_prefilter_agrees_with_a_plain_scan():
+    rng = np.random.default_rng(7)
+    ids = [f"veo_{x:016x}" for x in rng.integers(0, 2**63, 3000)] + ["ABCD-x", None, "dcba"]
+    values = pd.Series(ids, dtype="string[pyarrow]")
+    index = _TextIndex(values)
+    assert index.sigs is not None  # ASCII: the pre-filter is in use
+    needles = ["abcd", "ABC", "dcb", "bcda", "veo_0", ids[5][3:12], ids[17][-5:], "q" * 200]
+    for needle in needles:
+        expected = values.str.contains(needle, case=False, regex=False).fillna(False)
+        assert index.search(needle).tolist() == expected.to_numpy(dtype=bool).tolist(), needle
+
+
+@pytest.mark.parametrize("by", ["created", "latency", "status"])
+@pytest.mark.parametrize("descending", [True, False])
+def test_pages_of_a_selective_filter_follow_the_sort_order(by, descending):
+    rng = np.random.default_rng(3)
+    n = 6400
+    df = schema.enforce(
+        pd.DataFrame(
+            {
+                "task_id": [f"veo_{i:06d}" for i in range(n)],
+                "status": rng.choice(["success", "failed", "generating"], n),
+                "model": rng.choice(["veo3", "veo3_fast"], n),
+                "create_time": pd.Timestamp("2026-11-01", tz="UTC")
+                + pd.to_timedelta(rng.integers(0, 10**6, n), unit="s"),
+                "latency_s": np.where(rng.random(n) < 0.1, np.nan, rng.random(n) * 300),
+            }
+        )
+    )
+    m = TableModel(df)
+    m.set_text("veo_0000")  # 100 rows of 6,400: the few-matches path
+    assert 0 < m.count() * 64 <= n
+    everything = m.positions(by, descending)
+    for page in range(5):
+        got = m.page_positions(page, 25, by, descending)
+        assert got.tolist() == everything[page * 25 : (page + 1) * 25].tolist()

@@ -57,8 +57,11 @@ class _TextIndex:
     """Case-insensitive substring search over many strings, through one joined text.
 
     ``str.find`` over one blob runs at memory speed, so a selective needle costs a few
-    milliseconds on a million task ids, where a per-row scan costs a few hundred. A needle
-    that matches most rows (or holds a newline) falls back to the vectorised scan.
+    milliseconds on a million task ids, where a per-row scan costs a few hundred. For
+    ASCII values (task ids) a 128-bit signature of each value's character pairs is a
+    vectorised pre-filter first: only rows holding every pair of the needle are checked,
+    so a search reads 16 bytes a row instead of the whole text. A needle that matches
+    most rows (or holds a newline) falls back to the vectorised scan.
     """
 
     def __init__(self, values: pd.Series) -> None:
@@ -68,25 +71,79 @@ class _TextIndex:
         self.blob = "\n".join(texts)
         lengths = np.fromiter((len(t) + 1 for t in texts), dtype=np.int64, count=len(texts))
         self.starts = np.concatenate(([0], np.cumsum(lengths)[:-1])) if len(texts) else lengths
+        self.ends = self.starts + lengths - 1
+        self.sigs = _pair_signatures(texts) if self.blob.isascii() else None
+        self._buf = np.empty(len(texts), dtype=np.uint64)
 
     def search(self, needle: str) -> np.ndarray:
         """Boolean mask of the values containing ``needle`` (any case; NA never matches)."""
         n = len(self.values)
         low = needle.lower()
         if low and "\n" not in low:
-            hits: list[int] = []
-            limit = max(1000, n // 8)
-            i = self.blob.find(low)
-            while i != -1 and len(hits) <= limit:
-                hits.append(i)
-                i = self.blob.find(low, i + 1)
-            if len(hits) <= limit:
+            rows = self._prefiltered(low)
+            if rows is None:
+                rows = self._found(low, limit=max(1000, n // 8))
+            if rows is not None:
                 mask = np.zeros(n, dtype=bool)
-                if hits:
-                    mask[np.searchsorted(self.starts, hits, side="right") - 1] = True
+                mask[rows] = True
                 return mask & self.present
         hit = self.values.str.contains(needle, case=False, regex=False)
         return hit.fillna(False).to_numpy(dtype=bool)
+
+    def _prefiltered(self, low: str) -> np.ndarray | None:
+        if self.sigs is None or len(low) < 3 or not low.isascii():
+            return None
+        sig = _pair_signatures([low])
+        if sig is None:
+            return None
+        (w0,), (w1,) = sig
+        s0, s1 = self.sigs
+        if w0:  # one pass over the first word, in a reused buffer; the second on survivors
+            np.bitwise_and(s0, w0, out=self._buf)
+            cand = np.flatnonzero(self._buf == w0)
+            cand = cand[(s1[cand] & w1) == w1]
+        else:
+            np.bitwise_and(s1, w1, out=self._buf)
+            cand = np.flatnonzero(self._buf == w1)
+        if len(cand) > 20_000:  # an unselective needle: one pass over the blob is cheaper
+            return None
+        blob, starts, ends = self.blob, self.starts, self.ends
+        return np.array([i for i in cand if low in blob[starts[i] : ends[i]]], dtype=np.int64)
+
+    def _found(self, low: str, limit: int) -> np.ndarray | None:
+        hits: list[int] = []
+        i = self.blob.find(low)
+        while i != -1 and len(hits) <= limit:
+            hits.append(i)
+            i = self.blob.find(low, i + 1)
+        if len(hits) > limit:
+            return None
+        return np.searchsorted(self.starts, hits, side="right") - 1
+
+
+def _pair_signatures(texts: list[str], chunk: int = 65536) -> np.ndarray | None:
+    """Two uint64 words per ASCII text (a 128-bit set of hashed adjacent character pairs).
+
+    Returned as shape ``(2, n)`` so that each word is one contiguous array.
+    """
+    width = max((len(t) for t in texts), default=0)
+    if width > 128:
+        return None  # long texts set nearly every bit: no use as a filter
+    out = np.zeros((2, len(texts)), dtype=np.uint64)
+    if width < 2:
+        return out
+    zero, one = np.uint64(0), np.uint64(1)
+    for lo in range(0, len(texts), chunk):
+        raw = np.array(texts[lo : lo + chunk], dtype=f"S{width}")
+        m = raw.view(np.uint8).reshape(len(raw), width)
+        a, b = m[:, :-1].astype(np.uint64), m[:, 1:].astype(np.uint64)
+        h = (((a << np.uint64(8)) | b) * np.uint64(2654435761) >> np.uint64(13)) & np.uint64(127)
+        bit = one << (h & np.uint64(63))
+        low_word = (b != 0) & (h < 64)
+        high_word = (b != 0) & (h >= 64)
+        out[0, lo : lo + len(raw)] = np.bitwise_or.reduce(np.where(low_word, bit, zero), axis=1)
+        out[1, lo : lo + len(raw)] = np.bitwise_or.reduce(np.where(high_word, bit, zero), axis=1)
+    return out
 
 
 class TableModel:
@@ -104,6 +161,7 @@ class TableModel:
         self.facets = {name: _facet(self.df[name]) for name in FACETS}
         self._created, self._created_unit = _time_ints(self.df["create_time"])
         self._orders: dict[tuple[str, bool], np.ndarray] = {}
+        self._ranks: dict[tuple[str, bool], np.ndarray] = {}
         # on first search: distinct prompts / messages, and the task-id text index
         self._texts: dict[str, tuple[_Facet, _TextIndex]] = {}
         self._indexes: dict[str, _TextIndex] = {}
@@ -247,6 +305,9 @@ class TableModel:
             return order[start:stop]
         if self._count == 0:
             return order[:0]
+        if self._count * 64 <= self.n:  # few matches: sort them by their rank in the order
+            pos = np.flatnonzero(mask)
+            return pos[np.argsort(self._rank(by, descending)[pos], kind="stable")][start:stop]
         # Walk the sort order in growing chunks until the page is covered: sized from the
         # match rate, one chunk usually suffices, so the cost follows the page, not n.
         chunk = max(1024, int(stop * self.n / self._count * 1.25) + 64)
@@ -260,6 +321,16 @@ class TableModel:
             i += chunk
             chunk *= 2
         return np.concatenate(found)[start:stop]
+
+    def _rank(self, by: str, descending: bool) -> np.ndarray:
+        """Inverse of :meth:`order`: each row's place in the sorted view (built once)."""
+        key = (by, descending)
+        if key not in self._ranks:
+            order = self.order(by, descending)
+            rank = np.empty(self.n, dtype=np.int64)
+            rank[order] = np.arange(self.n, dtype=np.int64)
+            self._ranks[key] = rank
+        return self._ranks[key]
 
     def positions(self, by: str, descending: bool) -> np.ndarray:
         """Every position of the filtered view, sorted (what an export writes)."""
