@@ -66,7 +66,6 @@ class _TextIndex:
 
     def __init__(self, values: pd.Series) -> None:
         self.values = values
-        self.present = values.notna().to_numpy(dtype=bool)
         texts = values.fillna("").astype(str).str.lower().tolist()
         self.blob = "\n".join(texts)
         lengths = np.fromiter((len(t) + 1 for t in texts), dtype=np.int64, count=len(texts))
@@ -85,8 +84,8 @@ class _TextIndex:
                 rows = self._found(low, limit=max(1000, n // 8))
             if rows is not None:
                 mask = np.zeros(n, dtype=bool)
-                mask[rows] = True
-                return mask & self.present
+                mask[rows] = True  # NA is "" in the blob: a needle never lands there
+                return mask
         hit = self.values.str.contains(needle, case=False, regex=False)
         return hit.fillna(False).to_numpy(dtype=bool)
 
