@@ -190,9 +190,7 @@ def _mapper(t: pa.DataType) -> object:
     return None
 
 
-def to_csv(
-    df: pd.DataFrame, path: str | os.PathLike[str], *, escape_formulas: bool = True
-) -> Path:
+def to_csv(df: pd.DataFrame, path: str | os.PathLike[str], *, escape_formulas: bool = True) -> Path:
     """Write the frame as CSV (UTF-8; list columns as JSON arrays; times ISO 8601 UTC).
 
     Prompts and error messages are arbitrary text, and a spreadsheet runs a cell that
