@@ -209,8 +209,7 @@ def test_the_cli_in_a_subprocess_with_the_key_in_the_environment(fresh_sim, tmp_
 
 def test_the_notebooks_committed_outputs_hold_no_key():
     notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
-    if not notebooks:
-        pytest.skip("no notebooks yet")
+    assert len(notebooks) >= 5  # the five committed notebooks, not an empty glob
     for nb in notebooks:
         text = nb.read_text(encoding="utf-8")
         assert leaks(text) == [], nb.name

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ._ids import read_task_ids, unique_ids
 from .client import Client, Outcome
 from .errors import InputError, TransientError
-from .store import Store, StoreRow
+from .store import Store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,18 +63,13 @@ def poll_interval(elapsed_s: float) -> float:
 
 
 # ---------------------------------------------------------------------------- frame
-def _frame(rows: list[StoreRow]) -> pd.DataFrame:
-    """Store rows → the typed frame (the one place the fetch layer builds a frame)."""
-    from .frame import to_frame
-
-    return to_frame(rows)
-
-
 def _frame_for(store: Store, ids: list[str]) -> pd.DataFrame:
     held = {r["task_id"]: r for r in store.rows(ids)}
     missing: dict[str, Any] = {"raw": None, "fetched_at": None, "fetch_error": "not in store"}
     rows: list[Any] = [held.get(i) or {"task_id": i, **missing} for i in ids]
-    return _frame(rows)
+    from .frame import to_frame
+
+    return to_frame(rows)
 
 
 @contextlib.contextmanager

@@ -338,9 +338,9 @@ class Store:
 
     def to_frame(self, ids: Iterable[str] | None = None) -> pd.DataFrame:
         """The typed frame of the stored rows (see :meth:`rows`)."""
-        from .fetch import _frame  # the one place rows become a frame
+        from .frame import to_frame
 
-        return _frame(self.rows(ids))
+        return to_frame(self.rows(ids))
 
     def ids(self) -> list[str]:
         """Every task id held, in insertion order."""
