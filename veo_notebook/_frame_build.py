@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -19,6 +19,8 @@ _I = pa.int64()
 _F = pa.float64()
 _B = pa.bool_()
 _LS = pa.list_(pa.string())
+_NS = pa.timestamp("ns")
+_NS_UTC = pa.timestamp("ns", "UTC")
 
 RESPONSE_TYPE = pa.struct(
     [
@@ -94,14 +96,24 @@ def fields(arr: pa.Array | pa.ChunkedArray) -> dict[str, pa.ChunkedArray]:
     return {arr.type.field(i).name: pc.struct_field(arr, [i]) for i in range(arr.type.num_fields)}
 
 
+class Block(NamedTuple):
+    """One block of rows, built: Arrow columns, and status / task-type category codes."""
+
+    table: pa.Table
+    status: np.ndarray
+    task_type: np.ndarray
+
+
 def build(
     env: Result,
     ids: Sequence[str | None] | None,
     fetched: Sequence[Any] | None,
     errors: Sequence[str | None] | None,
     naive_tz: str,
-) -> pd.DataFrame:
-    """Assemble the frame from the envelope read (and read paramJson on the way)."""
+    *,
+    workers: int | None = None,
+) -> Block:
+    """Build a block's columns from its envelope read (reading its paramJson on the way)."""
     n = env.table.num_rows
     top = env.table
     data_arr = top.column("data")
@@ -119,7 +131,7 @@ def build(
 
     # paramJson, read in bulk like the envelopes
     pj = d["paramJson"]
-    par = read_objects(pj, PARAM_SCHEMA, "paramJson", PARAM_ALIASES)
+    par = read_objects(pj, PARAM_SCHEMA, "paramJson", PARAM_ALIASES, workers=workers)
     for row, text in par.notes.items():
         notes.setdefault(row, []).append(text)
     pj_null = has_data & ~np.asarray(pj.is_valid())
@@ -143,7 +155,7 @@ def build(
     no_data = env.present & ~has_data & ~np.asarray(fetch_error.is_valid())
     note(np.flatnonzero(no_data), "the answer has no data object")
     cols["fetch_error"] = fetch_error
-    cols["fetched_at"] = _frame_time.epoch_to_utc(_frame_time.epoch_seconds(fetched, n))
+    cols["fetched_at"] = _utc(_frame_time.epoch_to_utc(_frame_time.epoch_seconds(fetched, n)))
 
     # the task's outcome
     flag = d["successFlag"]
@@ -165,11 +177,11 @@ def build(
     for label, bad in (("createTime", bad_c), ("completeTime", bad_e)):
         for row, value in bad.items():
             notes.setdefault(row, []).append(f"{label} unparseable: {value!r}")
-    cols["create_time"] = create
-    cols["complete_time"] = complete
+    cols["create_time"] = _utc(create)
+    cols["complete_time"] = _utc(complete)
     lat = (complete.astype("int64") - create.astype("int64")) / 1e9
     lat = np.where(np.isnat(create) | np.isnat(complete) | (status == 0), np.nan, lat)
-    cols["latency_s"] = lat
+    cols["latency_s"] = pa.array(lat, _F, from_pandas=True)
 
     # the request
     for col, keys in PARAM_KEYS.items():
@@ -209,14 +221,9 @@ def build(
 
     # what no column takes, and the raw request
     cols["param_json"] = pj
-    extras = _extras(
-        env,
-        par,
-        {("paramJson", "index"): p["index"], ("data", "response", "imageUrls"): r["imageUrls"]},
-    )
-    cols["extra"] = _sparse_strings(n, {i: orjson.dumps(e).decode() for i, e in extras.items()})
+    cols["extra"] = _extra_column(n, env, par, p["index"], r["imageUrls"])
     cols["parse_note"] = _sparse_strings(n, {i: "; ".join(v) for i, v in notes.items()})
-    return _to_pandas(cols, status, ttype, n)
+    return Block(pa.table(cols), status, ttype)
 
 
 def _fetch_errors(top: pa.Table, errors: Sequence[str | None] | None, n: int) -> pa.Array:
@@ -301,20 +308,48 @@ def _split_urls(value: str) -> list[str]:
     return [u.strip().strip("'\"").strip() for u in s.split(",") if u.strip().strip("'\"").strip()]
 
 
+def _extra_column(
+    n: int, env: Result, par: Result, index: pa.Array, image_urls: pa.Array
+) -> pa.Array:
+    """The ``extra`` JSON texts: unknown keys, plus paramJson ``index`` and response
+    ``imageUrls`` (read into the schema to tell the task type, but no column's).
+
+    A row whose only extra is ``index`` (every 1080p upgrade) is written by Arrow string
+    kernels; the others, few, go through dicts and orjson.
+    """
+    special = set(env.extras) | set(par.extras)
+    if image_urls.null_count < len(image_urls):
+        special.update(np.flatnonzero(np.asarray(image_urls.is_valid())).tolist())
+    slow = sorted(special)
+    known = {("paramJson", "index"): index, ("data", "response", "imageUrls"): image_urls}
+    texts = {i: orjson.dumps(e).decode() for i, e in _extras(env, par, known, slow).items()}
+    out = _sparse_strings(n, texts)
+    if index.null_count == len(index):
+        return out
+    only_index = np.asarray(index.is_valid())
+    only_index[slow] = False
+    if not only_index.any():
+        return out
+    text = pc.binary_join_element_wise('{"paramJson":{"index":', pc.cast(index, _S), "}}", "")
+    return pc.coalesce(out, pc.if_else(pa.array(only_index), text, pa.scalar(None, _S)))
+
+
 def _extras(
-    env: Result, par: Result, known: dict[tuple[str, ...], pa.Array]
+    env: Result, par: Result, known: dict[tuple[str, ...], pa.Array], rows: list[int]
 ) -> dict[int, dict[str, Any]]:
-    """Per row, what no column takes: unknown keys, plus the read keys in ``known``."""
+    """For ``rows``, what no column takes: unknown keys, plus the read keys in ``known``."""
     out: dict[int, dict[str, Any]] = {}
     for row, e in env.extras.items():
         out[row] = dict(e)
     for row, e in par.extras.items():
         out.setdefault(row, {})["paramJson"] = dict(e)
+    if not rows:
+        return out
+    take = pa.array(rows, pa.int64())
     for path, arr in known.items():
-        if arr.null_count == len(arr):
-            continue
-        rows = np.flatnonzero(np.asarray(arr.is_valid()))
-        for row, v in zip(rows.tolist(), arr.take(pa.array(rows)).to_pylist(), strict=True):
+        for row, v in zip(rows, arr.take(take).to_pylist(), strict=True):
+            if v is None:
+                continue
             d = out.setdefault(row, {})
             for key in path[:-1]:
                 d = d.setdefault(key, {})
@@ -334,13 +369,18 @@ def _mapper(t: pa.DataType) -> Any:
     return None
 
 
-def _to_pandas(cols: dict[str, Any], status: np.ndarray, ttype: np.ndarray, n: int) -> pd.DataFrame:
-    arrow = {k: v for k, v in cols.items() if isinstance(v, (pa.Array, pa.ChunkedArray))}
-    df = pa.table(arrow).to_pandas(types_mapper=_mapper)
-    for k, v in cols.items():
-        if k not in arrow:
-            df[k] = pd.to_datetime(v, utc=True) if v.dtype.kind == "M" else v
+def finish(blocks: Sequence[Block]) -> pd.DataFrame:
+    """The blocks, in order, as one frame of the schema's dtypes."""
+    table = pa.concat_tables([b.table for b in blocks]) if len(blocks) > 1 else blocks[0].table
+    df = table.to_pandas(types_mapper=_mapper)
     dt = schema.dtypes()
+    status = np.concatenate([b.status for b in blocks])
+    ttype = np.concatenate([b.task_type for b in blocks])
     df["status"] = pd.Categorical.from_codes(status, dtype=dt["status"])
     df["task_type"] = pd.Categorical.from_codes(ttype, dtype=dt["task_type"])
     return schema.enforce(df)
+
+
+def _utc(values: np.ndarray) -> pa.Array:
+    """``datetime64[ns]`` of UTC wall times (NaT → null) as a tz-aware Arrow column."""
+    return pa.array(values, _NS, from_pandas=True).cast(_NS_UTC)

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 16_384  # rows per reader call: bounds the transient buffers (~12 MB of text)
 _THREADED_BYTES = 2 << 20
+_BLOCK = 4 << 20
 _SMALL = 8  # bisect down to spans of this many rows, then read them one by one
 #: chunks are read by this many Python threads (the reader releases the GIL, so one thread
 #: joins/encodes the next chunk while another is in the reader)
@@ -89,36 +90,45 @@ def read_objects(
     schema: pa.Schema,
     what: str,
     aliases: Mapping[str, str] | None = None,
+    *,
+    workers: int | None = None,
 ) -> Result:
     """Read JSON object texts into a table of ``schema`` (one row per text, in order).
 
     ``texts`` is a list of str/bytes/None, or an Arrow string array. ``None`` or empty
     texts give all-null rows with ``present`` False and no note; ``what`` names the texts
     in notes ("record", "paramJson"). ``aliases`` maps rarer spellings of top-level keys
-    to the schema's name (the first spelling present wins).
+    to the schema's name (the first spelling present wins). ``workers``: threads for the
+    chunks (default :data:`WORKERS`; 1 when the caller already runs on several threads).
     """
     n = len(texts)
     pieces: list[tuple[np.ndarray, pa.Table]] = []  # (input rows, table)
     slow: list[int] = []  # indices into lines
     lines: list[str | bytes]
     if isinstance(texts, (pa.Array, pa.ChunkedArray)):
-        lines, pos = _arrow_lines(texts, schema, pieces)
+        lines, pos = _arrow_lines(texts, schema, pieces, workers)
     else:
         items: list[Any] = texts if isinstance(texts, list) else list(texts)
         lines, pos = items, None
         if None in items or "" in items or b"" in items:
             lines, pos = _compact(items)
     spans = [(lo, min(lo + CHUNK_ROWS, len(lines))) for lo in range(0, len(lines), CHUNK_ROWS)]
-    _each(lambda s: _read_span(lines, s[0], s[1], schema, pieces, slow, pos, renamed=False), spans)
+    seen: set[str] = set()  # variant keys met in one chunk are renamed up front in the next
+
+    def read(span: tuple[int, int]) -> None:
+        _read_span(lines, span[0], span[1], schema, pieces, slow, pos, renamed=False, seen=seen)
+
+    each(read, spans, workers)
     return _assemble(n, lines, pos, pieces, slow, schema, what, aliases or {})
 
 
-def _each(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-    """``[fn(x) for x in items]``, on :data:`WORKERS` threads when there are several items."""
+def each(fn: Callable[[Any], Any], items: Iterable[Any], workers: int | None = None) -> list[Any]:
+    """``[fn(x) for x in items]``, on ``workers`` (default :data:`WORKERS`) threads."""
     items = list(items)
-    if len(items) < 2 or WORKERS < 2:
+    workers = WORKERS if workers is None else workers
+    if len(items) < 2 or workers < 2:
         return [fn(x) for x in items]
-    with ThreadPoolExecutor(WORKERS, thread_name_prefix="veo-frame-read") as ex:
+    with ThreadPoolExecutor(workers, thread_name_prefix="veo-frame") as ex:
         return list(ex.map(fn, items))
 
 
@@ -146,7 +156,10 @@ def _join(chunk: list[str | bytes]) -> bytes:
 
 
 def _arrow_lines(
-    arr: pa.Array | pa.ChunkedArray, schema: pa.Schema, pieces: list[tuple[np.ndarray, pa.Table]]
+    arr: pa.Array | pa.ChunkedArray,
+    schema: pa.Schema,
+    pieces: list[tuple[np.ndarray, pa.Table]],
+    workers: int | None,
 ) -> tuple[list[str | bytes], np.ndarray]:
     """Fast path for an Arrow string array: read its buffer directly, chunk by chunk.
 
@@ -173,7 +186,7 @@ def _arrow_lines(
         return tab if tab is not None else _try_read(buf, schema, len(chunk), "infer")
 
     starts = range(0, len(arr), CHUNK_ROWS)
-    for lo, tab in zip(starts, _each(read, starts), strict=True):
+    for lo, tab in zip(starts, each(read, starts, workers), strict=True):
         n = min(CHUNK_ROWS, len(arr) - lo)
         if tab is not None:
             pieces.append((np.arange(lo, lo + n, dtype=np.int64), tab))
@@ -193,6 +206,7 @@ def _read_span(
     pos: np.ndarray | None,
     *,
     renamed: bool,
+    seen: set[str],
 ) -> None:
     # A text spanning lines, or holding two objects, or blank, shows up as a parse error or
     # a wrong row count: the span is then bisected and its last few rows read one by one.
@@ -200,6 +214,10 @@ def _read_span(
     if renamed:
         buf = _rename_variants(buf)
     fixed: set[str] = set()
+    if not renamed:
+        for key in list(seen):
+            fixed.add(key)
+            buf = _rename_key(buf, key)
     mode = "error"  # as fast as "ignore"; a chunk with unknown keys is read again inferring them
     while True:
         try:
@@ -211,6 +229,7 @@ def _read_span(
             key = exc.key
             if key and key not in fixed and (key in _NUM_KEYS or key in _STR_KEYS):
                 fixed.add(key)
+                seen.add(key)
                 buf = _rename_key(buf, key)
                 continue
             if not renamed:
@@ -227,8 +246,8 @@ def _read_span(
         slow.extend(range(lo, hi))
         return
     mid = (lo + hi) // 2
-    _read_span(lines, lo, mid, schema, pieces, slow, pos, renamed=True)
-    _read_span(lines, mid, hi, schema, pieces, slow, pos, renamed=True)
+    _read_span(lines, lo, mid, schema, pieces, slow, pos, renamed=True, seen=seen)
+    _read_span(lines, mid, hi, schema, pieces, slow, pos, renamed=True, seen=seen)
 
 
 class _Conflict(Exception):
@@ -252,7 +271,7 @@ def _try_read(
         big = len(buf) > _THREADED_BYTES  # a thread hand-off costs more than a small read
         tab = pj.read_json(
             pa.BufferReader(buf),
-            read_options=pj.ReadOptions(use_threads=big, block_size=4 << 20 if big else 1 << 16),
+            read_options=pj.ReadOptions(use_threads=big, block_size=_BLOCK),
             parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior=mode),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:

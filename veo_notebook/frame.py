@@ -66,7 +66,7 @@ import orjson
 import pandas as pd
 
 from . import _frame_build
-from ._frame_read import read_objects
+from ._frame_read import each, read_objects
 from .errors import InputError
 
 __all__ = ["DEFAULT_NAIVE_TZ", "from_raw", "to_frame"]
@@ -80,6 +80,10 @@ log = logging.getLogger(__name__)
 DEFAULT_NAIVE_TZ = "Asia/Shanghai"
 
 _DUMPS_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+#: rows per block: blocks are read and built on worker threads, one after another, so one
+#: block's Python work overlaps another's reading (the JSON reader releases the GIL)
+BLOCK_ROWS = 65_536
 
 
 def to_frame(records: Iterable[Any], *, naive_tz: str = DEFAULT_NAIVE_TZ) -> pd.DataFrame:
@@ -191,10 +195,26 @@ def _frame(
         raise InputError(f"naive_tz {naive_tz!r} is not a known time zone") from exc
     if errors is not None and any(e is not None for e in errors):
         texts = [None if e is not None else t for t, e in zip(texts, errors, strict=True)]
-    env = read_objects(texts, _frame_build.ENVELOPE_SCHEMA, "record")
-    for i, note in notes.items():
-        env.notes[i] = note
-    return _frame_build.build(env, ids, fetched, errors, naive_tz)
+    n = len(texts)
+    spans = [(lo, min(lo + BLOCK_ROWS, n)) for lo in range(0, n, BLOCK_ROWS)] or [(0, 0)]
+    workers = 1 if len(spans) > 1 else None  # blocks on threads, or chunks of one block
+
+    def block(span: tuple[int, int]) -> _frame_build.Block:
+        lo, hi = span
+        env = read_objects(texts[lo:hi], _frame_build.ENVELOPE_SCHEMA, "record", workers=workers)
+        for i, note in notes.items():
+            if lo <= i < hi:
+                env.notes[i - lo] = note
+        part = (lambda seq: None if seq is None else seq[lo:hi]) if len(spans) > 1 else _same
+        return _frame_build.build(
+            env, part(ids), part(fetched), part(errors), naive_tz, workers=workers
+        )
+
+    return _frame_build.finish(each(block, spans))
+
+
+def _same(seq: Any) -> Any:
+    return seq
 
 
 def _as_mapping(rec: Any, i: int) -> Mapping[str, Any]:
