@@ -2,7 +2,8 @@
 
 Input: N envelope texts as the store holds them (the simulator's corpus, written once to an
 NDJSON cache file; not timed). Each approach runs in its own subprocess, which loads the
-texts into a list of str (as ``Store.rows()`` would hand them over), then parses them; the
+texts into a list of UTF-8 ``bytes`` (as ``Store.to_frame`` reads them from SQLite;
+``--input str`` for a list of str, as ``Store.rows()`` hands them over), then parses them; the
 subprocess reports wall time and its peak RSS (``resource.getrusage``), so memory is
 compared honestly, input list included. Baseline and fast runs alternate; the best time of
 each is kept. The fast worker also times Parquet write/read of the frame (zstd, one file).
@@ -47,12 +48,23 @@ def _texts_file(n: int, time_format: str, seed: int) -> Path:
     return path
 
 
-def _load(path: Path) -> list[str]:
+def _load(path: Path, kind: str) -> list[str] | list[bytes]:
+    if kind == "bytes":
+        return path.read_bytes().splitlines()
     with path.open(encoding="utf-8") as f:
         return f.read().splitlines()
 
 
-def _baseline(texts: list[str]) -> int:
+def _rss_mb() -> float:
+    """Resident set size now (Linux), in MB; the peak when /proc is not there."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _baseline(texts: list[str] | list[bytes]) -> int:
     import pandas as pd
 
     records = [json.loads(t) for t in texts]
@@ -64,14 +76,14 @@ def _baseline(texts: list[str]) -> int:
     return len(df)
 
 
-def _worker(kind: str, path: Path, out: Path | None) -> dict[str, float]:
+def _worker(kind: str, path: Path, out: Path | None, input_kind: str) -> dict[str, float]:
     import pandas as pd  # imports are not timed (both sides need pandas anyway)
 
     from veo_notebook.frame import from_raw
 
     del pd
-    texts = _load(path)
-    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    texts = _load(path, input_kind)
+    rss_loaded = _rss_mb()
     result: dict[str, float] = {}
     ru = resource.getrusage(resource.RUSAGE_SELF)
     cpu0 = ru.ru_utime + ru.ru_stime
@@ -86,7 +98,7 @@ def _worker(kind: str, path: Path, out: Path | None) -> dict[str, float]:
     result["cpu_seconds"] = ru.ru_utime + ru.ru_stime - cpu0
     result["rows"] = rows
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result["loaded_rss_mb"] = rss_loaded / 1024
+    result["loaded_rss_mb"] = rss_loaded
     if kind == "fast" and out is not None:
         from veo_notebook.export import read_parquet, to_parquet
 
@@ -102,8 +114,8 @@ def _worker(kind: str, path: Path, out: Path | None) -> dict[str, float]:
     return result
 
 
-def _run(kind: str, path: Path, out: Path | None) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "--worker", kind, "--input", str(path)]
+def _run(kind: str, path: Path, out: Path | None, input_kind: str) -> dict[str, float]:
+    cmd = [sys.executable, __file__, "--worker", kind, "--texts", str(path), "--input", input_kind]
     if out is not None:
         cmd += ["--parquet-out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -119,15 +131,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-format", default="plain", choices=["plain", "iso", "epoch_ms", "mixed"])
     ap.add_argument("--repeat", type=int, default=None, help="runs of each (default 1, quick 2)")
     ap.add_argument("--worker", choices=["baseline", "fast"], help=argparse.SUPPRESS)
-    ap.add_argument("--input", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--input", choices=["bytes", "str"], default="bytes", help="texts as (default: bytes)"
+    )
+    ap.add_argument("--texts", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--parquet-out", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        print(json.dumps(_worker(args.worker, args.input, args.parquet_out)))
+        print(json.dumps(_worker(args.worker, args.texts, args.parquet_out, args.input)))
         return 0
     n = 100_000 if args.quick else args.n
     repeat = args.repeat or (2 if args.quick else 1)
-    print(f"parse benchmark: {n:,} records, time format {args.time_format}, {os.cpu_count()} cpus")
+    print(
+        f"parse benchmark: {n:,} records, time format {args.time_format}, "
+        f"texts as {args.input}, {os.cpu_count()} cpus"
+    )
     path = _texts_file(n, args.time_format, 0)
     print(f"  input: {path.stat().st_size / 1e6:,.0f} MB of NDJSON")
     runs: dict[str, list[dict[str, float]]] = {"baseline": [], "fast": []}
@@ -135,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(repeat):
             for kind in ("baseline", "fast"):
                 out = Path(tmp) / f"frame-{i}.parquet" if kind == "fast" else None
-                r = _run(kind, path, out)
+                r = _run(kind, path, out, args.input)
                 runs[kind].append(r)
                 secs, rss = r["seconds"], r["peak_rss_mb"]
                 print(f"  run {i + 1} {kind:8s} {secs:8.2f} s  peak RSS {rss:8.0f} MB", flush=True)

@@ -147,19 +147,19 @@ def test_csv_escapes_formula_cells_but_not_ids(tmp_path: Path) -> None:
         pd.DataFrame(
             {
                 "task_id": ["-id1", "id2", "id3"],
-                "prompt": ["=HYPERLINK(\"http://x\")", "+1", "a calm sea"],
+                "prompt": ['=HYPERLINK("http://x")', "+1", "a calm sea"],
                 "error_message": ["@SUM(A1)", None, "-minus"],
             }
         )
     )
     back = pd.read_csv(to_csv(df, tmp_path / "t.csv"), dtype=str, keep_default_na=False)
     assert back["task_id"].tolist() == ["-id1", "id2", "id3"]
-    assert back["prompt"].tolist() == ["'=HYPERLINK(\"http://x\")", "'+1", "a calm sea"]
+    assert back["prompt"].tolist() == ['\'=HYPERLINK("http://x")', "'+1", "a calm sea"]
     assert back["error_message"].tolist() == ["'@SUM(A1)", "", "'-minus"]
     raw = pd.read_csv(
         to_csv(df, tmp_path / "raw.csv", escape_formulas=False), dtype=str, keep_default_na=False
     )
-    assert raw["prompt"].tolist() == ["=HYPERLINK(\"http://x\")", "+1", "a calm sea"]
+    assert raw["prompt"].tolist() == ['=HYPERLINK("http://x")', "+1", "a calm sea"]
 
 
 @pytest.mark.parametrize("partition", [None, "create_date"])

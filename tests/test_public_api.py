@@ -47,8 +47,15 @@ def test_every_public_name_resolves():
 
 
 def test_errors_form_one_tree():
-    for name in ["ConfigError", "InputError", "ApiError", "AuthError", "TransientError",
-                 "StoreError", "SchemaVersionError"]:
+    for name in [
+        "ConfigError",
+        "InputError",
+        "ApiError",
+        "AuthError",
+        "TransientError",
+        "StoreError",
+        "SchemaVersionError",
+    ]:
         assert issubclass(getattr(veo_notebook, name), veo_notebook.VeoError)
     assert issubclass(veo_notebook.AuthError, veo_notebook.ApiError)
     assert issubclass(veo_notebook.InputError, ValueError)

@@ -7,6 +7,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from veo_notebook import SchemaVersionError, Store, StoreError
@@ -109,6 +110,22 @@ def test_memory_store_and_to_frame(tmp_path: Path) -> None:
     assert df["task_id"].tolist() == ["a", "b"]
     assert df["status"].astype(object).tolist()[0] == "success"
     assert df["fetch_error"].isna().tolist() == [True, False]
+
+
+def test_to_frame_reads_utf8_bytes_and_equals_the_row_path(tmp_path: Path) -> None:
+    # Store.to_frame hands the raw UTF-8 bytes to from_raw; same frame as to_frame(rows)
+    from veo_notebook import to_frame
+
+    with Store(tmp_path / "s.sqlite") as st:
+        st.put("a", _env(1, "a").replace('"success"', '"成功 ✓"'), fetched_at=1.7e9)
+        st.put("b", None, fetched_at=1.7e9, fetch_error=NULL)
+        st.put("c", "{broken", fetched_at=1.7e9)
+        st.put("d", _env(2, "d"), fetched_at=1.7e9)
+        for ids in (None, ["d", "zz", "a", "c", "b", "a"]):
+            fast, rows = st.to_frame(ids), to_frame(st.rows(ids))
+            assert fast["task_id"].tolist() == [r["task_id"] for r in st.rows(ids)]
+            pd.testing.assert_frame_equal(fast, rows)
+        assert st.to_frame([]).empty
 
 
 def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:

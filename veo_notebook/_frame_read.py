@@ -52,13 +52,15 @@ def _rename_variants(buf: bytes) -> bytes:
     return _STR.sub(rb'"\1__str"\2', _NUM.sub(rb'"\1__num"\2', buf))
 
 
-def _rename_key(buf: bytes, key: str) -> bytes:
+def _rename_key(buf: bytes, key: str, *, compact_only: bool = False) -> bytes:
     """Rename one key's variant-typed values; the compact spelling goes by plain replace."""
     k = key.encode()
     if key in _STR_KEYS:
-        parts = buf.split(b'"' + k + b'":"')  # split+join: twice as fast as bytes.replace
+        parts = buf.split(b'"' + k + b'":"')  # split+join: faster than bytes.replace
         if len(parts) > 1:
             return (b'"' + k + b'__str":"').join(parts)
+        if compact_only:
+            return buf
         return re.sub(rb'"(' + k + rb')"(\s*:\s*)(?=")', rb'"\1__str"\2', buf)
     return re.sub(rb'"(' + k + rb')"(\s*:\s*)(?=[-0-9])', rb'"\1__num"\2', buf)
 
@@ -110,7 +112,7 @@ def read_objects(
     else:
         items: list[Any] = texts if isinstance(texts, list) else list(texts)
         lines, pos = items, None
-        if None in items or "" in items or b"" in items:
+        if not all(items):  # a None or empty text
             lines, pos = _compact(items)
     spans = [(lo, min(lo + CHUNK_ROWS, len(lines))) for lo in range(0, len(lines), CHUNK_ROWS)]
     seen: set[str] = set()  # variant keys met in one chunk are renamed up front in the next
@@ -149,6 +151,11 @@ def _to_bytes(t: str | bytes) -> bytes:
 
 def _join(chunk: list[str | bytes]) -> bytes:
     """Newline-joined UTF-8 (encoded one chunk at a time: the input is never copied whole)."""
+    if chunk and isinstance(chunk[0], bytes):  # as the store hands them over
+        try:
+            return b"\n".join(chunk)  # type: ignore[arg-type]
+        except TypeError:
+            pass
     try:
         return b"\n".join([t.encode() for t in chunk])  # type: ignore[union-attr]
     except (AttributeError, UnicodeError):
@@ -211,13 +218,11 @@ def _read_span(
     # A text spanning lines, or holding two objects, or blank, shows up as a parse error or
     # a wrong row count: the span is then bisected and its last few rows read one by one.
     buf = _join(lines[lo:hi])
+    fixed = set() if renamed else set(seen)
     if renamed:
         buf = _rename_variants(buf)
-    fixed: set[str] = set()
-    if not renamed:
-        for key in list(seen):
-            fixed.add(key)
-            buf = _rename_key(buf, key)
+    for key in sorted(fixed):  # a url key's compact spelling only: a split and a join
+        buf = _rename_key(buf, key, compact_only=True)
     mode = "error"  # as fast as "ignore"; a chunk with unknown keys is read again inferring them
     while True:
         try:

@@ -337,10 +337,26 @@ class Store:
         return [_row(found[i]) for i in order if i in found]
 
     def to_frame(self, ids: Iterable[str] | None = None) -> pd.DataFrame:
-        """The typed frame of the stored rows (see :meth:`rows`)."""
-        from .frame import to_frame
+        """The typed frame of the stored rows (see :meth:`rows`).
 
-        return to_frame(self.rows(ids))
+        The raw texts go to :func:`~veo_notebook.frame.from_raw` as the UTF-8 bytes SQLite
+        holds (no decoding to ``str`` and encoding back).
+        """
+        from .frame import from_raw
+
+        cols = "SELECT task_id, CAST(raw AS BLOB), fetched_at, fetch_error FROM records"
+        if ids is None:
+            found = self._query(cols + " ORDER BY rowid")
+        else:
+            order = list(dict.fromkeys(ids))
+            by_id = {r[0]: r for r in self._chunked(cols + " WHERE task_id IN ({marks})", order)}
+            found = [by_id[i] for i in order if i in by_id]
+        return from_raw(
+            [r[1] for r in found],
+            [r[0] for r in found],
+            [r[2] for r in found],
+            [r[3] for r in found],
+        )
 
     def ids(self) -> list[str]:
         """Every task id held, in insertion order."""
