@@ -136,13 +136,11 @@ def build(
         notes.setdefault(row, []).append(text)
     pj_null = has_data & ~np.asarray(pj.is_valid())
     note(np.flatnonzero(pj_null), "paramJson is null")
-    short = np.flatnonzero(
-        has_data & np.asarray(pc.fill_null(pc.less(pc.binary_length(pj), 16), False))
-    )
-    pj_empty = [
-        r for r, v in zip(short.tolist(), pj.take(short).to_pylist(), strict=True) if not v.strip()
-    ]
-    note(pj_empty, "paramJson is empty")
+    short = has_data & np.asarray(pc.fill_null(pc.less(pc.binary_length(pj), 16), False))
+    if short.any():  # a filter, not a take: no copy of the whole chunked column
+        values = pc.filter(pj, pa.array(short)).to_pylist()
+        rows = np.flatnonzero(short).tolist()
+        note([r for r, v in zip(rows, values, strict=True) if not v.strip()], "paramJson is empty")
     p = {name: par.table.column(name).combine_chunks() for name in PARAM_SCHEMA.names}
 
     cols: dict[str, Any] = {}
@@ -259,10 +257,11 @@ def _sparse_strings(n: int, values: dict[int, str]) -> pa.Array:
     return pa.array(out, _S)
 
 
-def _first(lst: pa.Array | pa.ChunkedArray) -> pa.Array:
+def _first(lst: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """First element of each list (null when the list is null or empty)."""
-    if isinstance(lst, pa.ChunkedArray):
-        lst = lst.combine_chunks()
+    if isinstance(lst, pa.ChunkedArray):  # chunk by chunk: no copy of the whole column
+        parts = [_first(c) for c in lst.chunks]
+        return pa.chunked_array(parts, lst.type.value_type)
     offsets = np.asarray(lst.offsets)
     length = np.diff(offsets)
     ok = (length > 0) & np.asarray(lst.is_valid())
@@ -285,13 +284,15 @@ def _urls(lst: pa.Array | pa.ChunkedArray, text: pa.Array | pa.ChunkedArray) -> 
     """List column, with the rows given as a string ``'[a, b]'`` split into lists."""
     if text.null_count == len(text):
         return lst
-    if isinstance(lst, pa.ChunkedArray):
-        lst = lst.combine_chunks()
-    rows = np.flatnonzero(np.asarray(text.is_valid()))
-    parsed = [_split_urls(v) for v in text.take(pa.array(rows)).to_pylist()]
-    take = np.arange(len(lst), dtype=np.int64)
-    take[rows] = len(lst) + np.arange(len(rows))
-    return pa.concat_arrays([lst, pa.array(parsed, _LS)]).take(pa.array(take))
+    given = np.asarray(text.is_valid())
+    parsed = [_split_urls(v) for v in pc.filter(text, pa.array(given)).to_pylist()]
+    lengths = np.zeros(len(lst), dtype=np.int32)
+    lengths[given] = [len(v) for v in parsed]
+    offsets = np.zeros(len(lst) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    values = pa.array([u for v in parsed for u in v], _S)
+    split = pa.ListArray.from_arrays(pa.array(offsets), values, mask=pa.array(~given))
+    return pc.if_else(pa.array(given), split, lst)
 
 
 def _split_urls(value: str) -> list[str]:

@@ -94,6 +94,7 @@ def read_objects(
     aliases: Mapping[str, str] | None = None,
     *,
     workers: int | None = None,
+    variants: set[str] | None = None,
 ) -> Result:
     """Read JSON object texts into a table of ``schema`` (one row per text, in order).
 
@@ -102,6 +103,8 @@ def read_objects(
     in notes ("record", "paramJson"). ``aliases`` maps rarer spellings of top-level keys
     to the schema's name (the first spelling present wins). ``workers``: threads for the
     chunks (default :data:`WORKERS`; 1 when the caller already runs on several threads).
+    ``variants``: keys met with their variant type so far, renamed up front in every chunk
+    (pass one set to the calls that read parts of the same texts).
     """
     n = len(texts)
     pieces: list[tuple[np.ndarray, pa.Table]] = []  # (input rows, table)
@@ -115,7 +118,7 @@ def read_objects(
         if not all(items):  # a None or empty text
             lines, pos = _compact(items)
     spans = [(lo, min(lo + CHUNK_ROWS, len(lines))) for lo in range(0, len(lines), CHUNK_ROWS)]
-    seen: set[str] = set()  # variant keys met in one chunk are renamed up front in the next
+    seen = set() if variants is None else variants  # met in one chunk: renamed in the next
 
     def read(span: tuple[int, int]) -> None:
         _read_span(lines, span[0], span[1], schema, pieces, slow, pos, renamed=False, seen=seen)

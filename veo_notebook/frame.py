@@ -198,10 +198,13 @@ def _frame(
     n = len(texts)
     spans = [(lo, min(lo + BLOCK_ROWS, n)) for lo in range(0, n, BLOCK_ROWS)] or [(0, 0)]
     workers = 1 if len(spans) > 1 else None  # blocks on threads, or chunks of one block
+    variants: set[str] = set()  # one block's type variants are renamed up front in the next
 
     def block(span: tuple[int, int]) -> _frame_build.Block:
         lo, hi = span
-        env = read_objects(texts[lo:hi], _frame_build.ENVELOPE_SCHEMA, "record", workers=workers)
+        env = read_objects(
+            texts[lo:hi], _frame_build.ENVELOPE_SCHEMA, "record", workers=workers, variants=variants
+        )
         for i, note in notes.items():
             if lo <= i < hi:
                 env.notes[i - lo] = note
