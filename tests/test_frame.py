@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
 from veo_notebook import _frame_read, schema
+from veo_notebook import frame as frame_module
 from veo_notebook.errors import InputError
 from veo_notebook.frame import from_raw, to_frame
 from veo_notebook.simulator import corpus
@@ -448,6 +449,27 @@ def test_threaded_chunks_with_odd_param_texts_equal_the_slow_path(
     assert fast.loc[2, "parse_note"] == "paramJson is empty"
     assert fast.loc[4, "image_urls"] == ["http://x/1.png", "http://x/2.png"]
     assert "newParamKey" in fast.loc[18, "extra"]
+
+
+def test_blocks_on_threads_equal_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    # many small blocks read and built on two threads give the one-block frame, row for row:
+    # ids, fetch errors, broken texts and type variants on both sides of block boundaries
+    texts: list[Any] = list(corpus.iter_raw_texts(1200, time_format="mixed"))
+    texts[5] = texts[5].replace('"successFlag":', '"newTopKey":{"a":1},"successFlag":')
+    texts[96] = "{broken"
+    texts[97] = None
+    texts[98] = b"\xff not utf-8"
+    ids = [f"id{i}" for i in range(len(texts))]
+    errors = [("500 Internal Error" if i % 211 == 7 else None) for i in range(len(texts))]
+    fetched = [1.7e9 + i for i in range(len(texts))]
+    one = from_raw(texts, ids, fetched, errors)
+    monkeypatch.setattr(frame_module, "BLOCK_ROWS", 97)
+    monkeypatch.setattr(_frame_read, "CHUNK_ROWS", 40)
+    many = from_raw(texts, ids, fetched, errors)
+    pd.testing.assert_frame_equal(many, one)
+    assert isinstance(many.index, pd.RangeIndex) and many["task_id"].tolist() == ids
+    assert many.loc[7, "fetch_error"] == "500 Internal Error"
+    assert "newTopKey" in many.loc[5, "extra"] and pd.notna(many.loc[96, "parse_note"])
 
 
 def test_matches_the_corpus_truth() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import orjson
@@ -96,14 +96,6 @@ def fields(arr: pa.Array | pa.ChunkedArray) -> dict[str, pa.ChunkedArray]:
     return {arr.type.field(i).name: pc.struct_field(arr, [i]) for i in range(arr.type.num_fields)}
 
 
-class Block(NamedTuple):
-    """One block of rows, built: Arrow columns, and status / task-type category codes."""
-
-    table: pa.Table
-    status: np.ndarray
-    task_type: np.ndarray
-
-
 def build(
     env: Result,
     ids: Sequence[str | None] | None,
@@ -112,8 +104,12 @@ def build(
     naive_tz: str,
     *,
     workers: int | None = None,
-) -> Block:
-    """Build a block's columns from its envelope read (reading its paramJson on the way)."""
+) -> pd.DataFrame:
+    """A block's frame, from its envelope read (reading its paramJson on the way).
+
+    Built on the block's worker thread, pandas conversion included: only the final
+    :func:`finish` (a concatenation) runs once for the whole input.
+    """
     n = env.table.num_rows
     top = env.table
     data_arr = top.column("data")
@@ -221,7 +217,11 @@ def build(
     cols["param_json"] = pj
     cols["extra"] = _extra_column(n, env, par, p["index"], r["imageUrls"])
     cols["parse_note"] = _sparse_strings(n, {i: "; ".join(v) for i, v in notes.items()})
-    return Block(pa.table(cols), status, ttype)
+    df = pa.table(cols).to_pandas(types_mapper=_mapper)
+    dt = schema.dtypes()
+    df["status"] = pd.Categorical.from_codes(status, dtype=dt["status"])
+    df["task_type"] = pd.Categorical.from_codes(ttype, dtype=dt["task_type"])
+    return schema.enforce(df)
 
 
 def _fetch_errors(top: pa.Table, errors: Sequence[str | None] | None, n: int) -> pa.Array:
@@ -370,16 +370,11 @@ def _mapper(t: pa.DataType) -> Any:
     return None
 
 
-def finish(blocks: Sequence[Block]) -> pd.DataFrame:
-    """The blocks, in order, as one frame of the schema's dtypes."""
-    table = pa.concat_tables([b.table for b in blocks]) if len(blocks) > 1 else blocks[0].table
-    df = table.to_pandas(types_mapper=_mapper)
-    dt = schema.dtypes()
-    status = np.concatenate([b.status for b in blocks])
-    ttype = np.concatenate([b.task_type for b in blocks])
-    df["status"] = pd.Categorical.from_codes(status, dtype=dt["status"])
-    df["task_type"] = pd.Categorical.from_codes(ttype, dtype=dt["task_type"])
-    return schema.enforce(df)
+def finish(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The blocks' frames, in order, as one frame (dtypes kept, a fresh RangeIndex)."""
+    if len(frames) == 1:
+        return frames[0]
+    return pd.concat(frames, ignore_index=True)
 
 
 def _utc(values: np.ndarray) -> pa.Array:

@@ -203,7 +203,7 @@ def _frame(
     workers = 1 if len(spans) > 1 else None  # blocks on threads, or chunks of one block
     variants: set[str] = set()  # one block's type variants are renamed up front in the next
 
-    def block(span: tuple[int, int]) -> _frame_build.Block:
+    def block(span: tuple[int, int]) -> pd.DataFrame:
         lo, hi = span
         env = read_objects(
             texts[lo:hi], _frame_build.ENVELOPE_SCHEMA, "record", workers=workers, variants=variants
