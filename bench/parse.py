@@ -3,10 +3,12 @@
 Input: N envelope texts as the store holds them (the simulator's corpus, written once to an
 NDJSON cache file; not timed). Each approach runs in its own subprocess, which loads the
 texts into a list of UTF-8 ``bytes`` (as ``Store.to_frame`` reads them from SQLite;
-``--input str`` for a list of str, as ``Store.rows()`` hands them over), then parses them; the
-subprocess reports wall time and its peak RSS (``resource.getrusage``), so memory is
-compared honestly, input list included. Baseline and fast runs alternate; the best time of
-each is kept. The fast worker also times Parquet write/read of the frame (zstd, one file).
+``--input str`` for a list of str, as ``Store.rows()`` hands them over), then parses them
+``--repeat`` times (timeit's rule: the best run is the measure; the first, which also pays
+for growing the process's memory, is reported too) and reports wall and CPU time and its
+peak RSS (``resource.getrusage``), so memory is compared honestly, input list included.
+``--rounds`` processes of each alternate. The fast worker also times Parquet write/read of
+the frame (zstd, one file).
 
 Baseline ("the plain pandas approach"): ``json.loads`` per record, ``pd.json_normalize`` of
 the ``data`` objects, ``apply(json.loads)`` on paramJson and ``json_normalize`` again,
@@ -19,6 +21,7 @@ the ``data`` objects, ``apply(json.loads)`` on paramJson and ``json_normalize`` 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -76,7 +79,9 @@ def _baseline(texts: list[str] | list[bytes]) -> int:
     return len(df)
 
 
-def _worker(kind: str, path: Path, out: Path | None, input_kind: str) -> dict[str, float]:
+def _worker(
+    kind: str, path: Path, out: Path | None, input_kind: str, repeat: int
+) -> dict[str, float]:
     import pandas as pd  # imports are not timed (both sides need pandas anyway)
 
     from veo_notebook.frame import from_raw
@@ -91,17 +96,24 @@ def _worker(kind: str, path: Path, out: Path | None, input_kind: str) -> dict[st
         from_raw(texts[:2000])
     rss_loaded = _rss_mb()
     result: dict[str, float] = {}
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    cpu0 = ru.ru_utime + ru.ru_stime
-    t = time.perf_counter()
-    if kind == "baseline":
-        rows = _baseline(texts)
-    else:
-        df = from_raw(texts)
-        rows = len(df)
-    result["seconds"] = time.perf_counter() - t
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    result["cpu_seconds"] = ru.ru_utime + ru.ru_stime - cpu0
+    for i in range(repeat):  # the first parse also pays for the process's memory growth
+        df = None
+        gc.collect()
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        cpu0 = ru.ru_utime + ru.ru_stime
+        t = time.perf_counter()
+        if kind == "baseline":
+            rows = _baseline(texts)
+        else:
+            df = from_raw(texts)
+            rows = len(df)
+        secs = time.perf_counter() - t
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = ru.ru_utime + ru.ru_stime - cpu0
+        if i == 0:
+            result["first_seconds"], result["first_cpu_seconds"] = secs, cpu
+        if secs < result.get("seconds", float("inf")):
+            result["seconds"], result["cpu_seconds"] = secs, cpu
     result["rows"] = rows
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["loaded_rss_mb"] = rss_loaded
@@ -120,8 +132,9 @@ def _worker(kind: str, path: Path, out: Path | None, input_kind: str) -> dict[st
     return result
 
 
-def _run(kind: str, path: Path, out: Path | None, input_kind: str) -> dict[str, float]:
+def _run(kind: str, path: Path, out: Path | None, input_kind: str, repeat: int) -> dict[str, float]:
     cmd = [sys.executable, __file__, "--worker", kind, "--texts", str(path), "--input", input_kind]
+    cmd += ["--repeat", str(repeat)]
     if out is not None:
         cmd += ["--parquet-out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -135,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=1_000_000, help="records (default: %(default)s)")
     ap.add_argument("--quick", action="store_true", help="100,000 records")
     ap.add_argument("--time-format", default="plain", choices=["plain", "iso", "epoch_ms", "mixed"])
-    ap.add_argument("--repeat", type=int, default=2, help="runs of each, best kept (default 2)")
+    ap.add_argument(
+        "--repeat", type=int, default=2, help="parses per process, best kept (default 2)"
+    )
+    ap.add_argument("--rounds", type=int, default=1, help="processes of each (default 1)")
     ap.add_argument("--worker", choices=["baseline", "fast"], help=argparse.SUPPRESS)
     ap.add_argument(
         "--input", choices=["bytes", "str"], default="bytes", help="texts as (default: bytes)"
@@ -144,10 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parquet-out", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        print(json.dumps(_worker(args.worker, args.texts, args.parquet_out, args.input)))
+        result = _worker(args.worker, args.texts, args.parquet_out, args.input, args.repeat)
+        print(json.dumps(result))
         return 0
     n = 100_000 if args.quick else args.n
-    repeat = args.repeat
+    repeat, rounds = max(1, args.repeat), max(1, args.rounds)
     print(
         f"parse benchmark: {n:,} records, time format {args.time_format}, "
         f"texts as {args.input}, {os.cpu_count()} cpus"
@@ -156,23 +173,35 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  input: {path.stat().st_size / 1e6:,.0f} MB of NDJSON")
     runs: dict[str, list[dict[str, float]]] = {"baseline": [], "fast": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(repeat):
+        for i in range(rounds):
             for kind in ("baseline", "fast"):
                 out = Path(tmp) / f"frame-{i}.parquet" if kind == "fast" else None
-                r = _run(kind, path, out, args.input)
+                r = _run(kind, path, out, args.input, repeat)
                 runs[kind].append(r)
-                secs, rss = r["seconds"], r["peak_rss_mb"]
-                print(f"  run {i + 1} {kind:8s} {secs:8.2f} s  peak RSS {rss:8.0f} MB", flush=True)
+                first, secs, rss = r["first_seconds"], r["seconds"], r["peak_rss_mb"]
+                print(
+                    f"  process {i + 1} {kind:8s} first {first:7.2f} s  best of {repeat} "
+                    f"{secs:7.2f} s  peak RSS {rss:7.0f} MB",
+                    flush=True,
+                )
     best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
     peak = {k: min(r["peak_rss_mb"] for r in v) for k, v in runs.items()}
     b, f = best["baseline"], best["fast"]
+    first = {k: min(v, key=lambda r: r["first_seconds"]) for k, v in runs.items()}
+    bf, ff = first["baseline"], first["fast"]
     rows = [
         ("records", f"{n:,}", f"{n:,}", ""),
         (
-            "parse time (s)",
+            f"parse time, best of {repeat} (s)",
             f"{b['seconds']:.2f}",
             f"{f['seconds']:.2f}",
             f"{b['seconds'] / f['seconds']:.1f}x faster",
+        ),
+        (
+            "first parse in a process (s)",
+            f"{bf['first_seconds']:.2f}",
+            f"{ff['first_seconds']:.2f}",
+            f"{bf['first_seconds'] / ff['first_seconds']:.1f}x faster",
         ),
         (
             "CPU time, all threads (s)",
