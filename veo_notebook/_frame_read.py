@@ -31,10 +31,7 @@ from ._frame_rows import conform_text, drop_nulls, put
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 16_384  # rows per reader call: bounds the transient buffers (~12 MB of text)
-#: the reader's own threads stay off: chunks (and the frame's blocks) already run on
-#: :data:`WORKERS` threads, and a second layer of threads only adds hand-offs (measured
-#: 7 % more CPU on 1M records)
-_BLOCK = 4 << 20
+_BLOCK = 4 << 20  # the reader's block size
 _SMALL = 8  # bisect down to spans of this many rows, then read them one by one
 #: chunks are read by this many Python threads (the reader releases the GIL, so one thread
 #: joins/encodes the next chunk while another is in the reader)
@@ -226,8 +223,8 @@ def _read_span(
     fixed = set() if renamed else set(seen)
     if renamed:
         buf = _rename_variants(buf)
-    for key in sorted(fixed):  # a url key's compact spelling only: a split and a join
-        buf = _rename_key(buf, key, compact_only=True)
+    for k in sorted(fixed):  # met before: a url key by its compact spelling, a time by regex
+        buf = _rename_key(buf, k, compact_only=True)
     mode = "error"  # as fast as "ignore"; a chunk with unknown keys is read again inferring them
     while True:
         try:
@@ -280,6 +277,8 @@ def _try_read(
     try:
         tab = pj.read_json(
             pa.BufferReader(buf),
+            # the reader's own threads stay off: chunks (and the frame's blocks) already run
+            # on several threads, and a second layer only adds hand-offs (7 % more CPU at 1M)
             read_options=pj.ReadOptions(use_threads=False, block_size=_BLOCK),
             parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior=mode),
         )

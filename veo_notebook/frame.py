@@ -43,8 +43,8 @@ Rows are split into blocks of :data:`BLOCK_ROWS`, read and built on :data:`BLOCK
 threads: while one block's Python work runs, :func:`pyarrow.json.read_json` (which
 releases the GIL) reads another's texts with an explicit schema, 16k rows per call, then
 the nested paramJson texts the same way; times, status, task type and URLs are computed
-column-wise with Arrow kernels. Measured on the simulator's records (CPU seconds per 65k records,
-one core): json.loads 2.2, orjson.loads alone 1.1, pyarrow.json 0.55-0.7, so the
+column-wise with Arrow kernels. Measured on the simulator's records (CPU seconds per 65k
+records, one core): json.loads 2.2, orjson.loads alone 1.1, pyarrow.json 0.55-0.7, so the
 columnar reader was chosen (DuckDB's ``json_transform`` is faster unvalidated, but no
 faster once unknown keys and value types are checked as this reader does). Rows the
 reader refuses (type variants, broken texts) are bisected out and read one by one
@@ -85,8 +85,8 @@ DEFAULT_NAIVE_TZ = "Asia/Shanghai"
 
 _DUMPS_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
-#: rows per block: blocks are read and built on worker threads, one after another, so one
-#: block's Python work overlaps another's reading (the JSON reader releases the GIL)
+#: rows per block: each block is read and built on one of :data:`BLOCK_WORKERS` threads, so
+#: one block's Python work overlaps others' reading (the JSON reader releases the GIL)
 BLOCK_ROWS = 65_536
 #: threads for the blocks: twice the cores (at most 8), so that while some hold the GIL for
 #: their Python work the others keep the cores busy in the reader (measured on 2 cores and
@@ -216,16 +216,15 @@ def _frame(
         for i, note in notes.items():
             if lo <= i < hi:
                 env.notes[i - lo] = note
-        part = (lambda seq: None if seq is None else seq[lo:hi]) if len(spans) > 1 else _same
+
+        def part(seq: Sequence[Any] | None) -> Sequence[Any] | None:
+            return None if seq is None else seq[lo:hi]
+
         return _frame_build.build(
             env, part(ids), part(fetched), part(errors), naive_tz, workers=workers
         )
 
     return _frame_build.finish(each(block, spans, BLOCK_WORKERS))
-
-
-def _same(seq: Any) -> Any:
-    return seq
 
 
 def _as_mapping(rec: Any, i: int) -> Mapping[str, Any]:

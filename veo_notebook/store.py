@@ -329,12 +329,7 @@ class Store:
         ...     [r["task_id"] for r in s.rows(["a", "b"])]
         ['b']
         """
-        cols = "SELECT task_id, raw, fetched_at, fetch_error FROM records"
-        if ids is None:
-            return [_row(r) for r in self._query(cols + " ORDER BY rowid")]
-        order = list(dict.fromkeys(ids))
-        found = {r[0]: r for r in self._chunked(cols + " WHERE task_id IN ({marks})", order)}
-        return [_row(found[i]) for i in order if i in found]
+        return [_row(r) for r in self._select("raw", ids)]
 
     def to_frame(self, ids: Iterable[str] | None = None) -> pd.DataFrame:
         """The typed frame of the stored rows (see :meth:`rows`).
@@ -344,19 +339,23 @@ class Store:
         """
         from .frame import from_raw
 
-        cols = "SELECT task_id, CAST(raw AS BLOB), fetched_at, fetch_error FROM records"
-        if ids is None:
-            found = self._query(cols + " ORDER BY rowid")
-        else:
-            order = list(dict.fromkeys(ids))
-            by_id = {r[0]: r for r in self._chunked(cols + " WHERE task_id IN ({marks})", order)}
-            found = [by_id[i] for i in order if i in by_id]
+        found = self._select("CAST(raw AS BLOB)", ids)
         return from_raw(
             [r[1] for r in found],
             [r[0] for r in found],
             [r[2] for r in found],
             [r[3] for r in found],
         )
+
+    def _select(self, raw: str, ids: Iterable[str] | None) -> list[tuple[Any, ...]]:
+        """(task_id, ``raw`` expression, fetched_at, fetch_error) of ``ids`` in their order
+        (ids not held skipped), or of every row in insertion order."""
+        cols = f"SELECT task_id, {raw}, fetched_at, fetch_error FROM records"
+        if ids is None:
+            return self._query(cols + " ORDER BY rowid")
+        order = list(dict.fromkeys(ids))
+        found = {r[0]: r for r in self._chunked(cols + " WHERE task_id IN ({marks})", order)}
+        return [found[i] for i in order if i in found]
 
     def ids(self) -> list[str]:
         """Every task id held, in insertion order."""
