@@ -1,11 +1,11 @@
 """Columnar reading of JSON object texts into an Arrow table of a fixed schema (private).
 
 The fast path hands newline-joined texts to :func:`pyarrow.json.read_json` with an explicit
-schema, in chunks (multithreaded, no Python object per value). A chunk the reader refuses
+schema, in chunks on worker threads (no Python object per value). A chunk the reader refuses
 (a value of an unexpected type, a line that is not an object) is retried once with the
 known type variants renamed (``"createTime": 1773…`` → ``"createTime__num": 1773…``,
 ``"resultUrls": "[…]"`` → ``"resultUrls__str": "[…]"``), then bisected; the few rows left
-go through :func:`_conform`, a per-row Python reader that produces exactly the same
+go through ``_frame_rows.conform_text``, a per-row Python reader that produces exactly the same
 columns and never fails. Rows are put back in input order.
 
 Keys the schema does not name are kept, per row, in a nested ``dict`` of extras
