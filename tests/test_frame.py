@@ -472,6 +472,63 @@ def test_blocks_on_threads_equal_one_block(monkeypatch: pytest.MonkeyPatch) -> N
     assert "newTopKey" in many.loc[5, "extra"] and pd.notna(many.loc[96, "parse_note"])
 
 
+def test_collector_paused_during_a_parse_and_restored_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the build runs with the cyclic collector off; afterwards it is back as it was, also
+    # when the parse fails, and when two parses overlap on threads
+    import gc
+    import threading
+
+    seen: list[bool] = []
+    real_build = frame_module._frame_build.build
+
+    def build(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        seen.append(gc.isenabled())
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(frame_module._frame_build, "build", build)
+    texts = list(corpus.iter_raw_texts(50))
+    assert gc.isenabled()
+    from_raw(texts)
+    assert seen == [False] and gc.isenabled()
+
+    def boom(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(frame_module._frame_build, "build", boom)
+    with pytest.raises(RuntimeError):
+        from_raw(texts)
+    assert gc.isenabled()
+    monkeypatch.setattr(frame_module._frame_build, "build", build)
+
+    gc.disable()
+    try:
+        from_raw(texts)
+        assert not gc.isenabled()  # a collector the caller turned off stays off
+    finally:
+        gc.enable()
+
+    inside = threading.Event()
+    release = threading.Event()
+
+    def slow_build(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        inside.set()
+        release.wait(10)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(frame_module._frame_build, "build", slow_build)
+    t = threading.Thread(target=from_raw, args=(texts,))
+    t.start()
+    assert inside.wait(10)
+    with frame_module.gc_paused():
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # the other parse still runs: the pause holds
+    release.set()
+    t.join(10)
+    assert gc.isenabled()
+
+
 def test_matches_the_corpus_truth() -> None:
     tasks = corpus.make_block(0, 0)
     envs = [corpus.envelope(t, corpus.DEFAULT_ANCHOR, "mixed") for t in tasks]

@@ -58,12 +58,15 @@ reader refuses (type variants, broken texts) are bisected out and read one by on
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import json
 import logging
 import os
+import threading
 import zoneinfo
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -224,7 +227,45 @@ def _frame(
             env, part(ids), part(fetched), part(errors), naive_tz, workers=workers
         )
 
-    return _frame_build.finish(each(block, spans, BLOCK_WORKERS))
+    with gc_paused():
+        return _frame_build.finish(each(block, spans, BLOCK_WORKERS))
+
+
+_gc_lock = threading.Lock()
+_gc_holders = 0  # parses running with the collector paused by us
+_gc_resume = False  # whether the last of them turns it back on
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the block (and resume it after).
+
+    The columnar build allocates few containers and makes no reference cycles, but the
+    ones it does allocate (url lists, extras, pandas' internals) trigger collections
+    that walk every object the process holds: with a million input texts alive, 1M rows
+    paid ~1 s of collections under the GIL (measured: 266 young, 24 middle and 2 full
+    collections). Reference counting still frees everything as usual. Nested and
+    concurrent parses share the pause; the collector is resumed when the last one ends,
+    and only if it was running before the first began.
+
+    >>> import gc
+    >>> with gc_paused():
+    ...     gc.isenabled()
+    False
+    """
+    global _gc_holders, _gc_resume
+    with _gc_lock:
+        if _gc_holders == 0:
+            _gc_resume = gc.isenabled()
+            gc.disable()
+        _gc_holders += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_holders -= 1
+            if _gc_holders == 0 and _gc_resume:
+                gc.enable()
 
 
 def _as_mapping(rec: Any, i: int) -> Mapping[str, Any]:
