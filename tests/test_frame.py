@@ -472,6 +472,35 @@ def test_blocks_on_threads_equal_one_block(monkeypatch: pytest.MonkeyPatch) -> N
     assert "newTopKey" in many.loc[5, "extra"] and pd.notna(many.loc[96, "parse_note"])
 
 
+@pytest.mark.parametrize("chunk_rows", [16_384, 2])
+def test_texts_that_run_into_each_other_are_not_read_as_one(
+    monkeypatch: pytest.MonkeyPatch, chunk_rows: int
+) -> None:
+    # the reader sees one stream of objects: a text that is not {…} could end inside the
+    # next and still give the right row count (here 4 objects from 4 texts). Such texts
+    # are read one by one, so each row is its own text, broken ones noted
+    monkeypatch.setattr(_frame_read, "CHUNK_ROWS", chunk_rows)
+    params = ['{"prompt":', '"x"}{}', '{"prompt":"ok"}', ' {"prompt":"padded"} ']
+    df = to_frame([rec(taskId=f"t{i}", successFlag=1, paramJson=p) for i, p in enumerate(params)])
+    assert df["prompt"].tolist()[1:] == [pd.NA, "ok", "padded"] and pd.isna(df.loc[0, "prompt"])
+    assert df.loc[0, "parse_note"].startswith("paramJson is not valid JSON")
+    assert df.loc[1, "parse_note"].startswith("paramJson is not valid JSON")
+    assert df["parse_note"].isna().tolist()[2:] == [True, True]
+    texts = [
+        '{"code":200,"data":{"taskId":"a","successFlag":1',
+        '"paramJson":"{}"}}{"code":200,"data":{"taskId":"b","paramJson":"{}"}}',
+        '{"code":200,"data":{"taskId":"c","paramJson":"{}"}}',
+        '  {"code":200,"data":{"taskId":"d","paramJson":"{}"}}\n',
+    ]
+    raw = from_raw(texts)
+    assert raw["task_id"].tolist()[2:] == ["c", "d"] and raw["task_id"].isna().tolist()[:2] == [
+        True,
+        True,
+    ]
+    assert raw["parse_note"].str.startswith("record is not valid JSON").tolist()[:2] == [True] * 2
+    assert raw["parse_note"].isna().tolist()[2:] == [True, True]
+
+
 def test_collector_paused_during_a_parse_and_restored_after(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -14,6 +14,7 @@ Keys the schema does not name are kept, per row, in a nested ``dict`` of extras
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -151,17 +152,44 @@ def _to_bytes(t: str | bytes) -> bytes:
     return t.encode("utf-8", "replace") if isinstance(t, str) else bytes(t)
 
 
-def _join(chunk: list[str | bytes]) -> bytes:
-    """Newline-joined UTF-8 (encoded one chunk at a time: the input is never copied whole)."""
+def _join(chunk: list[str | bytes]) -> tuple[bytes, list[Any]]:
+    """Newline-joined UTF-8, and the texts as joined (encoded one chunk at a time: the
+    input is never copied whole)."""
     if chunk and isinstance(chunk[0], bytes):  # as the store hands them over
         try:
-            return b"\n".join(chunk)  # type: ignore[arg-type]
+            return b"\n".join(chunk), chunk  # type: ignore[arg-type]
         except TypeError:
             pass
     try:
-        return b"\n".join([t.encode() for t in chunk])  # type: ignore[union-attr]
+        parts = [t.encode() for t in chunk]  # type: ignore[union-attr]
     except (AttributeError, UnicodeError):
-        return b"\n".join([_to_bytes(t) for t in chunk])
+        parts = [_to_bytes(t) for t in chunk]
+    return b"\n".join(parts), parts
+
+
+_OPEN, _CLOSE = ord("{"), ord("}")
+
+
+def _unframed(parts: list[Any], buf: bytes) -> np.ndarray:
+    """Positions of the texts that do not start with ``{`` and end with ``}``.
+
+    The reader parses the joined texts as one stream of objects, so only the row count
+    tells where a text's object ended. That count can be trusted when every text starts
+    with ``{`` and ends with ``}``: such a text cannot run on into the next (a string
+    would have to span the newline between them, which JSON forbids, and after a ``}``
+    inside a value a ``{`` is never valid), so each holds at least one object, and n
+    objects from n texts means one each. Texts that are not so framed (``{"a":`` then
+    ``"x"}{}``, or padded with spaces) are read one by one instead.
+    """
+    lens = np.fromiter(map(len, parts), np.int64, len(parts))
+    ends = np.cumsum(lens + 1) - 1  # where the newline after each text is (or the end)
+    data = np.frombuffer(buf, np.uint8)
+    ok = lens > 0
+    first = np.zeros(len(parts), np.uint8)
+    last = np.zeros(len(parts), np.uint8)
+    first[ok] = data[(ends - lens)[ok]]
+    last[ok] = data[ends[ok] - 1]
+    return np.flatnonzero((first != _OPEN) | (last != _CLOSE))
 
 
 def _arrow_lines(
@@ -184,6 +212,8 @@ def _arrow_lines(
             part = part.combine_chunks()
         if pc.min(pc.binary_length(part)).as_py() == 0:  # an empty text: read as {}
             part = pc.if_else(pc.equal(part, ""), "{}", part)
+        if not _framed_array(part):  # a text that is not {…}: the general path sorts it out
+            return None
         chunk = pc.binary_join_element_wise(
             part, "", "\n", null_handling="replace", null_replacement="{}"
         )
@@ -205,6 +235,23 @@ def _arrow_lines(
     return todo, np.asarray(todo_pos, dtype=np.int64)
 
 
+def _framed_array(part: pa.Array) -> bool:
+    """Every non-empty text of a string array starts with ``{`` and ends with ``}``."""
+    wide = pa.types.is_large_string(part.type) or pa.types.is_large_binary(part.type)
+    offsets = np.frombuffer(part.buffers()[1], dtype=np.int64 if wide else np.int32)[
+        part.offset : part.offset + len(part) + 1
+    ]
+    lens = np.diff(offsets)
+    ok = lens > 0
+    if part.null_count:
+        ok &= np.asarray(part.is_valid())
+    if not ok.any():
+        return True
+    data = np.frombuffer(part.buffers()[2], np.uint8)
+    starts = offsets[:-1][ok]
+    return bool(((data[starts] == _OPEN) & (data[starts + lens[ok] - 1] == _CLOSE)).all())
+
+
 def _read_span(
     lines: list[str | bytes],
     lo: int,
@@ -219,7 +266,16 @@ def _read_span(
 ) -> None:
     # A text spanning lines, or holding two objects, or blank, shows up as a parse error or
     # a wrong row count: the span is then bisected and its last few rows read one by one.
-    buf = _join(lines[lo:hi])
+    buf, parts = _join(lines[lo:hi])
+    bad = _unframed(parts, buf)
+    if len(bad):  # read one by one; the runs of framed texts between them as usual
+        slow.extend((lo + bad).tolist())
+        edges = [lo - 1, *(lo + bad).tolist(), hi]
+        for a, b in itertools.pairwise(edges):
+            if b - a > 1:
+                _read_span(lines, a + 1, b, schema, pieces, slow, pos, renamed=renamed, seen=seen)
+        return
+    del parts
     fixed = set() if renamed else set(seen)
     if renamed:
         buf = _rename_variants(buf)
