@@ -501,6 +501,15 @@ def test_texts_that_run_into_each_other_are_not_read_as_one(
     assert raw["parse_note"].isna().tolist()[2:] == [True, True]
 
 
+def test_the_reader_allocates_from_its_own_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the JSON reader's buffers come from READER_POOL (the C allocator), not the default
+    assert _frame_read.READER_POOL.backend_name == "system"
+    proxy = pa.proxy_memory_pool(pa.default_memory_pool())
+    monkeypatch.setattr(_frame_read, "READER_POOL", proxy)
+    df = from_raw(list(corpus.iter_raw_texts(200)))
+    assert len(df) == 200 and proxy.max_memory() > 100_000
+
+
 def test_collector_paused_during_a_parse_and_restored_after(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -6,7 +6,9 @@ schema, in chunks on worker threads (no Python object per value). A chunk the re
 known type variants renamed (``"createTime": 1773…`` → ``"createTime__num": 1773…``,
 ``"resultUrls": "[…]"`` → ``"resultUrls__str": "[…]"``), then bisected; the few rows left
 go through ``_frame_rows.conform_text``, a per-row Python reader that produces exactly the same
-columns and never fails. Rows are put back in input order.
+columns and never fails. Rows are put back in input order. A text that does not start
+with ``{`` and end with ``}`` goes that way at once: only framed texts make the reader's
+row count prove that each row is its own text (``_frame_text.unframed``).
 
 Keys the schema does not name are kept, per row, in a nested ``dict`` of extras
 (a key with a ``null`` value is dropped on both paths, so they agree).
@@ -28,41 +30,34 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from ._frame_rows import conform_text, drop_nulls, put
+from ._frame_text import (
+    NUM_KEYS,
+    STR_KEYS,
+    compact,
+    framed_array,
+    join,
+    rename_key,
+    rename_variants,
+    to_bytes,
+    unframed,
+)
 
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 16_384  # rows per reader call: bounds the transient buffers (~12 MB of text)
 _BLOCK = 4 << 20  # the reader's block size
+#: where the reader's buffers come from: the C allocator, not Arrow's default pool. The
+#: reader makes many large short-lived buffers; mimalloc (the default) hands freed memory
+#: back to the OS within ~10 ms and faults it in again as 2 MB transparent huge pages for
+#: the next chunk, and clearing those pages was 14 % of a 1M-record parse's CPU (perf).
+#: Only the reader's own allocations change; everything else keeps the caller's pool.
+READER_POOL = pa.system_memory_pool()
 _SMALL = 8  # bisect down to spans of this many rows, then read them one by one
 #: chunks are read by this many Python threads (the reader releases the GIL, so one thread
 #: joins/encodes the next chunk while another is in the reader)
 WORKERS = min(2, os.cpu_count() or 1)
 
-#: keys whose value may be a number where a string is expected (times) or a string where a
-#: list is expected (urls); the fast path renames them, the slow path routes by value type
-_NUM = re.compile(rb'"((?:create|complete)Time)"(\s*:\s*)(?=[-0-9])')
-_STR = re.compile(rb'"((?:result|origin|fullResult|image)Urls)"(\s*:\s*)(?=")')
 _CONFLICT = re.compile(r"Column\((?:/[^)]*)?/(\w+)\) changed from")
-_NUM_KEYS = {"createTime", "completeTime"}
-_STR_KEYS = {"resultUrls", "originUrls", "fullResultUrls", "imageUrls"}
-
-
-def _rename_variants(buf: bytes) -> bytes:
-    """Rename every key whose value has the variant type (number time, string url list)."""
-    return _STR.sub(rb'"\1__str"\2', _NUM.sub(rb'"\1__num"\2', buf))
-
-
-def _rename_key(buf: bytes, key: str, *, compact_only: bool = False) -> bytes:
-    """Rename one key's variant-typed values; the compact spelling goes by plain replace."""
-    k = key.encode()
-    if key in _STR_KEYS:
-        parts = buf.split(b'"' + k + b'":"')  # split+join: faster than bytes.replace
-        if len(parts) > 1:
-            return (b'"' + k + b'__str":"').join(parts)
-        if compact_only:
-            return buf
-        return re.sub(rb'"(' + k + rb')"(\s*:\s*)(?=")', rb'"\1__str"\2', buf)
-    return re.sub(rb'"(' + k + rb')"(\s*:\s*)(?=[-0-9])', rb'"\1__num"\2', buf)
 
 
 def _plain_name(name: str) -> str:
@@ -116,7 +111,7 @@ def read_objects(
         items: list[Any] = texts if isinstance(texts, list) else list(texts)
         lines, pos = items, None
         if not all(items):  # a None or empty text
-            lines, pos = _compact(items)
+            lines, pos = compact(items)
     spans = [(lo, min(lo + CHUNK_ROWS, len(lines))) for lo in range(0, len(lines), CHUNK_ROWS)]
     seen = set() if variants is None else variants  # met in one chunk: renamed in the next
 
@@ -135,61 +130,6 @@ def each(fn: Callable[[Any], Any], items: Iterable[Any], workers: int | None = N
         return [fn(x) for x in items]
     with ThreadPoolExecutor(workers, thread_name_prefix="veo-frame") as ex:
         return list(ex.map(fn, items))
-
-
-def _compact(texts: Sequence[str | bytes | None]) -> tuple[list[str | bytes], np.ndarray]:
-    """The non-empty texts, and ``pos`` mapping each one to its input row."""
-    lines: list[str | bytes] = []
-    pos: list[int] = []
-    for i, t in enumerate(texts):
-        if t:
-            lines.append(t)
-            pos.append(i)
-    return lines, np.asarray(pos, dtype=np.int64)
-
-
-def _to_bytes(t: str | bytes) -> bytes:
-    return t.encode("utf-8", "replace") if isinstance(t, str) else bytes(t)
-
-
-def _join(chunk: list[str | bytes]) -> tuple[bytes, list[Any]]:
-    """Newline-joined UTF-8, and the texts as joined (encoded one chunk at a time: the
-    input is never copied whole)."""
-    if chunk and isinstance(chunk[0], bytes):  # as the store hands them over
-        try:
-            return b"\n".join(chunk), chunk  # type: ignore[arg-type]
-        except TypeError:
-            pass
-    try:
-        parts = [t.encode() for t in chunk]  # type: ignore[union-attr]
-    except (AttributeError, UnicodeError):
-        parts = [_to_bytes(t) for t in chunk]
-    return b"\n".join(parts), parts
-
-
-_OPEN, _CLOSE = ord("{"), ord("}")
-
-
-def _unframed(parts: list[Any], buf: bytes) -> np.ndarray:
-    """Positions of the texts that do not start with ``{`` and end with ``}``.
-
-    The reader parses the joined texts as one stream of objects, so only the row count
-    tells where a text's object ended. That count can be trusted when every text starts
-    with ``{`` and ends with ``}``: such a text cannot run on into the next (a string
-    would have to span the newline between them, which JSON forbids, and after a ``}``
-    inside a value a ``{`` is never valid), so each holds at least one object, and n
-    objects from n texts means one each. Texts that are not so framed (``{"a":`` then
-    ``"x"}{}``, or padded with spaces) are read one by one instead.
-    """
-    lens = np.fromiter(map(len, parts), np.int64, len(parts))
-    ends = np.cumsum(lens + 1) - 1  # where the newline after each text is (or the end)
-    data = np.frombuffer(buf, np.uint8)
-    ok = lens > 0
-    first = np.zeros(len(parts), np.uint8)
-    last = np.zeros(len(parts), np.uint8)
-    first[ok] = data[(ends - lens)[ok]]
-    last[ok] = data[ends[ok] - 1]
-    return np.flatnonzero((first != _OPEN) | (last != _CLOSE))
 
 
 def _arrow_lines(
@@ -212,7 +152,7 @@ def _arrow_lines(
             part = part.combine_chunks()
         if pc.min(pc.binary_length(part)).as_py() == 0:  # an empty text: read as {}
             part = pc.if_else(pc.equal(part, ""), "{}", part)
-        if not _framed_array(part):  # a text that is not {…}: the general path sorts it out
+        if not framed_array(part):  # a text that is not {…}: the general path sorts it out
             return None
         chunk = pc.binary_join_element_wise(
             part, "", "\n", null_handling="replace", null_replacement="{}"
@@ -235,23 +175,6 @@ def _arrow_lines(
     return todo, np.asarray(todo_pos, dtype=np.int64)
 
 
-def _framed_array(part: pa.Array) -> bool:
-    """Every non-empty text of a string array starts with ``{`` and ends with ``}``."""
-    wide = pa.types.is_large_string(part.type) or pa.types.is_large_binary(part.type)
-    offsets = np.frombuffer(part.buffers()[1], dtype=np.int64 if wide else np.int32)[
-        part.offset : part.offset + len(part) + 1
-    ]
-    lens = np.diff(offsets)
-    ok = lens > 0
-    if part.null_count:
-        ok &= np.asarray(part.is_valid())
-    if not ok.any():
-        return True
-    data = np.frombuffer(part.buffers()[2], np.uint8)
-    starts = offsets[:-1][ok]
-    return bool(((data[starts] == _OPEN) & (data[starts + lens[ok] - 1] == _CLOSE)).all())
-
-
 def _read_span(
     lines: list[str | bytes],
     lo: int,
@@ -266,8 +189,8 @@ def _read_span(
 ) -> None:
     # A text spanning lines, or holding two objects, or blank, shows up as a parse error or
     # a wrong row count: the span is then bisected and its last few rows read one by one.
-    buf, parts = _join(lines[lo:hi])
-    bad = _unframed(parts, buf)
+    buf, parts = join(lines[lo:hi])
+    bad = unframed(parts, buf)
     if len(bad):  # read one by one; the runs of framed texts between them as usual
         slow.extend((lo + bad).tolist())
         edges = [lo - 1, *(lo + bad).tolist(), hi]
@@ -278,9 +201,9 @@ def _read_span(
     del parts
     fixed = set() if renamed else set(seen)
     if renamed:
-        buf = _rename_variants(buf)
+        buf = rename_variants(buf)
     for k in sorted(fixed):  # met before: a url key by its compact spelling, a time by regex
-        buf = _rename_key(buf, k, compact_only=True)
+        buf = rename_key(buf, k, compact_only=True)
     mode = "error"  # as fast as "ignore"; a chunk with unknown keys is read again inferring them
     while True:
         try:
@@ -290,14 +213,14 @@ def _read_span(
             continue
         except _Conflict as exc:
             key = exc.key
-            if key and key not in fixed and (key in _NUM_KEYS or key in _STR_KEYS):
+            if key and key not in fixed and (key in NUM_KEYS or key in STR_KEYS):
                 fixed.add(key)
                 seen.add(key)
-                buf = _rename_key(buf, key)
+                buf = rename_key(buf, key)
                 continue
             if not renamed:
                 renamed = True
-                buf = _rename_variants(buf)
+                buf = rename_variants(buf)
                 continue
             tab = None
         break
@@ -337,6 +260,7 @@ def _try_read(
             # on several threads, and a second layer only adds hand-offs (7 % more CPU at 1M)
             read_options=pj.ReadOptions(use_threads=False, block_size=_BLOCK),
             parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior=mode),
+            memory_pool=READER_POOL,
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         if not raise_conflict:
@@ -379,7 +303,7 @@ def _assemble(
     if slow:
         conformed = []
         for li in slow:
-            row, extra, note, ok = conform_text(_to_bytes(lines[li]), schema, what, aliases)
+            row, extra, note, ok = conform_text(to_bytes(lines[li]), schema, what, aliases)
             conformed.append(row)
             i = li if pos is None else int(pos[li])
             present[i] = ok
