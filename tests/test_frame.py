@@ -501,35 +501,39 @@ def test_texts_that_run_into_each_other_are_not_read_as_one(
     assert raw["parse_note"].isna().tolist()[2:] == [True, True]
 
 
-def test_the_reader_allocates_from_its_own_pool(monkeypatch: pytest.MonkeyPatch) -> None:
-    # the JSON reader's buffers come from READER_POOL (the C allocator), not the default
-    assert _frame_read.READER_POOL.backend_name == "system"
-    proxy = pa.proxy_memory_pool(pa.default_memory_pool())
-    monkeypatch.setattr(_frame_read, "READER_POOL", proxy)
-    df = from_raw(list(corpus.iter_raw_texts(200)))
-    assert len(df) == 200 and proxy.max_memory() > 100_000
-
-
-def test_collector_paused_during_a_parse_and_restored_after(
+def test_parse_settings_hold_during_a_parse_and_are_restored_after(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # the build runs with the cyclic collector off; afterwards it is back as it was, also
-    # when the parse fails, and when two parses overlap on threads
+    # the build runs with the cyclic collector off and Arrow allocating from the C
+    # allocator; afterwards both are back as they were, also when the parse fails, when
+    # two parses overlap on threads, and a pool the caller chose is never replaced
     import gc
     import threading
 
-    seen: list[bool] = []
+    seen: list[tuple[bool, str]] = []
     real_build = frame_module._frame_build.build
 
     def build(*args: Any, **kwargs: Any) -> pd.DataFrame:
-        seen.append(gc.isenabled())
+        seen.append((gc.isenabled(), pa.default_memory_pool().backend_name))
         return real_build(*args, **kwargs)
 
     monkeypatch.setattr(frame_module._frame_build, "build", build)
     texts = list(corpus.iter_raw_texts(50))
+    before = pa.default_memory_pool().backend_name
     assert gc.isenabled()
-    from_raw(texts)
-    assert seen == [False] and gc.isenabled()
+    df = from_raw(texts)
+    assert seen == [(False, "system" if before == "mimalloc" else before)]
+    assert gc.isenabled() and pa.default_memory_pool().backend_name == before
+    pd.testing.assert_frame_equal(from_raw(texts), df)
+    if "jemalloc" in pa.supported_memory_backends():
+        mine = pa.default_memory_pool()
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+        try:
+            from_raw(texts)
+            assert seen[-1] == (False, "jemalloc")  # the caller's choice
+        finally:
+            pa.set_memory_pool(mine)
+        assert pa.default_memory_pool().backend_name == before
 
     def boom(*args: Any, **kwargs: Any) -> pd.DataFrame:
         raise RuntimeError("boom")
@@ -537,7 +541,7 @@ def test_collector_paused_during_a_parse_and_restored_after(
     monkeypatch.setattr(frame_module._frame_build, "build", boom)
     with pytest.raises(RuntimeError):
         from_raw(texts)
-    assert gc.isenabled()
+    assert gc.isenabled() and pa.default_memory_pool().backend_name == before
     monkeypatch.setattr(frame_module._frame_build, "build", build)
 
     gc.disable()
@@ -559,12 +563,12 @@ def test_collector_paused_during_a_parse_and_restored_after(
     t = threading.Thread(target=from_raw, args=(texts,))
     t.start()
     assert inside.wait(10)
-    with frame_module.gc_paused():
+    with frame_module.parse_settings():
         assert not gc.isenabled()
-    assert not gc.isenabled()  # the other parse still runs: the pause holds
+    assert not gc.isenabled()  # the other parse still runs: the settings hold
     release.set()
     t.join(10)
-    assert gc.isenabled()
+    assert gc.isenabled() and pa.default_memory_pool().backend_name == before
 
 
 def test_matches_the_corpus_truth() -> None:

@@ -46,12 +46,6 @@ log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 16_384  # rows per reader call: bounds the transient buffers (~12 MB of text)
 _BLOCK = 4 << 20  # the reader's block size
-#: where the reader's buffers come from: the C allocator, not Arrow's default pool. The
-#: reader makes many large short-lived buffers; mimalloc (the default) hands freed memory
-#: back to the OS within ~10 ms and faults it in again as 2 MB transparent huge pages for
-#: the next chunk, and clearing those pages was 14 % of a 1M-record parse's CPU (perf).
-#: Only the reader's own allocations change; everything else keeps the caller's pool.
-READER_POOL = pa.system_memory_pool()
 _SMALL = 8  # bisect down to spans of this many rows, then read them one by one
 #: chunks are read by this many Python threads (the reader releases the GIL, so one thread
 #: joins/encodes the next chunk while another is in the reader)
@@ -260,7 +254,6 @@ def _try_read(
             # on several threads, and a second layer only adds hand-offs (7 % more CPU at 1M)
             read_options=pj.ReadOptions(use_threads=False, block_size=_BLOCK),
             parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior=mode),
-            memory_pool=READER_POOL,
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         if not raise_conflict:

@@ -48,7 +48,8 @@ records, one core): json.loads 2.2, orjson.loads alone 1.1, pyarrow.json 0.55-0.
 columnar reader was chosen (DuckDB's ``json_transform`` is faster unvalidated, but no
 faster once unknown keys and value types are checked as this reader does). Rows the
 reader refuses (type variants, broken texts) are bisected out and read one by one
-(``_frame_rows``), with identical results.
+(``_frame_rows``), with identical results. A parse runs under :func:`parse_settings`
+(the cyclic collector paused, Arrow allocating from the C allocator), both put back after.
 
 >>> df = to_frame([{"taskId": "t1", "successFlag": 1, "createTime": "2025-06-06 10:25:00",
 ...                 "completeTime": 1749177000000, "paramJson": '{"prompt": "a cat"}'}])
@@ -71,6 +72,7 @@ from typing import Any
 
 import orjson
 import pandas as pd
+import pyarrow as pa
 
 from . import _frame_build
 from ._frame_read import each, read_objects
@@ -227,45 +229,60 @@ def _frame(
             env, part(ids), part(fetched), part(errors), naive_tz, workers=workers
         )
 
-    with gc_paused():
+    with parse_settings():
         return _frame_build.finish(each(block, spans, BLOCK_WORKERS))
 
 
-_gc_lock = threading.Lock()
-_gc_holders = 0  # parses running with the collector paused by us
-_gc_resume = False  # whether the last of them turns it back on
+_lock = threading.Lock()
+_holders = 0  # parses running under parse_settings()
+_restore: tuple[bool, pa.MemoryPool | None] = (False, None)  # what the last one puts back
 
 
 @contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for the block (and resume it after).
+def parse_settings() -> Iterator[None]:
+    """The two process settings a parse runs under, put back as they were when it ends.
 
-    The columnar build allocates few containers and makes no reference cycles, but the
-    ones it does allocate (url lists, extras, pandas' internals) trigger collections
-    that walk every object the process holds: with a million input texts alive, 1M rows
-    paid ~1 s of collections under the GIL (measured: 266 young, 24 middle and 2 full
-    collections). Reference counting still frees everything as usual. Nested and
-    concurrent parses share the pause; the collector is resumed when the last one ends,
-    and only if it was running before the first began.
+    * Python's cyclic garbage collector is paused. The columnar build allocates few
+      containers and makes no reference cycles, but the ones it does allocate (url lists,
+      extras, pandas' internals) trigger collections that walk every object the process
+      holds: with a million input texts alive, 1M rows paid ~1 s of collections under the
+      GIL (266 young, 24 middle, 2 full). Reference counting frees everything as usual.
+    * Arrow's default memory pool is the C allocator, if it was mimalloc (Arrow's own
+      default; a pool the caller chose is left alone). The reader and kernels make many
+      large short-lived buffers; mimalloc hands freed memory back to the OS within ~10 ms
+      and faults it in again as 2 MB transparent huge pages for the next block: clearing
+      those pages was 14 % of a 1M-record parse's CPU (perf), and the C allocator cut the
+      parse by 10-12 % (A/B, alternating processes). Buffers remember their pool, so
+      anything allocated meanwhile stays valid when the default is put back.
+
+    Nested and concurrent parses share the settings; the last one to end restores them.
 
     >>> import gc
-    >>> with gc_paused():
+    >>> with parse_settings():
     ...     gc.isenabled()
     False
     """
-    global _gc_holders, _gc_resume
-    with _gc_lock:
-        if _gc_holders == 0:
-            _gc_resume = gc.isenabled()
+    global _holders, _restore
+    with _lock:
+        if _holders == 0:
+            pool = pa.default_memory_pool()
+            swap = pool.backend_name == "mimalloc"
+            _restore = (gc.isenabled(), pool if swap else None)
             gc.disable()
-        _gc_holders += 1
+            if swap:
+                pa.set_memory_pool(pa.system_memory_pool())
+        _holders += 1
     try:
         yield
     finally:
-        with _gc_lock:
-            _gc_holders -= 1
-            if _gc_holders == 0 and _gc_resume:
-                gc.enable()
+        with _lock:
+            _holders -= 1
+            if _holders == 0:
+                collect, pool = _restore
+                if pool is not None:
+                    pa.set_memory_pool(pool)
+                if collect:
+                    gc.enable()
 
 
 def _as_mapping(rec: Any, i: int) -> Mapping[str, Any]:
