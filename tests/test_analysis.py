@@ -12,7 +12,7 @@ from _frames import T0, make_frame, synthetic_frame
 from scipy.stats import binom, binomtest
 
 from veo_notebook import analysis, schema
-from veo_notebook._stats import pct_name, wilson_interval
+from veo_notebook.analysis._kernels import pct_name, wilson_interval
 from veo_notebook.errors import InputError
 
 API_FACTS = Path("/work/shared/api-facts.md")

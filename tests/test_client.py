@@ -17,8 +17,8 @@ import requests
 from conftest import SENTINEL_KEY
 
 from veo_notebook import ApiError, AuthError, ConfigError, TransientError
-from veo_notebook._limiter import AdaptiveLimiter, RetryPolicy
 from veo_notebook.client import Client, Outcome
+from veo_notebook.client._pacing import AdaptiveLimiter, RetryPolicy
 from veo_notebook.simulator import Fault
 
 FAST = {"backoff": 0.01, "backoff_cap": 0.05, "timeout": 2.0}

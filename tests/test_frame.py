@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
-from veo_notebook import _frame_read, schema
 from veo_notebook import frame as frame_module
+from veo_notebook import schema
 from veo_notebook.errors import InputError
+from veo_notebook.frame import _read as _frame_read
 from veo_notebook.frame import from_raw, to_frame
 from veo_notebook.simulator import corpus
 
@@ -511,13 +512,13 @@ def test_parse_settings_hold_during_a_parse_and_are_restored_after(
     import threading
 
     seen: list[tuple[bool, str]] = []
-    real_build = frame_module._frame_build.build
+    real_build = frame_module._build.build
 
     def build(*args: Any, **kwargs: Any) -> pd.DataFrame:
         seen.append((gc.isenabled(), pa.default_memory_pool().backend_name))
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(frame_module._frame_build, "build", build)
+    monkeypatch.setattr(frame_module._build, "build", build)
     texts = list(corpus.iter_raw_texts(50))
     before = pa.default_memory_pool().backend_name
     assert gc.isenabled()
@@ -538,11 +539,11 @@ def test_parse_settings_hold_during_a_parse_and_are_restored_after(
     def boom(*args: Any, **kwargs: Any) -> pd.DataFrame:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(frame_module._frame_build, "build", boom)
+    monkeypatch.setattr(frame_module._build, "build", boom)
     with pytest.raises(RuntimeError):
         from_raw(texts)
     assert gc.isenabled() and pa.default_memory_pool().backend_name == before
-    monkeypatch.setattr(frame_module._frame_build, "build", build)
+    monkeypatch.setattr(frame_module._build, "build", build)
 
     gc.disable()
     try:
@@ -559,7 +560,7 @@ def test_parse_settings_hold_during_a_parse_and_are_restored_after(
         release.wait(10)
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(frame_module._frame_build, "build", slow_build)
+    monkeypatch.setattr(frame_module._build, "build", slow_build)
     t = threading.Thread(target=from_raw, args=(texts,))
     t.start()
     assert inside.wait(10)

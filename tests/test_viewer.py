@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 
 from veo_notebook import schema
-from veo_notebook._viewer_html import safe_url
-from veo_notebook._viewer_live import merge_rows
-from veo_notebook._viewer_table import TableModel, _TextIndex
 from veo_notebook.client import Client
 from veo_notebook.errors import InputError
 from veo_notebook.fetch import fetch_records
 from veo_notebook.store import Store
 from veo_notebook.viewer import StatusViewer
+from veo_notebook.viewer._html import safe_url
+from veo_notebook.viewer._live import merge_rows
+from veo_notebook.viewer._model import TableModel, _TextIndex
 
 STATUSES = ["generating", "success", "failed", "generation_failed"]
 T0 = pd.Timestamp("2026-03-01", tz="UTC")

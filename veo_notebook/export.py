@@ -37,7 +37,8 @@ import pyarrow as pa
 import pyarrow.dataset as pds
 import pyarrow.parquet as pq
 
-from . import __version__, schema
+from . import schema
+from ._version import __version__
 from .errors import InputError, SchemaVersionError
 
 __all__ = ["DERIVED_PARTITIONS", "read_parquet", "to_csv", "to_parquet"]

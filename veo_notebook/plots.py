@@ -22,8 +22,10 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import PercentFormatter
 
 from . import analysis
-from ._breakdown import FailureBreakdown
-from ._stats import pct_name
+from .analysis._groups import now_utc
+from .analysis._kernels import pct_name
+from .analysis.failures import FailureBreakdown
+from .analysis.latency import Failed
 
 __all__ = [
     "failure_pareto",
@@ -106,7 +108,7 @@ def latency_ecdf(
     ax: Axes | None = None,
     *,
     now: object = None,
-    failed: analysis.Failed = "censor",
+    failed: Failed = "censor",
 ) -> Axes:
     """Share of tasks succeeded by time since creation: Kaplan–Meier (solid) and naive (dashed).
 
@@ -118,7 +120,7 @@ def latency_ecdf(
     >>> ax = latency_ecdf(df, by="task_type")                  # doctest: +SKIP
     """
     ax = _ax(ax)
-    now_ts = analysis.now_utc(df, now)
+    now_ts = now_utc(df, now)
     curve = analysis.km_curve(df, by=by, now=now_ts, failed=failed)
     lat = df["latency_s"].to_numpy(dtype=float, na_value=np.nan)
     success = _is(df, "success") & ~np.isnan(lat)

@@ -24,8 +24,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import analysis, plots
-from ._errors_table import CATEGORY_MEANINGS
-from ._stats import pct_name
+from .analysis._groups import now_utc
+from .analysis._kernels import pct_name
+from .analysis.error_rules import CATEGORY_MEANINGS
 
 __all__ = ["report"]
 
@@ -198,7 +199,7 @@ def _figures(
 
 def _sections(df: pd.DataFrame, now: object, freq: str | None, figures: bool = True):
     """Everything the report shows, as (heading, list of blocks) with blocks tables/text."""
-    now_ts = analysis.now_utc(df, now)
+    now_ts = now_utc(df, now)
     freq = freq or _auto_freq(df)
     fb = analysis.failure_breakdown(df, top=5)
     stuck = analysis.stuck_tasks(df, "30min", now=now_ts)

@@ -222,7 +222,7 @@ class Store:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             if not tables:
-                from . import __version__
+                from ._version import __version__
 
                 conn.execute("BEGIN IMMEDIATE")  # one transaction: a kill leaves no half-store
                 try:

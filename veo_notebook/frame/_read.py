@@ -5,10 +5,10 @@ schema, in chunks on worker threads (no Python object per value). A chunk the re
 (a value of an unexpected type, a line that is not an object) is retried once with the
 known type variants renamed (``"createTime": 1773…`` → ``"createTime__num": 1773…``,
 ``"resultUrls": "[…]"`` → ``"resultUrls__str": "[…]"``), then bisected; the few rows left
-go through ``_frame_rows.conform_text``, a per-row Python reader that produces exactly the same
+go through ``_rows.conform_text``, a per-row Python reader that produces exactly the same
 columns and never fails. Rows are put back in input order. A text that does not start
 with ``{`` and end with ``}`` goes that way at once: only framed texts make the reader's
-row count prove that each row is its own text (``_frame_text.unframed``).
+row count prove that each row is its own text (``_text.unframed``).
 
 Keys the schema does not name are kept, per row, in a nested ``dict`` of extras
 (a key with a ``null`` value is dropped on both paths, so they agree).
@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from ._frame_rows import conform_text, drop_nulls, put
-from ._frame_text import (
+from ._rows import conform_text, drop_nulls, put
+from ._text import (
     NUM_KEYS,
     STR_KEYS,
     compact,

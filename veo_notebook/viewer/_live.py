@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import AuthError, ConfigError, VeoError
+from ..errors import AuthError, ConfigError, VeoError
 
 __all__ = ["LiveMixin", "merge_rows"]
 
@@ -29,7 +29,7 @@ logger = logging.getLogger("veo_notebook.viewer")
 
 
 def _poll_interval(elapsed_s: float) -> float:
-    from .fetch import poll_interval
+    from ..fetch import poll_interval
 
     return float(poll_interval(elapsed_s))
 
@@ -49,7 +49,7 @@ def merge_rows(
     >>> n, df["status"].tolist()
     (1, ['generating', 'success'])
     """
-    from . import schema
+    from .. import schema
 
     answers = schema.enforce(answers).drop_duplicates("task_id", keep="last")
     where = dict(zip(df["task_id"].iloc[positions].tolist(), positions.tolist(), strict=True))
@@ -97,7 +97,7 @@ class LiveMixin:
 
     # -- fetch layer ------------------------------------------------------------------------
     def _fetch(self, ids: list[str]) -> pd.DataFrame:
-        from .fetch import fetch_records
+        from ..fetch import fetch_records
 
         return fetch_records(
             ids, client=self._client, store=self._store, refresh="pending", progress=False

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._stats import group_codes
+from ._kernels import group_codes
 
 __all__ = ["CATEGORY_MEANINGS", "ERROR_RULES", "FAILED_STATUSES", "ErrorRule", "classify"]
 

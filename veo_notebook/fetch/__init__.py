@@ -28,10 +28,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..client import Client, Outcome
+from ..errors import InputError, TransientError
+from ..store import Store
 from ._ids import read_task_ids, unique_ids
-from .client import Client, Outcome
-from .errors import InputError, TransientError
-from .store import Store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,7 +70,7 @@ def _frame_for(store: Store, ids: list[str]) -> pd.DataFrame:
     held = {r["task_id"]: r for r in store.rows(ids)}
     missing: dict[str, Any] = {"raw": None, "fetched_at": None, "fetch_error": "not in store"}
     rows: list[Any] = [held.get(i) or {"task_id": i, **missing} for i in ids]
-    from .frame import to_frame
+    from ..frame import to_frame
 
     return to_frame(rows)
 

@@ -2,9 +2,9 @@
 
 The viewer is an :class:`ipywidgets.VBox` (stock widgets only: it runs in JupyterLab,
 Notebook 7, VS Code and Colab with no front-end build). Filtering, sorting and paging
-live in :mod:`veo_notebook._viewer_table` (cost per view follows the page, not the
-frame), HTML in :mod:`veo_notebook._viewer_html` (every API text escaped, only http(s)
-links), live re-polling in :mod:`veo_notebook._viewer_live` (through ``fetch_records``;
+live in :mod:`veo_notebook.viewer._model` (cost per view follows the page, not the
+frame), HTML in :mod:`veo_notebook.viewer._html` (every API text escaped, only http(s)
+links), live re-polling in :mod:`veo_notebook.viewer._live` (through ``fetch_records``;
 the viewer never builds a URL).
 
 >>> import pandas as pd
@@ -26,11 +26,11 @@ import ipywidgets as w
 import numpy as np
 import pandas as pd
 
-from . import _viewer_html as H
-from ._viewer_live import LiveMixin
-from ._viewer_table import TableModel
-from ._viewer_widgets import WidgetsMixin
-from .errors import InputError, VeoError
+from ..errors import InputError, VeoError
+from . import _html as H
+from ._live import LiveMixin
+from ._model import TableModel
+from ._widgets import WidgetsMixin
 
 __all__ = ["StatusViewer"]
 
@@ -65,7 +65,7 @@ class _Categories:
         return [self._memo.get(k) if f else None for k, f in zip(keys, failed, strict=True)]
 
     def _classify(self, keys: list[tuple[Any, Any, Any]]) -> None:
-        from . import schema
+        from .. import schema
 
         try:
             from .analysis import classify_errors
@@ -150,7 +150,7 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
 
     # -- loading ------------------------------------------------------------------------
     def _load(self, source: Any) -> pd.DataFrame:
-        from . import schema
+        from .. import schema
 
         if isinstance(source, pd.DataFrame):
             return schema.enforce(source.copy(deep=False))
@@ -358,7 +358,7 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
 
     # -- export ---------------------------------------------------------------------------
     def _export(self, fmt: str) -> None:
-        from . import export
+        from .. import export
 
         path = self.export_path.value.strip() or f"veo-view.{fmt}"
         if fmt == "csv" and path.endswith(".parquet"):

@@ -1,31 +1,6 @@
-"""Latency and failure analysis: pure functions of the typed frame.
+"""Latency: percentiles with exact intervals, Kaplan–Meier, stuck tasks (pure functions).
 
-Every function takes the frame of :func:`veo_notebook.to_frame` (columns in
-:mod:`veo_notebook.schema`) and returns a new DataFrame (or Series); nothing is
-modified in place and nothing loops over rows in Python, so a million rows take well
-under a second.
-
-Definitions used throughout:
-
-* **latency** — ``complete_time − create_time`` in seconds (the ``latency_s`` column).
-  Naive percentiles use the *successful* tasks only (or the failed ones with
-  ``outcome="failed"``), interpolated like ``numpy.quantile`` (method ``"linear"``).
-* **percentile interval** — the exact distribution-free interval from order statistics:
-  ranks from Binomial(n, q), coverage ≥ the confidence asked; NaN where the group is too
-  small to give a bound.
-* **Kaplan–Meier (KM)** — time-to-success, where a task still generating is
-  right-censored at its age (``now − create_time``) and a failed task is censored at its
-  failure time (or left out with ``failed="exclude"``). It estimates how long success
-  takes *had nothing failed*; it is not the share of tasks that succeed by a time. KM
-  percentiles are the first time the curve falls to 1 − q (NaN when it never does);
-  their intervals are Brookmeyer–Crowley with the log-transformed Greenwood band.
-* **failure rate** — (failed + generation_failed) / terminal tasks, with the Wilson
-  score interval. Tasks still generating, of unknown status or unread are not counted.
-* **groups** — ``by`` takes column names and/or time buckets such as ``"1D"`` or
-  ``"1h"`` on ``create_time`` (UTC), which appear as the ``period`` key (bucket start).
-
->>> import veo_notebook as veo
->>> summary = veo.latency_summary(df, by="model")            # doctest: +SKIP
+Definitions are in :mod:`veo_notebook.analysis` (the package docstring).
 """
 
 from __future__ import annotations
@@ -38,38 +13,20 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from . import _stats
-from ._breakdown import FailureBreakdown, classify_errors, failure_breakdown
-from ._errors_table import CATEGORY_MEANINGS, ERROR_RULES, ErrorRule
+from ..errors import InputError
+from . import _kernels as _stats
 from ._groups import By, now_utc
 from ._groups import age_s as _age_s
 from ._groups import codes as _codes
 from ._groups import latency as _latency
 from ._groups import status_mask as _status_mask
-from .errors import InputError
 
-__all__ = [
-    "CATEGORY_MEANINGS",
-    "DEFAULT_PERCENTILES",
-    "ERROR_RULES",
-    "ErrorRule",
-    "FailureBreakdown",
-    "classify_errors",
-    "failure_breakdown",
-    "failure_rates",
-    "km_curve",
-    "km_latency",
-    "latency_summary",
-    "stuck_tasks",
-]
+__all__ = ["DEFAULT_PERCENTILES", "km_curve", "km_latency", "latency_summary", "stuck_tasks"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PERCENTILES = (0.5, 0.9, 0.95, 0.99)
 _OUTCOMES = {"success": ("success",), "failed": ("failed", "generation_failed")}
-
-
-# --- latency -------------------------------------------------------------------------
 
 
 def latency_summary(
@@ -275,80 +232,3 @@ def stuck_tasks(
     out = df.loc[mask].copy()
     out["age_s"] = age[mask]
     return out.sort_values("age_s", ascending=False, kind="stable")
-
-
-# --- failure rates -------------------------------------------------------------------
-
-
-def _rate_frame(counts: pd.DataFrame, confidence: float) -> pd.DataFrame:
-    n = counts["n"].to_numpy()
-    bad = counts["failed"].to_numpy() + counts["generation_failed"].to_numpy()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        counts["rate"] = np.where(n > 0, bad / np.maximum(n, 1), np.nan)
-    counts["ci_low"], counts["ci_high"] = _stats.wilson_interval(bad, n, confidence)
-    return counts
-
-
-def failure_rates(
-    df: pd.DataFrame,
-    by: By = None,
-    *,
-    freq: str | None = None,
-    confidence: float = 0.95,
-    rolling: int | str | None = None,
-) -> pd.DataFrame:
-    """Failure rate per group (and per ``freq`` bucket of ``create_time``), with Wilson intervals.
-
-    Only terminal tasks count: ``n`` = ``succeeded`` + ``failed`` (flag 2) +
-    ``generation_failed`` (flag 3); ``rate`` = (failed + generation_failed) / n;
-    ``ci_low``/``ci_high`` = Wilson score interval at ``confidence``. With ``rolling``
-    (a number of buckets, or a span such as ``"7D"``; needs a time bucket) the counts
-    are summed over the trailing window before the rate is taken.
-
-    >>> failure_rates(df, by="model", freq="1D", rolling=7)   # doctest: +SKIP
-    """
-    terminal = _status_mask(df, ("success", "failed", "generation_failed"))
-    codes, index = _codes(df, by, freq, mask=terminal)
-    g = len(index)
-
-    def count(status: str) -> np.ndarray:
-        return np.bincount(codes[_status_mask(df, (status,))[terminal]], minlength=g)
-
-    data = {
-        "n": np.bincount(codes, minlength=g),
-        "succeeded": count("success"),
-        "failed": count("failed"),
-        "generation_failed": count("generation_failed"),
-    }
-    counts = pd.DataFrame(data, index=index)
-    if rolling is not None:
-        counts = _roll(counts, rolling, freq)
-    return _rate_frame(counts, confidence)
-
-
-def _roll(counts: pd.DataFrame, rolling: int | str, freq: str | None) -> pd.DataFrame:
-    if "period" not in (counts.index.names or []):
-        raise InputError("rolling needs a time bucket: pass freq='1D' (or a bucket in by)")
-    if isinstance(rolling, int):
-        step = freq or "1D"
-        window = pd.tseries.frequencies.to_offset(step) * rolling
-        try:
-            window = pd.Timedelta(window)
-        except ValueError as exc:
-            raise InputError(f"rolling={rolling} needs a fixed bucket size, not {step!r}") from exc
-    else:
-        window = pd.Timedelta(rolling)
-    cols = list(counts.columns)
-    others = [nm for nm in counts.index.names if nm != "period"]
-    flat = counts.reset_index().dropna(subset=["period"]).sort_values([*others, "period"])
-
-    def roll(part: pd.DataFrame) -> pd.DataFrame:
-        summed = part.rolling(window, on="period", min_periods=1)[cols].sum()[cols]
-        return pd.concat([part[[*others, "period"]], summed.astype(np.int64)], axis=1)
-
-    if others:  # one rolling pass per group (groups are few: models, task types, ...)
-        parts = [roll(p) for _, p in flat.groupby(others, sort=False, dropna=False, observed=True)]
-        flat = pd.concat(parts) if parts else flat
-    else:
-        flat = roll(flat)
-    return flat.set_index([*others, "period"])

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from . import _stats
-from .errors import InputError
+from ..errors import InputError
+from . import _kernels as _stats
 
 __all__ = [
     "By",

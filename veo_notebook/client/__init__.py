@@ -43,8 +43,8 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
-from ._limiter import AdaptiveLimiter, Cancelled, RetryPolicy
-from .errors import ApiError, AuthError, ConfigError, TransientError
+from ..errors import ApiError, AuthError, ConfigError, TransientError
+from ._pacing import AdaptiveLimiter, Cancelled, RetryPolicy
 
 __all__ = ["ENV_KEY", "RECORD_PATH", "Client", "Outcome"]
 
@@ -233,7 +233,7 @@ class Client:
         self.retry = RetryPolicy(max_retries=max_retries, base=backoff, cap=backoff_cap)
         self.limiter = AdaptiveLimiter(max_rate=max_rate, start=min(10.0, max_rate or 10.0))
         if user_agent is None:
-            from . import __version__
+            from .._version import __version__
 
             user_agent = f"veo-notebook/{__version__} python-requests/{requests.__version__}"
         self.user_agent = user_agent

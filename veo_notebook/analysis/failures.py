@@ -1,7 +1,6 @@
-"""Why tasks fail: error categories and the failure Pareto (private; public via analysis).
+"""Why and how often tasks fail: rates with Wilson intervals, error categories, the Pareto.
 
->>> from veo_notebook.analysis import classify_errors, failure_breakdown
->>> classify_errors(df).value_counts()                      # doctest: +SKIP
+Definitions are in :mod:`veo_notebook.analysis` (the package docstring).
 """
 
 from __future__ import annotations
@@ -9,12 +8,94 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from ._errors_table import ERROR_RULES, ErrorRule, classify
+from ..errors import InputError
+from . import _kernels as _stats
+from ._groups import By
+from ._groups import codes as _codes
+from ._groups import status_mask as _status_mask
+from .error_rules import ERROR_RULES, ErrorRule, classify
 
-__all__ = ["FailureBreakdown", "classify_errors", "failure_breakdown"]
+__all__ = ["FailureBreakdown", "classify_errors", "failure_breakdown", "failure_rates"]
 
+
+def _rate_frame(counts: pd.DataFrame, confidence: float) -> pd.DataFrame:
+    n = counts["n"].to_numpy()
+    bad = counts["failed"].to_numpy() + counts["generation_failed"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        counts["rate"] = np.where(n > 0, bad / np.maximum(n, 1), np.nan)
+    counts["ci_low"], counts["ci_high"] = _stats.wilson_interval(bad, n, confidence)
+    return counts
+
+
+def failure_rates(
+    df: pd.DataFrame,
+    by: By = None,
+    *,
+    freq: str | None = None,
+    confidence: float = 0.95,
+    rolling: int | str | None = None,
+) -> pd.DataFrame:
+    """Failure rate per group (and per ``freq`` bucket of ``create_time``), with Wilson intervals.
+
+    Only terminal tasks count: ``n`` = ``succeeded`` + ``failed`` (flag 2) +
+    ``generation_failed`` (flag 3); ``rate`` = (failed + generation_failed) / n;
+    ``ci_low``/``ci_high`` = Wilson score interval at ``confidence``. With ``rolling``
+    (a number of buckets, or a span such as ``"7D"``; needs a time bucket) the counts
+    are summed over the trailing window before the rate is taken.
+
+    >>> failure_rates(df, by="model", freq="1D", rolling=7)   # doctest: +SKIP
+    """
+    terminal = _status_mask(df, ("success", "failed", "generation_failed"))
+    codes, index = _codes(df, by, freq, mask=terminal)
+    g = len(index)
+
+    def count(status: str) -> np.ndarray:
+        return np.bincount(codes[_status_mask(df, (status,))[terminal]], minlength=g)
+
+    data = {
+        "n": np.bincount(codes, minlength=g),
+        "succeeded": count("success"),
+        "failed": count("failed"),
+        "generation_failed": count("generation_failed"),
+    }
+    counts = pd.DataFrame(data, index=index)
+    if rolling is not None:
+        counts = _roll(counts, rolling, freq)
+    return _rate_frame(counts, confidence)
+
+
+def _roll(counts: pd.DataFrame, rolling: int | str, freq: str | None) -> pd.DataFrame:
+    if "period" not in (counts.index.names or []):
+        raise InputError("rolling needs a time bucket: pass freq='1D' (or a bucket in by)")
+    if isinstance(rolling, int):
+        step = freq or "1D"
+        window = pd.tseries.frequencies.to_offset(step) * rolling
+        try:
+            window = pd.Timedelta(window)
+        except ValueError as exc:
+            raise InputError(f"rolling={rolling} needs a fixed bucket size, not {step!r}") from exc
+    else:
+        window = pd.Timedelta(rolling)
+    cols = list(counts.columns)
+    others = [nm for nm in counts.index.names if nm != "period"]
+    flat = counts.reset_index().dropna(subset=["period"]).sort_values([*others, "period"])
+
+    def roll(part: pd.DataFrame) -> pd.DataFrame:
+        summed = part.rolling(window, on="period", min_periods=1)[cols].sum()[cols]
+        return pd.concat([part[[*others, "period"]], summed.astype(np.int64)], axis=1)
+
+    if others:  # one rolling pass per group (groups are few: models, task types, ...)
+        parts = [roll(p) for _, p in flat.groupby(others, sort=False, dropna=False, observed=True)]
+        flat = pd.concat(parts) if parts else flat
+    else:
+        flat = roll(flat)
+    return flat.set_index([*others, "period"])
+
+
+# --- why: error categories and the Pareto ----------------------------------------
 PARAM_COLUMNS = ("model", "generation_type", "aspect_ratio")
 
 
@@ -82,7 +163,6 @@ def failure_breakdown(
     >>> fb = failure_breakdown(df)                            # doctest: +SKIP
     >>> fb.categories.head(3)                                  # doctest: +SKIP
     """
-    from .analysis import failure_rates  # the module that imports this one
 
     cat = classify_errors(df, rules)
     failed = cat.notna().to_numpy()

@@ -48,7 +48,7 @@ records, one core): json.loads 2.2, orjson.loads alone 1.1, pyarrow.json 0.55-0.
 columnar reader was chosen (DuckDB's ``json_transform`` is faster unvalidated, but no
 faster once unknown keys and value types are checked as this reader does). Rows the
 reader refuses (type variants, broken texts) are bisected out and read one by one
-(``_frame_rows``), with identical results. A parse runs under :func:`parse_settings`
+(``_rows``), with identical results. A parse runs under :func:`parse_settings`
 (the cyclic collector paused, Arrow allocating from the C allocator), both put back after.
 
 >>> df = to_frame([{"taskId": "t1", "successFlag": 1, "createTime": "2025-06-06 10:25:00",
@@ -74,9 +74,9 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-from . import _frame_build
-from ._frame_read import each, read_objects
-from .errors import InputError
+from ..errors import InputError
+from . import _build
+from ._read import each, read_objects
 
 __all__ = ["DEFAULT_NAIVE_TZ", "from_raw", "to_frame"]
 
@@ -216,7 +216,7 @@ def _frame(
     def block(span: tuple[int, int]) -> pd.DataFrame:
         lo, hi = span
         env = read_objects(
-            texts[lo:hi], _frame_build.ENVELOPE_SCHEMA, "record", workers=workers, variants=variants
+            texts[lo:hi], _build.ENVELOPE_SCHEMA, "record", workers=workers, variants=variants
         )
         for i, note in notes.items():
             if lo <= i < hi:
@@ -225,12 +225,10 @@ def _frame(
         def part(seq: Sequence[Any] | None) -> Sequence[Any] | None:
             return None if seq is None else seq[lo:hi]
 
-        return _frame_build.build(
-            env, part(ids), part(fetched), part(errors), naive_tz, workers=workers
-        )
+        return _build.build(env, part(ids), part(fetched), part(errors), naive_tz, workers=workers)
 
     with parse_settings():
-        return _frame_build.finish(each(block, spans, BLOCK_WORKERS))
+        return _build.finish(each(block, spans, BLOCK_WORKERS))
 
 
 _lock = threading.Lock()

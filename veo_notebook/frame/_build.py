@@ -11,8 +11,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _frame_time, schema
-from ._frame_read import Result, read_objects
+from .. import schema
+from . import _time
+from ._read import Result, read_objects
 
 _S = pa.string()
 _I = pa.int64()
@@ -149,7 +150,7 @@ def build(
     no_data = env.present & ~has_data & ~np.asarray(fetch_error.is_valid())
     note(np.flatnonzero(no_data), "the answer has no data object")
     cols["fetch_error"] = fetch_error
-    cols["fetched_at"] = _utc(_frame_time.epoch_to_utc(_frame_time.epoch_seconds(fetched, n)))
+    cols["fetched_at"] = _utc(_time.epoch_to_utc(_time.epoch_seconds(fetched, n)))
 
     # the task's outcome
     flag = d["successFlag"]
@@ -166,8 +167,8 @@ def build(
         status[flag_np == k] = k
 
     # times
-    create, bad_c = _frame_time.parse(d["createTime"], d["createTime__num"], naive_tz)
-    complete, bad_e = _frame_time.parse(d["completeTime"], d["completeTime__num"], naive_tz)
+    create, bad_c = _time.parse(d["createTime"], d["createTime__num"], naive_tz)
+    complete, bad_e = _time.parse(d["completeTime"], d["completeTime__num"], naive_tz)
     for label, bad in (("createTime", bad_c), ("completeTime", bad_e)):
         for row, value in bad.items():
             notes.setdefault(row, []).append(f"{label} unparseable: {value!r}")

@@ -17,7 +17,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from . import _viewer_html as H
+from . import _html as H
 
 __all__ = ["WidgetsMixin"]
 
