@@ -15,7 +15,7 @@ import pytest
 from veo_notebook import __version__, cli, schema
 from veo_notebook.errors import InputError, SchemaVersionError
 from veo_notebook.export import read_parquet, to_csv, to_parquet
-from veo_notebook.frame import from_raw, to_frame
+from veo_notebook.frame import from_raw, from_store, to_frame
 from veo_notebook.simulator import corpus
 from veo_notebook.store import Store
 
@@ -170,7 +170,7 @@ def test_cli_export(
     with Store(tmp_path / "s.db") as store:
         for t in texts:
             store.put(json.loads(t)["data"]["taskId"], t, fetched_at=1.77e9)
-        expected = store.to_frame()
+        expected = from_store(store)
     out = tmp_path / ("ds" if partition else "t.parquet")
     argv = ["export", "--store", str(tmp_path / "s.db"), "--out", str(out)]
     assert cli.main([*argv, "--partition-by", partition] if partition else argv) == 0

@@ -13,6 +13,7 @@ from conftest import SENTINEL_KEY
 
 from veo_notebook import AuthError, Client, InputError, Store, TransientError, fetch_records, watch
 from veo_notebook.fetch import poll_interval, read_task_ids
+from veo_notebook.frame import from_store
 from veo_notebook.simulator import Simulator
 
 NULL = "422 record is null."
@@ -78,7 +79,7 @@ def test_the_frame_is_the_stores_frame(fresh_sim, tmp_path) -> None:
     ids = sim.task_ids()[:60]
     df = fetch_records(ids, client=_client(sim), store=tmp_path / "s.sqlite", progress=False)
     with Store(tmp_path / "s.sqlite") as st:
-        pd.testing.assert_frame_equal(df, st.to_frame(ids))
+        pd.testing.assert_frame_equal(df, from_store(st, ids))
         assert sorted(st.ids()) == sorted(ids)  # written in the order answered; all there
 
 
@@ -308,15 +309,47 @@ def test_a_csv_without_an_id_column_is_an_input_error(tmp_path) -> None:
     assert "['id', 'model']" in str(exc.value)
 
 
-def test_an_expired_record_is_not_asked_again_but_an_unknown_id_is(fresh_sim, tmp_path) -> None:
+def test_a_422_is_not_asked_again_but_a_transient_failure_is(fresh_sim, tmp_path) -> None:
+    # one rule (schema.is_pending): a 422, expired or "record is null.", is the API's answer
+    # about that id; only a failure that may pass is asked again (refresh="all" asks anyway)
     sim = fresh_sim(n_tasks=100)
     expired, ids = sim.task_ids("expired")[0], [sim.task_ids("expired")[0], "unknown id"]
+    flaky = sim.task_ids("terminal")[0]
+    sim.script(flaky, ["http503"] * 3)  # the first run's 3 attempts fail
     with Store(tmp_path / "s.sqlite") as store:
-        fetch_records(ids, client=_client(sim), store=store, progress=False)
+        first = _client(sim, max_retries=2)
+        fetch_records([*ids, flaky], client=first, store=store, progress=False)
         sim.reset_stats()
-        df = fetch_records(ids, client=_client(sim), store=store, progress=False)
-    assert sim.stats()["by_task"] == {"unknown id": 1}
+        df = fetch_records([*ids, flaky], client=_client(sim), store=store, progress=False)
+        assert sim.stats()["by_task"] == {flaky: 1}
+        sim.reset_stats()
+        fetch_records(ids, client=_client(sim), store=store, refresh="all", progress=False)
+        assert sim.stats()["by_task"] == dict.fromkeys(ids, 1)
+    assert df.set_index("task_id").loc[flaky, "status"] == "success"
+    df = df[df["task_id"] != flaky]
     assert _errors(df) == {
         expired: "422 Temporarily supports records within 14 days.",
         "unknown id": NULL,
     }
+
+
+def test_watch_over_settled_ids_reads_the_store_in_batches(fresh_sim, tmp_path) -> None:
+    # one terminal_ids query per batch of ids, not one per id (was quadratic in the ids)
+    sim = fresh_sim(n_tasks=10)
+    calls: list[str] = []
+
+    class Counting(Store):
+        def _query(self, sql: str, params=()):  # type: ignore[no-untyped-def]
+            calls.append(sql)
+            return super()._query(sql, params)
+
+    for n in (300, 3000):
+        ids = [f"done{i}" for i in range(n)]
+        env = '{"code":200,"msg":"success","data":{"successFlag":1}}'
+        with Counting(tmp_path / f"s{n}.sqlite") as st:
+            st.put_many((i, env, 1.0, None) for i in ids)
+            calls.clear()
+            df = watch(ids, client=_client(sim), store=st, progress=False)
+        assert len(df) == n and (df["status"] == "success").all()
+        assert len(calls) <= 3 * (n // 500 + 1), (n, len(calls))  # SQL "IN" batches of 500
+    assert sim.stats()["requests"] == 0

@@ -32,6 +32,7 @@ from veo_notebook import (
     fetch_records,
     read_task_ids,
 )
+from veo_notebook.frame import from_store
 from veo_notebook.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -348,7 +349,7 @@ def test_hostile_prompts_survive_store_frame_and_parquet_exactly_and_are_escaped
     assert df["prompt"].tolist() == HOSTILE_PROMPTS
     assert df["fetch_error"].isna().all()
     with Store(tmp_path / "s.sqlite") as st:
-        assert st.to_frame(ids)["prompt"].tolist() == HOSTILE_PROMPTS
+        assert from_store(st, ids)["prompt"].tolist() == HOSTILE_PROMPTS
     back = read_parquet(to_parquet(df, tmp_path / "f.parquet"))
     assert back["prompt"].tolist() == HOSTILE_PROMPTS
     html = report(df, tmp_path / "r.html", figures=False).read_text(encoding="utf-8")

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from veo_notebook import SchemaVersionError, Store, StoreError
+from veo_notebook.frame import from_store
 from veo_notebook.store import STORE_VERSION
 
 
@@ -41,9 +42,11 @@ def test_put_get_rows_and_terminal_ids(tmp_path: Path) -> None:
             "fetch_error": None,
         }
         assert st.get("nope") is None
+        # settled = not schema.is_pending: a 422 "record is null." is the API's answer too
         assert st.terminal_ids(["done", "failed", "running", "unknown", "nope"]) == {
             "done",
             "failed",
+            "unknown",
         }
         assert [r["task_id"] for r in st.rows(["unknown", "nope", "done", "unknown"])] == [
             "unknown",
@@ -106,14 +109,14 @@ def test_memory_store_and_to_frame(tmp_path: Path) -> None:
     with Store(":memory:") as st:
         st.put("a", _env(1, "a"), fetched_at=1.7e9)
         st.put("b", None, fetched_at=1.7e9, fetch_error=NULL)
-        df = st.to_frame()
+        df = from_store(st)
     assert df["task_id"].tolist() == ["a", "b"]
     assert df["status"].astype(object).tolist()[0] == "success"
     assert df["fetch_error"].isna().tolist() == [True, False]
 
 
 def test_to_frame_reads_utf8_bytes_and_equals_the_row_path(tmp_path: Path) -> None:
-    # Store.to_frame hands the raw UTF-8 bytes to from_raw; same frame as to_frame(rows)
+    # from_store hands the raw UTF-8 bytes to from_raw; same frame as to_frame(rows)
     from veo_notebook import to_frame
 
     with Store(tmp_path / "s.sqlite") as st:
@@ -122,10 +125,10 @@ def test_to_frame_reads_utf8_bytes_and_equals_the_row_path(tmp_path: Path) -> No
         st.put("c", "{broken", fetched_at=1.7e9)
         st.put("d", _env(2, "d"), fetched_at=1.7e9)
         for ids in (None, ["d", "zz", "a", "c", "b", "a"]):
-            fast, rows = st.to_frame(ids), to_frame(st.rows(ids))
+            fast, rows = from_store(st, ids), to_frame(st.rows(ids))
             assert fast["task_id"].tolist() == [r["task_id"] for r in st.rows(ids)]
             pd.testing.assert_frame_equal(fast, rows)
-        assert st.to_frame([]).empty
+        assert from_store(st, []).empty
 
 
 def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:

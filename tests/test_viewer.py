@@ -15,6 +15,7 @@ from veo_notebook import schema
 from veo_notebook.client import Client
 from veo_notebook.errors import InputError
 from veo_notebook.fetch import fetch_records
+from veo_notebook.frame import from_store
 from veo_notebook.store import Store
 from veo_notebook.viewer import StatusViewer
 from veo_notebook.viewer._html import safe_url
@@ -313,7 +314,7 @@ def test_refresh_updates_rows_in_place_and_the_store(fresh_sim, tmp_path):
         v.refresh()
         assert v.pending_ids() == [] and v.frame["task_id"].tolist() == before
         assert v.progress.value == v.progress.max == len(pending)
-        assert (store.to_frame()["status"] != "generating").all()
+        assert (from_store(store)["status"] != "generating").all()
         assert v.refresh() == 0 and "nothing to refresh" in v.message.value
 
 
@@ -368,16 +369,22 @@ def test_expired_ids_count_as_done_and_unread_ones_as_pending():
     df = schema.enforce(
         pd.DataFrame(
             {
-                "task_id": ["gone", "flaky", "ok"],
-                "status": [None, None, "success"],
-                "fetch_error": ["422 record is null.", "transient: connection reset", None],
+                "task_id": ["gone", "flaky", "ok", "bad"],
+                "status": [None, None, "success", None],
+                "fetch_error": [
+                    "422 record is null.",
+                    "transient: connection reset",
+                    None,
+                    "414 Request-URI Too Long",
+                ],
             }
         )
     )
     v = StatusViewer(df)
-    assert v.pending_ids() == ["flaky"]  # a 422 is final; a transient failure is polled again
-    assert repr(v).endswith("pending=1)") and (v.progress.value, v.progress.max) == (2, 3)
-    assert "unread: 2" in v.header.value and "66.7% done" in v.header.value
+    # the fetch rule (schema.is_pending): a 422 or a 414 is final, a transient failure is not
+    assert v.pending_ids() == ["flaky"]
+    assert repr(v).endswith("pending=1)") and (v.progress.value, v.progress.max) == (3, 4)
+    assert "unread: 3" in v.header.value and "75.0% done" in v.header.value
 
 
 def test_unreadable_answer_never_replaces_a_read_row():

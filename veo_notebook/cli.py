@@ -164,10 +164,11 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import to_parquet
+    from .frame import from_store
     from .store import Store
 
     with Store(args.store) as store:
-        df = store.to_frame()
+        df = from_store(store)
     to_parquet(df, args.out, partition_by=args.partition_by)
     sys.stdout.write(f"wrote {len(df)} rows to {args.out}\n")
     return 0
@@ -177,10 +178,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .report import report
 
     if args.store is not None:
+        from .frame import from_store
         from .store import Store
 
         with Store(args.store) as store:
-            df = store.to_frame()
+            df = from_store(store)
     else:
         from .export import read_parquet
 

@@ -26,6 +26,7 @@ from .analysis._groups import now_utc
 from .analysis._kernels import pct_name
 from .analysis.failures import FailureBreakdown
 from .analysis.latency import Failed
+from .schema import STATUS_COLOURS, STATUS_ORDER, UNREAD
 
 __all__ = [
     "failure_pareto",
@@ -38,7 +39,6 @@ __all__ = [
 
 MAX_GROUPS = 8  # more lines than this are unreadable: the largest groups are drawn
 MAX_POINTS = 1500  # per curve
-_STATUS_ORDER = ["success", "generating", "failed", "generation_failed", "unknown", "unread"]
 
 
 def _ax(ax: Axes | None, size: tuple[float, float] = (7.0, 4.0)) -> Axes:
@@ -309,16 +309,9 @@ def status_counts(df: pd.DataFrame, ax: Axes | None = None, *, by: str | None = 
     >>> ax = status_counts(df, by="model")                     # doctest: +SKIP
     """
     ax = _ax(ax)
-    status = df["status"].astype("string").fillna("unread")
-    order = [s for s in _STATUS_ORDER if (status == s).any()]
-    colors = {
-        "success": "C2",
-        "generating": "C0",
-        "failed": "C3",
-        "generation_failed": "C1",
-        "unknown": "C7",
-        "unread": "C8",
-    }
+    status = df["status"].astype("string").fillna(UNREAD)
+    order = [s for s in STATUS_ORDER if (status == s).any()]
+    colors = STATUS_COLOURS
     if by is None:
         counts = status.value_counts().reindex(order, fill_value=0)
         bars = ax.barh(order, counts.to_numpy(), color=[colors[s] for s in order])

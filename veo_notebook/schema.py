@@ -15,22 +15,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 __all__ = [
     "COLUMNS",
+    "EXPIRED_ERROR",
+    "FAILED_STATUSES",
+    "NOT_IN_STORE",
     "SCHEMA_VERSION",
+    "STATUS_BY_FLAG",
     "STATUS_CATEGORIES",
+    "STATUS_COLOURS",
+    "STATUS_ORDER",
     "TASK_TYPE_CATEGORIES",
+    "TERMINAL_FLAGS",
+    "TERMINAL_STATUSES",
+    "TRANSIENT_CODES",
+    "UNREAD",
     "Column",
+    "FetchErrorKind",
     "Status",
     "TaskType",
     "column_names",
     "dtypes",
     "empty_frame",
     "enforce",
+    "envelope_facts",
+    "fetch_error_kind",
+    "is_pending",
     "markdown_table",
+    "pending_mask",
+    "status_of",
 ]
 
 #: Bumped whenever a column is added, removed or changes dtype or meaning.
@@ -59,6 +76,141 @@ class TaskType(str, Enum):
 
 STATUS_CATEGORIES = [s.value for s in Status]
 TASK_TYPE_CATEGORIES = [t.value for t in TaskType]
+
+
+# --- the task-state rules: every stage imports these, none writes its own ---------------
+
+#: successFlag → status. Any other flag is ``unknown``: kept and flagged, never dropped.
+STATUS_BY_FLAG: dict[int, Status] = {
+    0: Status.GENERATING,
+    1: Status.SUCCESS,
+    2: Status.FAILED,
+    3: Status.GENERATION_FAILED,
+}
+#: successFlag values after which a task never changes again.
+TERMINAL_FLAGS = frozenset(f for f, s in STATUS_BY_FLAG.items() if s is not Status.GENERATING)
+#: Statuses of a finished task (the denominator of a failure rate).
+TERMINAL_STATUSES = frozenset(STATUS_BY_FLAG[f].value for f in TERMINAL_FLAGS)
+#: Statuses of a task that ended without a video (flag 2 and flag 3).
+FAILED_STATUSES = frozenset({Status.FAILED.value, Status.GENERATION_FAILED.value})
+#: How a row with no status (its record could not be read) is labelled in tables and figures.
+UNREAD = "unread"
+#: The order statuses are listed and stacked in, everywhere.
+STATUS_ORDER = (
+    Status.SUCCESS.value,
+    Status.GENERATING.value,
+    Status.FAILED.value,
+    Status.GENERATION_FAILED.value,
+    Status.UNKNOWN.value,
+    UNREAD,
+)
+#: One colour per status (matplotlib's tab10), shared by the plots, the report and the viewer.
+STATUS_COLOURS = {
+    Status.GENERATING.value: "#1f77b4",
+    Status.SUCCESS.value: "#2ca02c",
+    Status.FAILED.value: "#d62728",
+    Status.GENERATION_FAILED.value: "#ff7f0e",
+    Status.UNKNOWN.value: "#7f7f7f",
+    UNREAD: "#8c564b",
+}
+#: Envelope codes / HTTP statuses that mean "ask again later" (the client retries them).
+TRANSIENT_CODES = frozenset({408, 429, 455, 500, 502, 503, 504})
+#: The API forgot this record for good (older than its 14 days): asking again is waste.
+EXPIRED_ERROR = "422 Temporarily supports records within 14 days."
+#: The fetch error of an id the store was asked for but does not hold.
+NOT_IN_STORE = "not in store"
+
+
+class FetchErrorKind(str, Enum):
+    """What a row's ``fetch_error`` says about asking again (see :func:`fetch_error_kind`)."""
+
+    NONE = "none"  # the record was read
+    EXPIRED = "expired"  # 422 "within 14 days": the API will never answer it again
+    NOT_FOUND = "not_found"  # another 422 ("record is null."): not a task of this account
+    TRANSIENT = "transient"  # 408/429/455/5xx, timeouts, resets, an odd answer, not asked yet
+    PERMANENT = "permanent"  # any other code (400, 401, 414, 451, ...): the same id, the same no
+
+
+def _leading_code(text: str) -> int | None:
+    head = text.split(" ", 1)[0]
+    return int(head) if len(head) == 3 and head.isdigit() else None
+
+
+def fetch_error_kind(fetch_error: str | None) -> FetchErrorKind:
+    """Classify a ``fetch_error`` text ("<code> <msg>", or a transport failure without a code).
+
+    >>> fetch_error_kind("422 record is null.").value, fetch_error_kind("414 URI Too Long").value
+    ('not_found', 'permanent')
+    """
+    if fetch_error is None or fetch_error != fetch_error:  # None or NaN
+        return FetchErrorKind.NONE
+    text = str(fetch_error)
+    if text.startswith(EXPIRED_ERROR.rstrip(".")):
+        return FetchErrorKind.EXPIRED
+    code = _leading_code(text)
+    if code == 422:
+        return FetchErrorKind.NOT_FOUND
+    if code is None or code == 200 or code in TRANSIENT_CODES:
+        return FetchErrorKind.TRANSIENT
+    return FetchErrorKind.PERMANENT
+
+
+#: Fetch-error kinds of an unread row worth asking again: only a failure that may pass.
+#: A 422 is the API's answer about that id (kie.ai writes the record when the task is
+#: created), so asking again gives the same answer; ``refresh="all"`` asks anyway.
+_PENDING_KINDS = frozenset({FetchErrorKind.TRANSIENT})
+
+
+def is_pending(status: str | None, fetch_error: str | None) -> bool:
+    """Is this row worth querying again? THE rule of fetch, watch, the store and the viewer.
+
+    A task still generating is; a terminal task is not; a record with an unknown flag is
+    not (it is kept and flagged; ``refresh="all"`` asks again). A row with neither a
+    status nor an error (nothing usable came back) is. An unread row is only when its
+    failure may pass (timeouts, resets, 429, 5xx); a 422 ("record is null.", the 14-day
+    expiry) or another refusal (400, 414, ...) is the API's answer about that id.
+
+    >>> is_pending("generating", None), is_pending(None, "503 Service Unavailable")
+    (True, True)
+    >>> is_pending("success", None), is_pending(None, "422 record is null.")
+    (False, False)
+    """
+    if fetch_error is None or fetch_error != fetch_error:
+        return status is None or status != status or status == Status.GENERATING.value
+    return fetch_error_kind(fetch_error) in _PENDING_KINDS
+
+
+def pending_mask(status: pd.Series, fetch_error: pd.Series) -> np.ndarray:
+    """:func:`is_pending` over columns (one call per distinct fetch error, not per row)."""
+    err = fetch_error.astype(object)
+    read = err.isna().to_numpy()
+    out = read & (status.isna().to_numpy() | (status == Status.GENERATING.value).to_numpy(bool))
+    if (~read).any():
+        kinds = {e: is_pending(None, e) for e in pd.unique(err[~read])}
+        out[~read] = err[~read].map(kinds).to_numpy(dtype=bool)
+    return out
+
+
+def envelope_facts(envelope: object) -> tuple[int | None, str | None]:
+    """(successFlag, createTime) of an answer's envelope, read leniently (None where absent).
+
+    What the store indexes and the task-state rules need, without the parser.
+    """
+    data = envelope.get("data") if isinstance(envelope, dict) else None
+    if not isinstance(data, dict):
+        return None, None
+    flag = data.get("successFlag")
+    flag = flag if isinstance(flag, int) and not isinstance(flag, bool) else None
+    ct = data.get("createTime")
+    return flag, None if ct is None else str(ct)
+
+
+def status_of(flag: int | None) -> str | None:
+    """The status of a successFlag (None → None; a flag outside 0–3 → ``unknown``)."""
+    if flag is None:
+        return None
+    return STATUS_BY_FLAG.get(flag, Status.UNKNOWN).value
+
 
 _STR = pd.StringDtype("pyarrow")
 _UTC = pd.DatetimeTZDtype("ns", "UTC")

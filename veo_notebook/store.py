@@ -10,6 +10,7 @@ Tables::
     meta(key TEXT PRIMARY KEY, value TEXT)      -- store_version, created_at, created_by
     records(task_id TEXT PRIMARY KEY, raw TEXT, fetched_at REAL, fetch_error TEXT,
             success_flag INTEGER, terminal INTEGER, create_time TEXT)
+    -- terminal = 1: not worth asking again (veo_notebook.schema.is_pending is false)
 
 A file that is not SQLite, or not a veo-notebook store, is a :class:`StoreError`; a store
 written by a newer version is a :class:`SchemaVersionError`. Neither is ever modified.
@@ -31,25 +32,22 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 import orjson
 
+from . import schema
 from .errors import SchemaVersionError, StoreError
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-__all__ = ["STORE_VERSION", "Store", "StoreRow"]
+__all__ = ["STORE_VERSION", "Answer", "RawRecords", "Store", "StoreRow"]
 
 log = logging.getLogger(__name__)
 
 #: Version of the store's SQLite layout (not the frame's ``schema.SCHEMA_VERSION``).
 STORE_VERSION = 1
 
-_TERMINAL_FLAGS = (1, 2, 3)
-#: The API forgot this record for good (older than its 14 days): asking again is waste.
-EXPIRED_ERROR = "422 Temporarily supports records within 14 days."
+#: The API forgot this record for good (re-exported from the rules in :mod:`.schema`).
+EXPIRED_ERROR = schema.EXPIRED_ERROR
 _CHUNK = 500  # ids per SQL "IN (...)" (SQLite's default limit is 32766 variables)
 
 _DDL = """
@@ -77,6 +75,15 @@ WHERE excluded.fetch_error IS NULL OR records.fetch_error IS NOT NULL
 """
 
 
+class RawRecords(NamedTuple):
+    """Stored rows as parallel columns, the texts as bytes (see :meth:`Store.raw_records`)."""
+
+    task_ids: list[str]
+    texts: list[bytes | None]
+    fetched_at: list[float]
+    fetch_errors: list[str | None]
+
+
 class StoreRow(TypedDict):
     """One stored record, as :func:`veo_notebook.frame.to_frame` takes it."""
 
@@ -86,26 +93,32 @@ class StoreRow(TypedDict):
     fetch_error: str | None
 
 
-def _facts(raw: str | None, fetch_error: str | None) -> tuple[int | None, bool, str | None]:
-    """(successFlag, terminal, createTime) read from a raw envelope, cheaply and leniently.
+class Answer(NamedTuple):
+    """One answer to store. ``facts`` is the envelope's (successFlag, createTime) when the
+    caller has already read it (the client has); else the store reads it from ``raw``."""
 
-    A record the API has expired is terminal too: it will never answer it again.
+    task_id: str
+    raw: str | None
+    fetched_at: float | None = None
+    fetch_error: str | None = None
+    facts: tuple[int | None, str | None] | None = None
+
+
+def _index(a: Answer) -> tuple[int | None, bool, str | None]:
+    """(successFlag, settled, createTime) of an answer: the ``records`` index columns.
+
+    ``settled`` is "not worth asking again", by :func:`veo_notebook.schema.is_pending`.
     """
-    if fetch_error is not None:
-        return None, fetch_error == EXPIRED_ERROR, None
-    if raw is None:
-        return None, False, None
-    try:
-        env = orjson.loads(raw)
-        data = env.get("data") if isinstance(env, dict) else None
-    except orjson.JSONDecodeError:
-        return None, False, None
-    if not isinstance(data, dict):
-        return None, False, None
-    flag = data.get("successFlag")
-    flag = flag if isinstance(flag, int) and not isinstance(flag, bool) else None
-    ct = data.get("createTime")
-    return flag, flag in _TERMINAL_FLAGS, None if ct is None else str(ct)
+    facts = a.facts
+    if a.fetch_error is not None:
+        facts = None, None
+    elif facts is None:
+        try:
+            facts = schema.envelope_facts(None if a.raw is None else orjson.loads(a.raw))
+        except orjson.JSONDecodeError:
+            facts = None, None
+    flag, create_time = facts
+    return flag, not schema.is_pending(schema.status_of(flag), a.fetch_error), create_time
 
 
 class Store:
@@ -264,17 +277,21 @@ class Store:
         """
         self.put_many([(task_id, raw, fetched_at, fetch_error)])
 
-    def put_many(self, rows: Iterable[tuple[str, str | None, float | None, str | None]]) -> int:
-        """Store many ``(task_id, raw, fetched_at, fetch_error)`` answers in one transaction.
+    def put_many(
+        self, rows: Iterable[Answer | tuple[str, str | None, float | None, str | None]]
+    ) -> int:
+        """Store many answers (:class:`Answer` or ``(task_id, raw, fetched_at, fetch_error)``)
+        in one transaction.
 
         Returns the number of rows given. ``fetched_at`` None means now.
         """
         now = time.time()
         params = []
-        for task_id, raw, fetched_at, fetch_error in rows:
-            flag, terminal, create_time = _facts(raw, fetch_error)
-            when = now if fetched_at is None else float(fetched_at)
-            params.append((task_id, raw, when, fetch_error, flag, int(terminal), create_time))
+        for row in rows:
+            a = row if isinstance(row, Answer) else Answer(*row)
+            flag, settled, create_time = _index(a)
+            when = now if a.fetched_at is None else float(a.fetched_at)
+            params.append((a.task_id, a.raw, when, a.fetch_error, flag, int(settled), create_time))
         if not params:
             return 0
         with self._lock:
@@ -317,7 +334,8 @@ class Store:
         return _row(rows[0]) if rows else None
 
     def terminal_ids(self, ids: Iterable[str]) -> set[str]:
-        """Those of ``ids`` whose stored record is terminal (successFlag 1, 2 or 3, or expired)."""
+        """Those of ``ids`` not worth asking again (:func:`veo_notebook.schema.is_pending` is
+        false: successFlag 1, 2 or 3, an unknown flag, expired, or refused for good)."""
         sql = "SELECT task_id FROM records WHERE terminal = 1 AND task_id IN ({marks})"
         return {r[0] for r in self._chunked(sql, list(ids))}
 
@@ -331,18 +349,13 @@ class Store:
         """
         return [_row(r) for r in self._select("raw", ids)]
 
-    def to_frame(self, ids: Iterable[str] | None = None) -> pd.DataFrame:
-        """The typed frame of the stored rows (see :meth:`rows`).
-
-        The raw texts go to :func:`~veo_notebook.frame.from_raw` as the UTF-8 bytes SQLite
-        holds (no decoding to ``str`` and encoding back).
-        """
-        from .frame import from_raw
-
+    def raw_records(self, ids: Iterable[str] | None = None) -> RawRecords:
+        """The stored rows (see :meth:`rows`) as columns, each text the UTF-8 bytes SQLite
+        holds (no decoding to ``str``): what :func:`veo_notebook.frame.from_store` parses."""
         found = self._select("CAST(raw AS BLOB)", ids)
-        return from_raw(
-            [r[1] for r in found],
+        return RawRecords(
             [r[0] for r in found],
+            [r[1] for r in found],
             [r[2] for r in found],
             [r[3] for r in found],
         )

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..schema import FAILED_STATUSES
 from ._kernels import group_codes
 
-__all__ = ["CATEGORY_MEANINGS", "ERROR_RULES", "FAILED_STATUSES", "ErrorRule", "classify"]
+__all__ = ["CATEGORY_MEANINGS", "ERROR_RULES", "ErrorRule", "classify"]
 
 #: Statuses whose rows get a category; every other row is NA.
-FAILED_STATUSES = frozenset({"failed", "generation_failed"})
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..schema import TERMINAL_STATUSES
 from . import _kernels as _stats
 from ._groups import By
 from ._groups import codes as _codes
@@ -48,7 +49,7 @@ def failure_rates(
 
     >>> failure_rates(df, by="model", freq="1D", rolling=7)   # doctest: +SKIP
     """
-    terminal = _status_mask(df, ("success", "failed", "generation_failed"))
+    terminal = _status_mask(df, tuple(TERMINAL_STATUSES))
     codes, index = _codes(df, by, freq, mask=terminal)
     g = len(index)
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..schema import FAILED_STATUSES, Status
 from . import _kernels as _stats
 from ._groups import By, now_utc
 from ._groups import age_s as _age_s
@@ -26,7 +27,7 @@ __all__ = ["DEFAULT_PERCENTILES", "km_curve", "km_latency", "latency_summary", "
 log = logging.getLogger(__name__)
 
 DEFAULT_PERCENTILES = (0.5, 0.9, 0.95, 0.99)
-_OUTCOMES = {"success": ("success",), "failed": ("failed", "generation_failed")}
+_OUTCOMES = {"success": (Status.SUCCESS.value,), "failed": tuple(sorted(FAILED_STATUSES))}
 
 
 def latency_summary(

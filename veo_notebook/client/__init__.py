@@ -44,6 +44,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from ..errors import ApiError, AuthError, ConfigError, TransientError
+from ..schema import TERMINAL_FLAGS, TRANSIENT_CODES, envelope_facts, is_pending, status_of
 from ._pacing import AdaptiveLimiter, Cancelled, RetryPolicy
 
 __all__ = ["ENV_KEY", "RECORD_PATH", "Client", "Outcome"]
@@ -53,8 +54,7 @@ log = logging.getLogger(__name__)
 #: The one environment variable the key is read from.
 ENV_KEY = "KIE_API_KEY"
 RECORD_PATH = "/api/v1/veo/record-info"
-TERMINAL_FLAGS = frozenset({1, 2, 3})
-_TRANSIENT_CODES = frozenset({408, 429, 455, 500, 502, 503, 504})
+_TRANSIENT_CODES = TRANSIENT_CODES
 # HTTP statuses without an envelope that every query would meet (a CDN block, a wrong
 # base_url): they stop the batch; other 4xx without an envelope are the row's fetch_error
 _BATCH_HTTP = frozenset({403, 404, 405, 407})
@@ -80,9 +80,19 @@ class Outcome:
     @property
     def success_flag(self) -> int | None:
         """``data.successFlag`` when the record was read."""
-        data = (self.envelope or {}).get("data")
-        flag = data.get("successFlag") if isinstance(data, dict) else None
-        return flag if isinstance(flag, int) else None
+        return self.facts[0]
+
+    @property
+    def facts(self) -> tuple[int | None, str | None]:
+        """(successFlag, createTime) of the envelope, for the store's index (read once, here)."""
+        if self.fetch_error is not None:
+            return None, None
+        return envelope_facts(self.envelope)
+
+    @property
+    def pending(self) -> bool:
+        """Worth asking again, by the one rule (:func:`veo_notebook.schema.is_pending`)."""
+        return is_pending(status_of(self.success_flag), self.fetch_error)
 
 
 class _Retry(Exception):

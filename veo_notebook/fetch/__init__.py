@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..client import Client, Outcome
 from ..errors import InputError, TransientError
-from ..store import Store
+from ..frame import from_store, to_frame
+from ..schema import NOT_IN_STORE
+from ..store import Answer, Store
 from ._ids import read_task_ids, unique_ids
 
 if TYPE_CHECKING:
@@ -64,14 +66,12 @@ def poll_interval(elapsed_s: float) -> float:
 
 # ---------------------------------------------------------------------------- frame
 def _frame_for(store: Store, ids: list[str]) -> pd.DataFrame:
-    df = store.to_frame(ids)  # the fast path: the store's bytes straight to the reader
+    df = from_store(store, ids)  # the fast path: the store's bytes straight to the reader
     if len(df) == len(ids):
         return df
     held = {r["task_id"]: r for r in store.rows(ids)}
-    missing: dict[str, Any] = {"raw": None, "fetched_at": None, "fetch_error": "not in store"}
+    missing: dict[str, Any] = {"raw": None, "fetched_at": None, "fetch_error": NOT_IN_STORE}
     rows: list[Any] = [held.get(i) or {"task_id": i, **missing} for i in ids]
-    from ..frame import to_frame
-
     return to_frame(rows)
 
 
@@ -100,11 +100,11 @@ class _Writer:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.buf: list[tuple[str, str | None, float | None, str | None]] = []
+        self.buf: list[Answer] = []
         self.last = time.monotonic()
 
     def add(self, o: Outcome) -> None:
-        self.buf.append((o.task_id, o.raw, o.fetched_at, o.fetch_error))
+        self.buf.append(Answer(o.task_id, o.raw, o.fetched_at, o.fetch_error, o.facts))
         if len(self.buf) >= _FLUSH_ROWS:
             self.flush()
 
@@ -124,8 +124,8 @@ def _one(client: Client, task_id: str, stop: threading.Event) -> tuple[Outcome, 
     try:
         o = client.get_record(task_id, cancel=stop)
     except TransientError as exc:  # its message starts with the code when there is one
-        return Outcome(task_id, None, None, exc.message, False), True
-    return o, (not o.terminal and o.fetch_error is None)
+        o = Outcome(task_id, None, None, exc.message, False)
+    return o, o.pending
 
 
 def _run(
@@ -312,7 +312,8 @@ def watch(
     workers = max_workers or client.max_workers
     start = time.monotonic()
     with _open_store(store) as st, _closing_if(made, client):
-        todo = [i for i in ids if i not in st.terminal_ids(ids)]
+        settled = st.terminal_ids(ids)  # one query for the batch, not one per id
+        todo = [i for i in ids if i not in settled]
         with tqdm(total=len(ids), desc="terminal", unit="task", disable=not progress) as bar:
             while True:
                 bar.update(len(ids) - len(todo) - bar.n)

@@ -75,10 +75,11 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import InputError
+from ..store import Store
 from . import _build
 from ._read import each, read_objects
 
-__all__ = ["DEFAULT_NAIVE_TZ", "from_raw", "to_frame"]
+__all__ = ["DEFAULT_NAIVE_TZ", "from_raw", "from_store", "to_frame"]
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,12 @@ def to_frame(records: Iterable[Any], *, naive_tz: str = DEFAULT_NAIVE_TZ) -> pd.
 
     Parameters
     ----------
-    records : iterable of mappings
-        Each one an envelope ``{"code", "msg", "data"}``, a ``data`` object (it has a
-        ``taskId``, or neither ``code`` nor ``data``), or a store row ``{"task_id", "raw",
-        "fetched_at", "fetch_error"}`` (``raw`` the envelope text as received). Kinds may
-        be mixed.
+    records : iterable of mappings, or a Store
+        A :class:`~veo_notebook.Store` gives the frame of every record it holds
+        (:func:`from_store`). Otherwise each one an envelope ``{"code", "msg", "data"}``,
+        a ``data`` object (it has a ``taskId``, or neither ``code`` nor ``data``), or a
+        store row ``{"task_id", "raw", "fetched_at", "fetch_error"}`` (``raw`` the envelope
+        text as received). Kinds may be mixed.
     naive_tz : str
         Zone of plain times without an offset (see :data:`DEFAULT_NAIVE_TZ`: the
         evidence points to UTC+8, and the simulator writes Asia/Shanghai wall time).
@@ -126,6 +128,8 @@ def to_frame(records: Iterable[Any], *, naive_tz: str = DEFAULT_NAIVE_TZ) -> pd.
     >>> to_frame([{"code": 422, "msg": "record is null.", "data": None}]).loc[0, "fetch_error"]
     '422 record is null.'
     """
+    if isinstance(records, Store):
+        return from_store(records, naive_tz=naive_tz)
     records = records if isinstance(records, list) else list(records)
     try:  # the common case, all store rows: four comprehensions
         texts: list[str | bytes | None] = [r["raw"] for r in records]
@@ -192,6 +196,24 @@ def from_raw(
         if seq is not None and len(seq) != n:
             raise InputError(f"{name} has {len(seq)} items for {n} texts")
     return _frame(list(texts), task_ids, fetched_at, fetch_errors, naive_tz, {})
+
+
+def from_store(
+    store: Store, ids: Iterable[str] | None = None, *, naive_tz: str = DEFAULT_NAIVE_TZ
+) -> pd.DataFrame:
+    """The typed frame of a store's records: of ``ids`` in their order (ids not held are
+    skipped), or of every record in the order it was first stored.
+
+    The store hands out the UTF-8 bytes SQLite holds; they go to :func:`from_raw` as they are.
+
+    >>> from veo_notebook import Store
+    >>> with Store(":memory:") as st:
+    ...     st.put("t1", '{"code":200,"data":{"successFlag":1}}', fetched_at=0.0)
+    ...     from_store(st).loc[0, "status"]
+    'success'
+    """
+    raw = store.raw_records(ids)
+    return from_raw(raw.texts, raw.task_ids, raw.fetched_at, raw.fetch_errors, naive_tz=naive_tz)
 
 
 def _frame(

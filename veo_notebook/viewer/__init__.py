@@ -26,7 +26,11 @@ import ipywidgets as w
 import numpy as np
 import pandas as pd
 
+from .. import schema
+from ..analysis import classify_errors
 from ..errors import InputError, VeoError
+from ..frame import from_store
+from ..store import Store
 from . import _html as H
 from ._live import LiveMixin
 from ._model import TableModel
@@ -41,7 +45,6 @@ _TABLE_COLUMNS = [
     "task_id", "status", "model", "task_type", "create_time", "latency_s",
     "error_code", "error_message",
 ]  # fmt: skip
-_FAILED = ("failed", "generation_failed")
 
 
 class _Categories:
@@ -53,7 +56,7 @@ class _Categories:
 
     def __call__(self, df: pd.DataFrame) -> list[Any]:
         status = df["status"].tolist()
-        failed = [s in _FAILED for s in status]
+        failed = [s in schema.FAILED_STATUSES for s in status]
         if not any(failed):
             return [None] * len(df)
         keys = list(
@@ -65,18 +68,10 @@ class _Categories:
         return [self._memo.get(k) if f else None for k, f in zip(keys, failed, strict=True)]
 
     def _classify(self, keys: list[tuple[Any, Any, Any]]) -> None:
-        from .. import schema
-
-        try:
-            from .analysis import classify_errors
-
-            frame = schema.enforce(
-                pd.DataFrame(keys, columns=["error_code", "error_message", "status"])
-            )
-            cats = classify_errors(frame).tolist()
-        except (ImportError, NotImplementedError, AttributeError) as exc:
-            logger.debug("error categories unavailable: %s", exc)
-            cats = [None] * len(keys)
+        frame = schema.enforce(
+            pd.DataFrame(keys, columns=["error_code", "error_message", "status"])
+        )
+        cats = classify_errors(frame).tolist()
         for k, c in zip(keys, cats, strict=True):
             self._memo[k] = None if c is None or c is pd.NA else c
 
@@ -150,14 +145,12 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
 
     # -- loading ------------------------------------------------------------------------
     def _load(self, source: Any) -> pd.DataFrame:
-        from .. import schema
-
         if isinstance(source, pd.DataFrame):
             return schema.enforce(source.copy(deep=False))
-        if hasattr(source, "to_frame") and hasattr(source, "put"):  # a Store
+        if isinstance(source, Store):
             if self._store is None:
                 self._store = source
-            return schema.enforce(source.to_frame())
+            return from_store(source)
         if isinstance(source, (str, bytes)) or not isinstance(source, Iterable):
             raise InputError(
                 "StatusViewer takes a typed frame, a Store or a list of task ids, "

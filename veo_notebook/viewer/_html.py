@@ -18,16 +18,10 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-__all__ = ["STATUS_COLOURS", "STYLE", "detail_html", "esc", "header_html", "safe_url", "table_html"]
+from ..schema import STATUS_COLOURS
 
-STATUS_COLOURS = {
-    "generating": "#1f77b4",
-    "success": "#2ca02c",
-    "failed": "#d62728",
-    "generation_failed": "#ff7f0e",
-    "unknown": "#7f7f7f",
-    "unread": "#8c564b",
-}
+__all__ = ["STYLE", "detail_html", "esc", "header_html", "safe_url", "table_html"]
+
 
 STYLE = """<style>
 .veo-viewer table.veo-t{border-collapse:collapse;font-size:12px;width:100%}

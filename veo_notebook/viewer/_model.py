@@ -23,6 +23,8 @@ from typing import cast
 import numpy as np
 import pandas as pd
 
+from .. import schema
+
 __all__ = ["FACETS", "SORT_KEYS", "TableModel"]
 
 #: Filterable categorical-like columns (viewer filter name == column name).
@@ -346,16 +348,8 @@ class TableModel:
         return out
 
     def pending_positions(self) -> np.ndarray:
-        """Rows still worth polling: status generating, or unread for a reason other than 422."""
-        facet = self.facets["status"]
-        gen = facet.labels.index("generating") if "generating" in facet.labels else -2
-        pending = facet.codes == gen
-        unread = facet.codes < 0
-        if unread.any():
-            err = self.df["fetch_error"]
-            gone = err.str.startswith("422").fillna(False).to_numpy(dtype=bool)
-            pending |= unread & ~gone
-        return np.flatnonzero(pending)
+        """Rows still worth polling, by :func:`veo_notebook.schema.is_pending` (the fetch rule)."""
+        return np.flatnonzero(schema.pending_mask(self.df["status"], self.df["fetch_error"]))
 
     def find(self, task_id: str) -> int | None:
         """Position of ``task_id`` (first match) or None."""
