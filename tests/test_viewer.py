@@ -478,3 +478,25 @@ def test_pages_of_a_selective_filter_follow_the_sort_order(by, descending):
     for page in range(5):
         got = m.page_positions(page, 25, by, descending)
         assert got.tolist() == everything[page * 25 : (page + 1) * 25].tolist()
+
+
+def test_failed_rows_show_their_error_category():
+    # the category comes from analysis.classify_errors; a broken import must not hide it
+    df = schema.enforce(
+        pd.DataFrame(
+            {
+                "task_id": ["bad", "ok"],
+                "status": ["failed", "success"],
+                "error_code": [400, None],
+                "error_message": [
+                    "Your prompt was flagged by Website as violating content policies.",
+                    None,
+                ],
+            }
+        )
+    )
+    v = StatusViewer(df)
+    v.select("bad")
+    assert "content_policy" in v.detail.value
+    v.select("ok")
+    assert "content_policy" not in v.detail.value

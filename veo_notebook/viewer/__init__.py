@@ -32,9 +32,9 @@ from ..errors import InputError, VeoError
 from ..frame import from_store
 from ..store import Store
 from . import _html as H
-from ._live import LiveMixin
-from ._model import TableModel
-from ._widgets import WidgetsMixin
+from ._live import LiveRefresh
+from ._model import FACETS, TableModel
+from ._widgets import Controls
 
 __all__ = ["StatusViewer"]
 
@@ -86,7 +86,7 @@ def _parse_time(text: str) -> pd.Timestamp | None:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
+class StatusViewer(w.VBox):
     """A live status viewer: header, filters, paginated table, detail pane, export.
 
     Parameters
@@ -125,20 +125,22 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
         sort_by: str = "created",
         descending: bool = True,
     ) -> None:
-        self._client, self._store = client, store
         self._lock = threading.RLock()
         self._suspend = False
         self._page = 0
         self._selected: str | None = None
+        self._page_ids: set[str] = set()
         self._counts: dict[str, int] = {}
         self._pending = 0
         self._categories = _Categories()
+        self.live = LiveRefresh(
+            self, client=client, store=store, poll_scale=poll_scale, auto_timeout=auto_timeout
+        )
         self._model = TableModel(self._load(source))
-        self._build_widgets(page_size, sort_by, descending)
+        self.controls = Controls(page_size=page_size, sort_by=sort_by, descending=descending)
         self._wire()
-        super().__init__(children=self._layout())
+        super().__init__(children=self.controls.layout())
         self.add_class("veo-viewer")
-        self._init_live(poll_scale=poll_scale, auto_timeout=auto_timeout)
         self._after_frame_change()
         if auto_refresh:
             self.start()
@@ -148,8 +150,8 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
         if isinstance(source, pd.DataFrame):
             return schema.enforce(source.copy(deep=False))
         if isinstance(source, Store):
-            if self._store is None:
-                self._store = source
+            if self.live.store is None:
+                self.live.store = source
             return from_store(source)
         if isinstance(source, (str, bytes)) or not isinstance(source, Iterable):
             raise InputError(
@@ -157,24 +159,20 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
                 f"not {type(source).__name__}"
             )
         ids = [str(x) for x in source]
-        return schema.enforce(self._fetch(ids))
+        return schema.enforce(self.live.fetch(ids))
 
     def _wire(self) -> None:
         """Connect the widgets' events to the viewer's handlers."""
-        for name, widget in self.facet_filters.items():
-            widget.observe(lambda ch, n=name: self._on_facet(n, ch["new"]), "value")
-        self.created_from.observe(self._on_created, "value")
-        self.created_to.observe(self._on_created, "value")
-        self.search.observe(self._on_search, "value")
-        for widget in (self.sort_by, self.sort_order, self.page_size):
-            widget.observe(self._on_view_change, "value")
-        self.prev_button.on_click(lambda _b: self._turn(-1))
-        self.next_button.on_click(lambda _b: self._turn(+1))
-        self.selector.observe(self._on_select, "value")
-        self.refresh_button.on_click(lambda _b: self._refresh_clicked())
-        self.auto_button.observe(self._on_auto, "value")
-        self.export_parquet_button.on_click(lambda _b: self._export("parquet"))
-        self.export_csv_button.on_click(lambda _b: self._export("csv"))
+        c = self.controls
+        for widget in c.filters:
+            widget.observe(self._on_filter, "value")
+        c.prev_button.on_click(lambda _b: self._turn(-1))
+        c.next_button.on_click(lambda _b: self._turn(+1))
+        c.selector.observe(self._on_select, "value")
+        c.refresh_button.on_click(lambda _b: self.live.refresh_clicked())
+        c.auto_button.observe(self.live.on_auto, "value")
+        c.export_parquet_button.on_click(lambda _b: self._export("parquet"))
+        c.export_csv_button.on_click(lambda _b: self._export("csv"))
 
     # -- public -------------------------------------------------------------------------
     @property
@@ -195,7 +193,7 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
     def view(self) -> pd.DataFrame:
         """The filtered, sorted view (every page): what the export buttons write."""
         with self._lock:
-            pos = self._model.positions(self.sort_by.value, bool(self.sort_order.value))
+            pos = self._model.positions(*self._sort())
             return self._model.df.iloc[pos].reset_index(drop=True)
 
     def select(self, task_id: str | None) -> None:
@@ -203,29 +201,58 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
         with self._lock:
             self._selected = task_id
             if task_id in self._page_ids:
-                self._quiet(self.selector, "value", task_id)
+                self._quiet(self.controls.selector, "value", task_id)
             self._render_detail()
+
+    # -- live (see :class:`~veo_notebook.viewer._live.LiveRefresh`) -------------------------
+    def refresh(self) -> int:
+        """Re-poll the pending tasks once (synchronously); return how many were polled.
+
+        >>> viewer.refresh()        # doctest: +SKIP
+        12
+        """
+        return self.live.refresh()
+
+    def pending_ids(self) -> list[str]:
+        """Task ids a refresh would re-poll: what ``fetch_records(refresh="pending")`` asks."""
+        return self.live.pending_ids()
+
+    def start(self) -> None:
+        """Start auto-refresh in a background thread (no-op if it already runs)."""
+        self.live.start()
+
+    def stop(self, timeout: float | None = 30.0) -> bool:
+        """Stop auto-refresh and wait for its thread; True when it has ended."""
+        return self.live.stop(timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for auto-refresh (and a Refresh click's poll) to end; True when both have."""
+        return self.live.wait(timeout)
+
+    @property
+    def running(self) -> bool:
+        """True while auto-refresh runs."""
+        return self.live.running
+
+    @property
+    def refresh_count(self) -> int:
+        """Refresh rounds that re-polled something."""
+        return self.live.count
 
     def __repr__(self) -> str:  # cheap: never renders the frame
         m = self._model
-        pages = max(1, math.ceil(m.count() / int(self.page_size.value)))
+        pages = max(1, math.ceil(m.count() / int(self.controls.page_size.value)))
         return (
             f"StatusViewer(tasks={m.n}, matching={m.count()}, page={self._page + 1}/{pages}, "
             f"pending={self._pending})"
         )
 
     # -- events -------------------------------------------------------------------------
-    def _on_facet(self, name: str, values: Any) -> None:
-        with self._lock:
-            if self._suspend:
-                return
-            self._model.set_facet(name, values)
-            self._page = 0
-            self._render()
-
-    def _on_created(self, _change: Any) -> None:
+    def _on_filter(self, _change: Any = None) -> None:
+        """Any filter, sort or page-size change: read every control, re-filter, page one."""
+        c = self.controls
         bounds = []
-        for box in (self.created_from, self.created_to):
+        for box in (c.created_from, c.created_to):
             try:
                 bounds.append(_parse_time(box.value))
                 box.remove_class("veo-invalid")
@@ -236,22 +263,11 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
         with self._lock:
             if self._suspend:
                 return
-            self._model.set_created_range(bounds[0], bounds[1])
-            self._page = 0
-            self._render()
-
-    def _on_search(self, change: Any) -> None:
-        with self._lock:
-            if self._suspend:
-                return
-            self._model.set_text(change["new"])
-            self._page = 0
-            self._render()
-
-    def _on_view_change(self, _change: Any) -> None:
-        with self._lock:
-            if self._suspend:
-                return
+            m = self._model
+            for name, widget in c.facet_filters.items():  # the model skips unchanged ones
+                m.set_facet(name, widget.value)
+            m.set_created_range(bounds[0], bounds[1])
+            m.set_text(c.search.value)
             self._page = 0
             self._render()
 
@@ -277,16 +293,26 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
                 self._suspend = False
 
     def _say(self, text: str) -> None:
-        self.message.value = f"<span>{H.esc(text)}</span>"
+        self.controls.message.value = f"<span>{H.esc(text)}</span>"
 
     def _pages(self) -> int:
-        return max(1, math.ceil(self._model.count() / int(self.page_size.value)))
+        return max(1, math.ceil(self._model.count() / int(self.controls.page_size.value)))
 
     def _page_positions(self) -> np.ndarray:
-        size = int(self.page_size.value)
-        return self._model.page_positions(
-            self._page, size, self.sort_by.value, bool(self.sort_order.value)
-        )
+        size = int(self.controls.page_size.value)
+        return self._model.page_positions(self._page, size, *self._sort())
+
+    def _sort(self) -> tuple[str, bool]:
+        """The sort key and direction the controls ask for."""
+        return self.controls.sort_by.value, bool(self.controls.sort_order.value)
+
+    def _install(self, model: TableModel | None) -> None:
+        """Take a refreshed model (None: nothing changed), keeping the filters set meanwhile."""
+        with self._lock:
+            if model is not None:
+                model.adopt_spec(self._model)
+                self._model = model
+            self._after_frame_change()
 
     def _after_frame_change(self) -> None:
         """Counts, progress and filter options after a new frame (load or refresh)."""
@@ -295,10 +321,10 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
             self._counts = m.status_counts()
             self._pending = len(m.pending_positions())
             done = m.n - self._pending
-            self.progress.max = max(1, m.n)
-            self.progress.value = done
-            self.progress.bar_style = "success" if done == m.n else "info"
-            for name, widget in self.facet_filters.items():
+            self.controls.progress.max = max(1, m.n)
+            self.controls.progress.value = done
+            self.controls.progress.bar_style = "success" if done == m.n else "info"
+            for name, widget in self.controls.facet_filters.items():
                 options = m.options(name)
                 if list(widget.options) != options:
                     keep = tuple(v for v in widget.value if v in options)
@@ -316,44 +342,44 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
             self._page = min(max(self._page, 0), self._pages() - 1)
             pos = self._page_positions()
             page = m.df.iloc[pos, [m.df.columns.get_loc(c) for c in _TABLE_COLUMNS]]
-            self.header.value = H.header_html(self._counts, m.n, m.count(), self._pending)
-            self.table.value = H.table_html(page, self._categories(page))
-            self.page_label.value = (
+            self.controls.header.value = H.header_html(self._counts, m.n, m.count(), self._pending)
+            self.controls.table.value = H.table_html(page, self._categories(page))
+            self.controls.page_label.value = (
                 f"page {self._page + 1:,} of {self._pages():,} ({m.count():,} rows)"
             )
-            self.prev_button.disabled = self._page == 0
-            self.next_button.disabled = self._page >= self._pages() - 1
+            self.controls.prev_button.disabled = self._page == 0
+            self.controls.next_button.disabled = self._page >= self._pages() - 1
             ids = page["task_id"].tolist()
-            statuses = page["status"].tolist()
             self._page_ids = set(ids)
-            options = [("— choose a task on this page —", None)] + [
-                (f"{tid} · {st if isinstance(st, str) else 'unread'}", tid)
-                for tid, st in zip(ids, statuses, strict=True)
-            ]
+            options = self.controls.selector_options(ids, page["status"].tolist())
             self._suspend = True
             try:
-                self.selector.options = options
-                self.selector.value = self._selected if self._selected in self._page_ids else None
+                self.controls.selector.options = options
+                self.controls.selector.value = (
+                    self._selected if self._selected in self._page_ids else None
+                )
             finally:
                 self._suspend = False
             self._render_detail()
 
     def _render_detail(self) -> None:
         if self._selected is None:
-            self.detail.value = "<i>Choose a task to see its parameters, error and video.</i>"
+            self.controls.detail.value = (
+                "<i>Choose a task to see its parameters, error and video.</i>"
+            )
             return
         pos = self._model.find(self._selected)
         if pos is None:
-            self.detail.value = f"<i>No task {H.esc(self._selected)} in this frame.</i>"
+            self.controls.detail.value = f"<i>No task {H.esc(self._selected)} in this frame.</i>"
             return
         row = self._model.df.iloc[pos : pos + 1]
-        self.detail.value = H.detail_html(row.iloc[0], self._categories(row)[0])
+        self.controls.detail.value = H.detail_html(row.iloc[0], self._categories(row)[0])
 
     # -- export ---------------------------------------------------------------------------
     def _export(self, fmt: str) -> None:
         from .. import export
 
-        path = self.export_path.value.strip() or f"veo-view.{fmt}"
+        path = self.controls.export_path.value.strip() or f"veo-view.{fmt}"
         if fmt == "csv" and path.endswith(".parquet"):
             path = path[: -len(".parquet")] + ".csv"
         elif fmt == "parquet" and path.endswith(".csv"):
@@ -377,3 +403,19 @@ class StatusViewer(WidgetsMixin, LiveMixin, w.VBox):
 
         close_all(self)
         super().close()
+
+
+def _widget(name: str) -> property:
+    return property(lambda self: getattr(self.controls, name), doc=f"The ``{name}`` widget.")
+
+
+def _facet_filter(column: str) -> property:
+    return property(
+        lambda self: self.controls.facet_filters[column], doc=f"The ``{column}`` filter."
+    )
+
+
+for _name in Controls.PUBLIC:  # viewer.header, viewer.search, ...: the widgets, by name
+    setattr(StatusViewer, _name, _widget(_name))
+for _facet in FACETS:  # viewer.status_filter, viewer.model_filter, ...
+    setattr(StatusViewer, f"{_facet.column}_filter", _facet_filter(_facet.column))

@@ -1,10 +1,10 @@
 """Live mode of the status viewer: re-poll pending tasks through the fetch layer.
 
-``refresh()`` re-polls only the rows still generating (or unread for a reason other
-than a 422) with ``fetch_records(ids, client=, store=, refresh="pending")`` and puts the
-answers in place; the auto-refresh thread repeats it on ``fetch.poll_interval``'s
-schedule (times ``poll_scale``) and stops by itself once every task is terminal. The
-kernel is never blocked: the thread only takes the viewer's lock to swap rows in.
+``refresh()`` re-polls exactly the rows :func:`veo_notebook.schema.is_pending` names (what
+``fetch_records(refresh="pending")`` would ask) and puts the answers in place; the
+auto-refresh thread repeats it on ``fetch.poll_interval``'s schedule (times
+``poll_scale``) and stops by itself once no task is pending. The kernel is never
+blocked: the thread only takes the viewer's lock to swap rows in.
 
 >>> viewer.refresh()        # doctest: +SKIP
 3
@@ -15,23 +15,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from .. import schema
 from ..errors import AuthError, ConfigError, VeoError
+from ..fetch import fetch_records, poll_interval
 
-__all__ = ["LiveMixin", "merge_rows"]
+__all__ = ["LiveRefresh", "merge_rows"]
 
 logger = logging.getLogger("veo_notebook.viewer")
-
-
-def _poll_interval(elapsed_s: float) -> float:
-    from ..fetch import poll_interval
-
-    return float(poll_interval(elapsed_s))
 
 
 def merge_rows(
@@ -49,8 +44,6 @@ def merge_rows(
     >>> n, df["status"].tolist()
     (1, ['generating', 'success'])
     """
-    from .. import schema
-
     answers = schema.enforce(answers).drop_duplicates("task_id", keep="last")
     where = dict(zip(df["task_id"].iloc[positions].tolist(), positions.tolist(), strict=True))
     old_read = df["status"].notna().to_numpy()
@@ -70,85 +63,85 @@ def merge_rows(
     return combined.take(take).reset_index(drop=True), len(src)
 
 
-class LiveMixin:
-    """Refresh / auto-refresh behaviour; mixed into :class:`StatusViewer`."""
+if TYPE_CHECKING:
+    from . import StatusViewer
 
-    # provided by StatusViewer
-    _client: Any
-    _store: Any
-    _lock: threading.RLock
-    _model: Any
-    auto_button: Any
-    refresh_button: Any
-    sort_by: Any
-    sort_order: Any
-    _say: Callable[[str], None]
-    _after_frame_change: Callable[[], None]
 
-    def _init_live(self, *, poll_scale: float, auto_timeout: float) -> None:
+class LiveRefresh:
+    """Re-polls a viewer's pending tasks through ``fetch_records``: once, or on a schedule.
+
+    It owns the client, the store and the threads; the viewer owns the frame. It reads the
+    viewer's model under the viewer's lock and hands a new model back with
+    ``viewer._install``; it never touches a widget but the two refresh buttons.
+    """
+
+    def __init__(
+        self,
+        viewer: StatusViewer,
+        *,
+        client: Any,
+        store: Any,
+        poll_scale: float,
+        auto_timeout: float,
+    ) -> None:
+        self.viewer = viewer
+        self.client, self.store = client, store
         self.poll_scale = float(poll_scale)
         self.auto_timeout = float(auto_timeout)
+        self.count = 0  # refresh rounds that re-polled something
         self._refresh_lock = threading.Lock()
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._button_thread: threading.Thread | None = None
-        self.refresh_count = 0  # refresh rounds that re-polled something
         self._auto_sync = False
 
-    # -- fetch layer ------------------------------------------------------------------------
-    def _fetch(self, ids: list[str]) -> pd.DataFrame:
-        from ..fetch import fetch_records
-
+    def fetch(self, ids: list[str]) -> pd.DataFrame:
+        """The typed rows of ``ids`` from the fetch layer (the store first, by the one rule)."""
         return fetch_records(
-            ids, client=self._client, store=self._store, refresh="pending", progress=False
+            ids, client=self.client, store=self.store, refresh="pending", progress=False
         )
 
     def pending_ids(self) -> list[str]:
-        """Task ids a refresh would re-poll (still generating, or unread but not gone)."""
-        with self._lock:
-            pos = self._model.pending_positions()
-            return self._model.df["task_id"].iloc[pos].tolist()
+        """Task ids a refresh would re-poll (:func:`veo_notebook.schema.is_pending`)."""
+        v = self.viewer
+        with v._lock:
+            pos = v._model.pending_positions()
+            return v._model.df["task_id"].iloc[pos].tolist()
 
     def refresh(self) -> int:
-        """Re-poll the pending tasks once (synchronously); return how many were polled.
-
-        >>> viewer.refresh()        # doctest: +SKIP
-        12
-        """
+        """Re-poll the pending tasks once (synchronously); return how many were polled."""
+        v = self.viewer
         with self._refresh_lock:
-            with self._lock:
-                model = self._model
+            with v._lock:
+                model = v._model
                 pending = model.pending_positions()
             ids = model.df["task_id"].iloc[pending].tolist()
             if not ids:
-                self._say("every task is terminal: nothing to refresh")
+                v._say("every task is terminal: nothing to refresh")
                 return 0
-            answers = self._fetch(ids)
+            answers = self.fetch(ids)
             # Build the new frame and model outside the lock (O(n) on a big frame), so
             # the kernel's own handlers never wait for more than the swap and a render.
             frame, replaced = merge_rows(model.df, pending, answers)
             fresh = None
             if replaced:
                 fresh = model.with_frame(frame)
-                fresh.order(self.sort_by.value, bool(self.sort_order.value))
-            with self._lock:
-                if fresh is not None:
-                    fresh.adopt_spec(self._model)  # filters changed while we polled
-                    self._model = fresh
-                self.refresh_count += 1
-                self._after_frame_change()
-                left = len(self._model.pending_positions())
-            self._say(
+                fresh.order(*v._sort())
+            with v._lock:
+                self.count += 1
+                v._install(fresh)  # filters changed while we polled are kept
+                left = len(v._model.pending_positions())
+            v._say(
                 f"{time.strftime('%H:%M:%S')}: re-polled {len(ids):,} tasks, "
                 f"{replaced:,} updated, {left:,} still pending"
             )
             return len(ids)
 
-    def _refresh_clicked(self) -> None:
+    def refresh_clicked(self) -> None:
         """The Refresh button: one refresh in a background thread (the kernel stays free)."""
         if self._button_thread is not None and self._button_thread.is_alive():
             return
-        self.refresh_button.disabled = True
+        self.viewer.controls.refresh_button.disabled = True
         self._button_thread = threading.Thread(
             target=self._refresh_once, name="veo-viewer-refresh-once", daemon=True
         )
@@ -159,11 +152,11 @@ class LiveMixin:
             self.refresh()
         except VeoError as exc:
             logger.warning("refresh failed: %s", exc)
-            self._say(f"refresh failed: {exc}")
+            self.viewer._say(f"refresh failed: {exc}")
         finally:
-            self.refresh_button.disabled = False
+            self.viewer.controls.refresh_button.disabled = False
 
-    # -- auto-refresh -------------------------------------------------------------------------
+    # -- auto-refresh -------------------------------------------------------------------
     @property
     def running(self) -> bool:
         """True while the auto-refresh thread runs."""
@@ -171,7 +164,7 @@ class LiveMixin:
 
     def start(self) -> None:
         """Start auto-refresh in a background thread (no-op if it already runs)."""
-        with self._lock:
+        with self.viewer._lock:
             if self.running:
                 return
             self._stop_event = threading.Event()
@@ -197,11 +190,12 @@ class LiveMixin:
     def _set_auto_button(self, value: bool) -> None:
         self._auto_sync = True
         try:
-            self.auto_button.value = value
+            self.viewer.controls.auto_button.value = value
         finally:
             self._auto_sync = False
 
-    def _on_auto(self, change: Any) -> None:
+    def on_auto(self, change: Any) -> None:
+        """The Auto-refresh toggle."""
         if self._auto_sync:
             return
         if change["new"]:
@@ -210,27 +204,27 @@ class LiveMixin:
             self._stop_event.set()  # the thread ends after its current poll
 
     def _run(self, stop: threading.Event) -> None:
+        say = self.viewer._say
         t0 = time.monotonic()
         try:
             while not stop.is_set():
                 if not self.pending_ids():
-                    self._say("every task is terminal: auto-refresh stopped")
+                    say("every task is terminal: auto-refresh stopped")
                     break
-                elapsed = time.monotonic() - t0
-                if elapsed > self.auto_timeout:
-                    self._say(f"auto-refresh gave up after {self.auto_timeout:.0f} s")
+                if time.monotonic() - t0 > self.auto_timeout:
+                    say(f"auto-refresh gave up after {self.auto_timeout:.0f} s")
                     break
                 try:
                     self.refresh()
                 except (AuthError, ConfigError) as exc:
-                    self._say(f"auto-refresh stopped: {exc}")
+                    say(f"auto-refresh stopped: {exc}")
                     break
                 except Exception as exc:  # keep polling through transient trouble
                     logger.warning("auto-refresh round failed: %s", exc)
-                    self._say(f"refresh failed ({type(exc).__name__}): {exc}; will retry")
+                    say(f"refresh failed ({type(exc).__name__}): {exc}; will retry")
                 if not self.pending_ids():
-                    self._say("every task is terminal: auto-refresh stopped")
+                    say("every task is terminal: auto-refresh stopped")
                     break
-                stop.wait(_poll_interval(time.monotonic() - t0) * self.poll_scale)
+                stop.wait(poll_interval(time.monotonic() - t0) * self.poll_scale)
         finally:
             self._set_auto_button(False)

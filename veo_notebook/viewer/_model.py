@@ -25,10 +25,26 @@ import pandas as pd
 
 from .. import schema
 
-__all__ = ["FACETS", "SORT_KEYS", "TableModel"]
+__all__ = ["FACETS", "SORT_KEYS", "Facet", "TableModel"]
 
-#: Filterable categorical-like columns (viewer filter name == column name).
-FACETS = ("status", "model", "task_type", "generation_type")
+
+@dataclass(frozen=True)
+class Facet:
+    """A filterable categorical-like column: the model masks it, the widgets show it."""
+
+    column: str
+    label: str  # the filter widget's description
+    width: str = "190px"  # the filter widget's width (long values need more)
+
+
+#: THE facet list: adding an entry adds a filter (model, widget, CSS class ``veo-filter-*``).
+FACETS = (
+    Facet("status", "status"),
+    Facet("model", "model"),
+    Facet("task_type", "task type"),
+    Facet("generation_type", "gen. type", width="330px"),
+)
+_FACET_COLUMNS = frozenset(f.column for f in FACETS)
 #: Sort keys offered by the viewer → column.
 SORT_KEYS = {"created": "create_time", "latency": "latency_s", "status": "status"}
 
@@ -159,7 +175,7 @@ class TableModel:
         """Take a new frame (same filters kept, masks and sort orders rebuilt)."""
         self.df = df.reset_index(drop=True)
         self.n = len(self.df)
-        self.facets = {name: _facet(self.df[name]) for name in FACETS}
+        self.facets = {f.column: _facet(self.df[f.column]) for f in FACETS}
         self._created, self._created_unit = _time_ints(self.df["create_time"])
         self._orders: dict[tuple[str, bool], np.ndarray] = {}
         self._ranks: dict[tuple[str, bool], np.ndarray] = {}
@@ -203,6 +219,8 @@ class TableModel:
         self._set("text", (text or "").strip())
 
     def _set(self, name: str, value: object) -> None:
+        if name in self._masks and self._spec.get(name) == value:
+            return  # unchanged: the viewer re-reads every control on any change
         self._spec[name] = value
         self._masks[name] = self._build_mask(name, value)
         masks = [m for m in self._masks.values() if m is not None]
@@ -215,7 +233,7 @@ class TableModel:
         self._mask, self._count = mask, int(np.count_nonzero(mask))
 
     def _build_mask(self, name: str, value: object) -> np.ndarray | None:
-        if name in FACETS:
+        if name in _FACET_COLUMNS:
             chosen = set(cast("tuple[str, ...]", value))
             if not chosen:
                 return None
