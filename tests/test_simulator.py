@@ -535,3 +535,12 @@ def test_task_id_is_taken_exactly_as_sent(sim):
     padded = get(sim, f" {tid} ").json()
     assert (padded["code"], padded["msg"]) == (422, "record is null.")
     assert sim.stats()["by_task"][f" {tid} "] >= 1
+
+
+def test_every_fault_and_wire_trick_has_one_behaviour() -> None:
+    # the dispatch is a table: a fault without an entry fails at import, not in a fallback
+    from veo_notebook.simulator import _http
+    from veo_notebook.simulator.faults import BEHAVIOUR, Fault, Wire
+
+    assert set(BEHAVIOUR) == set(Fault)
+    assert set(_http._WIRE) | {Wire.ANSWER} == set(Wire)

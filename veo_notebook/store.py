@@ -49,6 +49,14 @@ STORE_VERSION = 1
 #: The API forgot this record for good (re-exported from the rules in :mod:`.schema`).
 EXPIRED_ERROR = schema.EXPIRED_ERROR
 _CHUNK = 500  # ids per SQL "IN (...)" (SQLite's default limit is 32766 variables)
+#: Seconds a writer waits for another's transaction before "database is locked".
+_BUSY_TIMEOUT_S = 30
+#: Tries (and the pause between them) of two processes creating one new store at once.
+_CREATE_TRIES = 100
+_CREATE_PAUSE_S = 0.05
+#: The SQLite file header: its size and its first bytes.
+_HEADER_BYTES = 100
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -158,7 +166,9 @@ class Store:
                 raise StoreError(f"store folder {str(p.parent)!r} does not exist")
             Store._check_header(path)
         try:
-            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            conn = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT_S
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {path!r}: {exc}") from exc
         try:
@@ -170,9 +180,9 @@ class Store:
                     # two processes creating one new store: switching it to WAL needs a
                     # moment alone, and SQLite answers "locked" without waiting; the probe
                     # and the DDL are idempotent, so try again
-                    if "database is locked" not in str(exc) or attempt >= 100:
+                    if "database is locked" not in str(exc) or attempt >= _CREATE_TRIES:
                         raise
-                    time.sleep(0.05 + 0.05 * random.random())
+                    time.sleep(_CREATE_PAUSE_S * (1 + random.random()))
         except BaseException:
             conn.close()
             raise
@@ -183,7 +193,7 @@ class Store:
         """Refuse a file that is not SQLite, or shorter than its header says (truncated)."""
         try:
             with open(path, "rb") as f:
-                head = f.read(100)
+                head = f.read(_HEADER_BYTES)
                 size = f.seek(0, os.SEEK_END)
         except FileNotFoundError:
             return
@@ -191,7 +201,7 @@ class Store:
             raise StoreError(f"cannot read store {path!r}: {exc}") from exc
         if size == 0:
             return  # a new, empty database
-        if len(head) < 100 or not head.startswith(b"SQLite format 3\x00"):
+        if len(head) < _HEADER_BYTES or not head.startswith(_SQLITE_MAGIC):
             raise StoreError(f"{path!r} is not a veo-notebook store (not an SQLite file)")
         page = int.from_bytes(head[16:18], "big")
         page = 65536 if page == 1 else page

@@ -44,8 +44,18 @@ log = logging.getLogger(__name__)
 
 Refresh = Literal["pending", "all", "none"]
 OnUpdate = Callable[[Outcome], Any]
+#: Answers are committed to the store every this many rows or seconds, whichever first:
+#: a killed process loses at most that much, and SQLite sees few, short transactions.
 _FLUSH_ROWS = 50
 _FLUSH_SECONDS = 0.5
+#: kie.ai's advised polling schedule: (until this many seconds into a watch, poll every).
+POLL_SCHEDULE = ((30.0, 2.5), (120.0, 7.5))
+#: ... and after the last step.
+POLL_LATE_S = 20.0
+#: Consecutive ids that failed after all retries before the API is taken to be down: at
+#: least this many, or three rounds of the workers.
+_GIVE_UP_MIN = 20
+_GIVE_UP_ROUNDS = 3
 
 
 # ---------------------------------------------------------------------------- schedule
@@ -57,11 +67,10 @@ def poll_interval(elapsed_s: float) -> float:
     >>> [poll_interval(t) for t in (0, 60, 600)]
     [2.5, 7.5, 20.0]
     """
-    if elapsed_s < 30:
-        return 2.5
-    if elapsed_s < 120:
-        return 7.5
-    return 20.0
+    for until, every in POLL_SCHEDULE:
+        if elapsed_s < until:
+            return every
+    return POLL_LATE_S
 
 
 # ---------------------------------------------------------------------------- frame
@@ -147,7 +156,7 @@ def _run(
     pending: set[Future[tuple[Outcome, bool]]] = set()
     it = iter(ids)
     window = 2 * workers
-    give_up = max(20, 3 * workers)  # consecutive transient failures: the API is down
+    give_up = max(_GIVE_UP_MIN, _GIVE_UP_ROUNDS * workers)
     failures = 0
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="veo-fetch")
     bar = tqdm(total=len(ids), desc=desc, unit="task", disable=not progress, leave=False)

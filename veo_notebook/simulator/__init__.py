@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,42 +48,18 @@ log = logging.getLogger("veo_notebook.simulator")
 
 
 @contextmanager
-def serve(
-    api_key: str | None = None,
-    *,
-    seed: int = 0,
-    n_tasks: int = 5000,
-    latency: float = 0.0,
-    rate_limit: float | None = None,
-    clock_speed: float = 1.0,
-    time_format: str = "plain",
-    faults: Mapping[str, float] | None = None,
-    port: int = 0,
-    **kwargs: Any,
-) -> Iterator[str]:
+def serve(api_key: str | None = None, **kwargs: Any) -> Iterator[str]:
     """Run a :class:`Simulator` for the ``with`` block; yields its base URL.
 
-    Other keywords (``slow_seconds``, ``span_days``, ``pending_share``, ``start_time``,
-    ``host``) are :class:`Simulator`'s. Use :class:`Simulator` itself to read counters,
-    script faults or list task ids.
+    Every keyword is :class:`Simulator`'s (``seed``, ``n_tasks``, ``latency``,
+    ``rate_limit``, ``clock_speed``, ``faults``, ``port``, ...). Use :class:`Simulator`
+    itself to read counters, script faults or list task ids.
 
     >>> with serve(n_tasks=10, latency=0.0) as url:
     ...     url.startswith("http://127.0.0.1:")
     True
     """
-    sim = Simulator(
-        api_key,
-        seed=seed,
-        n_tasks=n_tasks,
-        latency=latency,
-        rate_limit=rate_limit,
-        clock_speed=clock_speed,
-        time_format=time_format,
-        faults=faults,
-        port=port,
-        **kwargs,
-    )
-    with sim:
+    with Simulator(api_key, **kwargs) as sim:
         yield sim.base_url
 
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from .faults import ENVELOPES, HTML, Fault
+from .faults import BEHAVIOUR, TOO_MANY, Canned, Fault, Wire
 
 if TYPE_CHECKING:
     from .server import Simulator
@@ -28,7 +28,6 @@ log = logging.getLogger("veo_notebook.simulator")
 RECORD_PATH = "/api/v1/veo/record-info"
 GENERATE_PATH = "/api/v1/veo/generate"
 _JSON = "application/json"
-_TOO_MANY = "Too many requests, please slow down."
 
 
 def envelope_bytes(code: int, msg: str, data: Any = None) -> bytes:
@@ -57,7 +56,7 @@ def handle(sim: Simulator, h: Handler, method: str) -> None:
             sim, h, "403", task_id, 403, b"error code: 1010", "text/plain; charset=UTF-8"
         )
     if sim.limiter is not None and (wait := sim.limiter.acquire()):
-        body = envelope_bytes(429, _TOO_MANY)
+        body = envelope_bytes(429, TOO_MANY)
         return _answer(sim, h, "429", task_id, 429, body, headers={"Retry-After": str(wait)})
     if not sim._authorized(h.headers.get("Authorization")):
         body = envelope_bytes(401, "You do not have access permissions")
@@ -81,36 +80,46 @@ def _apply(
     task_id: str | None,
     answer: Callable[[], tuple[str, bytes]],
 ) -> None:
-    if fault is Fault.OK:
+    behaviour = BEHAVIOUR[fault]  # every fault has one (faults.py checks it at import)
+    if isinstance(behaviour, Canned):
+        b = behaviour
+        return _answer(sim, h, fault.value, task_id, b.status, b.body, b.content_type, b.headers)
+    if behaviour is Wire.ANSWER:
         outcome, body = answer()
         return _answer(sim, h, outcome, task_id, 200, body)
-    if fault in ENVELOPES:
-        code, msg = ENVELOPES[fault]
-        return _answer(sim, h, fault.value, task_id, 200, envelope_bytes(code, msg))
-    if fault in (Fault.HTTP502, Fault.HTTP503):
-        status = 502 if fault is Fault.HTTP502 else 503
-        return _answer(sim, h, fault.value, task_id, status, HTML[status], "text/html")
-    if fault is Fault.NONJSON:
-        return _answer(sim, h, fault.value, task_id, 200, HTML[200], "text/html; charset=utf-8")
-    if fault is Fault.HTTP429:
-        body = envelope_bytes(429, _TOO_MANY)
-        return _answer(sim, h, fault.value, task_id, 429, body, headers={"Retry-After": "1"})
     sim._stats.count(fault.value, task_id)
-    if fault is Fault.RESET:
-        h.close_connection = True
-        conn = h.connection
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        socket.close(conn.detach())  # RST, no answer
-        return None
-    if fault is Fault.SLOW:
-        sim._stopping.wait(sim.slow_seconds)
-        return _write(h, 200, answer()[1])
-    body = answer()[1]
-    if fault is Fault.TRUNCATED:
-        return _write(h, 200, body[: len(body) // 2])
-    # INCOMPLETE: promise the whole body, send half, close
+    return _WIRE[behaviour](sim, h, answer)
+
+
+def _reset(sim: Simulator, h: Handler, answer: Callable[[], tuple[str, bytes]]) -> None:
     h.close_connection = True
-    return _write(h, 200, body[: len(body) // 2], length=len(body))
+    conn = h.connection
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    socket.close(conn.detach())  # RST, no answer
+
+
+def _slow(sim: Simulator, h: Handler, answer: Callable[[], tuple[str, bytes]]) -> None:
+    sim._stopping.wait(sim.slow_seconds)
+    _write(h, 200, answer()[1])
+
+
+def _truncated(sim: Simulator, h: Handler, answer: Callable[[], tuple[str, bytes]]) -> None:
+    body = answer()[1]
+    _write(h, 200, body[: len(body) // 2])
+
+
+def _incomplete(sim: Simulator, h: Handler, answer: Callable[[], tuple[str, bytes]]) -> None:
+    body = answer()[1]  # promise the whole body, send half, close
+    h.close_connection = True
+    _write(h, 200, body[: len(body) // 2], length=len(body))
+
+
+_WIRE: dict[Wire, Callable[[Simulator, Handler, Callable[[], tuple[str, bytes]]], None]] = {
+    Wire.RESET: _reset,
+    Wire.SLOW: _slow,
+    Wire.TRUNCATED: _truncated,
+    Wire.INCOMPLETE: _incomplete,
+}
 
 
 def _answer(

@@ -18,8 +18,11 @@ incomplete     HTTP 200 promising the full Content-Length, half the body, then t
 nonjson        HTTP 200 with an HTML body
 =============  ============================================================================
 
-``"ok"`` in a script means "answer normally". Every fault is applied after the User-Agent,
-rate-limit and auth checks, so it only ever hits a request that would have been answered.
+``"ok"`` in a script means "answer normally". What each fault does is one entry of
+:data:`BEHAVIOUR` (a :class:`Canned` answer or a :class:`Wire` trick): adding a fault is a
+member of :class:`Fault`, a row of the table above and an entry there. Every fault is
+applied after the User-Agent, rate-limit and auth checks, so it only ever hits a request
+that would have been answered.
 
 >>> from veo_notebook.simulator.faults import Fault
 >>> Fault("http503").value, Fault.HTTP503 in Fault.transient()
@@ -32,9 +35,12 @@ import random
 import threading
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 
-__all__ = ["FAULT_NAMES", "Fault", "FaultPlan"]
+import orjson
+
+__all__ = ["BEHAVIOUR", "FAULT_NAMES", "Canned", "Fault", "FaultPlan", "Wire"]
 
 
 class Fault(str, Enum):
@@ -71,7 +77,7 @@ class Fault(str, Enum):
 #: Every fault name (``"ok"`` included).
 FAULT_NAMES = tuple(f.value for f in Fault)
 
-ENVELOPES = {
+_ENVELOPES = {
     Fault.ENVELOPE500: (500, "Internal Error, Please try again later."),
     Fault.ENVELOPE455: (455, "Service Unavailable - System is currently undergoing maintenance"),
     Fault.ENVELOPE408: (
@@ -91,6 +97,59 @@ HTML = {
     200: b"<!DOCTYPE html><html><head><title>kie.ai</title></head><body>"
     b"<p>Just a moment...</p></body></html>",
 }
+_JSON = "application/json"
+_HTML = "text/html; charset=utf-8"
+#: Seconds an ``http429`` fault asks the client to wait (a real limit's own 429 says more).
+FAULT_RETRY_AFTER_S = 1
+TOO_MANY = "Too many requests, please slow down."
+
+
+@dataclass(frozen=True)
+class Canned:
+    """A fault answered with a fixed HTTP status, body and headers."""
+
+    status: int
+    body: bytes
+    content_type: str = _JSON
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Wire(str, Enum):
+    """A fault that plays with the connection or the real answer (rendered by the server)."""
+
+    ANSWER = "answer"  # the real answer
+    RESET = "reset"  # close with a TCP RST, no answer
+    SLOW = "slow"  # the real answer after ``slow_seconds``
+    TRUNCATED = "truncated"  # half the real body, Content-Length matching the half
+    INCOMPLETE = "incomplete"  # Content-Length of the whole body, half sent, then close
+
+
+def _envelope(fault: Fault) -> Canned:
+    code, msg = _ENVELOPES[fault]
+    return Canned(200, orjson.dumps({"code": code, "msg": msg, "data": None}))
+
+
+#: THE fault table: what each fault does. A fault missing here fails at import.
+BEHAVIOUR: dict[Fault, Canned | Wire] = {
+    Fault.OK: Wire.ANSWER,
+    Fault.ENVELOPE500: _envelope(Fault.ENVELOPE500),
+    Fault.ENVELOPE455: _envelope(Fault.ENVELOPE455),
+    Fault.ENVELOPE408: _envelope(Fault.ENVELOPE408),
+    Fault.HTTP502: Canned(502, HTML[502], "text/html"),
+    Fault.HTTP503: Canned(503, HTML[503], "text/html"),
+    Fault.HTTP429: Canned(
+        429,
+        orjson.dumps({"code": 429, "msg": TOO_MANY, "data": None}),
+        headers={"Retry-After": str(FAULT_RETRY_AFTER_S)},
+    ),
+    Fault.RESET: Wire.RESET,
+    Fault.SLOW: Wire.SLOW,
+    Fault.TRUNCATED: Wire.TRUNCATED,
+    Fault.INCOMPLETE: Wire.INCOMPLETE,
+    Fault.NONJSON: Canned(200, HTML[200], _HTML),
+}
+if set(BEHAVIOUR) != set(Fault):  # pragma: no cover - a developer's mistake, caught at import
+    raise RuntimeError(f"faults without a behaviour: {sorted(set(Fault) - set(BEHAVIOUR))}")
 
 
 class FaultPlan:

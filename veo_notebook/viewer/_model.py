@@ -49,6 +49,21 @@ _FACET_COLUMNS = frozenset(f.column for f in FACETS)
 SORT_KEYS = {"created": "create_time", "latency": "latency_s", "status": "status"}
 
 _NAT = np.iinfo(np.int64).min
+#: A search whose pair signatures leave more candidates than this reads the joined text
+#: once instead (checking each candidate in Python costs more past it).
+_PREFILTER_MAX_CANDIDATES = 20_000
+#: A blob scan stops collecting hits past max(this, 1/8 of the rows) and uses the
+#: vectorised per-row scan (a needle that common is cheaper that way).
+_SCAN_MIN_HITS = 1000
+_SCAN_HIT_SHARE = 8
+#: Values longer than this set nearly every signature bit: no use as a pre-filter.
+_SIGNATURE_MAX_WIDTH = 128
+#: Up to this many chosen facet values, masks are built by comparing small ints (faster
+#: than a look-up table); more use the table.
+_FACET_COMPARE_MAX = 8
+#: A filter keeping at most 1/this of the rows sorts its matches by rank instead of
+#: walking the whole cached order.
+_FEW_MATCHES_SHARE = 64
 
 
 @dataclass
@@ -99,7 +114,7 @@ class _TextIndex:
         if low and "\n" not in low:
             rows = self._prefiltered(low)
             if rows is None:
-                rows = self._found(low, limit=max(1000, n // 8))
+                rows = self._found(low, limit=max(_SCAN_MIN_HITS, n // _SCAN_HIT_SHARE))
             if rows is not None:
                 mask = np.zeros(n, dtype=bool)
                 mask[rows] = True  # NA is "" in the blob: a needle never lands there
@@ -122,7 +137,7 @@ class _TextIndex:
         else:
             np.bitwise_and(s1, w1, out=self._buf)
             cand = np.flatnonzero(self._buf == w1)
-        if len(cand) > 20_000:  # an unselective needle: one pass over the blob is cheaper
+        if len(cand) > _PREFILTER_MAX_CANDIDATES:  # unselective: one pass over the blob
             return None
         blob, starts, ends = self.blob, self.starts, self.ends
         return np.array([i for i in cand if low in blob[starts[i] : ends[i]]], dtype=np.int64)
@@ -144,8 +159,8 @@ def _pair_signatures(texts: list[str], chunk: int = 65536) -> np.ndarray | None:
     Returned as shape ``(2, n)`` so that each word is one contiguous array.
     """
     width = max((len(t) for t in texts), default=0)
-    if width > 128:
-        return None  # long texts set nearly every bit: no use as a filter
+    if width > _SIGNATURE_MAX_WIDTH:
+        return None
     out = np.zeros((2, len(texts)), dtype=np.uint64)
     if width < 2:
         return out
@@ -239,7 +254,7 @@ class TableModel:
                 return None
             facet = self.facets[name]
             hits = [i for i, label in enumerate(facet.labels) if label in chosen]
-            if len(hits) <= 8:  # compares on small ints: ~20x faster than a look-up table
+            if len(hits) <= _FACET_COMPARE_MAX:
                 mask = np.zeros(self.n, dtype=bool)
                 for i in hits:
                     mask |= facet.codes == i
@@ -324,7 +339,7 @@ class TableModel:
             return order[start:stop]
         if self._count == 0:
             return order[:0]
-        if self._count * 64 <= self.n:  # few matches: sort them by their rank in the order
+        if self._count * _FEW_MATCHES_SHARE <= self.n:  # few: sort them by rank in the order
             pos = np.flatnonzero(mask)
             return pos[np.argsort(self._rank(by, descending)[pos], kind="stable")][start:stop]
         # Walk the sort order in growing chunks until the page is covered: sized from the
