@@ -2,7 +2,7 @@
 
 Input: N envelope texts as the store holds them (the simulator's corpus, written once to an
 NDJSON cache file; not timed). Each approach runs in its own subprocess, which loads the
-texts into a list of UTF-8 ``bytes`` (as ``Store.to_frame`` reads them from SQLite;
+texts into a list of UTF-8 ``bytes`` (as ``frame.from_store`` reads them from SQLite;
 ``--input str`` for a list of str, as ``Store.rows()`` hands them over), then parses them
 ``--repeat`` times (timeit's rule: the best run is the measure; the first, which also pays
 for growing the process's memory, is reported too) and reports wall and CPU time and its

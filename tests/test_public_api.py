@@ -64,3 +64,45 @@ def test_errors_form_one_tree():
 def test_lazy_table_matches_all():
     lazy = set(veo_notebook._EXPORTS) | set(veo_notebook._SUBMODULES) | {"__version__"}
     assert lazy == set(veo_notebook.__all__)
+
+
+# every module path the README, the notebooks and docs/design.md name, as it was before
+# the stages became subpackages
+DOCUMENTED_PATHS = {
+    "veo_notebook.frame": ["to_frame", "from_raw", "from_store", "DEFAULT_NAIVE_TZ"],
+    "veo_notebook.analysis": [
+        "latency_summary",
+        "km_latency",
+        "km_curve",
+        "stuck_tasks",
+        "failure_rates",
+        "classify_errors",
+        "failure_breakdown",
+        "FailureBreakdown",
+        "ErrorRule",
+        "ERROR_RULES",
+        "CATEGORY_MEANINGS",
+        "DEFAULT_PERCENTILES",
+    ],
+    "veo_notebook.viewer": ["StatusViewer"],
+    "veo_notebook.client": ["Client", "Outcome", "ENV_KEY", "RECORD_PATH"],
+    "veo_notebook.fetch": ["fetch_records", "watch", "read_task_ids", "poll_interval"],
+    "veo_notebook.store": ["Store", "StoreRow", "STORE_VERSION"],
+    "veo_notebook.schema": ["COLUMNS", "Status", "is_pending", "TERMINAL_FLAGS"],
+    "veo_notebook.export": ["to_parquet", "read_parquet", "to_csv"],
+    "veo_notebook.simulator": ["Simulator", "serve", "serve_forever", "DEFAULT_API_KEY"],
+    "veo_notebook.plots": ["latency_ecdf", "status_counts"],
+    "veo_notebook.report": ["report"],
+    "veo_notebook.errors": ["VeoError"],
+}
+
+
+def test_every_documented_module_path_still_imports():
+    import importlib
+
+    for module, names in DOCUMENTED_PATHS.items():
+        mod = importlib.import_module(module)
+        missing = [n for n in names if not hasattr(mod, n)]
+        assert not missing, (module, missing)
+        if hasattr(mod, "__all__"):
+            assert all(hasattr(mod, n) for n in mod.__all__), module
