@@ -18,12 +18,16 @@ EXPECTED = {
     "VeoError",
     "__version__",
     "classify_errors",
+    "cost_summary",
+    "duplicate_submissions",
+    "expiring",
     "failure_breakdown",
     "failure_rates",
     "fetch_records",
     "km_latency",
     "latency_summary",
     "plots",
+    "pricing",
     "read_parquet",
     "read_task_ids",
     "report",
@@ -33,6 +37,7 @@ EXPECTED = {
     "to_frame",
     "to_parquet",
     "watch",
+    "with_credits",
 }
 
 

@@ -44,11 +44,15 @@ _EXPORTS: dict[str, str] = {
     "classify_errors": "analysis",
     "failure_breakdown": "analysis",
     "stuck_tasks": "analysis",
+    "cost_summary": "analysis",
+    "duplicate_submissions": "analysis",
+    "expiring": "analysis",
+    "with_credits": "pricing",
     "report": "report",
     # viewer
     "StatusViewer": "viewer",
 }
-_SUBMODULES = ("simulator", "plots", "schema")
+_SUBMODULES = ("simulator", "plots", "schema", "pricing")
 
 __all__ = [
     "ApiError",
@@ -64,12 +68,16 @@ __all__ = [
     "VeoError",
     "__version__",
     "classify_errors",
+    "cost_summary",
+    "duplicate_submissions",
+    "expiring",
     "failure_breakdown",
     "failure_rates",
     "fetch_records",
     "km_latency",
     "latency_summary",
     "plots",
+    "pricing",
     "read_parquet",
     "read_task_ids",
     "report",
@@ -79,6 +87,7 @@ __all__ = [
     "to_frame",
     "to_parquet",
     "watch",
+    "with_credits",
 ]
 
 
@@ -100,9 +109,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from . import plots, schema, simulator
+    from . import plots, pricing, schema, simulator
     from .analysis import (
         classify_errors,
+        cost_summary,
+        duplicate_submissions,
+        expiring,
         failure_breakdown,
         failure_rates,
         km_latency,
@@ -123,6 +135,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .export import read_parquet, to_parquet
     from .fetch import fetch_records, read_task_ids, watch
     from .frame import to_frame
+    from .pricing import with_credits
     from .report import report
     from .store import Store
     from .viewer import StatusViewer

@@ -23,6 +23,7 @@ __all__ = [
     "COLUMNS",
     "EXPIRED_ERROR",
     "FAILED_STATUSES",
+    "MEDIA_RETENTION",
     "NOT_IN_STORE",
     "SCHEMA_VERSION",
     "STATUS_BY_FLAG",
@@ -117,6 +118,8 @@ STATUS_COLOURS = {
 TRANSIENT_CODES = frozenset({408, 429, 455, 500, 502, 503, 504})
 #: The API forgot this record for good (older than its 14 days): asking again is waste.
 EXPIRED_ERROR = "422 Temporarily supports records within 14 days."
+#: kie.ai deletes a task's generated media this long after it completed (api-facts "Media").
+MEDIA_RETENTION = pd.Timedelta(days=14)
 #: The fetch error of an id the store was asked for but does not hold.
 NOT_IN_STORE = "not in store"
 

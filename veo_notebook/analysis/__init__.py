@@ -21,6 +21,9 @@ Definitions used throughout:
   their intervals are Brookmeyer–Crowley with the log-transformed Greenwood band.
 * **failure rate** — (failed + generation_failed) / terminal tasks, with the Wilson
   score interval. Tasks still generating, of unknown status or unread are not counted.
+* **credits** — reported by the API where the frame has it, else estimated from a dated
+  price table (:mod:`veo_notebook.pricing`); failed tasks cost 0 unless billed. Duplicate
+  submissions and expiring media: :mod:`veo_notebook.analysis.cost`.
 * **groups** — ``by`` takes column names and/or time buckets such as ``"1D"`` or
   ``"1h"`` on ``create_time`` (UTC), which appear as the ``period`` key (bucket start).
 
@@ -30,6 +33,7 @@ Definitions used throughout:
 
 from __future__ import annotations
 
+from .cost import cost_summary, duplicate_submissions, expiring
 from .error_rules import CATEGORY_MEANINGS, ERROR_RULES, ErrorRule
 from .failures import FailureBreakdown, classify_errors, failure_breakdown, failure_rates
 from .latency import DEFAULT_PERCENTILES, km_curve, km_latency, latency_summary, stuck_tasks
@@ -41,6 +45,9 @@ __all__ = [
     "ErrorRule",
     "FailureBreakdown",
     "classify_errors",
+    "cost_summary",
+    "duplicate_submissions",
+    "expiring",
     "failure_breakdown",
     "failure_rates",
     "km_curve",
