@@ -1,0 +1,201 @@
+"""Cost analysis: cost_summary, duplicate_submissions, expiring (on hand-made frames)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from _frames import T0, make_frame
+
+import veo_notebook as veo
+from veo_notebook import schema
+from veo_notebook.analysis import cost_summary, duplicate_submissions, expiring
+from veo_notebook.errors import InputError
+from veo_notebook.store import Store
+
+MIN = 60.0
+
+
+def submissions(create_s, status=None, prompt=None, **extra):
+    n = len(create_s)
+    cols = {
+        "model": ["veo3_fast"] * n,
+        "task_type": ["generate"] * n,
+        "resolution": ["720p"] * n,
+        "generation_type": ["TEXT_2_VIDEO"] * n,
+        "aspect_ratio": ["16:9"] * n,
+        "prompt": prompt or ["a cat on a boat"] * n,
+        "status": status or ["success"] * n,
+        "create_s": create_s,
+        "complete_s": [t + 100 for t in create_s],
+    }
+    cols.update(extra)
+    return make_frame(**cols)
+
+
+def test_resubmissions_within_the_window_are_duplicates_an_hour_apart_are_not():
+    df = submissions([0, 5 * MIN, 12 * MIN, 80 * MIN])
+    dups = duplicate_submissions(df, window="15min")
+    assert list(dups.columns) == [
+        "task_id",
+        "first_task_id",
+        "create_time",
+        "delay_s",
+        "model",
+        "status",
+        "credits",
+        "wasted_credits",
+    ]
+    assert dups["task_id"].tolist() == ["t1", "t2"]  # t3 came 68 min after t2
+    assert dups["first_task_id"].tolist() == ["t0", "t0"]
+    assert dups["delay_s"].tolist() == [300.0, 720.0]
+    assert dups["wasted_credits"].tolist() == [60.0, 60.0]
+    assert duplicate_submissions(submissions([0, 60 * MIN])).empty
+    assert len(duplicate_submissions(submissions([0, 60 * MIN]), window="2h")) == 1
+
+
+def test_a_different_request_is_not_a_duplicate():
+    base = submissions([0, MIN])
+    for col, other in [
+        ("prompt", "a dog"),
+        ("model", "veo3"),
+        ("aspect_ratio", "9:16"),
+        ("generation_type", "REFERENCE_2_VIDEO"),
+        ("seeds", 12345),
+        ("parent_task_id", "p1"),
+    ]:
+        df = base.copy()
+        df[col] = df[col].astype(object)
+        df.loc[1, col] = other
+        assert duplicate_submissions(schema.enforce(df)).empty, col
+
+
+def test_image_urls_and_duration_are_part_of_the_request():
+    imgs = pd.Series([["https://x/a.png"], ["https://x/b.png"], ["https://x/a.png"]])
+    df = submissions([0, MIN, 2 * MIN])
+    df["image_urls"] = imgs.astype(schema.dtypes()["image_urls"])  # type: ignore[call-overload]
+    dups = duplicate_submissions(df)
+    assert dups["task_id"].tolist() == ["t2"] and dups["first_task_id"].tolist() == ["t0"]
+    timed = submissions([0, MIN], duration_s=[4, 8])
+    assert duplicate_submissions(timed).empty
+
+
+def test_a_retry_after_a_failure_is_not_waste():
+    df = submissions([0, 3 * MIN, 6 * MIN], status=["failed", "success", "success"])
+    dups = duplicate_submissions(df)
+    assert dups["task_id"].tolist() == ["t1", "t2"]
+    assert dups["wasted_credits"].tolist() == [0.0, 60.0]  # t1 was needed; t2 was not
+    assert dups["status"].astype(str).tolist() == ["success", "success"]
+
+
+def test_unread_records_are_never_duplicates_of_each_other():
+    df = make_frame(task_id=["a", "b"], create_s=[0, 1], fetch_error=["x", "x"])
+    assert duplicate_submissions(df).empty
+
+
+def test_bad_window():
+    with pytest.raises(InputError, match="time span"):
+        duplicate_submissions(submissions([0]), window="soon")
+
+
+def test_cost_summary_per_model():
+    df = pd.concat(
+        [
+            submissions([0, 5 * MIN, 50 * MIN], status=["success", "success", "failed"]),
+            submissions([0], model=["veo3"], resolution=["1080p"]),
+        ],
+        ignore_index=True,
+    )
+    df["task_id"] = [f"t{i}" for i in range(len(df))]
+    s = cost_summary(df, by="model")
+    fast, q = s.loc["veo3_fast"], s.loc["veo3"]
+    assert (fast["n"], fast["succeeded"], fast["credits"]) == (3, 2, 120.0)
+    assert fast["credits_per_success"] == 60.0
+    assert (fast["duplicates"], fast["wasted_credits"]) == (1, 60.0)
+    assert q["credits"] == 255.0 and q["duplicates"] == 0
+    assert "usd" not in s.columns
+    usd = cost_summary(df, by="model", usd_per_credit=0.01)
+    assert usd.loc["veo3_fast", "usd"] == pytest.approx(1.2)
+    assert usd.loc["veo3_fast", "wasted_usd"] == pytest.approx(0.6)
+    billed = cost_summary(df, by="model", bill_failed=True)
+    assert billed.loc["veo3_fast", "credits"] == 180.0
+
+
+def test_cost_summary_prices_mapping_buckets_and_unpriced():
+    df = submissions([0, 2 * 86400, 2 * 86400 + 60], prompt=["a", "b", "c"])
+    df.loc[2, "model"] = "veo9"
+    s = cost_summary(df, by=None, freq="1D", prices={"veo3_fast": 50})
+    assert s.index.name == "period"
+    assert s["credits"].tolist() == [50.0, 50.0]
+    assert s["unpriced"].tolist() == [0, 1]
+    assert cost_summary(df, by=None).loc["all", "n"] == 3
+
+
+def test_cost_summary_uses_existing_credits_and_the_tables_rate(tmp_path):
+    df = veo.with_credits(submissions([0]), prices={"veo3_fast": 7})
+    assert cost_summary(df).loc["veo3_fast", "credits"] == 7.0
+    toml = tmp_path / "p.toml"
+    toml.write_text("usd_per_credit = 0.5\n[[price]]\ncredits = 10\n", encoding="utf-8")
+    s = cost_summary(df, prices=toml)
+    assert s.loc["veo3_fast", "credits"] == 10.0 and s.loc["veo3_fast", "usd"] == 5.0
+
+
+def test_cost_summary_counts_reported_credits():
+    df = submissions([0, 3600], credits_consumed=[120, None], prompt=["a", "b"])
+    s = cost_summary(df)
+    assert s.loc["veo3_fast", "reported_credits"] == 120.0
+    assert s.loc["veo3_fast", "credits"] == 180.0
+
+
+def test_empty_frames():
+    empty = schema.empty_frame()
+    s = cost_summary(empty, by=None)
+    assert s.loc["all", "n"] == 0 and np.isnan(s.loc["all", "credits_per_success"])
+    assert cost_summary(empty).empty
+    assert duplicate_submissions(empty).empty
+    assert expiring(empty, now=T0).empty
+
+
+# --- expiring ---------------------------------------------------------------------------
+DAY = 86400.0
+
+
+def finished(days_ago, status=None):
+    now_s = 20 * DAY
+    return make_frame(
+        model=["veo3_fast"] * len(days_ago),
+        status=status or ["success"] * len(days_ago),
+        create_s=[now_s - d * DAY - 100 for d in days_ago],
+        complete_s=[now_s - d * DAY for d in days_ago],
+    ), T0 + pd.Timedelta(20, "D")
+
+
+def test_expiring_within_and_expired_are_flagged_apart():
+    df, now = finished([1, 12, 13.5, 15, 16])
+    out = expiring(df, within="3D", now=now)
+    assert out["task_id"].tolist() == ["t2", "t1", "t4", "t3"]  # at risk first, soonest first
+    assert out["expired"].tolist() == [False, False, True, True]
+    assert out.loc[0, "expires_in_s"] == pytest.approx(0.5 * DAY)
+    assert out.loc[0, "expires_at"] == df.loc[2, "complete_time"] + schema.MEDIA_RETENTION
+    assert expiring(df, within="1D", now=now)["task_id"].tolist() == ["t2", "t4", "t3"]
+
+
+def test_expiring_leaves_out_failed_and_archived_tasks(tmp_path):
+    df, now = finished([13, 13, 13], status=["success", "failed", "success"])
+    assert expiring(df, now=now)["task_id"].tolist() == ["t0", "t2"]
+    archive = pd.DataFrame({"task_id": ["t0", "t2"], "archive_error": [None, "HTTP 404"]})
+    assert expiring(df, now=now, archived=archive)["task_id"].tolist() == ["t2"]
+    assert expiring(df, now=now, archived=["t2"])["task_id"].tolist() == ["t0"]
+    with Store(tmp_path / "s.db") as store:  # a store without an archive table: none saved
+        assert expiring(df, now=now, archived=store)["task_id"].tolist() == ["t0", "t2"]
+    with pytest.raises(InputError, match="not an archive"):
+        expiring(df, now=now, archived=3)
+    with pytest.raises(InputError, match="time span"):
+        expiring(df, within="later", now=now)
+
+
+def test_expiring_defaults_to_the_wall_clock():
+    df, _ = finished([1])
+    df["complete_time"] = pd.Timestamp.now(tz="UTC") - pd.Timedelta(12, "D")
+    out = expiring(df)
+    assert len(out) == 1 and not out["expired"].iloc[0]
