@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 from _frames import synthetic_frame
 from matplotlib.figure import Figure
@@ -30,6 +31,8 @@ CASES = [
     pytest.param(plots.failure_pareto, {}, "error category", id="pareto"),
     pytest.param(plots.status_counts, {}, "tasks", id="status"),
     pytest.param(plots.status_counts, {"by": "model"}, "tasks", id="status-by"),
+    pytest.param(plots.spend_over_time, {"freq": "1D"}, "UTC", id="spend"),
+    pytest.param(plots.spend_over_time, {"freq": "W", "by": None}, "UTC", id="spend-weekly"),
 ]
 
 
@@ -81,6 +84,23 @@ def test_pareto_accepts_a_breakdown_and_bars_sum_to_failures(df):
 
 def test_plots_cope_with_an_empty_frame():
     empty = schema.empty_frame()
-    for func in (plots.latency_hist, plots.failure_pareto, plots.status_counts):
+    for func in (
+        plots.latency_hist,
+        plots.failure_pareto,
+        plots.status_counts,
+        plots.spend_over_time,
+    ):
         ax = Figure().add_subplot()
         assert func(empty, ax=ax) is ax
+
+
+def test_spend_bars_add_up_to_the_credits_and_show_duplicates():
+    frame = synthetic_frame(400, seed=2)
+    again = frame.iloc[:20].copy()
+    again["task_id"] = again["task_id"] + "-again"
+    again["create_time"] = again["create_time"] + pd.Timedelta("2min")
+    both = pd.concat([frame, again], ignore_index=True)
+    ax = plots.spend_over_time(both, freq="1D", ax=Figure().add_subplot())
+    drawn = sum(p.get_height() for p in ax.patches)
+    assert drawn == pytest.approx(analysis.cost_summary(both, by=None)["credits"].sum())
+    assert any("wasted" in str(t.get_text()) for t in ax.get_legend().get_texts())

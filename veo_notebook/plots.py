@@ -26,6 +26,7 @@ from .analysis._groups import now_utc
 from .analysis._kernels import pct_name
 from .analysis.failures import FailureBreakdown
 from .analysis.latency import Failed
+from .pricing import PricesLike
 from .schema import STATUS_COLOURS, STATUS_ORDER, UNREAD
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "latency_ecdf",
     "latency_hist",
     "latency_percentiles_over_time",
+    "spend_over_time",
     "status_counts",
 ]
 
@@ -331,4 +333,78 @@ def status_counts(df: pd.DataFrame, ax: Axes | None = None, *, by: str | None = 
     ax.set_xlabel("tasks")
     ax.set_title(f"Task status ({len(df)} tasks)" + (f" by {by}" if by else ""))
     ax.grid(True, axis="x", alpha=0.3)
+    return ax
+
+
+def _bucket_days(periods: pd.DatetimeIndex, freq: str) -> float:
+    """Width of one ``freq`` bucket in days (matplotlib's date unit); calendar buckets
+    (weeks, months) by the smallest gap between buckets."""
+    try:
+        return pd.Timedelta(pd.tseries.frequencies.to_offset(freq)) / pd.Timedelta("1D")
+    except ValueError:
+        gaps = np.diff(periods.asi8)
+        return float(gaps.min()) / 86400e9 if len(gaps) else 1.0
+
+
+def spend_over_time(
+    df: pd.DataFrame,
+    freq: str = "1D",
+    ax: Axes | None = None,
+    *,
+    by: str | None = "model",
+    prices: PricesLike = None,
+    bill_failed: bool = False,
+) -> Axes:
+    """Credits spent per ``freq`` bucket of creation time, stacked by ``by`` (default model).
+
+    Credits as in :func:`veo_notebook.with_credits` (reported, else estimated from the
+    price table; failed tasks 0 unless ``bill_failed``); the black dashed line is the
+    part wasted on duplicate submissions (:func:`veo_notebook.duplicate_submissions`).
+
+    >>> ax = spend_over_time(df, freq="1D", by="model")        # doctest: +SKIP
+    """
+    ax = _ax(ax)
+    summary = analysis.cost_summary(df, by=by, freq=freq, prices=prices, bill_failed=bill_failed)
+    keys = _top_groups(df, by)
+    total = float(summary["credits"].sum()) if len(summary) else 0.0
+    if by is None:
+        table = summary[["credits", "wasted_credits"]]
+        spent = {"all": table["credits"]}
+        wasted = table["wasted_credits"]
+    else:
+        flat = summary.reset_index()
+        missing = f"no {by}"  # tasks without the key (upgrades have no model)
+        flat[by] = flat[by].astype("string").fillna(missing)
+        names = [missing if _label(k) == "NA" else _label(k) for k in keys]
+        spent = {name: flat[flat[by] == name].set_index("period")["credits"] for name in names}
+        wasted = flat.groupby("period")["wasted_credits"].sum()
+    periods = pd.DatetimeIndex(sorted({t for s in spent.values() for t in s.index if pd.notna(t)}))
+    if len(periods) == 0 or total <= 0:
+        ax.text(0.5, 0.5, "no priced tasks", ha="center", va="center", transform=ax.transAxes)
+    else:
+        x = _utc_naive(periods)
+        width = 0.8 * _bucket_days(periods, freq)
+        bottom = np.zeros(len(periods))
+        for i, (name, part) in enumerate(spent.items()):
+            values = part.groupby(level=0).sum().reindex(periods, fill_value=0.0).to_numpy()
+            ax.bar(
+                x,
+                values,
+                width=width,
+                bottom=bottom,
+                align="edge",
+                color=f"C{i % 10}",
+                label=name if by else "credits",
+            )
+            bottom += values
+        lost = wasted.reindex(periods, fill_value=0.0).to_numpy(dtype=float)
+        if lost.sum() > 0:
+            centre = x + pd.to_timedelta(width / 2, unit="D").to_numpy()
+            ax.plot(centre, lost, "k--o", ms=3, lw=1, label="of which wasted on duplicates")
+        ax.legend(fontsize="small")
+        _date_axis(ax)
+    ax.set_xlabel(f"task created (UTC, {freq} buckets)")
+    ax.set_ylabel("credits")
+    ax.set_title(f"Credits spent over time{f' by {by}' if by else ''} ({total:,.0f} credits)")
+    ax.grid(True, axis="y", alpha=0.3)
     return ax
