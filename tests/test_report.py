@@ -46,7 +46,7 @@ def test_html_is_self_contained(html_text):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html_text, re.I)
     assert "<link" not in html_text.lower() and "@import" not in html_text
     imgs = re.findall(r'<img [^>]*src="([^"]+)"', html_text)
-    assert len(imgs) == 6 and all(src.startswith("data:image/png;base64,") for src in imgs)
+    assert len(imgs) == 7 and all(src.startswith("data:image/png;base64,") for src in imgs)
 
 
 def test_html_escapes_user_and_api_text(html_text):
@@ -65,6 +65,8 @@ def test_html_has_the_sections_and_numbers(frame, html_text):
         "Failure rates",
         "Why tasks fail",
         "Stuck tasks",
+        "Money",
+        "At risk (videos about to expire)",
         "Figures",
         "Definitions",
     ):
@@ -78,7 +80,7 @@ def test_markdown_variant_writes_pngs_beside_it(frame, tmp_path):
     path = report(frame, tmp_path / "report.md")
     text = path.read_text(encoding="utf-8")
     figs = sorted((tmp_path / "report_figures").glob("*.png"))
-    assert len(figs) == 6
+    assert len(figs) == 7
     assert all(f.read_bytes().startswith(b"\x89PNG") for f in figs)
     for f in figs:
         assert f"](report_figures/{f.name})" in text
@@ -108,3 +110,27 @@ def test_cli_report_from_a_store(tmp_path):
     text = out.read_text(encoding="utf-8")
     assert "300 tasks" in text and "<h2>Failure rates</h2>" in text and "<h1>CLI</h1>" in text
     assert "<img" not in text
+
+
+def test_money_section_shows_credits_and_duplicate_waste(tmp_path):
+    df = make_frame(
+        model=["veo3_fast"] * 3,
+        task_type=["generate"] * 3,
+        resolution=["720p"] * 3,
+        prompt=["a fox", "a fox", "a bear"],
+        status=["success"] * 3,
+        create_s=[0.0, 120.0, 300.0],
+        complete_s=[100.0, 220.0, 400.0],
+    )
+    now = "2026-03-14 00:10"  # 13 days after: all three are deleted within 3 days
+    path = report(df, tmp_path / "money.md", figures=False, now=now)
+    text = path.read_text(encoding="utf-8")
+    money = text[text.index("## Money") : text.index("## At risk")]
+    assert "180 credits for 3 tasks" in money and "1 duplicate submissions" in money
+    assert "| veo3_fast | 3 | 3 | 180 | 60.0 | 0 | 0 | 1 | 60 |" in money
+    assert "| t1 | t0 |" in money
+    at_risk = text[text.index("## At risk") : text.index("## Definitions")]
+    assert "3 succeeded tasks' videos are deleted by kie.ai within 3 days" in at_risk
+    assert "and 0 are already deleted" in at_risk
+    later = report(df, tmp_path / "later.md", figures=False, now="2026-04-01")
+    assert "and 3 are already deleted" in later.read_text(encoding="utf-8")

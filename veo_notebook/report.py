@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import analysis, plots
+from . import analysis, plots, pricing
 from .analysis._groups import now_utc
 from .analysis._kernels import pct_name
 from .analysis.error_rules import CATEGORY_MEANINGS
@@ -33,6 +33,7 @@ __all__ = ["report"]
 log = logging.getLogger(__name__)
 
 PERCENTILES = (0.5, 0.9, 0.95, 0.99)
+AT_RISK_WITHIN = "3D"  # videos deleted within this span are listed as at risk
 
 DEFINITIONS = [
     ("latency", "complete_time − create_time, in seconds, of successful tasks (naive)."),
@@ -58,6 +59,23 @@ DEFINITIONS = [
     (
         "stuck",
         "still generating more than 30 minutes after creation, at the time of the latest fetch.",
+    ),
+    (
+        "credits",
+        "reported by the API where an answer carries creditsConsumed, else estimated from a "
+        "dated, sourced price table (veo_notebook/pricing/prices.csv, replaceable: "
+        "veo.with_credits(df, prices=...) before the report); failed tasks cost 0 (reported "
+        "as not billed).",
+    ),
+    (
+        "duplicate submission",
+        "a task whose request (prompt, model, generation type, aspect ratio, images, seeds, "
+        "parent, task type) repeats one made less than 15 minutes before; its credits are "
+        "wasted when an earlier identical submission did not fail.",
+    ),
+    (
+        "at risk",
+        "a succeeded task whose video kie.ai deletes (14 days after completion) within 3 days.",
     ),
     ("times", "all times are UTC."),
 ]
@@ -183,6 +201,12 @@ def _figures(
             lambda: _png(plots.failure_rate_over_time, df, freq=freq, by=by),
         ),
         (
+            "spend",
+            f"Credits spent per {freq} of creation time, by model (estimated unless reported); "
+            "dashed: the part wasted on duplicate submissions.",
+            lambda: _png(plots.spend_over_time, df, freq=freq),
+        ),
+        (
             "failure_pareto",
             "Failures by error category, largest first, with the cumulative share.",
             lambda: _png(plots.failure_pareto, fb, size=(8.0, 4.8)),
@@ -276,8 +300,97 @@ def _sections(df: pd.DataFrame, now: object, freq: str | None, figures: bool = T
             ],
         ),
         ("Stuck tasks", [("text", f"{len(stuck)} tasks; the 20 oldest:"), ("table", stuck_view)]),
+        _money_section(df),
+        _at_risk_section(df, now_ts),
     ]
     return sections, (_figures(df, freq, fb, now_ts) if figures else [])
+
+
+def _credits(value: float) -> str:
+    return _num(value, "{:,.0f}")
+
+
+def _money_section(df: pd.DataFrame) -> tuple[str, list]:
+    """Credits per model, how they were found, and what duplicate submissions wasted."""
+    priced = df if "credits" in df.columns else pricing.with_credits(df)
+    table = analysis.cost_summary(priced, by="model")
+    dups = analysis.duplicate_submissions(priced)
+    source = priced["credits_source"].astype("string")
+    credits = priced["credits"]
+    estimated = credits[source == "estimated"].sum()
+    reported = credits[source == "reported"].sum()
+    if "credits" in df.columns:
+        origin = "as given in the frame"
+    else:
+        dates = sorted(set(pricing.default_prices().rows["as_of"].dropna()))
+        origin = f"the shipped price table, figures as of {', '.join(dates) or 'no date'}"
+    facts = (
+        f"{_credits(credits.sum())} credits for {len(df)} tasks: {_credits(estimated)} "
+        f"estimated ({origin}), {_credits(reported)} reported by the API; "
+        f"{int(credits.isna().sum())} tasks without a price (unread, or no price applies). "
+        "Failed tasks cost 0. "
+        f"{len(dups)} duplicate submissions (the same request within 15 minutes) wasted "
+        f"{_credits(dups['wasted_credits'].sum())} credits."
+    )
+    view = pd.DataFrame(
+        {
+            "tasks": table["n"],
+            "succeeded": table["succeeded"],
+            "credits": [_credits(v) for v in table["credits"]],
+            "credits / success": [_num(v) for v in table["credits_per_success"]],
+            "reported": [_credits(v) for v in table["reported_credits"]],
+            "unpriced": table["unpriced"],
+            "duplicates": table["duplicates"],
+            "wasted": [_credits(v) for v in table["wasted_credits"]],
+        },
+        index=table.index,
+    )
+    view.index = pd.Index(["no model" if pd.isna(k) else str(k) for k in table.index], name="model")
+    worst = dups.sort_values("wasted_credits", ascending=False, kind="stable").head(20)
+    dup_view = pd.DataFrame(
+        {
+            "task_id": worst["task_id"],
+            "first submission": worst["first_task_id"],
+            "created (UTC)": worst["create_time"].dt.strftime("%Y-%m-%d %H:%M"),
+            "after (s)": worst["delay_s"].round(0),
+            "status": worst["status"].astype("string"),
+            "wasted credits": [_credits(v) for v in worst["wasted_credits"]],
+        }
+    ).reset_index(drop=True)
+    blocks = [
+        ("text", facts),
+        ("text", "By model (upgrades to 1080p/4K carry no model)."),
+        ("table", view),
+    ]
+    if len(dups):
+        blocks += [
+            ("text", "Duplicate submissions wasting the most credits (up to 20):"),
+            ("table", dup_view),
+        ]
+    return "Money", blocks
+
+
+def _at_risk_section(df: pd.DataFrame, now: pd.Timestamp) -> tuple[str, list]:
+    """Videos kie.ai is about to delete (completion + 14 days), and those already gone."""
+    risk = analysis.expiring(df, within=AT_RISK_WITHIN, now=now)
+    soon = risk[~risk["expired"]]
+    gone = int(risk["expired"].sum())
+    text = (
+        f"At {now:%Y-%m-%d %H:%M} UTC: {len(soon)} succeeded tasks' videos are deleted by kie.ai "
+        f"within {pd.Timedelta(AT_RISK_WITHIN).days} days, and {gone} are already deleted "
+        "(14 days after completion). Archive them before they go; a video already archived is "
+        "left out by veo.expiring(df, archived=...)."
+    )
+    view = pd.DataFrame(
+        {
+            "task_id": soon["task_id"],
+            "model": soon["model"].astype("string").fillna("no model"),
+            "completed (UTC)": soon["complete_time"].dt.strftime("%Y-%m-%d %H:%M"),
+            "deleted at (UTC)": soon["expires_at"].dt.strftime("%Y-%m-%d %H:%M"),
+            "hours left": (soon["expires_in_s"] / 3600).round(1),
+        }
+    ).head(20)
+    return ("At risk (videos about to expire)", [("text", text), ("table", view)])
 
 
 _CSS = """
