@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-def test_the_five_notebooks_are_there() -> None:
+def test_the_notebooks_are_there() -> None:
     names = [p.stem for p in NOTEBOOKS]
     assert names == [
         "01_quickstart",
@@ -29,6 +29,7 @@ def test_the_five_notebooks_are_there() -> None:
         "03_failures",
         "04_live_status_viewer",
         "05_export_and_report",
+        "06_cost_and_archive",
     ]
 
 
