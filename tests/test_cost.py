@@ -199,3 +199,23 @@ def test_expiring_defaults_to_the_wall_clock():
     df["complete_time"] = pd.Timestamp.now(tz="UTC") - pd.Timedelta(12, "D")
     out = expiring(df)
     assert len(out) == 1 and not out["expired"].iloc[0]
+
+
+# --- end to end, over a real socket -------------------------------------------------------
+def test_resubmissions_in_the_simulator_are_found_and_priced(fresh_sim, sentinel_key):
+    sim = fresh_sim(n_tasks=1024, resubmit_share=0.04, span_days=10, latency=0.0)
+    plain = [t.param_json for t in fresh_sim(n_tasks=1024, span_days=10).tasks()]
+    resubmitted = {t.task_id for t, p in zip(sim.tasks(), plain, strict=True) if t.param_json != p}
+    assert resubmitted
+    with veo.Client(sentinel_key, base_url=sim.base_url) as client:
+        df = veo.fetch_records(sim.task_ids(), client=client, progress=False)
+    dups = duplicate_submissions(df)
+    found = set(dups["task_id"])
+    readable = set(df.loc[df["fetch_error"].isna(), "task_id"])
+    assert found == resubmitted & readable  # span 10 days: no original is past 14 days
+    assert dups["delay_s"].between(20, 600).all()
+    same = df.set_index("task_id")["param_json"]
+    assert (same[dups["task_id"]].to_numpy() == same[dups["first_task_id"]].to_numpy()).all()
+    summary = cost_summary(df, by=None)
+    assert summary.loc["all", "duplicates"] == len(dups)
+    assert summary.loc["all", "wasted_credits"] == dups["wasted_credits"].sum() > 0

@@ -544,3 +544,26 @@ def test_every_fault_and_wire_trick_has_one_behaviour() -> None:
 
     assert set(BEHAVIOUR) == set(Fault)
     assert set(_http._WIRE) | {Wire.ANSWER} == set(Wire)
+
+
+def test_resubmissions_repeat_a_request_minutes_later_and_nothing_else_changes():
+    from veo_notebook.simulator import _resubmit
+
+    tasks = corpus.make_block(0, 0, anchor=corpus.DEFAULT_ANCHOR)
+    again = _resubmit.resubmit(tasks, seed=0, block=0, share=0.05, now=corpus.DEFAULT_ANCHOR)
+    assert _resubmit.resubmit(tasks, seed=0, block=0, share=0.0, now=0.0) is tasks
+    assert [t.task_id for t in again] == [t.task_id for t in tasks]  # ids and order kept
+    changed = [(a, t) for a, t in zip(again, tasks, strict=True) if a != t]
+    assert 10 <= len(changed) <= 120
+    by_params = {t.param_json: t for t in tasks}
+    for new, _old in changed:
+        first = by_params[new.param_json]  # the same request as another task
+        assert first.task_id != new.task_id and new.task_type == "generate"
+        delay = new.create_ts - first.create_ts
+        assert _resubmit.MIN_DELAY_S - 0.01 <= delay <= _resubmit.MAX_DELAY_S + 0.01
+        assert new.create_ts <= corpus.DEFAULT_ANCHOR
+        if new.response is not None:
+            text = orjson.dumps(new.response).decode()
+            assert first.task_id not in text and new.task_id[4:] in text
+    parents = {t.parent_id for t in tasks}
+    assert not any(old.task_id in parents for _new, old in changed)  # no child loses its parent

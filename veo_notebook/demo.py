@@ -4,7 +4,8 @@
 (tasks still generating finish while the demo runs), takes the task ids of a realistic
 batch (a few thousand tasks over 16 simulated days: every model, generation type and
 task type, some failed, a share still generating, some older than the 14 days the API
-keeps), and then does what a user does with their own ids:
+keeps, a few re-submitted by a client that timed out), and then does what a user does
+with their own ids:
 
 1. ``DIR/task_ids.txt``: the ids, one per line (what ``veo-notebook fetch`` reads);
 2. :func:`~veo_notebook.fetch_records` with the real client, concurrency, rate limiter,
@@ -45,6 +46,8 @@ DEMO_CLOCK_SPEED = 30.0
 DEMO_SPAN_DAYS = 16.0
 #: Share of the batch still generating when the simulator starts.
 DEMO_PENDING_SHARE = 0.08
+#: Share of generate tasks that re-submit an earlier request (the report's Money section).
+DEMO_RESUBMIT_SHARE = 0.02
 
 
 def run_demo(
@@ -106,6 +109,7 @@ def run_demo(
         clock_speed=clock_speed,
         span_days=DEMO_SPAN_DAYS,
         pending_share=DEMO_PENDING_SHARE,
+        resubmit_share=DEMO_RESUBMIT_SHARE,
     )
     with sim, Client(key, base_url=sim.base_url) as client:
         ids = sim.task_ids()

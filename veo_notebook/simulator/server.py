@@ -37,6 +37,7 @@ import orjson
 
 from . import _generate
 from ._http import GENERATE_PATH, RECORD_PATH, Handler, Server, envelope_bytes
+from ._resubmit import resubmit
 from ._state import SimClock, SlidingWindowLimiter, Stats
 from .corpus import BLOCK, EXPIRY_DAYS, TIME_FORMATS, Task, envelope, make_block
 from .faults import Fault, FaultPlan
@@ -80,6 +81,8 @@ class Simulator:
     faults : ``{fault name: probability}`` per request (see :mod:`.faults`).
     slow_seconds : how long a "slow" fault holds its answer.
     span_days, pending_share : create times spread over ``span_days``; that share still generating.
+    resubmit_share : share of generate tasks that re-submit another's request minutes later
+        (a client that timed out and sent it again; default 0: none).
     start_time : epoch seconds of sim "now" at start (default: the wall clock).
 
     >>> with Simulator(n_tasks=10) as sim:
@@ -104,6 +107,7 @@ class Simulator:
         span_days: float = 20.0,
         pending_share: float = 0.03,
         start_time: float | None = None,
+        resubmit_share: float = 0.0,
     ) -> None:
         if time_format not in TIME_FORMATS:
             raise ValueError(f"unknown time_format {time_format!r}; expected one of {TIME_FORMATS}")
@@ -120,13 +124,15 @@ class Simulator:
         self._lock = threading.Lock()
         self._tasks: list[Task] = []
         for block in range((n_tasks + BLOCK - 1) // BLOCK):
-            self._tasks += make_block(
+            tasks = make_block(
                 seed,
                 block,
                 anchor=self.clock.start,
                 span_days=span_days,
                 pending_share=pending_share,
             )
+            now = self.clock.start
+            self._tasks += resubmit(tasks, seed=seed, block=block, share=resubmit_share, now=now)
         del self._tasks[n_tasks:]
         self._by_id: dict[str, Task] = {t.task_id: t for t in self._tasks}
         self._generated: list[Task] = []
