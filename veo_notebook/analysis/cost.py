@@ -303,7 +303,8 @@ def expiring(
     span = _timedelta(within, "within")
     now_ts = pd.Timestamp.now(tz="UTC") if now is None else _now_utc(df, now)
     success = _status_mask(df, (Status.SUCCESS.value,)) & df["complete_time"].notna().to_numpy()
-    done = df[success]
+    cols = [c for c in ("task_id", "model", "task_type", "video_url") if c in df.columns]
+    done = df[[*cols, "complete_time"]][success]  # only the columns shown, never the whole frame
     saved = _archived_ids(archived)
     if saved:
         done = done[~done["task_id"].isin(saved).to_numpy(dtype=bool, na_value=False)]
@@ -311,9 +312,7 @@ def expiring(
     risky = (expires_at <= now_ts + span).to_numpy(dtype=bool)
     done, expires_at = done[risky], expires_at[risky]
     left = (expires_at - now_ts).dt.total_seconds()
-    cols = [c for c in ("task_id", "model", "task_type", "video_url") if c in done.columns]
-    out = done[cols].copy()
-    out["complete_time"] = done["complete_time"]
+    out = done.copy()
     out["expires_at"] = expires_at
     out["expires_in_s"] = left.astype("float64")
     out["expired"] = (left <= 0).astype(bool)

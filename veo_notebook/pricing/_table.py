@@ -125,6 +125,7 @@ class PriceTable:
             return out
         columns = _task_key_columns(df)
         encoded: dict[str, tuple[np.ndarray, dict[object, np.ndarray]]] = {}
+        masks: dict[tuple[str, object], np.ndarray] = {}  # one pass per (key, value) used
         rows = self.rows.assign(_spec=self.rows[list(KEYS)].notna().sum(axis=1))
         rows = rows.reset_index(drop=True).rename_axis("_pos").reset_index()
         rows = rows.sort_values(["_spec", "_pos"], kind="stable")
@@ -145,7 +146,9 @@ class PriceTable:
                 if hits is None:
                     mask[:] = False
                     break
-                mask &= np.isin(codes, hits)
+                if (key, want) not in masks:
+                    masks[key, want] = np.isin(codes, hits)
+                mask &= masks[key, want]
             out[mask] = row.credits
         return out
 
@@ -275,7 +278,7 @@ def _encode(series: pd.Series, numeric: bool) -> tuple[np.ndarray, dict[object, 
         codes, uniques = pd.factorize(values)
         normal: list[object] = [float(u) for u in uniques]
     else:
-        codes, uniques = pd.factorize(series.astype("string"))
+        codes, uniques = pd.factorize(series)  # NA: code -1, never a match
         normal = [str(u).strip().lower() for u in uniques]
     index: dict[object, list[int]] = {}
     for code, value in enumerate(normal):
