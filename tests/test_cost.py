@@ -134,6 +134,8 @@ def test_cost_summary_prices_mapping_buckets_and_unpriced():
 def test_cost_summary_uses_existing_credits_and_the_tables_rate(tmp_path):
     df = veo.with_credits(submissions([0]), prices={"veo3_fast": 7})
     assert cost_summary(df).loc["veo3_fast", "credits"] == 7.0
+    own = submissions([0]).assign(credits=[9.0])  # credits from elsewhere, no source column
+    assert cost_summary(own).loc["veo3_fast", ["credits", "reported_credits"]].tolist() == [9, 0]
     toml = tmp_path / "p.toml"
     toml.write_text("usd_per_credit = 0.5\n[[price]]\ncredits = 10\n", encoding="utf-8")
     s = cost_summary(df, prices=toml)

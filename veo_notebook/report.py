@@ -315,20 +315,22 @@ def _money_section(df: pd.DataFrame) -> tuple[str, list]:
     priced = df if "credits" in df.columns else pricing.with_credits(df)
     table = analysis.cost_summary(priced, by="model")
     dups = analysis.duplicate_submissions(priced)
-    source = priced["credits_source"].astype("string")
     credits = priced["credits"]
+    source = priced.get("credits_source", credits.notna().map({True: "estimated"}))
+    source = source.astype("string")
     estimated = credits[source == "estimated"].sum()
     reported = credits[source == "reported"].sum()
     if "credits" in df.columns:
-        origin = "as given in the frame"
+        origin, failed = "as given in the frame", ""
     else:
         dates = sorted(set(pricing.default_prices().rows["as_of"].dropna()))
         origin = f"the shipped price table, figures as of {', '.join(dates) or 'no date'}"
+        failed = "Failed tasks cost 0. "
     facts = (
-        f"{_credits(credits.sum())} credits for {len(df)} tasks: {_credits(estimated)} "
+        f"{_credits(credits.sum())} credits for {len(df):,} tasks: {_credits(estimated)} "
         f"estimated ({origin}), {_credits(reported)} reported by the API; "
         f"{int(credits.isna().sum())} tasks without a price (unread, or no price applies). "
-        "Failed tasks cost 0. "
+        f"{failed}"
         f"{len(dups)} duplicate submissions (the same request within 15 minutes) wasted "
         f"{_credits(dups['wasted_credits'].sum())} credits."
     )

@@ -215,7 +215,12 @@ def cost_summary(
     g = len(index)
     credits = priced["credits"].to_numpy(dtype=float, na_value=np.nan)
     priced_mask = ~np.isnan(credits)
-    reported = (priced["credits_source"] == "reported").to_numpy(dtype=bool, na_value=False)
+    source = priced.get("credits_source")  # a frame's own credits may come without a source
+    reported = (
+        np.zeros(len(priced), dtype=bool)
+        if source is None
+        else (source == "reported").to_numpy(dtype=bool, na_value=False)
+    )
     runs = _runs(priced, span)
     extra = runs["extra"]
     wasted = np.where(runs["wasted"], np.nan_to_num(credits[extra]), 0.0)
