@@ -11,7 +11,16 @@ import pandas as pd
 import pytest
 from conftest import SENTINEL_KEY
 
-from veo_notebook import AuthError, Client, InputError, Store, TransientError, fetch_records, watch
+from veo_notebook import (
+    AuthError,
+    Client,
+    EndpointError,
+    InputError,
+    Store,
+    TransientError,
+    fetch_records,
+    watch,
+)
 from veo_notebook.fetch import poll_interval, read_task_ids
 from veo_notebook.frame import from_store
 from veo_notebook.simulator import Simulator
@@ -167,15 +176,62 @@ def test_a_task_whose_retries_run_out_is_a_row_and_is_asked_again_next_run(
     assert df["fetch_error"].isna().all()
 
 
-def test_an_api_that_is_down_stops_the_batch_instead_of_retrying_forever(tmp_path) -> None:
-    c = Client(SENTINEL_KEY, base_url="http://127.0.0.1:9", max_retries=0, max_workers=2, **FAST)
+def test_a_dead_endpoint_fails_fast_naming_the_url_and_the_cause(tmp_path) -> None:
+    c = Client(SENTINEL_KEY, base_url="http://127.0.0.1:9", max_workers=4, **FAST)
     ids = [f"t{i}" for i in range(200)]
-    with pytest.raises(TransientError, match="looks down"):
+    with pytest.raises(
+        EndpointError, match=r"cannot reach http://127\.0\.0\.1:9: connection refused"
+    ):
         fetch_records(ids, client=c, store=tmp_path / "s.sqlite", progress=False)
     with Store(tmp_path / "s.sqlite") as st:
+        assert len(st) == 0  # no row says "connection error" for a URL that never answered
+
+
+def test_an_api_that_answered_then_stopped_gets_the_long_patience(fresh_sim, tmp_path) -> None:
+    sim = fresh_sim(n_tasks=300, clock_speed=0)
+    ids = sim.task_ids("terminal")[:250]
+    answered = 0
+
+    def stop_after_30(_o: Any) -> None:
+        nonlocal answered
+        answered += 1
+        if answered == 30:
+            sim.stop()  # the API goes away mid-batch
+
+    c = _client(sim, max_retries=0, max_workers=2)
+    with pytest.raises(TransientError, match="looks down") as exc:
+        fetch_records(
+            ids, client=c, store=tmp_path / "s.sqlite", progress=False, on_update=stop_after_30
+        )
+    assert str(tmp_path / "s.sqlite") in str(exc.value)  # it says where the answers are
+    with Store(tmp_path / "s.sqlite") as st:
         rows = st.rows()
-    assert 20 <= len(rows) < 200
-    assert all(r["fetch_error"].startswith("connection error") for r in rows)
+    good = [r for r in rows if r["fetch_error"] is None]
+    failed = [r for r in rows if r["fetch_error"] is not None]
+    assert len(good) >= 30 and 20 <= len(failed) < 250 - 30
+    assert all(r["fetch_error"].startswith("connection error") for r in failed)
+
+
+def test_a_wrong_base_url_stops_after_tens_of_requests_and_stores_nothing(
+    fresh_sim, tmp_path
+) -> None:
+    sim = fresh_sim(n_tasks=300)
+    c = Client(SENTINEL_KEY, base_url=sim.base_url + "/api/v1", **FAST)  # the path twice: 404
+    with pytest.raises(EndpointError, match=r"does not look like the kie\.ai API"):
+        fetch_records(sim.task_ids(), client=c, store=tmp_path / "s.sqlite", progress=False)
+    assert sim.stats()["requests"] <= 20 + 2 * 16  # the run, plus what was in flight
+    with Store(tmp_path / "s.sqlite") as st:
+        assert len(st) == 0
+
+
+def test_a_scattered_404_among_records_stays_a_row(fresh_sim) -> None:
+    sim = fresh_sim(n_tasks=100)
+    ids = sim.task_ids("terminal")[:40]
+    c = _client(sim)
+    assert c.get_record(ids[0]).fetch_error is None  # the URL has answered like kie.ai
+    wrong = Client(SENTINEL_KEY, base_url=sim.base_url + "/x", **FAST)
+    wrong._first = c._first  # the same probation: a URL already proven
+    assert [wrong.get_record(i).fetch_error for i in ids[1:30]] == ["404 Not Found"] * 29
 
 
 def test_401_midway_stops_the_batch_keeps_what_was_fetched_and_resume_fetches_the_rest(

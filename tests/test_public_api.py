@@ -9,11 +9,13 @@ EXPECTED = {
     "AuthError",
     "Client",
     "ConfigError",
+    "EndpointError",
     "InputError",
     "SchemaVersionError",
     "StatusViewer",
     "Store",
     "StoreError",
+    "StoreNotFoundError",
     "TransientError",
     "VeoError",
     "__version__",
@@ -59,11 +61,15 @@ def test_errors_form_one_tree():
         "AuthError",
         "TransientError",
         "StoreError",
+        "StoreNotFoundError",
+        "EndpointError",
         "SchemaVersionError",
     ]:
         assert issubclass(getattr(veo_notebook, name), veo_notebook.VeoError)
     assert issubclass(veo_notebook.AuthError, veo_notebook.ApiError)
     assert issubclass(veo_notebook.InputError, ValueError)
+    assert issubclass(veo_notebook.EndpointError, (veo_notebook.ConfigError, veo_notebook.ApiError))
+    assert issubclass(veo_notebook.StoreNotFoundError, veo_notebook.InputError)
 
 
 def test_lazy_table_matches_all():

@@ -27,6 +27,7 @@ from veo_notebook import (
     AuthError,
     Client,
     ConfigError,
+    EndpointError,
     Store,
     TransientError,
     VeoError,
@@ -112,7 +113,7 @@ def test_exception_texts_after_faults_and_refusals(fresh_sim, tmp_path):
         errors.append(e.value)
     finally:
         other.stop()
-    with pytest.raises(TransientError) as e:  # nothing listens there: connection refused
+    with pytest.raises(EndpointError) as e:  # nothing listens there: connection refused
         Client(SENTINEL_KEY, base_url="http://127.0.0.1:9", max_retries=1, backoff=0.01).get_record(
             tid
         )

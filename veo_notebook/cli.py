@@ -1,16 +1,25 @@
 """The ``veo-notebook`` command: thin sub-commands over the library's functions.
 
-::
+Every mistake is one line on stderr and a documented exit code (:data:`EXIT_CODES`);
+``-v`` adds the traceback. ``fetch`` and ``watch`` keep every answer in a persistent
+store (:func:`~veo_notebook.store.default_store_path`) unless ``--store`` names
+another; whatever only reads a store refuses a path that does not exist. Outputs are
+checked before the first request and written under a temporary name, then renamed.
 
-    veo-notebook demo     [--out DIR]                      the main job, on the simulator
-    veo-notebook fetch    IDS [--store PATH] [--base-url URL] [--out FILE.parquet|.csv]
-    veo-notebook watch    IDS [--store PATH] [--base-url URL] [--timeout S]
-    veo-notebook export   --store PATH --out PATH [--partition-by COL]
-    veo-notebook report   (--store PATH | --parquet PATH) --out report.html|.md
-    veo-notebook simulate [--port N] [--api-key KEY] [...]
+A sub-command is one function registered with :func:`command`: its arguments are
+declared by the function given as ``arguments``, and it returns an exit code::
+
+    def _greet_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--name", default="you", help="whom to greet")
+
+    @command("greet", "say hello", "Say hello (an example).",
+             examples=["veo-notebook greet --name Ada"], arguments=_greet_args)
+    def _greet(args: argparse.Namespace) -> int:
+        print(f"hello {args.name}")
+        return EXIT_OK
 
 The API key is read from ``KIE_API_KEY`` only (never a flag: flags end up in shell
-history and process lists). The base URL defaults to ``https://api.kie.ai``.
+history and process lists).
 """
 
 from __future__ import annotations
@@ -19,225 +28,738 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+import tempfile
+import textwrap
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .errors import VeoError
+from ._version import __version__
+from .errors import AuthError, ConfigError, InputError, VeoError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .client import Client
+
+__all__ = ["EXIT_CODES", "build_parser", "command", "main"]
 
 log = logging.getLogger("veo_notebook")
 
+PROG = "veo-notebook"
 DEFAULT_BASE_URL = "https://api.kie.ai"
+ENV_BASE_URL = "KIE_BASE_URL"
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 3
+EXIT_INTERRUPTED = 130
+#: What each exit status means (printed by ``--help``; the README has the same table).
+EXIT_CODES = {
+    EXIT_OK: "done",
+    EXIT_FAILED: "failed (one line on stderr; -v shows the traceback)",
+    EXIT_USAGE: "usage, input or configuration error: a bad option, a missing file or store, "
+    "an output with an unknown extension, no key, a refused key, a base URL that is not kie.ai",
+    EXIT_TIMEOUT: "watch timed out with tasks still generating (it says how many)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); every answer received is in the store",
+}
+#: What a user fixes in the command (exit 2) rather than what failed while it ran (exit 1).
+_USAGE_ERRORS = (InputError, ConfigError, AuthError)
+
+_FRAME_SUFFIXES = (".parquet", ".csv")
+_REPORT_SUFFIXES = (".html", ".md")
 
 
-def _add_source(p: argparse.ArgumentParser) -> None:
+# ---------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class _Command:
+    name: str
+    summary: str
+    description: str
+    examples: tuple[str, ...]
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+_COMMANDS: dict[str, _Command] = {}
+
+
+def command(
+    name: str,
+    summary: str,
+    description: str,
+    *,
+    examples: Sequence[str],
+    arguments: Callable[[argparse.ArgumentParser], None],
+) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    """Register ``veo-notebook NAME``: the decorated function runs it and returns the exit code.
+
+    ``summary`` is its line in the top help, ``description`` and ``examples`` its own
+    ``--help``; ``arguments(parser)`` declares its options (each with ``help=``).
+    """
+
+    def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        _COMMANDS[name] = _Command(name, summary, description, tuple(examples), arguments, run)
+        return run
+
+    return register
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are one line (and exit 2)."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30)
+
+
+def _verbose(p: argparse.ArgumentParser, dest: str, default: Any) -> None:
     p.add_argument(
-        "ids", help="file of ids (one per line), a CSV with a taskId/task_id column, or - for stdin"
+        "-v",
+        "--verbose",
+        dest=dest,
+        action="count",
+        default=default,
+        help="more logging, and the traceback of an error (-vv: debug); before or after "
+        "the sub-command",
     )
-    p.add_argument(
-        "--store", type=Path, default=None, help="SQLite store to read and write (default: none)"
+
+
+def _examples(examples: Sequence[str]) -> str:
+    return "examples:\n" + "".join(f"  {e}\n" for e in examples)
+
+
+def _top_description() -> str:
+    from .store import ENV_STORE, default_store_path
+
+    codes = "".join(
+        textwrap.fill(v, 88, initial_indent=f"  {k:<5}", subsequent_indent=" " * 7) + "\n"
+        for k, v in EXIT_CODES.items()
     )
-    p.add_argument(
-        "--base-url",
-        default=os.environ.get("KIE_BASE_URL", DEFAULT_BASE_URL),
-        help="API base URL (default: $KIE_BASE_URL or %(default)s)",
+    return (
+        "kie.ai Veo 3.1 task records: fetched into a local store, read as a typed pandas\n"
+        "frame, written as Parquet/CSV and an HTML report; a kie.ai simulator for trying it.\n"
+        "\n"
+        "environment:\n"
+        "  KIE_API_KEY   the API key (fetch, watch); never a flag, never printed\n"
+        f"  {ENV_BASE_URL}  the API base URL (default {DEFAULT_BASE_URL})\n"
+        f"  {ENV_STORE}     the default store instead of the one below\n"
+        "\n"
+        f"default store: {default_store_path()}\n"
+        "  fetch and watch keep every answer there unless --store PATH is given, so the\n"
+        "  history outlives the 14 days the API keeps records; export, report and\n"
+        "  store info read it. Reading never creates a store.\n"
+        "\n"
+        f"exit codes:\n{codes}\n"
+        + _examples(
+            [
+                f"{PROG} demo --out demo-out",
+                f"KIE_API_KEY=... {PROG} fetch task_ids.txt --out tasks.parquet",
+            ]
+        )
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``veo-notebook`` (every sub-command)."""
-    parser = argparse.ArgumentParser(prog="veo-notebook", description=__doc__.split("\n")[0])
+    """The argument parser of ``veo-notebook`` (every registered sub-command)."""
+    parser = _Parser(prog=PROG, description=_top_description(), formatter_class=_Help)
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
+        "--version", action="version", version=f"{PROG} {__version__}", help="print the version"
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("demo", help="the main job: simulator → fetch → store → Parquet → report")
-    p.add_argument(
-        "--out", type=Path, default=Path("demo-out"), help="output folder (default: %(default)s)"
-    )
-    p.add_argument(
-        "--n-tasks", type=int, default=3000, help="tasks in the demo batch (default: %(default)s)"
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-    p = sub.add_parser("fetch", help="fetch the records of a list of task ids")
-    _add_source(p)
-    p.add_argument(
-        "--out", type=Path, default=None, help="write the frame to FILE.parquet or FILE.csv"
-    )
-    p.add_argument("--refresh", choices=["pending", "all", "none"], default="pending")
-
-    p = sub.add_parser("watch", help="poll until every task is terminal")
-    _add_source(p)
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=900.0,
-        help="give up after S seconds (default: %(default)s)",
-    )
-    p.add_argument(
-        "--out", type=Path, default=None, help="write the final frame to FILE.parquet or FILE.csv"
-    )
-
-    p = sub.add_parser("export", help="write the store as Parquet (one file or a hive dataset)")
-    p.add_argument("--store", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument(
-        "--partition-by", default=None, help="e.g. create_date: a hive dataset partitioned by day"
-    )
-
-    p = sub.add_parser("report", help="a self-contained HTML (or Markdown) report")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--store", type=Path)
-    src.add_argument("--parquet", type=Path)
-    p.add_argument("--out", type=Path, required=True, help="report.html or report.md")
-    p.add_argument("--title", default="Veo task report", help="title of the report")
-    p.add_argument("--no-figures", action="store_true", help="tables only (quicker)")
-
-    p = sub.add_parser("simulate", help="run the kie.ai-compatible simulator in the foreground")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument(
-        "--api-key", default=None, help="the one key accepted (default: simulator.DEFAULT_API_KEY)"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-tasks", type=int, default=5000)
-    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
-    p.add_argument("--rate-limit", type=float, default=None, help="requests/s before HTTP 429")
-    p.add_argument(
-        "--clock-speed", type=float, default=1.0, help="simulated seconds per real second"
-    )
-    p.add_argument("--time-format", choices=["iso", "plain", "epoch_ms", "mixed"], default="plain")
-    p.add_argument(
-        "--fault-rate", type=float, default=0.0, help="probability of a random fault per request"
-    )
+    _verbose(parser, "verbose", 0)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for c in _COMMANDS.values():
+        p = sub.add_parser(
+            c.name,
+            help=c.summary,
+            description=c.description,
+            epilog=_examples(c.examples),
+            formatter_class=_Help,
+        )
+        c.arguments(p)
+        _verbose(p, "verbose_sub", argparse.SUPPRESS)
     return parser
 
 
-def _write_frame(df, out: Path) -> None:  # type: ignore[no-untyped-def]
+# ---------------------------------------------------------------------------- arguments
+def _number(kind: type, low: float, what: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what}, got {text!r}") from None
+        if not value >= low:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{what}, got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
+
+
+_count = _number(int, 1, "must be a whole number of at least 1")
+_whole = _number(int, 0, "must be a whole number of at least 0")
+_seconds = _number(float, 0.0, "must be a number of seconds, at least 0")
+
+
+def _positive(text: str) -> float:
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+    return float(value)
+
+
+def _port(text: str) -> int:
+    value = _whole(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, got {text!r}")
+    return int(value)
+
+
+def _probability(text: str) -> float:
+    value = _seconds(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be a probability from 0 to 1, got {text!r}")
+    return float(value)
+
+
+def _store_option(p: argparse._ActionsContainer, verb: str) -> None:
+    p.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"the SQLite store to {verb} (default: the default store, see {PROG} store path)",
+    )
+
+
+def _source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "ids",
+        metavar="IDS",
+        help="a file of task ids (one per line), a CSV with a taskId/task_id/TaskID column "
+        "(any case), or - for stdin",
+    )
+    _store_option(p, "read and write")
+    p.add_argument(
+        "--base-url",
+        default=os.environ.get(ENV_BASE_URL, DEFAULT_BASE_URL),
+        metavar="URL",
+        help=f"the API base URL (default: ${ENV_BASE_URL} or {DEFAULT_BASE_URL}; "
+        "plain http only on loopback)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+# ---------------------------------------------------------------------------- checks
+def _check_out(out: Path, suffixes: Sequence[str], *, folder: bool = False) -> Path:
+    """Refuse an output that cannot be written, before any work (InputError: exit 2)."""
+    if folder and out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; this writes a folder there")
+    if not folder and out.is_dir():
+        raise InputError(f"--out {out} is a folder; give a file name ending in {suffixes[0]}")
+    if not folder and out.suffix.lower() not in suffixes:
+        raise InputError(
+            f"--out {out}: unknown extension {out.suffix or '(none)'!r}; "
+            f"use {' or '.join(suffixes)}"
+        )
+    parent = out.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"--out {out}: {parent} is a file, not a folder")
+    try:  # a real probe: permissions, read-only mounts, /proc ... (removed on close)
+        with tempfile.TemporaryFile(dir=parent, prefix=".veo-notebook-probe-"):
+            pass
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot write in {parent} ({exc.strerror or exc})") from exc
+    return out
+
+
+def _store_to_write(args: argparse.Namespace) -> Path:
+    """The store a fetch writes: ``--store`` (its folder must exist) or the default one."""
+    from .store import default_store_path
+
+    if args.store is not None:
+        path = Path(args.store)
+        if not path.absolute().parent.is_dir():
+            raise InputError(f"--store {path}: the folder {path.absolute().parent} does not exist")
+    else:
+        path = default_store_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+    args.store_used = path  # where an interrupt says the answers are
+    return path
+
+
+def _store_to_read(args: argparse.Namespace) -> Path:
+    from .store import default_store_path
+
+    return Path(args.store) if args.store is not None else default_store_path()
+
+
+def _ids(args: argparse.Namespace) -> list[str]:
+    from .fetch import read_ids
+
+    got = read_ids("-" if args.ids == "-" else Path(args.ids))
+    if got.column is not None:  # said with the result, so that an error stays one line
+        args.ids_note = f"task ids from column {got.column!r} of {got.source}"
+    return got.ids
+
+
+def _client(args: argparse.Namespace) -> Client:
+    from .client import ENV_KEY, Client
+
+    if not os.environ.get(ENV_KEY, "").strip():
+        raise ConfigError(
+            f"no API key: set {ENV_KEY} (fetch and watch need it; fetch --refresh none does not)"
+        )
+    return Client(base_url=args.base_url)
+
+
+def _note(text: str) -> None:
+    sys.stderr.write(f"{PROG}: {text}\n")
+
+
+def _write_frame(df: pd.DataFrame, out: Path) -> None:
     from .export import to_csv, to_parquet
 
-    if out.suffix == ".csv":
-        to_csv(df, out)
-    else:
-        to_parquet(df, out)
-    log.info("wrote %d rows to %s", len(df), out)
+    (to_csv if out.suffix.lower() == ".csv" else to_parquet)(df, out)
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def _summarise(df: pd.DataFrame, args: argparse.Namespace, store: Path | None = None) -> None:
+    from .schema import UNREAD
+
+    if getattr(args, "ids_note", None):
+        _note(args.ids_note)
+    counts = df["status"].value_counts(dropna=False).to_dict() if "status" in df else {}
+    errors = int(df["fetch_error"].notna().sum()) if "fetch_error" in df else 0
+    names = {k: k if isinstance(k, str) else UNREAD for k in counts}  # NA status: not read
+    parts = ", ".join(f"{names[k]}: {v}" for k, v in counts.items() if v)
+    sys.stdout.write(f"{len(df)} tasks ({parts}); {errors} could not be read\n")
+    if store is not None:
+        sys.stdout.write(f"store: {store}\n")
+    if getattr(args, "out", None) is not None:
+        sys.stdout.write(f"wrote {len(df)} rows to {args.out}\n")
+
+
+# ---------------------------------------------------------------------------- commands
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("demo-out"),
+        metavar="DIR",
+        help="output folder (default: %(default)s)",
+    )
+    p.add_argument(
+        "--n-tasks",
+        type=_count,
+        default=3000,
+        metavar="N",
+        help="tasks in the demo batch (default: %(default)s)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@command(
+    "demo",
+    "the main job on the embedded simulator: fetch → store → Parquet → report",
+    "Start a seeded kie.ai simulator on loopback, fetch a realistic batch through the real\n"
+    "client into DIR/store.sqlite, watch the tasks still generating, write DIR/tasks.parquet\n"
+    "and DIR/report.html, and print a summary. Needs no key and no network.",
+    examples=[f"{PROG} demo --out demo-out", f"{PROG} demo --n-tasks 500 --no-progress"],
+    arguments=_demo_args,
+)
+def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    _check_out(args.out, (), folder=True)
+    args.store_used = args.out / "store.sqlite"
     run_demo(args.out, n_tasks=args.n_tasks, progress=not args.no_progress)
-    return 0
+    return EXIT_OK
 
 
-def _cmd_fetch(args: argparse.Namespace) -> int:
-    from .client import Client
-    from .fetch import fetch_records, read_task_ids
-
-    ids = read_task_ids(sys.stdin if args.ids == "-" else Path(args.ids))
-    client = Client(base_url=args.base_url)
-    df = fetch_records(
-        ids, client=client, store=args.store, refresh=args.refresh, progress=not args.no_progress
+def _fetch_args(p: argparse.ArgumentParser) -> None:
+    _source_args(p)
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the frame to FILE.parquet or FILE.csv",
     )
-    if args.out:
-        _write_frame(df, args.out)
-    _summarise(df)
-    return 0
-
-
-def _cmd_watch(args: argparse.Namespace) -> int:
-    from .client import Client
-    from .fetch import read_task_ids, watch
-
-    ids = read_task_ids(sys.stdin if args.ids == "-" else Path(args.ids))
-    client = Client(base_url=args.base_url)
-    df = watch(
-        ids, client=client, store=args.store, timeout=args.timeout, progress=not args.no_progress
+    p.add_argument(
+        "--refresh",
+        choices=["pending", "all", "none"],
+        default="pending",
+        help="pending (default): ask only for tasks not terminal in the store; all: ask for "
+        "every id; none: the store alone (no request, no key; the store must exist)",
     )
-    if args.out:
+
+
+@command(
+    "fetch",
+    "fetch the records of a list of task ids into the store",
+    "Query GET /api/v1/veo/record-info for every id (concurrently, paced, retried), keep\n"
+    "each answer in the store as it arrives, and print counts by status. A second run asks\n"
+    "only for the tasks that were not terminal. Needs KIE_API_KEY (not with --refresh none).",
+    examples=[
+        f"KIE_API_KEY=... {PROG} fetch task_ids.txt --out tasks.parquet",
+        f"{PROG} fetch tasks.csv --store march.sqlite --refresh none --out march.csv",
+    ],
+    arguments=_fetch_args,
+)
+def _fetch(args: argparse.Namespace) -> int:
+    from .fetch import fetch_records
+
+    if args.out is not None:
+        _check_out(args.out, _FRAME_SUFFIXES)
+    if args.refresh == "none":  # reading only: no key, and the store must exist
+        ids = _ids(args)
+        store = _store_to_read(args)
+        df = fetch_records(ids, store=store, refresh="none", progress=False)
+    else:
+        client = _client(args)
+        ids = _ids(args)
+        store = _store_to_write(args)
+        with client:
+            df = fetch_records(
+                ids, client=client, store=store, refresh=args.refresh, progress=not args.no_progress
+            )
+    if args.out is not None:
         _write_frame(df, args.out)
-    _summarise(df)
-    return 0
+    _summarise(df, args, store)
+    return EXIT_OK
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import to_parquet
+def _watch_args(p: argparse.ArgumentParser) -> None:
+    _source_args(p)
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=900.0,
+        metavar="S",
+        help="give up after S seconds (default: %(default)s; kie.ai advises 10-15 minutes); "
+        "exit 3 if tasks are still generating then",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the final frame to FILE.parquet or FILE.csv",
+    )
+
+
+@command(
+    "watch",
+    "poll until every task is terminal (or the timeout)",
+    "Re-query only the tasks still generating, on kie.ai's advised schedule (every 2-3 s,\n"
+    "then 5-10 s, then 15-30 s), keeping every answer in the store, until all are terminal.\n"
+    "At the timeout it says how many are still generating and exits 3.",
+    examples=[
+        f"KIE_API_KEY=... {PROG} watch task_ids.txt --timeout 600",
+        f"KIE_API_KEY=... {PROG} watch - --out done.parquet < task_ids.txt",
+    ],
+    arguments=_watch_args,
+)
+def _watch(args: argparse.Namespace) -> int:
+    from .fetch import watch
+    from .schema import Status
+
+    if args.out is not None:
+        _check_out(args.out, _FRAME_SUFFIXES)
+    client = _client(args)
+    ids = _ids(args)
+    store = _store_to_write(args)
+    with client:
+        df = watch(
+            ids, client=client, store=store, timeout=args.timeout, progress=not args.no_progress
+        )
+    if args.out is not None:
+        _write_frame(df, args.out)
+    _summarise(df, args, store)
+    generating = int((df["status"] == Status.GENERATING.value).sum())
+    if generating:
+        _note(
+            f"timed out after {args.timeout:g} s with {generating} of {len(df)} tasks still "
+            f"generating; run watch again to keep watching (the answers are in {store})"
+        )
+        return EXIT_TIMEOUT
+    return EXIT_OK
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    _store_option(p, "read")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="FILE.parquet or FILE.csv; with --partition-by, a dataset folder",
+    )
+    p.add_argument(
+        "--partition-by",
+        default=None,
+        metavar="COL",
+        help="a hive dataset partitioned by COL (e.g. create_date: one folder a day)",
+    )
+
+
+@command(
+    "export",
+    "write the store as Parquet (one file or a hive dataset) or CSV",
+    "Read every record of the store into the typed frame and write it as one Parquet or CSV\n"
+    "file, or as a hive-partitioned Parquet dataset (DuckDB, Spark, Dask read it). The\n"
+    "store must exist; the file appears only when complete.",
+    examples=[
+        f"{PROG} export --out tasks.parquet",
+        f"{PROG} export --store march.sqlite --out tasks/ --partition-by create_date",
+    ],
+    arguments=_export_args,
+)
+def _export(args: argparse.Namespace) -> int:
+    from .export import to_csv, to_parquet
     from .frame import from_store
     from .store import Store
 
-    with Store(args.store) as store:
-        df = from_store(store)
-    to_parquet(df, args.out, partition_by=args.partition_by)
-    sys.stdout.write(f"wrote {len(df)} rows to {args.out}\n")
-    return 0
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import report
-
-    if args.store is not None:
-        from .frame import from_store
-        from .store import Store
-
-        with Store(args.store) as store:
-            df = from_store(store)
+    if args.partition_by is not None:
+        if args.out.suffix.lower() == ".csv":
+            raise InputError(f"--out {args.out}: a partitioned dataset is Parquet, not CSV")
+        _check_out(args.out, (), folder=True)
     else:
+        _check_out(args.out, _FRAME_SUFFIXES)
+    with Store(_store_to_read(args), create=False) as store:
+        df = from_store(store)
+    if args.out.suffix.lower() == ".csv":
+        to_csv(df, args.out)
+    else:
+        to_parquet(df, args.out, partition_by=args.partition_by)
+    sys.stdout.write(f"wrote {len(df)} rows to {args.out}\n")
+    return EXIT_OK
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    _store_option(src, "read")
+    src.add_argument(
+        "--parquet", type=Path, metavar="PATH", help="a Parquet file or dataset instead of a store"
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, metavar="FILE", help="report.html or report.md"
+    )
+    p.add_argument("--title", default="Veo task report", help="title of the report")
+    p.add_argument("--no-figures", action="store_true", help="tables only (quicker)")
+
+
+@command(
+    "report",
+    "a self-contained HTML (or Markdown) report",
+    "Headline counts, latency by model with confidence intervals, failure categories and\n"
+    "figures, from a store (default: the default store) or a Parquet file. HTML is one\n"
+    "file; Markdown puts its figures in a <name>_figures folder beside it.",
+    examples=[
+        f"{PROG} report --out report.html",
+        f"{PROG} report --parquet tasks.parquet --out report.md --title 'March batch'",
+    ],
+    arguments=_report_args,
+)
+def _report(args: argparse.Namespace) -> int:
+    _check_out(args.out, _REPORT_SUFFIXES)
+    if args.parquet is not None:
         from .export import read_parquet
 
         df = read_parquet(args.parquet)
+    else:
+        from .frame import from_store
+        from .store import Store
+
+        with Store(_store_to_read(args), create=False) as store:
+            df = from_store(store)
+    from .report import report
+
     path = report(df, args.out, title=args.title, figures=not args.no_figures)
     sys.stdout.write(f"wrote {path}\n")
-    return 0
+    return EXIT_OK
 
 
-def _cmd_simulate(args: argparse.Namespace) -> int:
+def _store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "action",
+        choices=["path", "info"],
+        help="path: print where the default store is; info: its path, size and counts",
+    )
+    _store_option(p, "describe")
+
+
+@command(
+    "store",
+    "where the default store is, and what a store holds",
+    "path prints the default store's path ($VEO_STORE, else the user data folder).\n"
+    "info prints a store's path, size and its records by status (it must exist).",
+    examples=[f"{PROG} store path", f"{PROG} store info --store march.sqlite"],
+    arguments=_store_args,
+)
+def _store(args: argparse.Namespace) -> int:
+    path = _store_to_read(args)
+    if args.action == "path":
+        sys.stdout.write(f"{path}\n")
+        return EXIT_OK
+    from .schema import status_of
+    from .store import Store
+
+    with Store(path, create=False) as store:
+        c = store.counts()
+    size = sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.is_file())
+    lines = [
+        f"path      {path}",
+        f"size      {size / 1e6:.1f} MB",
+        f"records   {c['records']:,} ({c['terminal']:,} terminal: not asked again)",
+    ]
+    for flag, n in c["by_flag"].items():
+        if flag is None:
+            continue
+        lines.append(f"  {status_of(flag):<20} {n:>10,}  (successFlag {flag})")
+    if c["fetch_errors"]:
+        n = c["fetch_errors"]
+        lines.append(f"  {'no record read':<20} {n:>10,}  (a fetch error, e.g. 422)")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+def _simulate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    p.add_argument(
+        "--port", type=_port, default=8765, help="port (default: %(default)s; 0: any free port)"
+    )
+    p.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="the one key accepted (default: sim-local-key); a test key, not your kie.ai key",
+    )
+    p.add_argument("--seed", type=int, default=0, help="corpus seed (default: %(default)s)")
+    p.add_argument(
+        "--n-tasks",
+        type=_count,
+        default=5000,
+        metavar="N",
+        help="tasks in the corpus (default: %(default)s)",
+    )
+    p.add_argument(
+        "--latency", type=_seconds, default=0.0, metavar="S", help="seconds added to every answer"
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=_positive,
+        default=None,
+        metavar="R",
+        help="requests/s before HTTP 429 (default: no limit)",
+    )
+    p.add_argument(
+        "--clock-speed",
+        type=_seconds,
+        default=1.0,
+        metavar="X",
+        help="simulated seconds per real second (default: %(default)s; 0 stops the clock)",
+    )
+    p.add_argument(
+        "--time-format",
+        choices=["iso", "plain", "epoch_ms", "mixed"],
+        default="plain",
+        help="how times are written (default: %(default)s, UTC+8 wall time like kie.ai)",
+    )
+    p.add_argument(
+        "--fault-rate",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="probability of a random transient fault per request (default: %(default)s)",
+    )
+
+
+@command(
+    "simulate",
+    "run the kie.ai-compatible simulator in the foreground",
+    "Serve GET /api/v1/veo/record-info like kie.ai on loopback (seeded corpus, 422 for\n"
+    "unknown and expired ids, optional rate limit and faults) until Ctrl-C.",
+    examples=[
+        f"{PROG} simulate --port 8765 --n-tasks 3000",
+        f"KIE_API_KEY=sim-local-key {PROG} fetch ids.txt --base-url http://127.0.0.1:8765",
+    ],
+    arguments=_simulate_args,
+)
+def _simulate(args: argparse.Namespace) -> int:
     from . import simulator
 
-    simulator.serve_forever(
-        host=args.host,
-        port=args.port,
-        api_key=args.api_key,
-        seed=args.seed,
-        n_tasks=args.n_tasks,
-        latency=args.latency,
-        rate_limit=args.rate_limit,
-        clock_speed=args.clock_speed,
-        time_format=args.time_format,
-        fault_rate=args.fault_rate,
+    try:
+        simulator.serve_forever(
+            host=args.host,
+            port=args.port,
+            api_key=args.api_key,
+            seed=args.seed,
+            n_tasks=args.n_tasks,
+            latency=args.latency,
+            rate_limit=args.rate_limit,
+            clock_speed=args.clock_speed,
+            time_format=args.time_format,
+            fault_rate=args.fault_rate,
+        )
+    except OSError as exc:  # the bind: a busy port, an address not on this machine
+        raise InputError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}; pick another "
+            "--port (0: any free port) or --host"
+        ) from exc
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- main
+def _interrupted(args: argparse.Namespace) -> str:
+    """The truth after Ctrl-C: how many answers the store holds, and where."""
+    path = getattr(args, "store_used", None)
+    if path is None:
+        return "interrupted; nothing was written"
+    from .store import Store
+
+    try:
+        with Store(path, create=False) as store:
+            n = len(store)
+    except VeoError:
+        return f"interrupted before any answer was stored (store: {path})"
+    return (
+        f"interrupted; {n:,} answers are in {path}: run the same command again to fetch "
+        "only the rest"
     )
-    return 0
 
 
-def _summarise(df) -> None:  # type: ignore[no-untyped-def]
-    counts = df["status"].value_counts(dropna=False).to_dict() if "status" in df else {}
-    errors = int(df["fetch_error"].notna().sum()) if "fetch_error" in df else 0
-    names = {k: k if isinstance(k, str) else "unread" for k in counts}  # NA status: not read
-    parts = ", ".join(f"{names[k]}: {v}" for k, v in counts.items() if v)
-    sys.stdout.write(f"{len(df)} tasks ({parts}); {errors} could not be read\n")
-
-
-_COMMANDS = {
-    "demo": _cmd_demo,
-    "fetch": _cmd_fetch,
-    "watch": _cmd_watch,
-    "export": _cmd_export,
-    "report": _cmd_report,
-    "simulate": _cmd_simulate,
-}
+def _error_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, VeoError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``veo-notebook`` with ``argv``; return the exit status."""
     args = build_parser().parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
+    verbose = args.verbose + getattr(args, "verbose_sub", 0)
+    level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return _COMMANDS[args.command](args)
-    except VeoError as exc:
-        sys.stderr.write(f"veo-notebook: error: {exc}\n")
-        return 2
+        return _COMMANDS[args.command].run(args)
     except KeyboardInterrupt:
-        sys.stderr.write("veo-notebook: interrupted; everything fetched so far is in the store\n")
-        return 130
+        _note(_interrupted(args))
+        return EXIT_INTERRUPTED
+    except (VeoError, OSError) as exc:
+        if verbose:
+            traceback.print_exc()
+        _note(f"error: {_error_line(exc)}")
+        return EXIT_USAGE if isinstance(exc, _USAGE_ERRORS) else EXIT_FAILED

@@ -88,7 +88,7 @@ def run_demo(
     from . import simulator
     from .analysis import classify_errors, latency_summary
     from .client import Client
-    from .export import to_parquet
+    from .export import atomic_path, to_parquet
     from .fetch import fetch_records, watch
     from .report import report
 
@@ -113,7 +113,8 @@ def run_demo(
     )
     with sim, Client(key, base_url=sim.base_url) as client:
         ids = sim.task_ids()
-        paths["ids"].write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
+        with atomic_path(paths["ids"]) as tmp:
+            tmp.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
         log.info("demo: %d tasks on %s", len(ids), sim.base_url)
         df = fetch_records(ids, client=client, store=paths["store"], progress=progress)
         pending = df.loc[df["status"] == "generating", "task_id"].tolist()

@@ -4,12 +4,16 @@
 
     VeoError                      anything this toolkit raises on purpose
     ├── ConfigError               missing/invalid configuration (no API key, key over plain http)
+    │   └── EndpointError (+ApiError) the base URL is not a kie.ai API that answers: nothing
+    │                             reachable there at first contact (refused, DNS, TLS), or
+    │                             its first answers all the same batch-wide error (404 ...)
     ├── InputError (ValueError)   input that is not what was asked for (no id column, not a record)
     ├── ApiError                  the API refused a query; carries code, message, task_id
     │   ├── AuthError             401: the key was refused; stops a whole batch at once
     │   └── TransientError        retryable trouble (429, 5xx, 455/500/408, resets, timeouts,
     │                             bodies that are not JSON) that outlived its retries
     ├── StoreError                the local store cannot be opened or written (corrupt file, ...)
+    │   └── StoreNotFoundError    a store opened to be read does not exist (+InputError)
     └── SchemaVersionError        a store or Parquet file written by a newer schema version
 
 Low-level errors (``requests``, JSON decoding, ``sqlite3``) are translated into this
@@ -23,9 +27,11 @@ __all__ = [
     "ApiError",
     "AuthError",
     "ConfigError",
+    "EndpointError",
     "InputError",
     "SchemaVersionError",
     "StoreError",
+    "StoreNotFoundError",
     "TransientError",
     "VeoError",
 ]
@@ -85,6 +91,18 @@ class TransientError(ApiError):
 
 class StoreError(VeoError):
     """The local store cannot be opened, read or written."""
+
+
+class StoreNotFoundError(StoreError, InputError):
+    """A store opened only to be read (``Store(path, create=False)``) does not exist."""
+
+
+class EndpointError(ConfigError, ApiError):
+    """The base URL does not lead to a kie.ai API: unreachable at first contact, or not kie.ai.
+
+    Raised before any task is recorded as failed, so a typo in ``base_url`` costs a few
+    requests and one clear message rather than a batch of rows that all say "404".
+    """
 
 
 class SchemaVersionError(VeoError):

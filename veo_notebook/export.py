@@ -26,9 +26,11 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -41,7 +43,7 @@ from . import schema
 from ._version import __version__
 from .errors import InputError, SchemaVersionError
 
-__all__ = ["DERIVED_PARTITIONS", "read_parquet", "to_csv", "to_parquet"]
+__all__ = ["DERIVED_PARTITIONS", "atomic_path", "read_parquet", "to_csv", "to_parquet"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,29 @@ _KEY_DERIVED = b"veo_notebook.derived_partition"
 #: partition columns made from the frame on write (and dropped on read)
 DERIVED_PARTITIONS = ("create_date",)
 _COMPRESSION = "zstd"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to; renamed to ``path`` only on success.
+
+    No partial file is ever seen under the final name: a crash, a full disk or an error
+    leaves the old file (or none) there, and the temporary file is removed.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
+    >>> with atomic_path(p) as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> p.read_text()
+    'done'
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def to_parquet(
@@ -98,7 +123,8 @@ def to_parquet(
     table = table.replace_schema_metadata(meta)
     if partition_by is None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, path, compression=_COMPRESSION)
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp, compression=_COMPRESSION)
         return path
     fmt = pds.ParquetFileFormat()
     pds.write_dataset(
@@ -219,7 +245,8 @@ def to_csv(df: pd.DataFrame, path: str | os.PathLike[str], *, escape_formulas: b
             risky = s.str.match(_FORMULA_START).fillna(False).to_numpy(dtype=bool)
             if risky.any():
                 out[name] = s.mask(risky, "'" + s)
-    out.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+    with atomic_path(path) as tmp:
+        out.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
     return path
 
 

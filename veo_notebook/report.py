@@ -27,6 +27,7 @@ from . import analysis, plots, pricing
 from .analysis._groups import now_utc
 from .analysis._kernels import pct_name
 from .analysis.error_rules import CATEGORY_MEANINGS
+from .export import atomic_path
 
 __all__ = ["report"]
 
@@ -466,7 +467,8 @@ def _markdown(title: str, sections, figures: list[_Figure], fig_dir: Path, rel: 
             parts += [_md_cell(content) if kind == "text" else _md_table(content), ""]
     parts += ["## Figures", ""] if figures else []
     for f in figures:
-        (fig_dir / f"{f.name}.png").write_bytes(f.png)
+        with atomic_path(fig_dir / f"{f.name}.png") as tmp:
+            tmp.write_bytes(f.png)
         parts += [f"![{f.name}]({rel}/{f.name}.png)", "", f"*{_md_cell(f.caption)}*", ""]
     parts += ["## Definitions", ""]
     parts += [f"- **{_md_cell(t)}**: {_md_cell(m)}" for t, m in DEFINITIONS]
@@ -501,6 +503,7 @@ def report(
         text = _markdown(title, sections, figs, fig_dir, fig_dir.name)
     else:
         text = _html(title, sections, figs)
-    path.write_text(text, encoding="utf-8")
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     log.info("report: %d tasks → %s", len(df), path)
     return path

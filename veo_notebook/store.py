@@ -37,9 +37,17 @@ from typing import Any, NamedTuple, TypedDict
 import orjson
 
 from . import schema
-from .errors import SchemaVersionError, StoreError
+from .errors import SchemaVersionError, StoreError, StoreNotFoundError
 
-__all__ = ["STORE_VERSION", "Answer", "RawRecords", "Store", "StoreRow"]
+__all__ = [
+    "ENV_STORE",
+    "STORE_VERSION",
+    "Answer",
+    "RawRecords",
+    "Store",
+    "StoreRow",
+    "default_store_path",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,10 @@ STORE_VERSION = 1
 
 #: The API forgot this record for good (re-exported from the rules in :mod:`.schema`).
 EXPIRED_ERROR = schema.EXPIRED_ERROR
+#: The environment variable that overrides :func:`default_store_path`.
+ENV_STORE = "VEO_STORE"
+#: File name of the default store inside the user data folder.
+DEFAULT_STORE_NAME = "store.sqlite"
 _CHUNK = 500  # ids per SQL "IN (...)" (SQLite's default limit is 32766 variables)
 #: Seconds a writer waits for another's transaction before "database is locked".
 _BUSY_TIMEOUT_S = 30
@@ -101,6 +113,24 @@ class StoreRow(TypedDict):
     fetch_error: str | None
 
 
+def default_store_path() -> Path:
+    """The store the ``veo-notebook`` command keeps its history in unless told otherwise.
+
+    ``$VEO_STORE`` if set, else ``store.sqlite`` in the user data folder (platformdirs:
+    ``$XDG_DATA_HOME/veo-notebook``, by default ``~/.local/share/veo-notebook``, on Linux).
+    The Python API has no default: ``fetch_records(store=None)`` keeps answers in memory.
+
+    >>> default_store_path().name  # doctest: +SKIP
+    'store.sqlite'
+    """
+    env = os.environ.get(ENV_STORE, "").strip()
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("veo-notebook", appauthor=False)) / DEFAULT_STORE_NAME
+
+
 class Answer(NamedTuple):
     """One answer to store. ``facts`` is the envelope's (successFlag, createTime) when the
     caller has already read it (the client has); else the store reads it from ``raw``."""
@@ -135,10 +165,15 @@ class Store:
     Parameters
     ----------
     path : str or Path
-        The store file (created if missing) or ``":memory:"``.
+        The store file or ``":memory:"``.
+    create : bool
+        Create the store if it is missing (the default). ``False`` opens an existing
+        store only, for readers: a mistyped path is an error, never a new empty store.
 
     Raises
     ------
+    StoreNotFoundError
+        ``create=False`` and there is no store at ``path`` (or only an empty file).
     StoreError
         The file is not SQLite, not a veo-notebook store, or cannot be opened.
     SchemaVersionError
@@ -150,31 +185,44 @@ class Store:
     '422 record is null.'
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
-        self._conn = self._open(self.path)
+        self._conn = self._open(self.path, create)
 
     # ----------------------------------------------------------------- opening
     @staticmethod
-    def _open(path: str) -> sqlite3.Connection:
+    def _open(path: str, create: bool = True) -> sqlite3.Connection:
+        target = path
         if path != ":memory:":
             p = Path(path)
             if p.is_dir():
                 raise StoreError(f"store path {path!r} is a directory, not a file")
+            if not create and not p.is_file():
+                raise StoreNotFoundError(
+                    f"no store at {path}: check the path (nothing was created)"
+                )
+            if not create and p.stat().st_size == 0:
+                raise StoreNotFoundError(f"{path} is an empty file, not a veo-notebook store")
             if not p.parent.exists():
                 raise StoreError(f"store folder {str(p.parent)!r} does not exist")
             Store._check_header(path)
+            if not create:  # SQLite itself must not create the file if it vanished meanwhile
+                target = p.absolute().as_uri() + "?mode=rw"
         try:
             conn = sqlite3.connect(
-                path, check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT_S
+                target,
+                check_same_thread=False,
+                isolation_level=None,
+                timeout=_BUSY_TIMEOUT_S,
+                uri=not create,
             )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {path!r}: {exc}") from exc
         try:
             for attempt in itertools.count():
                 try:
-                    Store._check_or_init(conn, path)
+                    Store._check_or_init(conn, path, create)
                     break
                 except StoreError as exc:
                     # two processes creating one new store: switching it to WAL needs a
@@ -214,7 +262,7 @@ class Store:
             )
 
     @staticmethod
-    def _check_or_init(conn: sqlite3.Connection, path: str) -> None:
+    def _check_or_init(conn: sqlite3.Connection, path: str, create: bool = True) -> None:
         try:  # read-only probe first: a corrupt file must not be touched
             tables = {
                 r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
@@ -223,6 +271,8 @@ class Store:
             raise StoreError(
                 f"{path!r} is not a veo-notebook store (not an SQLite file: {exc})"
             ) from exc
+        if not tables and not create:
+            raise StoreNotFoundError(f"{path} holds no veo-notebook store (an empty database)")
         try:
             if tables:
                 if "meta" not in tables or "records" not in tables:
@@ -386,6 +436,28 @@ class Store:
 
     def __len__(self) -> int:
         return int(self._query("SELECT count(*) FROM records")[0][0])
+
+    def counts(self) -> dict[str, Any]:
+        """What the store holds, from its own columns (no parse): for ``store info``.
+
+        ``records``, ``terminal`` (never asked again), ``fetch_errors`` (no record was
+        read) and ``by_flag`` (``successFlag`` → records; None for none).
+
+        >>> with Store(":memory:") as s:
+        ...     s.put("t", '{"code":200,"data":{"successFlag":1}}', fetched_at=1.0)
+        ...     s.counts()["by_flag"]
+        {1: 1}
+        """
+        rows = self._query(
+            "SELECT success_flag, sum(terminal), sum(fetch_error IS NOT NULL), count(*) "
+            "FROM records GROUP BY success_flag ORDER BY success_flag"
+        )
+        return {
+            "records": sum(int(r[3]) for r in rows),
+            "terminal": sum(int(r[1]) for r in rows),
+            "fetch_errors": sum(int(r[2]) for r in rows),
+            "by_flag": {r[0]: int(r[3]) for r in rows},
+        }
 
     def __contains__(self, task_id: object) -> bool:
         if not isinstance(task_id, str):

@@ -14,9 +14,16 @@ HTTP 429 (``Retry-After``), code 429               cut the limiter's rate, wait,
 HTTP 5xx, code 455 / 500 / 408                     retry (exponential backoff, full jitter)
 reset, timeout, truncated or non-JSON body         retry
 code 422 / 404 / 400 / any other                   ``fetch_error`` "<code> <msg>", no retry
-HTTP 403/404/405 without an envelope               :class:`ApiError` (every query would fail)
+HTTP 403/404/405 without an envelope               :class:`EndpointError` (every query would fail)
 other HTTP 4xx without an envelope (414 ...)       ``fetch_error`` "<status> <reason>"
 =================================================  ==========================================
+
+Until the base URL has answered once like kie.ai (a record, or a per-task 422), answers
+are on probation (:class:`_FirstContact`): a connection that cannot be made at all
+(refused, DNS, TLS, connect timeout) gives up after two retries, and a run of identical
+batch-wide errors (every answer "404 Not Found") stops the batch: both are
+:class:`EndpointError`, naming the URL and the cause. Once the API has answered, the
+full retry patience applies (an API that was answering and then stopped is transient).
 
 Retries that run out raise :class:`TransientError` (``fetch_records`` makes it the row's
 ``fetch_error``; the next run asks again). There is one retry loop
@@ -32,6 +39,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -43,7 +52,7 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
-from ..errors import ApiError, AuthError, ConfigError, TransientError
+from ..errors import ApiError, AuthError, ConfigError, EndpointError, TransientError
 from ..schema import TERMINAL_FLAGS, TRANSIENT_CODES, envelope_facts, is_pending, status_of
 from ._pacing import AdaptiveLimiter, Cancelled, RetryPolicy
 
@@ -58,6 +67,12 @@ _TRANSIENT_CODES = TRANSIENT_CODES
 # HTTP statuses without an envelope that every query would meet (a CDN block, a wrong
 # base_url): they stop the batch; other 4xx without an envelope are the row's fetch_error
 _BATCH_HTTP = frozenset({403, 404, 405, 407})
+#: Envelope codes that answer for one task: they prove the base URL is kie.ai's API.
+_PER_TASK_CODES = frozenset({200, 422})
+#: Retries of a connection that cannot be made before the base URL has ever answered.
+_FIRST_CONTACT_RETRIES = 2
+#: Identical batch-wide errors, before any record, that mean the base URL is wrong.
+_WRONG_ENDPOINT_RUN = 20
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,7 @@ class _Retry(Exception):
         http_status: int | None,
         retry_after: float | None = None,
         throttled: bool = False,
+        unreachable: str | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -113,6 +129,54 @@ class _Retry(Exception):
         self.http_status = http_status
         self.retry_after = retry_after
         self.throttled = throttled
+        self.unreachable = unreachable  # why no connection could be made at all
+
+
+def _unreachable(exc: BaseException) -> str | None:
+    """Why no connection could be made (refused, DNS, TLS, connect timeout); None if one was."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connecting timed out"
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, ConnectionRefusedError):
+            return "connection refused (nothing is listening there)"
+        if isinstance(link, socket.gaierror):
+            return "the host name does not resolve (DNS)"
+        if isinstance(link, ssl.SSLError):
+            detail = getattr(link, "verify_message", None) or link.reason or type(link).__name__
+            return f"the TLS handshake failed ({detail})"
+        reason = getattr(link, "reason", None)  # urllib3's MaxRetryError
+        nxt = reason if isinstance(reason, BaseException) else None
+        link = nxt or link.__cause__ or link.__context__
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "the TLS handshake failed"
+    return None
+
+
+class _FirstContact:
+    """Until the base URL has answered like kie.ai once, its answers are on probation.
+
+    A record or a per-task 422 proves it; until then a run of identical batch-wide
+    errors (every answer "404 Not Found") means the base URL is wrong. Shared by threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.connected = False  # some HTTP answer ever arrived
+        self.proven = False
+        self._reason: str | None = None
+        self._run = 0
+
+    def odd(self, reason: str) -> int:
+        """Count an answer that is not per-task; return the run of identical ones."""
+        with self._lock:
+            if self.proven:
+                return 0
+            self._run = self._run + 1 if reason == self._reason else 1
+            self._reason = reason
+            return self._run
 
 
 class _Secret:
@@ -257,6 +321,7 @@ class Client:
             session.trust_env = False
         self.session = session
         self._url = self.base_url + RECORD_PATH
+        self._first = _FirstContact()
 
     # ------------------------------------------------------------------ public
     def get_record(self, task_id: str, *, cancel: threading.Event | None = None) -> Outcome:
@@ -279,6 +344,16 @@ class Client:
             except _Retry as r:
                 if r.throttled:
                     self.limiter.on_throttle(sent_at, r.retry_after)
+                if (
+                    r.unreachable
+                    and not self._first.connected
+                    and attempt >= min(_FIRST_CONTACT_RETRIES, self.retry.max_retries)
+                ):
+                    raise EndpointError(
+                        f"cannot reach {self.base_url}: {r.unreachable}; check base_url "
+                        "(KIE_BASE_URL) and the network",
+                        task_id=task_id,
+                    ) from r.__cause__
                 if attempt >= self.retry.max_retries:
                     raise TransientError(
                         f"{r.reason} (gave up after {attempt + 1} attempts)",
@@ -298,6 +373,11 @@ class Client:
                 continue
             self.limiter.on_success()
             return outcome
+
+    @property
+    def proven(self) -> bool:
+        """True once the base URL has answered like kie.ai (a record, or a per-task 422)."""
+        return self._first.proven
 
     def close(self) -> None:
         """Close the session if this client made it."""
@@ -328,14 +408,22 @@ class Client:
             resp.content  # noqa: B018 - read the whole body inside the try
             return resp
         except requests.Timeout as exc:
-            raise _Retry(f"timeout after {self.timeout:g}s", code=None, http_status=None) from exc
+            raise _Retry(
+                f"timeout after {self.timeout:g}s",
+                code=None,
+                http_status=None,
+                unreachable=_unreachable(exc),
+            ) from exc
         except (
             requests.ConnectionError,
             requests.exceptions.ChunkedEncodingError,
             requests.exceptions.ContentDecodingError,
         ) as exc:
             raise _Retry(
-                f"connection error ({type(exc).__name__})", code=None, http_status=None
+                f"connection error ({type(exc).__name__})",
+                code=None,
+                http_status=None,
+                unreachable=_unreachable(exc),
             ) from exc
         except requests.RequestException as exc:
             raise ApiError(
@@ -345,8 +433,21 @@ class Client:
     def _scrub(self, text: str) -> str:
         return text.replace(self._key.reveal(), "***")
 
+    def _row_error(self, reason: str, task_id: str, status: int) -> None:
+        """A batch-wide error before any record: past a run of them, the base URL is wrong."""
+        if self._first.odd(reason) >= _WRONG_ENDPOINT_RUN:
+            raise EndpointError(
+                f"the first {_WRONG_ENDPOINT_RUN} answers from {self.base_url} were all "
+                f"{reason!r} and none was a record: this base URL does not look like the kie.ai "
+                "API (expected https://api.kie.ai, without /api/v1)",
+                code=status,
+                http_status=status,
+                task_id=task_id,
+            )
+
     def _once(self, task_id: str, attempts: int) -> Outcome:
         resp = self._send(task_id)
+        self._first.connected = True
         status = resp.status_code
         body = resp.content
         if status == 401:
@@ -381,8 +482,9 @@ class Client:
                 )
             if status not in _BATCH_HTTP:  # e.g. 414: this id alone is too long for a URL
                 reason = f"{status} {resp.reason or 'HTTP error'}"
+                self._row_error(reason, task_id, status)
                 return Outcome(task_id, None, None, reason, False, attempts)
-            raise ApiError(
+            raise EndpointError(
                 f"HTTP {status} from {self.base_url} without an API envelope "
                 f"({_short(body.decode('utf-8', 'replace'))!r}); check base_url, or a proxy/CDN "
                 "refused the request",
@@ -393,6 +495,8 @@ class Client:
         raw = body.decode("utf-8", errors="replace")
         code, msg = env.get("code"), env.get("msg")
         msg = "" if msg is None else str(msg)
+        if code in _PER_TASK_CODES:
+            self._first.proven = True
         if code == 200:
             data = env.get("data")
             if not isinstance(data, dict):
@@ -414,4 +518,6 @@ class Client:
                 retry_after=_retry_after(resp.headers.get("Retry-After")),
                 throttled=code == 429,
             )
-        return Outcome(task_id, raw, env, f"{code} {_short(msg, 200)}".strip(), False, attempts)
+        reason = f"{code} {_short(msg, 200)}".strip()
+        self._row_error(reason, task_id, status)
+        return Outcome(task_id, raw, env, reason, False, attempts)

@@ -29,16 +29,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..client import Client, Outcome
-from ..errors import InputError, TransientError
+from ..errors import EndpointError, InputError, TransientError
 from ..frame import from_store, to_frame
 from ..schema import NOT_IN_STORE
 from ..store import Answer, Store
-from ._ids import read_task_ids, unique_ids
+from ._ids import IdsRead, read_ids, read_task_ids, unique_ids
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["fetch_records", "poll_interval", "read_task_ids", "watch"]
+__all__ = ["IdsRead", "fetch_records", "poll_interval", "read_ids", "read_task_ids", "watch"]
 
 log = logging.getLogger(__name__)
 
@@ -95,20 +95,29 @@ def _closing_if(made: bool, client: Client | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _open_store(store: Store | str | os.PathLike[str] | None) -> Iterator[Store]:
+def _open_store(
+    store: Store | str | os.PathLike[str] | None, *, create: bool = True
+) -> Iterator[Store]:
+    """The store given, or one opened from a path (``create=False``: it must exist)."""
     if isinstance(store, Store):
         yield store
         return
-    with Store(":memory:" if store is None else store) as s:
+    with Store(":memory:" if store is None else store, create=create or store is None) as s:
         yield s
 
 
 # ---------------------------------------------------------------------------- the run
 class _Writer:
-    """Buffers answers and writes them in small transactions (every 50 rows or 0.5 s)."""
+    """Buffers answers and writes them in small transactions (every 50 rows or 0.5 s).
 
-    def __init__(self, store: Store) -> None:
+    Until the client has seen the base URL answer like kie.ai, only a full buffer is
+    written: if the URL then proves wrong (:class:`EndpointError`), its few answers are
+    dropped instead of landing in the store as rows that all say "404".
+    """
+
+    def __init__(self, store: Store, client: Client) -> None:
         self.store = store
+        self.client = client
         self.buf: list[Answer] = []
         self.last = time.monotonic()
 
@@ -118,7 +127,8 @@ class _Writer:
             self.flush()
 
     def tick(self) -> None:
-        if self.buf and time.monotonic() - self.last >= _FLUSH_SECONDS:
+        due = time.monotonic() - self.last >= _FLUSH_SECONDS
+        if self.buf and due and self.client.proven:
             self.flush()
 
     def flush(self) -> None:
@@ -151,7 +161,7 @@ def _run(
     from tqdm.auto import tqdm
 
     stop = threading.Event()
-    writer = _Writer(store)
+    writer = _Writer(store, client)
     again: set[str] = set()
     pending: set[Future[tuple[Outcome, bool]]] = set()
     it = iter(ids)
@@ -184,11 +194,14 @@ def _run(
                 take(fut)  # a future stays in `pending` until taken
             writer.tick()
             if failures >= give_up:
+                where = "the store" if store.path == ":memory:" else store.path
                 raise TransientError(
                     f"{failures} tasks in a row failed after all retries; the API looks down "
-                    "(everything answered so far is in the store)"
+                    f"(everything answered so far is in {where})"
                 )
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, EndpointError):
+            writer.buf.clear()  # answers from a URL that is not kie.ai's API: not history
         stop.set()
         for fut in list(pending):
             fut.cancel()
@@ -234,7 +247,8 @@ def fetch_records(
     refresh : {"pending", "all", "none"}
         "pending": skip ids whose stored record is terminal; "all": query every id (a
         stored record is never replaced by a worse answer); "none": the store alone
-        (ids it does not hold get ``fetch_error`` "not in store").
+        (ids it does not hold get ``fetch_error`` "not in store"; no key needed; a
+        store path that does not exist is a :class:`StoreNotFoundError`, never created).
     progress : bool
         A ``tqdm.auto`` progress bar.
     max_workers : int, optional
@@ -260,7 +274,7 @@ def fetch_records(
     made = refresh != "none" and client is None
     if made:
         client = Client()
-    with _open_store(store) as st, _closing_if(made, client):
+    with _open_store(store, create=refresh != "none") as st, _closing_if(made, client):
         if refresh != "none" and ids:
             assert client is not None
             done = st.terminal_ids(ids) if refresh == "pending" else set()
