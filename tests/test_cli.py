@@ -15,7 +15,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -322,6 +324,21 @@ def test_a_wrong_base_url_stops_the_batch_and_stores_nothing(cli: Cli, msim: Sim
     proc = cli("fetch", "ids.txt", "--store", "s.sqlite", "--base-url", url, "--no-progress")
     _error(proc, 2, url, "'404 Not Found'", "does not look like the kie.ai API")
     assert msim.stats()["requests"] <= 20 + 2 * 16  # tens, not 300
+    with Store(cli.tmp / "s.sqlite", create=False) as st:
+        assert len(st) == 0
+
+
+def test_a_server_that_is_not_kie_ai_stops_at_its_first_answer(cli: Cli) -> None:
+    (cli.tmp / "ids.txt").write_text("".join(f"t{i}\n" for i in range(300)))
+    web = ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)  # HTML 404s
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{web.server_address[1]}"
+    try:
+        proc = cli("fetch", "ids.txt", "--store", "s.sqlite", "--base-url", url, "--no-progress")
+    finally:
+        web.shutdown()
+        web.server_close()
+    _error(proc, 2, f"HTTP 404 from {url} without an API envelope", "check base_url")
     with Store(cli.tmp / "s.sqlite", create=False) as st:
         assert len(st) == 0
 

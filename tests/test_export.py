@@ -177,3 +177,18 @@ def test_cli_export(
     assert "wrote 50 rows" in capsys.readouterr().out
     back = read_parquet(out)
     pd.testing.assert_frame_equal(back, _sorted(expected) if partition else expected)
+
+
+def test_atomic_path_leaves_no_partial_file_under_the_final_name(tmp_path: Path) -> None:
+    from veo_notebook.export import atomic_path
+
+    final = tmp_path / "t.parquet"
+    final.write_bytes(b"the old file")
+    with pytest.raises(RuntimeError), atomic_path(final) as tmp:
+        tmp.write_bytes(b"half a new fi")
+        raise RuntimeError("the disk filled up")
+    assert final.read_bytes() == b"the old file"  # the old file, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet"]  # no temporary left
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(b"new")
+    assert final.read_bytes() == b"new"
