@@ -115,6 +115,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _TopParser(_Parser):
+    """The top parser: its description names the default store, found only when asked."""
+
+    def format_help(self) -> str:
+        self.description = _top_description()
+        return super().format_help()
+
+
 class _Help(argparse.RawDescriptionHelpFormatter):
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=30)
@@ -169,7 +177,7 @@ def _top_description() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``veo-notebook`` (every registered sub-command)."""
-    parser = _Parser(prog=PROG, description=_top_description(), formatter_class=_Help)
+    parser = _TopParser(prog=PROG, formatter_class=_Help)
     parser.add_argument(
         "--version", action="version", version=f"{PROG} {__version__}", help="print the version"
     )
@@ -416,10 +424,10 @@ def _fetch_args(p: argparse.ArgumentParser) -> None:
     arguments=_fetch_args,
 )
 def _fetch(args: argparse.Namespace) -> int:
-    from .fetch import fetch_records
-
     if args.out is not None:
         _check_out(args.out, _FRAME_SUFFIXES)
+    from .fetch import fetch_records
+
     if args.refresh == "none":  # reading only: no key, and the store must exist
         ids = _ids(args)
         store = _store_to_read(args)
@@ -470,11 +478,11 @@ def _watch_args(p: argparse.ArgumentParser) -> None:
     arguments=_watch_args,
 )
 def _watch(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        _check_out(args.out, _FRAME_SUFFIXES)
     from .fetch import watch
     from .schema import Status
 
-    if args.out is not None:
-        _check_out(args.out, _FRAME_SUFFIXES)
     client = _client(args)
     ids = _ids(args)
     store = _store_to_write(args)
@@ -525,16 +533,16 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     arguments=_export_args,
 )
 def _export(args: argparse.Namespace) -> int:
-    from .export import to_csv, to_parquet
-    from .frame import from_store
-    from .store import Store
-
     if args.partition_by is not None:
         if args.out.suffix.lower() == ".csv":
             raise InputError(f"--out {args.out}: a partitioned dataset is Parquet, not CSV")
         _check_out(args.out, (), folder=True)
     else:
         _check_out(args.out, _FRAME_SUFFIXES)
+    from .export import to_csv, to_parquet
+    from .frame import from_store
+    from .store import Store
+
     with Store(_store_to_read(args), create=False) as store:
         df = from_store(store)
     if args.out.suffix.lower() == ".csv":
