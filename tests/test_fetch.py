@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
 import pytest
@@ -224,14 +228,41 @@ def test_a_wrong_base_url_stops_after_tens_of_requests_and_stores_nothing(
         assert len(st) == 0
 
 
-def test_a_scattered_404_among_records_stays_a_row(fresh_sim) -> None:
-    sim = fresh_sim(n_tasks=100)
-    ids = sim.task_ids("terminal")[:40]
-    c = _client(sim)
-    assert c.get_record(ids[0]).fetch_error is None  # the URL has answered like kie.ai
-    wrong = Client(SENTINEL_KEY, base_url=sim.base_url + "/x", **FAST)
-    wrong._first = c._first  # the same probation: a URL already proven
-    assert [wrong.get_record(i).fetch_error for i in ids[1:30]] == ["404 Not Found"] * 29
+class _Scattered404(BaseHTTPRequestHandler):
+    """kie.ai-shaped answers: a record for most ids, an envelope 404 for ids named gone-*."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        tid = parse_qs(urlsplit(self.path).query)["taskId"][0]
+        if tid.startswith("gone"):
+            env = {"code": 404, "msg": "Not Found", "data": None}
+        else:
+            env = {"code": 200, "msg": "success", "data": {"taskId": tid, "successFlag": 1}}
+        body = json.dumps(env).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_scattered_404_among_records_stays_a_row() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Scattered404)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ids = ["t0", *(f"gone-{i}" for i in range(30)), "t1"]
+    try:
+        c = Client(SENTINEL_KEY, base_url=f"http://127.0.0.1:{server.server_address[1]}", **FAST)
+        df = fetch_records(ids, client=c, progress=False, max_workers=1)  # in order
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = _errors(df)
+    assert [err[i] for i in ids[1:-1]] == ["404 Not Found"] * 30  # 30 > the run of 20: rows
+    assert err["t0"] is None and err["t1"] is None
 
 
 def test_401_midway_stops_the_batch_keeps_what_was_fetched_and_resume_fetches_the_rest(
