@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 #: Bumped whenever a column is added, removed or changes dtype or meaning.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Status(str, Enum):
@@ -255,6 +255,19 @@ COLUMNS: tuple[Column, ...] = (
         "float",
         "complete_time − create_time in seconds; NaN while generating or if a time is missing.",
     ),
+    Column(
+        "cost_time",
+        "Float64",
+        "Float64",
+        "data.costTime as given, where an answer has it. Unit unknown: captures disagree "
+        "(seconds in real answers, milliseconds in a docs example), so it is kept raw.",
+    ),
+    Column(
+        "credits_consumed",
+        "Float64",
+        "Float64",
+        "data.creditsConsumed (credits the API says the task used), where an answer has it.",
+    ),
     Column("model", _STR, "string", "veo3 / veo3_fast / veo3_lite (extends: fast / quality)."),
     Column("prompt", _STR, "string", "The prompt from paramJson."),
     Column("aspect_ratio", _STR, "string", "16:9 / 9:16 / Auto (aspect_ratio or aspectRatio)."),
@@ -264,12 +277,13 @@ COLUMNS: tuple[Column, ...] = (
         "string",
         "TEXT_2_VIDEO / FIRST_AND_LAST_FRAMES_2_VIDEO / REFERENCE_2_VIDEO.",
     ),
+    Column("duration", "Int64", "Int64", "paramJson duration: requested video length, seconds."),
     Column("resolution", _STR, "string", "response.resolution, else paramJson resolution."),
     Column(
         "task_type",
         pd.CategoricalDtype(TASK_TYPE_CATEGORIES),
         "category",
-        "generate / extend / 1080p / 4k / unknown, inferred (rule in frame.py).",
+        "generate / extend / 1080p / 4k / unknown, from all the record shows (rule in frame/).",
     ),
     Column("parent_task_id", _STR, "string", "Parent taskId of an extend / 1080p / 4k task."),
     Column(
@@ -302,7 +316,9 @@ COLUMNS: tuple[Column, ...] = (
         "fetch_error",
         _STR,
         "string",
-        "Why the record could not be read ('422 record is null.'); NA when read.",
+        "Why the record could not be read: the query failed, or the answer's code was not "
+        "200 ('422 record is null.', '500 Task generation failed'; then status is NA and "
+        "any data it held is in extra); NA when read.",
     ),
     Column("fetched_at", _UTC, "datetime UTC", "When the record was fetched from the API."),
     Column("param_json", _STR, "string", "The raw paramJson text, untouched."),
@@ -310,7 +326,8 @@ COLUMNS: tuple[Column, ...] = (
         "extra",
         _STR,
         "string (JSON)",
-        "Every key of data/response/paramJson not mapped to a column, as a JSON object.",
+        "Every key of data/response/paramJson not mapped to a column, as a JSON object "
+        "(all of data when the answer's code was not 200).",
     ),
     Column(
         "parse_note", _STR, "string", "Why a field could not be parsed (bad time, bad paramJson…)."
@@ -332,7 +349,7 @@ def empty_frame() -> pd.DataFrame:
     """A frame with every column and no rows.
 
     >>> empty_frame().shape
-    (0, 32)
+    (0, 35)
     """
     return pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in COLUMNS})  # type: ignore[call-overload]
 

@@ -1,4 +1,4 @@
-"""Arrow tables of read records → the typed frame's columns (private; rules in frame.py)."""
+"""Arrow tables of read records → the typed frame's columns (private; rules in frame/)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema
-from . import _time
+from . import _time, sources
 from ._read import Result, read_objects
 
 _S = pa.string()
@@ -23,78 +23,44 @@ _LS = pa.list_(pa.string())
 _NS = pa.timestamp("ns")
 _NS_UTC = pa.timestamp("ns", "UTC")
 
-RESPONSE_TYPE = pa.struct(
-    [
-        ("taskId", _S),
-        ("resultUrls", _LS),
-        ("resultUrls__str", _S),
-        ("originUrls", _LS),
-        ("originUrls__str", _S),
-        ("fullResultUrls", _LS),
-        ("fullResultUrls__str", _S),
-        ("resolution", _S),
-        ("hasAudioList", pa.list_(_B)),
-        ("seeds", pa.list_(_I)),
-        ("seeds__num", _I),
-        ("mediaIds", _LS),
-        ("media_ids", _LS),
-        ("imageUrls", _LS),  # 4K tasks; not a column: kept in extra
-    ]
-)
-DATA_TYPE = pa.struct(
-    [
-        ("taskId", _S),
-        ("paramJson", _S),
-        ("createTime", _S),
-        ("createTime__num", _F),
-        ("completeTime", _S),
-        ("completeTime__num", _F),
-        ("successFlag", _I),
-        ("errorCode", _I),
-        ("errorMessage", _S),
-        ("fallbackFlag", _B),
-        ("response", RESPONSE_TYPE),
-    ]
-)
-ENVELOPE_SCHEMA = pa.schema([("code", _I), ("msg", _S), ("data", DATA_TYPE)])
+ENVELOPE_SCHEMA = sources.ENVELOPE_SCHEMA
+PARAM_SCHEMA = sources.PARAM_SCHEMA
 
-#: paramJson column -> its common spellings (in the reader's schema), first found wins
-PARAM_KEYS: dict[str, tuple[str, ...]] = {
-    "prompt": ("prompt",),
-    "model": ("model",),
-    "aspect_ratio": ("aspect_ratio", "aspectRatio"),
-    "generation_type": ("generationType",),
-    "watermark": ("watermark", "waterMark"),
-    "callback_url": ("callBackUrl",),
-    "resolution": ("resolution",),
-    "parent_task_id": ("taskId",),
-}
-#: rarer spellings, folded into the schema's name by the reader
-PARAM_ALIASES: dict[str, str] = {
-    "generation_type": "generationType",
-    "water_mark": "watermark",
-    "callbackUrl": "callBackUrl",
-    "callback_url": "callBackUrl",
-    "call_back_url": "callBackUrl",
-    "task_id": "taskId",
-    "image_urls": "imageUrls",
-    "enable_translation": "enableTranslation",
-}
-PARAM_SCHEMA = pa.schema(
-    [(k, _S) for keys in PARAM_KEYS.values() for k in keys]
-    + [
-        ("imageUrls", _LS),
-        ("imageUrls__str", _S),
-        ("seeds", _I),
-        ("index", _I),  # not a column (it tells the task type): kept in extra
-        ("enableTranslation", _B),
-    ]
+#: columns computed by the rules below rather than read from a path (the others: sources)
+DERIVED = frozenset(
+    {"status", "latency_s", "task_type", "video_url", "fetch_error", "fetched_at", "extra"}
+    | {"parse_note"}
 )
+#: the envelope code of an answer that holds a task; any other code is a fetch error
+OK_CODE = 200
+#: status codes: successFlag 0..3 is its own code, these are the others (see schema.Status)
+_UNKNOWN_STATUS, _NO_STATUS = 4, -1
+#: paramJson text shorter than this may be blank (checked, the rest cannot be)
+_BLANK_CHECK_BYTES = 16
+#: model names only extend requests carry (generate requests: veo3, veo3_fast, veo3_lite)
+EXTEND_MODELS = ("fast", "quality")
+#: resolutions that name a 4K answer
+K4_RESOLUTIONS = ("4k", "2160p")
 
 
 def fields(arr: pa.Array | pa.ChunkedArray) -> dict[str, pa.ChunkedArray]:
     """Children of a struct array, each with the parent's nulls applied (no copy)."""
     return {arr.type.field(i).name: pc.struct_field(arr, [i]) for i in range(arr.type.num_fields)}
+
+
+def leaves(table: pa.Table, prefix: str = "") -> dict[str, Any]:
+    """Every field of a read table by its dotted path (``data.response.resultUrls``)."""
+    out: dict[str, Any] = {}
+
+    def walk(path: str, arr: Any) -> None:
+        out[path] = arr
+        if pa.types.is_struct(arr.type):
+            for name, child in fields(arr).items():
+                walk(f"{path}.{name}", child)
+
+    for name in table.column_names:
+        walk(prefix + name, table.column(name))
+    return out
 
 
 def build(
@@ -112,11 +78,6 @@ def build(
     :func:`finish` (a concatenation) runs once for the whole input.
     """
     n = env.table.num_rows
-    top = env.table
-    data_arr = top.column("data")
-    d = fields(data_arr)
-    r = fields(d["response"])
-    has_data = np.asarray(data_arr.is_valid()) & env.present
     notes: dict[int, list[str]] = {}
 
     def note(rows: Any, text: str | Sequence[str]) -> None:
@@ -126,98 +87,66 @@ def build(
     for row, text in env.notes.items():
         notes.setdefault(row, []).append(text)
 
+    fetch_error = _fetch_errors(env.table, errors, n)
+    top = _hide_failed_answers(env)
+    v = leaves(top)
+    data_arr = v["data"]
+    has_data = np.asarray(data_arr.is_valid()) & env.present
+
     # paramJson, read in bulk like the envelopes
-    pj = d["paramJson"]
-    par = read_objects(pj, PARAM_SCHEMA, "paramJson", PARAM_ALIASES, workers=workers)
+    pj = v["data.paramJson"]
+    par = read_objects(pj, PARAM_SCHEMA, "paramJson", sources.PARAM_ALIASES, workers=workers)
     for row, text in par.notes.items():
         notes.setdefault(row, []).append(text)
     pj_null = has_data & ~np.asarray(pj.is_valid())
     note(np.flatnonzero(pj_null), "paramJson is null")
-    short = has_data & np.asarray(pc.fill_null(pc.less(pc.binary_length(pj), 16), False))
+    short = has_data & np.asarray(
+        pc.fill_null(pc.less(pc.binary_length(pj), _BLANK_CHECK_BYTES), False)
+    )
     if short.any():  # a filter, not a take: no copy of the whole chunked column
         values = pc.filter(pj, pa.array(short)).to_pylist()
         rows = np.flatnonzero(short).tolist()
         note([r for r, v in zip(rows, values, strict=True) if not v.strip()], "paramJson is empty")
-    p = {name: par.table.column(name).combine_chunks() for name in PARAM_SCHEMA.names}
+    for name in PARAM_SCHEMA.names:
+        v[f"{sources.PARAM}.{name}"] = par.table.column(name).combine_chunks()
 
+    # every column read from a path (the source table), first path with a value wins
+    times: dict[str, np.ndarray] = {}
     cols: dict[str, Any] = {}
+    for col, srcs in sources.COLUMN_SOURCES.items():
+        cols[col] = _coalesce(*(_take(s, v, naive_tz, notes, times) for s in srcs))
+
     # identity and fetch
-    task_id = _coalesce(d["taskId"], r["taskId"])
     if ids is not None:
-        task_id = _coalesce(pa.array(ids if isinstance(ids, list) else list(ids), _S), task_id)
-    cols["task_id"] = task_id
-    fetch_error = _fetch_errors(top, errors, n)
+        ids_arr = pa.array(ids if isinstance(ids, list) else list(ids), _S)
+        cols["task_id"] = _coalesce(ids_arr, cols["task_id"])
     no_data = env.present & ~has_data & ~np.asarray(fetch_error.is_valid())
     note(np.flatnonzero(no_data), "the answer has no data object")
     cols["fetch_error"] = fetch_error
     cols["fetched_at"] = _utc(_time.epoch_to_utc(_time.epoch_seconds(fetched, n)))
 
     # the task's outcome
-    flag = d["successFlag"]
-    cols["success_flag"] = flag
-    cols["error_code"] = d["errorCode"]
-    msg = d["errorMessage"]
+    msg = cols["error_message"]
     cols["error_message"] = pc.if_else(
         pc.equal(pc.utf8_trim_whitespace(msg), ""), pa.scalar(None, _S), msg
     )
-    cols["fallback"] = d["fallbackFlag"]
-    flag_np = flag.to_numpy(zero_copy_only=False)
-    status = np.where(has_data, 4, -1).astype(np.int8)
-    for k in range(4):
+    flag_np = cols["success_flag"].to_numpy(zero_copy_only=False)
+    status = np.where(has_data, _UNKNOWN_STATUS, _NO_STATUS).astype(np.int8)
+    for k in range(_UNKNOWN_STATUS):
         status[flag_np == k] = k
-
-    # times
-    create, bad_c = _time.parse(d["createTime"], d["createTime__num"], naive_tz)
-    complete, bad_e = _time.parse(d["completeTime"], d["completeTime__num"], naive_tz)
-    for label, bad in (("createTime", bad_c), ("completeTime", bad_e)):
-        for row, value in bad.items():
-            notes.setdefault(row, []).append(f"{label} unparseable: {value!r}")
-    cols["create_time"] = _utc(create)
-    cols["complete_time"] = _utc(complete)
+    create, complete = times["create_time"], times["complete_time"]
     lat = (complete.astype("int64") - create.astype("int64")) / 1e9
     lat = np.where(np.isnat(create) | np.isnat(complete) | (status == 0), np.nan, lat)
     cols["latency_s"] = pa.array(lat, _F, from_pandas=True)
 
-    # the request
-    for col, keys in PARAM_KEYS.items():
-        cols[col] = _coalesce(*(p[k] for k in keys))
-    cols["resolution"] = _coalesce(r["resolution"], p["resolution"])
-    cols["image_urls"] = _urls(p["imageUrls"], p["imageUrls__str"])
-    cols["enable_translation"] = p["enableTranslation"]
-    seeds = _coalesce(p["seeds"], _first(r["seeds"]), r["seeds__num"])
-    cols["seeds"] = seeds
-
     # the answer
-    result = _urls(r["resultUrls"], r["resultUrls__str"])
-    origin = _urls(r["originUrls"], r["originUrls__str"])
-    origin = _empty_where_null(origin, has_data)
-    full = _urls(r["fullResultUrls"], r["fullResultUrls__str"])
-    cols["result_urls"] = result
-    cols["origin_urls"] = origin
-    cols["full_result_urls"] = full
-    cols["video_url"] = _coalesce(_first(full), _first(result))
-    cols["has_audio"] = _first(r["hasAudioList"])
-    media = _coalesce(r["mediaIds"], r["media_ids"])
-    cols["media_ids"] = media
+    cols["origin_urls"] = _empty_where_null(cols["origin_urls"], has_data)
+    cols["video_url"] = _coalesce(_first(cols["full_result_urls"]), _first(cols["result_urls"]))
+    ttype = _task_types(cols, v, has_data)
 
-    # task type
-    parent = np.asarray(cols["parent_task_id"].is_valid())
-    res = pc.fill_null(pc.utf8_lower(p["resolution"]), "").to_numpy(zero_copy_only=False)
-    model = pc.fill_null(cols["model"], "").to_numpy(zero_copy_only=False)
-    k4_msg = np.asarray(pc.fill_null(pc.match_substring(cols["error_message"], "4K"), False))
-    k4 = np.asarray(pc.fill_null(pc.greater(pc.list_value_length(media), 0), False)) | (
-        parent & ((res == "4k") | k4_msg)
-    )
-    p1080 = parent & (np.asarray(p["index"].is_valid()) | (res == "1080p"))
-    gen_t = np.asarray(cols["generation_type"].is_valid())
-    extend = parent & (~gen_t | np.isin(model, ["fast", "quality"]))
-    generate = np.asarray(cols["prompt"].is_valid()) | gen_t
-    ttype = np.select([~has_data, k4, p1080, extend, generate], [-1, 3, 2, 1, 0], 4).astype(np.int8)
-
-    # what no column takes, and the raw request
-    cols["param_json"] = pj
-    cols["extra"] = _extra_column(n, env, par, p["index"], r["imageUrls"])
-    cols["parse_note"] = _sparse_strings(n, {i: "; ".join(v) for i, v in notes.items()})
+    # what no column takes
+    cols["extra"] = _extra_column(n, env, par, v)
+    cols["parse_note"] = _sparse_strings(n, {i: "; ".join(t) for i, t in notes.items()})
     df = pa.table(cols).to_pandas(types_mapper=_mapper)
     dt = schema.dtypes()
     df["status"] = pd.Categorical.from_codes(status, dtype=dt["status"])
@@ -225,10 +154,110 @@ def build(
     return schema.enforce(df)
 
 
+def _take(
+    src: sources.Source,
+    v: dict[str, Any],
+    naive_tz: str,
+    notes: dict[int, list[str]],
+    times: dict[str, np.ndarray],
+) -> Any:
+    """One source's values, as its column takes them (``sources.VALUE`` / FIRST / …)."""
+    arr = v[src.path]
+    variant = v[src.variant_path] if src.variant_path is not None else None
+    if src.take == sources.TIME:
+        values, bad = _time.parse(arr, variant, naive_tz)
+        label = src.path.rsplit(".", 1)[-1]
+        for row, value in bad.items():
+            notes.setdefault(row, []).append(f"{label} unparseable: {value!r}")
+        if src.column is not None:
+            times[src.column] = values
+        return _utc(values)
+    if src.take == sources.URLS:
+        return _urls(arr, variant)
+    if src.take == sources.FIRST:
+        first = _first(arr)
+        return first if variant is None else _coalesce(first, variant)
+    return arr
+
+
+def _task_types(cols: dict[str, Any], v: dict[str, Any], has_data: np.ndarray) -> np.ndarray:
+    """``task_type`` codes (schema.TaskType order) from everything the record shows.
+
+    First rule that matches (``parent``: paramJson ``taskId``): ``4k`` if the answer has
+    media ids, or a parent and a 4K resolution (request, or answer when the request has
+    no prompt) or an error message naming "4K"; ``1080p`` if a parent and an ``index``,
+    or resolution 1080p in the request (or in the answer to a request with no prompt);
+    ``extend`` if a parent and no ``generationType``, or an extend-only model name, or a
+    stitched video (``fullResultUrls`` with an item: a ``null`` key says nothing);
+    ``generate`` if a prompt, a ``generationType`` or a generate model name; else
+    ``unknown`` (NA without a record).
+    """
+
+    def mask(arr: Any) -> np.ndarray:
+        return np.asarray(pc.fill_null(arr, False))
+
+    def lower(arr: Any) -> np.ndarray:
+        return pc.fill_null(pc.utf8_lower(arr), "").to_numpy(zero_copy_only=False)
+
+    parent = np.asarray(cols["parent_task_id"].is_valid())
+    prompt = np.asarray(cols["prompt"].is_valid())
+    asked = lower(v[f"{sources.PARAM}.resolution"])
+    answered = np.where(prompt, "", lower(v["data.response.resolution"]))
+    model = pc.fill_null(cols["model"], "").to_numpy(zero_copy_only=False)
+    k4_msg = mask(pc.match_substring(cols["error_message"], "4K"))
+    media = mask(pc.greater(pc.list_value_length(cols["media_ids"]), 0))
+    k4 = media | (parent & (np.isin(asked, K4_RESOLUTIONS) | np.isin(answered, K4_RESOLUTIONS)))
+    k4 |= parent & k4_msg
+    index = np.asarray(v[f"{sources.PARAM}.index"].is_valid())
+    p1080 = parent & (index | (asked == "1080p") | (answered == "1080p"))
+    gen_t = np.asarray(cols["generation_type"].is_valid())
+    stitched = mask(pc.greater(pc.list_value_length(cols["full_result_urls"]), 0))
+    extend_model = np.isin(model, EXTEND_MODELS)
+    extend = (parent & ~gen_t) | extend_model | stitched
+    generate = prompt | gen_t | np.char.startswith(model.astype(str), "veo")
+    conds = [~has_data, k4, p1080, extend, generate]
+    return np.select(conds, [-1, 3, 2, 1, 0], 4).astype(np.int8)
+
+
+def _hide_failed_answers(env: Result) -> pa.Table:
+    """The envelope table with ``data`` null where ``code`` is not 200: such an answer is
+    a failed query (a fetch error row), whatever its ``data`` holds; the data is kept in
+    the row's extras (``{"data": {…}}``)."""
+    top = env.table
+    code = top.column("code")
+    data = top.column("data")
+    failed = np.asarray(pc.fill_null(pc.not_equal(code, OK_CODE), False))
+    failed &= np.asarray(data.is_valid())
+    if not failed.any():
+        return top
+    rows = np.flatnonzero(failed)
+    for row, obj in zip(rows.tolist(), data.take(pa.array(rows)).to_pylist(), strict=True):
+        kept = env.extras.setdefault(row, {})
+        _merge(kept.setdefault("data", {}), _as_record(obj))
+    hidden = pc.if_else(pa.array(failed), pa.nulls(len(data), data.type), data)
+    return top.set_column(top.schema.get_field_index("data"), "data", hidden)
+
+
+def _as_record(v: Any) -> Any:
+    """A value read into the schema, as the record had it (null keys dropped, variant
+    fields under their own key)."""
+    if isinstance(v, dict):
+        return {sources.plain_name(k): _as_record(x) for k, x in v.items() if x is not None}
+    return v
+
+
+def _merge(into: dict[str, Any], more: dict[str, Any]) -> None:
+    for k, x in more.items():
+        if isinstance(x, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], x)
+        else:
+            into[k] = x
+
+
 def _fetch_errors(top: pa.Table, errors: Sequence[str | None] | None, n: int) -> pa.Array:
     code = top.column("code").combine_chunks()
     msg = pc.fill_null(top.column("msg").combine_chunks(), "")
-    bad = pc.fill_null(pc.not_equal(code, 200), False)
+    bad = pc.fill_null(pc.not_equal(code, OK_CODE), False)
     from_env = pc.if_else(
         bad,
         pc.utf8_trim_whitespace(pc.binary_join_element_wise(pc.cast(code, _S), msg, " ")),
@@ -310,52 +339,58 @@ def _split_urls(value: str) -> list[str]:
     return [u.strip().strip("'\"").strip() for u in s.split(",") if u.strip().strip("'\"").strip()]
 
 
-def _extra_column(
-    n: int, env: Result, par: Result, index: pa.Array, image_urls: pa.Array
-) -> pa.Array:
-    """The ``extra`` JSON texts: unknown keys, plus paramJson ``index`` and response
-    ``imageUrls`` (read into the schema to tell the task type, but no column's).
+def _extra_column(n: int, env: Result, par: Result, v: dict[str, Any]) -> pa.Array:
+    """The ``extra`` JSON texts: unknown keys, plus the keys read only for a rule
+    (``sources.EXTRA_SOURCES``: paramJson ``index``, response ``imageUrls``).
 
-    A row whose only extra is ``index`` (every 1080p upgrade) is written by Arrow string
-    kernels; the others, few, go through dicts and orjson.
+    A row whose only extra is one integer key (every 1080p upgrade: ``index``) is written
+    by Arrow string kernels; the others, few, go through dicts and orjson.
     """
+    known = {s.path: v[s.path] for s in sources.EXTRA_SOURCES}
+    given = {p: np.asarray(a.is_valid()) for p, a in known.items() if a.null_count < len(a)}
+    count = sum(given.values(), np.zeros(n, dtype=np.int64))
     special = set(env.extras) | set(par.extras)
-    if image_urls.null_count < len(image_urls):
-        special.update(np.flatnonzero(np.asarray(image_urls.is_valid())).tolist())
+    special.update(np.flatnonzero(count > 1).tolist())
+    by_kernel = {p for p in given if pa.types.is_integer(known[p].type)}
+    for p in set(given) - by_kernel:
+        special.update(np.flatnonzero(given[p]).tolist())
     slow = sorted(special)
-    known = {("paramJson", "index"): index, ("data", "response", "imageUrls"): image_urls}
     texts = {i: orjson.dumps(e).decode() for i, e in _extras(env, par, known, slow).items()}
     out = _sparse_strings(n, texts)
-    if index.null_count == len(index):
-        return out
-    only_index = np.asarray(index.is_valid())
-    only_index[slow] = False
-    if not only_index.any():
-        return out
-    text = pc.binary_join_element_wise('{"paramJson":{"index":', pc.cast(index, _S), "}}", "")
-    return pc.coalesce(out, pc.if_else(pa.array(only_index), text, pa.scalar(None, _S)))
+    for p in sorted(by_kernel):
+        only = given[p].copy()
+        only[slow] = False
+        if not only.any():
+            continue
+        *parents, leaf = p.split(".")
+        head = "".join(f'{{"{k}":' for k in parents) + f'{{"{leaf}":'
+        tail = "}" * (len(parents) + 1)
+        text = pc.binary_join_element_wise(head, pc.cast(known[p], _S), tail, "")
+        out = pc.coalesce(out, pc.if_else(pa.array(only), text, pa.scalar(None, _S)))
+    return out
 
 
 def _extras(
-    env: Result, par: Result, known: dict[tuple[str, ...], pa.Array], rows: list[int]
+    env: Result, par: Result, known: dict[str, pa.Array], rows: list[int]
 ) -> dict[int, dict[str, Any]]:
     """For ``rows``, what no column takes: unknown keys, plus the read keys in ``known``."""
     out: dict[int, dict[str, Any]] = {}
     for row, e in env.extras.items():
         out[row] = dict(e)
     for row, e in par.extras.items():
-        out.setdefault(row, {})["paramJson"] = dict(e)
+        out.setdefault(row, {})[sources.PARAM] = dict(e)
     if not rows:
         return out
     take = pa.array(rows, pa.int64())
     for path, arr in known.items():
-        for row, v in zip(rows, arr.take(take).to_pylist(), strict=True):
-            if v is None:
+        *parents, leaf = path.split(".")
+        for row, value in zip(rows, arr.take(take).to_pylist(), strict=True):
+            if value is None:
                 continue
             d = out.setdefault(row, {})
-            for key in path[:-1]:
+            for key in parents:
                 d = d.setdefault(key, {})
-            d[path[-1]] = v
+            d[leaf] = value
     return out
 
 

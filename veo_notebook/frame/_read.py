@@ -30,32 +30,22 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from ._rows import conform_text, drop_nulls, put
-from ._text import (
-    NUM_KEYS,
-    STR_KEYS,
-    compact,
-    framed_array,
-    join,
-    rename_key,
-    rename_variants,
-    to_bytes,
-    unframed,
-)
+from ._text import compact, framed_array, join, nullify, to_bytes, unframed, variants_of
+from .sources import plain_name
 
 log = logging.getLogger(__name__)
 
-CHUNK_ROWS = 16_384  # rows per reader call: bounds the transient buffers (~12 MB of text)
-_BLOCK = 4 << 20  # the reader's block size
-_SMALL = 8  # bisect down to spans of this many rows, then read them one by one
+#: rows per reader call: bounds the transient buffers (~12 MB of text)
+CHUNK_ROWS = 16_384
+#: the reader's block size: larger than any one record, so a record never spans blocks
+READER_BLOCK_BYTES = 4 << 20
+#: a refused chunk is bisected down to spans of this many rows, then read one by one
+BISECT_ROWS = 8
 #: chunks are read by this many Python threads (the reader releases the GIL, so one thread
 #: joins/encodes the next chunk while another is in the reader)
 WORKERS = min(2, os.cpu_count() or 1)
 
 _CONFLICT = re.compile(r"Column\((?:/[^)]*)?/(\w+)\) changed from")
-
-
-def _plain_name(name: str) -> str:
-    return name[:-5] if name.endswith(("__num", "__str")) else name
 
 
 class Result:
@@ -154,7 +144,12 @@ def _arrow_lines(
         offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)[
             chunk.offset : chunk.offset + len(chunk) + 1
         ]
-        buf = chunk.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+        buf: bytes | pa.Buffer = chunk.buffers()[2].slice(
+            int(offsets[0]), int(offsets[-1] - offsets[0])
+        )
+        text = buf.to_pybytes()  # a copy, for the one check no Arrow kernel does as fast
+        if b'"null"' in text:
+            buf = nullify(text)
         tab = _try_read(buf, schema, len(chunk), "error")
         return tab if tab is not None else _try_read(buf, schema, len(chunk), "infer")
 
@@ -193,11 +188,13 @@ def _read_span(
                 _read_span(lines, a + 1, b, schema, pieces, slow, pos, renamed=renamed, seen=seen)
         return
     del parts
+    buf = nullify(buf)
+    ren = variants_of(schema)
     fixed = set() if renamed else set(seen)
     if renamed:
-        buf = rename_variants(buf)
+        buf = ren.rename_all(buf)
     for k in sorted(fixed):  # met before: a url key by its compact spelling, a time by regex
-        buf = rename_key(buf, k, compact_only=True)
+        buf = ren.rename(buf, k, compact_only=True)
     mode = "error"  # as fast as "ignore"; a chunk with unknown keys is read again inferring them
     while True:
         try:
@@ -207,14 +204,14 @@ def _read_span(
             continue
         except _Conflict as exc:
             key = exc.key
-            if key and key not in fixed and (key in NUM_KEYS or key in STR_KEYS):
+            if key and key not in fixed and key in ren:
                 fixed.add(key)
                 seen.add(key)
-                buf = rename_key(buf, key)
+                buf = ren.rename(buf, key)
                 continue
             if not renamed:
                 renamed = True
-                buf = rename_variants(buf)
+                buf = ren.rename_all(buf)
                 continue
             tab = None
         break
@@ -222,7 +219,7 @@ def _read_span(
         rows = np.arange(lo, hi, dtype=np.int64)
         pieces.append((rows if pos is None else pos[rows], tab))
         return
-    if hi - lo <= _SMALL:
+    if hi - lo <= BISECT_ROWS:
         slow.extend(range(lo, hi))
         return
     mid = (lo + hi) // 2
@@ -252,7 +249,7 @@ def _try_read(
             pa.BufferReader(buf),
             # the reader's own threads stay off: chunks (and the frame's blocks) already run
             # on several threads, and a second layer only adds hand-offs (7 % more CPU at 1M)
-            read_options=pj.ReadOptions(use_threads=False, block_size=_BLOCK),
+            read_options=pj.ReadOptions(use_threads=False, block_size=READER_BLOCK_BYTES),
             parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior=mode),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
@@ -343,7 +340,7 @@ def _project_table(
         if target is not None and arr.type == schema.field(target).type:
             cols[target] = pc.coalesce(cols[target], arr)
         elif not (target is not None and pa.types.is_null(arr.type)):
-            _collect(arr, (_plain_name(name),), extras)
+            _collect(arr, (plain_name(name),), extras)
     return pa.Table.from_arrays(list(cols.values()), schema=schema), extras
 
 
@@ -365,7 +362,7 @@ def _project(arr: pa.Array, typ: pa.DataType, path: tuple[str, ...], extras: dic
             child = arr.field(k)
             if arr.null_count:
                 child = pc.if_else(arr.is_valid(), child, pa.nulls(len(arr), child.type))
-            _collect(child, (*path, _plain_name(name)), extras)
+            _collect(child, (*path, plain_name(name)), extras)
     return pa.StructArray.from_arrays(children, fields=list(typ), mask=arr.is_null())
 
 

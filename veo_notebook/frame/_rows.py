@@ -17,7 +17,13 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from .sources import NUM_SUFFIX, STR_SUFFIX
+
 _INT64_MAX = 2**63 - 1
+#: floats this large are refused: near the float limit a value is an overflow, not data
+_FLOAT_MAX = 1e300
+#: characters of a value quoted in a note
+_NOTE_CHARS = 60
 _INT_TEXT = re.compile(r"\s*-?\d{1,18}\s*")
 
 
@@ -30,6 +36,16 @@ def put(d: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 def drop_nulls(v: Any) -> Any:
     if isinstance(v, dict):
         return {k: drop_nulls(x) for k, x in v.items() if x is not None}
+    return v
+
+
+def _nullify(v: Any) -> Any:
+    """Member values that are the string ``"null"`` → None, at any depth (as
+    ``_text.nullify`` does to the joined texts of the columnar path)."""
+    if isinstance(v, dict):
+        return {k: None if x == "null" else _nullify(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_nullify(x) for x in v]
     return v
 
 
@@ -47,6 +63,8 @@ def conform_text(
     if not isinstance(obj, dict):
         got = _short(text.decode("utf-8", "replace"))
         return {}, {}, f"{what} is not a JSON object (got {got})", False
+    if b'"null"' in text:
+        obj = _nullify(obj)
     notes: list[str] = []
     extras: dict[str, Any] = {}
     if aliases:
@@ -68,7 +86,7 @@ def _conform_struct(
         if value is None:
             continue
         placed = False
-        for name in (key, f"{key}__num", f"{key}__str"):
+        for name in (key, key + NUM_SUFFIX, key + STR_SUFFIX):
             f = by_name.get(name)
             if f is None or (name != key and name in out):
                 continue
@@ -106,7 +124,7 @@ def _fit(value: Any, typ: pa.DataType, path: tuple[str, ...], extras: dict, note
     if pa.types.is_floating(typ):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False, None
-        return abs(value) < 1e300 or value != value, float(value)
+        return abs(value) < _FLOAT_MAX or value != value, float(value)
     if pa.types.is_list(typ):
         if not isinstance(value, list):
             return False, None
@@ -127,6 +145,6 @@ def _fit(value: Any, typ: pa.DataType, path: tuple[str, ...], extras: dict, note
     return False, None  # pragma: no cover - schemas here use only the types above
 
 
-def _short(s: str, n: int = 60) -> str:
+def _short(s: str, n: int = _NOTE_CHARS) -> str:
     s = s.replace("\n", " ")
     return s if len(s) <= n else s[: n - 1] + "…"

@@ -8,6 +8,7 @@ variant (``"createTime": 1773…`` → ``"createTime__num": 1773…``, ``"result
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -15,30 +16,75 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-#: keys whose value may be a number where a string is expected (times) or a string where a
-#: list is expected (urls); the fast path renames them, the slow path routes by value type
-_NUM = re.compile(rb'"((?:create|complete)Time)"(\s*:\s*)(?=[-0-9])')
-_STR = re.compile(rb'"((?:result|origin|fullResult|image)Urls)"(\s*:\s*)(?=")')
-NUM_KEYS = {"createTime", "completeTime"}
-STR_KEYS = {"resultUrls", "originUrls", "fullResultUrls", "imageUrls"}
+from .sources import NUM_SUFFIX, STR_SUFFIX, variant_keys
+
+#: a member whose value is the string "null" (as some kie.ai endpoints write nulls): inside
+#: a JSON string a quote is escaped, so ``:"null"`` followed by ``,`` or ``}`` is a value
+_NULL_TEXT = re.compile(rb':(\s*)"null"(?=\s*[,}])')
 
 
-def rename_variants(buf: bytes) -> bytes:
-    """Rename every key whose value has the variant type (number time, string url list)."""
-    return _STR.sub(rb'"\1__str"\2', _NUM.sub(rb'"\1__num"\2', buf))
+def nullify(buf: bytes) -> bytes:
+    """Every member value that is the string ``"null"`` made a JSON null (the per-row
+    reader does the same: the string ``"null"`` is null in every field)."""
+    return _NULL_TEXT.sub(rb":\1null", buf) if b'"null"' in buf else buf
 
 
-def rename_key(buf: bytes, key: str, *, compact_only: bool = False) -> bytes:
-    """Rename one key's variant-typed values; the compact spelling goes by plain replace."""
-    k = key.encode()
-    if key in STR_KEYS:
-        parts = buf.split(b'"' + k + b'":"')  # split+join: faster than bytes.replace
-        if len(parts) > 1:
-            return (b'"' + k + b'__str":"').join(parts)
-        if compact_only:
-            return buf
-        return re.sub(rb'"(' + k + rb')"(\s*:\s*)(?=")', rb'"\1__str"\2', buf)
-    return re.sub(rb'"(' + k + rb')"(\s*:\s*)(?=[-0-9])', rb'"\1__num"\2', buf)
+class Variants:
+    """The renaming of one schema's type-variant keys (``sources.variant_keys``).
+
+    A number where a string is expected (``"createTime": 1773…``) is renamed to the
+    ``__num`` field, a string where a list is expected (``"resultUrls": "[…]"``) to the
+    ``__str`` field, so that one explicit schema reads both shapes.
+    """
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.num_keys, self.str_keys = variant_keys(schema)
+        self._num = _pattern(self.num_keys, rb"(?=[-0-9])")
+        self._str = _pattern(self.str_keys, rb'(?=")')
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.num_keys or key in self.str_keys
+
+    def rename_all(self, buf: bytes) -> bytes:
+        """Rename every key whose value has its variant type."""
+        if self._num is not None:
+            buf = self._num.sub(rb'"\1' + NUM_SUFFIX.encode() + rb'"\2', buf)
+        if self._str is not None:
+            buf = self._str.sub(rb'"\1' + STR_SUFFIX.encode() + rb'"\2', buf)
+        return buf
+
+    def rename(self, buf: bytes, key: str, *, compact_only: bool = False) -> bytes:
+        """Rename one key's variant-typed values; the compact spelling goes by plain replace."""
+        k = key.encode()
+        if key in self.str_keys:
+            parts = buf.split(b'"' + k + b'":"')  # split+join: faster than bytes.replace
+            if len(parts) > 1:
+                return (b'"' + k + STR_SUFFIX.encode() + b'":"').join(parts)
+            if compact_only:
+                return buf
+            return re.sub(
+                rb'"(' + re.escape(k) + rb')"(\s*:\s*)(?=")',
+                rb'"\1' + STR_SUFFIX.encode() + rb'"\2',
+                buf,
+            )
+        return re.sub(
+            rb'"(' + re.escape(k) + rb')"(\s*:\s*)(?=[-0-9])',
+            rb'"\1' + NUM_SUFFIX.encode() + rb'"\2',
+            buf,
+        )
+
+
+def _pattern(keys: frozenset[str], lookahead: bytes) -> re.Pattern[bytes] | None:
+    if not keys:
+        return None
+    names = b"|".join(re.escape(k.encode()) for k in sorted(keys))
+    return re.compile(rb'"(' + names + rb')"(\s*:\s*)' + lookahead)
+
+
+@functools.lru_cache(maxsize=8)
+def variants_of(schema: pa.Schema) -> Variants:
+    """The :class:`Variants` of a schema (built once per schema)."""
+    return Variants(schema)
 
 
 def compact(texts: Sequence[str | bytes | None]) -> tuple[list[str | bytes], np.ndarray]:

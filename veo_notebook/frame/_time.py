@@ -2,6 +2,12 @@
 
 Results are ``datetime64[ns]`` numpy arrays holding UTC wall time (NaT when missing or
 unreadable), plus a ``{row: text}`` map of the values that could not be read.
+
+A plain time is wall time in ``naive_tz``, read by one function (:func:`localize`) on
+every path, so its value never depends on the other rows. Where the zone's clocks go back
+(an hour that happens twice) it is the earlier instant (:data:`AMBIGUOUS`); where they go
+forward (a wall time that never happens) it is the end of the gap (:data:`NONEXISTENT`):
+Europe/Berlin's "2025-10-26 02:30:00" is 00:30 UTC, "2025-03-30 02:30:00" 01:00 UTC.
 """
 
 from __future__ import annotations
@@ -17,7 +23,11 @@ import pyarrow.compute as pc
 _NS = pa.timestamp("ns")
 _NS_UTC = pa.timestamp("ns", "UTC")
 _MS_ABOVE = 1e12  # integers above this are epoch milliseconds, below epoch seconds
-_MAX_NS = 9.2e18
+_MAX_NS = 9.2e18  # nanoseconds past this overflow int64 (2**63 ≈ 9.22e18): NaT
+#: a plain time in a repeated hour (clocks back) → the earlier of its two instants
+AMBIGUOUS = "earliest"
+#: a plain time in a skipped hour (clocks forward) → the first instant after the gap
+NONEXISTENT = "latest"
 _ZONED = r"(?:[zZ]|[+-]\d\d(?::?\d\d)?)\s*$"
 _NUMERIC = r"^\s*-?\d+(?:\.\d+)?\s*$"
 
@@ -64,15 +74,16 @@ def parse(text: pa.Array, number: pa.Array, naive_tz: str) -> tuple[np.ndarray, 
     return out, bad
 
 
-def _localize(ts: pa.Array, naive_tz: str) -> pa.Array:
-    local = pc.assume_timezone(ts, naive_tz, ambiguous="earliest", nonexistent="earliest")
+def localize(ts: pa.Array, naive_tz: str) -> pa.Array:
+    """Naive timestamps as wall time in ``naive_tz`` → naive UTC (the one DST policy)."""
+    local = pc.assume_timezone(ts, naive_tz, ambiguous=AMBIGUOUS, nonexistent=NONEXISTENT)
     return local.cast(_NS_UTC).cast(_NS)
 
 
 def _try_cast(text: pa.Array, naive_tz: str) -> pa.Array | None:
     """The common case: every string of the column has the same shape (all plain, or all zoned)."""
     try:
-        return _localize(text.cast(_NS), naive_tz)
+        return localize(text.cast(_NS), naive_tz)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     try:
@@ -93,8 +104,8 @@ def _parse_mixed(text: pa.Array, naive_tz: str) -> tuple[pa.Array, dict[int, Any
         out[zoned] = z.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
     if plain.any():
         p = pd.to_datetime(strs[plain].str.strip(), format="ISO8601", errors="coerce")
-        p = p.dt.tz_localize(naive_tz, ambiguous="NaT", nonexistent="NaT")
-        out[plain] = p.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+        wall = pa.array(p.to_numpy(dtype="datetime64[ns]"), _NS, from_pandas=True)
+        out[plain] = localize(wall, naive_tz).to_numpy(zero_copy_only=False)
     if numeric.any():
         out[numeric] = epoch_numbers(strs[numeric].astype(float).to_numpy())
     has = np.asarray(text.is_valid())
