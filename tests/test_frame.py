@@ -502,12 +502,13 @@ def test_texts_that_run_into_each_other_are_not_read_as_one(
     assert raw["parse_note"].isna().tolist()[2:] == [True, True]
 
 
-def test_parse_settings_hold_during_a_parse_and_are_restored_after(
+def test_parse_settings_are_fenced_to_the_parse_and_its_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # the build runs with the cyclic collector off and Arrow allocating from the C
-    # allocator; afterwards both are back as they were, also when the parse fails, when
-    # two parses overlap on threads, and a pool the caller chose is never replaced
+    # a parse on the main thread runs with the cyclic collector paused, turned back on
+    # after (also when the parse fails); Arrow's default pool is never changed (the reader
+    # gets its pool explicitly); a parse on another thread leaves the collector alone; a
+    # collector the caller turned off stays off; nested blocks share the pause
     import gc
     import threading
 
@@ -523,18 +524,10 @@ def test_parse_settings_hold_during_a_parse_and_are_restored_after(
     before = pa.default_memory_pool().backend_name
     assert gc.isenabled()
     df = from_raw(texts)
-    assert seen == [(False, "system" if before == "mimalloc" else before)]
+    assert seen == [(False, before)]
     assert gc.isenabled() and pa.default_memory_pool().backend_name == before
-    pd.testing.assert_frame_equal(from_raw(texts), df)
-    if "jemalloc" in pa.supported_memory_backends():
-        mine = pa.default_memory_pool()
-        pa.set_memory_pool(pa.jemalloc_memory_pool())
-        try:
-            from_raw(texts)
-            assert seen[-1] == (False, "jemalloc")  # the caller's choice
-        finally:
-            pa.set_memory_pool(mine)
-        assert pa.default_memory_pool().backend_name == before
+    reader_pool = _frame_read.frame_pool().backend_name
+    assert reader_pool == ("system" if before == "mimalloc" else before)
 
     def boom(*args: Any, **kwargs: Any) -> pd.DataFrame:
         raise RuntimeError("boom")
@@ -542,7 +535,7 @@ def test_parse_settings_hold_during_a_parse_and_are_restored_after(
     monkeypatch.setattr(frame_module._build, "build", boom)
     with pytest.raises(RuntimeError):
         from_raw(texts)
-    assert gc.isenabled() and pa.default_memory_pool().backend_name == before
+    assert gc.isenabled()
     monkeypatch.setattr(frame_module._build, "build", build)
 
     gc.disable()
@@ -552,24 +545,30 @@ def test_parse_settings_hold_during_a_parse_and_are_restored_after(
     finally:
         gc.enable()
 
+    with frame_module.parse_settings():
+        pd.testing.assert_frame_equal(from_raw(texts), df)
+        assert not gc.isenabled()  # the outer block still holds the pause
+    assert gc.isenabled()
+
     inside = threading.Event()
     release = threading.Event()
 
     def slow_build(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        seen.append((gc.isenabled(), pa.default_memory_pool().backend_name))
         inside.set()
         release.wait(10)
         return real_build(*args, **kwargs)
 
     monkeypatch.setattr(frame_module._build, "build", slow_build)
-    t = threading.Thread(target=from_raw, args=(texts,))
+    got: list[pd.DataFrame] = []
+    t = threading.Thread(target=lambda: got.append(from_raw(texts)))
     t.start()
     assert inside.wait(10)
-    with frame_module.parse_settings():
-        assert not gc.isenabled()
-    assert not gc.isenabled()  # the other parse still runs: the settings hold
+    assert gc.isenabled()  # a background parse does not pause this thread's collector
     release.set()
     t.join(10)
-    assert gc.isenabled() and pa.default_memory_pool().backend_name == before
+    assert seen[-1] == (True, before) and gc.isenabled()
+    pd.testing.assert_frame_equal(got[0], df)
 
 
 def test_matches_the_corpus_truth() -> None:
@@ -755,3 +754,362 @@ def test_data_object_with_a_code_key_is_not_an_envelope() -> None:
 def test_unknown_naive_tz_is_an_input_error() -> None:
     with pytest.raises(InputError, match="Mars/Base"):
         to_frame([rec()], naive_tz="Mars/Base")
+
+
+# -- the column-source table ------------------------------------------------------------------
+
+
+def test_source_table_covers_the_schema_and_drives_the_reader() -> None:
+    from veo_notebook.frame import _build, _text, sources
+
+    read = set(sources.COLUMN_SOURCES)
+    assert read | _build.DERIVED == set(schema.column_names())
+    assert not read & _build.DERIVED
+    # every path of the table is a field of the reader's schemas, its variant beside it
+    for s in sources.SOURCES:
+        names = s.path.split(".")
+        sch = sources.PARAM_SCHEMA if names[0] == sources.PARAM else sources.ENVELOPE_SCHEMA
+        names = names[1:] if names[0] == sources.PARAM else names
+        typ: Any = sch
+        for name in names[:-1]:
+            typ = typ.field(name).type
+        assert typ.field(names[-1]).type == s.type, s.path
+        if s.variant_path is not None:
+            assert typ.field(s.variant_path.rsplit(".", 1)[-1]).type == s.variant
+    # the renaming patterns come from the schemas' variant fields
+    env = _text.variants_of(sources.ENVELOPE_SCHEMA)
+    assert env.num_keys == {"createTime", "completeTime", "seeds"}
+    assert env.str_keys == {"resultUrls", "originUrls", "fullResultUrls"}
+    assert _text.variants_of(sources.PARAM_SCHEMA).str_keys == {"imageUrls"}
+    assert sources.PARAM_ALIASES["callback_url"] == "callBackUrl"
+
+
+def test_a_number_for_the_response_seeds_stays_on_the_fast_path() -> None:
+    texts = [json.dumps(rec(response={"seeds": 34186, "resultUrls": ["u"]}))] * 3
+    assert from_raw(texts)["seeds"].tolist() == [34186] * 3
+    assert _via_slow_path([rec(response={"seeds": 34186})]).loc[0, "seeds"] == 34186
+
+
+# -- one policy for plain times in a zone's DST change, on every path ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("plain", "expected"),
+    [
+        pytest.param("2025-10-26 02:30:00", ts("2025-10-26 00:30:00"), id="ambiguous"),
+        pytest.param("2025-03-30 02:30:00", ts("2025-03-30 01:00:00"), id="nonexistent"),
+        pytest.param("2025-06-01 02:30:00", ts("2025-06-01 00:30:00"), id="summer"),
+    ],
+)
+def test_plain_time_in_a_dst_change_does_not_depend_on_other_rows(
+    plain: str, expected: pd.Timestamp
+) -> None:
+    tz = "Europe/Berlin"
+    alone = [rec(createTime=plain)]  # one shape in the column: the cast path
+    mixed = [rec(createTime=plain), rec(createTime="2024-03-20T10:30:00Z")]  # the mixed path
+    for records in (alone, mixed):
+        fast = to_frame(records, naive_tz=tz)
+        slow = _via_slow_path_tz(records, tz)
+        assert fast.loc[0, "create_time"] == expected
+        pd.testing.assert_frame_equal(fast, slow)
+        assert fast["parse_note"].isna().all()
+
+
+def _via_slow_path_tz(records: list[dict[str, Any]], tz: str) -> pd.DataFrame:
+    mp = pytest.MonkeyPatch()
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise pa.ArrowInvalid("JSON parse error: refused for the test")
+
+    mp.setattr(_frame_read.pj, "read_json", refuse)
+    try:
+        return to_frame(records, naive_tz=tz)
+    finally:
+        mp.undo()
+
+
+# -- the published shapes of /work/shared/api-facts.md, fast and per-row paths agreeing ----------
+
+_SPEC_EXAMPLE = {
+    "code": 200,
+    "msg": "success",
+    "data": {
+        "taskId": "veo_task_abcdef123456",
+        "paramJson": (
+            '{"prompt":"A futuristic city with flying cars at sunset.","waterMark":"KieAI"}'
+        ),
+        "completeTime": "2025-06-06 10:30:00",
+        "response": {
+            "taskId": "veo_task_abcdef123456",
+            "resultUrls": ["http://example.com/video1.mp4"],
+            "originUrls": ["http://example.com/original_video1.mp4"],
+            "resolution": "1080p",
+        },
+        "successFlag": 1,
+        "errorCode": None,
+        "errorMessage": "",
+        "createTime": "2025-06-06 10:25:00",
+        "fallbackFlag": False,
+    },
+}
+_IMAGE_FETCH = "Image fetch failed. Check access settings or use our File Upload API instead."
+_NO_AUDIO = "The Google model was unable to generate audio for this request."
+_ID = "4c9a31a5bb61db65d10f1210d78cc08a"  # a real id: 32 hex characters
+_PARENT = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+PUBLISHED = [
+    pytest.param(
+        _SPEC_EXAMPLE,
+        {
+            "task_id": "veo_task_abcdef123456",
+            "status": "success",
+            "task_type": "generate",
+            "watermark": "KieAI",
+            "resolution": "1080p",
+            "video_url": "http://example.com/video1.mp4",
+            "error_message": None,
+            "error_code": None,
+            "fallback": False,
+            "create_time": ts("2025-06-06 02:25:00"),  # plain times are UTC+8
+            "latency_s": 300.0,
+        },
+        id="spec-example",
+    ),
+    pytest.param(
+        {"code": 500, "msg": "Task generation failed", "data": {"errorMessage": _IMAGE_FETCH}},
+        {
+            "fetch_error": "500 Task generation failed",
+            "status": None,
+            "task_type": None,
+            "error_message": None,
+            "extra": {"data": {"errorMessage": _IMAGE_FETCH}},
+        },
+        id="error-envelope-with-data",
+    ),
+    pytest.param(
+        {"code": 401, "msg": "Unauthorized: bad key", "data": None},
+        {"fetch_error": "401 Unauthorized: bad key", "status": None, "extra": None},
+        id="bad-key-http-200",
+    ),
+    pytest.param(
+        {"code": 422, "msg": "recordInfo is null"},
+        {"fetch_error": "422 recordInfo is null", "status": None, "parse_note": None},
+        id="market-endpoint-422",
+    ),
+    pytest.param(
+        {"code": 422, "msg": "Temporarily supports records within 14 days.", "data": None},
+        {"fetch_error": "422 Temporarily supports records within 14 days.", "status": None},
+        id="older-than-14-days",
+    ),
+    pytest.param(
+        {
+            "code": 200,
+            "msg": "success",
+            "data": {
+                "taskId": _ID,
+                "successFlag": 3,
+                "errorCode": 422,
+                "errorMessage": "failed",
+                "paramJson": '{"prompt": "a prominent person", "model": "veo3_fast"}',
+            },
+        },
+        {"status": "generation_failed", "error_code": 422, "error_message": "failed"},
+        id="flag-3-code-422",
+    ),
+    pytest.param(
+        {
+            "code": 200,
+            "msg": "success",
+            "data": {
+                "taskId": _ID,
+                "successFlag": 3,
+                "errorCode": 400,
+                "errorMessage": _NO_AUDIO + " Please try a different prompt.",
+                "paramJson": '{"prompt": "p", "model": "veo3"}',
+            },
+        },
+        {"status": "generation_failed", "error_code": 400, "task_type": "generate"},
+        id="no-audio",
+    ),
+    pytest.param(
+        rec(
+            successFlag=1,
+            paramJson='{"prompt": "p"}',
+            response={"resultUrls": ["http://v/1.mp4"], "hasAudioList": [False], "seeds": [34186]},
+        ),
+        {"has_audio": False, "seeds": 34186, "status": "success"},
+        id="silent-success",
+    ),
+    pytest.param(
+        rec(
+            successFlag=2,
+            errorCode="null",
+            errorMessage="null",
+            paramJson='{"prompt": "p", "model": "null", "aspect_ratio": "null"}',
+        ),
+        {
+            "error_code": None,
+            "error_message": None,
+            "model": None,
+            "aspect_ratio": None,
+            "parse_note": None,
+            "extra": None,
+        },
+        id="null-strings",
+    ),
+    pytest.param(
+        rec(
+            successFlag=1,
+            paramJson='{"prompt": "p", "model": "veo3_fast", "generationType": "TEXT_2_VIDEO"}',
+            response={"resultUrls": ["http://v/1.mp4"], "fullResultUrls": None},
+        ),
+        {"task_type": "generate", "full_result_urls": None, "video_url": "http://v/1.mp4"},
+        id="full-result-urls-null",
+    ),
+    pytest.param(
+        rec(
+            successFlag=1,
+            paramJson=None,
+            response={"resultUrls": ["http://v/b.mp4"], "fullResultUrls": ["http://v/f.mp4"]},
+        ),
+        {"task_type": "extend", "video_url": "http://v/f.mp4"},
+        id="extend-by-its-stitched-video",
+    ),
+    pytest.param(
+        rec(successFlag=0, paramJson='{"prompt": "more", "model": "fast"}'),
+        {"task_type": "extend", "parent_task_id": None},
+        id="extend-by-its-model",
+    ),
+    pytest.param(
+        rec(
+            successFlag=1,
+            paramJson=json.dumps({"taskId": _PARENT, "index": 0}),
+            response={"resultUrls": ["http://v/1080.mp4"], "resolution": "1080p"},
+        ),
+        {"task_type": "1080p", "parent_task_id": _PARENT, "extra": {"paramJson": {"index": 0}}},
+        id="1080p-upgrade",
+    ),
+    pytest.param(
+        rec(
+            successFlag=1,
+            paramJson=json.dumps({"taskId": _PARENT}),
+            response={"resultUrls": ["http://v/4k.mp4"], "resolution": "4k"},
+        ),
+        {"task_type": "4k"},
+        id="4k-by-the-answer's-resolution",
+    ),
+    pytest.param(
+        {
+            "code": 200,
+            "msg": "success",
+            "data": {
+                "taskId": _ID,
+                "successFlag": 1,
+                "creditsConsumed": 120,
+                "paramJson": json.dumps({"taskId": _PARENT, "index": 0, "callBackUrl": "http://c"}),
+                "response": {
+                    "resultUrls": ["http://v/4k.mp4"],
+                    "mediaIds": ["m1"],
+                    "imageUrls": ["http://v/4k.jpg"],
+                },
+            },
+        },
+        {
+            "task_type": "4k",
+            "credits_consumed": 120.0,
+            "media_ids": ["m1"],
+            "callback_url": "http://c",
+            "extra": {
+                "data": {"response": {"imageUrls": ["http://v/4k.jpg"]}},
+                "paramJson": {"index": 0},
+            },
+        },
+        id="4k-with-credits",
+    ),
+    pytest.param(
+        rec(successFlag=1, costTime=35, paramJson='{"prompt": "p", "duration": 8}'),
+        {"cost_time": 35.0, "duration": 8, "credits_consumed": None},
+        id="cost-time-and-duration",
+    ),
+    pytest.param(
+        rec(
+            successFlag=1,
+            createTime=1767658563526,
+            completeTime="2026-01-06 08:17:04",
+            response={"resultUrls": "[http://v/a.mp4, http://v/b.mp4]"},
+        ),
+        {
+            "create_time": pd.Timestamp(1767658563526, unit="ms", tz=UTC),
+            "complete_time": ts("2026-01-06 00:17:04"),
+            "result_urls": ["http://v/a.mp4", "http://v/b.mp4"],
+        },
+        id="epoch-ms-and-old-url-string",
+    ),
+    pytest.param(
+        rec(successFlag=7, paramJson='{"prompt": "p"}'),
+        {"status": "unknown", "success_flag": 7},
+        id="unknown-flag-kept",
+    ),
+]
+
+
+@pytest.mark.parametrize(("record", "expected"), PUBLISHED)
+def test_published_shapes(record: dict[str, Any], expected: dict[str, Any]) -> None:
+    fast = to_frame([record, record])  # twice: a column of one shape
+    raw = from_raw([json.dumps(record)])
+    slow = _via_slow_path([record, record])
+    pd.testing.assert_frame_equal(fast, slow)
+    pd.testing.assert_frame_equal(raw, fast.iloc[:1])
+    row = fast.iloc[0]
+    for column, want in expected.items():
+        got = row[column]
+        if want is None:
+            assert pd.isna(got) if not isinstance(got, (list, np.ndarray)) else False, column
+        elif column == "extra":
+            assert json.loads(got) == want
+        elif isinstance(want, list):
+            assert list(got) == want, column
+        else:
+            assert got == want, (column, got)
+
+
+def test_the_string_null_is_null_everywhere_on_both_paths() -> None:
+    data = {
+        "taskId": "t",
+        "successFlag": "null",
+        "errorCode": "null",
+        "errorMessage": "null",
+        "createTime": "null",
+        "fallbackFlag": "null",
+        "costTime": "null",
+        "unknownKey": "null",
+        "nested": {"a": "null", "b": 1},
+        "list": ["null"],  # an item of a list is a value, not a null
+        "paramJson": '{"prompt":"null", "duration": "null", "imageUrls": "null", "x": "null"}',
+        "response": {"resultUrls": "null", "resolution": "null", "hasAudioList": [True]},
+    }
+    records = [{"code": 200, "msg": "null", "data": data}]
+    pretty = [json.dumps(records[0], indent=2)]
+    fast, slow, raw = to_frame(records), _via_slow_path(records), from_raw(pretty)
+    pd.testing.assert_frame_equal(fast, slow)
+    pd.testing.assert_frame_equal(fast, raw)
+    row = fast.iloc[0]
+    for column in (
+        "success_flag",
+        "error_code",
+        "error_message",
+        "create_time",
+        "fallback",
+        "cost_time",
+        "prompt",
+        "duration",
+        "image_urls",
+        "result_urls",
+        "resolution",
+        "fetch_error",
+        "parse_note",
+    ):
+        assert pd.isna(row[column]), column
+    assert row["status"] == "unknown" and row["has_audio"] is np.True_
+    assert json.loads(row["extra"]) == {"data": {"nested": {"b": 1}, "list": ["null"]}}
+    assert row["param_json"] == data["paramJson"]  # the raw text, untouched

@@ -8,10 +8,20 @@ a record: what cannot be read is NA and ``parse_note`` says why.
 
 Reading rules
 -------------
+Where each column is read from (JSON paths, spellings, second types) is one table,
+:mod:`veo_notebook.frame.sources`; the rules below compute the rest.
+
+* **An answer is what its envelope says**: ``code`` not 200 (``{"code": 500, "msg":
+  "Task generation failed", "data": {…}}``) is a failed query, a fetch error row
+  (``fetch_error = "<code> <msg>"``, ``status`` NA) whatever ``data`` holds; that data is
+  kept in ``extra``. A string ``"null"`` is null, in every field.
 * **Times** (``createTime``, ``completeTime``), any mix within one column: ISO 8601 with a
   zone (``2024-03-20T10:30:00Z``, ``…+08:00``); plain ``2025-06-06 10:30:00`` (or ISO
   without a zone), read as wall time in ``naive_tz``; integers or digit strings, read as
-  epoch milliseconds above 1e12 and seconds below. Anything else → NaT and a note.
+  epoch milliseconds above 1e12 and seconds below. Anything else → NaT and a note. A
+  plain time's value never depends on the other rows: in an hour that happens twice
+  (clocks go back) it is the earlier instant, in an hour that is skipped (clocks go
+  forward) the first instant after the gap (``_time.AMBIGUOUS``, ``_time.NONEXISTENT``).
 * **paramJson** keys in every spelling seen: ``aspect_ratio``/``aspectRatio``,
   ``watermark``/``waterMark``, ``generationType``/``generation_type``,
   ``imageUrls``/``image_urls``, ``callBackUrl``/``callbackUrl``/``callback_url``,
@@ -25,17 +35,20 @@ Reading rules
 * **status** from ``successFlag`` 0/1/2/3 → generating / success / failed /
   generation_failed; any other value (or none) in a record → ``unknown`` (kept);
   NA when there is no record (a fetch error, an unreadable text).
-* **task_type**, first rule that matches (``parent`` = paramJson ``taskId``):
-  ``4k`` if the response has ``mediaIds``/``media_ids``, or a parent and paramJson
-  ``resolution`` 4k or an error message naming "4K" (a failed 4K upgrade otherwise
-  reads like a 1080p one: the requests are the same); ``1080p`` if a parent and an
-  ``index`` or resolution 1080p;
-  ``extend`` if a parent and no ``generationType``, or model ``fast``/``quality``;
-  ``generate`` if a prompt or a ``generationType``; else ``unknown`` (NA without a record).
+* **task_type** from everything the record shows, first rule that matches (``parent`` =
+  paramJson ``taskId``): ``4k`` if the response has ``mediaIds``/``media_ids``, or a
+  parent and resolution 4k or an error message naming "4K" (a failed 4K upgrade
+  otherwise reads like a 1080p one: the requests are the same); ``1080p`` if a parent
+  and an ``index`` or resolution 1080p (the answer's resolution counts only for a
+  request without a prompt: upgrades have none); ``extend`` if a parent and no
+  ``generationType``, or model ``fast``/``quality``, or a stitched video
+  (``fullResultUrls`` with an item; a ``fullResultUrls: null`` key is no evidence);
+  ``generate`` if a prompt, a ``generationType`` or a ``veo…`` model; else ``unknown``
+  (NA without a record).
 * Keys of ``data``, ``response`` and ``paramJson`` that no column takes are kept in
   ``extra``, a JSON object mirroring where they were (``{"data": {"response":
   {"imageUrls": […]}}, "paramJson": {"index": 0}}``); keys whose value is null are
-  dropped. An envelope whose ``code`` is not 200 gives ``fetch_error = "<code> <msg>"``.
+  dropped.
 
 Speed
 -----
@@ -43,13 +56,12 @@ Rows are split into blocks of :data:`BLOCK_ROWS`, read and built on :data:`BLOCK
 threads: while one block's Python work runs, :func:`pyarrow.json.read_json` (which
 releases the GIL) reads another's texts with an explicit schema, 16k rows per call, then
 the nested paramJson texts the same way; times, status, task type and URLs are computed
-column-wise with Arrow kernels. Measured on the simulator's records (CPU seconds per 65k
-records, one core): json.loads 2.2, orjson.loads alone 1.1, pyarrow.json 0.55-0.7, so the
-columnar reader was chosen (DuckDB's ``json_transform`` is faster unvalidated, but no
-faster once unknown keys and value types are checked as this reader does). Rows the
-reader refuses (type variants, broken texts) are bisected out and read one by one
-(``_rows``), with identical results. A parse runs under :func:`parse_settings`
-(the cyclic collector paused, Arrow allocating from the C allocator), both put back after.
+column-wise with Arrow kernels (the choice of reader is measured in ``bench/README.md``).
+Rows the reader refuses (type variants, broken texts) are bisected out and read one by
+one (``_rows``), with identical results. The reader allocates from the C allocator
+(``_read.frame_pool``), never by changing Arrow's default pool; a parse called on the
+main thread pauses the cyclic collector (:func:`parse_settings`), one on another thread
+leaves it alone.
 
 >>> df = to_frame([{"taskId": "t1", "successFlag": 1, "createTime": "2025-06-06 10:25:00",
 ...                 "completeTime": 1749177000000, "paramJson": '{"prompt": "a cat"}'}])
@@ -72,14 +84,13 @@ from typing import Any
 
 import orjson
 import pandas as pd
-import pyarrow as pa
 
 from ..errors import InputError
 from ..store import Store
 from . import _build
 from ._read import each, read_objects
 
-__all__ = ["DEFAULT_NAIVE_TZ", "from_raw", "from_store", "to_frame"]
+__all__ = ["DEFAULT_NAIVE_TZ", "from_raw", "from_store", "parse_settings", "to_frame"]
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +105,11 @@ _DUMPS_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 #: rows per block: each block is read and built on one of :data:`BLOCK_WORKERS` threads, so
 #: one block's Python work overlaps others' reading (the JSON reader releases the GIL)
 BLOCK_ROWS = 65_536
-#: threads for the blocks: twice the cores (at most 8), so that while some hold the GIL for
-#: their Python work the others keep the cores busy in the reader (measured on 2 cores and
-#: 1M records: 4 threads 8.3 s, 3 threads 8.6 s, 2 threads 8.9 s)
-BLOCK_WORKERS = min(8, 2 * (os.cpu_count() or 1))
+#: most threads for the blocks: past this, more threads only add hand-offs
+MAX_BLOCK_WORKERS = 8
+#: threads for the blocks: twice the cores, so that while some hold the GIL for their
+#: Python work the others keep the cores busy in the reader (bench/README.md)
+BLOCK_WORKERS = min(MAX_BLOCK_WORKERS, 2 * (os.cpu_count() or 1))
 
 
 def to_frame(records: Iterable[Any], *, naive_tz: str = DEFAULT_NAIVE_TZ) -> pd.DataFrame:
@@ -249,59 +261,52 @@ def _frame(
 
         return _build.build(env, part(ids), part(fetched), part(errors), naive_tz, workers=workers)
 
-    with parse_settings():
+    top_level = threading.current_thread() is threading.main_thread()
+    with parse_settings() if top_level else contextlib.nullcontext():
         return _build.finish(each(block, spans, BLOCK_WORKERS))
 
 
 _lock = threading.Lock()
-_holders = 0  # parses running under parse_settings()
-_restore: tuple[bool, pa.MemoryPool | None] = (False, None)  # what the last one puts back
+_holders = 0  # parse_settings() blocks open now
+_paused = False  # the collector was on when the first of them began, and they turned it off
 
 
 @contextlib.contextmanager
 def parse_settings() -> Iterator[None]:
-    """The two process settings a parse runs under, put back as they were when it ends.
+    """Pause Python's cyclic garbage collector for a parse, and turn it back on after.
 
-    * Python's cyclic garbage collector is paused. The columnar build allocates few
-      containers and makes no reference cycles, but the ones it does allocate (url lists,
-      extras, pandas' internals) trigger collections that walk every object the process
-      holds: with a million input texts alive, 1M rows paid ~1 s of collections under the
-      GIL (266 young, 24 middle, 2 full). Reference counting frees everything as usual.
-    * Arrow's default memory pool is the C allocator, if it was mimalloc (Arrow's own
-      default; a pool the caller chose is left alone). The reader and kernels make many
-      large short-lived buffers; mimalloc hands freed memory back to the OS within ~10 ms
-      and faults it in again as 2 MB transparent huge pages for the next block: clearing
-      those pages was 14 % of a 1M-record parse's CPU (perf), and the C allocator cut the
-      parse by 10-12 % (A/B, alternating processes). Buffers remember their pool, so
-      anything allocated meanwhile stays valid when the default is put back.
+    The columnar build makes no reference cycles, but the containers it does allocate
+    trigger collections, and each collection walks every object the process holds (with
+    a million input texts alive, most of what it does). Reference counting still frees
+    everything. The collector is process-wide, so :func:`to_frame` and :func:`from_raw`
+    pause it only when called on the main thread (a top-level parse: the caller waits for
+    it); a parse on any other thread leaves it alone, so a user's other threads are not
+    affected by a background parse. Wrap a parse (or several) in this yourself to pause
+    it from another thread, accepting that for that time no thread's cycles are collected.
 
-    Nested and concurrent parses share the settings; the last one to end restores them.
+    Nested and concurrent blocks share the pause; the last to end turns the collector
+    back on, and only if it was on when the first began and is still off (a collector the
+    caller switched off stays off).
 
     >>> import gc
     >>> with parse_settings():
     ...     gc.isenabled()
     False
     """
-    global _holders, _restore
+    global _holders, _paused
     with _lock:
         if _holders == 0:
-            pool = pa.default_memory_pool()
-            swap = pool.backend_name == "mimalloc"
-            _restore = (gc.isenabled(), pool if swap else None)
+            _paused = gc.isenabled()
             gc.disable()
-            if swap:
-                pa.set_memory_pool(pa.system_memory_pool())
         _holders += 1
     try:
         yield
     finally:
         with _lock:
             _holders -= 1
-            if _holders == 0:
-                collect, pool = _restore
-                if pool is not None:
-                    pa.set_memory_pool(pool)
-                if collect:
+            if _holders == 0 and _paused:
+                _paused = False
+                if not gc.isenabled():
                     gc.enable()
 
 

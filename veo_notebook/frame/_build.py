@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from .. import schema
 from . import _time, sources
-from ._read import Result, read_objects
+from ._read import Result, frame_pool, read_objects
 
 _S = pa.string()
 _I = pa.int64()
@@ -147,7 +147,7 @@ def build(
     # what no column takes
     cols["extra"] = _extra_column(n, env, par, v)
     cols["parse_note"] = _sparse_strings(n, {i: "; ".join(t) for i, t in notes.items()})
-    df = pa.table(cols).to_pandas(types_mapper=_mapper)
+    df = pa.table(cols).to_pandas(types_mapper=_mapper, memory_pool=frame_pool())
     dt = schema.dtypes()
     df["status"] = pd.Categorical.from_codes(status, dtype=dt["status"])
     df["task_type"] = pd.Categorical.from_codes(ttype, dtype=dt["task_type"])

@@ -106,6 +106,16 @@ def read_objects(
     return _assemble(n, lines, pos, pieces, slow, schema, what, aliases or {})
 
 
+def frame_pool() -> pa.MemoryPool:
+    """The pool the reader and the frame's conversions allocate from, passed to them
+    explicitly (Arrow's default pool is never changed): the C allocator when the default
+    is mimalloc, Arrow's own default, which hands freed memory back to the OS at once and
+    faults it in again as huge pages for the next chunk (bench/README.md); else the
+    default, a pool the caller chose."""
+    pool = pa.default_memory_pool()
+    return pa.system_memory_pool() if pool.backend_name == "mimalloc" else pool
+
+
 def each(fn: Callable[[Any], Any], items: Iterable[Any], workers: int | None = None) -> list[Any]:
     """``[fn(x) for x in items]``, on ``workers`` (default :data:`WORKERS`) threads."""
     items = list(items)
@@ -144,12 +154,9 @@ def _arrow_lines(
         offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)[
             chunk.offset : chunk.offset + len(chunk) + 1
         ]
-        buf: bytes | pa.Buffer = chunk.buffers()[2].slice(
-            int(offsets[0]), int(offsets[-1] - offsets[0])
-        )
-        text = buf.to_pybytes()  # a copy, for the one check no Arrow kernel does as fast
-        if b'"null"' in text:
-            buf = nullify(text)
+        raw = chunk.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+        text = raw.to_pybytes()  # a copy, for the one check no Arrow kernel does as fast
+        buf: bytes | pa.Buffer = nullify(text) if b'"null"' in text else raw
         tab = _try_read(buf, schema, len(chunk), "error")
         return tab if tab is not None else _try_read(buf, schema, len(chunk), "infer")
 
@@ -248,9 +255,10 @@ def _try_read(
         tab = pj.read_json(
             pa.BufferReader(buf),
             # the reader's own threads stay off: chunks (and the frame's blocks) already run
-            # on several threads, and a second layer only adds hand-offs (7 % more CPU at 1M)
+            # on several threads, and a second layer only adds hand-offs (bench/README.md)
             read_options=pj.ReadOptions(use_threads=False, block_size=READER_BLOCK_BYTES),
             parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior=mode),
+            memory_pool=frame_pool(),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         if not raise_conflict:
@@ -306,14 +314,14 @@ def _assemble(
         order.append(li_arr if pos is None else pos[li_arr])
     if not tables:
         return Result(pa.Table.from_pylist([{}] * n, schema=schema), present, extras, notes)
-    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    table = pa.concat_tables(tables, memory_pool=frame_pool()) if len(tables) > 1 else tables[0]
     rows = np.concatenate(order)
     if len(rows) == n and (np.diff(rows) > 0).all():
         return Result(table, present, extras, notes)
     take = np.full(n, -1, dtype=np.int64)
     take[rows] = np.arange(len(rows), dtype=np.int64)
     idx = pa.array(take, mask=take < 0)
-    return Result(table.take(idx), present, extras, notes)
+    return Result(pc.take(table, idx, memory_pool=frame_pool()), present, extras, notes)
 
 
 # -- projection of a read table onto the schema, collecting unknown keys ---------------------

@@ -24,6 +24,7 @@ _NS = pa.timestamp("ns")
 _NS_UTC = pa.timestamp("ns", "UTC")
 _MS_ABOVE = 1e12  # integers above this are epoch milliseconds, below epoch seconds
 _MAX_NS = 9.2e18  # nanoseconds past this overflow int64 (2**63 ≈ 9.22e18): NaT
+_NS_PER_MS, _NS_PER_S = 1_000_000, 1_000_000_000
 #: a plain time in a repeated hour (clocks back) → the earlier of its two instants
 AMBIGUOUS = "earliest"
 #: a plain time in a skipped hour (clocks forward) → the first instant after the gap
@@ -42,9 +43,21 @@ def epoch_to_utc(seconds: np.ndarray) -> np.ndarray:
 
 
 def epoch_numbers(values: np.ndarray) -> np.ndarray:
-    """Epoch numbers (ms above 1e12, else s) → ``datetime64[ns]``."""
-    seconds = np.where(np.abs(values) > _MS_ABOVE, values / 1e3, values)
-    return epoch_to_utc(seconds)
+    """Epoch numbers (ms above 1e12, else s) → ``datetime64[ns]``.
+
+    Whole numbers are scaled in integers (a float product is off by up to ~256 ns at
+    today's epoch milliseconds); fractions go through floats.
+    """
+    ms = np.abs(values) > _MS_ABOVE
+    out = epoch_to_utc(np.where(ms, values / 1e3, values))
+    scale = np.where(ms, _NS_PER_MS, _NS_PER_S)
+    with np.errstate(invalid="ignore"):
+        exact = np.isfinite(values) & (values == np.round(values))
+        exact &= np.abs(values) * scale < _MAX_NS
+    if exact.any():
+        ns = values[exact].astype(np.int64) * scale[exact]
+        out[exact] = ns.view("datetime64[ns]")
+    return out
 
 
 def epoch_seconds(values: Sequence[Any] | None, n: int) -> np.ndarray:
