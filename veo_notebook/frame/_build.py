@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from .. import schema
 from . import _time, sources
 from ._read import Result, frame_pool, read_objects
+from ._rows import NULL_TEXT
 
 _S = pa.string()
 _I = pa.int64()
@@ -37,8 +38,10 @@ OK_CODE = 200
 _UNKNOWN_STATUS, _NO_STATUS = 4, -1
 #: paramJson text shorter than this may be blank (checked, the rest cannot be)
 _BLANK_CHECK_BYTES = 16
-#: model names only extend requests carry (generate requests: veo3, veo3_fast, veo3_lite)
+#: model names only extend requests carry
 EXTEND_MODELS = ("fast", "quality")
+#: generate requests' model names start so (veo3, veo3_fast, veo3_lite)
+GENERATE_MODEL_PREFIX = "veo"
 #: resolutions that name a 4K answer
 K4_RESOLUTIONS = ("4k", "2160p")
 
@@ -87,9 +90,8 @@ def build(
     for row, text in env.notes.items():
         notes.setdefault(row, []).append(text)
 
-    fetch_error = _fetch_errors(env.table, errors, n)
-    top = _hide_failed_answers(env)
-    v = leaves(top)
+    v = _null_strings(leaves(_hide_failed_answers(env)))
+    fetch_error = _fetch_errors(v["code"], v["msg"], errors)
     data_arr = v["data"]
     has_data = np.asarray(data_arr.is_valid()) & env.present
 
@@ -107,8 +109,10 @@ def build(
         values = pc.filter(pj, pa.array(short)).to_pylist()
         rows = np.flatnonzero(short).tolist()
         note([r for r, v in zip(rows, values, strict=True) if not v.strip()], "paramJson is empty")
-    for name in PARAM_SCHEMA.names:
-        v[f"{sources.PARAM}.{name}"] = par.table.column(name).combine_chunks()
+    params = {
+        f"{sources.PARAM}.{k}": par.table.column(k).combine_chunks() for k in PARAM_SCHEMA.names
+    }
+    v.update(_null_strings(params))
 
     # every column read from a path (the source table), first path with a value wins
     times: dict[str, np.ndarray] = {}
@@ -137,7 +141,7 @@ def build(
     create, complete = times["create_time"], times["complete_time"]
     lat = (complete.astype("int64") - create.astype("int64")) / 1e9
     lat = np.where(np.isnat(create) | np.isnat(complete) | (status == 0), np.nan, lat)
-    cols["latency_s"] = pa.array(lat, _F, from_pandas=True)
+    cols["latency_s"] = pa.array(lat, _F, from_pandas=True, memory_pool=frame_pool())
 
     # the answer
     cols["origin_urls"] = _empty_where_null(cols["origin_urls"], has_data)
@@ -193,28 +197,27 @@ def _task_types(cols: dict[str, Any], v: dict[str, Any], has_data: np.ndarray) -
     ``unknown`` (NA without a record).
     """
 
-    def mask(arr: Any) -> np.ndarray:
+    def mask(arr: Any) -> np.ndarray:  # Arrow kernels throughout: no Python object per row
         return np.asarray(pc.fill_null(arr, False))
 
-    def lower(arr: Any) -> np.ndarray:
-        return pc.fill_null(pc.utf8_lower(arr), "").to_numpy(zero_copy_only=False)
+    def one_of(arr: Any, values: Sequence[str]) -> np.ndarray:
+        return mask(pc.is_in(arr, value_set=pa.array(values, _S)))
 
     parent = np.asarray(cols["parent_task_id"].is_valid())
     prompt = np.asarray(cols["prompt"].is_valid())
-    asked = lower(v[f"{sources.PARAM}.resolution"])
-    answered = np.where(prompt, "", lower(v["data.response.resolution"]))
-    model = pc.fill_null(cols["model"], "").to_numpy(zero_copy_only=False)
-    k4_msg = mask(pc.match_substring(cols["error_message"], "4K"))
-    media = mask(pc.greater(pc.list_value_length(cols["media_ids"]), 0))
-    k4 = media | (parent & (np.isin(asked, K4_RESOLUTIONS) | np.isin(answered, K4_RESOLUTIONS)))
-    k4 |= parent & k4_msg
+    asked = pc.utf8_lower(v[f"{sources.PARAM}.resolution"])
+    answered = pc.utf8_lower(v["data.response.resolution"])  # counts where there is no prompt
+    model = cols["model"]
+    k4_res = one_of(asked, K4_RESOLUTIONS) | (~prompt & one_of(answered, K4_RESOLUTIONS))
+    k4 = mask(pc.greater(pc.list_value_length(cols["media_ids"]), 0))
+    k4 |= parent & (k4_res | mask(pc.match_substring(cols["error_message"], "4K")))
     index = np.asarray(v[f"{sources.PARAM}.index"].is_valid())
-    p1080 = parent & (index | (asked == "1080p") | (answered == "1080p"))
+    res_1080 = one_of(asked, ("1080p",)) | (~prompt & one_of(answered, ("1080p",)))
+    p1080 = parent & (index | res_1080)
     gen_t = np.asarray(cols["generation_type"].is_valid())
     stitched = mask(pc.greater(pc.list_value_length(cols["full_result_urls"]), 0))
-    extend_model = np.isin(model, EXTEND_MODELS)
-    extend = (parent & ~gen_t) | extend_model | stitched
-    generate = prompt | gen_t | np.char.startswith(model.astype(str), "veo")
+    extend = (parent & ~gen_t) | one_of(model, EXTEND_MODELS) | stitched
+    generate = prompt | gen_t | mask(pc.starts_with(model, GENERATE_MODEL_PREFIX))
     conds = [~has_data, k4, p1080, extend, generate]
     return np.select(conds, [-1, 3, 2, 1, 0], 4).astype(np.int8)
 
@@ -242,7 +245,11 @@ def _as_record(v: Any) -> Any:
     """A value read into the schema, as the record had it (null keys dropped, variant
     fields under their own key)."""
     if isinstance(v, dict):
-        return {sources.plain_name(k): _as_record(x) for k, x in v.items() if x is not None}
+        return {
+            sources.plain_name(k): _as_record(x)
+            for k, x in v.items()
+            if x is not None and x != NULL_TEXT
+        }
     return v
 
 
@@ -254,18 +261,32 @@ def _merge(into: dict[str, Any], more: dict[str, Any]) -> None:
             into[k] = x
 
 
-def _fetch_errors(top: pa.Table, errors: Sequence[str | None] | None, n: int) -> pa.Array:
-    code = top.column("code").combine_chunks()
-    msg = pc.fill_null(top.column("msg").combine_chunks(), "")
+def _fetch_errors(code: Any, msg: Any, errors: Sequence[str | None] | None) -> pa.Array:
+    """``"<code> <msg>"`` where the envelope's code is not 200, else the given errors."""
+    code = code.combine_chunks() if isinstance(code, pa.ChunkedArray) else code
+    msg = pc.fill_null(msg, "")
     bad = pc.fill_null(pc.not_equal(code, OK_CODE), False)
-    from_env = pc.if_else(
-        bad,
-        pc.utf8_trim_whitespace(pc.binary_join_element_wise(pc.cast(code, _S), msg, " ")),
-        pa.scalar(None, _S),
-    )
+    joined = pc.binary_join_element_wise(pc.cast(code, _S), msg, " ")
+    from_env = pc.if_else(bad, pc.utf8_trim_whitespace(joined), pa.scalar(None, _S))
+    if isinstance(from_env, pa.ChunkedArray):
+        from_env = from_env.combine_chunks()
     if errors is None:
         return from_env
     return pc.coalesce(pa.array(list(errors), _S), from_env)
+
+
+def _null_strings(v: dict[str, Any]) -> dict[str, Any]:
+    """String fields holding the text ``"null"`` made null (``_rows.NULL_TEXT``: the
+    per-row path does the same while reading; other types holding it are refused by the
+    reader and read per row)."""
+    for path, arr in v.items():
+        if pa.types.is_string(arr.type) and arr.null_count < len(arr):
+            is_null_text = pc.equal(arr, NULL_TEXT)
+            if pc.any(is_null_text).as_py():
+                v[path] = pc.if_else(
+                    is_null_text, pa.scalar(None, _S), arr, memory_pool=frame_pool()
+                )
+    return v
 
 
 def _coalesce(*arrays: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -275,7 +296,7 @@ def _coalesce(*arrays: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray
         return arrays[0]
     if len(live) == 1 or live[0].null_count == 0:
         return live[0]
-    return pc.coalesce(*live)
+    return pc.coalesce(*live, memory_pool=frame_pool())
 
 
 def _sparse_strings(n: int, values: dict[int, str]) -> pa.Array:
@@ -296,7 +317,7 @@ def _first(lst: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     length = np.diff(offsets)
     ok = (length > 0) & np.asarray(lst.is_valid())
     idx = pa.array(offsets[:-1].astype(np.int64), mask=~ok)
-    return lst.values.take(idx)
+    return pc.take(lst.values, idx, memory_pool=frame_pool())
 
 
 def _empty_where_null(lst: pa.Array | pa.ChunkedArray, valid: np.ndarray) -> pa.Array:
@@ -322,7 +343,7 @@ def _urls(lst: pa.Array | pa.ChunkedArray, text: pa.Array | pa.ChunkedArray) -> 
     np.cumsum(lengths, out=offsets[1:])
     values = pa.array([u for v in parsed for u in v], _S)
     split = pa.ListArray.from_arrays(pa.array(offsets), values, mask=pa.array(~given))
-    return pc.if_else(pa.array(given), split, lst)
+    return pc.if_else(pa.array(given), split, lst, memory_pool=frame_pool())
 
 
 def _split_urls(value: str) -> list[str]:
@@ -415,4 +436,5 @@ def finish(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 def _utc(values: np.ndarray) -> pa.Array:
     """``datetime64[ns]`` of UTC wall times (NaT → null) as a tz-aware Arrow column."""
-    return pa.array(values, _NS, from_pandas=True).cast(_NS_UTC)
+    pool = frame_pool()
+    return pc.cast(pa.array(values, _NS, from_pandas=True, memory_pool=pool), _NS_UTC)

@@ -39,13 +39,18 @@ def drop_nulls(v: Any) -> Any:
     return v
 
 
-def _nullify(v: Any) -> Any:
-    """Member values that are the string ``"null"`` → None, at any depth (as
-    ``_text.nullify`` does to the joined texts of the columnar path)."""
+#: how some kie.ai endpoints write a null: a member with this string value is null, in every
+#: field and at any depth (an item of a list is a value, kept); the columnar path does the
+#: same to its string columns (``_build``) and to the extras it collects (``_read``)
+NULL_TEXT = "null"
+
+
+def null_strings(v: Any) -> Any:
+    """``v`` with every object member whose value is the string ``"null"`` made None."""
     if isinstance(v, dict):
-        return {k: None if x == "null" else _nullify(x) for k, x in v.items()}
+        return {k: None if x == NULL_TEXT else null_strings(x) for k, x in v.items()}
     if isinstance(v, list):
-        return [_nullify(x) for x in v]
+        return [null_strings(x) for x in v]
     return v
 
 
@@ -64,7 +69,7 @@ def conform_text(
         got = _short(text.decode("utf-8", "replace"))
         return {}, {}, f"{what} is not a JSON object (got {got})", False
     if b'"null"' in text:
-        obj = _nullify(obj)
+        obj = null_strings(obj)
     notes: list[str] = []
     extras: dict[str, Any] = {}
     if aliases:

@@ -18,16 +18,6 @@ import pyarrow as pa
 
 from .sources import NUM_SUFFIX, STR_SUFFIX, variant_keys
 
-#: a member whose value is the string "null" (as some kie.ai endpoints write nulls): inside
-#: a JSON string a quote is escaped, so ``:"null"`` followed by ``,`` or ``}`` is a value
-_NULL_TEXT = re.compile(rb':(\s*)"null"(?=\s*[,}])')
-
-
-def nullify(buf: bytes) -> bytes:
-    """Every member value that is the string ``"null"`` made a JSON null (the per-row
-    reader does the same: the string ``"null"`` is null in every field)."""
-    return _NULL_TEXT.sub(rb":\1null", buf) if b'"null"' in buf else buf
-
 
 class Variants:
     """The renaming of one schema's type-variant keys (``sources.variant_keys``).

@@ -20,6 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._read import frame_pool
+
 _NS = pa.timestamp("ns")
 _NS_UTC = pa.timestamp("ns", "UTC")
 _MS_ABOVE = 1e12  # integers above this are epoch milliseconds, below epoch seconds
@@ -89,18 +91,21 @@ def parse(text: pa.Array, number: pa.Array, naive_tz: str) -> tuple[np.ndarray, 
 
 def localize(ts: pa.Array, naive_tz: str) -> pa.Array:
     """Naive timestamps as wall time in ``naive_tz`` → naive UTC (the one DST policy)."""
-    local = pc.assume_timezone(ts, naive_tz, ambiguous=AMBIGUOUS, nonexistent=NONEXISTENT)
-    return local.cast(_NS_UTC).cast(_NS)
+    pool = frame_pool()
+    local = pc.assume_timezone(
+        ts, naive_tz, ambiguous=AMBIGUOUS, nonexistent=NONEXISTENT, memory_pool=pool
+    )
+    return pc.cast(pc.cast(local, _NS_UTC, memory_pool=pool), _NS, memory_pool=pool)
 
 
 def _try_cast(text: pa.Array, naive_tz: str) -> pa.Array | None:
     """The common case: every string of the column has the same shape (all plain, or all zoned)."""
     try:
-        return localize(text.cast(_NS), naive_tz)
+        return localize(pc.cast(text, _NS, memory_pool=frame_pool()), naive_tz)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     try:
-        return text.cast(_NS_UTC).cast(_NS)
+        return pc.cast(pc.cast(text, _NS_UTC, memory_pool=frame_pool()), _NS)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
 
