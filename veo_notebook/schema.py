@@ -247,7 +247,13 @@ COLUMNS: tuple[Column, ...] = (
     Column("success_flag", "Int64", "Int64", "successFlag as given."),
     Column("error_code", "Int64", "Int64", "errorCode of the task (400/500/501…), NA if none."),
     Column("error_message", _STR, "string", "errorMessage; NA when null or empty."),
-    Column("create_time", _UTC, "datetime UTC", "createTime, tz-aware UTC."),
+    Column(
+        "create_time",
+        _UTC,
+        "datetime UTC",
+        "createTime, tz-aware UTC; a plain time is wall time in naive_tz (in an hour that "
+        "repeats: the earlier instant; in one that is skipped: the end of the gap).",
+    ),
     Column("complete_time", _UTC, "datetime UTC", "completeTime, tz-aware UTC."),
     Column(
         "latency_s",

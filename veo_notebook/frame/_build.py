@@ -34,8 +34,11 @@ DERIVED = frozenset(
 )
 #: the envelope code of an answer that holds a task; any other code is a fetch error
 OK_CODE = 200
-#: status codes: successFlag 0..3 is its own code, these are the others (see schema.Status)
-_UNKNOWN_STATUS, _NO_STATUS = 4, -1
+#: category codes (positions in schema's categories; -1 is NA): successFlag 0..3 is its own
+#: status code, as schema.Status lists them
+_UNKNOWN_STATUS, _NO_CODE = schema.STATUS_CATEGORIES.index("unknown"), -1
+_TYPE_CODE = {t: i for i, t in enumerate(schema.TASK_TYPE_CATEGORIES)}
+_NS_PER_S = 1e9
 #: paramJson text shorter than this may be blank (checked, the rest cannot be)
 _BLANK_CHECK_BYTES = 16
 #: model names only extend requests carry
@@ -135,11 +138,11 @@ def build(
         pc.equal(pc.utf8_trim_whitespace(msg), ""), pa.scalar(None, _S), msg
     )
     flag_np = cols["success_flag"].to_numpy(zero_copy_only=False)
-    status = np.where(has_data, _UNKNOWN_STATUS, _NO_STATUS).astype(np.int8)
+    status = np.where(has_data, _UNKNOWN_STATUS, _NO_CODE).astype(np.int8)
     for k in range(_UNKNOWN_STATUS):
         status[flag_np == k] = k
     create, complete = times["create_time"], times["complete_time"]
-    lat = (complete.astype("int64") - create.astype("int64")) / 1e9
+    lat = (complete.astype("int64") - create.astype("int64")) / _NS_PER_S
     lat = np.where(np.isnat(create) | np.isnat(complete) | (status == 0), np.nan, lat)
     cols["latency_s"] = pa.array(lat, _F, from_pandas=True, memory_pool=frame_pool())
 
@@ -219,7 +222,8 @@ def _task_types(cols: dict[str, Any], v: dict[str, Any], has_data: np.ndarray) -
     extend = (parent & ~gen_t) | one_of(model, EXTEND_MODELS) | stitched
     generate = prompt | gen_t | mask(pc.starts_with(model, GENERATE_MODEL_PREFIX))
     conds = [~has_data, k4, p1080, extend, generate]
-    return np.select(conds, [-1, 3, 2, 1, 0], 4).astype(np.int8)
+    codes = [_NO_CODE, *(_TYPE_CODE[t] for t in ("4k", "1080p", "extend", "generate"))]
+    return np.select(conds, codes, _TYPE_CODE["unknown"]).astype(np.int8)
 
 
 def _hide_failed_answers(env: Result) -> pa.Table:
