@@ -29,8 +29,16 @@ PARAM_SCHEMA = sources.PARAM_SCHEMA
 
 #: columns computed by the rules below rather than read from a path (the others: sources)
 DERIVED = frozenset(
-    {"status", "latency_s", "task_type", "video_url", "fetch_error", "fetched_at", "extra"}
-    | {"parse_note"}
+    {
+        "status",
+        "latency_s",
+        "task_type",
+        "video_url",
+        "fetch_error",
+        "fetched_at",
+        "extra",
+        "parse_note",
+    }
 )
 #: the envelope code of an answer that holds a task; any other code is a fetch error
 OK_CODE = 200
@@ -54,7 +62,7 @@ def fields(arr: pa.Array | pa.ChunkedArray) -> dict[str, pa.ChunkedArray]:
     return {arr.type.field(i).name: pc.struct_field(arr, [i]) for i in range(arr.type.num_fields)}
 
 
-def leaves(table: pa.Table, prefix: str = "") -> dict[str, Any]:
+def leaves(table: pa.Table) -> dict[str, Any]:
     """Every field of a read table by its dotted path (``data.response.resultUrls``)."""
     out: dict[str, Any] = {}
 
@@ -65,7 +73,7 @@ def leaves(table: pa.Table, prefix: str = "") -> dict[str, Any]:
                 walk(f"{path}.{name}", child)
 
     for name in table.column_names:
-        walk(prefix + name, table.column(name))
+        walk(name, table.column(name))
     return out
 
 
@@ -113,7 +121,8 @@ def build(
         rows = np.flatnonzero(short).tolist()
         note([r for r, v in zip(rows, values, strict=True) if not v.strip()], "paramJson is empty")
     params = {
-        f"{sources.PARAM}.{k}": par.table.column(k).combine_chunks() for k in PARAM_SCHEMA.names
+        f"{sources.PARAM}.{k}": par.table.column(k).combine_chunks(memory_pool=frame_pool())
+        for k in PARAM_SCHEMA.names
     }
     v.update(_null_strings(params))
 
@@ -134,9 +143,8 @@ def build(
 
     # the task's outcome
     msg = cols["error_message"]
-    cols["error_message"] = pc.if_else(
-        pc.equal(pc.utf8_trim_whitespace(msg), ""), pa.scalar(None, _S), msg
-    )
+    blank = pc.equal(pc.utf8_trim_whitespace(msg, memory_pool=frame_pool()), "")
+    cols["error_message"] = pc.if_else(blank, pa.scalar(None, _S), msg, memory_pool=frame_pool())
     flag_np = cols["success_flag"].to_numpy(zero_copy_only=False)
     status = np.where(has_data, _UNKNOWN_STATUS, _NO_CODE).astype(np.int8)
     for k in range(_UNKNOWN_STATUS):
@@ -267,13 +275,18 @@ def _merge(into: dict[str, Any], more: dict[str, Any]) -> None:
 
 def _fetch_errors(code: Any, msg: Any, errors: Sequence[str | None] | None) -> pa.Array:
     """``"<code> <msg>"`` where the envelope's code is not 200, else the given errors."""
-    code = code.combine_chunks() if isinstance(code, pa.ChunkedArray) else code
+    code = (
+        code.combine_chunks(memory_pool=frame_pool()) if isinstance(code, pa.ChunkedArray) else code
+    )
     msg = pc.fill_null(msg, "")
     bad = pc.fill_null(pc.not_equal(code, OK_CODE), False)
-    joined = pc.binary_join_element_wise(pc.cast(code, _S), msg, " ")
-    from_env = pc.if_else(bad, pc.utf8_trim_whitespace(joined), pa.scalar(None, _S))
+    if not pc.any(bad).as_py():
+        from_env = pa.nulls(len(code), _S)
+    else:
+        joined = pc.binary_join_element_wise(pc.cast(code, _S), msg, " ")
+        from_env = pc.if_else(bad, pc.utf8_trim_whitespace(joined), pa.scalar(None, _S))
     if isinstance(from_env, pa.ChunkedArray):
-        from_env = from_env.combine_chunks()
+        from_env = from_env.combine_chunks(memory_pool=frame_pool())
     if errors is None:
         return from_env
     return pc.coalesce(pa.array(list(errors), _S), from_env)
@@ -327,7 +340,7 @@ def _first(lst: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
 def _empty_where_null(lst: pa.Array | pa.ChunkedArray, valid: np.ndarray) -> pa.Array:
     """The lists, ``[]`` for a null in a ``valid`` row, null elsewhere (no per-row work)."""
     if isinstance(lst, pa.ChunkedArray):
-        lst = lst.combine_chunks()
+        lst = lst.combine_chunks(memory_pool=frame_pool())
     offsets = np.asarray(lst.offsets)
     if (np.diff(offsets)[~np.asarray(lst.is_valid())] != 0).any():  # null slots with items
         filled = pc.fill_null(lst, pa.scalar([], _LS))

@@ -143,13 +143,18 @@ def _arrow_lines(
     def read(lo: int) -> pa.Table | None:
         part = arr.slice(lo, CHUNK_ROWS)  # one chunk at a time: the column is never copied
         if isinstance(part, pa.ChunkedArray):
-            part = part.combine_chunks()
+            part = part.combine_chunks(memory_pool=frame_pool())
         if pc.min(pc.binary_length(part)).as_py() == 0:  # an empty text: read as {}
             part = pc.if_else(pc.equal(part, ""), "{}", part)
         if not framed_array(part):  # a text that is not {…}: the general path sorts it out
             return None
         chunk = pc.binary_join_element_wise(
-            part, "", "\n", null_handling="replace", null_replacement="{}"
+            part,
+            "",
+            "\n",
+            null_handling="replace",
+            null_replacement="{}",
+            memory_pool=frame_pool(),
         )
         offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)[
             chunk.offset : chunk.offset + len(chunk) + 1
@@ -332,7 +337,11 @@ def _project_table(
         return tab, extras
     cols = {}
     for f in schema:
-        arr = tab.column(f.name).combine_chunks() if f.name in tab.column_names else None
+        arr = (
+            tab.column(f.name).combine_chunks(memory_pool=frame_pool())
+            if f.name in tab.column_names
+            else None
+        )
         if arr is None:
             cols[f.name] = pa.nulls(tab.num_rows, f.type)
             continue
@@ -340,10 +349,10 @@ def _project_table(
     for name in tab.column_names:
         if schema.get_field_index(name) >= 0:
             continue
-        arr = tab.column(name).combine_chunks()
+        arr = tab.column(name).combine_chunks(memory_pool=frame_pool())
         target = aliases.get(name)
         if target is not None and arr.type == schema.field(target).type:
-            cols[target] = pc.coalesce(cols[target], arr)
+            cols[target] = pc.coalesce(cols[target], arr, memory_pool=frame_pool())
         elif not (target is not None and pa.types.is_null(arr.type)):
             _collect(arr, (plain_name(name),), extras)
     return pa.Table.from_arrays(list(cols.values()), schema=schema), extras
