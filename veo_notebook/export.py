@@ -194,7 +194,7 @@ def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
     for name in DERIVED_PARTITIONS:
         if name in table.column_names and name not in schema.column_names():
             table = table.drop_columns([name])
-    df = table.to_pandas(types_mapper=_mapper, ignore_metadata=False)
+    df = table.to_pandas(types_mapper=schema.pandas_type, ignore_metadata=False)
     try:
         df = schema.enforce(df)
     except (TypeError, ValueError) as exc:
@@ -203,18 +203,6 @@ def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
         df = df.sort_values(["create_time", "task_id"], kind="stable", na_position="last")
         df = df.reset_index(drop=True)
     return df
-
-
-def _mapper(t: pa.DataType) -> object:
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return schema.dtypes()["task_id"]
-    if pa.types.is_list(t) and pa.types.is_string(t.value_type):
-        return schema.dtypes()["result_urls"]
-    if pa.types.is_integer(t):
-        return pd.Int64Dtype()
-    if pa.types.is_boolean(t):
-        return pd.BooleanDtype()
-    return None
 
 
 def to_csv(df: pd.DataFrame, path: str | os.PathLike[str], *, escape_formulas: bool = True) -> Path:

@@ -47,6 +47,7 @@ __all__ = [
     "fetch_error_kind",
     "is_pending",
     "markdown_table",
+    "pandas_type",
     "pending_mask",
     "status_of",
 ]
@@ -339,6 +340,21 @@ COLUMNS: tuple[Column, ...] = (
         "parse_note", _STR, "string", "Why a field could not be parsed (bad time, bad paramJson…)."
     ),
 )
+
+
+def pandas_type(t: pa.DataType) -> object:
+    """The frame's pandas dtype for an Arrow type (``to_pandas(types_mapper=...)``), or None
+    for Arrow's default: strings and string lists Arrow-backed, integers and booleans
+    nullable. The parser and the Parquet reader both convert with it."""
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return _STR
+    if pa.types.is_list(t) and pa.types.is_string(t.value_type):
+        return _LIST
+    if pa.types.is_integer(t):
+        return pd.Int64Dtype()
+    if pa.types.is_boolean(t):
+        return pd.BooleanDtype()
+    return None
 
 
 def column_names() -> list[str]:

@@ -162,7 +162,7 @@ def build(
     # what no column takes
     cols["extra"] = _extra_column(n, env, par, v)
     cols["parse_note"] = _sparse_strings(n, {i: "; ".join(t) for i, t in notes.items()})
-    df = pa.table(cols).to_pandas(types_mapper=_mapper, memory_pool=frame_pool())
+    df = pa.table(cols).to_pandas(types_mapper=schema.pandas_type, memory_pool=frame_pool())
     dt = schema.dtypes()
     df["status"] = pd.Categorical.from_codes(status, dtype=dt["status"])
     df["task_type"] = pd.Categorical.from_codes(ttype, dtype=dt["task_type"])
@@ -430,18 +430,6 @@ def _extras(
                 d = d.setdefault(key, {})
             d[leaf] = value
     return out
-
-
-def _mapper(t: pa.DataType) -> Any:
-    if t == _S:
-        return schema.dtypes()["task_id"]
-    if t == _LS:
-        return schema.dtypes()["result_urls"]
-    if t == _I:
-        return pd.Int64Dtype()
-    if t == _B:
-        return pd.BooleanDtype()
-    return None
 
 
 def finish(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
