@@ -30,6 +30,7 @@ from .pricing import PricesLike
 from .schema import STATUS_COLOURS, STATUS_ORDER, UNREAD
 
 __all__ = [
+    "callback_delay",
     "failure_pareto",
     "failure_rate_over_time",
     "latency_ecdf",
@@ -407,4 +408,54 @@ def spend_over_time(
     ax.set_ylabel("credits")
     ax.set_title(f"Credits spent over time{f' by {by}' if by else ''} ({total:,.0f} credits)")
     ax.grid(True, axis="y", alpha=0.3)
+    return ax
+
+
+CALLBACK_DELAY_BINS = 30
+
+
+def callback_delay(audit: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """First-delivery delay of callbacks (first delivery − completeTime), a histogram.
+
+    ``audit`` is :func:`veo_notebook.callbacks.callback_audit`'s frame; tasks with several
+    deliveries are drawn apart, and the terminal tasks with no callback are counted in the
+    title.
+
+    >>> ax = callback_delay(audit)                             # doctest: +SKIP
+    """
+    ax = _ax(ax)
+    delay = pd.to_numeric(audit["first_delay_s"], errors="coerce").to_numpy(dtype=float)
+    many = (audit["deliveries"].fillna(0) > 1).to_numpy(dtype=bool)
+    ok = np.isfinite(delay)
+    missing = int((audit["disagreement"] == "no callback").fillna(False).sum())
+    if ok.any():
+        edges = np.histogram_bin_edges(delay[ok], bins=CALLBACK_DELAY_BINS)
+        once, _ = np.histogram(delay[ok & ~many], bins=edges)
+        twice, _ = np.histogram(delay[ok & many], bins=edges)
+        width = np.diff(edges)
+        ax.bar(edges[:-1], once, width=width, align="edge", color="C0", label="delivered once")
+        if twice.any():
+            ax.bar(
+                edges[:-1],
+                twice,
+                width=width,
+                align="edge",
+                bottom=once,
+                color="C1",
+                label="delivered more than once",
+            )
+        ax.legend(fontsize="small")
+    else:
+        ax.text(
+            0.5,
+            0.5,
+            "no callback with a record to compare",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
+    ax.set_xlabel("first delivery − completeTime (s)")
+    ax.set_ylabel("tasks")
+    ax.set_title(f"Callback delay ({int(ok.sum())} tasks; {missing} terminal with no callback)")
+    ax.grid(True, alpha=0.3)
     return ax

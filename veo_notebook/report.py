@@ -396,6 +396,84 @@ def _at_risk_section(df: pd.DataFrame, now: pd.Timestamp) -> tuple[str, list]:
     return ("At risk (videos about to expire)", [("text", text), ("table", view)])
 
 
+CALLBACK_PROBLEM_ROWS = 20
+
+
+def _callbacks_section(df: pd.DataFrame, callbacks: pd.DataFrame, figures: bool):
+    """The "Callbacks" section (shown only when callbacks are given): the audit against
+    record-info, its problems, and the delay figure."""
+    from .callbacks import callback_audit
+
+    audit = callback_audit(df, callbacks)
+    got = audit["callback_received"].fillna(False)
+    delay = audit["first_delay_s"].dropna()
+    problems = audit[audit["disagreement"].notna()]
+    facts = pd.DataFrame(
+        {
+            "value": [
+                len(callbacks),
+                int(callbacks["duplicate"].fillna(False).sum()),
+                int(got.sum()),
+                int((audit["deliveries"] > 1).sum()),
+                int((audit["disagreement"] == "no callback").fillna(False).sum()),
+                int((audit["disagreement"] == "no record").fillna(False).sum()),
+                int((audit["agrees"] == False).fillna(False).sum()),  # noqa: E712
+                _num(delay.median()) if len(delay) else "—",
+                _num(delay.quantile(0.9)) if len(delay) else "—",
+                _num(delay.max()) if len(delay) else "—",
+            ]
+        },
+        index=pd.Index(
+            [
+                "deliveries kept",
+                "of which duplicates",
+                "tasks with a callback",
+                "tasks delivered more than once",
+                "terminal tasks with no callback",
+                "callbacks with no record",
+                "callbacks that disagree with record-info",
+                "first delay p50 s",
+                "first delay p90 s",
+                "first delay max s",
+            ],
+            name="callbacks",
+        ),
+    )
+    view = (
+        pd.DataFrame(
+            {
+                "task_id": problems["task_id"],
+                "record status": problems["status"].astype("string"),
+                "callback status": problems["callback_status"].astype("string"),
+                "deliveries": problems["deliveries"],
+                "first delay s": problems["first_delay_s"].round(1),
+                "what differs": problems["disagreement"],
+            }
+        )
+        .head(CALLBACK_PROBLEM_ROWS)
+        .reset_index(drop=True)
+    )
+    blocks = [
+        (
+            "text",
+            "Callbacks kept by the receiver, against record-info (the authority). First delay: "
+            "first delivery − completeTime, in seconds.",
+        ),
+        ("table", facts),
+        ("text", f"{len(problems)} tasks with a problem; the first {CALLBACK_PROBLEM_ROWS}:"),
+        ("table", view),
+    ]
+    figs = []
+    if figures:
+        try:
+            png = _png(plots.callback_delay, audit)
+            caption = "Delay of the first callback delivery after completeTime."
+            figs.append(_Figure("callback_delay", caption, png))
+        except Exception:  # a figure that cannot be drawn must not sink the report
+            log.exception("report: figure callback_delay could not be drawn")
+    return ("Callbacks", blocks), figs
+
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1100px;
 color:#222;padding:0 1em}
@@ -483,6 +561,7 @@ def report(
     freq: str | None = None,
     now: object = None,
     figures: bool = True,
+    callbacks: pd.DataFrame | None = None,
 ) -> Path:
     """Write a one-file report on the tasks in ``df``; return its path.
 
@@ -490,7 +569,9 @@ def report(
     ``<name>_figures`` folder beside it; anything else gives self-contained HTML.
     ``freq`` is the time bucket of the over-time figures (default: from the time span);
     ``now`` the time tasks still generating are aged at (default: the latest fetch);
-    ``figures=False`` leaves the figures out (a quicker, text-only report).
+    ``figures=False`` leaves the figures out (a quicker, text-only report);
+    ``callbacks`` (:func:`veo_notebook.callbacks.read_callbacks`'s frame) adds a
+    "Callbacks" section: the audit against record-info and the delivery delays.
 
     >>> report(df, "out/report.html", title="March batch")     # doctest: +SKIP
     PosixPath('out/report.html')
@@ -498,6 +579,9 @@ def report(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sections, figs = _sections(df, now, freq, figures)
+    if callbacks is not None:
+        section, more = _callbacks_section(df, callbacks, figures)
+        sections, figs = [*sections, section], [*figs, *more]
     if path.suffix.lower() == ".md":
         fig_dir = path.with_name(f"{path.stem}_figures")
         text = _markdown(title, sections, figs, fig_dir, fig_dir.name)

@@ -11,6 +11,12 @@ Tables::
     records(task_id TEXT PRIMARY KEY, raw TEXT, fetched_at REAL, fetch_error TEXT,
             success_flag INTEGER, terminal INTEGER, create_time TEXT)
     -- terminal = 1: not worth asking again (veo_notebook.schema.is_pending is false)
+    callbacks(id INTEGER PRIMARY KEY, task_id TEXT, received_at REAL, body BLOB,
+              headers TEXT, signature_ok INTEGER, duplicate INTEGER)
+                                                -- every genuine callback delivery, raw
+
+The ``callbacks`` table is added to an older store on its first delivery (an additive
+table: the store version does not change, and older versions ignore it).
 
 A file that is not SQLite, or not a veo-notebook store, is a :class:`StoreError`; a store
 written by a newer version is a :class:`SchemaVersionError`. Neither is ever modified.
@@ -30,7 +36,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypedDict
 
@@ -43,6 +49,7 @@ __all__ = [
     "ENV_STORE",
     "STORE_VERSION",
     "Answer",
+    "CallbackRow",
     "RawRecords",
     "Store",
     "StoreRow",
@@ -83,6 +90,19 @@ CREATE TABLE IF NOT EXISTS records (
 );
 """
 
+_CALLBACKS_DDL = """
+CREATE TABLE IF NOT EXISTS callbacks (
+    id           INTEGER PRIMARY KEY,
+    task_id      TEXT NOT NULL,
+    received_at  REAL NOT NULL,
+    body         BLOB NOT NULL,
+    headers      TEXT NOT NULL,
+    signature_ok INTEGER,
+    duplicate    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS callbacks_task ON callbacks (task_id);
+"""
+
 # A new answer replaces the stored one unless it is worse: an error never replaces a record.
 _UPSERT = """
 INSERT INTO records (task_id, raw, fetched_at, fetch_error, success_flag, terminal, create_time)
@@ -102,6 +122,23 @@ class RawRecords(NamedTuple):
     texts: list[bytes | None]
     fetched_at: list[float]
     fetch_errors: list[str | None]
+
+
+class CallbackRow(TypedDict):
+    """One kept callback delivery: the body bytes as received and the headers that matter.
+
+    ``signature_ok`` is True when the signature was verified, None when the receiver ran
+    without verification; ``duplicate`` is True when an earlier delivery for the same task
+    was already kept.
+    """
+
+    id: int
+    task_id: str
+    received_at: float
+    body: bytes
+    headers: dict[str, str]
+    signature_ok: bool | None
+    duplicate: bool
 
 
 class StoreRow(TypedDict):
@@ -189,6 +226,7 @@ class Store:
         self.path = str(path)
         self._lock = threading.RLock()
         self._conn = self._open(self.path, create)
+        self._has_callbacks = False
 
     # ----------------------------------------------------------------- opening
     @staticmethod
@@ -463,6 +501,105 @@ class Store:
         if not isinstance(task_id, str):
             return False
         return bool(self._query("SELECT 1 FROM records WHERE task_id = ?", (task_id,)))
+
+    # ----------------------------------------------------------------- callbacks
+    def put_callback(
+        self,
+        task_id: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        received_at: float | None = None,
+        signature_ok: bool | None = None,
+    ) -> CallbackRow:
+        """Keep one callback delivery, in one short transaction; return the kept row.
+
+        A delivery for a task that already has one is kept too, marked ``duplicate``.
+
+        >>> with Store(":memory:") as s:
+        ...     _ = s.put_callback("t1", b'{"code":200}', {}, received_at=1.0)
+        ...     s.put_callback("t1", b'{"code":200}', {}, received_at=2.0)["duplicate"]
+        True
+        """
+        when = time.time() if received_at is None else float(received_at)
+        head = orjson.dumps(dict(headers)).decode()
+        ok = None if signature_ok is None else int(bool(signature_ok))
+        with self._lock:
+            try:
+                self._ensure_callbacks()
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    seen = self._conn.execute(
+                        "SELECT 1 FROM callbacks WHERE task_id = ? LIMIT 1", (task_id,)
+                    ).fetchone()
+                    cur = self._conn.execute(
+                        "INSERT INTO callbacks (task_id, received_at, body, headers, "
+                        "signature_ok, duplicate) VALUES (?, ?, ?, ?, ?, ?)",
+                        (task_id, when, bytes(body), head, ok, int(seen is not None)),
+                    )
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write to store {self.path!r}: {exc}") from exc
+        return {
+            "id": int(cur.lastrowid or 0),
+            "task_id": task_id,
+            "received_at": when,
+            "body": bytes(body),
+            "headers": dict(headers),
+            "signature_ok": signature_ok,
+            "duplicate": seen is not None,
+        }
+
+    def callbacks(self) -> list[CallbackRow]:
+        """Every kept callback delivery, in the order received (none: an empty list)."""
+        if not self._callbacks_exist():
+            return []
+        rows = self._query(
+            "SELECT id, task_id, received_at, body, headers, signature_ok, duplicate "
+            "FROM callbacks ORDER BY id"
+        )
+        return [
+            {
+                "id": r[0],
+                "task_id": r[1],
+                "received_at": r[2],
+                "body": bytes(r[3]),
+                "headers": orjson.loads(r[4]),
+                "signature_ok": None if r[5] is None else bool(r[5]),
+                "duplicate": bool(r[6]),
+            }
+            for r in rows
+        ]
+
+    def callback_ids(self) -> list[str]:
+        """The task ids of the kept callbacks, each once, in the order first received."""
+        if not self._callbacks_exist():
+            return []
+        sql = "SELECT task_id FROM callbacks GROUP BY task_id ORDER BY min(id)"
+        return [r[0] for r in self._query(sql)]
+
+    def callback_count(self) -> int:
+        """How many callback deliveries are kept."""
+        if not self._callbacks_exist():
+            return 0
+        return int(self._query("SELECT count(*) FROM callbacks")[0][0])
+
+    def _callbacks_exist(self) -> bool:
+        if not self._has_callbacks:
+            sql = "SELECT 1 FROM sqlite_master WHERE type='table' AND name='callbacks'"
+            self._has_callbacks = bool(self._query(sql))
+        return self._has_callbacks
+
+    def _ensure_callbacks(self) -> None:
+        """Add the callbacks table to a store that lacks it (idempotent; caller holds the lock)."""
+        if not self._callbacks_exist():
+            for statement in _CALLBACKS_DDL.split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
+            self._has_callbacks = True
 
     # ----------------------------------------------------------------- lifetime
     def close(self) -> None:

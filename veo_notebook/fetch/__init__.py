@@ -232,6 +232,7 @@ def fetch_records(
     progress: bool = True,
     max_workers: int | None = None,
     on_update: OnUpdate | None = None,
+    from_callbacks: Store | str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """Fetch the record of every task id; one typed row per unique non-blank id.
 
@@ -255,6 +256,9 @@ def fetch_records(
         Concurrent queries (default ``client.max_workers``).
     on_update : callable, optional
         Called with each :class:`~veo_notebook.client.Outcome`, in the calling thread.
+    from_callbacks : Store or path, optional
+        Also the ids the callback receiver has seen (its store, or a JSONL file of
+        callback bodies), after ``task_ids``: ``fetch_records([], from_callbacks=store)``.
 
     Raises
     ------
@@ -270,6 +274,10 @@ def fetch_records(
     ['422 record is null.']
     """
     _check_refresh(refresh)
+    if from_callbacks is not None:
+        from .callbacks import task_ids as callback_ids
+
+        task_ids = [*task_ids, *callback_ids(from_callbacks)]
     ids = unique_ids(task_ids)
     made = refresh != "none" and client is None
     if made:

@@ -39,6 +39,7 @@ from . import _generate
 from ._http import GENERATE_PATH, RECORD_PATH, Handler, Server, envelope_bytes
 from ._resubmit import resubmit
 from ._state import SimClock, SlidingWindowLimiter, Stats
+from .callbacks import CallbackSender, check_url
 from .corpus import BLOCK, EXPIRY_DAYS, TIME_FORMATS, Task, envelope, make_block
 from .faults import Fault, FaultPlan
 
@@ -84,6 +85,9 @@ class Simulator:
     resubmit_share : share of generate tasks that re-submit another's request minutes later
         (a client that timed out and sent it again; default 0: none).
     start_time : epoch seconds of sim "now" at start (default: the wall clock).
+    callback_key, callback_faults, callback_timeout : the callbacks of tasks created with a
+        ``callBackUrl``: the webhook HMAC key they are signed with, per-task fault
+        probabilities and the POST timeout (see :mod:`.callbacks`; ``sim.callbacks``).
 
     >>> with Simulator(n_tasks=10) as sim:
     ...     sim.base_url.startswith("http://127.0.0.1:")
@@ -108,6 +112,9 @@ class Simulator:
         pending_share: float = 0.03,
         start_time: float | None = None,
         resubmit_share: float = 0.0,
+        callback_key: str | None = None,
+        callback_faults: Mapping[str, float] | None = None,
+        callback_timeout: float = 15.0,
     ) -> None:
         if time_format not in TIME_FORMATS:
             raise ValueError(f"unknown time_format {time_format!r}; expected one of {TIME_FORMATS}")
@@ -141,6 +148,9 @@ class Simulator:
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
+        self.callbacks = CallbackSender(
+            self.clock, callback_key, rates=callback_faults, seed=seed, timeout=callback_timeout
+        )
 
     # --- lifecycle ------------------------------------------------------------------
     def start(self) -> Simulator:
@@ -164,6 +174,7 @@ class Simulator:
     def stop(self) -> None:
         """Stop serving, close open connections and wake any held ("slow") answers."""
         server, self._server = self._server, None
+        self.callbacks.stop()
         if server is None:
             return
         self._stopping.set()
@@ -319,11 +330,16 @@ class Simulator:
             return "422", envelope_bytes(422, "The request body is not valid JSON.")
         except _generate.InvalidRequest as exc:
             return "422", envelope_bytes(422, str(exc))
+        hook = body.get("callBackUrl")
+        if hook is not None and (problem := check_url(hook)):
+            return "422", envelope_bytes(422, problem)
         with self._lock:
             counter = len(self._generated)
             task = _generate.make_task(self.seed, counter, body, fields, self.now())
             self._generated.append(task)
             self._by_id[task.task_id] = task
+        if hook is not None:
+            self.callbacks.schedule(task, hook.strip())
         log.debug(
             "created task %s (%s, done in %.0f sim s)", task.task_id, task.model, task.latency_s
         )

@@ -1,0 +1,81 @@
+"""Callbacks: receive kie.ai's completion callbacks, keep every delivery, audit them.
+
+kie.ai POSTs to a task's ``callBackUrl`` when it finishes (15 s timeout, retried 1, 5
+and 15 minutes later): a callback can arrive twice, late, or never, and record-info
+stays the authority. This stage has three parts, data flowing one way:
+
+* the receiver (:func:`make_app`, :func:`serve`, ``veo-notebook callbacks``): verifies
+  ``X-Webhook-Signature`` (:func:`sign`), refuses what is stale, forged, too large or
+  not JSON, and keeps every genuine delivery raw in the store's ``callbacks`` table;
+* :func:`read_callbacks`: the deliveries as a typed frame (from a store, or a JSONL file
+  of callback bodies your own app logged); :func:`task_ids` the ids seen;
+* :func:`callback_audit`: callbacks against the record-info frame, one row per task.
+
+>>> from veo_notebook import Store, callbacks
+>>> with Store(":memory:") as store, callbacks.serve(store, key="k") as url:
+...     url.endswith("/callback")
+True
+
+Starlette and uvicorn load only when a receiver is made.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "AUDIT_COLUMNS",
+    "CALLBACK_COLUMNS",
+    "DEFAULT_PATH",
+    "HEALTH_PATH",
+    "KEY_ENV",
+    "MAX_BODY_BYTES",
+    "MAX_SKEW_S",
+    "WebhookKey",
+    "callback_audit",
+    "make_app",
+    "read_callbacks",
+    "run",
+    "serve",
+    "sign",
+    "task_ids",
+]
+
+_EXPORTS = {
+    "CALLBACK_COLUMNS": "_read",
+    "AUDIT_COLUMNS": "_audit",
+    "DEFAULT_PATH": "_app",
+    "HEALTH_PATH": "_app",
+    "KEY_ENV": "_signature",
+    "MAX_BODY_BYTES": "_app",
+    "MAX_SKEW_S": "_signature",
+    "WebhookKey": "_signature",
+    "callback_audit": "_audit",
+    "make_app": "_app",
+    "read_callbacks": "_read",
+    "run": "_serve",
+    "serve": "_serve",
+    "sign": "_signature",
+    "task_ids": "_read",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._app import DEFAULT_PATH, HEALTH_PATH, MAX_BODY_BYTES, make_app
+    from ._audit import AUDIT_COLUMNS, callback_audit
+    from ._read import CALLBACK_COLUMNS, read_callbacks, task_ids
+    from ._serve import run, serve
+    from ._signature import KEY_ENV, MAX_SKEW_S, WebhookKey, sign

@@ -1,0 +1,410 @@
+"""The simulator's callbacks: what kie.ai POSTs to a task's ``callBackUrl``, with faults.
+
+A task created through ``POST /api/v1/veo/generate`` with a ``callBackUrl`` gets its
+callback when it completes (on the simulator's clock), signed as kie.ai signs
+(``X-Webhook-Timestamp``, ``X-Webhook-Signature``; the key is ``callback_key``). A
+delivery not answered 2xx within ``timeout`` is retried 1, 5 and 15 sim minutes after the
+first attempt, then given up. The callBackUrl must be a loopback address: the simulator
+never POSTs anywhere else.
+
+Each task draws one fault (a script for the next tasks first, then the rates):
+
+===============  ==========================================================================
+fault            what the receiver sees
+===============  ==========================================================================
+ok               one delivery when the task completes
+dropped          nothing, ever
+duplicated       the delivery, then the same body again 60 sim s later (a lost 200, retried)
+delayed          the delivery, 600 sim s after completion
+wrong_signature  deliveries signed with another key (each refused, so retried, never kept)
+nonjson          an HTML body instead of JSON (each refused, so retried, never kept)
+disagreeing      a body that contradicts record-info (another video URL; "success" for a
+                 failed task)
+===============  ==========================================================================
+
+>>> from veo_notebook.simulator.callbacks import CALLBACK_FAULTS
+>>> CALLBACK_FAULTS["dropped"].sends, CALLBACK_FAULTS["duplicated"].sends
+(0, 2)
+"""
+
+from __future__ import annotations
+
+import heapq
+import ipaddress
+import itertools
+import logging
+import random
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from ..callbacks._signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookKey
+from ._blocks import Task
+from ._state import SimClock
+from .faults import HTML
+
+__all__ = [
+    "CALLBACK_FAULTS",
+    "DEFAULT_CALLBACK_KEY",
+    "RETRY_OFFSETS_S",
+    "CallbackFault",
+    "CallbackSender",
+    "check_url",
+    "create_task",
+]
+
+log = logging.getLogger("veo_notebook.simulator")
+
+#: The key the simulator signs with when none is given (not a secret: loopback only).
+DEFAULT_CALLBACK_KEY = "sim-webhook-key"
+#: kie.ai retries a failed delivery 1, 5 and 15 minutes after the first attempt.
+RETRY_OFFSETS_S = (60.0, 300.0, 900.0)
+#: kie.ai waits 15 s for an answer.
+TIMEOUT_S = 15.0
+DELAY_S = 600.0
+DUPLICATE_AFTER_S = 60.0
+CREDITS_4K = 120  # creditsConsumed of a 4K callback (the figure in kie.ai's docs)
+STRING_URLS_SHARE = 0.2  # successes whose resultUrls come as the string "[http://…]"
+SUCCESS_MSG = "Veo3.1 video generated successfully."
+_AGENT = "kie-sim-callbacks/1.0"
+
+
+@dataclass(frozen=True)
+class CallbackFault:
+    """How one task's callback misbehaves (one row of :data:`CALLBACK_FAULTS`)."""
+
+    name: str
+    sends: int = 1  # deliveries made: 0 dropped, 2 duplicated
+    delay_s: float = 0.0  # sim seconds after completion of the first attempt
+    good_signature: bool = True
+    json_body: bool = True
+    agrees: bool = True
+
+
+CALLBACK_FAULTS: dict[str, CallbackFault] = {
+    f.name: f
+    for f in (
+        CallbackFault("ok"),
+        CallbackFault("dropped", sends=0),
+        CallbackFault("duplicated", sends=2),
+        CallbackFault("delayed", delay_s=DELAY_S),
+        CallbackFault("wrong_signature", good_signature=False),
+        CallbackFault("nonjson", json_body=False),
+        CallbackFault("disagreeing", agrees=False),
+    )
+}
+
+
+def _parse(name: str) -> CallbackFault:
+    try:
+        return CALLBACK_FAULTS[name]
+    except KeyError:
+        names = ", ".join(CALLBACK_FAULTS)
+        raise ValueError(f"unknown callback fault {name!r}; expected one of: {names}") from None
+
+
+def _loopback_host(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: Any) -> str | None:
+    """Why ``url`` cannot be a callBackUrl here (None: it can): http(s) to loopback only.
+
+    >>> check_url("http://127.0.0.1:8000/callback") is None
+    True
+    >>> check_url("https://example.com")[:45]
+    'callBackUrl must point at a loopback address'
+    """
+    if not isinstance(url, str) or not url.strip():
+        return "callBackUrl must be a URL."
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "callBackUrl must be an http(s) URL."
+    if parts.hostname != "localhost" and not _loopback_host(parts.hostname):
+        return (
+            "callBackUrl must point at a loopback address in the simulator "
+            "(127.0.0.1, ::1, localhost)."
+        )
+    return None
+
+
+def _resolves_to_loopback(url: str) -> bool:
+    """Checked again right before each POST: every address the host resolves to is loopback."""
+    parts = urlsplit(url)
+    if check_url(url) is not None or parts.hostname is None:
+        return False
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False
+    return bool(infos) and all(_loopback_host(str(i[4][0]).split("%")[0]) for i in infos)
+
+
+@dataclass
+class _Delivery:
+    task: Task
+    url: str
+    fault: CallbackFault
+    first_due: float
+    attempt: int = 0  # attempts made so far
+    duplicate: bool = False
+
+
+class CallbackSender:
+    """Schedules, signs and POSTs callbacks on the simulator's clock (one daemon thread).
+
+    ``rates`` are per-task probabilities ``{fault: p}``; :meth:`script` queues faults for
+    the next tasks. :meth:`injected` says which fault each task drew, :meth:`attempts`
+    what every POST met.
+    """
+
+    def __init__(
+        self,
+        clock: SimClock,
+        key: str | None = None,
+        *,
+        rates: Mapping[str, float] | None = None,
+        seed: int = 0,
+        timeout: float = TIMEOUT_S,
+    ) -> None:
+        self._clock = clock
+        self._key = WebhookKey(key or DEFAULT_CALLBACK_KEY)
+        self._wrong = WebhookKey(b"not-" + (key or DEFAULT_CALLBACK_KEY).encode())
+        self._seed = seed
+        self._rng = random.Random(f"{seed}:callbacks")
+        self.timeout = float(timeout)
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Delivery]] = []
+        self._seq = itertools.count()
+        self._script: deque[CallbackFault] = deque()
+        self._rates: list[tuple[CallbackFault, float]] = []
+        self._injected: dict[str, str] = {}
+        self._attempts: list[dict[str, Any]] = []
+        self._busy = 0
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._session: Any = None
+        self.set_rates(rates or {})
+
+    def __repr__(self) -> str:
+        with self._cond:
+            return f"CallbackSender({len(self._heap)} due, {len(self._attempts)} sent)"
+
+    # --- plan -----------------------------------------------------------------------
+    def set_rates(self, rates: Mapping[str, float]) -> None:
+        """Per-task fault probabilities, e.g. ``{"dropped": 0.1}`` (total at most 1)."""
+        parsed = [(_parse(k), float(p)) for k, p in rates.items()]
+        if any(p < 0 for _, p in parsed) or sum(p for _, p in parsed) > 1.0 + 1e-9:
+            raise ValueError(f"callback fault rates must be >= 0 and sum to at most 1: {rates}")
+        with self._cond:
+            self._rates = [(f, p) for f, p in parsed if p > 0 and f.name != "ok"]
+
+    def script(self, faults: Iterable[str]) -> None:
+        """Faults for the next tasks created with a callBackUrl, one per task, in order."""
+        parsed = [_parse(f) for f in faults]
+        with self._cond:
+            self._script.extend(parsed)
+
+    def _draw(self) -> CallbackFault:
+        if self._script:
+            return self._script.popleft()
+        x = self._rng.random()
+        for fault, p in self._rates:
+            if x < p:
+                return fault
+            x -= p
+        return CALLBACK_FAULTS["ok"]
+
+    def schedule(self, task: Task, url: str) -> str:
+        """Plan ``task``'s callback to ``url`` (a loopback URL); returns the fault drawn."""
+        with self._cond:
+            fault = self._draw()
+            self._injected[task.task_id] = fault.name
+            if fault.sends:
+                due = task.complete_ts + fault.delay_s
+                self._push(due, _Delivery(task, url, fault, due))
+            self._start()
+        return fault.name
+
+    def _push(self, due: float, d: _Delivery) -> None:
+        heapq.heappush(self._heap, (due, next(self._seq), d))
+        self._cond.notify_all()
+
+    # --- inspection -----------------------------------------------------------------
+    def injected(self) -> dict[str, str]:
+        """``{task_id: fault name}`` for every task given a callBackUrl."""
+        with self._cond:
+            return dict(self._injected)
+
+    def attempts(self) -> list[dict[str, Any]]:
+        """Every POST made: task_id, fault, attempt (1-4), duplicate, sent_at (sim), status
+        (HTTP status, or None with ``error`` when the POST failed)."""
+        with self._cond:
+            return [dict(a) for a in self._attempts]
+
+    def pending(self) -> int:
+        """Deliveries still to attempt (or being attempted)."""
+        with self._cond:
+            return len(self._heap) + self._busy
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait (real seconds) until nothing is left to send; False at the timeout."""
+        deadline = time.monotonic() + timeout
+        while self.pending():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    # --- sending --------------------------------------------------------------------
+    def _start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stopping.clear()
+            self._thread = threading.Thread(
+                target=self._loop, name="veo-sim-callbacks", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop sending (what is still due is dropped)."""
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=self.timeout + 5)
+        if self._session is not None:
+            self._session.close()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            with self._cond:
+                if not self._heap:
+                    self._cond.wait(0.5)
+                    continue
+                due, _, d = self._heap[0]
+                now = self._clock.now()
+                if due > now:
+                    speed = self._clock.speed
+                    self._cond.wait(min((due - now) / speed, 0.5) if speed > 0 else 0.5)
+                    continue
+                heapq.heappop(self._heap)
+                self._busy += 1
+            try:
+                self._attempt(d)
+            except Exception:  # the sender must outlive any one delivery
+                log.exception("simulator: callback for %s failed", d.task.task_id)
+            finally:
+                with self._cond:
+                    self._busy -= 1
+
+    def _body(self, d: _Delivery) -> bytes:
+        t, f = d.task, d.fault
+        if not f.json_body:
+            return HTML[200]
+        ok = t.final_flag == 1
+        if ok or not f.agrees:
+            base = f"https://tempfile.aiquickdraw.com/v/{t.task_id[4:]}_{int(t.complete_ts)}"
+            urls: list[str] = (t.response or {}).get("resultUrls") or [f"{base}_0.mp4"]
+            if not f.agrees and ok:
+                urls = [u.replace(".mp4", "_other.mp4") for u in urls]
+            resolution = (t.response or {}).get("resolution") or "720p"
+            pick = random.Random(f"{self._seed}:urls:{t.task_id}").random()
+            info: dict[str, Any] = {
+                "resultUrls": f"[{', '.join(urls)}]" if pick < STRING_URLS_SHARE else urls,
+                "originUrls": (t.response or {}).get("originUrls"),
+                "resolution": resolution,
+            }
+            data: dict[str, Any] = {"taskId": t.task_id, "info": info, "fallbackFlag": False}
+            if str(resolution).lower() == "4k":
+                data["creditsConsumed"] = CREDITS_4K
+            return orjson.dumps({"code": 200, "msg": SUCCESS_MSG, "data": data})
+        code = t.error_code or 500
+        msg = t.error_message or "Generation failed."
+        data = {"taskId": t.task_id, "fallbackFlag": False}
+        return orjson.dumps({"code": code, "msg": msg, "data": data})
+
+    def _attempt(self, d: _Delivery) -> None:
+        import requests
+
+        if self._session is None:
+            self._session = requests.Session()
+            self._session.trust_env = False  # no proxy: loopback only
+        now = self._clock.now()
+        stamp = str(int(now))
+        key = self._key if d.fault.good_signature else self._wrong
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": _AGENT,
+            TIMESTAMP_HEADER: stamp,
+            SIGNATURE_HEADER: key.sign(d.task.task_id, stamp),
+        }
+        d.attempt += 1
+        status: int | None = None
+        error: str | None = None
+        if not _resolves_to_loopback(d.url):
+            error = "refused: not a loopback address"
+        else:
+            try:
+                r = self._session.post(
+                    d.url, data=self._body(d), headers=headers, timeout=self.timeout
+                )
+                status = r.status_code
+                r.close()
+            except requests.RequestException as exc:
+                error = type(exc).__name__
+        record = {
+            "task_id": d.task.task_id,
+            "fault": d.fault.name,
+            "attempt": d.attempt,
+            "duplicate": d.duplicate,
+            "sent_at": now,
+            "status": status,
+            "error": error,
+        }
+        log.debug("simulator: callback %s attempt %d → %s", d.task.task_id, d.attempt, status)
+        with self._cond:
+            self._attempts.append(record)
+            if status is not None and 200 <= status < 300:
+                if d.fault.sends > 1 and not d.duplicate:
+                    again = _Delivery(d.task, d.url, d.fault, now + DUPLICATE_AFTER_S)
+                    again.duplicate = True
+                    self._push(again.first_due, again)
+            elif d.attempt <= len(RETRY_OFFSETS_S) and error != "refused: not a loopback address":
+                self._push(d.first_due + RETRY_OFFSETS_S[d.attempt - 1], d)
+
+
+def create_task(base_url: str, api_key: str, body: Mapping[str, Any]) -> str:
+    """``POST /api/v1/veo/generate`` on a simulator at ``base_url``; returns the new taskId.
+
+    For demos and tests of the callback loop: the toolkit itself never creates tasks (that
+    costs credits on the real API). Only loopback base URLs are accepted.
+    """
+    import requests
+
+    from ._http import GENERATE_PATH
+
+    host = urlsplit(base_url).hostname or ""
+    if host != "localhost" and not _loopback_host(host):
+        raise ValueError("create_task talks to a simulator on loopback only")
+    with requests.Session() as s:
+        s.trust_env = False
+        r = s.post(
+            base_url.rstrip("/") + GENERATE_PATH,
+            json=dict(body),
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": _AGENT},
+            timeout=TIMEOUT_S,
+        )
+    env = r.json()
+    if env.get("code") != 200:
+        raise ValueError(f"the simulator refused the task: {env.get('code')} {env.get('msg')}")
+    return str(env["data"]["taskId"])
