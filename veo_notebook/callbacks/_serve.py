@@ -30,6 +30,7 @@ log = logging.getLogger("veo_notebook.callbacks")
 DEFAULT_HOST = "127.0.0.1"
 _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 10.0
+_BACKLOG = 128
 _KEEP_ALIVE_S = 20  # kie.ai's 15 s timeout, plus a margin
 
 
@@ -44,6 +45,7 @@ def _bind(host: str, port: int) -> socket.socket:
         raise ConfigError(
             f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port/--host"
         ) from None
+    sock.listen(_BACKLOG)  # connections wait in the backlog until uvicorn accepts them
     return sock
 
 

@@ -158,6 +158,7 @@ class _Delivery:
     first_due: float
     attempt: int = 0  # attempts made so far
     duplicate: bool = False
+    first_sent: float = 0.0  # sim time of the first attempt: retries count from it
 
 
 class CallbackSender:
@@ -349,6 +350,8 @@ class CallbackSender:
             SIGNATURE_HEADER: key.sign(d.task.task_id, stamp),
         }
         d.attempt += 1
+        if d.attempt == 1:
+            d.first_sent = now
         status: int | None = None
         error: str | None = None
         if not _resolves_to_loopback(d.url):
@@ -380,7 +383,7 @@ class CallbackSender:
                     again.duplicate = True
                     self._push(again.first_due, again)
             elif d.attempt <= len(RETRY_OFFSETS_S) and error != "refused: not a loopback address":
-                self._push(d.first_due + RETRY_OFFSETS_S[d.attempt - 1], d)
+                self._push(d.first_sent + RETRY_OFFSETS_S[d.attempt - 1], d)
 
 
 def create_task(base_url: str, api_key: str, body: Mapping[str, Any]) -> str:
