@@ -104,3 +104,26 @@ def test_spend_bars_add_up_to_the_credits_and_show_duplicates():
     drawn = sum(p.get_height() for p in ax.patches)
     assert drawn == pytest.approx(analysis.cost_summary(both, by=None)["credits"].sum())
     assert any("wasted" in str(t.get_text()) for t in ax.get_legend().get_texts())
+
+
+def test_callback_delay_draws_the_audit_and_copes_with_none():
+    import pandas as pd
+
+    from veo_notebook.callbacks import AUDIT_COLUMNS
+
+    empty = pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in AUDIT_COLUMNS})
+    ax = Figure().add_subplot()
+    assert plots.callback_delay(empty, ax=ax) is ax
+    assert ax.texts and "0 tasks" in ax.get_title()
+    audit = pd.DataFrame(
+        {
+            "first_delay_s": [1.0, 2.0, 600.0, np.nan],
+            "deliveries": pd.array([1, 2, 1, 0], dtype="Int64"),
+            "disagreement": pd.array([None, None, None, "no callback"], dtype="string"),
+        }
+    )
+    ax = Figure().add_subplot()
+    assert plots.callback_delay(audit, ax=ax) is ax
+    heights = sum(p.get_height() for p in ax.patches)
+    assert heights == 3 and "1 terminal with no callback" in ax.get_title()
+    assert ax.get_xlabel().endswith("(s)")

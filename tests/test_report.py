@@ -134,3 +134,23 @@ def test_money_section_shows_credits_and_duplicate_waste(tmp_path):
     assert "and 0 are already deleted" in at_risk
     later = report(df, tmp_path / "later.md", figures=False, now="2026-04-01")
     assert "and 3 are already deleted" in later.read_text(encoding="utf-8")
+
+
+def test_the_callbacks_section_only_when_callbacks_are_given(frame, tmp_path):
+    from veo_notebook.callbacks import read_callbacks
+
+    tid = frame["task_id"].iloc[0]
+    log = tmp_path / "hooks.jsonl"
+    body = {"code": 200, "msg": "<b>ok</b>", "data": {"taskId": tid, "info": {"resultUrls": []}}}
+    orphan = {"code": 400, "msg": "x", "data": {"taskId": "<i>orphan</i>"}}
+    log.write_bytes(orjson.dumps(body) + b"\n" + orjson.dumps(orphan) + b"\n")
+    with_cb = report(frame, tmp_path / "cb.html", callbacks=read_callbacks(log))
+    text = with_cb.read_text(encoding="utf-8")
+    assert "<h2>Callbacks</h2>" in text and 'alt="callback_delay"' in text
+    assert "no record" in text and "<i>orphan</i>" not in text and "&lt;i&gt;orphan" in text
+    section = text.split("<h2>Callbacks</h2>")[1].split("<h2>")[0]
+    assert "nan" not in section.lower() and "&lt;NA&gt;" not in section and "None" not in section
+    plain = report(frame, tmp_path / "plain.html", figures=False).read_text(encoding="utf-8")
+    assert "<h2>Callbacks</h2>" not in plain
+    md = report(frame, tmp_path / "cb.md", callbacks=read_callbacks(log), figures=False)
+    assert "## Callbacks" in md.read_text(encoding="utf-8")

@@ -383,6 +383,16 @@ def test_a_frozen_clock_keeps_pending_tasks_pending(fresh_sim):
         pytest.param(
             {"prompt": "x", "aspectRatio": "4:3"}, "aspect_ratio must be one of", id="bad-aspect"
         ),
+        pytest.param(
+            {"prompt": "x", "callBackUrl": "https://example.com/cb"},
+            "callBackUrl must point at a loopback address",
+            id="remote-callback-url",
+        ),
+        pytest.param(
+            {"prompt": "x", "callBackUrl": "not a url"},
+            "callBackUrl must be an http(s) URL",
+            id="bad-callback-url",
+        ),
     ],
 )
 def test_generate_validates_the_body(sim, body, msg):

@@ -192,3 +192,36 @@ def test_a_directory_or_missing_folder_is_a_store_error(tmp_path: Path) -> None:
         Store(tmp_path)
     with pytest.raises(StoreError, match="does not exist"):
         Store(tmp_path / "nope" / "s.sqlite")
+
+
+def test_callbacks_are_kept_raw_in_order_with_duplicates_marked(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    body = b'{"code":200,"data":{"taskId":"a"}}\n'
+    with Store(path) as s:
+        assert s.callbacks() == [] and s.callback_ids() == [] and s.callback_count() == 0
+        s.put_callback("a", body, {"x-webhook-timestamp": "1"}, received_at=5.0, signature_ok=True)
+        s.put_callback("b", b"{}", {}, received_at=6.0)
+        s.put_callback("a", body, {}, received_at=7.0, signature_ok=True)
+    with Store(path) as s:  # survives reopening
+        rows = s.callbacks()
+        assert [(r["task_id"], r["duplicate"]) for r in rows] == [
+            ("a", False),
+            ("b", False),
+            ("a", True),
+        ]
+        assert rows[0]["body"] == body and rows[0]["headers"] == {"x-webhook-timestamp": "1"}
+        assert rows[0]["signature_ok"] is True and rows[1]["signature_ok"] is None
+        assert s.callback_ids() == ["a", "b"] and s.callback_count() == 3
+        assert len(s) == 0  # callbacks are not records
+
+
+def test_an_older_store_gets_the_callbacks_table_on_its_first_delivery(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with Store(path) as s:
+        s.put("t", _env(1), fetched_at=1.0)
+    with sqlite3.connect(path) as conn:  # a store made before the table existed
+        conn.execute("DROP TABLE IF EXISTS callbacks")
+    with Store(path) as s:
+        assert s.callbacks() == []
+        s.put_callback("t", b"{}", {})
+        assert s.callback_count() == 1 and s.get("t") is not None

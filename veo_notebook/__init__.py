@@ -51,10 +51,13 @@ _EXPORTS: dict[str, str] = {
     "expiring": "analysis",
     "with_credits": "pricing",
     "report": "report",
+    # callbacks
+    "read_callbacks": "callbacks",
+    "callback_audit": "callbacks",
     # viewer
     "StatusViewer": "viewer",
 }
-_SUBMODULES = ("simulator", "plots", "schema", "pricing")
+_SUBMODULES = ("simulator", "plots", "schema", "pricing", "callbacks")
 
 __all__ = [
     "ApiError",
@@ -71,6 +74,8 @@ __all__ = [
     "TransientError",
     "VeoError",
     "__version__",
+    "callback_audit",
+    "callbacks",
     "classify_errors",
     "cost_summary",
     "duplicate_submissions",
@@ -82,6 +87,7 @@ __all__ = [
     "latency_summary",
     "plots",
     "pricing",
+    "read_callbacks",
     "read_parquet",
     "read_task_ids",
     "report",
@@ -113,7 +119,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from . import plots, pricing, schema, simulator
+    from . import callbacks, plots, pricing, schema, simulator
     from .analysis import (
         classify_errors,
         cost_summary,
@@ -125,6 +131,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         latency_summary,
         stuck_tasks,
     )
+    from .callbacks import callback_audit, read_callbacks
     from .client import Client
     from .errors import (
         ApiError,

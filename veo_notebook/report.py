@@ -408,6 +408,8 @@ def _callbacks_section(df: pd.DataFrame, callbacks: pd.DataFrame, figures: bool)
     got = audit["callback_received"].fillna(False)
     delay = audit["first_delay_s"].dropna()
     problems = audit[audit["disagreement"].notna()]
+    rank = problems["disagreement"].map({"no record": 1, "no callback": 2}).fillna(0)
+    problems = problems.iloc[rank.argsort(kind="stable")]  # contradictions first
     facts = pd.DataFrame(
         {
             "value": [
@@ -446,7 +448,7 @@ def _callbacks_section(df: pd.DataFrame, callbacks: pd.DataFrame, figures: bool)
                 "record status": problems["status"].astype("string"),
                 "callback status": problems["callback_status"].astype("string"),
                 "deliveries": problems["deliveries"],
-                "first delay s": problems["first_delay_s"].round(1),
+                "first delay s": [_num(v) for v in problems["first_delay_s"]],
                 "what differs": problems["disagreement"],
             }
         )

@@ -61,8 +61,8 @@ AUDIT_COLUMNS: tuple[Column, ...] = (
 
 
 def _first(urls: object) -> str | None:
-    if urls is None or isinstance(urls, float):
-        return None
+    if not pd.api.types.is_list_like(urls):
+        return None  # NA / None: no URLs
     items = list(urls)  # type: ignore[call-overload]
     return str(items[0]) if items else None
 

@@ -122,7 +122,7 @@ def check_url(url: Any) -> str | None:
 
     >>> check_url("http://127.0.0.1:8000/callback") is None
     True
-    >>> check_url("https://example.com")[:45]
+    >>> check_url("https://example.com")[:44]
     'callBackUrl must point at a loopback address'
     """
     if not isinstance(url, str) or not url.strip():
