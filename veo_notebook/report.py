@@ -445,8 +445,8 @@ def _callbacks_section(df: pd.DataFrame, callbacks: pd.DataFrame, figures: bool)
         pd.DataFrame(
             {
                 "task_id": problems["task_id"],
-                "record status": problems["status"].astype("string"),
-                "callback status": problems["callback_status"].astype("string"),
+                "record status": problems["status"].astype("string").fillna("no record"),
+                "callback status": problems["callback_status"].astype("string").fillna("none kept"),
                 "deliveries": problems["deliveries"],
                 "first delay s": [_num(v) for v in problems["first_delay_s"]],
                 "what differs": problems["disagreement"],
