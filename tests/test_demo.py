@@ -103,3 +103,17 @@ def test_cli_demo_in_a_subprocess(tmp_path: Path) -> None:
     assert str(out / "report.html") in proc.stdout
     assert (out / "tasks.parquet").is_file() and (out / "store.sqlite").is_file()
     assert len(veo.read_parquet(out / "tasks.parquet")) == 300
+
+
+def test_part_of_the_batch_came_with_callbacks_and_the_report_audits_them(
+    demo_run: tuple[dict, str, str],
+) -> None:
+    r, text, key = demo_run
+    cb = r["callbacks"]
+    assert cb["tasks"] == 20 and cb["deliveries"] >= cb["received"] > 0
+    assert "callbacks (20 tasks created with a callBackUrl" in text
+    hooks = veo.read_callbacks(r["callbacks_store"])
+    assert hooks["signature_ok"].all() and set(hooks["task_id"]) <= set(veo.read_task_ids(r["ids"]))
+    html = Path(r["report"]).read_text(encoding="utf-8")
+    assert "<h2>Callbacks</h2>" in html and 'alt="callback_delay"' in html
+    assert key not in Path(r["callbacks_store"]).read_bytes().decode("latin-1")

@@ -12,12 +12,19 @@ with their own ids:
    retries and a progress bar, writing every answer to ``DIR/store.sqlite``;
 3. :func:`~veo_notebook.watch` on the tasks still generating, for a few seconds;
 4. the typed frame → ``DIR/tasks.parquet`` (:func:`~veo_notebook.to_parquet`);
-5. :func:`~veo_notebook.report` → ``DIR/report.html``;
+5. :func:`~veo_notebook.report` → ``DIR/report.html``, with the callback audit;
 6. a short summary on stdout: counts by status, latency percentiles by model, the top
-   failure categories and the paths written.
+   failure categories, the callbacks and the paths written.
 
-The simulator's key is random per run and never shown. No task is created with
-``POST /generate`` (that costs credits on the real API; the toolkit only reads).
+Part of the batch (:data:`DEMO_CALLBACK_SHARE`) is created through the simulator's
+``POST /generate`` with a ``callBackUrl`` pointing at a callback receiver the demo runs
+on loopback, keeping deliveries in ``DIR/callbacks.sqlite`` (made afresh each run: the
+simulator makes the same task ids again); the simulator drops, duplicates,
+mis-signs and contradicts some (:data:`DEMO_CALLBACK_FAULTS`), and the report's
+"Callbacks" section audits them against record-info. The toolkit itself never creates
+tasks on the real API (that costs credits); only the demo does, on the simulator.
+
+The simulator's key and the webhook key are random per run and never shown.
 
 >>> summary = run_demo("demo-out", n_tasks=500, progress=False)   # doctest: +SKIP
 >>> summary["parquet"]                                             # doctest: +SKIP
@@ -48,6 +55,19 @@ DEMO_SPAN_DAYS = 16.0
 DEMO_PENDING_SHARE = 0.08
 #: Share of generate tasks that re-submit an earlier request (the report's Money section).
 DEMO_RESUBMIT_SHARE = 0.02
+#: Share of the batch created through POST /generate with a callBackUrl (at most 60 tasks).
+DEMO_CALLBACK_SHARE = 0.05
+DEMO_CALLBACK_MAX = 60
+#: Per-task callback faults the simulator injects in the demo.
+DEMO_CALLBACK_FAULTS = {
+    "dropped": 0.05,
+    "duplicated": 0.1,
+    "wrong_signature": 0.05,
+    "disagreeing": 0.05,
+}
+#: Real seconds the demo waits for callbacks still due once watching is over.
+DEMO_CALLBACK_WAIT_S = 3.0
+_DEMO_PROMPTS = ("a red fox in fresh snow", "city lights from a night train", "waves at dawn")
 
 
 def run_demo(
@@ -76,8 +96,9 @@ def run_demo(
 
     Returns
     -------
-    dict with ``out_dir``, ``ids``, ``store``, ``parquet``, ``report`` (paths),
+    dict with ``out_dir``, ``ids``, ``store``, ``callbacks_store``, ``parquet``, ``report`` (paths),
     ``n_tasks``, ``counts`` (status → tasks, ``"unread"`` for fetch errors),
+    ``callbacks`` (tasks, deliveries, duplicates, received, terminal_without, disagree),
     ``generating_first`` (still generating at the first fetch), ``latency`` (a
     :func:`~veo_notebook.latency_summary` by model), ``failures`` (category → count),
     ``seconds`` (wall time) and ``text`` (the summary printed).
@@ -85,12 +106,14 @@ def run_demo(
     >>> run_demo("out", n_tasks=300, progress=False)["counts"]["success"] > 0  # doctest: +SKIP
     True
     """
-    from . import simulator
+    from . import callbacks, simulator
     from .analysis import classify_errors, latency_summary
     from .client import Client
     from .export import atomic_path, to_parquet
     from .fetch import fetch_records, watch
     from .report import report
+    from .simulator.callbacks import create_task
+    from .store import Store
 
     t0 = time.monotonic()
     out = Path(out_dir)
@@ -100,36 +123,62 @@ def run_demo(
         "store": out / "store.sqlite",
         "parquet": out / "tasks.parquet",
         "report": out / "report.html",
+        "callbacks_store": out / "callbacks.sqlite",
     }
+    for stale in out.glob("callbacks.sqlite*"):  # the simulator re-makes the same task ids:
+        stale.unlink()  # an earlier run's deliveries would read as duplicates
     key = secrets.token_urlsafe(24)  # this run's simulator only; never printed
+    hook_key = secrets.token_urlsafe(24)  # this run's webhook key; never printed
+    n_hooked = min(DEMO_CALLBACK_MAX, int(n_tasks * DEMO_CALLBACK_SHARE))
     sim = simulator.Simulator(
         key,
         seed=seed,
-        n_tasks=n_tasks,
+        n_tasks=n_tasks - n_hooked,
         clock_speed=clock_speed,
         span_days=DEMO_SPAN_DAYS,
         pending_share=DEMO_PENDING_SHARE,
         resubmit_share=DEMO_RESUBMIT_SHARE,
+        callback_key=hook_key,
+        callback_faults=DEMO_CALLBACK_FAULTS,
     )
-    with sim, Client(key, base_url=sim.base_url) as client:
-        ids = sim.task_ids()
+    with (
+        sim,
+        Client(key, base_url=sim.base_url) as client,
+        Store(paths["store"]) as store,
+        Store(paths["callbacks_store"]) as hook_store,
+        callbacks.serve(hook_store, key=hook_key, clock=sim.now) as hook_url,
+    ):
+        hooked = [
+            create_task(
+                sim.base_url,
+                key,
+                {"prompt": f"{_DEMO_PROMPTS[i % 3]}, take {i}", "callBackUrl": hook_url},
+            )
+            for i in range(n_hooked)
+        ]
+        ids = sim.task_ids("all")
+        ids = [*ids[: len(ids) - n_hooked], *hooked]
         with atomic_path(paths["ids"]) as tmp:
             tmp.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
         log.info("demo: %d tasks on %s", len(ids), sim.base_url)
-        df = fetch_records(ids, client=client, store=paths["store"], progress=progress)
+        df = fetch_records(ids, client=client, store=store, progress=progress)
         pending = df.loc[df["status"] == "generating", "task_id"].tolist()
         if pending and watch_seconds > 0:
             watch(
                 pending,
                 client=client,
-                store=paths["store"],
+                store=store,
                 timeout=watch_seconds * clock_speed,
                 progress=progress,
                 speed=clock_speed,
             )
-        df = fetch_records(ids, store=paths["store"], refresh="none", progress=False)
+        sim.callbacks.wait_idle(DEMO_CALLBACK_WAIT_S)
+        df = fetch_records(ids, store=store, refresh="none", progress=False)
+        hooks = callbacks.read_callbacks(hook_store)
     to_parquet(df, paths["parquet"])
-    report(df, paths["report"], title=f"veo-notebook demo: {len(df):,} simulated tasks")
+    title = f"veo-notebook demo: {len(df):,} simulated tasks"
+    report(df, paths["report"], title=title, callbacks=hooks)
+    audit = callbacks.callback_audit(df[df["task_id"].isin(hooked)], hooks)
 
     counts = _status_counts(df)
     latency = latency_summary(df, by="model", percentiles=(0.5, 0.9, 0.99))
@@ -142,6 +191,14 @@ def run_demo(
         "generating_first": len(pending),
         "latency": latency,
         "failures": {str(k): int(v) for k, v in failures.items()},
+        "callbacks": {
+            "tasks": n_hooked,
+            "deliveries": len(hooks),
+            "duplicates": int(hooks["duplicate"].sum()),
+            "received": int(audit["callback_received"].sum()),
+            "terminal_without": int((audit["disagreement"] == "no callback").sum()),
+            "disagree": int((audit["agrees"] == False).sum()),  # noqa: E712
+        },
     }
     result["seconds"] = time.monotonic() - t0
     result["text"] = _summary_text(result)
@@ -186,8 +243,16 @@ def _summary_text(r: dict[str, Any]) -> str:
     n_fail = max(sum(fails.values()), 1)
     for cat, n in sorted(fails.items(), key=lambda kv: -kv[1])[:5]:
         lines.append(f"  {cat:<22} {n:>5,}  {n / n_fail:6.1%} of failures")
+    cb = r["callbacks"]
+    lines += [
+        "",
+        f"callbacks ({cb['tasks']} tasks created with a callBackUrl; faults injected)",
+        f"  {cb['deliveries']} deliveries kept ({cb['duplicates']} duplicates) for "
+        f"{cb['received']} tasks; {cb['terminal_without']} finished tasks got none; "
+        f"{cb['disagree']} disagree with record-info (the report's Callbacks section)",
+    ]
     lines += ["", "wrote"]
-    for name in ("ids", "store", "parquet", "report"):
+    for name in ("ids", "store", "callbacks_store", "parquet", "report"):
         lines.append(f"  {r[name]}")
     lines += [
         "",
