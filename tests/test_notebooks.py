@@ -30,6 +30,7 @@ def test_the_notebooks_are_there() -> None:
         "04_live_status_viewer",
         "05_export_and_report",
         "06_cost_and_archive",
+        "07_callbacks",
     ]
 
 
