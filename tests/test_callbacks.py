@@ -442,6 +442,18 @@ def test_cli_fetch_from_callbacks(loop, monkeypatch, capsys) -> None:
     assert "--from-callbacks" in capsys.readouterr().err
 
 
+def test_cli_report_with_the_callback_audit(loop, tmp_path, capsys) -> None:
+    out = tmp_path / "r.html"
+    store = str(loop["store"])
+    argv = ["report", "--store", store, "--callbacks", store, "--out", str(out), "--no-figures"]
+    assert main(argv) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "<h2>Callbacks</h2>" in text and "video: callback" in text
+    assert main([*argv[:3], "--callbacks", str(tmp_path / "none.jsonl"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("veo-notebook: error: no callbacks file") and len(err.splitlines()) == 1
+
+
 # --- the reader and the audit on their own ------------------------------------------------
 def test_read_callbacks_from_a_jsonl_log(tmp_path) -> None:
     string_urls = orjson.loads(orjson.dumps(SUCCESS))

@@ -157,7 +157,7 @@ class _Receiver:
                 raise _Reject(413, f"body over {self.max_body} bytes")
         task_id = _task_id(bytes(body))
         if self.key is not None and not self.key.verify(task_id, stamp, given):
-            raise _Reject(401, f"forged {SIGNATURE_HEADER} (task {task_id[:64]})")
+            raise _Reject(401, f"forged {SIGNATURE_HEADER} (task {task_id[:64]!r})")
         headers = {h: request.headers[h] for h in KEPT_HEADERS if h in request.headers}
         return await run_in_threadpool(
             self.store.put_callback,
