@@ -275,7 +275,7 @@ def fetch_records(
     """
     _check_refresh(refresh)
     if from_callbacks is not None:
-        from .callbacks import task_ids as callback_ids
+        from ..callbacks import task_ids as callback_ids
 
         task_ids = [*task_ids, *callback_ids(from_callbacks)]
     ids = unique_ids(task_ids)
