@@ -108,6 +108,17 @@ DOCUMENTED_PATHS = {
     "veo_notebook.plots": ["latency_ecdf", "status_counts"],
     "veo_notebook.report": ["report"],
     "veo_notebook.errors": ["VeoError"],
+    "veo_notebook.callbacks": [
+        "make_app",
+        "serve",
+        "run",
+        "read_callbacks",
+        "callback_audit",
+        "task_ids",
+        "sign",
+        "WebhookKey",
+    ],
+    "veo_notebook.simulator.callbacks": ["CALLBACK_FAULTS", "create_task", "check_url"],
 }
 
 
