@@ -527,7 +527,15 @@ def test_audit_without_a_record_and_a_pending_task_without_a_callback(tmp_path) 
         },
     }
     pending = {"code": 200, "msg": "success", "data": {"taskId": "t-pend", "successFlag": 0}}
-    frame = to_frame([rec, pending])
+
+    def done(tid: str, hook: str | None) -> dict:
+        params = orjson.dumps({"prompt": "x", **({"callBackUrl": hook} if hook else {})})
+        data = {"taskId": tid, "successFlag": 1, "paramJson": params.decode()}
+        return {"code": 200, "msg": "success", "data": data}
+
+    quiet = [done("t-none", None), done("t-mine", "https://hooks.example/cb")]
+    quiet.append(done("t-other", "https://elsewhere.example/cb"))
+    frame = to_frame([rec, pending, *quiet])
     path = tmp_path / "h.jsonl"
     path.write_bytes(
         orjson.dumps({**FAILURE, "received_at": "2026-01-06T00:17:03Z"})
@@ -536,7 +544,18 @@ def test_audit_without_a_record_and_a_pending_task_without_a_callback(tmp_path) 
         + b"\n"
     )
     audit = callback_audit(frame, path).set_index("task_id")
-    assert list(audit.index) == ["t-fail", "t-pend", SUCCESS["data"]["taskId"]]
+    assert list(audit.index) == [
+        "t-fail",
+        "t-pend",
+        "t-none",
+        "t-mine",
+        "t-other",
+        SUCCESS["data"]["taskId"],
+    ]
+    missing = audit["disagreement"] == "no callback"
+    assert audit.index[missing.fillna(False)].tolist() == ["t-mine", "t-other"]  # asked for one
+    mine = callback_audit(frame, path, expect="https://hooks.example/cb").set_index("task_id")
+    assert mine.index[(mine["disagreement"] == "no callback").fillna(False)].tolist() == ["t-mine"]
     fail = audit.loc["t-fail"]
     assert (
         bool(fail["agrees"])

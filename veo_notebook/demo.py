@@ -177,8 +177,8 @@ def run_demo(
         hooks = callbacks.read_callbacks(hook_store)
     to_parquet(df, paths["parquet"])
     title = f"veo-notebook demo: {len(df):,} simulated tasks"
-    report(df, paths["report"], title=title, callbacks=hooks)
-    audit = callbacks.callback_audit(df[df["task_id"].isin(hooked)], hooks)
+    report(df, paths["report"], title=title, callbacks=hooks, callback_url=hook_url)
+    audit = callbacks.callback_audit(df, hooks, expect=hook_url)
 
     counts = _status_counts(df)
     latency = latency_summary(df, by="model", percentiles=(0.5, 0.9, 0.99))

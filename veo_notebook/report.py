@@ -399,12 +399,17 @@ def _at_risk_section(df: pd.DataFrame, now: pd.Timestamp) -> tuple[str, list]:
 CALLBACK_PROBLEM_ROWS = 20
 
 
-def _callbacks_section(df: pd.DataFrame, callbacks: pd.DataFrame, figures: bool):
+def _callbacks_section(
+    df: pd.DataFrame,
+    callbacks: pd.DataFrame,
+    figures: bool,
+    expect: str | Sequence[str] | None = None,
+):
     """The "Callbacks" section (shown only when callbacks are given): the audit against
     record-info, its problems, and the delay figure."""
     from .callbacks import callback_audit
 
-    audit = callback_audit(df, callbacks)
+    audit = callback_audit(df, callbacks, expect=expect)
     got = audit["callback_received"].fillna(False)
     delay = audit["first_delay_s"].dropna()
     problems = audit[audit["disagreement"].notna()]
@@ -564,6 +569,7 @@ def report(
     now: object = None,
     figures: bool = True,
     callbacks: pd.DataFrame | None = None,
+    callback_url: str | Sequence[str] | None = None,
 ) -> Path:
     """Write a one-file report on the tasks in ``df``; return its path.
 
@@ -573,7 +579,9 @@ def report(
     ``now`` the time tasks still generating are aged at (default: the latest fetch);
     ``figures=False`` leaves the figures out (a quicker, text-only report);
     ``callbacks`` (:func:`veo_notebook.callbacks.read_callbacks`'s frame) adds a
-    "Callbacks" section: the audit against record-info and the delivery delays.
+    "Callbacks" section: the audit against record-info and the delivery delays;
+    ``callback_url`` (the receiver's URL) limits "terminal with no callback" to the tasks
+    that named it (default: any callBackUrl).
 
     >>> report(df, "out/report.html", title="March batch")     # doctest: +SKIP
     PosixPath('out/report.html')
@@ -582,7 +590,7 @@ def report(
     path.parent.mkdir(parents=True, exist_ok=True)
     sections, figs = _sections(df, now, freq, figures)
     if callbacks is not None:
-        section, more = _callbacks_section(df, callbacks, figures)
+        section, more = _callbacks_section(df, callbacks, figures, callback_url)
         sections, figs = [*sections, section], [*figs, *more]
     if path.suffix.lower() == ".md":
         fig_dir = path.with_name(f"{path.stem}_figures")

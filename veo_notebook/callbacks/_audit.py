@@ -4,7 +4,8 @@ A task appears if it is in the record frame or in the callbacks. What the audit 
 problem, in the ``disagreement`` column:
 
 * ``no record``: callbacks arrived for a task the frame has no readable record of;
-* ``no callback``: record-info says the task is terminal and no callback was kept;
+* ``no callback``: record-info says the task is terminal, its request named a
+  ``callBackUrl`` (one of ``expect``, when given), and no callback was kept;
 * ``status: …`` / ``video: …``: the first delivery and the record differ;
 * ``deliveries differ``: later deliveries for the task say something else than the first.
 
@@ -14,6 +15,7 @@ Duplicates are counted in ``deliveries`` and never make a task count twice.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -87,8 +89,23 @@ def _compare(cb_status: str, cb_url: str | None, rec: pd.Series) -> list[str]:
     return problems
 
 
+def _expected(rec: pd.DataFrame, ids: pd.Index, expect: str | Iterable[str] | None) -> np.ndarray:
+    """Which tasks should have had a callback: those whose request named a callBackUrl
+    (one of ``expect``, when given); every task when the frame does not say."""
+    if "callback_url" not in rec.columns:
+        return np.ones(len(ids), dtype=bool)
+    urls = rec["callback_url"].reindex(ids).astype(object)
+    if expect is None:
+        return urls.notna().to_numpy(dtype=bool)
+    wanted = {expect} if isinstance(expect, str) else set(expect)
+    return urls.isin(wanted).to_numpy(dtype=bool)
+
+
 def callback_audit(
-    frame: pd.DataFrame, callbacks: pd.DataFrame | Store | str | os.PathLike[str]
+    frame: pd.DataFrame,
+    callbacks: pd.DataFrame | Store | str | os.PathLike[str],
+    *,
+    expect: str | Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """One row per task in ``frame`` or in ``callbacks`` (columns :data:`AUDIT_COLUMNS`).
 
@@ -98,6 +115,10 @@ def callback_audit(
         The typed record frame (``fetch_records``, ``Store.to_frame``): the authority.
     callbacks : DataFrame, Store or path
         :func:`read_callbacks`'s frame, or what it reads.
+    expect : str or iterable of str, optional
+        The receiver's callback URL(s): a finished task with no delivery is listed as
+        ``no callback`` only when its request named one of them. Default: any
+        ``callBackUrl`` (tasks created without one are never expected to call back).
 
     >>> import pandas as pd
     >>> from veo_notebook import to_frame
@@ -128,7 +149,7 @@ def callback_audit(
     agrees = pd.array([pd.NA] * len(ids), dtype="boolean")
     text: list[object] = [pd.NA] * len(ids)
     terminal = status.astype(object).isin(TERMINAL_STATUSES).to_numpy()
-    for i in np.flatnonzero(~got & terminal):
+    for i in np.flatnonzero(~got & terminal & _expected(rec, ids, expect)):
         text[i] = NO_CALLBACK
     for i in np.flatnonzero(got & ~has_record):
         text[i] = NO_RECORD
