@@ -19,7 +19,8 @@ declared by the function given as ``arguments``, and it returns an exit code::
         return EXIT_OK
 
 The API key is read from ``KIE_API_KEY`` only (never a flag: flags end up in shell
-history and process lists).
+history and process lists), the webhook HMAC key of ``callbacks`` from
+``KIE_WEBHOOK_HMAC_KEY`` only.
 """
 
 from __future__ import annotations
@@ -247,10 +248,11 @@ def _store_option(p: argparse._ActionsContainer, verb: str) -> None:
     )
 
 
-def _source_args(p: argparse.ArgumentParser) -> None:
+def _source_args(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
     p.add_argument(
         "ids",
         metavar="IDS",
+        nargs="?" if optional else None,
         help="a file of task ids (one per line), a CSV with a taskId/task_id/TaskID column "
         "(any case), or - for stdin",
     )
@@ -314,6 +316,8 @@ def _store_to_read(args: argparse.Namespace) -> Path:
 def _ids(args: argparse.Namespace) -> list[str]:
     from .fetch import read_ids
 
+    if args.ids is None:  # fetch --from-callbacks alone
+        return []
     got = read_ids("-" if args.ids == "-" else Path(args.ids))
     if got.column is not None:  # said with the result, so that an error stays one line
         args.ids_note = f"task ids from column {got.column!r} of {got.source}"
@@ -394,7 +398,16 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _fetch_args(p: argparse.ArgumentParser) -> None:
-    _source_args(p)
+    _source_args(p, optional=True)
+    p.add_argument(
+        "--from-callbacks",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="SOURCE",
+        help="also fetch every task id the callback receiver has seen: its store (default: "
+        "--store, or the default store) or a JSONL file of callback bodies",
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -420,25 +433,36 @@ def _fetch_args(p: argparse.ArgumentParser) -> None:
     examples=[
         f"KIE_API_KEY=... {PROG} fetch task_ids.txt --out tasks.parquet",
         f"{PROG} fetch tasks.csv --store march.sqlite --refresh none --out march.csv",
+        f"KIE_API_KEY=... {PROG} fetch --from-callbacks --out tasks.parquet",
     ],
     arguments=_fetch_args,
 )
 def _fetch(args: argparse.Namespace) -> int:
+    if args.ids is None and args.from_callbacks is None:
+        raise InputError("give a file of task ids (IDS), or --from-callbacks")
     if args.out is not None:
         _check_out(args.out, _FRAME_SUFFIXES)
     from .fetch import fetch_records
 
+    hooks = args.from_callbacks
+    if hooks == "":  # the receiver's store is the one fetched into
+        hooks = _store_to_read(args)
     if args.refresh == "none":  # reading only: no key, and the store must exist
         ids = _ids(args)
         store = _store_to_read(args)
-        df = fetch_records(ids, store=store, refresh="none", progress=False)
+        df = fetch_records(ids, store=store, refresh="none", progress=False, from_callbacks=hooks)
     else:
         client = _client(args)
         ids = _ids(args)
         store = _store_to_write(args)
         with client:
             df = fetch_records(
-                ids, client=client, store=store, refresh=args.refresh, progress=not args.no_progress
+                ids,
+                client=client,
+                store=store,
+                refresh=args.refresh,
+                progress=not args.no_progress,
+                from_callbacks=hooks,
             )
     if args.out is not None:
         _write_frame(df, args.out)
@@ -564,6 +588,20 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--title", default="Veo task report", help="title of the report")
     p.add_argument("--no-figures", action="store_true", help="tables only (quicker)")
+    p.add_argument(
+        "--callbacks",
+        default=None,
+        metavar="SOURCE",
+        help="add the callback audit: the receiver's store or a JSONL file of callback bodies",
+    )
+    p.add_argument(
+        "--callback-url",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="the receiver's callBackUrl (repeatable): only tasks that named it are expected "
+        "to call back (default: any callBackUrl)",
+    )
 
 
 @command(
@@ -575,6 +613,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     examples=[
         f"{PROG} report --out report.html",
         f"{PROG} report --parquet tasks.parquet --out report.md --title 'March batch'",
+        f"{PROG} report --callbacks hooks.sqlite --out report.html",
     ],
     arguments=_report_args,
 )
@@ -590,9 +629,21 @@ def _report(args: argparse.Namespace) -> int:
 
         with Store(_store_to_read(args), create=False) as store:
             df = from_store(store)
+    hooks = None
+    if args.callbacks is not None:
+        from .callbacks import read_callbacks
+
+        hooks = read_callbacks(args.callbacks)
     from .report import report
 
-    path = report(df, args.out, title=args.title, figures=not args.no_figures)
+    path = report(
+        df,
+        args.out,
+        title=args.title,
+        figures=not args.no_figures,
+        callbacks=hooks,
+        callback_url=args.callback_url,
+    )
     sys.stdout.write(f"wrote {path}\n")
     return EXIT_OK
 
@@ -726,6 +777,49 @@ def _simulate(args: argparse.Namespace) -> int:
             f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}; pick another "
             "--port (0: any free port) or --host"
         ) from exc
+    return EXIT_OK
+
+
+def _callbacks_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=_port, required=True, help="port to listen on (0: any free port)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: %(default)s; put a TLS reverse proxy in front)",
+    )
+    p.add_argument(
+        "--path", default="/callback", help="the callBackUrl's path (default: %(default)s)"
+    )
+    _store_option(p, "keep the deliveries in")
+    p.add_argument(
+        "--no-signature",
+        action="store_true",
+        help="accept unsigned callbacks (no KIE_WEBHOOK_HMAC_KEY): anyone can write; testing only",
+    )
+
+
+@command(
+    "callbacks",
+    "receive kie.ai callbacks: verify them, keep every delivery in the store",
+    "Serve POST --path for kie.ai's callbacks (uvicorn) and GET /health. Each delivery's\n"
+    "X-Webhook-Signature is checked with KIE_WEBHOOK_HMAC_KEY (never a flag; exit 2 when it\n"
+    "is unset, unless --no-signature); stale, forged, oversized and non-JSON deliveries are\n"
+    "refused and not stored; every genuine one is kept raw in the store. Ctrl-C stops.",
+    examples=[
+        f"KIE_WEBHOOK_HMAC_KEY=... {PROG} callbacks --port 8787",
+        f"KIE_API_KEY=... {PROG} fetch --from-callbacks --out tasks.parquet",
+    ],
+    arguments=_callbacks_args,
+)
+def _callbacks(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from .callbacks import run
+
+    store = _store_to_write(args)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the receiver stops
+        run(store, host=args.host, port=args.port, path=args.path, verify=not args.no_signature)
+    _note(f"callbacks: stopped; every delivery kept is in {store}")
     return EXIT_OK
 
 

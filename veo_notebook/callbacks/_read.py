@@ -197,7 +197,7 @@ def _open(source: Store | str | os.PathLike[str]) -> Store | Path:
         )
     with path.open("rb") as f:
         head = f.read(len(_SQLITE_MAGIC))
-    return Store(path) if head == _SQLITE_MAGIC else path
+    return Store(path, create=False) if head == _SQLITE_MAGIC else path
 
 
 def read_callbacks(source: Store | str | os.PathLike[str]) -> pd.DataFrame:
