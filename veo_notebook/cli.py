@@ -160,6 +160,7 @@ def _top_description() -> str:
         "  KIE_API_KEY   the API key (fetch, watch); never a flag, never printed\n"
         f"  {ENV_BASE_URL}  the API base URL (default {DEFAULT_BASE_URL})\n"
         f"  {ENV_STORE}     the default store instead of the one below\n"
+        "  KIE_WEBHOOK_HMAC_KEY  the webhook key callbacks verifies signatures with\n"
         "\n"
         f"default store: {default_store_path()}\n"
         "  fetch and watch keep every answer there unless --store PATH is given, so the\n"
