@@ -184,7 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"{PROG} {__version__}", help="print the version"
     )
     _verbose(parser, "verbose", 0)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # sub-commands are plain _Parser: a _TopParser's help would replace their description
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
     for c in _COMMANDS.values():
         p = sub.add_parser(
             c.name,

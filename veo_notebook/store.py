@@ -75,7 +75,7 @@ _CREATE_TRIES = 100
 _CREATE_PAUSE_S = 0.05
 #: The SQLite file header: its size and its first bytes.
 _HEADER_BYTES = 100
-_SQLITE_MAGIC = b"SQLite format 3\x00"
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -287,7 +287,7 @@ class Store:
             raise StoreError(f"cannot read store {path!r}: {exc}") from exc
         if size == 0:
             return  # a new, empty database
-        if len(head) < _HEADER_BYTES or not head.startswith(_SQLITE_MAGIC):
+        if len(head) < _HEADER_BYTES or not head.startswith(SQLITE_MAGIC):
             raise StoreError(f"{path!r} is not a veo-notebook store (not an SQLite file)")
         page = int.from_bytes(head[16:18], "big")
         page = 65536 if page == 1 else page

@@ -18,9 +18,9 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import InputError
-from ..frame._build import _split_urls
+from ..frame import split_urls
 from ..schema import STATUS_CATEGORIES, Column, Status
-from ..store import _SQLITE_MAGIC, CallbackRow, Store
+from ..store import SQLITE_MAGIC, CallbackRow, Store
 
 __all__ = ["CALLBACK_COLUMNS", "read_callbacks", "task_ids"]
 
@@ -84,7 +84,7 @@ def _fields(doc: Any) -> dict[str, Any]:
     info: dict[str, Any] = data["info"] if isinstance(data.get("info"), dict) else {}
     urls = info.get("resultUrls")
     if isinstance(urls, str):
-        urls = _split_urls(urls)
+        urls = split_urls(urls)
     urls = [u for u in urls if isinstance(u, str)] if isinstance(urls, list) else []
     code = _int(doc.get("code"))
     if code is None:
@@ -196,8 +196,8 @@ def _open(source: Store | str | os.PathLike[str]) -> Store | Path:
             f"no callbacks file {str(path)!r} (a store, or a JSONL of callback bodies)"
         )
     with path.open("rb") as f:
-        head = f.read(len(_SQLITE_MAGIC))
-    return Store(path, create=False) if head == _SQLITE_MAGIC else path
+        head = f.read(len(SQLITE_MAGIC))
+    return Store(path, create=False) if head == SQLITE_MAGIC else path
 
 
 def read_callbacks(source: Store | str | os.PathLike[str]) -> pd.DataFrame:

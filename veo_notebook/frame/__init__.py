@@ -88,9 +88,10 @@ import pandas as pd
 from ..errors import InputError
 from ..store import Store
 from . import _build
+from ._build import split_urls
 from ._read import each, read_objects
 
-__all__ = ["DEFAULT_NAIVE_TZ", "from_raw", "from_store", "parse_settings", "to_frame"]
+__all__ = ["DEFAULT_NAIVE_TZ", "from_raw", "from_store", "parse_settings", "split_urls", "to_frame"]
 
 log = logging.getLogger(__name__)
 

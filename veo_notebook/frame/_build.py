@@ -353,7 +353,7 @@ def _urls(lst: pa.Array | pa.ChunkedArray, text: pa.Array | pa.ChunkedArray) -> 
     if text.null_count == len(text):
         return lst
     given = np.asarray(text.is_valid())
-    parsed = [_split_urls(v) for v in pc.filter(text, pa.array(given)).to_pylist()]
+    parsed = [split_urls(v) for v in pc.filter(text, pa.array(given)).to_pylist()]
     lengths = np.zeros(len(lst), dtype=np.int32)
     lengths[given] = [len(v) for v in parsed]
     offsets = np.zeros(len(lst) + 1, dtype=np.int32)
@@ -363,7 +363,8 @@ def _urls(lst: pa.Array | pa.ChunkedArray, text: pa.Array | pa.ChunkedArray) -> 
     return pc.if_else(pa.array(given), split, lst, memory_pool=frame_pool())
 
 
-def _split_urls(value: str) -> list[str]:
+def split_urls(value: str) -> list[str]:
+    """The URLs of an old-format string ``'[http://a, http://b]'`` (or a JSON array in a string)."""
     s = value.strip()
     if s.startswith(('["', "[]")):  # a JSON array in a string
         try:
