@@ -36,6 +36,14 @@ def test_writes_every_file(demo_run: tuple[dict, str, str]) -> None:
     assert veo.read_task_ids(r["ids"]) == veo.read_parquet(r["parquet"])["task_id"].tolist()
     html = Path(r["report"]).read_text(encoding="utf-8")
     assert "<html" in html and "data:image/png;base64," in html
+    from test_report import PLACEHOLDERS, visible_text
+
+    assert sorted(set(PLACEHOLDERS.findall(visible_text(html)))) == []
+
+
+def test_summary_says_no_placeholder(demo_run: tuple[dict, str, str]) -> None:
+    _r, text, _key = demo_run
+    assert "upgrade task" in text and " NA " not in text and "NaN" not in text
 
 
 def test_every_task_is_in_store_and_parquet(demo_run: tuple[dict, str, str]) -> None:

@@ -6,14 +6,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import re
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from _frames import synthetic_frame
+from _frames import make_frame, synthetic_frame
 from matplotlib.figure import Figure
 
-from veo_notebook import analysis, plots, schema
+from veo_notebook import analysis, plots, read_parquet, schema
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +27,8 @@ def df():
 
 
 CASES = [
-    pytest.param(plots.latency_ecdf, {}, "time since creation (s", id="ecdf"),
-    pytest.param(plots.latency_ecdf, {"by": None}, "time since creation (s", id="ecdf-all"),
+    pytest.param(plots.latency_ecdf, {}, "time since creation", id="ecdf"),
+    pytest.param(plots.latency_ecdf, {"by": None}, "time since creation", id="ecdf-all"),
     pytest.param(plots.latency_hist, {"by": "task_type"}, "(s", id="hist"),
     pytest.param(plots.latency_percentiles_over_time, {"freq": "1D"}, "UTC", id="percentiles"),
     pytest.param(plots.failure_rate_over_time, {"freq": "1D", "by": "model"}, "UTC", id="rate"),
@@ -82,16 +87,90 @@ def test_pareto_accepts_a_breakdown_and_bars_sum_to_failures(df):
     assert heights == sorted(heights, reverse=True)
 
 
-def test_plots_cope_with_an_empty_frame():
-    empty = schema.empty_frame()
-    for func in (
-        plots.latency_hist,
-        plots.failure_pareto,
-        plots.status_counts,
-        plots.spend_over_time,
-    ):
-        ax = Figure().add_subplot()
-        assert func(empty, ax=ax) is ax
+ALL_PLOTS = [
+    pytest.param(plots.latency_ecdf, id="ecdf"),
+    pytest.param(plots.latency_hist, id="hist"),
+    pytest.param(plots.latency_percentiles_over_time, id="percentiles"),
+    pytest.param(plots.failure_rate_over_time, id="rate"),
+    pytest.param(plots.failure_pareto, id="pareto"),
+    pytest.param(plots.status_counts, id="status"),
+    pytest.param(plots.spend_over_time, id="spend"),
+]
+
+
+def _sentence(ax) -> str:
+    return " ".join(t.get_text() for t in ax.texts)
+
+
+@pytest.mark.parametrize("func", ALL_PLOTS)
+def test_an_empty_frame_is_said_not_drawn(func):
+    ax = Figure().add_subplot()
+    assert func(schema.empty_frame(), ax=ax) is ax  # the suite turns warnings into errors
+    assert not ax.axison and not ax.lines and not ax.patches and not ax.collections
+    assert _sentence(ax) == plots.NO_TASKS
+
+
+@pytest.mark.parametrize("func", ALL_PLOTS)
+def test_a_frame_with_nothing_finished_says_so(func):
+    df = make_frame(status=["generating"] * 4, create_s=[0.0, 10.0, 20.0, 30.0])
+    ax = Figure().add_subplot()
+    func(df, ax=ax)
+    if not ax.axison:
+        assert _sentence(ax).endswith(".")
+
+
+def test_empty_frame_panels_say_so():
+    fig = Figure()
+    axes = plots.failure_rate_panels(schema.empty_frame(), fig=fig)
+    assert len(axes) == 1 and not axes[0].axison and _sentence(axes[0]) == plots.NO_TASKS
+
+
+def test_panels_one_per_group_shared_y_small_groups_pooled(df):
+    small = make_frame(
+        status=["failed"] * 3,
+        model=["veo_tiny"] * 3,
+        create_s=[0.0, 1.0, 2.0],
+        complete_s=[5.0, 6.0, 7.0],
+    )
+    frame = schema.enforce(pd.concat([df, small], ignore_index=True))
+    fig = Figure()
+    axes = plots.failure_rate_panels(frame, freq="1D", by="model", fig=fig)
+    titles = [ax.get_title() for ax in axes]
+    assert titles[-1].startswith("other (") and "veo_tiny" in titles[-1]
+    assert not any(t.startswith("veo_tiny") for t in titles)
+    assert len({ax.get_ylim() for ax in axes}) == 1  # shared y
+    assert all(ax.lines for ax in axes)
+
+
+def test_no_placeholder_in_labels_legends_or_ticks():
+    sample = read_parquet(ROOT / "data" / "sample_tasks.parquet")
+    bad = re.compile(r"\bNaN\b|<NA>|\bNone\b|\bnan\b|\bNA\b|n=0\b")
+    for func, kwargs in [
+        (plots.latency_ecdf, {"by": "model"}),
+        (plots.latency_hist, {"by": "model"}),
+        (plots.status_counts, {"by": "model"}),
+        (plots.failure_rate_over_time, {"by": "model"}),
+        (plots.failure_pareto, {}),
+    ]:
+        fig = Figure()
+        ax = func(sample, ax=fig.add_subplot(), **kwargs)
+        fig.canvas.draw()
+        legend = ax.get_legend()
+        texts = [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+        texts += [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels()]
+        texts += [t.get_text() for t in legend.get_texts()] if legend else []
+        found = [t for t in texts if bad.search(t)]
+        assert not found, (func.__name__, found)
+
+
+def test_date_axis_is_concise():
+    fig = Figure()
+    ax = plots.failure_rate_over_time(
+        synthetic_frame(2000, seed=2), freq="1D", ax=fig.add_subplot()
+    )
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert all(re.fullmatch(r"\d{2} \w{3}|\w{3}|\d{4}", t) for t in labels if t), labels
 
 
 def test_spend_bars_add_up_to_the_credits_and_show_duplicates():

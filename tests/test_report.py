@@ -6,14 +6,29 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import html
 import re
+import sys
+from pathlib import Path
 
 import orjson
 import pandas as pd
 import pytest
 from _frames import make_frame, synthetic_frame
 
-from veo_notebook import cli, report, schema
+from veo_notebook import cli, read_parquet, report, schema
+from veo_notebook.report import SECTIONS, Context, Section, Text
+
+ROOT = Path(__file__).resolve().parents[1]
+# what a reader must never meet in the report's visible text
+PLACEHOLDERS = re.compile(r"\bNaN\b|<NA>|\bNone\b|\bnan\b|nan%|\bNaT\b|\bNA\b|—–—|–—|—–")
+
+
+def visible_text(page: str) -> str:
+    """The report's text as a browser shows it (tags, style and embedded images removed)."""
+    page = re.sub(r"<style.*?</style>|<head.*?</head>", " ", page, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
 
 EVIL_PROMPT = "<script>alert('prompt')</script> a cat"
 EVIL_MESSAGE = "<img src=x onerror=alert(1)> see http://evil.example/x.png | pipe"
@@ -60,6 +75,7 @@ def test_html_escapes_user_and_api_text(html_text):
 
 def test_html_has_the_sections_and_numbers(frame, html_text):
     for heading in (
+        "Headline",
         "Overview",
         "Latency (time to success)",
         "Failure rates",
@@ -67,12 +83,13 @@ def test_html_has_the_sections_and_numbers(frame, html_text):
         "Stuck tasks",
         "Money",
         "At risk (videos about to expire)",
-        "Figures",
         "Definitions",
     ):
         assert f"<h2>{heading}</h2>" in html_text
+    assert html_text.index("<h2>Headline</h2>") < html_text.index("<h2>Overview</h2>")
     assert "KM p50 s" in html_text and "Wilson" in html_text and "Kaplan–Meier" in html_text
-    assert f"<td>{len(frame)}</td>" in html_text  # the overview's total
+    assert f"<td>{len(frame):,}</td>" in html_text  # the overview's total
+    assert "queueing included" in html_text  # what latency is, said
     assert "content_policy" in html_text and "Your prompt was flagged" in html_text
 
 
@@ -87,12 +104,99 @@ def test_markdown_variant_writes_pngs_beside_it(frame, tmp_path):
     assert "<script" not in text.lower() and "&lt;script&gt;" in text
     assert "\\| pipe" in text  # a pipe in a message does not break the table
     assert "## Definitions" in text and "| model |" in text
+    assert "## Headline" in text and not PLACEHOLDERS.search(text.replace("&lt;", "<"))
 
 
-def test_report_of_an_empty_frame(tmp_path):
-    path = report(schema.empty_frame(), tmp_path / "empty.html")
+def test_report_of_an_empty_frame_says_so_and_draws_nothing(tmp_path):
+    path = report(schema.empty_frame(), tmp_path / "empty.html")  # warnings are errors here
     text = path.read_text(encoding="utf-8")
-    assert "<h2>Overview</h2>" in text and "0 tasks" in text
+    assert "No tasks in this frame." in text
+    assert "<img" not in text and "<table" not in text
+    assert not PLACEHOLDERS.search(visible_text(text))
+    md = report(schema.empty_frame(), tmp_path / "empty.md").read_text(encoding="utf-8")
+    assert "No tasks in this frame." in md and "|" not in md
+    assert not (tmp_path / "empty_figures").exists()
+
+
+def test_report_of_the_sample_has_no_placeholder(tmp_path):
+    df = read_parquet(ROOT / "data" / "sample_tasks.parquet")
+    text = visible_text(report(df, tmp_path / "sample.html").read_text(encoding="utf-8"))
+    found = sorted(set(PLACEHOLDERS.findall(text)))
+    assert not found, found
+    assert "unread" in text and "upgrade task" in text  # the two reasons, said
+    assert "Unread 361 tasks whose record could not be read" in " ".join(text.split())
+    assert "≥ " in text  # an open interval bound reads as such
+    assert "n/a (too few)" in text or "not reached" in text
+
+
+def test_headline_leads_with_the_answer(tmp_path):
+    df = read_parquet(ROOT / "data" / "sample_tasks.parquet")
+    text = report(df, tmp_path / "r.html", figures=False).read_text(encoding="utf-8")
+    head = " ".join(visible_text(text[: text.index("<h2>Overview</h2>")]).split())
+    for label in (
+        "Tasks 3,000",
+        "Success rate",
+        "Latency p50",
+        "p90",
+        "Top failure content_policy",
+    ):
+        assert label in head
+    assert "last 7 days" in head and "vs the 7 days before" in head
+    assert "intervals overlap" in head or "CHANGED" in head
+    assert "132 still generating, 0 stuck" in head
+
+
+def test_change_is_flagged_when_the_intervals_part(tmp_path):
+    # two weeks: the second far slower and failing more often than the first
+    n = 400
+    first = make_frame(
+        status=["success"] * (n - 10) + ["failed"] * 10,
+        create_s=[i * 1500.0 for i in range(n)],
+        complete_s=[i * 1500.0 + 60 for i in range(n)],
+    )
+    second = make_frame(
+        status=["success"] * (n - 120) + ["failed"] * 120,
+        create_s=[7 * 86400 + i * 1500.0 for i in range(n)],
+        complete_s=[7 * 86400 + i * 1500.0 + 300 for i in range(n)],
+    )
+    df = schema.enforce(pd.concat([first, second], ignore_index=True))
+    text = report(df, tmp_path / "c.html", figures=False).read_text(encoding="utf-8")
+    head = " ".join(visible_text(text[: text.index("<h2>Overview</h2>")]).split())
+    assert "CHANGED, lower: the intervals" in head and "CHANGED, slower: the intervals" in head
+
+
+@pytest.mark.parametrize(
+    "statuses",
+    [
+        pytest.param(["generating"] * 5, id="only-generating"),
+        pytest.param(["success"] * 3, id="tiny"),
+        pytest.param([None] * 4, id="all-unread"),
+    ],
+)
+def test_small_and_odd_frames_read_cleanly(statuses, tmp_path):
+    df = make_frame(
+        status=statuses,
+        create_s=[10.0 * i for i in range(len(statuses))],
+        complete_s=[10.0 * i + 50 if s == "success" else None for i, s in enumerate(statuses)],
+    )
+    if statuses[0] is None:
+        df["fetch_error"] = pd.array(
+            ["422 record is null."] * len(df), dtype=df["fetch_error"].dtype
+        )
+    text = visible_text(report(df, tmp_path / "odd.html").read_text(encoding="utf-8"))
+    found = sorted(set(PLACEHOLDERS.findall(text)))
+    assert not found, found
+    if statuses[0] is None:
+        assert "no task record could be read" in text
+
+
+def test_a_section_is_one_function_and_one_line(frame, tmp_path, monkeypatch):
+    def callbacks(ctx: Context) -> Section | None:
+        return Section("Callbacks", [Text(f"{len(ctx.read)} tasks read.")])
+
+    monkeypatch.setattr(sys.modules["veo_notebook.report"], "SECTIONS", [*SECTIONS, callbacks])
+    text = report(frame, tmp_path / "s.html", figures=False).read_text(encoding="utf-8")
+    assert "<h2>Callbacks</h2>" in text and "tasks read." in text
 
 
 def test_cli_report_from_a_store(tmp_path):
@@ -139,9 +243,16 @@ def test_money_section_shows_credits_and_duplicate_waste(tmp_path):
 def test_the_callbacks_section_only_when_callbacks_are_given(frame, tmp_path):
     from veo_notebook.callbacks import read_callbacks
 
-    tid = frame["task_id"].iloc[0]
+    done = frame[frame["complete_time"].notna()].iloc[0]
+    tid = done["task_id"]
     log = tmp_path / "hooks.jsonl"
-    body = {"code": 200, "msg": "<b>ok</b>", "data": {"taskId": tid, "info": {"resultUrls": []}}}
+    when = (done["complete_time"] + pd.Timedelta(seconds=30)).isoformat()
+    body = {
+        "code": 200,
+        "msg": "<b>ok</b>",
+        "data": {"taskId": tid, "info": {"resultUrls": []}},
+        "received_at": when,
+    }
     orphan = {"code": 400, "msg": "x", "data": {"taskId": "<i>orphan</i>"}}
     log.write_bytes(orjson.dumps(body) + b"\n" + orjson.dumps(orphan) + b"\n")
     with_cb = report(frame, tmp_path / "cb.html", callbacks=read_callbacks(log))

@@ -106,7 +106,7 @@ def run_demo(
     >>> run_demo("out", n_tasks=300, progress=False)["counts"]["success"] > 0  # doctest: +SKIP
     True
     """
-    from . import callbacks, simulator
+    from . import callbacks, fmt, simulator
     from .analysis import classify_errors, latency_summary
     from .client import Client
     from .export import atomic_path, to_parquet
@@ -181,7 +181,7 @@ def run_demo(
     audit = callbacks.callback_audit(df, hooks, expect=hook_url)
 
     counts = _status_counts(df)
-    latency = latency_summary(df, by="model", percentiles=(0.5, 0.9, 0.99))
+    latency = latency_summary(fmt.labelled(df, "model"), by="model", percentiles=(0.5, 0.9, 0.99))
     failures = classify_errors(df).value_counts().loc[lambda s: s > 0]
     result: dict[str, Any] = {
         "out_dir": out,
@@ -233,11 +233,15 @@ def _summary_text(r: dict[str, Any]) -> str:
         f"after watching: {r['counts'].get('generating', 0):,}"
     )
     lat = r["latency"]
-    lines += ["", "latency of successful tasks by model (seconds; model NA: 1080p/4k upgrades)"]
-    table = lat[["completed", "p50", "p90", "p99"]].copy()
-    table.index = [("NA" if pd.isna(k) else str(k)) for k in table.index]
-    table.index.name = "model"
-    lines += ["  " + s for s in table.round(1).to_string().splitlines()]
+    lines += [
+        "",
+        "latency of successful tasks by model (seconds, creation → completion, queueing "
+        "included; upgrade task: a 1080p/4k upgrade, which has no model)",
+    ]
+    from . import fmt
+
+    table = fmt.table(lat[["completed", "p50", "p90", "p99"]].round(1))
+    lines += ["  " + s for s in table.to_string().splitlines()]
     lines += ["", "top failure categories"]
     fails = r["failures"]
     n_fail = max(sum(fails.values()), 1)

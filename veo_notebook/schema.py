@@ -260,7 +260,8 @@ COLUMNS: tuple[Column, ...] = (
         "latency_s",
         "float64",
         "float",
-        "complete_time − create_time in seconds; NaN while generating or if a time is missing.",
+        "complete_time − create_time in seconds, queueing included (the API gives no start "
+        "time); NaN while generating or if a time is missing.",
     ),
     Column(
         "cost_time",

@@ -7,7 +7,8 @@ under a second.
 
 Definitions used throughout:
 
-* **latency** — ``complete_time − create_time`` in seconds (the ``latency_s`` column).
+* **latency** — ``complete_time − create_time`` in seconds (the ``latency_s`` column),
+  queueing included: the API gives no start time.
   Naive percentiles use the *successful* tasks only (or the failed ones with
   ``outcome="failed"``), interpolated like ``numpy.quantile`` (method ``"linear"``).
 * **percentile interval** — the exact distribution-free interval from order statistics:
