@@ -500,3 +500,18 @@ def test_failed_rows_show_their_error_category():
     assert "content_policy" in v.detail.value
     v.select("ok")
     assert "content_policy" not in v.detail.value
+
+
+def test_the_table_names_what_a_missing_model_means():
+    df = schema.enforce(
+        pd.DataFrame(
+            {
+                "task_id": ["up", "gone"],
+                "status": ["success", None],
+                "task_type": ["1080p", None],
+                "fetch_error": [None, "422 record is null."],
+            }
+        )
+    )
+    table = StatusViewer(df).table.value
+    assert "upgrade task" in table and "unread" in table

@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 _TABLE_COLUMNS = [
     "task_id", "status", "model", "task_type", "create_time", "latency_s",
-    "error_code", "error_message",
+    "error_code", "error_message", "fetch_error",
 ]  # fmt: skip
 
 

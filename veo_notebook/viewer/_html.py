@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from ..schema import STATUS_COLOURS
+from .. import fmt
+from ..schema import STATUS_COLOURS, UNREAD
 
 __all__ = ["STYLE", "detail_html", "esc", "header_html", "safe_url", "table_html"]
 
@@ -117,13 +118,13 @@ def table_html(page: pd.DataFrame, categories: Sequence[Any]) -> str:
     rows = []
     ids = page["task_id"].tolist()
     statuses = page["status"].tolist()
-    models = page["model"].tolist()
+    models = fmt.group_column(page, "model").tolist()  # "upgrade task", "unread", "n/a"
     types = page["task_type"].tolist()
     created = page["create_time"].tolist()
     latency = page["latency_s"].tolist()
     for i, tid in enumerate(ids):
         st = statuses[i]
-        status = _pill(str(st)) if isinstance(st, str) else _pill("unread")
+        status = _pill(str(st)) if isinstance(st, str) else _pill(UNREAD)
         rows.append(
             f'<tr data-task-id="{esc(tid)}"><td class="veo-mono">{esc(tid)}</td><td>{status}</td>'
             f"<td>{esc(models[i])}</td><td>{esc(types[i])}</td><td>{fmt_time(created[i])}</td>"
