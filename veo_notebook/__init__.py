@@ -53,6 +53,9 @@ _EXPORTS: dict[str, str] = {
     "report": "report",
     # viewer
     "StatusViewer": "viewer",
+    # archive
+    "archive_videos": "archive",
+    "delivery_check": "archive",
 }
 _SUBMODULES = ("simulator", "plots", "schema", "pricing")
 
@@ -71,8 +74,10 @@ __all__ = [
     "TransientError",
     "VeoError",
     "__version__",
+    "archive_videos",
     "classify_errors",
     "cost_summary",
+    "delivery_check",
     "duplicate_submissions",
     "expiring",
     "failure_breakdown",
@@ -125,6 +130,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         latency_summary,
         stuck_tasks,
     )
+    from .archive import archive_videos, delivery_check
     from .client import Client
     from .errors import (
         ApiError,

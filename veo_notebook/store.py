@@ -11,6 +11,12 @@ Tables::
     records(task_id TEXT PRIMARY KEY, raw TEXT, fetched_at REAL, fetch_error TEXT,
             success_flag INTEGER, terminal INTEGER, create_time TEXT)
     -- terminal = 1: not worth asking again (veo_notebook.schema.is_pending is false)
+    archive(task_id TEXT PRIMARY KEY, url, path, bytes, sha256, archived_at REAL, error,
+            media_width, media_height, media_duration_s, media_fps, media_codec,
+            media_has_audio)                -- the videos saved by veo_notebook.archive
+
+The ``archive`` table is created the first time an archive row is written (a store made
+before it existed reads as "nothing archived").
 
 A file that is not SQLite, or not a veo-notebook store, is a :class:`StoreError`; a store
 written by a newer version is a :class:`SchemaVersionError`. Neither is ever modified.
@@ -30,7 +36,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypedDict
 
@@ -40,6 +46,7 @@ from . import schema
 from .errors import SchemaVersionError, StoreError, StoreNotFoundError
 
 __all__ = [
+    "ARCHIVE_FIELDS",
     "ENV_STORE",
     "STORE_VERSION",
     "Answer",
@@ -102,6 +109,31 @@ class RawRecords(NamedTuple):
     texts: list[bytes | None]
     fetched_at: list[float]
     fetch_errors: list[str | None]
+
+
+#: The columns of the ``archive`` table, in order (one row per archived task).
+ARCHIVE_FIELDS = (
+    "task_id",
+    "url",
+    "path",
+    "bytes",
+    "sha256",
+    "archived_at",
+    "error",
+    "media_width",
+    "media_height",
+    "media_duration_s",
+    "media_fps",
+    "media_codec",
+    "media_has_audio",
+)
+_ARCHIVE_DDL = """
+CREATE TABLE IF NOT EXISTS archive (
+    task_id TEXT PRIMARY KEY, url TEXT, path TEXT, bytes INTEGER, sha256 TEXT,
+    archived_at REAL NOT NULL, error TEXT, media_width INTEGER, media_height INTEGER,
+    media_duration_s REAL, media_fps REAL, media_codec TEXT, media_has_audio INTEGER
+)
+"""
 
 
 class StoreRow(TypedDict):
@@ -366,6 +398,53 @@ class Store:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot write to store {self.path!r}: {exc}") from exc
         return len(params)
+
+    def put_archive(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Record archive rows (mappings keyed by :data:`ARCHIVE_FIELDS`) in one transaction;
+        a task's new row replaces its old one. Returns the number written.
+
+        >>> with Store(":memory:") as s:
+        ...     s.put_archive([{"task_id": "t", "archived_at": 0.0, "error": "HTTP 404"}])
+        ...     s.archive_rows()[0]["error"]
+        1
+        'HTTP 404'
+        """
+        params = [tuple(row.get(k) for k in ARCHIVE_FIELDS) for row in rows]
+        if not params:
+            return 0
+        marks = ",".join("?" * len(ARCHIVE_FIELDS))
+        sql = f"INSERT OR REPLACE INTO archive ({','.join(ARCHIVE_FIELDS)}) VALUES ({marks})"
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.execute(_ARCHIVE_DDL)
+                    self._conn.executemany(sql, params)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write to store {self.path!r}: {exc}") from exc
+        return len(params)
+
+    def archive_rows(self, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Archive rows (dicts keyed by :data:`ARCHIVE_FIELDS`) of ``ids`` (those held), or all.
+
+        >>> with Store(":memory:") as s:
+        ...     s.archive_rows()
+        []
+        """
+        sql = "SELECT 1 FROM sqlite_master WHERE type='table' AND name='archive'"
+        if not self._query(sql):
+            return []
+        cols = f"SELECT {','.join(ARCHIVE_FIELDS)} FROM archive"
+        if ids is None:
+            rows = self._query(cols + " ORDER BY rowid")
+        else:
+            order = list(dict.fromkeys(ids))
+            rows = list(self._chunked(cols + " WHERE task_id IN ({marks})", order))
+        return [dict(zip(ARCHIVE_FIELDS, r, strict=True)) for r in rows]
 
     # ----------------------------------------------------------------- reading
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

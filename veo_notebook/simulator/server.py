@@ -20,7 +20,11 @@ Each request is counted under one outcome (``ok``, ``401``, ``403``, ``404``, ``
 ``429`` or a fault name) and, for record-info, under its task id (whatever the outcome).
 Admin endpoints (loopback clients only, no auth, not counted): ``GET /_sim/stats``,
 ``POST /_sim/reset``, ``GET /_sim/ids?kind=...``, ``POST /_sim/faults`` (``{"rates": {...}}``),
-``POST /_sim/script`` (``{"taskId": ..., "faults": [...]}``).
+``POST /_sim/script`` (``{"taskId": ..., "faults": [...]}``), ``GET /_sim/media`` (the media
+host's counters) and ``POST /_sim/media`` (``{"reset": true, "rates": {...}, "scripts": {...}}``).
+
+Result URLs point at the simulator itself: ``GET /media/...`` serves real MP4 files, without
+a key (:mod:`.media`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from ._resubmit import resubmit
 from ._state import SimClock, SlidingWindowLimiter, Stats
 from .corpus import BLOCK, EXPIRY_DAYS, TIME_FORMATS, Task, envelope, make_block
 from .faults import Fault, FaultPlan
+from .media import MediaHost
 
 __all__ = ["DEFAULT_API_KEY", "GENERATE_PATH", "RECORD_PATH", "Simulator"]
 
@@ -141,6 +146,7 @@ class Simulator:
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
+        self.media = MediaHost(self, seed=seed)
 
     # --- lifecycle ------------------------------------------------------------------
     def start(self) -> Simulator:
@@ -309,6 +315,8 @@ class Simulator:
             body = orjson.dumps(envelope(task, now, self.time_format))
             if now >= task.complete_ts:
                 self._cache[task_id] = body
+        if self._server is not None:  # links to this simulator's media host
+            body = self.media.rewrite(body)
         return "ok", body
 
     def _generate(self, raw: bytes) -> tuple[str, bytes]:
