@@ -149,9 +149,12 @@ def _problems(
         full = task.get("full_result_urls")
         if full is None or len(full) == 0:
             out.append(("extend_without_full_video", "fullResultUrls", "resultUrls only"))
-        elif duration is not None and len(chain) > 1:
-            parent = files.get(chain[1]["task_id"]) or {}
-            base = parent.get("media_duration_s") or _asked_duration(chain[-1])
+        elif duration is not None:
+            # the parent's clip: as archived, else as asked, else a default clip's length
+            parent_id = task.get("parent_task_id")
+            parent = files.get(parent_id) or {} if parent_id else {}
+            asked = _asked_duration(chain[-1]) if len(chain) > 1 else DEFAULT_DURATION_S
+            base = parent.get("media_duration_s") or asked
             if duration <= base + _DURATION_SLACK_S:
                 expected = f"longer than the parent's {base:g} s"
                 out.append(("extend_without_full_video", expected, f"{duration:g} s"))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from ..client import RetryPolicy
@@ -33,6 +34,7 @@ _TRANSIENT = (
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
+    urllib3.exceptions.HTTPError,  # read from the raw stream: resets, short bodies, timeouts
 )
 
 
@@ -122,9 +124,9 @@ def download(
 
 
 def _reason(exc: Exception) -> str:
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError)):
         return "timed out"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError)):
         return "connection broken mid-file"
     return "connection failed"
 
@@ -162,7 +164,8 @@ def _attempt(session: requests.Session, url: str, part: Path, timeout: float) ->
         part.parent.mkdir(parents=True, exist_ok=True)
         got = have
         with open(part, mode) as f:
-            for chunk in r.iter_content(_CHUNK):
+            # read1: whatever has arrived, so a broken connection loses nothing received
+            while chunk := r.raw.read1(_CHUNK):
                 f.write(chunk)
                 h.update(chunk)
                 got += len(chunk)

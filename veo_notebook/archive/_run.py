@@ -123,7 +123,9 @@ def archive_videos(
         return _frame([])
     destination = Destination(dest, storage_options)
     with _opened(store) as st:
-        prior = {r["task_id"]: r for r in st.archive_rows(t.task_id for t in targets)} if st else {}
+        prior: dict[str, dict[str, Any]] = {}
+        if st is not None:  # (a Store's truth value is its record count)
+            prior = {r["task_id"]: r for r in st.archive_rows(t.task_id for t in targets)}
         return _run(targets, destination, st, prior, workers, progress, probe, verify, timeout)
 
 

@@ -94,6 +94,7 @@ _CACHE_DIR = os.path.join(tempfile.gettempdir(), "veo-notebook-sim-media-v1")
 _PATH = re.compile(r"^/media/(v|o|full)/([0-9a-f]{24})_\d+_(\d+|origin)\.mp4$")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 64 * 1024
+_RESET_GRACE_S = 0.1  # before a reset, time for the client to read what was sent
 
 # (defect, lower bound, upper bound) of the task's draw in [0, 1)
 _SHARES = (
@@ -404,6 +405,7 @@ class MediaHost:
             h.wfile.write(half)
             self._count(fault.value, task_id, len(half))
             if fault is MediaFault.RESET:
+                self.sim._stopping.wait(_RESET_GRACE_S)
                 conn = h.connection
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 socket.close(conn.detach())
