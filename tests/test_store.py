@@ -192,3 +192,32 @@ def test_a_directory_or_missing_folder_is_a_store_error(tmp_path: Path) -> None:
         Store(tmp_path)
     with pytest.raises(StoreError, match="does not exist"):
         Store(tmp_path / "nope" / "s.sqlite")
+
+
+def test_archive_rows_round_trip_and_replace_by_task(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with Store(path) as s:
+        s.put("t1", '{"code":200,"data":{"successFlag":1}}', fetched_at=1.0)
+        assert s.archive_rows() == []  # a store made before the archive table: nothing archived
+        assert s.put_archive([{"task_id": "t1", "archived_at": 1.0, "error": "HTTP 404"}]) == 1
+        row = {
+            "task_id": "t1",
+            "url": "u",
+            "path": "p",
+            "bytes": 3,
+            "sha256": "ab",
+            "archived_at": 2.0,
+            "error": None,
+            "media_width": 1280,
+            "media_height": 720,
+            "media_duration_s": 8.0,
+            "media_fps": 24.0,
+            "media_codec": "h264",
+            "media_has_audio": True,
+        }
+        s.put_archive([row, {"task_id": "t2", "archived_at": 3.0}])
+    with Store(path) as s:  # survives reopening; the records are untouched
+        got = s.archive_rows(["t2", "t1", "nope"])
+        assert {r["task_id"] for r in got} == {"t1", "t2"}
+        assert next(r for r in got if r["task_id"] == "t1") == {**row, "media_has_audio": 1}
+        assert len(s) == 1 and s.ids() == ["t1"]
