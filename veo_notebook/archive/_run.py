@@ -168,7 +168,7 @@ def _run(
 ) -> pd.DataFrame:
     from tqdm.auto import tqdm
 
-    from .. import __version__
+    from .._version import __version__
 
     session = media_session(
         workers, f"veo-notebook/{__version__} python-requests/{requests.__version__}"
