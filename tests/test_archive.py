@@ -358,3 +358,17 @@ def test_cli_archive_exit_codes(sim, tmp_path, capsys) -> None:
     (tmp_path / "file").write_text("")
     assert main(["archive", "--store", str(store), "--dest", str(tmp_path / "file")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_a_whole_part_left_before_its_rename_is_published_without_a_download(sim, tmp_path):
+    [task_id] = _pick(sim, 1)
+    df = _frame(sim, [task_id])
+    data = media.mp4_bytes(media.file_spec(sim, sim.task(task_id), "v"))
+    day = df.loc[0, "complete_time"].strftime("%Y-%m-%d")
+    part = tmp_path / day / f".{task_id}.mp4.part"
+    part.parent.mkdir()
+    part.write_bytes(data)
+    out = veo.archive_videos(df, tmp_path, progress=False)
+    assert out.loc[0, "sha256"] == hashlib.sha256(data).hexdigest()
+    assert _sent(sim, task_id) == {"requests": 1, "bytes": 0}  # one Range request: 416
+    assert (tmp_path / day / f"{task_id}.mp4").read_bytes() == data

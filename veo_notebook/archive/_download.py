@@ -136,8 +136,11 @@ def _attempt(session: requests.Session, url: str, part: Path, timeout: float) ->
     headers = {"Range": f"bytes={have}-"} if have else {}
     with session.get(url, headers=headers, stream=True, timeout=timeout) as r:
         status = r.status_code
-        if status == 416 and have:  # the part is not a prefix of this file: start again
-            part.unlink()
+        if status == 416 and have:
+            total_text = r.headers.get("Content-Range", "").rpartition("/")[2]
+            if total_text == str(have):  # the part was whole already (a run stopped before
+                return have, sha256_of(part)  # its rename): nothing left to fetch
+            part.unlink()  # the part is not a prefix of this file: start again
             raise _Retry("range not satisfiable", 0.0)
         if status in GONE_STATUSES:
             raise Gone(f"HTTP {status}")
