@@ -33,6 +33,7 @@ from typing import Any
 import requests
 
 import veo_notebook as veo
+from veo_notebook.frame import from_store
 from veo_notebook.store import Store
 
 KEY = "sk-bench-key-000000000000"
@@ -90,9 +91,10 @@ def sequential(urls: list[str], folder: Path) -> tuple[float, dict[str, str]]:
 _CHILD = textwrap.dedent(
     """
     import sys, pandas as pd, veo_notebook as veo
+    from veo_notebook.frame import from_store
     from veo_notebook.store import Store
     with Store(sys.argv[1]) as store:
-        veo.archive_videos(store.to_frame(), sys.argv[2], store=store, progress=False)
+        veo.archive_videos(from_store(store), sys.argv[2], store=store, progress=False)
     """
 )
 
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             t0 = time.perf_counter()
             with Store(store) as s:
-                again = veo.archive_videos(s.to_frame(), dest, store=s, progress=False)
+                again = veo.archive_videos(from_store(s), dest, store=s, progress=False)
             rerun_s = time.perf_counter() - t0
             sent = sim.media()["by_task"]
             ratio = {t: sent.get(t, {"bytes": 0})["bytes"] / sizes[t] for t in ids}

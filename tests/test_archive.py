@@ -20,6 +20,7 @@ import requests
 import veo_notebook as veo
 from veo_notebook.archive import DELIVERY_ISSUES, UNREADABLE
 from veo_notebook.cli import main
+from veo_notebook.frame import from_store
 from veo_notebook.simulator import Simulator, media
 from veo_notebook.store import Store
 
@@ -239,7 +240,7 @@ def test_an_extend_without_full_result_urls_is_flagged(sim, tmp_path) -> None:
 
     with Store(tmp_path / "s.sqlite") as store:
         store.put(task_id, orjson.dumps(record).decode())
-        df = store.to_frame()
+        df = from_store(store)
         archive = veo.archive_videos(df, tmp_path / "v", store=store, progress=False)
     assert "/v/" in archive.loc[0, "url"]  # the extension clip, all there was
     problems = veo.delivery_check(df, archive)
