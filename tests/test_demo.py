@@ -103,3 +103,16 @@ def test_cli_demo_in_a_subprocess(tmp_path: Path) -> None:
     assert str(out / "report.html") in proc.stdout
     assert (out / "tasks.parquet").is_file() and (out / "store.sqlite").is_file()
     assert len(veo.read_parquet(out / "tasks.parquet")) == 300
+
+
+def test_the_videos_are_archived_and_checked(demo_run: tuple[dict, str, str]) -> None:
+    r, text, _key = demo_run
+    archive, df = r["archive"], veo.read_parquet(r["parquet"])
+    assert len(archive) == r["counts"]["success"] == (df["status"] == "success").sum()
+    saved = archive.dropna(subset=["path"])
+    assert len(saved) > 0.9 * len(archive)
+    assert all(Path(p).is_file() and Path(p).parent.parent == r["videos"] for p in saved["path"])
+    with veo.Store(r["store"]) as store:
+        assert len(store.archive_rows()) == len(archive)
+    assert "videos of succeeded tasks" in text
+    assert "<h2>Delivery</h2>" in Path(r["report"]).read_text(encoding="utf-8")

@@ -12,8 +12,11 @@ with their own ids:
    retries and a progress bar, writing every answer to ``DIR/store.sqlite``;
 3. :func:`~veo_notebook.watch` on the tasks still generating, for a few seconds;
 4. the typed frame → ``DIR/tasks.parquet`` (:func:`~veo_notebook.to_parquet`);
-5. :func:`~veo_notebook.report` → ``DIR/report.html``;
-6. a short summary on stdout: counts by status, latency percentiles by model, the top
+5. :func:`~veo_notebook.archive_videos`: every succeeded task's video (real MP4 files
+   from the simulator's media host) → ``DIR/videos/<yyyy-mm-dd>/<task_id>.mp4``, probed,
+   recorded in the store, then :func:`~veo_notebook.delivery_check`;
+6. :func:`~veo_notebook.report` → ``DIR/report.html`` (with its "Delivery" section);
+7. a short summary on stdout: counts by status, latency percentiles by model, the top
    failure categories and the paths written.
 
 The simulator's key is random per run and never shown. No task is created with
@@ -64,8 +67,8 @@ def run_demo(
 
     Parameters
     ----------
-    out_dir : folder for ``task_ids.txt``, ``store.sqlite``, ``tasks.parquet`` and
-        ``report.html`` (created; a store left by an earlier run is reused, so the
+    out_dir : folder for ``task_ids.txt``, ``store.sqlite``, ``tasks.parquet``, ``videos/``
+        and ``report.html`` (created; a store left by an earlier run is reused, so the
         second run only re-polls what was still pending).
     n_tasks : tasks in the batch.
     progress : progress bars (``tqdm.auto``).
@@ -80,13 +83,16 @@ def run_demo(
     ``n_tasks``, ``counts`` (status → tasks, ``"unread"`` for fetch errors),
     ``generating_first`` (still generating at the first fetch), ``latency`` (a
     :func:`~veo_notebook.latency_summary` by model), ``failures`` (category → count),
-    ``seconds`` (wall time) and ``text`` (the summary printed).
+    ``archive`` (:func:`~veo_notebook.archive_videos`' rows), ``problems``
+    (:func:`~veo_notebook.delivery_check`), ``seconds`` (wall time) and ``text`` (the
+    summary printed).
 
     >>> run_demo("out", n_tasks=300, progress=False)["counts"]["success"] > 0  # doctest: +SKIP
     True
     """
     from . import simulator
     from .analysis import classify_errors, latency_summary
+    from .archive import archive_videos, delivery_check
     from .client import Client
     from .export import atomic_path, to_parquet
     from .fetch import fetch_records, watch
@@ -100,6 +106,7 @@ def run_demo(
         "store": out / "store.sqlite",
         "parquet": out / "tasks.parquet",
         "report": out / "report.html",
+        "videos": out / "videos",
     }
     key = secrets.token_urlsafe(24)  # this run's simulator only; never printed
     sim = simulator.Simulator(
@@ -128,8 +135,11 @@ def run_demo(
                 speed=clock_speed,
             )
         df = fetch_records(ids, store=paths["store"], refresh="none", progress=False)
+        archive = archive_videos(df, paths["videos"], store=paths["store"], progress=progress)
     to_parquet(df, paths["parquet"])
-    report(df, paths["report"], title=f"veo-notebook demo: {len(df):,} simulated tasks")
+    title = f"veo-notebook demo: {len(df):,} simulated tasks"
+    report(df, paths["report"], title=title, archive=archive)
+    problems = delivery_check(df, archive)
 
     counts = _status_counts(df)
     latency = latency_summary(df, by="model", percentiles=(0.5, 0.9, 0.99))
@@ -142,6 +152,8 @@ def run_demo(
         "generating_first": len(pending),
         "latency": latency,
         "failures": {str(k): int(v) for k, v in failures.items()},
+        "archive": archive,
+        "problems": problems,
     }
     result["seconds"] = time.monotonic() - t0
     result["text"] = _summary_text(result)
@@ -186,8 +198,9 @@ def _summary_text(r: dict[str, Any]) -> str:
     n_fail = max(sum(fails.values()), 1)
     for cat, n in sorted(fails.items(), key=lambda kv: -kv[1])[:5]:
         lines.append(f"  {cat:<22} {n:>5,}  {n / n_fail:6.1%} of failures")
+    lines += _archive_lines(r["archive"], r["problems"])
     lines += ["", "wrote"]
-    for name in ("ids", "store", "parquet", "report"):
+    for name in ("ids", "store", "parquet", "videos", "report"):
         lines.append(f"  {r[name]}")
     lines += [
         "",
@@ -195,3 +208,21 @@ def _summary_text(r: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _archive_lines(archive: pd.DataFrame, problems: pd.DataFrame) -> list[str]:
+    """The summary's "videos" block: what was archived, and the delivery problems."""
+    errors = archive["archive_error"]
+    megabytes = float(archive["bytes"].sum()) / 1e6
+    saved = int(archive["path"].notna().sum())
+    lines = [
+        "",
+        f"videos of succeeded tasks: {len(archive):,}; archived {saved:,} ({megabytes:,.1f} MB),"
+        f" with an error {int(errors.notna().sum()):,}; delivery problems:",
+    ]
+    for issue, n in problems["issue"].value_counts().items():
+        if n:
+            lines.append(f"  {issue:<28} {n:>5,} tasks")
+    if not len(problems):
+        lines.append("  no delivery problems")
+    return lines

@@ -222,7 +222,52 @@ def _figures(
     return out
 
 
-def _sections(df: pd.DataFrame, now: object, freq: str | None, figures: bool = True):
+def _delivery(df: pd.DataFrame, archive: pd.DataFrame) -> tuple[str, list[tuple[str, object]]]:
+    """The "Delivery" section: what the archive saved, and each file against its request."""
+    from .archive import UNREADABLE, delivery_check
+
+    errors = archive["archive_error"]
+    saved = archive[errors.isna() | (errors == UNREADABLE)]
+    megabytes = float(saved["bytes"].sum()) / 1e6
+    blocks: list[tuple[str, object]] = [
+        (
+            "text",
+            f"{len(archive):,} videos of succeeded tasks; {len(saved):,} archived "
+            f"({megabytes:,.1f} MB), {int(errors.notna().sum()):,} with an error. Each file "
+            "was read with PyAV and compared with what its task asked for (the request, "
+            "else the record's response).",
+        )
+    ]
+    failed = errors.dropna()
+    if len(failed):
+        kinds = failed.str.split(":").str[0].value_counts()
+        table = pd.DataFrame({"videos": kinds.astype(int)}).rename_axis("archive error")
+        blocks += [("text", "Why videos could not be archived or read."), ("table", table)]
+    problems = delivery_check(df, archive)
+    if len(problems):
+        counts = problems["issue"].value_counts().loc[lambda v: v > 0]
+        table = pd.DataFrame({"tasks": counts.astype(int)}).rename_axis("issue")
+        blocks += [
+            (
+                "text",
+                f"{len(problems):,} delivery problems in {problems['task_id'].nunique():,} tasks.",
+            ),
+            ("table", table),
+            ("text", "The first 20."),
+            ("table", problems.head(20).astype(str).reset_index(drop=True)),
+        ]
+    else:
+        blocks.append(("text", "No delivery problems: every file is what its task asked for."))
+    return "Delivery", blocks
+
+
+def _sections(
+    df: pd.DataFrame,
+    now: object,
+    freq: str | None,
+    figures: bool = True,
+    archive: pd.DataFrame | None = None,
+):
     """Everything the report shows, as (heading, list of blocks) with blocks tables/text."""
     now_ts = now_utc(df, now)
     freq = freq or _auto_freq(df)
@@ -304,6 +349,8 @@ def _sections(df: pd.DataFrame, now: object, freq: str | None, figures: bool = T
         _money_section(df),
         _at_risk_section(df, now_ts),
     ]
+    if archive is not None:
+        sections.append(_delivery(df, archive))
     return sections, (_figures(df, freq, fb, now_ts) if figures else [])
 
 
@@ -483,6 +530,7 @@ def report(
     freq: str | None = None,
     now: object = None,
     figures: bool = True,
+    archive: pd.DataFrame | None = None,
 ) -> Path:
     """Write a one-file report on the tasks in ``df``; return its path.
 
@@ -490,14 +538,15 @@ def report(
     ``<name>_figures`` folder beside it; anything else gives self-contained HTML.
     ``freq`` is the time bucket of the over-time figures (default: from the time span);
     ``now`` the time tasks still generating are aged at (default: the latest fetch);
-    ``figures=False`` leaves the figures out (a quicker, text-only report).
+    ``figures=False`` leaves the figures out (a quicker, text-only report); ``archive``
+    (what :func:`~veo_notebook.archive_videos` returned) adds a "Delivery" section.
 
     >>> report(df, "out/report.html", title="March batch")     # doctest: +SKIP
     PosixPath('out/report.html')
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sections, figs = _sections(df, now, freq, figures)
+    sections, figs = _sections(df, now, freq, figures, archive)
     if path.suffix.lower() == ".md":
         fig_dir = path.with_name(f"{path.stem}_figures")
         text = _markdown(title, sections, figs, fig_dir, fig_dir.name)
