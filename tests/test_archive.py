@@ -373,3 +373,12 @@ def test_a_whole_part_left_before_its_rename_is_published_without_a_download(sim
     assert out.loc[0, "sha256"] == hashlib.sha256(data).hexdigest()
     assert _sent(sim, task_id) == {"requests": 1, "bytes": 0}  # one Range request: 416
     assert (tmp_path / day / f"{task_id}.mp4").read_bytes() == data
+
+
+def test_a_destination_that_cannot_be_written_stops_the_run_with_one_clear_error(sim, tmp_path):
+    [task_id] = _pick(sim, 1)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(veo.ArchiveError, match="cannot write"):
+        veo.archive_videos(_frame(sim, [task_id]), tmp_path / "file" / "v", progress=False)
+    with pytest.raises(veo.InputError, match="is a file"):
+        veo.archive_videos(_frame(sim, [task_id]), tmp_path / "file", progress=False)

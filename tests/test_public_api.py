@@ -6,6 +6,7 @@ import veo_notebook
 
 EXPECTED = {
     "ApiError",
+    "ArchiveError",
     "AuthError",
     "Client",
     "ConfigError",
@@ -57,6 +58,7 @@ def test_every_public_name_resolves():
 
 def test_errors_form_one_tree():
     for name in [
+        "ArchiveError",
         "ConfigError",
         "InputError",
         "ApiError",

@@ -24,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "EndpointError": "errors",
     "InputError": "errors",
     "ApiError": "errors",
+    "ArchiveError": "errors",
     "AuthError": "errors",
     "TransientError": "errors",
     "StoreError": "errors",
@@ -61,6 +62,7 @@ _SUBMODULES = ("simulator", "plots", "schema", "pricing")
 
 __all__ = [
     "ApiError",
+    "ArchiveError",
     "AuthError",
     "Client",
     "ConfigError",
@@ -134,6 +136,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .client import Client
     from .errors import (
         ApiError,
+        ArchiveError,
         AuthError,
         ConfigError,
         EndpointError,

@@ -11,18 +11,43 @@ run resumes them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ..errors import InputError
+from ..errors import ArchiveError, InputError, VeoError
 from ._download import _HASH_CHUNK, sha256_of
 
 __all__ = ["Destination"]
 
 _STAGING = "veo-notebook-archive"
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _storage(verb: str) -> Callable[[_F], _F]:
+    """Turn any failure of the storage (a local OSError, a bucket's error) into an
+    :class:`ArchiveError` naming the destination and the file."""
+
+    def wrap(method: _F) -> _F:
+        @functools.wraps(method)
+        def inner(self: Destination, *args: Any) -> Any:
+            try:
+                return method(self, *args)
+            except VeoError:
+                raise
+            except Exception as exc:  # the one boundary to fsspec backends (s3fs, gcsfs, ...)
+                name = next((a for a in args if isinstance(a, str)), "")
+                raise ArchiveError(
+                    f"archive destination {self.url!r}: cannot {verb} {name}: {exc}"
+                ) from exc
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
 
 
 class Destination:
@@ -73,12 +98,14 @@ class Destination:
         final = self.staging / name
         return final.with_name(f".{final.name}.part")
 
+    @_storage("look for")
     def exists(self, name: str) -> bool:
         """Whether a (complete) file is published at ``name``."""
         if self.fs is None:
             return (self.root / name).is_file()
         return bool(self.fs.exists(self._remote(name)))
 
+    @_storage("write")
     def publish(self, part: Path, name: str) -> None:
         """Put the complete ``part`` at ``name`` in one step, then drop the part."""
         if self.fs is None:
@@ -90,6 +117,7 @@ class Destination:
         with contextlib.suppress(OSError):
             part.unlink()
 
+    @_storage("read")
     def sha256(self, name: str) -> tuple[int, str] | None:
         """(size, SHA-256) of the published file ``name``, or None when it is not there."""
         if self.fs is None:

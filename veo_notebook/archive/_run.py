@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import requests
 
-from ..errors import InputError
+from ..errors import ArchiveError, InputError
 from ..schema import Status
 from ..store import Store
 from ._dest import Destination
@@ -248,6 +248,8 @@ def _one(
     part = dest.part(t.name)
     try:
         got = download(session, t.url, part, timeout=timeout, retry=DEFAULT_RETRY)
+    except OSError as exc:  # the local part file (a full disk, a folder not writable)
+        raise ArchiveError(f"cannot write {str(part)!r}: {exc}") from exc
     except Gone as exc:
         return {**row, "archived_at": time.time(), "error": _GONE.format(status=exc)}
     except (Refused, GaveUp) as exc:
