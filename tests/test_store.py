@@ -221,3 +221,4 @@ def test_archive_rows_round_trip_and_replace_by_task(tmp_path: Path) -> None:
         assert {r["task_id"] for r in got} == {"t1", "t2"}
         assert next(r for r in got if r["task_id"] == "t1") == {**row, "media_has_audio": 1}
         assert len(s) == 1 and s.ids() == ["t1"]
+        assert s.archived_ids() == {"t1"}  # t2 has no file

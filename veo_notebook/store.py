@@ -446,6 +446,17 @@ class Store:
             rows = list(self._chunked(cols + " WHERE task_id IN ({marks})", order))
         return [dict(zip(ARCHIVE_FIELDS, r, strict=True)) for r in rows]
 
+    def archived_ids(self) -> set[str]:
+        """Task ids whose video is archived (a file saved, with no error).
+
+        >>> with Store(":memory:") as s:
+        ...     s.put_archive([{"task_id": "t", "archived_at": 0.0, "sha256": "ab"}])
+        ...     s.archived_ids()
+        1
+        {'t'}
+        """
+        return {r["task_id"] for r in self.archive_rows() if r["sha256"] and r["error"] is None}
+
     # ----------------------------------------------------------------- reading
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
