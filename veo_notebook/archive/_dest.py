@@ -58,6 +58,7 @@ class Destination:
         if not text:
             raise InputError("the archive destination is empty; give a folder or a URL")
         self.url = text
+        self._remote_root = ""
         if "://" not in text or text.startswith("file://"):
             if storage_options:
                 raise InputError("storage_options apply to URLs such as s3://…, not to a folder")
@@ -73,15 +74,10 @@ class Destination:
                 self.fs, root = fsspec.core.url_to_fs(text, **(storage_options or {}))
             except (ImportError, ValueError) as exc:
                 raise InputError(f"cannot use archive destination {text!r}: {exc}") from exc
-            self.root = Path(root)  # unused for remote names (see uri())
             self._remote_root = root.rstrip("/")
             digest = hashlib.sha1(text.encode()).hexdigest()[:16]
             self.staging = Path(tempfile.gettempdir()) / _STAGING / digest
-
-    @property
-    def local(self) -> bool:
-        """True when files land in a local folder."""
-        return self.fs is None
+            self.root = self.staging  # the local side of a remote destination
 
     def uri(self, name: str) -> str:
         """The final place of ``name``: a local path, or the URL (``s3://bucket/…``)."""

@@ -80,6 +80,8 @@ def media_session(workers: int, user_agent: str) -> requests.Session:
     session = requests.Session()
     session.auth = _NoAuthorization()
     session.headers["User-Agent"] = user_agent
+    # the bytes of the file itself: its length is what Content-Length and Range count
+    session.headers["Accept-Encoding"] = "identity"
     adapter = HTTPAdapter(pool_connections=workers, pool_maxsize=workers, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
