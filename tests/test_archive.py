@@ -28,12 +28,17 @@ _used: set[str] = set()  # each test takes its own task ids (the simulator is sh
 
 
 def _pick(
-    sim: Simulator, n: int, defects: frozenset[str] = frozenset(), kind: str = ""
+    sim: Simulator,
+    n: int,
+    defects: frozenset[str] = frozenset(),
+    kind: str = "",
+    aspect: str | None = None,
 ) -> list[str]:
     ok = set(sim.task_ids("success"))
     out = []
     for t in sim.tasks():
         fits = t.task_id in ok and t.task_id not in _used and (not kind or t.task_type == kind)
+        fits = fits and (aspect is None or t.aspect_ratio == aspect)
         if fits and media.defects(t) == set(defects):
             out.append(t.task_id)
             if len(out) == n:
@@ -353,6 +358,7 @@ def test_cli_archive_exit_codes(sim, tmp_path, capsys) -> None:
     assert f"{gone}: HTTP 404" in out and "1 of 2 videos archived and readable" in out
     assert main(argv) == 0
     assert "2 of 2 videos archived" in capsys.readouterr().out
+    assert main([*argv, "--origin"]) == 0  # tasks without originUrls: nothing more to save
     assert main(["archive", "--store", str(tmp_path / "nope.sqlite"), "--dest", "x"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err
@@ -382,3 +388,36 @@ def test_a_destination_that_cannot_be_written_stops_the_run_with_one_clear_error
         veo.archive_videos(_frame(sim, [task_id]), tmp_path / "file" / "v", progress=False)
     with pytest.raises(veo.InputError, match="is a file"):
         veo.archive_videos(_frame(sim, [task_id]), tmp_path / "file", progress=False)
+
+
+def test_origin_files_are_saved_beside_the_videos(sim, tmp_path) -> None:
+    ids = _pick(sim, 2, aspect="9:16") + _pick(sim, 2, aspect="16:9")  # origin: non-16:9 only
+    df = _frame(sim, ids)
+    with_origin = [i for i, u in zip(df["task_id"], df["origin_urls"], strict=True) if len(u)]
+    assert with_origin == ids[:2]
+    store = tmp_path / "s.sqlite"
+    out = veo.archive_videos(df, tmp_path / "v", store=store, progress=False, origin=True)
+    assert out.columns[-4:].tolist() == [
+        "origin_path",
+        "origin_bytes",
+        "origin_sha256",
+        "origin_error",
+    ]
+    got = out.set_index("task_id")
+    for task_id in ids:
+        if task_id in with_origin:
+            path = Path(got.loc[task_id, "origin_path"])
+            assert (
+                path.name == f"{task_id}.origin.mp4"
+                and path.parent == Path(got.loc[task_id, "path"]).parent
+            )
+            assert (
+                hashlib.sha256(path.read_bytes()).hexdigest() == got.loc[task_id, "origin_sha256"]
+            )
+        else:
+            assert got.loc[task_id, ["origin_path", "origin_error"]].isna().all()
+    with Store(store) as s:
+        assert {r["task_id"] for r in s.archive_rows(kind="origin")} == set(with_origin)
+    before = sim.media.stats()["requests"]
+    veo.archive_videos(df, tmp_path / "v", store=store, progress=False, origin=True)
+    assert sim.media.stats()["requests"] == before  # both kinds remembered

@@ -219,6 +219,15 @@ def test_archive_rows_round_trip_and_replace_by_task(tmp_path: Path) -> None:
     with Store(path) as s:  # survives reopening; the records are untouched
         got = s.archive_rows(["t2", "t1", "nope"])
         assert {r["task_id"] for r in got} == {"t1", "t2"}
-        assert next(r for r in got if r["task_id"] == "t1") == {**row, "media_has_audio": 1}
+        assert next(r for r in got if r["task_id"] == "t1") == {
+            **row,
+            "kind": "video",
+            "media_has_audio": 1,
+        }
+        s.put_archive([{**row, "kind": "origin", "sha256": "cd"}])  # a second file, beside
+        assert [r["sha256"] for r in s.archive_rows(["t1"], kind="origin")] == ["cd"]
+        assert [r["sha256"] for r in s.archive_rows(["t1"])] == ["ab"]
+        with pytest.raises(ValueError, match="archive kind"):
+            s.archive_rows(kind="thumbnail")
         assert len(s) == 1 and s.ids() == ["t1"]
         assert s.archived_ids() == {"t1"}  # t2 has no file

@@ -11,9 +11,10 @@ Tables::
     records(task_id TEXT PRIMARY KEY, raw TEXT, fetched_at REAL, fetch_error TEXT,
             success_flag INTEGER, terminal INTEGER, create_time TEXT)
     -- terminal = 1: not worth asking again (veo_notebook.schema.is_pending is false)
-    archive(task_id TEXT PRIMARY KEY, url, path, bytes, sha256, archived_at REAL, error,
-            media_width, media_height, media_duration_s, media_fps, media_codec,
-            media_has_audio)                -- the videos saved by veo_notebook.archive
+    archive(task_id, kind, url, path, bytes, sha256, archived_at REAL, error, media_width,
+            media_height, media_duration_s, media_fps, media_codec, media_has_audio,
+            PRIMARY KEY (task_id, kind))     -- the files saved by veo_notebook.archive;
+                                             -- kind: "video" (the final one) or "origin"
 
 The ``archive`` table is created the first time an archive row is written (a store made
 before it existed reads as "nothing archived").
@@ -47,6 +48,8 @@ from .errors import SchemaVersionError, StoreError, StoreNotFoundError
 
 __all__ = [
     "ARCHIVE_FIELDS",
+    "ARCHIVE_ORIGIN",
+    "ARCHIVE_VIDEO",
     "ENV_STORE",
     "STORE_VERSION",
     "Answer",
@@ -114,6 +117,7 @@ class RawRecords(NamedTuple):
 #: The columns of the ``archive`` table, in order (one row per archived task).
 ARCHIVE_FIELDS = (
     "task_id",
+    "kind",
     "url",
     "path",
     "bytes",
@@ -127,11 +131,14 @@ ARCHIVE_FIELDS = (
     "media_codec",
     "media_has_audio",
 )
+ARCHIVE_VIDEO, ARCHIVE_ORIGIN = "video", "origin"  # the kinds of archived file
+_ARCHIVE_KINDS = (ARCHIVE_VIDEO, ARCHIVE_ORIGIN)
 _ARCHIVE_DDL = """
 CREATE TABLE IF NOT EXISTS archive (
-    task_id TEXT PRIMARY KEY, url TEXT, path TEXT, bytes INTEGER, sha256 TEXT,
-    archived_at REAL NOT NULL, error TEXT, media_width INTEGER, media_height INTEGER,
-    media_duration_s REAL, media_fps REAL, media_codec TEXT, media_has_audio INTEGER
+    task_id TEXT NOT NULL, kind TEXT NOT NULL, url TEXT, path TEXT, bytes INTEGER,
+    sha256 TEXT, archived_at REAL NOT NULL, error TEXT, media_width INTEGER,
+    media_height INTEGER, media_duration_s REAL, media_fps REAL, media_codec TEXT,
+    media_has_audio INTEGER, PRIMARY KEY (task_id, kind)
 )
 """
 
@@ -400,8 +407,9 @@ class Store:
         return len(params)
 
     def put_archive(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Record archive rows (mappings keyed by :data:`ARCHIVE_FIELDS`) in one transaction;
-        a task's new row replaces its old one. Returns the number written.
+        """Record archive rows (mappings keyed by :data:`ARCHIVE_FIELDS`; ``kind`` defaults
+        to "video") in one transaction; a task's new row of a kind replaces its old one.
+        Returns the number written.
 
         >>> with Store(":memory:") as s:
         ...     s.put_archive([{"task_id": "t", "archived_at": 0.0, "error": "HTTP 404"}])
@@ -409,7 +417,11 @@ class Store:
         1
         'HTTP 404'
         """
-        params = [tuple(row.get(k) for k in ARCHIVE_FIELDS) for row in rows]
+        params = []
+        for row in rows:
+            values = dict(row, kind=row.get("kind") or ARCHIVE_VIDEO)
+            _check_kind(values["kind"])
+            params.append(tuple(values.get(k) for k in ARCHIVE_FIELDS))
         if not params:
             return 0
         marks = ",".join("?" * len(ARCHIVE_FIELDS))
@@ -428,8 +440,11 @@ class Store:
                 raise StoreError(f"cannot write to store {self.path!r}: {exc}") from exc
         return len(params)
 
-    def archive_rows(self, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """Archive rows (dicts keyed by :data:`ARCHIVE_FIELDS`) of ``ids`` (those held), or all.
+    def archive_rows(
+        self, ids: Iterable[str] | None = None, *, kind: str = ARCHIVE_VIDEO
+    ) -> list[dict[str, Any]]:
+        """Archive rows of one ``kind`` (dicts keyed by :data:`ARCHIVE_FIELDS`) of ``ids``
+        (those held), or all of them.
 
         >>> with Store(":memory:") as s:
         ...     s.archive_rows()
@@ -438,12 +453,13 @@ class Store:
         sql = "SELECT 1 FROM sqlite_master WHERE type='table' AND name='archive'"
         if not self._query(sql):
             return []
-        cols = f"SELECT {','.join(ARCHIVE_FIELDS)} FROM archive"
+        _check_kind(kind)  # one of two literals: safe inside the SQL text
+        cols = f"SELECT {','.join(ARCHIVE_FIELDS)} FROM archive WHERE kind = '{kind}'"
         if ids is None:
             rows = self._query(cols + " ORDER BY rowid")
         else:
             order = list(dict.fromkeys(ids))
-            rows = list(self._chunked(cols + " WHERE task_id IN ({marks})", order))
+            rows = list(self._chunked(cols + " AND task_id IN ({marks})", order))
         return [dict(zip(ARCHIVE_FIELDS, r, strict=True)) for r in rows]
 
     def archived_ids(self) -> set[str]:
@@ -570,6 +586,11 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.path!r})"
+
+
+def _check_kind(kind: object) -> None:
+    if kind not in _ARCHIVE_KINDS:
+        raise ValueError(f"archive kind must be one of {_ARCHIVE_KINDS}, not {kind!r}")
 
 
 def _row(r: Sequence[Any]) -> StoreRow:

@@ -16,7 +16,7 @@ import requests
 
 from ..errors import ArchiveError, InputError
 from ..schema import Status
-from ..store import Store
+from ..store import ARCHIVE_ORIGIN, ARCHIVE_VIDEO, Store
 from ._dest import Destination
 from ._download import DEFAULT_RETRY, GaveUp, Gone, Refused, download, media_session
 from ._probe import probe as probe_file
@@ -60,9 +60,19 @@ _MEDIA = (
 )
 
 
+#: With ``origin=True``, the origin file's columns (added after :data:`ARCHIVE_DTYPES`').
+ORIGIN_DTYPES: dict[str, Any] = {
+    "origin_path": _STR,
+    "origin_bytes": "Int64",
+    "origin_sha256": _STR,
+    "origin_error": _STR,
+}
+
+
 @dataclass(frozen=True)
 class _Target:
     task_id: str
+    kind: str  # ARCHIVE_VIDEO or ARCHIVE_ORIGIN
     url: str | None
     name: str  # relative name under the destination: <yyyy-mm-dd>/<task_id>.mp4
 
@@ -77,6 +87,7 @@ def archive_videos(
     progress: bool = True,
     probe: bool = True,
     verify: bool = False,
+    origin: bool = False,
     timeout: float = DEFAULT_TIMEOUT_S,
 ) -> pd.DataFrame:
     """Download the final video of every succeeded task into ``dest``; one row per task.
@@ -100,6 +111,9 @@ def archive_videos(
     dest : folder or fsspec URL.
     store : a :class:`~veo_notebook.Store` or the path of one.
     probe : read each file with PyAV for the ``media_*`` columns.
+    origin : also save ``originUrls[0]`` (the uncropped original of a non-16:9 video) as
+        ``<yyyy-mm-dd>/<task_id>.origin.mp4``, in the columns ``origin_path``,
+        ``origin_bytes``, ``origin_sha256`` and ``origin_error``.
     timeout : seconds to wait for the media host (connect and each read).
 
     Raises
@@ -118,15 +132,22 @@ def archive_videos(
         )
     if workers < 1:
         raise InputError(f"workers must be at least 1, not {workers}")
-    targets = _targets(df)
+    if origin and "origin_urls" not in df.columns:
+        raise InputError("archive_videos(origin=True) needs the frame's origin_urls column")
+    targets = _targets(df, origin)
     if not targets:
-        return _frame([])
+        return _frame([], [], origin)
     destination = Destination(dest, storage_options)
     with _opened(store) as st:
-        prior: dict[str, dict[str, Any]] = {}
+        prior: dict[tuple[str, str], dict[str, Any]] = {}
         if st is not None:  # (a Store's truth value is its record count)
-            prior = {r["task_id"]: r for r in st.archive_rows(t.task_id for t in targets)}
-        return _run(targets, destination, st, prior, workers, progress, probe, verify, timeout)
+            for kind in (ARCHIVE_VIDEO, ARCHIVE_ORIGIN) if origin else (ARCHIVE_VIDEO,):
+                ids = [t.task_id for t in targets if t.kind == kind]
+                prior |= {(r["task_id"], kind): r for r in st.archive_rows(ids, kind=kind)}
+        rows = _run(targets, destination, st, prior, workers, progress, probe, verify, timeout)
+    videos = [rows[(t.task_id, t.kind)] for t in targets if t.kind == ARCHIVE_VIDEO]
+    origins = [rows[(t.task_id, t.kind)] for t in targets if t.kind == ARCHIVE_ORIGIN]
+    return _frame(videos, origins, origin)
 
 
 @contextmanager
@@ -138,34 +159,40 @@ def _opened(store: Store | str | os.PathLike[str] | None) -> Iterator[Store | No
         yield opened
 
 
-def _targets(df: pd.DataFrame) -> list[_Target]:
+def _targets(df: pd.DataFrame, origin: bool) -> list[_Target]:
     done = df[(df["status"] == Status.SUCCESS.value).fillna(False).to_numpy(bool)]
     when = done["complete_time"] if "complete_time" in done else pd.Series(pd.NaT, done.index)
     if "create_time" in done:
         when = when.fillna(done["create_time"])
     days = when.dt.strftime("%Y-%m-%d") if len(when) else when
+    origins = done["origin_urls"] if origin else pd.Series(None, done.index, dtype=object)
     out: dict[str, _Target] = {}
-    for task_id, url, day in zip(done["task_id"], done["video_url"], days, strict=True):
+    extra: list[_Target] = []
+    rows = zip(done["task_id"], done["video_url"], origins, days, strict=True)
+    for task_id, url, urls, day in rows:
         if pd.isna(task_id) or task_id in out:
             continue
         folder = day if isinstance(day, str) else _UNDATED
-        out[task_id] = _Target(
-            task_id, None if pd.isna(url) else str(url), f"{folder}/{task_id}.mp4"
-        )
-    return list(out.values())
+        video = None if pd.isna(url) else str(url)
+        out[task_id] = _Target(task_id, ARCHIVE_VIDEO, video, f"{folder}/{task_id}.mp4")
+        if isinstance(urls, (list, tuple)) and urls:  # a list cell (NA when unread)
+            name = f"{folder}/{task_id}.origin.mp4"
+            extra.append(_Target(task_id, ARCHIVE_ORIGIN, str(urls[0]), name))
+    return [*out.values(), *extra]
 
 
 def _run(
     targets: list[_Target],
     dest: Destination,
     store: Store | None,
-    prior: dict[str, dict[str, Any]],
+    prior: dict[tuple[str, str], dict[str, Any]],
     workers: int,
     progress: bool,
     probe: bool,
     verify: bool,
     timeout: float,
-) -> pd.DataFrame:
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every target's row, keyed by (task_id, kind), each recorded in the store as it ends."""
     from tqdm.auto import tqdm
 
     from .._version import __version__
@@ -173,12 +200,14 @@ def _run(
     session = media_session(
         workers, f"veo-notebook/{__version__} python-requests/{requests.__version__}"
     )
-    rows: dict[str, dict[str, Any]] = {}
-    bar = tqdm(total=len(targets), desc="archive", unit="video", disable=not progress, leave=False)
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    bar = tqdm(total=len(targets), desc="archive", unit="file", disable=not progress, leave=False)
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="veo-archive") as pool:
             futures: dict[Future[dict[str, Any]], _Target] = {
-                pool.submit(_one, t, dest, session, prior.get(t.task_id), probe, verify, timeout): t
+                pool.submit(
+                    _one, t, dest, session, prior.get((t.task_id, t.kind)), probe, verify, timeout
+                ): t
                 for t in targets
             }
             pending = set(futures)
@@ -190,7 +219,7 @@ def _run(
                         store.put_archive(r for r in done_rows if r.pop("_changed", True))
                     for r in done_rows:
                         r.pop("_changed", None)
-                        rows[r["task_id"]] = r
+                        rows[(r["task_id"], r["kind"])] = r
                     bar.update(len(finished))
             except BaseException:
                 for f in pending:
@@ -199,7 +228,7 @@ def _run(
     finally:
         bar.close()
         session.close()
-    return _frame([rows[t.task_id] for t in targets])
+    return rows
 
 
 def _one(
@@ -213,7 +242,7 @@ def _one(
 ) -> dict[str, Any]:
     """The archive row of one task: kept from ``before``, checked, or downloaded anew."""
     uri = dest.uri(t.name)
-    row: dict[str, Any] = {"task_id": t.task_id, "url": t.url, "path": None, "bytes": None}
+    row: dict[str, Any] = {"task_id": t.task_id, "kind": t.kind, "url": t.url, "path": None}
     if t.url is None:
         return {**row, "archived_at": time.time(), "error": NO_URL}
     if before and not before.get("error") and before.get("path") == uri and before.get("sha256"):
@@ -268,7 +297,8 @@ def _one(
     }
 
 
-def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def _frame(rows: list[dict[str, Any]], origins: list[dict[str, Any]], origin: bool) -> pd.DataFrame:
+    """The typed result: one row per video, and the origin file's columns if asked."""
     cols: dict[str, Any] = {}
     for name, dtype in ARCHIVE_DTYPES.items():
         key = "error" if name == "archive_error" else name
@@ -278,5 +308,11 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         elif name == "media_has_audio":
             cols[name] = pd.Series([None if v is None else bool(v) for v in values], dtype=dtype)
         else:
+            cols[name] = pd.Series(values, dtype=dtype)
+    if origin:
+        found = {r["task_id"]: r for r in origins}
+        for name, dtype in ORIGIN_DTYPES.items():
+            key = name.removeprefix("origin_")
+            values = [found.get(r["task_id"], {}).get(key) for r in rows]
             cols[name] = pd.Series(values, dtype=dtype)
     return pd.DataFrame(cols)
