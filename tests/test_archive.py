@@ -421,3 +421,16 @@ def test_origin_files_are_saved_beside_the_videos(sim, tmp_path) -> None:
     before = sim.media.stats()["requests"]
     veo.archive_videos(df, tmp_path / "v", store=store, progress=False, origin=True)
     assert sim.media.stats()["requests"] == before  # both kinds remembered
+
+
+def test_an_upgrade_is_checked_against_its_parents_request(sim, tmp_path) -> None:
+    [task_id] = _pick(sim, 1, frozenset({"aspect"}), kind="1080p")
+    parent = sim.task(task_id).parent_id
+    df = _frame(sim, [task_id, parent])
+    archive = veo.archive_videos(df[df["task_id"] == task_id], tmp_path, progress=False)
+    problems = veo.delivery_check(df, archive)  # the aspect ratio is the parent's request
+    assert problems[["task_id", "issue"]].astype(str).values.tolist() == [
+        [task_id, "aspect_mismatch"]
+    ]
+    alone = veo.delivery_check(df[df["task_id"] == task_id], archive)
+    assert alone.empty  # without the parent, nothing says what was asked

@@ -26,6 +26,7 @@ DEFAULT_DURATION_S = 8.0
 _SHORT_SIDE = {"720p": 720, "1080p": 1080, "4k": 2160}
 _ASPECTS = {"16:9": 16 / 9, "9:16": 9 / 16}
 _DURATION_SLACK_S = 0.5  # container durations round to frames and audio packets
+_MAX_DEPTH = 8  # ancestors followed (a cycle in bad data must not loop)
 _ASPECT_SLACK = 0.03  # relative: 1920x1080 and 1280x720 are both 16:9, 854x480 nearly
 
 
@@ -61,7 +62,7 @@ def delivery_check(df: pd.DataFrame, archive: pd.DataFrame) -> pd.DataFrame:
         raise InputError(
             f"delivery_check takes archive_videos' result; missing: {', '.join(sorted(missing))}"
         )
-    tasks = {r["task_id"]: r for r in _records(df)}
+    tasks = {r["task_id"]: r for r in _records(_relevant(df, archive))}
     files = {r["task_id"]: r for r in _records(archive)}
     problems: list[tuple[str, str, str, str]] = []
     for task_id, f in files.items():
@@ -79,6 +80,32 @@ def delivery_check(df: pd.DataFrame, archive: pd.DataFrame) -> pd.DataFrame:
     out = out.astype(pd.StringDtype("pyarrow"))
     out["issue"] = pd.Categorical(out["issue"].astype(object), categories=list(DELIVERY_ISSUES))
     return out
+
+
+_TASK_COLUMNS = (
+    "task_id",
+    "param_json",
+    "task_type",
+    "parent_task_id",
+    "aspect_ratio",
+    "resolution",
+    "has_audio",
+    "full_result_urls",
+)
+
+
+def _relevant(df: pd.DataFrame, archive: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the archived tasks and of their ancestors, only the columns checked."""
+    cols = [c for c in _TASK_COLUMNS if c in df.columns]
+    keep = df["task_id"].isin(archive["task_id"]).to_numpy(dtype=bool, copy=True)
+    wanted = set(df.loc[keep, "parent_task_id"].dropna())
+    for _ in range(_MAX_DEPTH):  # an upgrade of an extend of a generate task, ...
+        if not wanted:
+            break
+        more = df["task_id"].isin(wanted).to_numpy(bool) & ~keep
+        keep |= more
+        wanted = set(df.loc[more, "parent_task_id"].dropna())
+    return df.loc[keep, cols]
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -107,7 +134,7 @@ def _request(task: dict[str, Any]) -> dict[str, Any]:
 
 def _lineage(task: dict[str, Any], tasks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     chain = [task]
-    while chain[-1].get("parent_task_id") in tasks and len(chain) < 8:
+    while chain[-1].get("parent_task_id") in tasks and len(chain) < _MAX_DEPTH:
         chain.append(tasks[chain[-1]["parent_task_id"]])
     return chain
 
