@@ -361,7 +361,7 @@ def test_cli_archive_exit_codes(sim, tmp_path, capsys) -> None:
     assert main([*argv, "--origin"]) == 0  # tasks without originUrls: nothing more to save
     assert main(["archive", "--store", str(tmp_path / "nope.sqlite"), "--dest", "x"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "does not exist" in err
+    assert err.count("\n") == 1 and "no store at" in err
     (tmp_path / "file").write_text("")
     assert main(["archive", "--store", str(store), "--dest", str(tmp_path / "file")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
