@@ -347,7 +347,7 @@ def _sections(
         ),
         ("Stuck tasks", [("text", f"{len(stuck)} tasks; the 20 oldest:"), ("table", stuck_view)]),
         _money_section(df),
-        _at_risk_section(df, now_ts),
+        _at_risk_section(df, now_ts, archive),
     ]
     if archive is not None:
         sections.append(_delivery(df, archive))
@@ -420,9 +420,12 @@ def _money_section(df: pd.DataFrame) -> tuple[str, list]:
     return "Money", blocks
 
 
-def _at_risk_section(df: pd.DataFrame, now: pd.Timestamp) -> tuple[str, list]:
-    """Videos kie.ai is about to delete (completion + 14 days), and those already gone."""
-    risk = analysis.expiring(df, within=AT_RISK_WITHIN, now=now)
+def _at_risk_section(
+    df: pd.DataFrame, now: pd.Timestamp, archive: pd.DataFrame | None = None
+) -> tuple[str, list]:
+    """Videos kie.ai is about to delete (completion + 14 days), and those already gone;
+    with an ``archive``, only those it has not saved."""
+    risk = analysis.expiring(df, within=AT_RISK_WITHIN, now=now, archived=archive)
     soon = risk[~risk["expired"]]
     gone = int(risk["expired"].sum())
     text = (
@@ -430,6 +433,7 @@ def _at_risk_section(df: pd.DataFrame, now: pd.Timestamp) -> tuple[str, list]:
         f"within {pd.Timedelta(AT_RISK_WITHIN).days} days, and {gone} are already deleted "
         "(14 days after completion). Archive them before they go; a video already archived is "
         "left out by veo.expiring(df, archived=...)."
+        + (" Videos this report's archive saved are left out." if archive is not None else "")
     )
     view = pd.DataFrame(
         {
