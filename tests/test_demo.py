@@ -125,3 +125,16 @@ def test_part_of_the_batch_came_with_callbacks_and_the_report_audits_them(
     html = Path(r["report"]).read_text(encoding="utf-8")
     assert "<h2>Callbacks</h2>" in html and 'alt="callback_delay"' in html
     assert key not in Path(r["callbacks_store"]).read_bytes().decode("latin-1")
+
+
+def test_the_videos_are_archived_and_checked(demo_run: tuple[dict, str, str]) -> None:
+    r, text, _key = demo_run
+    archive, df = r["archive"], veo.read_parquet(r["parquet"])
+    assert len(archive) == r["counts"]["success"] == (df["status"] == "success").sum()
+    saved = archive.dropna(subset=["path"])
+    assert len(saved) > 0.9 * len(archive)
+    assert all(Path(p).is_file() and Path(p).parent.parent == r["videos"] for p in saved["path"])
+    with veo.Store(r["store"]) as store:
+        assert len(store.archive_rows()) == len(archive)
+    assert "videos of succeeded tasks" in text
+    assert "<h2>Delivery</h2>" in Path(r["report"]).read_text(encoding="utf-8")

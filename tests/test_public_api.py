@@ -6,6 +6,7 @@ import veo_notebook
 
 EXPECTED = {
     "ApiError",
+    "ArchiveError",
     "AuthError",
     "Client",
     "ConfigError",
@@ -19,10 +20,12 @@ EXPECTED = {
     "TransientError",
     "VeoError",
     "__version__",
+    "archive_videos",
     "callback_audit",
     "callbacks",
     "classify_errors",
     "cost_summary",
+    "delivery_check",
     "duplicate_submissions",
     "expiring",
     "failure_breakdown",
@@ -58,6 +61,7 @@ def test_every_public_name_resolves():
 
 def test_errors_form_one_tree():
     for name in [
+        "ArchiveError",
         "ConfigError",
         "InputError",
         "ApiError",

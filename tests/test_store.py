@@ -225,3 +225,42 @@ def test_an_older_store_gets_the_callbacks_table_on_its_first_delivery(tmp_path:
         assert s.callbacks() == []
         s.put_callback("t", b"{}", {})
         assert s.callback_count() == 1 and s.get("t") is not None
+
+
+def test_archive_rows_round_trip_and_replace_by_task(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with Store(path) as s:
+        s.put("t1", '{"code":200,"data":{"successFlag":1}}', fetched_at=1.0)
+        assert s.archive_rows() == []  # a store made before the archive table: nothing archived
+        assert s.put_archive([{"task_id": "t1", "archived_at": 1.0, "error": "HTTP 404"}]) == 1
+        row = {
+            "task_id": "t1",
+            "url": "u",
+            "path": "p",
+            "bytes": 3,
+            "sha256": "ab",
+            "archived_at": 2.0,
+            "error": None,
+            "media_width": 1280,
+            "media_height": 720,
+            "media_duration_s": 8.0,
+            "media_fps": 24.0,
+            "media_codec": "h264",
+            "media_has_audio": True,
+        }
+        s.put_archive([row, {"task_id": "t2", "archived_at": 3.0}])
+    with Store(path) as s:  # survives reopening; the records are untouched
+        got = s.archive_rows(["t2", "t1", "nope"])
+        assert {r["task_id"] for r in got} == {"t1", "t2"}
+        assert next(r for r in got if r["task_id"] == "t1") == {
+            **row,
+            "kind": "video",
+            "media_has_audio": 1,
+        }
+        s.put_archive([{**row, "kind": "origin", "sha256": "cd"}])  # a second file, beside
+        assert [r["sha256"] for r in s.archive_rows(["t1"], kind="origin")] == ["cd"]
+        assert [r["sha256"] for r in s.archive_rows(["t1"])] == ["ab"]
+        with pytest.raises(ValueError, match="archive kind"):
+            s.archive_rows(kind="thumbnail")
+        assert len(s) == 1 and s.ids() == ["t1"]
+        assert s.archived_ids() == {"t1"}  # t2 has no file

@@ -24,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "EndpointError": "errors",
     "InputError": "errors",
     "ApiError": "errors",
+    "ArchiveError": "errors",
     "AuthError": "errors",
     "TransientError": "errors",
     "StoreError": "errors",
@@ -56,11 +57,15 @@ _EXPORTS: dict[str, str] = {
     "callback_audit": "callbacks",
     # viewer
     "StatusViewer": "viewer",
+    # archive
+    "archive_videos": "archive",
+    "delivery_check": "archive",
 }
 _SUBMODULES = ("simulator", "plots", "schema", "pricing", "callbacks")
 
 __all__ = [
     "ApiError",
+    "ArchiveError",
     "AuthError",
     "Client",
     "ConfigError",
@@ -74,10 +79,12 @@ __all__ = [
     "TransientError",
     "VeoError",
     "__version__",
+    "archive_videos",
     "callback_audit",
     "callbacks",
     "classify_errors",
     "cost_summary",
+    "delivery_check",
     "duplicate_submissions",
     "expiring",
     "failure_breakdown",
@@ -131,10 +138,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         latency_summary,
         stuck_tasks,
     )
+    from .archive import archive_videos, delivery_check
     from .callbacks import callback_audit, read_callbacks
     from .client import Client
     from .errors import (
         ApiError,
+        ArchiveError,
         AuthError,
         ConfigError,
         EndpointError,

@@ -61,7 +61,8 @@ EXIT_INTERRUPTED = 130
 #: What each exit status means (printed by ``--help``; the README has the same table).
 EXIT_CODES = {
     EXIT_OK: "done",
-    EXIT_FAILED: "failed (one line on stderr; -v shows the traceback)",
+    EXIT_FAILED: "failed (one line on stderr; -v shows the traceback); archive: some videos "
+    "could not be archived (each is listed)",
     EXIT_USAGE: "usage, input or configuration error: a bad option, a missing file or store, "
     "an output with an unknown extension, no key, a refused key, a base URL that is not kie.ai",
     EXIT_TIMEOUT: "watch timed out with tasks still generating (it says how many)",
@@ -694,6 +695,72 @@ def _store(args: argparse.Namespace) -> int:
         lines.append(f"  {'no record read':<20} {n:>10,}  (a fetch error, e.g. 422)")
     sys.stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
+
+
+def _archive_args(p: argparse.ArgumentParser) -> None:
+    _store_option(p, "read (and record the archive in)")
+    p.add_argument(
+        "--dest",
+        required=True,
+        metavar="DIR_OR_URL",
+        help="a folder or an fsspec URL (s3://bucket/prefix; credentials as boto3 finds them)",
+    )
+    p.add_argument(
+        "--workers", type=_count, default=8, help="parallel downloads (default: %(default)s)"
+    )
+    p.add_argument("--verify", action="store_true", help="re-hash the files already archived first")
+    p.add_argument(
+        "--origin", action="store_true", help="also save originUrls[0] as <task_id>.origin.mp4"
+    )
+    p.add_argument("--no-probe", action="store_true", help="do not read the files with PyAV")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@command(
+    "archive",
+    "save every succeeded task's video before kie.ai deletes it (14 days)",
+    "Downloads the final video of each succeeded task in the store (fullResultUrls of an\n"
+    "extend, else resultUrls) to DEST/<yyyy-mm-dd>/<task_id>.mp4: in parallel, resumed\n"
+    "after a broken connection, SHA-256 hashed, probed with PyAV; only whole files reach\n"
+    "their final name. The store remembers each file: a second run fetches only what is\n"
+    "missing or failed. Each video that could not be archived (deleted: HTTP 404, or a\n"
+    "file that does not decode) is listed, and the exit code is then 1.",
+    examples=[
+        f"{PROG} archive --dest videos/",
+        f"{PROG} archive --store march.sqlite --dest s3://my-bucket/veo --verify",
+    ],
+    arguments=_archive_args,
+)
+def _archive(args: argparse.Namespace) -> int:
+    from .archive import archive_videos
+    from .frame import from_store
+    from .store import Store
+
+    with Store(_store_to_read(args), create=False) as store:
+        rows = archive_videos(
+            from_store(store),
+            args.dest,
+            store=store,
+            workers=args.workers,
+            progress=not args.no_progress,
+            probe=not args.no_probe,
+            verify=args.verify,
+            origin=args.origin,
+        )
+    failed = rows["archive_error"].notna()
+    for task_id, error in zip(rows["task_id"][failed], rows["archive_error"][failed], strict=True):
+        sys.stdout.write(f"{task_id}: {error}\n")
+    if args.origin:
+        bad = rows["origin_error"].notna()
+        for task_id, error in zip(rows["task_id"][bad], rows["origin_error"][bad], strict=True):
+            sys.stdout.write(f"{task_id} (origin): {error}\n")
+        failed |= bad
+    n_failed = int(failed.sum())
+    sys.stdout.write(
+        f"{len(rows) - n_failed} of {len(rows)} videos archived and readable in {args.dest}"
+        + (f"; {n_failed} with an error (listed above)\n" if n_failed else "\n")
+    )
+    return EXIT_FAILED if n_failed else EXIT_OK
 
 
 def _simulate_args(p: argparse.ArgumentParser) -> None:

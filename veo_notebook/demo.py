@@ -12,9 +12,13 @@ with their own ids:
    retries and a progress bar, writing every answer to ``DIR/store.sqlite``;
 3. :func:`~veo_notebook.watch` on the tasks still generating, for a few seconds;
 4. the typed frame → ``DIR/tasks.parquet`` (:func:`~veo_notebook.to_parquet`);
-5. :func:`~veo_notebook.report` → ``DIR/report.html``, with the callback audit;
-6. a short summary on stdout: counts by status, latency percentiles by model, the top
-   failure categories, the callbacks and the paths written.
+5. :func:`~veo_notebook.archive_videos`: every succeeded task's video (real MP4 files
+   from the simulator's media host) → ``DIR/videos/<yyyy-mm-dd>/<task_id>.mp4``, probed,
+   recorded in the store, then :func:`~veo_notebook.delivery_check`;
+6. :func:`~veo_notebook.report` → ``DIR/report.html``, with the callback audit and the
+   "Delivery" section;
+7. a short summary on stdout: counts by status, latency percentiles by model, the top
+   failure categories, the callbacks, the videos and the paths written.
 
 Part of the batch (:data:`DEMO_CALLBACK_SHARE`) is created through the simulator's
 ``POST /generate`` with a ``callBackUrl`` pointing at a callback receiver the demo runs
@@ -84,8 +88,8 @@ def run_demo(
 
     Parameters
     ----------
-    out_dir : folder for ``task_ids.txt``, ``store.sqlite``, ``tasks.parquet`` and
-        ``report.html`` (created; a store left by an earlier run is reused, so the
+    out_dir : folder for ``task_ids.txt``, ``store.sqlite``, ``tasks.parquet``, ``videos/``
+        and ``report.html`` (created; a store left by an earlier run is reused, so the
         second run only re-polls what was still pending).
     n_tasks : tasks in the batch.
     progress : progress bars (``tqdm.auto``).
@@ -101,13 +105,16 @@ def run_demo(
     ``callbacks`` (tasks, deliveries, duplicates, received, terminal_without, disagree),
     ``generating_first`` (still generating at the first fetch), ``latency`` (a
     :func:`~veo_notebook.latency_summary` by model), ``failures`` (category → count),
-    ``seconds`` (wall time) and ``text`` (the summary printed).
+    ``archive`` (:func:`~veo_notebook.archive_videos`' rows), ``problems``
+    (:func:`~veo_notebook.delivery_check`), ``seconds`` (wall time) and ``text`` (the
+    summary printed).
 
     >>> run_demo("out", n_tasks=300, progress=False)["counts"]["success"] > 0  # doctest: +SKIP
     True
     """
     from . import callbacks, fmt, simulator
     from .analysis import classify_errors, latency_summary
+    from .archive import archive_videos, delivery_check
     from .client import Client
     from .export import atomic_path, to_parquet
     from .fetch import fetch_records, watch
@@ -124,6 +131,7 @@ def run_demo(
         "parquet": out / "tasks.parquet",
         "report": out / "report.html",
         "callbacks_store": out / "callbacks.sqlite",
+        "videos": out / "videos",
     }
     for stale in out.glob("callbacks.sqlite*"):  # the simulator re-makes the same task ids:
         stale.unlink()  # an earlier run's deliveries would read as duplicates
@@ -175,10 +183,14 @@ def run_demo(
         sim.callbacks.wait_idle(DEMO_CALLBACK_WAIT_S)
         df = fetch_records(ids, store=store, refresh="none", progress=False)
         hooks = callbacks.read_callbacks(hook_store)
+        archive = archive_videos(df, paths["videos"], store=store, progress=progress)
     to_parquet(df, paths["parquet"])
     title = f"veo-notebook demo: {len(df):,} simulated tasks"
-    report(df, paths["report"], title=title, callbacks=hooks, callback_url=hook_url)
+    report(
+        df, paths["report"], title=title, callbacks=hooks, callback_url=hook_url, archive=archive
+    )
     audit = callbacks.callback_audit(df, hooks, expect=hook_url)
+    problems = delivery_check(df, archive)
 
     counts = _status_counts(df)
     latency = latency_summary(fmt.labelled(df, "model"), by="model", percentiles=(0.5, 0.9, 0.99))
@@ -199,6 +211,8 @@ def run_demo(
             "terminal_without": int((audit["disagreement"] == "no callback").sum()),
             "disagree": int((audit["agrees"] == False).sum()),  # noqa: E712
         },
+        "archive": archive,
+        "problems": problems,
     }
     result["seconds"] = time.monotonic() - t0
     result["text"] = _summary_text(result)
@@ -255,8 +269,9 @@ def _summary_text(r: dict[str, Any]) -> str:
         f"{cb['received']} tasks; {cb['terminal_without']} finished tasks got none; "
         f"{cb['disagree']} disagree with record-info (the report's Callbacks section)",
     ]
+    lines += _archive_lines(r["archive"], r["problems"])
     lines += ["", "wrote"]
-    for name in ("ids", "store", "callbacks_store", "parquet", "report"):
+    for name in ("ids", "store", "callbacks_store", "parquet", "videos", "report"):
         lines.append(f"  {r[name]}")
     lines += [
         "",
@@ -264,3 +279,21 @@ def _summary_text(r: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _archive_lines(archive: pd.DataFrame, problems: pd.DataFrame) -> list[str]:
+    """The summary's "videos" block: what was archived, and the delivery problems."""
+    errors = archive["archive_error"]
+    megabytes = float(archive["bytes"].sum()) / 1e6
+    saved = int(archive["path"].notna().sum())
+    lines = [
+        "",
+        f"videos of succeeded tasks: {len(archive):,}; archived {saved:,} ({megabytes:,.1f} MB),"
+        f" with an error {int(errors.notna().sum()):,}; delivery problems:",
+    ]
+    for issue, n in problems["issue"].value_counts().items():
+        if n:
+            lines.append(f"  {issue:<28} {n:>5,} tasks")
+    if not len(problems):
+        lines.append("  no delivery problems")
+    return lines

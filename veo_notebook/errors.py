@@ -14,6 +14,7 @@
     │                             bodies that are not JSON) that outlived its retries
     ├── StoreError                the local store cannot be opened or written (corrupt file, ...)
     │   └── StoreNotFoundError    a store opened to be read does not exist (+InputError)
+    ├── ArchiveError              the archive destination cannot be written or read
     └── SchemaVersionError        a store or Parquet file written by a newer schema version
 
 Low-level errors (``requests``, JSON decoding, ``sqlite3``) are translated into this
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 __all__ = [
     "ApiError",
+    "ArchiveError",
     "AuthError",
     "ConfigError",
     "EndpointError",
@@ -103,6 +105,10 @@ class EndpointError(ConfigError, ApiError):
     Raised before any task is recorded as failed, so a typo in ``base_url`` costs a few
     requests and one clear message rather than a batch of rows that all say "404".
     """
+
+
+class ArchiveError(VeoError):
+    """The archive's destination (folder, bucket) cannot be written or read; the run stops."""
 
 
 class SchemaVersionError(VeoError):

@@ -128,6 +128,7 @@ class Context:
     figures: bool = True
     callbacks: pd.DataFrame | None = None  # read_callbacks' frame: adds the Callbacks section
     callback_url: str | Sequence[str] | None = None  # the receiver's URL(s), for the audit
+    archive: pd.DataFrame | None = None  # archive_videos' rows: adds the Delivery section
     read: pd.DataFrame = field(init=False)
 
     def __post_init__(self) -> None:
@@ -639,7 +640,7 @@ def at_risk(ctx: Context) -> Section | None:
     if not len(ctx.read):
         return None
     now = ctx.now
-    risk = analysis.expiring(ctx.read, within=AT_RISK_WITHIN, now=now)
+    risk = analysis.expiring(ctx.read, within=AT_RISK_WITHIN, now=now, archived=ctx.archive)
     soon = risk[~risk["expired"]]
     gone = int(risk["expired"].sum())
     text = (
@@ -647,6 +648,7 @@ def at_risk(ctx: Context) -> Section | None:
         f"within {pd.Timedelta(AT_RISK_WITHIN).days} days, and {gone} are already deleted "
         "(14 days after completion). Archive them before they go; a video already archived is "
         "left out by veo.expiring(df, archived=...)."
+        + (" Videos this report's archive saved are left out." if ctx.archive is not None else "")
     )
     blocks: list[Block] = [Text(text)]
     if len(soon):
@@ -661,6 +663,45 @@ def at_risk(ctx: Context) -> Section | None:
         ).head(LISTED)
         blocks.append(Table(_flat(view)))
     return Section("At risk (videos about to expire)", blocks)
+
+
+def delivery(ctx: Context) -> Section | None:
+    """What the archive saved, and each file against its request (shown when given)."""
+    if ctx.archive is None:
+        return None
+    from .archive import UNREADABLE, delivery_check
+
+    archive = ctx.archive
+    errors = archive["archive_error"]
+    saved = archive[errors.isna() | (errors == UNREADABLE)]
+    megabytes = float(saved["bytes"].sum()) / 1e6
+    blocks: list[Block] = [
+        Text(
+            f"{len(archive):,} videos of succeeded tasks; {len(saved):,} archived "
+            f"({megabytes:,.1f} MB), {int(errors.notna().sum()):,} with an error. Each file "
+            "was read with PyAV and compared with what its task asked for (the request, "
+            "else the record's response)."
+        )
+    ]
+    failed = errors.dropna()
+    if len(failed):
+        kinds = failed.str.split(":").str[0].value_counts()
+        table = pd.DataFrame({"videos": kinds.astype(int)}).rename_axis("archive error")
+        blocks += [Text("Why videos could not be archived or read."), Table(_flat(table))]
+    problems = delivery_check(ctx.df, archive)
+    if not len(problems):
+        blocks.append(Text("No delivery problems: every file is what its task asked for."))
+        return Section("Delivery", blocks)
+    counts = problems["issue"].value_counts().loc[lambda v: v > 0]
+    table = pd.DataFrame({"tasks": counts.astype(int)}).rename_axis("issue")
+    shown = problems.head(LISTED).reset_index(drop=True)
+    blocks += [
+        Text(f"{len(problems):,} delivery problems in {problems['task_id'].nunique():,} tasks."),
+        Table(_flat(table)),
+        Text(f"The first {LISTED}." if len(problems) > LISTED else "All of them."),
+        Table(_flat(shown)),
+    ]
+    return Section("Delivery", blocks)
 
 
 def definitions(ctx: Context) -> Section | None:
@@ -808,6 +849,7 @@ SECTIONS: list[Callable[[Context], Section | None]] = [
     stuck,
     money,
     at_risk,
+    delivery,
     callbacks_section,
     definitions,
 ]
@@ -950,6 +992,7 @@ def report(
     figures: bool = True,
     callbacks: pd.DataFrame | None = None,
     callback_url: str | Sequence[str] | None = None,
+    archive: pd.DataFrame | None = None,
 ) -> Path:
     """Write a one-file report on the tasks in ``df``; return its path.
 
@@ -961,7 +1004,9 @@ def report(
     ``callbacks`` (:func:`veo_notebook.callbacks.read_callbacks`'s frame) adds a
     "Callbacks" section: the audit against record-info and the delivery delays;
     ``callback_url`` (the receiver's URL) limits "terminal with no callback" to the tasks
-    that named it (default: any callBackUrl).
+    that named it (default: any callBackUrl); ``archive`` (what
+    :func:`~veo_notebook.archive_videos` returned) adds a "Delivery" section and leaves
+    the videos it saved out of "At risk".
 
     >>> report(df, "out/report.html", title="March batch")     # doctest: +SKIP
     PosixPath('out/report.html')
@@ -975,6 +1020,7 @@ def report(
         figures,
         callbacks=callbacks,
         callback_url=callback_url,
+        archive=archive,
     )
     sections = _sections(ctx)
     if path.suffix.lower() == ".md":

@@ -17,6 +17,13 @@ Tables::
 
 The ``callbacks`` table is added to an older store on its first delivery (an additive
 table: the store version does not change, and older versions ignore it).
+    archive(task_id, kind, url, path, bytes, sha256, archived_at REAL, error, media_width,
+            media_height, media_duration_s, media_fps, media_codec, media_has_audio,
+            PRIMARY KEY (task_id, kind))     -- the files saved by veo_notebook.archive;
+                                             -- kind: "video" (the final one) or "origin"
+
+The ``archive`` table is created the first time an archive row is written (a store made
+before it existed reads as "nothing archived").
 
 A file that is not SQLite, or not a veo-notebook store, is a :class:`StoreError`; a store
 written by a newer version is a :class:`SchemaVersionError`. Neither is ever modified.
@@ -46,6 +53,9 @@ from . import schema
 from .errors import SchemaVersionError, StoreError, StoreNotFoundError
 
 __all__ = [
+    "ARCHIVE_FIELDS",
+    "ARCHIVE_ORIGIN",
+    "ARCHIVE_VIDEO",
     "ENV_STORE",
     "STORE_VERSION",
     "Answer",
@@ -139,6 +149,35 @@ class CallbackRow(TypedDict):
     headers: dict[str, str]
     signature_ok: bool | None
     duplicate: bool
+
+
+#: The columns of the ``archive`` table, in order (one row per archived task).
+ARCHIVE_FIELDS = (
+    "task_id",
+    "kind",
+    "url",
+    "path",
+    "bytes",
+    "sha256",
+    "archived_at",
+    "error",
+    "media_width",
+    "media_height",
+    "media_duration_s",
+    "media_fps",
+    "media_codec",
+    "media_has_audio",
+)
+ARCHIVE_VIDEO, ARCHIVE_ORIGIN = "video", "origin"  # the kinds of archived file
+_ARCHIVE_KINDS = (ARCHIVE_VIDEO, ARCHIVE_ORIGIN)
+_ARCHIVE_DDL = """
+CREATE TABLE IF NOT EXISTS archive (
+    task_id TEXT NOT NULL, kind TEXT NOT NULL, url TEXT, path TEXT, bytes INTEGER,
+    sha256 TEXT, archived_at REAL NOT NULL, error TEXT, media_width INTEGER,
+    media_height INTEGER, media_duration_s REAL, media_fps REAL, media_codec TEXT,
+    media_has_audio INTEGER, PRIMARY KEY (task_id, kind)
+)
+"""
 
 
 class StoreRow(TypedDict):
@@ -405,6 +444,73 @@ class Store:
                 raise StoreError(f"cannot write to store {self.path!r}: {exc}") from exc
         return len(params)
 
+    def put_archive(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Record archive rows (mappings keyed by :data:`ARCHIVE_FIELDS`; ``kind`` defaults
+        to "video") in one transaction; a task's new row of a kind replaces its old one.
+        Returns the number written.
+
+        >>> with Store(":memory:") as s:
+        ...     s.put_archive([{"task_id": "t", "archived_at": 0.0, "error": "HTTP 404"}])
+        ...     s.archive_rows()[0]["error"]
+        1
+        'HTTP 404'
+        """
+        params = []
+        for row in rows:
+            values = dict(row, kind=row.get("kind") or ARCHIVE_VIDEO)
+            _check_kind(values["kind"])
+            params.append(tuple(values.get(k) for k in ARCHIVE_FIELDS))
+        if not params:
+            return 0
+        marks = ",".join("?" * len(ARCHIVE_FIELDS))
+        sql = f"INSERT OR REPLACE INTO archive ({','.join(ARCHIVE_FIELDS)}) VALUES ({marks})"
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.execute(_ARCHIVE_DDL)
+                    self._conn.executemany(sql, params)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write to store {self.path!r}: {exc}") from exc
+        return len(params)
+
+    def archive_rows(
+        self, ids: Iterable[str] | None = None, *, kind: str = ARCHIVE_VIDEO
+    ) -> list[dict[str, Any]]:
+        """Archive rows of one ``kind`` (dicts keyed by :data:`ARCHIVE_FIELDS`) of ``ids``
+        (those held), or all of them.
+
+        >>> with Store(":memory:") as s:
+        ...     s.archive_rows()
+        []
+        """
+        sql = "SELECT 1 FROM sqlite_master WHERE type='table' AND name='archive'"
+        if not self._query(sql):
+            return []
+        _check_kind(kind)  # one of two literals: safe inside the SQL text
+        cols = f"SELECT {','.join(ARCHIVE_FIELDS)} FROM archive WHERE kind = '{kind}'"
+        if ids is None:
+            rows = self._query(cols + " ORDER BY rowid")
+        else:
+            order = list(dict.fromkeys(ids))
+            rows = list(self._chunked(cols + " AND task_id IN ({marks})", order))
+        return [dict(zip(ARCHIVE_FIELDS, r, strict=True)) for r in rows]
+
+    def archived_ids(self) -> set[str]:
+        """Task ids whose video is archived (a file saved, with no error).
+
+        >>> with Store(":memory:") as s:
+        ...     s.put_archive([{"task_id": "t", "archived_at": 0.0, "sha256": "ab"}])
+        ...     s.archived_ids()
+        1
+        {'t'}
+        """
+        return {r["task_id"] for r in self.archive_rows() if r["sha256"] and r["error"] is None}
+
     # ----------------------------------------------------------------- reading
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -617,6 +723,11 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.path!r})"
+
+
+def _check_kind(kind: object) -> None:
+    if kind not in _ARCHIVE_KINDS:
+        raise ValueError(f"archive kind must be one of {_ARCHIVE_KINDS}, not {kind!r}")
 
 
 def _row(r: Sequence[Any]) -> StoreRow:

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from .faults import BEHAVIOUR, TOO_MANY, Canned, Fault, Wire
+from .media import PREFIX as MEDIA_PREFIX
 
 if TYPE_CHECKING:
     from .server import Simulator
@@ -44,6 +45,8 @@ def handle(sim: Simulator, h: Handler, method: str) -> None:
         return _admin(sim, h, method, url.path, url.query, raw)
     if sim.latency:
         sim._stopping.wait(sim.latency)
+    if url.path.startswith(MEDIA_PREFIX):  # the media host: no key, no User-Agent check
+        return sim.media.serve(h, method, url.path)
     task_id: str | None = None
     if url.path == RECORD_PATH:
         query = parse_qs(url.query, keep_blank_values=True)
@@ -171,6 +174,16 @@ def _admin(sim: Simulator, h: Handler, method: str, path: str, query: str, raw: 
             return _write(h, 200, orjson.dumps({"ok": True, "rates": sim.faults.rates()}))
         if (path, method) == ("/_sim/script", "POST"):
             sim.script(body["taskId"], body["faults"])
+            return _write(h, 200, orjson.dumps({"ok": True}))
+        if (path, method) == ("/_sim/media", "GET"):
+            return _write(h, 200, orjson.dumps(sim.media.stats()))
+        if (path, method) == ("/_sim/media", "POST"):  # {"reset": true, "rates": {...}}
+            if body.get("reset"):
+                sim.media.reset_stats()
+            if "rates" in body:
+                sim.media.set_rates(body["rates"])
+            for task_id, faults in body.get("scripts", {}).items():
+                sim.media.script(task_id, faults)
             return _write(h, 200, orjson.dumps({"ok": True}))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return _write(h, 400, orjson.dumps({"ok": False, "error": str(exc)}))

@@ -20,7 +20,11 @@ Each request is counted under one outcome (``ok``, ``401``, ``403``, ``404``, ``
 ``429`` or a fault name) and, for record-info, under its task id (whatever the outcome).
 Admin endpoints (loopback clients only, no auth, not counted): ``GET /_sim/stats``,
 ``POST /_sim/reset``, ``GET /_sim/ids?kind=...``, ``POST /_sim/faults`` (``{"rates": {...}}``),
-``POST /_sim/script`` (``{"taskId": ..., "faults": [...]}``).
+``POST /_sim/script`` (``{"taskId": ..., "faults": [...]}``), ``GET /_sim/media`` (the media
+host's counters) and ``POST /_sim/media`` (``{"reset": true, "rates": {...}, "scripts": {...}}``).
+
+Result URLs point at the simulator itself: ``GET /media/...`` serves real MP4 files, without
+a key (:mod:`.media`).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from ._state import SimClock, SlidingWindowLimiter, Stats
 from .callbacks import CallbackSender, check_url
 from .corpus import BLOCK, EXPIRY_DAYS, TIME_FORMATS, Task, envelope, make_block
 from .faults import Fault, FaultPlan
+from .media import MediaHost
 
 __all__ = ["DEFAULT_API_KEY", "GENERATE_PATH", "RECORD_PATH", "Simulator"]
 
@@ -151,6 +156,7 @@ class Simulator:
         self.callbacks = CallbackSender(
             self.clock, callback_key, rates=callback_faults, seed=seed, timeout=callback_timeout
         )
+        self.media = MediaHost(self, seed=seed)
 
     # --- lifecycle ------------------------------------------------------------------
     def start(self) -> Simulator:
@@ -320,6 +326,8 @@ class Simulator:
             body = orjson.dumps(envelope(task, now, self.time_format))
             if now >= task.complete_ts:
                 self._cache[task_id] = body
+        if self._server is not None:  # links to this simulator's media host
+            body = self.media.rewrite(body)
         return "ok", body
 
     def _generate(self, raw: bytes) -> tuple[str, bytes]:

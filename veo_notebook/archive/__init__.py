@@ -1,0 +1,34 @@
+"""The archive stage: the videos themselves, saved before kie.ai deletes them (14 days).
+
+:func:`archive_videos` downloads the final video of every succeeded task into a folder
+or any fsspec URL, laid out as::
+
+    <dest>/<yyyy-mm-dd>/<task_id>.mp4      the UTC day the task completed
+
+It is the one place HTTP to media hosts happens (never with the API key). Each file is
+hashed (SHA-256) while it streams, checked against the length the host promised, probed
+with PyAV, and only then put at its final name; with a store, each row is recorded in its
+``archive`` table, so a second run downloads only what is missing.
+:func:`delivery_check` compares each file with what its task asked for.
+
+>>> import veo_notebook as veo
+>>> with veo.simulator.Simulator(n_tasks=30) as sim:  # doctest: +SKIP
+...     client = veo.Client(sim.api_key, base_url=sim.base_url)
+...     df = veo.fetch_records(sim.task_ids("success"), client=client, progress=False)
+...     archive = veo.archive_videos(df, "videos", progress=False)
+...     problems = veo.delivery_check(df, archive)
+"""
+
+from __future__ import annotations
+
+from ._delivery import DEFAULT_DURATION_S, DELIVERY_ISSUES, delivery_check
+from ._run import ARCHIVE_DTYPES, UNREADABLE, archive_videos
+
+__all__ = [
+    "ARCHIVE_DTYPES",
+    "DEFAULT_DURATION_S",
+    "DELIVERY_ISSUES",
+    "UNREADABLE",
+    "archive_videos",
+    "delivery_check",
+]
