@@ -70,6 +70,16 @@ _FEW_MATCHES_SHARE = 64
 class _Facet:
     codes: np.ndarray  # int per row, -1 for NA
     labels: list[str]  # label of each code
+    _groups: tuple[np.ndarray, np.ndarray] | None = None
+
+    def rows(self, codes: list[int]) -> np.ndarray:
+        """Positions of the rows holding any of ``codes``: O(matches) after one argsort."""
+        if self._groups is None:
+            order = np.argsort(self.codes, kind="stable")
+            bounds = np.searchsorted(self.codes[order], np.arange(-1, len(self.labels) + 1))
+            self._groups = order, bounds  # rows of code c: order[bounds[c + 1]:bounds[c + 2]]
+        order, bounds = self._groups
+        return np.concatenate([order[bounds[c + 1] : bounds[c + 2]] for c in codes])
 
 
 def _facet(s: pd.Series) -> _Facet:
@@ -78,6 +88,17 @@ def _facet(s: pd.Series) -> _Facet:
     codes, uniques = pd.factorize(s, sort=True, use_na_sentinel=True)
     small = np.int8 if len(uniques) < 127 else np.int16 if len(uniques) < 32767 else np.int32
     return _Facet(np.asarray(codes).astype(small), [str(u) for u in uniques])
+
+
+def _rows_with_codes(facet: _Facet, hits: list[int], mask: np.ndarray) -> np.ndarray:
+    """``mask`` or'ed with the rows whose code is one of ``hits`` (in place when it can)."""
+    if len(hits) <= _FACET_COMPARE_MAX:
+        for i in hits:
+            mask |= facet.codes == i
+        return mask
+    lut = np.zeros(len(facet.labels) + 1, dtype=bool)  # last slot: code -1 (NA)
+    lut[hits] = True
+    return mask | lut[facet.codes.astype(np.intp)]
 
 
 def _time_ints(s: pd.Series) -> tuple[np.ndarray, str]:
@@ -254,14 +275,7 @@ class TableModel:
                 return None
             facet = self.facets[name]
             hits = [i for i, label in enumerate(facet.labels) if label in chosen]
-            if len(hits) <= _FACET_COMPARE_MAX:
-                mask = np.zeros(self.n, dtype=bool)
-                for i in hits:
-                    mask |= facet.codes == i
-                return mask
-            lut = np.zeros(len(facet.labels) + 1, dtype=bool)  # last slot: code -1 (NA)
-            lut[hits] = True
-            return lut[facet.codes.astype(np.intp)]
+            return _rows_with_codes(facet, hits, np.zeros(self.n, dtype=bool))
         if name == "created":
             start, end = cast("tuple[pd.Timestamp | None, pd.Timestamp | None]", value)
             if start is None and end is None:
@@ -280,10 +294,9 @@ class TableModel:
             mask = self._text_index("task_id").search(needle)
             for col in ("prompt", "error_message"):  # repetitive: search the distinct values
                 facet, index = self._text_facet(col)
-                hit = index.search(needle)
-                if hit.any():  # most searches match few distinct values: skip the look-up
-                    lut = np.append(hit, False)  # code -1 (NA) → False
-                    mask |= lut[facet.codes]
+                found = np.flatnonzero(index.search(needle)).tolist()
+                if found:  # few distinct values match: mark their rows, not scan every row
+                    mask[facet.rows(found)] = True
             return mask
         raise KeyError(name)
 
