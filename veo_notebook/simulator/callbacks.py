@@ -38,7 +38,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -182,6 +182,9 @@ class CallbackSender:
         self._key = WebhookKey(key or DEFAULT_CALLBACK_KEY)
         self._wrong = WebhookKey(b"not-" + (key or DEFAULT_CALLBACK_KEY).encode())
         self._seed = seed
+        #: Applied to every body sent: the simulator points kie.ai's media links at its
+        #: own media host, in its records and in its callbacks alike.
+        self.rewrite: Callable[[bytes], bytes] = lambda body: body
         self._rng = random.Random(f"{seed}:callbacks")
         self.timeout = float(timeout)
         self._cond = threading.Condition()
@@ -328,7 +331,7 @@ class CallbackSender:
             data: dict[str, Any] = {"taskId": t.task_id, "info": info, "fallbackFlag": False}
             if str(resolution).lower() == "4k":
                 data["creditsConsumed"] = CREDITS_4K
-            return orjson.dumps({"code": 200, "msg": SUCCESS_MSG, "data": data})
+            return self.rewrite(orjson.dumps({"code": 200, "msg": SUCCESS_MSG, "data": data}))
         code = t.error_code or 500
         msg = t.error_message or "Generation failed."
         data = {"taskId": t.task_id, "fallbackFlag": False}

@@ -157,6 +157,7 @@ class Simulator:
             self.clock, callback_key, rates=callback_faults, seed=seed, timeout=callback_timeout
         )
         self.media = MediaHost(self, seed=seed)
+        self.callbacks.rewrite = self.media.rewrite
 
     # --- lifecycle ------------------------------------------------------------------
     def start(self) -> Simulator:
