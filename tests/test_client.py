@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
-import random
 import threading
-from collections import deque
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -165,7 +162,7 @@ def test_transient_faults_that_outlive_the_retries_raise_transient_error(fresh_s
     assert sim.stats()["by_task"][tid] == 3
 
 
-def test_429_honours_retry_after_and_slows_the_limiter(fresh_sim) -> None:
+def test_429_honours_retry_after_and_a_lone_one_is_not_the_limit(fresh_sim) -> None:
     sim = fresh_sim(n_tasks=20)
     tid = sim.task_ids("terminal")[0]
     sim.script(tid, ["http429"])
@@ -173,8 +170,9 @@ def test_429_honours_retry_after_and_slows_the_limiter(fresh_sim) -> None:
     rate = c.limiter.rate
     o = c.get_record(tid)
     assert o.attempts == 2 and o.fetch_error is None
-    assert c.limiter.throttled == 1 and c.limiter.drops == 1
-    assert c.limiter.rate < rate
+    # counted, but one refusal among clean answers is no limit (see tests/test_pacing.py)
+    assert c.limiter.throttled == 1 and c.limiter.drops == 0
+    assert c.limiter.rate >= rate
 
 
 def test_wrong_key_is_an_auth_error(sim) -> None:
@@ -279,9 +277,9 @@ class _Clock:
 def _send(lim: AdaptiveLimiter, clock: _Clock, n: int) -> list[float]:
     sent = []
     for _ in range(n):
-        clock.t = max(clock.t, lim._next)
+        clock.t = max(clock.t, lim.next_free)
         sent.append(lim.acquire())
-        lim.on_success()
+        lim.on_success(sent[-1])
     return sent
 
 
@@ -295,82 +293,17 @@ def test_limiter_paces_evenly_and_probes_up_in_slow_start() -> None:
     assert lim.rate > 30
 
 
-def test_limiter_cuts_once_per_congestion_event_and_caps_at_max_rate() -> None:
+def test_limiter_cuts_when_refusals_cluster_and_caps_at_max_rate() -> None:
     clock = _Clock()
     lim = AdaptiveLimiter(start=50.0, clock=clock, max_rate=60.0)
     sent = _send(lim, clock, 200)
     assert lim.rate <= 60.0
-    lim.on_throttle(sent[-1], retry_after=None)
+    for s in sent[-4:]:  # the server's window is full: every answer is a refusal
+        lim.on_throttle(s, retry_after=None)
     after_cut = lim.rate
-    assert after_cut < 60.0 * 0.95 and lim.drops == 1
-    lim.on_throttle(sent[-2], retry_after=None)  # same event: no second cut
-    assert (lim.rate, lim.drops, lim.throttled) == (after_cut, 1, 2)
-
-
-def test_limiter_pauses_everyone_when_the_server_asks_for_long_or_429s_persist() -> None:
-    clock = _Clock()
-    lim = AdaptiveLimiter(start=20.0, clock=clock)
-    sent = _send(lim, clock, 30)
-    lim.on_throttle(sent[-1], retry_after=5.0)
-    assert lim.pauses == 1 and lim._pause_until == pytest.approx(clock.t + 5.0)
-    clock.t += 5.0
-    for _ in range(3):  # cut after cut within a few seconds: cuts are not enough
-        clock.t += 1.5
-        lim.on_throttle(clock.t - 0.1, retry_after=1.0)
-    assert lim.pauses == 2 and lim.drops == 4
-
-
-def _simulate(limit: int, *, seed: int, workers: int = 16, latency: float = 0.1) -> tuple:
-    """Discrete-event run of the limiter against a sliding-window server (no wall time).
-
-    Workers send as the limiter allows; the server accepts at most ``limit`` requests in
-    any 1-second window (arrival jitter 0-20 ms), answers after ``latency``; a refused
-    request waits its Retry-After (1 s) and is sent again. Returns (rate, 429 share).
-    """
-    rng = random.Random(seed)
-    clock = _Clock()
-    clock.t = 0.0
-    lim = AdaptiveLimiter(start=10.0, clock=clock)
-    window: deque[float] = deque()
-    seq = itertools.count()
-    events = [(0.0, next(seq), "try", 0.0) for _ in range(workers)]
-    ok = refused = 0
-    duration = 90.0
-    while events and events[0][0] <= duration:
-        t, _, kind, sent = heapq.heappop(events)
-        clock.t = t
-        if kind == "try":
-            free = max(lim._next, lim._pause_until)
-            if t < free:
-                heapq.heappush(events, (free, next(seq), "try", 0.0))
-            else:
-                sent = lim.acquire()
-                heapq.heappush(events, (sent + rng.uniform(0, 0.02), next(seq), "arrive", sent))
-        elif kind == "arrive":
-            while window and window[0] <= t - 1.0:
-                window.popleft()
-            accepted = len(window) < limit
-            if accepted:
-                window.append(t)
-            answer = "ok" if accepted else "429"
-            heapq.heappush(events, (t + latency, next(seq), answer, sent))
-        elif kind == "ok":
-            ok += 1
-            lim.on_success()
-            heapq.heappush(events, (t, next(seq), "try", 0.0))
-        else:
-            refused += 1
-            lim.on_throttle(sent, 1.0)
-            heapq.heappush(events, (t + 1.0, next(seq), "try", 0.0))
-    return ok / duration, refused / (ok + refused)
-
-
-@pytest.mark.parametrize("limit", [5, 20, 50, 100])
-def test_limiter_finds_an_unpublished_limit_without_hammering_it(limit: int) -> None:
-    for seed in range(2):
-        rate, share_429 = _simulate(limit, seed=seed)
-        assert rate >= 0.85 * limit, (seed, rate)
-        assert share_429 <= 0.05, (seed, share_429)
+    assert after_cut < 60.0 * 0.96 and lim.drops == 1 and lim.phase == "check"
+    lim.on_throttle(sent[-5], retry_after=None)  # same event: no second cut
+    assert (lim.rate, lim.drops, lim.throttled) == (after_cut, 1, 5)
 
 
 def test_retry_policy_is_full_jitter_and_respects_retry_after() -> None:

@@ -10,7 +10,8 @@ answer                                             what the client does
 =================================================  ==========================================
 HTTP 200, code 200                                 the record (terminal if successFlag 1/2/3)
 HTTP 401 or code 401                               :class:`AuthError` (the batch stops)
-HTTP 429 (``Retry-After``), code 429               cut the limiter's rate, wait, retry
+HTTP 429 (``Retry-After``), code 429               tell the limiter (it backs off when they
+                                                   cluster), wait ``Retry-After``, retry
 HTTP 5xx, code 455 / 500 / 408                     retry (exponential backoff, full jitter)
 reset, timeout, truncated or non-JSON body         retry
 code 422 / 404 / 400 / any other                   ``fetch_error`` "<code> <msg>", no retry
@@ -27,7 +28,7 @@ full retry patience applies (an API that was answering and then stopped is trans
 
 Retries that run out raise :class:`TransientError` (``fetch_records`` makes it the row's
 ``fetch_error``; the next run asks again). There is one retry loop
-(:meth:`Client.get_record`) and one policy (:class:`~veo_notebook._limiter.RetryPolicy`):
+(:meth:`Client.get_record`) and one policy (:class:`~veo_notebook.client._pacing.RetryPolicy`):
 urllib3's ``Retry`` is left at zero because it would sleep through 429s inside the
 adapter, where the rate limiter could not learn from them. ``requests`` errors are
 translated in one place (:meth:`Client._send`); no message, log line or ``repr``
@@ -54,7 +55,7 @@ from requests.adapters import HTTPAdapter
 
 from ..errors import ApiError, AuthError, ConfigError, EndpointError, TransientError
 from ..schema import TERMINAL_FLAGS, TRANSIENT_CODES, envelope_facts, is_pending, status_of
-from ._pacing import AdaptiveLimiter, Cancelled, RetryPolicy
+from ._pacing import DEFAULT_MAX_IN_FLIGHT, START_RATE, AdaptiveLimiter, Cancelled, RetryPolicy
 
 __all__ = ["ENV_KEY", "RECORD_PATH", "Client", "Outcome"]
 
@@ -250,8 +251,11 @@ class Client:
         A session to use (its connection pool is shared by all workers).
     max_rate : float, optional
         A fixed cap in requests/s; the limiter still adapts below it.
-    max_workers : int
-        Default number of concurrent requests in :func:`veo_notebook.fetch_records`.
+    max_in_flight : int
+        A fixed cap on concurrent requests (the limiter adapts below it; the connection
+        pool holds as many): default 64, enough for a 300 ms API to reach 200 requests/s.
+    max_workers : int, optional
+        The former name of ``max_in_flight`` (the same cap when given).
     max_retries : int
         Retries of a transient failure before :class:`TransientError`.
     user_agent : str, optional
@@ -279,7 +283,8 @@ class Client:
         timeout: float = 10.0,
         session: requests.Session | None = None,
         max_rate: float | None = None,
-        max_workers: int = 16,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        max_workers: int | None = None,
         max_retries: int = 6,
         user_agent: str | None = None,
         backoff: float = 0.5,
@@ -298,14 +303,18 @@ class Client:
                 f"refusing to send the API key over plain http to {parts.hostname!r}; "
                 "use https (plain http is only allowed on loopback)"
             )
-        if max_workers < 1:
-            raise ConfigError("max_workers must be at least 1")
+        if max_workers is not None:
+            max_in_flight = max_workers
+        if max_in_flight < 1:
+            raise ConfigError("max_in_flight must be at least 1")
         self._key = _Secret(key.strip())
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.max_workers = max_workers
+        self.max_in_flight = max_in_flight
         self.retry = RetryPolicy(max_retries=max_retries, base=backoff, cap=backoff_cap)
-        self.limiter = AdaptiveLimiter(max_rate=max_rate, start=min(10.0, max_rate or 10.0))
+        self.limiter = AdaptiveLimiter(
+            min(START_RATE, max_rate or START_RATE), max_rate=max_rate, max_in_flight=max_in_flight
+        )
         if user_agent is None:
             from .._version import __version__
 
@@ -314,7 +323,8 @@ class Client:
         self._own_session = session is None
         if session is None:
             session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(max_workers, 10))
+            # one pooled connection per request in flight: none is opened and dropped
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max_in_flight)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         if parts.scheme == "http":  # loopback: never through an HTTP_PROXY (it would read the key)
@@ -344,6 +354,8 @@ class Client:
             except _Retry as r:
                 if r.throttled:
                     self.limiter.on_throttle(sent_at, r.retry_after)
+                else:
+                    self.limiter.on_error(sent_at)
                 if (
                     r.unreachable
                     and not self._first.connected
@@ -371,13 +383,21 @@ class Client:
                 elif delay > 0:
                     time.sleep(delay)
                 continue
-            self.limiter.on_success()
+            except BaseException:
+                self.limiter.release()
+                raise
+            self.limiter.on_success(sent_at)
             return outcome
 
     @property
     def proven(self) -> bool:
         """True once the base URL has answered like kie.ai (a record, or a per-task 422)."""
         return self._first.proven
+
+    @property
+    def max_workers(self) -> int:
+        """The former name of :attr:`max_in_flight`."""
+        return self.max_in_flight
 
     def close(self) -> None:
         """Close the session if this client made it."""

@@ -1,0 +1,223 @@
+"""The adaptive limiter: deterministic runs on a fake clock, then the client over real sockets.
+
+The discrete-event runs drive :class:`AdaptiveLimiter` against a model server (a sliding
+1-second window limit, optional random 429s, a fixed latency): no wall time, no timed
+assertions, the same answer on every machine.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from conftest import SENTINEL_KEY
+
+from veo_notebook.client import Client
+from veo_notebook.client._pacing import (
+    DEFAULT_MAX_IN_FLIGHT,
+    START_RATE,
+    AdaptiveLimiter,
+    Cancelled,
+    congested,
+)
+from veo_notebook.fetch import fetch_records
+
+
+class _Clock:
+    def __init__(self, t: float = 0.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@dataclass
+class Run:
+    rate: float  # accepted answers per second
+    share_429: float
+    peak_in_flight: int
+    limiter: AdaptiveLimiter
+
+
+def simulate(
+    *,
+    limit: int | None = None,
+    random_429: float = 0.0,
+    latency: float = 0.1,
+    workers: int = DEFAULT_MAX_IN_FLIGHT,
+    duration: float = 60.0,
+    seed: int = 0,
+    **kw: Any,
+) -> Run:
+    """A discrete-event run of the limiter against a model server.
+
+    ``workers`` callers send as the limiter allows; the server accepts at most ``limit``
+    requests in any 1-second window (refused ones do not count), refuses a further
+    ``random_429`` share of what it accepted, and answers after ``latency`` (jitter
+    0-10 %). A refused request waits its Retry-After (1 s) and is sent again.
+    """
+    rng = random.Random(seed)
+    clock = _Clock()
+    lim = AdaptiveLimiter(clock=clock, **kw)
+    window: deque[float] = deque()
+    seq = itertools.count()
+    events = [(0.0, next(seq), "try", 0.0) for _ in range(workers)]
+    ok = refused = peak = 0
+    while events and events[0][0] <= duration:
+        t, _, kind, sent = heapq.heappop(events)
+        clock.t = t
+        if kind == "try":
+            free = lim.next_free
+            if t < free or lim.in_flight >= lim.window or lim._queue:
+                heapq.heappush(events, (max(free, t + 0.001), next(seq), "try", 0.0))
+                continue
+            sent = lim.acquire()
+            peak = max(peak, lim.in_flight)
+            arrive = sent + latency * rng.uniform(0.0, 0.1)
+            heapq.heappush(events, (arrive, next(seq), "arrive", sent))
+        elif kind == "arrive":
+            while window and window[0] <= t - 1.0:
+                window.popleft()
+            accepted = limit is None or len(window) < limit
+            if accepted:
+                window.append(t)
+                accepted = rng.random() >= random_429
+            answer = "ok" if accepted else "429"
+            heapq.heappush(events, (t + latency, next(seq), answer, sent))
+        elif kind == "ok":
+            ok += 1
+            lim.on_success(sent)
+            heapq.heappush(events, (t, next(seq), "try", 0.0))
+        else:
+            refused += 1
+            lim.on_throttle(sent, 1.0)
+            heapq.heappush(events, (t + 1.0, next(seq), "try", 0.0))
+    return Run(ok / duration, refused / max(1, ok + refused), peak, lim)
+
+
+# --- the signal --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("refused", "answers", "background", "expected"),
+    [
+        pytest.param(1, 50, 0.0, False, id="one-refusal-is-noise"),
+        pytest.param(2, 50, 0.0, True, id="two-with-no-background"),
+        pytest.param(8, 50, 0.05, False, id="random-429s-near-their-share"),
+        pytest.param(10, 50, 0.05, True, id="well-above-the-background"),
+    ],
+)
+def test_congestion_is_refusals_significantly_above_the_background(
+    refused: int, answers: int, background: float, expected: bool
+) -> None:
+    assert congested(refused, answers, background) is expected
+
+
+# --- slow start, and the ceiling in both directions ------------------------------------
+def test_slow_start_doubles_every_round_trip_while_answers_are_clean() -> None:
+    run = simulate(latency=0.3, duration=3.0)
+    assert run.limiter.phase == "slow_start" and run.limiter.drops == 0
+    assert run.peak_in_flight == DEFAULT_MAX_IN_FLIGHT  # the cap, not the limiter, binds
+
+
+@pytest.mark.parametrize("latency", [0.1, 0.3])
+def test_no_limit_reaches_the_in_flight_ceiling(latency: float) -> None:
+    run = simulate(latency=latency, duration=20.0)
+    assert run.rate >= 0.8 * DEFAULT_MAX_IN_FLIGHT / (latency * 1.05)
+    assert run.share_429 == 0.0
+
+
+@pytest.mark.parametrize(
+    ("limit", "share", "refused"),
+    [(5, 0.85, 0.05), (20, 0.94, 0.02), (50, 0.95, 0.02), (100, 0.95, 0.02)],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_an_unpublished_limit_is_found_and_held_without_hammering_it(
+    limit: int, share: float, refused: float, seed: int
+) -> None:
+    run = simulate(limit=limit, seed=seed, duration=60.0)
+    assert run.rate >= share * limit, run
+    assert run.share_429 <= refused, run
+    assert run.limiter.ceiling is not None and run.limiter.ceiling <= 1.02 * limit
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_429s_that_are_not_the_limit_do_not_collapse_the_rate(seed: int) -> None:
+    run = simulate(limit=50, random_429=0.05, seed=seed, duration=60.0)
+    assert run.rate >= 0.8 * 50, run
+    assert run.limiter.background > 0.0  # the checks learned the random share
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_random_429s_without_a_limit_are_no_limit(seed: int) -> None:
+    run = simulate(random_429=0.05, latency=0.3, seed=seed, duration=30.0)
+    assert run.rate >= 0.7 * 0.95 * DEFAULT_MAX_IN_FLIGHT / 0.315, run  # 70 % of the cap
+
+
+def test_a_fixed_rate_cap_and_in_flight_cap_are_never_exceeded() -> None:
+    run = simulate(latency=0.3, duration=10.0, max_rate=30.0)
+    assert run.limiter.rate <= 30.0 and run.rate <= 30.5
+    run = simulate(latency=0.3, duration=10.0, max_in_flight=5)
+    assert run.peak_in_flight == 5 and run.rate <= 5 / 0.3
+
+
+def test_a_long_retry_after_pauses_everyone() -> None:
+    clock = _Clock(100.0)
+    lim = AdaptiveLimiter(clock=clock)
+    sent = lim.acquire()
+    lim.on_throttle(sent, retry_after=5.0)
+    assert lim.pauses == 1 and lim.drops == 1
+    assert lim._pause_until == pytest.approx(105.0)
+
+
+def test_acquire_raises_cancelled_when_the_batch_is_cancelled() -> None:
+    lim = AdaptiveLimiter(max_in_flight=1)
+    lim.acquire()  # the one slot in flight is taken: the next waits
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        lim.acquire(stop)
+    lim.release()
+    assert lim.in_flight == 0
+
+
+# --- the client over real sockets -------------------------------------------------------
+FAST = {"backoff": 0.01, "backoff_cap": 0.05, "timeout": 5.0}
+
+
+def test_the_client_ramps_past_its_start_and_sizes_its_pool(fresh_sim) -> None:
+    sim = fresh_sim(n_tasks=300, latency=0.05)
+    c = Client(SENTINEL_KEY, base_url=sim.base_url, **FAST)
+    assert c.session.get_adapter(sim.base_url)._pool_maxsize == DEFAULT_MAX_IN_FLIGHT
+    fetch_records(sim.task_ids(), client=c, progress=False)
+    assert c.limiter.rate > 2 * START_RATE and c.limiter.drops == 0
+    assert c.limiter.in_flight == 0  # every acquire was answered
+
+
+def test_the_client_backs_off_at_a_server_limit(fresh_sim) -> None:
+    sim = fresh_sim(n_tasks=150, rate_limit=30, latency=0.05)
+    c = Client(SENTINEL_KEY, base_url=sim.base_url, **FAST)
+    df = fetch_records(sim.task_ids(), client=c, progress=False)
+    assert not df["fetch_error"].str.startswith("429").any()  # every refusal was retried
+    assert c.limiter.drops >= 1 and c.limiter.throttled >= 1
+    assert c.limiter.rate < 60
+
+
+def test_the_client_keeps_a_users_fixed_caps(fresh_sim) -> None:
+    sim = fresh_sim(n_tasks=60, latency=0.02)
+    c = Client(SENTINEL_KEY, base_url=sim.base_url, max_rate=40.0, max_in_flight=3, **FAST)
+    fetch_records(sim.task_ids(), client=c, progress=False)
+    assert c.limiter.rate <= 40.0 and c.limiter.window <= 3
+
+
+def test_the_client_rides_out_random_429s(fresh_sim) -> None:
+    sim = fresh_sim(n_tasks=300, faults={"http429": 0.05})
+    c = Client(SENTINEL_KEY, base_url=sim.base_url, **FAST)
+    df = fetch_records(sim.task_ids(), client=c, progress=False)
+    assert not df["fetch_error"].str.startswith("429").any()  # every refusal was retried
+    assert sim.stats()["by_outcome"].get("http429", 0) >= 1
+    assert c.limiter.rate > START_RATE  # not collapsed
