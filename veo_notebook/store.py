@@ -7,16 +7,20 @@ answer (a 422 for an expired record, a fetch error): the store keeps the last go
 
 Tables::
 
-    meta(key TEXT PRIMARY KEY, value TEXT)      -- store_version, created_at, created_by
+    meta(key TEXT PRIMARY KEY, value TEXT)      -- store_version, created_at, created_by,
+                                                -- store_id, row_version
     records(task_id TEXT PRIMARY KEY, raw TEXT, fetched_at REAL, fetch_error TEXT,
-            success_flag INTEGER, terminal INTEGER, create_time TEXT)
+            success_flag INTEGER, terminal INTEGER, create_time TEXT, version INTEGER)
     -- terminal = 1: not worth asking again (veo_notebook.schema.is_pending is false)
+    -- version: meta.row_version when the row was last written, set by triggers (so any
+    -- writer, this code or not, versions its rows); what the frame cache is keyed on
     callbacks(id INTEGER PRIMARY KEY, task_id TEXT, received_at REAL, body BLOB,
               headers TEXT, signature_ok INTEGER, duplicate INTEGER)
                                                 -- every genuine callback delivery, raw
 
 The ``callbacks`` table is added to an older store on its first delivery (an additive
-table: the store version does not change, and older versions ignore it).
+table: the store version does not change, and older versions ignore it); so are the row
+versions, when an older store is first opened for writing.
     archive(task_id, kind, url, path, bytes, sha256, archived_at REAL, error, media_width,
             media_height, media_duration_s, media_fps, media_codec, media_has_audio,
             PRIMARY KEY (task_id, kind))     -- the files saved by veo_notebook.archive;
@@ -43,7 +47,9 @@ import random
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, TypedDict
 
@@ -60,6 +66,7 @@ __all__ = [
     "STORE_VERSION",
     "Answer",
     "CallbackRow",
+    "RawChanges",
     "RawRecords",
     "Store",
     "StoreRow",
@@ -96,7 +103,8 @@ CREATE TABLE IF NOT EXISTS records (
     fetch_error  TEXT,
     success_flag INTEGER,
     terminal     INTEGER NOT NULL DEFAULT 0,
-    create_time  TEXT
+    create_time  TEXT,
+    version      INTEGER
 );
 """
 
@@ -112,6 +120,21 @@ CREATE TABLE IF NOT EXISTS callbacks (
 );
 CREATE INDEX IF NOT EXISTS callbacks_task ON callbacks (task_id);
 """
+
+# Row versions: every insert, and every update of what the frame reads, takes the next
+# meta.row_version (the inner UPDATE sets only `version`, so it fires no trigger itself)
+_BUMP = """
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'row_version';
+    UPDATE records SET version = (SELECT CAST(value AS INTEGER) FROM meta
+                                  WHERE key = 'row_version') WHERE rowid = NEW.rowid;
+"""
+_VERSIONING = [
+    "CREATE INDEX IF NOT EXISTS records_version ON records (version)",
+    f"CREATE TRIGGER IF NOT EXISTS records_version_insert AFTER INSERT ON records "
+    f"BEGIN {_BUMP} END",
+    f"CREATE TRIGGER IF NOT EXISTS records_version_update "
+    f"AFTER UPDATE OF task_id, raw, fetched_at, fetch_error ON records BEGIN {_BUMP} END",
+]
 
 # A new answer replaces the stored one unless it is worse: an error never replaces a record.
 _UPSERT = """
@@ -178,6 +201,14 @@ CREATE TABLE IF NOT EXISTS archive (
     media_has_audio INTEGER, PRIMARY KEY (task_id, kind)
 )
 """
+
+
+class RawChanges(NamedTuple):
+    """Rows written after a row version (see :meth:`Store.changes_since`), in rowid order."""
+
+    version: int  # the store's row version when read
+    rowids: list[int]
+    records: RawRecords
 
 
 class StoreRow(TypedDict):
@@ -387,12 +418,52 @@ class Store:
                             ("created_by", f"veo-notebook {__version__}"),
                         ],
                     )
+                    Store._add_versions(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.rollback()
+                    raise
+            elif not Store._has_versions(conn):
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    if "readonly" not in str(exc):
+                        raise
+                    log.debug("store %s is read-only: no row versions (no frame cache)", path)
+                    return
+                try:
+                    if not Store._has_versions(conn):  # another process may have just done it
+                        Store._add_versions(conn)
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.rollback()
                     raise
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot use store {path!r}: {exc}") from exc
+
+    @staticmethod
+    def _has_versions(conn: sqlite3.Connection) -> bool:
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(records)")}
+        trig = conn.execute(
+            "SELECT count(*) FROM sqlite_master "
+            "WHERE type = 'trigger' AND name LIKE 'records_version_%'"
+        ).fetchone()[0]
+        return "version" in cols and trig == 2
+
+    @staticmethod
+    def _add_versions(conn: sqlite3.Connection) -> None:
+        """Row versions for a store made before them (additive: older code still reads it)."""
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(records)")}
+        if "version" not in cols:
+            conn.execute("ALTER TABLE records ADD COLUMN version INTEGER")
+        conn.execute("UPDATE records SET version = rowid WHERE version IS NULL")
+        top = conn.execute("SELECT coalesce(max(version), 0) FROM records").fetchone()[0]
+        conn.executemany(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+            [("row_version", str(top)), ("store_id", uuid.uuid4().hex)],
+        )
+        for statement in _VERSIONING:
+            conn.execute(statement)
 
     # ----------------------------------------------------------------- writing
     def put(
@@ -573,6 +644,73 @@ class Store:
         order = list(dict.fromkeys(ids))
         found = {r[0]: r for r in self._chunked(cols + " WHERE task_id IN ({marks})", order)}
         return [found[i] for i in order if i in found]
+
+    # ----------------------------------------------------------------- versions
+    @contextmanager
+    def snapshot(self) -> Iterator[Store]:
+        """Reads inside see one state of the store (one read transaction; writers of other
+        connections go on, and are seen after). Other threads' calls wait meanwhile."""
+        with self._lock:
+            if self._conn.in_transaction:  # already inside one
+                yield self
+                return
+            try:
+                self._conn.execute("BEGIN")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read store {self.path!r}: {exc}") from exc
+            try:
+                yield self
+            finally:
+                self._conn.execute("COMMIT")
+
+    @property
+    def versioned(self) -> bool:
+        """True if the rows carry versions (a read-only store made before them does not)."""
+        with self._lock:
+            return self._has_versions(self._conn)
+
+    @property
+    def store_id(self) -> str:
+        """A random id given to this store when it was made (a copy keeps it)."""
+        return str(self._query("SELECT value FROM meta WHERE key = 'store_id'")[0][0])
+
+    def row_version(self) -> int:
+        """The version of the latest row written (versions only grow, never reused)."""
+        return int(self._query("SELECT value FROM meta WHERE key = 'row_version'")[0][0])
+
+    def changes_since(self, version: int) -> RawChanges:
+        """The rows written (inserted, or changed) after row ``version``, in rowid order,
+        with the store's version now: ``changes_since(0)`` is every row."""
+        with self.snapshot():
+            now = self.row_version()
+            found = self._query(
+                "SELECT rowid, task_id, CAST(raw AS BLOB), fetched_at, fetch_error FROM records "
+                "WHERE version > ? ORDER BY rowid",
+                (version,),
+            )
+        return RawChanges(
+            now,
+            [r[0] for r in found],
+            RawRecords(
+                [r[1] for r in found],
+                [r[2] for r in found],
+                [r[3] for r in found],
+                [r[4] for r in found],
+            ),
+        )
+
+    def rowids(self, upto: int | None = None) -> list[int]:
+        """Rowids of the rows whose version is at most ``upto`` (all rows if None), in order."""
+        if upto is None:
+            return [r[0] for r in self._query("SELECT rowid FROM records ORDER BY rowid")]
+        sql = "SELECT rowid FROM records WHERE version <= ? ORDER BY rowid"
+        return [r[0] for r in self._query(sql, (upto,))]
+
+    def count(self, upto: int | None = None) -> int:
+        """How many rows have a version of at most ``upto`` (all rows if None)."""
+        if upto is None:
+            return len(self)
+        return int(self._query("SELECT count(*) FROM records WHERE version <= ?", (upto,))[0][0])
 
     def ids(self) -> list[str]:
         """Every task id held, in insertion order."""

@@ -17,10 +17,12 @@ requests in flight at about ``rate x round-trip`` (with headroom, never above
   doing (random 429s that are not the limit) and the rate goes back to where it was.
   Either way, the share of refusals seen in checks and while holding under a limit
   found is the *background* the congestion signal is judged against;
-* **probe**: afterwards the rate grows by ``PROBE_GAIN`` of itself per second, the
-  gain doubling every ``PROBE_ACCEL_S`` clean seconds (a limit that rose, or a cut that
-  was a fluke, is found again quickly); congestion is a second's refusals significantly
-  above the background (:func:`congested`).
+* **probe**: a limit found once may be a fluke, so the rate climbs back quickly
+  (``FAST_GAIN``, doubling every ``PROBE_ACCEL_S`` clean seconds) to find it again; far
+  past it with no congestion (``RESTART``), slow start resumes. A limit found twice
+  holds the rate just under it (``HOLD``) for ``PLATEAU_S``, then probes gently
+  (``PROBE_GAIN``) for a limit that rose. Congestion is refusals significantly above
+  the background (:func:`congested`).
 
 The rate grows only while requests wait for the limiter (when the caller is the
 bottleneck there is nothing to learn), and never above ``max_rate`` when one is given.
@@ -67,7 +69,13 @@ MAX_BACKGROUND = 0.5
 #: probing gain: the rate grows by this fraction of itself per second after a cut
 PROBE_GAIN = 0.01
 #: the probing gain doubles after every this many seconds without congestion
-PROBE_ACCEL_S = 4.0
+PROBE_ACCEL_S = 2.0
+#: a limit found once may be a fluke: the rate goes back up this much faster, ...
+FAST_GAIN = 0.1
+#: ... and a limit found again within this share of the first is taken as found
+SAME_CEILING = 0.1
+#: a clean rate this many times the limit found means there was none: slow start again
+RESTART = 1.25
 #: seconds of answers the congestion signal looks at (the server's window is 1 s)
 SIGNAL_S = 1.0
 #: slow start ends when this many of the last SLOW_START_LOOK answers were refused
@@ -175,6 +183,7 @@ class AdaptiveLimiter:
         self._rtt_min: float | None = None
         self._phase = "slow_start"  # "slow_start", "check" or "probe"
         self._found = False  # a check confirmed a limit
+        self._confirmed = 0  # checks in a row that found about the same limit
         self._before_cut = self._rate
         self._ceiling_guess = self._rate
         self.ceiling: float | None = None  # the limit a check confirmed, requests/s
@@ -265,7 +274,7 @@ class AdaptiveLimiter:
 
     def _answered(self, now: float, refused: bool) -> None:
         self._in_flight = max(0, self._in_flight - 1)
-        if self._phase == "probe" and now - self._clean_since < PLATEAU_S and self._found:
+        if self._phase == "probe" and self._confirmed >= 2 and now - self._clean_since < PLATEAU_S:
             # holding under the limit found: what is refused now is the background
             self._checked[0] += refused
             self._checked[1] += 1
@@ -387,7 +396,10 @@ class AdaptiveLimiter:
         self.background = self._checked[0] / self._checked[1]
         if helped:
             self._found = True
-            self.ceiling = self._ceiling_guess
+            c, guess = self.ceiling, self._ceiling_guess
+            same = c is not None and abs(guess - c) <= SAME_CEILING * c
+            self._confirmed = self._confirmed + 1 if same else 1
+            self.ceiling = guess
             self._rate = self._clamp(max(self._rate, HOLD * self.ceiling))
             self._phase = "probe"
         else:  # the refusals were not the rate's doing: back to where it was
@@ -416,11 +428,18 @@ class AdaptiveLimiter:
             last = self._grown_at if self._grown_at is not None else now
             self._grown_at = now
             clean = now - self._clean_since
-            if clean < PLATEAU_S:
-                return  # hold just under the limit found
-            gain = PROBE_GAIN
-            if self.ceiling is None or r > self.ceiling:  # past the limit found: it rose
-                gain *= 2.0 ** ((clean - PLATEAU_S) / PROBE_ACCEL_S)
+            c = self.ceiling
+            if c is not None and r > RESTART * c:  # far past the limit found, all clean
+                self._phase, self.ceiling, self._confirmed = "slow_start", None, 0
+                return
+            if self._confirmed >= 2:  # a limit found twice: hold under it, then probe
+                if clean < PLATEAU_S:
+                    return
+                gain = PROBE_GAIN
+                if c is None or r > c:  # past the limit found: it rose
+                    gain *= 2.0 ** ((clean - PLATEAU_S) / PROBE_ACCEL_S)
+            else:  # found once (perhaps by chance): go back up soon and see again
+                gain = FAST_GAIN * 2.0 ** (clean / PROBE_ACCEL_S)
             if self._rtt:
                 gain = min(gain, math.log(2.0) / self._rtt)  # never faster than slow start
             new = r * (1.0 + gain * (now - last))
