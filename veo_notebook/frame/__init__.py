@@ -86,8 +86,8 @@ import orjson
 import pandas as pd
 
 from ..errors import InputError
-from ..store import Store
-from . import _build
+from ..store import RawRecords, Store
+from . import _build, _cache
 from ._build import split_urls
 from ._read import each, read_objects
 
@@ -212,12 +212,19 @@ def from_raw(
 
 
 def from_store(
-    store: Store, ids: Iterable[str] | None = None, *, naive_tz: str = DEFAULT_NAIVE_TZ
+    store: Store,
+    ids: Iterable[str] | None = None,
+    *,
+    naive_tz: str = DEFAULT_NAIVE_TZ,
+    cache: bool = True,
 ) -> pd.DataFrame:
     """The typed frame of a store's records: of ``ids`` in their order (ids not held are
     skipped), or of every record in the order it was first stored.
 
     The store hands out the UTF-8 bytes SQLite holds; they go to :func:`from_raw` as they are.
+    The frame of every record of a store file is kept beside it (``<store>.frame-cache.arrow``,
+    see :mod:`veo_notebook.frame._cache`): the next call parses only the records written
+    since. ``cache=False`` parses everything and leaves the cache alone.
 
     >>> from veo_notebook import Store
     >>> with Store(":memory:") as st:
@@ -225,8 +232,16 @@ def from_store(
     ...     from_store(st).loc[0, "status"]
     'success'
     """
-    raw = store.raw_records(ids)
-    return from_raw(raw.texts, raw.task_ids, raw.fetched_at, raw.fetch_errors, naive_tz=naive_tz)
+
+    def parse(raw: RawRecords) -> pd.DataFrame:
+        return from_raw(
+            raw.texts, raw.task_ids, raw.fetched_at, raw.fetch_errors, naive_tz=naive_tz
+        )
+
+    if ids is None and cache and store.path != ":memory:" and store.versioned:
+        _check_zone(naive_tz)
+        return _cache.cached_frame(store, naive_tz, parse)
+    return parse(store.raw_records(ids))
 
 
 def _frame(
@@ -237,10 +252,7 @@ def _frame(
     naive_tz: str,
     notes: dict[int, str],
 ) -> pd.DataFrame:
-    try:
-        zoneinfo.ZoneInfo(naive_tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError) as exc:
-        raise InputError(f"naive_tz {naive_tz!r} is not a known time zone") from exc
+    _check_zone(naive_tz)
     if errors is not None and any(e is not None for e in errors):
         texts = [None if e is not None else t for t, e in zip(texts, errors, strict=True)]
     n = len(texts)
@@ -265,6 +277,13 @@ def _frame(
     top_level = threading.current_thread() is threading.main_thread()
     with parse_settings() if top_level else contextlib.nullcontext():
         return _build.finish(each(block, spans, BLOCK_WORKERS))
+
+
+def _check_zone(naive_tz: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(naive_tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+        raise InputError(f"naive_tz {naive_tz!r} is not a known time zone") from exc
 
 
 _lock = threading.Lock()

@@ -1,0 +1,126 @@
+"""The parsed-frame cache beside a store file: correct after every kind of write."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import veo_notebook.frame as frame
+from veo_notebook.frame import _cache
+from veo_notebook.store import Store
+
+
+def _env(flag: int, prompt: str = "a cat") -> str:
+    data = {"successFlag": flag, "createTime": "2025-06-06 10:25:00"}
+    data["paramJson"] = json.dumps({"prompt": prompt})
+    return json.dumps({"code": 200, "msg": "success", "data": data})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    with Store(tmp_path / "h.sqlite") as st:
+        st.put_many([(f"t{i}", _env(i % 4), float(i), None) for i in range(200)])
+        yield st
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many texts each parse got."""
+    seen: list[int] = []
+    real = frame.from_raw
+
+    def spy(texts: Any, *a: Any, **kw: Any) -> pd.DataFrame:
+        seen.append(len(texts))
+        return real(texts, *a, **kw)
+
+    monkeypatch.setattr(frame, "from_raw", spy)
+    return seen
+
+
+def _truth(st: Store) -> pd.DataFrame:
+    return frame.from_store(st, cache=False)
+
+
+def test_a_second_open_parses_nothing_and_gives_the_same_frame(store, parsed) -> None:
+    first = frame.from_store(store)
+    assert _cache.path_for(store).exists()
+    again = frame.from_store(store)
+    assert parsed[:2] == [200, 0]
+    pd.testing.assert_frame_equal(first, again)
+    pd.testing.assert_frame_equal(again, _truth(store))
+
+
+def test_added_changed_and_deleted_records_are_all_seen(store, parsed) -> None:
+    frame.from_store(store)
+    store.put("new", _env(1, "a dog"), fetched_at=500.0)
+    store.put("t3", _env(1, "changed"), fetched_at=501.0)
+    with sqlite3.connect(store.path) as conn:  # a writer that is not this code
+        conn.execute("DELETE FROM records WHERE task_id = 't7'")
+    df = frame.from_store(store)
+    assert parsed[-1] == 2  # only the new and the changed record were parsed
+    pd.testing.assert_frame_equal(df, _truth(store))
+    row = df.set_index("task_id").loc["t3"]
+    assert row["prompt"] == "changed" and row["status"] == "success"
+    assert "t7" not in set(df["task_id"]) and df["task_id"].iloc[-1] == "new"
+
+
+def test_a_parser_version_bump_invalidates_the_cache(store, parsed, monkeypatch) -> None:
+    frame.from_store(store)
+    monkeypatch.setattr(_cache, "PARSER_VERSION", _cache.PARSER_VERSION + 1)
+    pd.testing.assert_frame_equal(frame.from_store(store), _truth(store))
+    assert parsed[1] == 200  # everything parsed again
+
+
+def test_a_deleted_or_broken_cache_file_loses_nothing(store, parsed) -> None:
+    first = frame.from_store(store)
+    path = _cache.path_for(store)
+    path.unlink()
+    pd.testing.assert_frame_equal(frame.from_store(store), first)
+    path.write_bytes(b"not arrow")
+    pd.testing.assert_frame_equal(frame.from_store(store), first)
+    assert not list(path.parent.glob("*.tmp"))  # no partial file left
+
+
+def test_concurrent_writers_never_make_it_serve_a_stale_row(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with Store(path) as st:
+        st.put_many([(f"t{i}", _env(0), 0.0, None) for i in range(100)])
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer(k: int) -> None:
+        try:
+            with Store(path) as w:
+                for n in range(40):
+                    w.put_many([(f"t{(k * 50 + n) % 100}", _env(1, f"w{k}-{n}"), 1.0, None)])
+                    w.put(f"w{k}-{n}", _env(2), fetched_at=2.0)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    with Store(path) as reader:
+        while any(t.is_alive() for t in threads):
+            df = frame.from_store(reader)
+            assert df["task_id"].is_unique
+        for t in threads:
+            t.join()
+        assert not errors
+        stop.set()
+        pd.testing.assert_frame_equal(frame.from_store(reader), _truth(reader))
+        assert len(reader) == 180
+
+
+def test_an_in_memory_store_has_no_cache_and_ids_bypass_it(parsed) -> None:
+    with Store(":memory:") as st:
+        st.put("a", _env(1), fetched_at=0.0)
+        assert _cache.path_for(st) is None
+        assert frame.from_store(st)["status"].tolist() == ["success"]
+        assert frame.from_store(st, ["a"])["task_id"].tolist() == ["a"]
