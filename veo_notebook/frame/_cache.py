@@ -140,20 +140,27 @@ def cached_frame(store: Store, naive_tz: str, parse: Parse) -> pd.DataFrame:
             table = old[0]
             cached = table.column(_ROWID).to_numpy()
             changed = np.asarray(changes.rowids, dtype=np.int64)
-            alive = np.asarray(store.rowids(since), dtype=np.int64)  # unchanged rows now
-            keep = np.isin(cached, alive) & ~np.isin(cached, changed)
-            kept = table.filter(pa.array(keep))
-    new = parse(changes.records)
-    part = _table(new, changes.rowids, changes.version)
-    merged = part
-    if kept is not None and kept.num_rows:
-        try:
-            merged = pa.concat_tables([kept.replace_schema_metadata(part.schema.metadata), part])
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # types drifted: start over
-            log.debug("frame cache %s not mergeable (%s): a full parse", path, exc)
-            return cached_frame_full(store, naive_tz, parse, path, key)
-        order = np.argsort(merged.column(_ROWID).to_numpy(), kind="stable")
-        merged = merged.take(pa.array(order))
+            keep = ~np.isin(cached, changed) if len(changed) else None
+            left = len(cached) - (0 if keep is None else len(cached) - int(keep.sum()))
+            if store.count(since) != left:  # rows were deleted: keep only those still held
+                alive = np.isin(cached, np.asarray(store.rowids(since), dtype=np.int64))
+                keep = alive if keep is None else keep & alive
+            kept = table if keep is None else table.filter(pa.array(keep))
+    if kept is not None and not changes.rowids:
+        merged = kept  # nothing new to parse (at most rows deleted)
+    else:
+        merged = _table(parse(changes.records), changes.rowids, changes.version)
+        if kept is not None and kept.num_rows:
+            try:
+                merged = pa.concat_tables(
+                    [kept.replace_schema_metadata(merged.schema.metadata), merged]
+                )
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # types drifted: start over
+                log.debug("frame cache %s not mergeable (%s): a full parse", path, exc)
+                return cached_frame_full(store, naive_tz, parse, path, key)
+            rowids = merged.column(_ROWID).to_numpy()
+            if len(rowids) > 1 and not bool(np.all(rowids[1:] > rowids[:-1])):
+                merged = merged.take(pa.array(np.argsort(rowids, kind="stable")))
     unchanged = old is not None and not changes.rowids and merged.num_rows == old[0].num_rows
     if path is not None and not unchanged:
         _write(path, merged, key, changes.version)
