@@ -118,8 +118,8 @@ def test_congestion_is_refusals_significantly_above_the_background(
 
 
 # --- slow start, and the ceiling in both directions ------------------------------------
-def test_slow_start_doubles_every_round_trip_while_answers_are_clean() -> None:
-    run = simulate(latency=0.3, duration=3.0)
+def test_slow_start_grows_every_round_trip_while_answers_are_clean() -> None:
+    run = simulate(latency=0.3, duration=5.0)
     assert run.limiter.phase == "slow_start" and run.limiter.drops == 0
     assert run.peak_in_flight == DEFAULT_MAX_IN_FLIGHT  # the cap, not the limiter, binds
 

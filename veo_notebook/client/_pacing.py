@@ -7,7 +7,8 @@ served, no bursts: a burst is what a sliding-window limit punishes) and caps the
 requests in flight at about ``rate x round-trip`` (with headroom, never above
 ``max_in_flight``). ``rate`` adapts like TCP congestion control:
 
-* **slow start**: the rate doubles every round-trip while answers are clean, until
+* **slow start**: the rate grows x ``SLOW_START_GAIN`` every round-trip (and the
+  requests in flight with it) while answers are clean, until
   refusals cluster (several 429s among the last few answers), the server asks for a
   long ``Retry-After``, or the round-trip time rises well above its minimum (a queue);
 * **back off**: at a congestion signal the rate is cut to a little under what the
@@ -42,7 +43,11 @@ __all__ = ["DEFAULT_MAX_IN_FLIGHT", "AdaptiveLimiter", "Cancelled", "RetryPolicy
 
 #: default cap on requests in flight: 64 lets a 300 ms API reach 200 requests/s
 DEFAULT_MAX_IN_FLIGHT = 64
-#: first rate, requests/s: modest, and slow start doubles it every round-trip
+#: slow start multiplies the rate by this every round-trip while answers are clean; less
+#: than TCP's 2: against a 1-second window, what is sent in the round-trip before the
+#: first refusal comes back is refused, ln(gain) x the limit (2: 0.69x, 1.6: 0.47x)
+SLOW_START_GAIN = 1.6
+#: first rate, requests/s: modest, and slow start multiplies it every round-trip
 START_RATE = 10.0
 #: the rate never goes below this (one request every two seconds)
 MIN_RATE = 0.5
@@ -53,9 +58,9 @@ MIN_WINDOW = 4
 #: a cut sets the rate to this share of what the server accepted in the last second
 BACKOFF = 0.95
 #: once a check confirms the limit, the rate holds at this share of it ...
-HOLD = 0.98
+HOLD = 0.97
 #: ... for this many seconds before probing above it again
-PLATEAU_S = 20.0
+PLATEAU_S = 30.0
 #: a check judges at least this many answers (fewer say too little about the cause)
 CHECK_ANSWERS = 30
 #: the congestion signal looks at the last second's answers, or at least this many
@@ -399,7 +404,8 @@ class AdaptiveLimiter:
             c, guess = self.ceiling, self._ceiling_guess
             same = c is not None and abs(guess - c) <= SAME_CEILING * c
             self._confirmed = self._confirmed + 1 if same else 1
-            self.ceiling = guess
+            # what the server accepted is at most its limit: the higher estimate is closer
+            self.ceiling = max(guess, c) if same and c is not None else guess
             self._rate = self._clamp(max(self._rate, HOLD * self.ceiling))
             self._phase = "probe"
         else:  # the refusals were not the rate's doing: back to where it was
@@ -422,8 +428,8 @@ class AdaptiveLimiter:
                 self._phase = "probe"  # answers slow down: a queue is building somewhere
                 self._clean_since = self._grown_at = now
                 return
-            turns = 1.0 / max(1.0, r * (self._rtt or 1.0 / r))  # answers per round-trip
-            new = r * 2.0**turns  # doubles every round-trip
+            turns = 1.0 / max(1.0, r * (self._rtt or 1.0 / r))  # 1 / answers per round-trip
+            new = r * SLOW_START_GAIN**turns  # x SLOW_START_GAIN every round-trip
         else:
             last = self._grown_at if self._grown_at is not None else now
             self._grown_at = now
