@@ -113,16 +113,7 @@ def _table(df: pd.DataFrame, rowids: list[int], versions: int) -> pa.Table:
 
 def _frame(table: pa.Table) -> pd.DataFrame:
     t = table.drop_columns([_ROWID, _VERSION])
-    df = t.to_pandas(types_mapper=_mapper)
-    return df
-
-
-def _mapper(t: pa.DataType) -> object:
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return pd.StringDtype("pyarrow")
-    if pa.types.is_list(t):
-        return pd.ArrowDtype(t)
-    return None
+    return t.to_pandas(types_mapper=schema.pandas_type)
 
 
 def cached_frame(store: Store, naive_tz: str, parse: Parse) -> pd.DataFrame:
