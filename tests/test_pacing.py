@@ -186,7 +186,7 @@ def test_acquire_raises_cancelled_when_the_batch_is_cancelled() -> None:
 
 
 # --- the client over real sockets -------------------------------------------------------
-FAST = {"backoff": 0.01, "backoff_cap": 0.05, "timeout": 5.0}
+FAST: dict[str, Any] = {"backoff": 0.01, "backoff_cap": 0.05, "timeout": 5.0}
 
 
 def test_the_client_ramps_past_its_start_and_sizes_its_pool(fresh_sim) -> None:
