@@ -117,43 +117,49 @@ def _frame(table: pa.Table) -> pd.DataFrame:
 
 
 def cached_frame(store: Store, naive_tz: str, parse: Parse) -> pd.DataFrame:
-    """The frame of every record of ``store``, from the cache plus what was written since."""
+    """The frame of every record of ``store``, from the cache plus what was written since.
+
+    Rows keep their place (rowid order): a changed row's new state takes its old row's
+    position, new rows come after every row held (SQLite gives a new row a rowid above
+    all others), deleted rows are left out.
+    """
     path = path_for(store)
     key = _key(store, naive_tz)
     old = _read(path, key) if path is not None else None
     with store.snapshot():
         since = old[1] if old is not None else 0
         changes = store.changes_since(since)
-        if old is not None and changes.version < since:
-            old, changes = None, store.changes_since(0)  # not this store's past: start over
-        kept: pa.Table | None = None
-        if old is not None:
-            table = old[0]
-            cached = table.column(_ROWID).to_numpy()
-            changed = np.asarray(changes.rowids, dtype=np.int64)
-            keep = ~np.isin(cached, changed) if len(changed) else None
-            left = len(cached) - (0 if keep is None else len(cached) - int(keep.sum()))
-            if store.count(since) != left:  # rows were deleted: keep only those still held
-                alive = np.isin(cached, np.asarray(store.rowids(since), dtype=np.int64))
-                keep = alive if keep is None else keep & alive
-            kept = table if keep is None else table.filter(pa.array(keep))
-    if kept is not None and not changes.rowids:
-        merged = kept  # nothing new to parse (at most rows deleted)
-    else:
-        merged = _table(parse(changes.records), changes.rowids, changes.version)
-        if kept is not None and kept.num_rows:
-            try:
-                merged = pa.concat_tables(
-                    [kept.replace_schema_metadata(merged.schema.metadata), merged]
-                )
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # types drifted: start over
-                log.debug("frame cache %s not mergeable (%s): a full parse", path, exc)
-                return cached_frame_full(store, naive_tz, parse, path, key)
-            rowids = merged.column(_ROWID).to_numpy()
-            if len(rowids) > 1 and not bool(np.all(rowids[1:] > rowids[:-1])):
-                merged = merged.take(pa.array(np.argsort(rowids, kind="stable")))
-    unchanged = old is not None and not changes.rowids and merged.num_rows == old[0].num_rows
-    if path is not None and not unchanged:
+        if old is None or changes.version < since:  # none, or not this store's past
+            return cached_frame_full(store, naive_tz, parse, path, key)
+        table = old[0]
+        cached = table.column(_ROWID).to_numpy()
+        changed = np.asarray(changes.rowids, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(cached, changed), max(len(cached) - 1, 0))
+        hit = (cached[pos] == changed) if len(cached) else np.zeros(len(changed), bool)
+        keep = None
+        if store.count(since) != len(cached) - int(hit.sum()):  # rows were deleted
+            keep = np.isin(cached, np.asarray(store.rowids(since), dtype=np.int64))
+            keep[pos[hit]] = True
+    if not changes.rowids and keep is None:
+        return _frame(table)  # nothing written since: the cache as it is
+    new = _table(parse(changes.records), changes.rowids, changes.version)
+    try:
+        both = pa.concat_tables([table.replace_schema_metadata(new.schema.metadata), new])
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # types drifted: start over
+        log.debug("frame cache %s not mergeable (%s): a full parse", path, exc)
+        return cached_frame_full(store, naive_tz, parse, path, key)
+    n = len(cached)
+    order = np.arange(n)
+    order[pos[hit]] = n + np.flatnonzero(hit)  # a changed row in its old place
+    if keep is not None:
+        order = order[keep]
+    added = n + np.flatnonzero(~hit)
+    order = np.concatenate([order, added])
+    rowids = both.column(_ROWID).to_numpy()[order]
+    if len(rowids) > 1 and not bool(np.all(rowids[1:] > rowids[:-1])):  # a rowid reused
+        order = order[np.argsort(rowids, kind="stable")]
+    merged = both if np.array_equal(order, np.arange(len(both))) else both.take(order)
+    if path is not None:
         _write(path, merged, key, changes.version)
     return _frame(merged)
 
