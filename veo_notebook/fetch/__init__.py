@@ -253,7 +253,8 @@ def fetch_records(
     progress : bool
         A ``tqdm.auto`` progress bar.
     max_workers : int, optional
-        Concurrent queries (default ``client.max_workers``).
+        Most concurrent queries (default ``client.max_in_flight``; the client's limiter
+        adapts below it).
     on_update : callable, optional
         Called with each :class:`~veo_notebook.client.Outcome`, in the calling thread.
     from_callbacks : Store or path, optional
@@ -298,7 +299,7 @@ def fetch_records(
                     client,
                     todo,
                     st,
-                    workers=max_workers or client.max_workers,
+                    workers=max_workers or client.max_in_flight,
                     progress=progress,
                     on_update=on_update,
                 )
@@ -340,7 +341,7 @@ def watch(
     ids = unique_ids(task_ids)
     made = client is None
     client = client or Client()
-    workers = max_workers or client.max_workers
+    workers = max_workers or client.max_in_flight
     start = time.monotonic()
     with _open_store(store) as st, _closing_if(made, client):
         settled = st.terminal_ids(ids)  # one query for the batch, not one per id
