@@ -678,15 +678,19 @@ class Store:
         """The version of the latest row written (versions only grow, never reused)."""
         return int(self._query("SELECT value FROM meta WHERE key = 'row_version'")[0][0])
 
-    def changes_since(self, version: int) -> RawChanges:
+    def changes_since(
+        self, version: int, *, after: int = 0, limit: int | None = None
+    ) -> RawChanges:
         """The rows written (inserted, or changed) after row ``version``, in rowid order,
-        with the store's version now: ``changes_since(0)`` is every row."""
+        with the store's version now: ``changes_since(0)`` is every row. ``after`` and
+        ``limit`` page through them (rowids above ``after``, at most ``limit`` rows; page
+        inside one :meth:`snapshot` for a consistent whole)."""
         with self.snapshot():
             now = self.row_version()
             found = self._query(
                 "SELECT rowid, task_id, CAST(raw AS BLOB), fetched_at, fetch_error FROM records "
-                "WHERE version > ? ORDER BY rowid",
-                (version,),
+                "WHERE version > ? AND rowid > ? ORDER BY rowid LIMIT ?",
+                (version, after, -1 if limit is None else limit),
             )
         return RawChanges(
             now,

@@ -238,9 +238,12 @@ def from_store(
             raw.texts, raw.task_ids, raw.fetched_at, raw.fetch_errors, naive_tz=naive_tz
         )
 
-    if ids is None and cache and store.path != ":memory:" and store.versioned:
+    if ids is None and store.versioned:
         _check_zone(naive_tz)
-        return _cache.cached_frame(store, naive_tz, parse)
+        if cache and store.path != ":memory:":
+            return _cache.cached_frame(store, naive_tz, parse, BLOCK_ROWS)
+        # a block at a time: the raw texts alive at once are one block's, not the store's
+        return _cache.full_frame(store, parse, BLOCK_ROWS)
     return parse(store.raw_records(ids))
 
 

@@ -116,7 +116,7 @@ def _frame(table: pa.Table) -> pd.DataFrame:
     return t.to_pandas(types_mapper=schema.pandas_type)
 
 
-def cached_frame(store: Store, naive_tz: str, parse: Parse) -> pd.DataFrame:
+def cached_frame(store: Store, naive_tz: str, parse: Parse, chunk: int) -> pd.DataFrame:
     """The frame of every record of ``store``, from the cache plus what was written since.
 
     Rows keep their place (rowid order): a changed row's new state takes its old row's
@@ -130,7 +130,7 @@ def cached_frame(store: Store, naive_tz: str, parse: Parse) -> pd.DataFrame:
         since = old[1] if old is not None else 0
         changes = store.changes_since(since)
         if old is None or changes.version < since:  # none, or not this store's past
-            return cached_frame_full(store, naive_tz, parse, path, key)
+            return cached_frame_full(store, naive_tz, parse, path, key, chunk)
         table = old[0]
         cached = table.column(_ROWID).to_numpy()
         changed = np.asarray(changes.rowids, dtype=np.int64)
@@ -147,7 +147,7 @@ def cached_frame(store: Store, naive_tz: str, parse: Parse) -> pd.DataFrame:
         both = pa.concat_tables([table.replace_schema_metadata(new.schema.metadata), new])
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # types drifted: start over
         log.debug("frame cache %s not mergeable (%s): a full parse", path, exc)
-        return cached_frame_full(store, naive_tz, parse, path, key)
+        return cached_frame_full(store, naive_tz, parse, path, key, chunk)
     n = len(cached)
     order = np.arange(n)
     order[pos[hit]] = n + np.flatnonzero(hit)  # a changed row in its old place
@@ -164,12 +164,47 @@ def cached_frame(store: Store, naive_tz: str, parse: Parse) -> pd.DataFrame:
     return _frame(merged)
 
 
+def full_table(store: Store, parse: Parse, chunk: int) -> tuple[pa.Table, int]:
+    """Every row of ``store`` parsed, ``chunk`` rows at a time in one snapshot, as one
+    table (with rowids and versions), and the store's row version.
+
+    Only one chunk's raw texts and parse buffers are alive at once (the memory a build
+    needs stays near the frame's own size); the chunks' columns are joined without a copy.
+    """
+    parts: list[pa.Table] = []
+    after, version = 0, 0
+    with store.snapshot():
+        while True:
+            page = store.changes_since(0, after=after, limit=chunk)
+            version = page.version
+            if not page.rowids and parts:
+                break
+            parts.append(_table(parse(page.records), page.rowids, page.version))
+            if len(page.rowids) < chunk:
+                break
+            after = page.rowids[-1]
+            del page
+    if len(parts) == 1:
+        return parts[0], version
+    meta = parts[0].schema.metadata
+    return pa.concat_tables([p.replace_schema_metadata(meta) for p in parts]), version
+
+
+def full_frame(store: Store, parse: Parse, chunk: int) -> pd.DataFrame:
+    """Every row of ``store`` parsed in chunks (see :func:`full_table`), no cache."""
+    return _frame(full_table(store, parse, chunk)[0])
+
+
 def cached_frame_full(
-    store: Store, naive_tz: str, parse: Parse, path: Path | None, key: dict[str, object]
+    store: Store,
+    naive_tz: str,
+    parse: Parse,
+    path: Path | None,
+    key: dict[str, object],
+    chunk: int,
 ) -> pd.DataFrame:
     """A full parse, written as the new cache."""
-    changes = store.changes_since(0)
-    table = _table(parse(changes.records), changes.rowids, changes.version)
+    table, version = full_table(store, parse, chunk)
     if path is not None:
-        _write(path, table, key, changes.version)
+        _write(path, table, key, version)
     return _frame(table)
