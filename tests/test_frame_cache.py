@@ -130,6 +130,6 @@ def test_an_in_memory_store_has_no_cache_and_ids_bypass_it(parsed) -> None:
 def test_a_store_parsed_in_chunks_is_the_frame_parsed_at_once(store, monkeypatch) -> None:
     raw = store.raw_records()
     whole = frame.from_raw(raw.texts, raw.task_ids, raw.fetched_at, raw.fetch_errors)
-    monkeypatch.setattr(frame, "BLOCK_ROWS", 7)  # 200 rows: 29 chunks
+    monkeypatch.setattr(frame, "STORE_CHUNK_ROWS", 7)  # 200 rows: 29 chunks
     pd.testing.assert_frame_equal(frame.from_store(store, cache=False), whole)
     pd.testing.assert_frame_equal(frame.from_store(store), whole)

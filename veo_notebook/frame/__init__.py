@@ -111,6 +111,10 @@ MAX_BLOCK_WORKERS = 8
 #: threads for the blocks: twice the cores, so that while some hold the GIL for their
 #: Python work the others keep the cores busy in the reader (bench/README.md)
 BLOCK_WORKERS = min(MAX_BLOCK_WORKERS, 2 * (os.cpu_count() or 1))
+#: rows :func:`from_store` parses at a time from a whole store: one reader chunk's worth,
+#: so one chunk's texts and buffers are alive at once, not the store's (the build stays
+#: within 3x the raw bytes; the cache makes a whole-store parse rare: bench/README.md)
+STORE_CHUNK_ROWS = 16_384
 
 
 def to_frame(records: Iterable[Any], *, naive_tz: str = DEFAULT_NAIVE_TZ) -> pd.DataFrame:
@@ -241,9 +245,8 @@ def from_store(
     if ids is None and store.versioned:
         _check_zone(naive_tz)
         if cache and store.path != ":memory:":
-            return _cache.cached_frame(store, naive_tz, parse, BLOCK_ROWS)
-        # a block at a time: the raw texts alive at once are one block's, not the store's
-        return _cache.full_frame(store, parse, BLOCK_ROWS)
+            return _cache.cached_frame(store, naive_tz, parse, STORE_CHUNK_ROWS)
+        return _cache.full_frame(store, parse, STORE_CHUNK_ROWS)
     return parse(store.raw_records(ids))
 
 
