@@ -133,3 +133,7 @@ def test_a_store_parsed_in_chunks_is_the_frame_parsed_at_once(store, monkeypatch
     monkeypatch.setattr(frame, "STORE_CHUNK_ROWS", 7)  # 200 rows: 29 chunks
     pd.testing.assert_frame_equal(frame.from_store(store, cache=False), whole)
     pd.testing.assert_frame_equal(frame.from_store(store), whole)
+    ids = [f"t{i}" for i in range(199, -1, -3)]
+    r = store.raw_records(ids)
+    some = frame.from_raw(r.texts, r.task_ids, r.fetched_at, r.fetch_errors)
+    pd.testing.assert_frame_equal(frame.from_store(store, [*ids, ids[0], "nope"]), some)

@@ -111,7 +111,7 @@ MAX_BLOCK_WORKERS = 8
 #: threads for the blocks: twice the cores, so that while some hold the GIL for their
 #: Python work the others keep the cores busy in the reader (bench/README.md)
 BLOCK_WORKERS = min(MAX_BLOCK_WORKERS, 2 * (os.cpu_count() or 1))
-#: rows :func:`from_store` parses at a time from a whole store: one reader chunk's worth,
+#: rows :func:`from_store` parses at a time (a whole store, or many ids): a reader chunk,
 #: so one chunk's texts and buffers are alive at once, not the store's (the build stays
 #: within 3x the raw bytes; the cache makes a whole-store parse rare: bench/README.md)
 STORE_CHUNK_ROWS = 16_384
@@ -247,7 +247,17 @@ def from_store(
         if cache and store.path != ":memory:":
             return _cache.cached_frame(store, naive_tz, parse, STORE_CHUNK_ROWS)
         return _cache.full_frame(store, parse, STORE_CHUNK_ROWS)
-    return parse(store.raw_records(ids))
+    if ids is None:  # a read-only store made before row versions
+        return parse(store.raw_records())
+    order = list(dict.fromkeys(ids))
+    if len(order) <= STORE_CHUNK_ROWS:
+        return parse(store.raw_records(order))
+    return _build.finish(
+        [
+            parse(store.raw_records(order[lo : lo + STORE_CHUNK_ROWS]))
+            for lo in range(0, len(order), STORE_CHUNK_ROWS)
+        ]
+    )
 
 
 def _frame(
