@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 KEY = "sk-bench-memory-key-0000"
-BOUND_RAW = 6.0  # whole run (fetch + frame) over the baseline, x raw bytes
+BOUND_RAW = 3.0  # whole run (fetch + frame) over the baseline, x raw bytes
 FETCH_RAW = 0.5  # fetch phase over the baseline, x raw bytes
 FRAME_RAW = 3.0  # from_store on a finished store, growth over its baseline, x raw bytes
 
