@@ -137,3 +137,23 @@ def test_a_store_parsed_in_chunks_is_the_frame_parsed_at_once(store, monkeypatch
     r = store.raw_records(ids)
     some = frame.from_raw(r.texts, r.task_ids, r.fetched_at, r.fetch_errors)
     pd.testing.assert_frame_equal(frame.from_store(store, [*ids, ids[0], "nope"]), some)
+
+
+def test_a_few_changes_go_to_a_delta_and_many_to_a_new_base(store, parsed) -> None:
+    frame.from_store(store)
+    path = _cache.path_for(store)
+    base_bytes = path.read_bytes()
+    store.put("t1", _env(2, "first change"), fetched_at=600.0)
+    df = frame.from_store(store)
+    delta = _cache.delta_path(path)
+    assert delta.exists() and path.read_bytes() == base_bytes  # the base is not rewritten
+    store.put("t2", _env(2, "second change"), fetched_at=601.0)
+    store.put("n1", _env(0, "new"), fetched_at=602.0)
+    df = frame.from_store(store)
+    assert parsed[-1] == 2  # only what was written since the delta
+    pd.testing.assert_frame_equal(df, _truth(store))
+    pd.testing.assert_frame_equal(frame.from_store(store), _truth(store))  # base + delta
+    store.put_many([(f"t{i}", _env(3, "many"), 700.0, None) for i in range(100)])
+    pd.testing.assert_frame_equal(frame.from_store(store), _truth(store))
+    assert path.read_bytes() != base_bytes  # folded into a new base: the old delta is stale
+    pd.testing.assert_frame_equal(frame.from_store(store), _truth(store))
