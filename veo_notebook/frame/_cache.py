@@ -1,10 +1,9 @@
 """The parsed-frame cache beside a store file: parse only what was written since.
 
 ``<store>.frame-cache.arrow`` (an Arrow IPC file, memory-mapped) holds the typed frame
-of every record of the store, with each row's ``rowid`` and row ``version``
-(:meth:`Store.changes_since`), and a key: the store's id, the schema and parser
-versions, a digest of the parser's source and the ``naive_tz``, and the store's row
-version when it was built. Opening the store reads the cache, asks the store for the
+of every record of the store, with each row's ``rowid``, and a key: the store's id, the
+schema and parser versions, a digest of the parser's source and the ``naive_tz``, and
+the store's row version when it was built. Opening the store reads the cache, asks the store for the
 rows written after that version (new or changed) and parses only those; deleted rows
 are dropped. Any key mismatch (a parser or schema change, another store, another zone)
 means a full parse.
@@ -15,8 +14,8 @@ to its base by a random id), laid over the base by rowid on the next open; when 
 delta passes :data:`DELTA_SHARE` of the rows (or rows were deleted), base and delta are
 written out as a new base.
 
-Safe by construction: the store's versions only grow and every write to a row gives it
-a new one, so a cached row whose version the store still holds is that row exactly;
+Safe by construction: the store's row versions only grow and every write to a row gives
+it a new one, so a row unchanged since the cache's version is the cached row exactly;
 the reads happen in one snapshot, so a writer meanwhile is seen next time, never
 half. The file is written to a temporary name and renamed (a reader sees the old cache
 or the new one); deleting it loses nothing (the raw records stay the truth).
@@ -50,7 +49,7 @@ PARSER_VERSION = 1
 #: The cache file beside ``<store>``: ``<store>`` + this suffix.
 SUFFIX = ".frame-cache.arrow"
 _KEY = b"veo_notebook.frame_cache"
-_ROWID, _VERSION = "__rowid", "__version"
+_ROWID = "__rowid"
 #: a cache written with more chunks than this (runs of rows around changed ones) is
 #: compacted into contiguous columns first
 MAX_CHUNKS = 64
@@ -135,15 +134,13 @@ def _write(path: Path, layer: _Layer, key: dict[str, object]) -> None:
                 os.unlink(tmp)
 
 
-def _table(df: pd.DataFrame, rowids: list[int], versions: int) -> pa.Table:
+def _table(df: pd.DataFrame, rowids: list[int]) -> pa.Table:
     t = pa.Table.from_pandas(df, preserve_index=False)
-    n = len(df)
-    t = t.append_column(_ROWID, pa.array(rowids, pa.int64()))
-    return t.append_column(_VERSION, pa.array(np.full(n, versions), pa.int64()))
+    return t.append_column(_ROWID, pa.array(rowids, pa.int64()))
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
-    t = table.drop_columns([_ROWID, _VERSION])
+    t = table.drop_columns([_ROWID])
     return t.to_pandas(types_mapper=schema.pandas_type)
 
 
@@ -187,7 +184,7 @@ def cached_frame(store: Store, naive_tz: str, parse: Parse, chunk: int) -> pd.Da
     if not changes.rowids and alive is None and len(layers) == 1:
         return _frame(base.table)  # nothing written since: the cache as it is
     if changes.rowids:
-        layers.append(_table(parse(changes.records), changes.rowids, changes.version))
+        layers.append(_table(parse(changes.records), changes.rowids))
     both = pa.concat_tables([t.replace_schema_metadata(meta) for t in layers])
     rowids = both.column(_ROWID).to_numpy()
     by_rowid = np.argsort(rowids, kind="stable")
@@ -210,7 +207,7 @@ def cached_frame(store: Store, naive_tz: str, parse: Parse, chunk: int) -> pd.Da
 
 def full_table(store: Store, parse: Parse, chunk: int) -> tuple[pa.Table, int]:
     """Every row of ``store`` parsed, ``chunk`` rows at a time in one snapshot, as one
-    table (with rowids and versions), and the store's row version.
+    table (with rowids), and the store's row version.
 
     Only one chunk's raw texts and parse buffers are alive at once (the memory a build
     needs stays near the frame's own size); the chunks' columns are joined without a copy.
@@ -223,7 +220,7 @@ def full_table(store: Store, parse: Parse, chunk: int) -> tuple[pa.Table, int]:
             version = page.version
             if not page.rowids and parts:
                 break
-            parts.append(_table(parse(page.records), page.rowids, page.version))
+            parts.append(_table(parse(page.records), page.rowids))
             if len(page.rowids) < chunk:
                 break
             after = page.rowids[-1]
