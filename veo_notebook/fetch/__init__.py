@@ -20,6 +20,7 @@ non-blank id, in first-seen order, whatever happened to it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import threading
@@ -164,6 +165,12 @@ def _run(
     writer = _Writer(store, client)
     again: set[str] = set()
     pending: set[Future[tuple[Outcome, bool]]] = set()
+    place: dict[Future[tuple[Outcome, bool]], int] = {}  # future -> its id's place
+    running: set[int] = set()  # places of the ids still being asked
+    asked: set[Future[tuple[Outcome, bool]]] = set()  # their futures
+    held: dict[int, Future[tuple[Outcome, bool]]] = {}  # answered before an earlier id
+    held_since = 0.0
+    seq = itertools.count()
     it = iter(ids)
     window = 2 * workers
     give_up = max(_GIVE_UP_MIN, _GIVE_UP_ROUNDS * workers)
@@ -186,12 +193,34 @@ def _run(
     try:
         while True:
             while len(pending) < window and (tid := next(it, None)) is not None:
-                pending.add(executor.submit(_one, client, tid, stop))
+                fut = executor.submit(_one, client, tid, stop)
+                place[fut] = n = next(seq)
+                running.add(n)
+                pending.add(fut)
+                asked.add(fut)
             if not pending:
                 break
-            done, _ = wait(pending, timeout=_FLUSH_SECONDS, return_when=FIRST_COMPLETED)
+            if asked:
+                done, _ = wait(asked, timeout=_FLUSH_SECONDS, return_when=FIRST_COMPLETED)
+            else:
+                done = set()
+            asked -= done
+            # stored in the order the ids were given: an answer waits for the earlier ids'
+            # (at most _FLUSH_SECONDS, then what is held is stored, still in order)
             for fut in done:
-                take(fut)  # a future stays in `pending` until taken
+                n = place.pop(fut)
+                running.discard(n)
+                if not held:
+                    held_since = time.monotonic()
+                held[n] = fut
+            first = min(running, default=None)
+            late = bool(held) and time.monotonic() - held_since >= _FLUSH_SECONDS
+            for n in sorted(held):
+                if first is not None and n > first and not late:
+                    break
+                take(held.pop(n))  # a future stays in `pending` until taken
+            if held:
+                held_since = time.monotonic() if late else held_since
             writer.tick()
             if failures >= give_up:
                 where = "the store" if store.path == ":memory:" else store.path
@@ -200,14 +229,19 @@ def _run(
                     f"(everything answered so far is in {where})"
                 )
     except BaseException as exc:
-        if isinstance(exc, EndpointError):
-            writer.buf.clear()  # answers from a URL that is not kie.ai's API: not history
         stop.set()
         for fut in list(pending):
             fut.cancel()
-        for fut in list(pending):  # answered but not yet taken: kept too
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                take(fut, notify=False)
+        if isinstance(exc, EndpointError):
+            writer.buf.clear()  # answers from a URL that is not kie.ai's API: not history
+        else:
+            for n in sorted(held):  # answered, held for an earlier id: kept, in order
+                fut = held.pop(n)
+                if fut.exception() is None:
+                    take(fut, notify=False)
+            for fut in list(pending):  # answered but not yet taken: kept too
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    take(fut, notify=False)
         raise
     finally:
         try:
