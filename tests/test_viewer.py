@@ -515,3 +515,54 @@ def test_the_table_names_what_a_missing_model_means():
     )
     table = StatusViewer(df).table.value
     assert "upgrade task" in table and "unread" in table
+
+
+@pytest.mark.parametrize("new_label", [False, True], ids=["known-values", "a-new-model"])
+def test_a_refresh_patches_the_model_and_equals_a_rebuild(new_label):
+    # the viewer's refresh re-indexes only the replaced rows (TableModel.with_rows); the
+    # result must be the model a full rebuild gives, for every filter, sort and summary
+    from veo_notebook.viewer._live import _merge
+
+    df = schema.enforce(make_frame(200))
+    old = TableModel(df)
+    old.set_facet("status", ["generating", "success"])
+    old.set_text("cat number 1")
+    for by in ("created", "latency", "status"):
+        old.order(by, True)
+        old.page_positions(0, 10, by, True)
+    old._text_facet("prompt"), old._text_facet("error_message")
+    pending = old.pending_positions()
+    answers = df.iloc[pending].copy()
+    answers["status"] = ["success" if k % 2 else "failed" for k in range(len(answers))]
+    answers["latency_s"] = np.arange(len(answers), dtype=float) * 7.0
+    answers["error_message"] = [
+        None if k % 2 else f"Only English prompts are supported #{k % 3}"
+        for k in range(len(answers))
+    ]
+    if new_label:
+        answers["model"] = "veo3_lite"
+    frame, rows = _merge(df, pending, answers)
+    assert len(rows) == len(pending) > 0
+    patched, rebuilt = old.with_rows(frame, rows), old.with_frame(frame)
+    assert patched.count() == rebuilt.count()
+    assert patched.status_counts() == rebuilt.status_counts()
+    assert patched.pending_positions().tolist() == rebuilt.pending_positions().tolist() == []
+    for facet in ("status", "model", "task_type", "generation_type"):
+        assert patched.options(facet) == rebuilt.options(facet)
+    for by in ("created", "latency", "status"):
+        for desc in (True, False):
+            assert patched.positions(by, desc).tolist() == rebuilt.positions(by, desc).tolist()
+            for page in (0, 3):
+                got = patched.page_positions(page, 10, by, desc).tolist()
+                assert got == rebuilt.page_positions(page, 10, by, desc).tolist()
+    for needle in ("english prompts are supported #2", "veo3_lite", "t0003", ""):
+        patched.set_text(needle)
+        rebuilt.set_text(needle)
+        assert (
+            patched.positions("created", True).tolist()
+            == rebuilt.positions("created", True).tolist()
+        ), needle
+    patched.set_facet("model", ["veo3_lite"])
+    rebuilt.set_facet("model", ["veo3_lite"])
+    expected = int((answers["status"] == "success").sum()) if new_label else 0  # status filter
+    assert patched.count() == rebuilt.count() == expected

@@ -44,6 +44,14 @@ def merge_rows(
     >>> n, df["status"].tolist()
     (1, ['generating', 'success'])
     """
+    frame, replaced = _merge(df, positions, answers)
+    return frame, len(replaced)
+
+
+def _merge(
+    df: pd.DataFrame, positions: np.ndarray, answers: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """:func:`merge_rows`, returning the positions replaced."""
     answers = schema.enforce(answers).drop_duplicates("task_id", keep="last")
     where = dict(zip(df["task_id"].iloc[positions].tolist(), positions.tolist(), strict=True))
     old_read = df["status"].notna().to_numpy()
@@ -55,12 +63,12 @@ def merge_rows(
             src.append(i)
             dst.append(p)
     if not src:
-        return df, 0
+        return df, np.asarray(dst, dtype=np.intp)
     rows = answers.iloc[src].reindex(columns=df.columns)
     combined = pd.concat([df, rows], ignore_index=True)
     take = np.arange(len(df))
     take[np.asarray(dst)] = len(df) + np.arange(len(src))
-    return combined.take(take).reset_index(drop=True), len(src)
+    return combined.take(take).reset_index(drop=True), np.asarray(dst, dtype=np.intp)
 
 
 if TYPE_CHECKING:
@@ -122,10 +130,11 @@ class LiveRefresh:
             answers = self.fetch(ids)
             # Build the new frame and model outside the lock (O(n) on a big frame), so
             # the kernel's own handlers never wait for more than the swap and a render.
-            frame, replaced = merge_rows(model.df, pending, answers)
+            frame, rows = _merge(model.df, pending, answers)
+            replaced = len(rows)
             fresh = None
-            if replaced:
-                fresh = model.with_frame(frame)
+            if replaced:  # only the replaced rows are re-indexed, not the frame
+                fresh = model.with_rows(frame, rows)
                 fresh.order(*v._sort())
             with v._lock:
                 self.count += 1

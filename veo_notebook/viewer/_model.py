@@ -101,6 +101,22 @@ def _rows_with_codes(facet: _Facet, hits: list[int], mask: np.ndarray) -> np.nda
     return mask | lut[facet.codes.astype(np.intp)]
 
 
+def _patched(facet: _Facet, column: pd.Series, rows: np.ndarray) -> _Facet | None:
+    """``facet`` with the codes of ``rows`` read again from ``column``; None when a value
+    is new to it (the caller rebuilds: labels stay sorted, codes stay small)."""
+    values = column.iloc[rows]
+    codes = facet.codes.copy()
+    if isinstance(column.dtype, pd.CategoricalDtype):  # fixed categories: the codes say it
+        codes[rows] = values.cat.codes.to_numpy()
+        return _Facet(codes, facet.labels)
+    where = {label: i for i, label in enumerate(facet.labels)}
+    new = [-1 if v is None or v is pd.NA else where.get(str(v)) for v in values.tolist()]
+    if any(c is None for c in new):
+        return None
+    codes[rows] = np.asarray(new, dtype=codes.dtype)
+    return _Facet(codes, facet.labels)
+
+
 def _time_ints(s: pd.Series) -> tuple[np.ndarray, str]:
     """Time stamps as int64 in the column's unit (NaT → int64 min) and that unit."""
     arr = s.array
@@ -221,6 +237,7 @@ class TableModel:
         self._masks: dict[str, np.ndarray | None] = {}
         self._mask: np.ndarray | None = None
         self._count = self.n
+        self._pending: np.ndarray | None = None
         for name, value in list(self._spec.items()):
             self._set(name, value)
 
@@ -229,6 +246,46 @@ class TableModel:
         new = TableModel.__new__(TableModel)
         new._spec = dict(self._spec)
         new.set_frame(df)
+        return new
+
+    def with_rows(self, df: pd.DataFrame, rows: np.ndarray) -> TableModel:
+        """A new model over ``df``, which differs from this model's frame only at positions
+        ``rows`` (what a refresh changed): facet codes, times and search state are patched
+        for those rows, sort orders kept where their key did not change, filters re-applied.
+        Equal to ``with_frame(df)``, at the cost of the changed rows instead of the frame.
+        """
+        if len(df) != self.n:
+            return self.with_frame(df)
+        new = TableModel.__new__(TableModel)
+        new._spec = dict(self._spec)
+        new.df = df.reset_index(drop=True)
+        new.n = self.n
+        rows = np.asarray(rows, dtype=np.intp)
+        new.facets = {}
+        for name, facet in self.facets.items():
+            patched = _patched(facet, new.df[name], rows)
+            new.facets[name] = patched if patched is not None else _facet(new.df[name])
+        new._created, new._created_unit = self._created.copy(), self._created_unit
+        new._created[rows] = _time_ints(new.df["create_time"].iloc[rows])[0]
+        unchanged = {
+            "created": np.array_equal(new._created[rows], self._created[rows]),
+            "status": np.array_equal(
+                new.facets["status"].codes[rows], self.facets["status"].codes[rows]
+            ),
+            "latency": self.df["latency_s"].iloc[rows].equals(new.df["latency_s"].iloc[rows]),
+        }
+        new._orders = {k: v for k, v in self._orders.items() if unchanged.get(k[0])}
+        new._ranks = {k: v for k, v in self._ranks.items() if unchanged.get(k[0])}
+        new._indexes = dict(self._indexes)  # task ids never change in place
+        new._texts = {}
+        for col, (facet, index) in self._texts.items():
+            patched = _patched(facet, new.df[col], rows)
+            if patched is not None:  # a new prompt or message: rebuilt on the next search
+                new._texts[col] = (patched, index)
+        new._masks, new._mask, new._count = {}, None, new.n
+        new._pending = None
+        for name, value in list(new._spec.items()):
+            new._set(name, value)
         return new
 
     def adopt_spec(self, other: TableModel) -> None:
@@ -395,7 +452,10 @@ class TableModel:
 
     def pending_positions(self) -> np.ndarray:
         """Rows still worth polling, by :func:`veo_notebook.schema.is_pending` (the fetch rule)."""
-        return np.flatnonzero(schema.pending_mask(self.df["status"], self.df["fetch_error"]))
+        if self._pending is None:  # the frame of a model never changes: once per model
+            mask = schema.pending_mask(self.df["status"], self.df["fetch_error"])
+            self._pending = np.flatnonzero(mask)
+        return self._pending
 
     def find(self, task_id: str) -> int | None:
         """Position of ``task_id`` (first match) or None."""
