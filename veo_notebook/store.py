@@ -502,18 +502,25 @@ class Store:
             params.append((a.task_id, a.raw, when, a.fetch_error, flag, int(settled), create_time))
         if not params:
             return 0
+        with self._writing() as conn:
+            conn.executemany(_UPSERT, params)
+        return len(params)
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any
+        error), under the store's lock; an SQLite error is a :class:`StoreError`."""
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
-                    self._conn.executemany(_UPSERT, params)
+                    yield self._conn
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot write to store {self.path!r}: {exc}") from exc
-        return len(params)
 
     def put_archive(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Record archive rows (mappings keyed by :data:`ARCHIVE_FIELDS`; ``kind`` defaults
@@ -535,18 +542,9 @@ class Store:
             return 0
         marks = ",".join("?" * len(ARCHIVE_FIELDS))
         sql = f"INSERT OR REPLACE INTO archive ({','.join(ARCHIVE_FIELDS)}) VALUES ({marks})"
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    self._conn.execute(_ARCHIVE_DDL)
-                    self._conn.executemany(sql, params)
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot write to store {self.path!r}: {exc}") from exc
+        with self._writing() as conn:
+            conn.execute(_ARCHIVE_DDL)
+            conn.executemany(sql, params)
         return len(params)
 
     def archive_rows(
@@ -775,22 +773,17 @@ class Store:
         with self._lock:
             try:
                 self._ensure_callbacks()
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    seen = self._conn.execute(
-                        "SELECT 1 FROM callbacks WHERE task_id = ? LIMIT 1", (task_id,)
-                    ).fetchone()
-                    cur = self._conn.execute(
-                        "INSERT INTO callbacks (task_id, received_at, body, headers, "
-                        "signature_ok, duplicate) VALUES (?, ?, ?, ?, ?, ?)",
-                        (task_id, when, bytes(body), head, ok, int(seen is not None)),
-                    )
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot write to store {self.path!r}: {exc}") from exc
+            with self._writing() as conn:
+                seen = conn.execute(
+                    "SELECT 1 FROM callbacks WHERE task_id = ? LIMIT 1", (task_id,)
+                ).fetchone()
+                cur = conn.execute(
+                    "INSERT INTO callbacks (task_id, received_at, body, headers, "
+                    "signature_ok, duplicate) VALUES (?, ?, ?, ?, ?, ?)",
+                    (task_id, when, bytes(body), head, ok, int(seen is not None)),
+                )
         return {
             "id": int(cur.lastrowid or 0),
             "task_id": task_id,
