@@ -220,7 +220,9 @@ def test_a_wrong_base_url_stops_after_tens_of_requests_and_stores_nothing(
     fresh_sim, tmp_path
 ) -> None:
     sim = fresh_sim(n_tasks=300)
-    c = Client(SENTINEL_KEY, base_url=sim.base_url + "/api/v1", **FAST)  # the path twice: 404
+    c = Client(  # the path twice: 404
+        SENTINEL_KEY, base_url=sim.base_url + "/api/v1", max_in_flight=16, **FAST
+    )
     with pytest.raises(EndpointError, match=r"does not look like the kie\.ai API"):
         fetch_records(sim.task_ids(), client=c, store=tmp_path / "s.sqlite", progress=False)
     assert sim.stats()["requests"] <= 20 + 2 * 16  # the run, plus what was in flight
@@ -281,7 +283,11 @@ def test_401_midway_stops_the_batch_keeps_what_was_fetched_and_resume_fetches_th
 
     with pytest.raises(AuthError) as exc:
         fetch_records(
-            ids, client=_client(sim), store=store, progress=False, on_update=revoke_after_60
+            ids,
+            client=_client(sim, max_in_flight=16),  # the bound below: what was in flight
+            store=store,
+            progress=False,
+            on_update=revoke_after_60,
         )
     assert SENTINEL_KEY not in str(exc.value)
     refused = sim.stats()["by_outcome"].get("401", 0)
@@ -309,17 +315,19 @@ def test_ctrl_c_keeps_what_was_answered_and_resume_fetches_only_the_rest(
         if len(seen) == 80:
             raise KeyboardInterrupt
 
+    in_flight = 16  # the bound below is "at most what was in flight, twice"
     with pytest.raises(KeyboardInterrupt):
-        fetch_records(ids, client=_client(sim), store=store, progress=False, on_update=interrupt)
+        c = _client(sim, max_in_flight=in_flight)
+        fetch_records(ids, client=c, store=store, progress=False, on_update=interrupt)
     first = sim.stats()["requests"]
     with Store(store) as st:
         held = st.terminal_ids(ids)
     assert set(seen) <= held and len(seen) == 80  # every answer seen was stored
     assert len(held) < len(ids)
     sim.reset_stats()
-    fetch_records(ids, client=_client(sim), store=store, progress=False)
+    fetch_records(ids, client=_client(sim, max_in_flight=in_flight), store=store, progress=False)
     assert set(sim.stats()["by_task"]) == set(ids) - held
-    assert first + sim.stats()["requests"] <= len(ids) + 2 * 16  # at most the in-flight twice
+    assert first + sim.stats()["requests"] <= len(ids) + 2 * in_flight
 
 
 def test_progress_bar_and_logs_never_show_the_key(fresh_sim, capsys, caplog) -> None:
