@@ -135,3 +135,18 @@ def test_every_documented_module_path_still_imports():
         assert not missing, (module, missing)
         if hasattr(mod, "__all__"):
             assert all(hasattr(mod, n) for n in mod.__all__), module
+
+
+def test_veo_report_stays_callable_after_its_module_is_imported(tmp_path):
+    # importing veo_notebook.report rebinds the package's "report" to the module
+    import importlib
+
+    import pandas as pd
+
+    import veo_notebook as veo
+    from veo_notebook import schema
+
+    importlib.import_module("veo_notebook.report")
+    df = schema.enforce(pd.DataFrame({"task_id": ["a"], "status": ["success"]}))
+    out = veo.report(df, tmp_path / "r.md", figures=False)
+    assert out.exists() and "Veo task report" in out.read_text(encoding="utf-8")

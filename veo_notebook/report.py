@@ -26,9 +26,12 @@ import functools
 import html
 import io
 import logging
+import sys
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -1031,3 +1034,18 @@ def report(
         tmp.write_text(text, encoding="utf-8")
     log.info("report: %d tasks → %s", len(df), path)
     return path
+
+
+class _ReportModule(types.ModuleType):
+    """This module, callable as :func:`report`.
+
+    ``veo_notebook.report`` is both this module and the package's ``report`` function;
+    importing the module (``from veo_notebook.report import SECTIONS``, or anything that
+    imports it) rebinds the package attribute to the module, so calling it must still work.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Path:
+        return report(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _ReportModule
