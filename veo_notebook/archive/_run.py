@@ -107,7 +107,7 @@ def archive_videos(
 
     Parameters
     ----------
-    df : a task frame (``fetch_records``, ``Store.to_frame``).
+    df : a task frame (``fetch_records``, ``frame.from_store``).
     dest : folder or fsspec URL.
     store : a :class:`~veo_notebook.Store` or the path of one.
     probe : read each file with PyAV for the ``media_*`` columns.

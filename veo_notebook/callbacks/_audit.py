@@ -112,7 +112,7 @@ def callback_audit(
     Parameters
     ----------
     frame : DataFrame
-        The typed record frame (``fetch_records``, ``Store.to_frame``): the authority.
+        The typed record frame (``fetch_records``, ``frame.from_store``): the authority.
     callbacks : DataFrame, Store or path
         :func:`read_callbacks`'s frame, or what it reads.
     expect : str or iterable of str, optional
