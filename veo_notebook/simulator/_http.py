@@ -6,7 +6,6 @@ The pipeline and the meaning of each outcome are documented in :mod:`.server`.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import socket
 import struct
@@ -18,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from .._net import is_loopback
 from .faults import BEHAVIOUR, TOO_MANY, Canned, Fault, Wire
 from .media import PREFIX as MEDIA_PREFIX
 
@@ -157,7 +157,7 @@ def _write(
 
 
 def _admin(sim: Simulator, h: Handler, method: str, path: str, query: str, raw: bytes) -> None:
-    if not ipaddress.ip_address(h.client_address[0]).is_loopback:
+    if not is_loopback(h.client_address[0]):
         return _write(h, 404, envelope_bytes(404, "Not Found"))
     try:
         body = orjson.loads(raw) if raw else {}

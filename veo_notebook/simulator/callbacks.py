@@ -30,7 +30,6 @@ disagreeing      a body that contradicts record-info (another video URL; "succes
 from __future__ import annotations
 
 import heapq
-import ipaddress
 import itertools
 import logging
 import random
@@ -45,6 +44,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from .._net import is_loopback
 from ..callbacks._signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookKey
 from ._blocks import Task
 from ._state import SimClock
@@ -110,13 +110,6 @@ def _parse(name: str) -> CallbackFault:
         raise ValueError(f"unknown callback fault {name!r}; expected one of: {names}") from None
 
 
-def _loopback_host(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_url(url: Any) -> str | None:
     """Why ``url`` cannot be a callBackUrl here (None: it can): http(s) to loopback only.
 
@@ -130,7 +123,7 @@ def check_url(url: Any) -> str | None:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "callBackUrl must be an http(s) URL."
-    if parts.hostname != "localhost" and not _loopback_host(parts.hostname):
+    if not is_loopback(parts.hostname):
         return (
             "callBackUrl must point at a loopback address in the simulator "
             "(127.0.0.1, ::1, localhost)."
@@ -147,7 +140,7 @@ def _resolves_to_loopback(url: str) -> bool:
         infos = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)
     except OSError:
         return False
-    return bool(infos) and all(_loopback_host(str(i[4][0]).split("%")[0]) for i in infos)
+    return bool(infos) and all(is_loopback(str(i[4][0])) for i in infos)
 
 
 @dataclass
@@ -399,8 +392,7 @@ def create_task(base_url: str, api_key: str, body: Mapping[str, Any]) -> str:
 
     from ._http import GENERATE_PATH
 
-    host = urlsplit(base_url).hostname or ""
-    if host != "localhost" and not _loopback_host(host):
+    if not is_loopback(urlsplit(base_url).hostname):
         raise ValueError("create_task talks to a simulator on loopback only")
     with requests.Session() as s:
         s.trust_env = False
