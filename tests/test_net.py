@@ -1,10 +1,10 @@
-"""The one loopback rule (``veo_notebook._net``), and the four places that use it agree."""
+"""The one loopback rule (``veo_notebook.net``), and the four places that use it agree."""
 
 from __future__ import annotations
 
 import pytest
 
-from veo_notebook._net import is_loopback
+from veo_notebook.net import is_loopback
 from veo_notebook.client import Client
 from veo_notebook.errors import ConfigError
 from veo_notebook.simulator.callbacks import check_url

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
-from .._net import is_loopback
+from ..net import is_loopback
 from ..errors import ConfigError
 from ..store import Store
 from ._app import DEFAULT_PATH, HEALTH_PATH, make_app, resolve_key

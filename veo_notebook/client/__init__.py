@@ -52,7 +52,7 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
-from .._net import is_loopback
+from ..net import is_loopback
 from ..errors import ApiError, AuthError, ConfigError, EndpointError, TransientError
 from ..schema import TERMINAL_FLAGS, TRANSIENT_CODES, envelope_facts, is_pending, status_of
 from ._pacing import DEFAULT_MAX_IN_FLIGHT, START_RATE, AdaptiveLimiter, Cancelled, RetryPolicy

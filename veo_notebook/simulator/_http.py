@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from .._net import is_loopback
+from ..net import is_loopback
 from .faults import BEHAVIOUR, TOO_MANY, Canned, Fault, Wire
 from .media import PREFIX as MEDIA_PREFIX
 

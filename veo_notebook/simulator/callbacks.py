@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from .._net import is_loopback
+from ..net import is_loopback
 from ..callbacks._signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookKey
 from ._blocks import Task
 from ._state import SimClock

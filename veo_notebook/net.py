@@ -1,5 +1,7 @@
 """The one loopback rule: is this host name or address this machine, over loopback only?
 
+Shared by the stages, not a public verb (not in ``veo_notebook.__all__``).
+
 Used where the toolkit decides what may go over plain http (the client), what may be
 told "you are listening on loopback" (the callback receiver), where the simulator may
 POST a callback and who may use its admin routes. One rule, so the four agree:
