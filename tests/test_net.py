@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from veo_notebook.net import is_loopback
 from veo_notebook.client import Client
 from veo_notebook.errors import ConfigError
+from veo_notebook.net import is_loopback
 from veo_notebook.simulator.callbacks import check_url
 
 HOSTS = [

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
-from ..net import is_loopback
 from ..errors import ConfigError
+from ..net import is_loopback
 from ..store import Store
 from ._app import DEFAULT_PATH, HEALTH_PATH, make_app, resolve_key
 from ._signature import KEY_ENV, WebhookKey

@@ -52,8 +52,8 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
-from ..net import is_loopback
 from ..errors import ApiError, AuthError, ConfigError, EndpointError, TransientError
+from ..net import is_loopback
 from ..schema import TERMINAL_FLAGS, TRANSIENT_CODES, envelope_facts, is_pending, status_of
 from ._pacing import DEFAULT_MAX_IN_FLIGHT, START_RATE, AdaptiveLimiter, Cancelled, RetryPolicy
 

@@ -44,8 +44,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ..net import is_loopback
 from ..callbacks._signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookKey
+from ..net import is_loopback
 from ._blocks import Task
 from ._state import SimClock
 from .faults import HTML
