@@ -44,7 +44,7 @@ import orjson
 from . import _generate
 from ._constants import BLOCK, DEFAULT_API_KEY, EXPIRY_S, GENERATE_PATH, RECORD_PATH
 from ._http import Server, envelope_bytes
-from ._resubmit import resubmit
+from ._resubmit import resubmit as resubmit_tasks
 from ._state import SimClock, SlidingWindowLimiter, Stats
 from .callbacks import CallbackSender, check_url
 from .corpus import TIME_FORMATS, Task, envelope, make_block
@@ -70,6 +70,19 @@ _KINDS = (
     "1080p",
     "4k",
 )
+
+
+def _corpus(
+    seed: int, n: int, anchor: float, span_days: float, pending_share: float, resubmit: float
+) -> list[Task]:
+    """The first ``n`` tasks of the corpus as of ``anchor``, re-submissions included."""
+    tasks: list[Task] = []
+    for block in range((n + BLOCK - 1) // BLOCK):
+        made = make_block(
+            seed, block, anchor=anchor, span_days=span_days, pending_share=pending_share
+        )
+        tasks += resubmit_tasks(made, seed=seed, block=block, share=resubmit, now=anchor)
+    return tasks[:n]
 
 
 class Simulator:
@@ -134,18 +147,9 @@ class Simulator:
         self.limiter = SlidingWindowLimiter(rate_limit) if rate_limit else None
         self._stats = Stats()
         self._lock = threading.Lock()
-        self._tasks: list[Task] = []
-        for block in range((n_tasks + BLOCK - 1) // BLOCK):
-            tasks = make_block(
-                seed,
-                block,
-                anchor=self.clock.start,
-                span_days=span_days,
-                pending_share=pending_share,
-            )
-            now = self.clock.start
-            self._tasks += resubmit(tasks, seed=seed, block=block, share=resubmit_share, now=now)
-        del self._tasks[n_tasks:]
+        self._tasks = _corpus(
+            seed, n_tasks, self.clock.start, span_days, pending_share, resubmit_share
+        )
         self._by_id: dict[str, Task] = {t.task_id: t for t in self._tasks}
         self._generated: list[Task] = []
         self._cache: dict[str, bytes] = {}
