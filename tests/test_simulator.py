@@ -670,3 +670,31 @@ def test_resubmissions_repeat_a_request_minutes_later_and_nothing_else_changes()
             assert first.task_id not in text and new.task_id[4:] in text
     parents = {t.parent_id for t in tasks}
     assert not any(old.task_id in parents for _new, old in changed)  # no child loses its parent
+
+
+def test_the_simulator_modules_import_no_circle_not_even_lazily() -> None:
+    """Every import counts here, type-checking and function-level ones included."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(simulator.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        deps = graph.setdefault(path.stem, set())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    deps.add(node.module.split(".")[0])
+                else:
+                    deps.update(a.name for a in node.names)
+    graph["__init__"] = set()  # the package imports its modules; none imports it back
+    assert graph["_constants"] == set()  # the constants import nothing of ours
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, " -> ".join((*path, name))
+        for dep in graph.get(name, ()):
+            visit(dep, (*path, name))
+
+    for name in graph:
+        visit(name, ())
+    assert not any("server" in deps for name, deps in graph.items() if name != "__init__")

@@ -361,12 +361,12 @@ class Simulator:
         """Answer a request for one of the media host's files."""
         self.media.serve(h, method, path)
 
-    def opened(self, conn: socket.socket) -> None:
+    def connection_opened(self, conn: socket.socket) -> None:
         """Track a connection (``stop`` shuts down those still open)."""
         with self._lock:
             self._conns.add(conn)
 
-    def closed(self, conn: socket.socket) -> None:
+    def connection_closed(self, conn: socket.socket) -> None:
         """Forget a connection that ended."""
         with self._lock:
             self._conns.discard(conn)
