@@ -95,7 +95,8 @@ class Simulator:
     latency : seconds added to every answer.
     rate_limit : requests per second (sliding 1-second window) before HTTP 429; None: no limit.
     clock_speed : sim seconds per real second (tasks finish faster with > 1; 0 freezes time,
-        so pending tasks stay pending and every answer is reproducible with ``start_time``).
+        so pending tasks stay pending and every answer is reproducible with ``start_time``;
+        :meth:`advance` steps it, which is how tests make sim minutes pass).
     time_format : "plain" (UTC+8 wall time), "iso", "epoch_ms" or "mixed".
     faults : ``{fault name: probability}`` per request (see :mod:`.faults`).
     slow_seconds : how long a "slow" fault holds its answer.
