@@ -24,7 +24,7 @@ import numpy as np
 import orjson
 
 from . import _vocab as V
-from ._constants import BLOCK, DAY_S, KIE_MEDIA_HOST
+from ._constants import BLOCK, DAY_S, KIE_MEDIA_HOST, TASK_TIME_FORMATS
 
 _DAY = DAY_S
 _URL = KIE_MEDIA_HOST
@@ -534,7 +534,7 @@ def make_block(
                 param_json=orjson.dumps(params).decode(),
                 response=resp,
                 fallback=fallback,
-                time_format=("plain", "iso", "epoch_ms")[d.w_time_format % 3],
+                time_format=TASK_TIME_FORMATS[d.w_time_format % len(TASK_TIME_FORMATS)],
             )
         )
     return out

@@ -85,7 +85,7 @@ import orjson
 
 from . import _blocks
 from ._blocks import BAD_DAY, Task, task_id_for
-from ._constants import BLOCK, EXPIRY_DAYS, PLAIN_OFFSET_S
+from ._constants import BLOCK, EXPIRY_DAYS, PLAIN_OFFSET_S, TASK_TIME_FORMATS
 
 __all__ = [
     "BAD_DAY",
@@ -104,7 +104,7 @@ __all__ = [
 
 #: "now" of the corpus when no anchor is given: 2026-03-20 12:00:00 UTC.
 DEFAULT_ANCHOR = float(calendar.timegm((2026, 3, 20, 12, 0, 0)))
-TIME_FORMATS = ("iso", "plain", "epoch_ms", "mixed")
+TIME_FORMATS = (*TASK_TIME_FORMATS, "mixed")
 
 
 def format_time(ts: float, fmt: str) -> str | int:
