@@ -18,7 +18,7 @@ import pytest
 import requests
 
 import veo_notebook as veo
-from veo_notebook.archive import DELIVERY_ISSUES, UNREADABLE
+from veo_notebook.archive import DELIVERY_ISSUES, UNREADABLE, ArchiveTable
 from veo_notebook.cli import main
 from veo_notebook.frame import from_store
 from veo_notebook.simulator import Simulator, media
@@ -161,7 +161,7 @@ def test_a_second_run_downloads_only_what_is_missing(sim, tmp_path) -> None:
     store = tmp_path / "s.sqlite"
     first = veo.archive_videos(df, tmp_path / "v", store=store, progress=False)
     with Store(store) as s:
-        rows = s.archive_rows()
+        rows = ArchiveTable(s).rows()
     assert sorted(r["task_id"] for r in rows) == sorted(ids) and all(r["sha256"] for r in rows)
     Path(first.loc[1, "path"]).unlink()
     requests_before = {i: _sent(sim, i)["requests"] for i in ids}
@@ -417,7 +417,7 @@ def test_origin_files_are_saved_beside_the_videos(sim, tmp_path) -> None:
         else:
             assert got.loc[task_id, ["origin_path", "origin_error"]].isna().all()
     with Store(store) as s:
-        assert {r["task_id"] for r in s.archive_rows(kind="origin")} == set(with_origin)
+        assert {r["task_id"] for r in ArchiveTable(s).rows(kind="origin")} == set(with_origin)
     before = sim.media.stats()["requests"]
     veo.archive_videos(df, tmp_path / "v", store=store, progress=False, origin=True)
     assert sim.media.stats()["requests"] == before  # both kinds remembered
