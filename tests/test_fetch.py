@@ -448,3 +448,17 @@ def test_watch_over_settled_ids_reads_the_store_in_batches(fresh_sim, tmp_path) 
         assert len(df) == n and (df["status"] == "success").all()
         assert len(calls) <= 3 * (n // 500 + 1), (n, len(calls))  # SQL "IN" batches of 500
     assert sim.stats()["requests"] == 0
+
+
+def test_the_refresh_modes_are_one_list() -> None:
+    from typing import get_args
+
+    from veo_notebook.cli import build_parser
+    from veo_notebook.config import REFRESH_MODES, Refresh
+
+    assert list(get_args(Refresh)) == list(REFRESH_MODES)
+    fetch = build_parser()._subparsers._group_actions[0].choices["fetch"]  # type: ignore[union-attr,index]
+    [option] = [a for a in fetch._actions if a.dest == "refresh"]
+    assert list(option.choices) == list(REFRESH_MODES)
+    with pytest.raises(InputError, match="pending, all, none"):
+        fetch_records(["t"], refresh="some", progress=False)  # type: ignore[arg-type]

@@ -27,9 +27,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from ..client import Client, Outcome
+from ..config import REFRESH_MODES, Refresh
 from ..errors import EndpointError, InputError, TransientError
 from ..frame import from_store, to_frame
 from ..schema import NOT_IN_STORE
@@ -43,7 +44,6 @@ __all__ = ["IdsRead", "fetch_records", "poll_interval", "read_ids", "read_task_i
 
 log = logging.getLogger(__name__)
 
-Refresh = Literal["pending", "all", "none"]
 OnUpdate = Callable[[Outcome], Any]
 #: Answers are committed to the store every this many rows or seconds, whichever first:
 #: a killed process loses at most that much, and SQLite sees few, short transactions.
@@ -253,8 +253,8 @@ def _run(
 
 
 def _check_refresh(refresh: str) -> None:
-    if refresh not in ("pending", "all", "none"):
-        raise InputError(f"refresh must be 'pending', 'all' or 'none', got {refresh!r}")
+    if refresh not in REFRESH_MODES:
+        raise InputError(f"refresh must be one of {', '.join(REFRESH_MODES)}; got {refresh!r}")
 
 
 def fetch_records(
