@@ -26,6 +26,8 @@ history and process lists), the webhook HMAC key of ``callbacks`` from
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import logging
 import os
 import sys
@@ -209,6 +211,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------------------- arguments
+class _Imported(Sequence[str]):
+    """Choices defined by a heavier module, imported only when argparse looks at them (the
+    option given, or its command's help): the parser itself loads no numpy or pandas."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self._where = module, name
+
+    @functools.cached_property
+    def _values(self) -> tuple[str, ...]:
+        module, name = self._where
+        return tuple(getattr(importlib.import_module(f".{module}", __package__), name))
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._values[i]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
 def _number(kind: type, low: float, what: str) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
@@ -808,9 +829,11 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--time-format",
-        choices=["iso", "plain", "epoch_ms", "mixed"],
+        choices=_Imported("simulator.corpus", "TIME_FORMATS"),
+        metavar="FORMAT",  # a metavar: argparse reads the choices only when they are needed
         default="plain",
-        help="how times are written (default: %(default)s, UTC+8 wall time like kie.ai)",
+        help="how times are written: %(choices)s (default: %(default)s, UTC+8 wall time "
+        "like kie.ai)",
     )
     p.add_argument(
         "--fault-rate",
