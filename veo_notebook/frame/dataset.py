@@ -225,6 +225,13 @@ def _days(df: pd.DataFrame) -> np.ndarray:
     return _parquet.day_of(df["create_time"]).to_numpy(dtype=object)
 
 
+def _rows(table: pa.Table, at: np.ndarray) -> pa.Table:
+    """The rows at ascending positions ``at``: a zero-copy slice when they are one run."""
+    if len(at) and int(at[-1]) - int(at[0]) + 1 == len(at):
+        return table.slice(int(at[0]), len(at))
+    return table.take(pa.array(at))
+
+
 def _runs(codes: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     """(code, positions) of each code, positions ascending."""
     order = np.argsort(codes, kind="stable")
@@ -313,7 +320,7 @@ def _build(
                         files[day] = uuid.uuid4().hex
                         path = _day_dir(build, day) / FILE_NAME
                         writers[code] = _Writer(path, block.table.schema, files[day])
-                    writers[code].add(block.table.take(pa.array(at)))
+                    writers[code].add(_rows(block.table, at))
                     held += len(at)
                     if writers[code].rows >= ROW_GROUP_ROWS:
                         held -= writers[code].flush()
@@ -403,7 +410,9 @@ def _changes(
             if sum(b.table.num_rows for b in blocks) > limit:
                 return None
         changed = _cat([b.rowids for b in blocks], np.int64)
-        known = len(np.union1d(state.rowids, changed))
+        at = np.minimum(np.searchsorted(state.rowids, changed), max(len(state.rowids) - 1, 0))
+        new = int((state.rowids[at] != changed).sum()) if len(state.rowids) else len(changed)
+        known = len(state.rowids) + new
         alive = np.asarray(store.rowids(), np.int64) if known != store.count() else None
     if version < state.version:  # not this store's past
         return None
@@ -442,7 +451,7 @@ def _update(
         mine = np.flatnonzero(new_codes == code)
         if len(mine) and fresh is not None:
             parts_ids.append(changed[mine])
-            parts.append(fresh.take(pa.array(mine)))
+            parts.append(_rows(fresh, mine))
         day_ids = _cat(parts_ids, np.int64)
         if not len(day_ids):
             files.pop(day, None)
