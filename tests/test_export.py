@@ -431,3 +431,23 @@ def test_cli_export_to_s3(
         pd.testing.assert_frame_equal(_read_s3(s3, "s3://cli/veo"), _sorted(from_store(st)))
     assert cli.main(argv) == 2  # a URL takes a dataset: one line saying so
     assert "--partition-by create_date" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def store_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """A store's own dataset (``frame.dataset.sync``) and the store's frame."""
+    from veo_notebook.frame import dataset
+
+    texts = list(corpus.iter_raw_texts(300, time_format="mixed"))
+    path = _store_of(tmp_path_factory.mktemp("store") / "s.sqlite", texts)
+    with Store(path) as store:
+        return dataset.sync(store), from_store(store, cache=False)
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_every_reader_opens_the_store_dataset(
+    store_dataset: tuple[Path, pd.DataFrame], reader: Any, request: pytest.FixtureRequest
+) -> None:
+    root, expected = store_dataset
+    assert reader(root, _lazy_spark(request, reader)) == _pandas_rows(expected)
+    pd.testing.assert_frame_equal(read_parquet(root), _sorted(expected))

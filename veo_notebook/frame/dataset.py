@@ -490,9 +490,12 @@ def _sync(
     *,
     progress: bool = False,
     keep: list[_Block] | None = None,
-) -> tuple[Path, State, Fresh]:
-    """The dataset brought up to date, its state, and the rows of the days just rewritten
-    (after a full build with ``keep``, the blocks are in ``keep`` instead)."""
+    then: Callable[[Path, State, Fresh], Any] | None = None,
+) -> Any:
+    """Bring the dataset up to date; return ``then(root, state, fresh)`` (called while the
+    dataset is still locked: no other sync changes a file meanwhile) or, without ``then``,
+    its folder. ``fresh`` holds the rows of the days just rewritten; after a full build
+    with ``keep``, the blocks are in ``keep`` instead."""
     root = path_for(store)
     if not store.versioned:
         raise StoreError(
@@ -508,9 +511,11 @@ def _sync(
             except (_Stale, OSError, pa.ArrowInvalid) as exc:
                 log.info("dataset %s out of step (%s): rebuilt", root, exc)
                 done = None
-            if done is not None:
-                return root, done[0], done[1]
-        return root, _build(store, parse, root, key, progress=progress, keep=keep), {}
+            if done is None:
+                done = _build(store, parse, root, key, progress=progress, keep=keep), {}
+        else:
+            done = _build(store, parse, root, key, progress=progress, keep=keep), {}
+        return root if then is None else then(root, *done)
 
 
 def read_frame(root: Path, state: State, fresh: Fresh | None = None) -> pd.DataFrame:
@@ -558,12 +563,15 @@ def store_frame(store: Store, parse: Parse, naive_tz: str) -> pd.DataFrame:
     """Every record of a store file as the typed frame, through its dataset (see the module
     docstring); a store whose folder cannot be written is parsed whole instead."""
     keep: list[_Block] = []
-    try:
-        root, state, fresh = _sync(store, parse, naive_tz, keep=keep)
+
+    def read(root: Path, state: State, fresh: Fresh) -> pd.DataFrame:
         if keep:  # just built: the blocks are the frame, in rowid order
             return _ordered([b.rowids for b in keep], [b.table for b in keep])
-        with _locked(root):
-            return read_frame(root, state, fresh)
+        return read_frame(root, state, fresh)
+
+    try:
+        frame: pd.DataFrame = _sync(store, parse, naive_tz, keep=keep, then=read)
+        return frame
     except (OSError, _Stale) as exc:
         log.debug("dataset beside %s not usable (%s): parsed whole", store.path, exc)
         return full_frame(store, parse)
@@ -615,4 +623,5 @@ def sync(store: Store | str | os.PathLike[str], *, progress: bool = False) -> Pa
     if not isinstance(store, Store):
         with Store(store, create=False) as opened:
             return sync(opened, progress=progress)
-    return _sync(store, parse, DEFAULT_NAIVE_TZ, progress=progress)[0]
+    root: Path = _sync(store, parse, DEFAULT_NAIVE_TZ, progress=progress)
+    return root
