@@ -8,17 +8,14 @@ S3 is moto's server mode on loopback, started here, read back with boto3.
 from __future__ import annotations
 
 import hashlib
-import socket
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 import requests
 
 import veo_notebook as veo
-from veo_notebook.archive import DELIVERY_ISSUES, UNREADABLE
+from veo_notebook.archive import DELIVERY_ISSUES, UNREADABLE, ArchiveTable
 from veo_notebook.cli import main
 from veo_notebook.frame import from_store
 from veo_notebook.simulator import Simulator, media
@@ -161,7 +158,7 @@ def test_a_second_run_downloads_only_what_is_missing(sim, tmp_path) -> None:
     store = tmp_path / "s.sqlite"
     first = veo.archive_videos(df, tmp_path / "v", store=store, progress=False)
     with Store(store) as s:
-        rows = s.archive_rows()
+        rows = ArchiveTable(s).rows()
     assert sorted(r["task_id"] for r in rows) == sorted(ids) and all(r["sha256"] for r in rows)
     Path(first.loc[1, "path"]).unlink()
     requests_before = {i: _sent(sim, i)["requests"] for i in ids}
@@ -279,25 +276,7 @@ def test_the_media_host_honours_ranges_and_forgets_after_14_days(sim) -> None:
     assert requests.get(stale, timeout=10).status_code == 404
 
 
-# --- S3, for real: moto's server on loopback ------------------------------------------------
-@pytest.fixture(scope="module")
-def s3() -> Iterator[dict[str, Any]]:
-    pytest.importorskip("moto")
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    try:
-        yield {"endpoint": endpoint, "creds": creds}
-    finally:
-        server.stop()
-
-
+# --- S3, for real: moto's server on loopback (the s3 fixture: conftest.py) -----------------
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_archive_to_s3_uploads_only_complete_files(sim, tmp_path, s3, monkeypatch) -> None:
     import boto3
@@ -417,7 +396,7 @@ def test_origin_files_are_saved_beside_the_videos(sim, tmp_path) -> None:
         else:
             assert got.loc[task_id, ["origin_path", "origin_error"]].isna().all()
     with Store(store) as s:
-        assert {r["task_id"] for r in s.archive_rows(kind="origin")} == set(with_origin)
+        assert {r["task_id"] for r in ArchiveTable(s).rows(kind="origin")} == set(with_origin)
     before = sim.media.stats()["requests"]
     veo.archive_videos(df, tmp_path / "v", store=store, progress=False, origin=True)
     assert sim.media.stats()["requests"] == before  # both kinds remembered

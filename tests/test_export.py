@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -192,3 +195,259 @@ def test_atomic_path_leaves_no_partial_file_under_the_final_name(tmp_path: Path)
     with atomic_path(final) as tmp:
         tmp.write_bytes(b"new")
     assert final.read_bytes() == b"new"
+
+
+# --- every reader opens what we write, as it is ------------------------------------------
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_PROBE = ["task_id", "status", "create_time", "result_urls", "success_flag"]
+Row = tuple[Any, ...]
+
+
+def _missing(v: Any) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
+
+
+def _micros(t: Any) -> int | None:
+    """A time from any reader as epoch microseconds (a naive one is UTC wall time)."""
+    if _missing(t):
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return int((t - _EPOCH) // dt.timedelta(microseconds=1))
+
+
+def _canon(rows: Iterable[Sequence[Any]]) -> list[Row]:
+    """Rows of the probe columns, made comparable across readers (NA → None, lists → lists)."""
+    out = []
+    for task_id, status, created, urls, flag in rows:
+        out.append(
+            (
+                None if _missing(task_id) else str(task_id),
+                None if _missing(status) else str(status),
+                _micros(created),
+                None if _missing(urls) else [str(u) for u in urls],
+                None if _missing(flag) else int(flag),
+            )
+        )
+    return sorted(out, key=lambda r: (r[0] or "", r[2] or 0))
+
+
+def _pandas_rows(df: pd.DataFrame) -> list[Row]:
+    return _canon(df[_PROBE].astype(object).itertuples(index=False, name=None))
+
+
+def _read_pandas(path: Path, spark: Any) -> list[Row]:
+    df = pd.read_parquet(path)
+    assert str(df["create_time"].dtype) == "datetime64[us, UTC]"
+    assert str(df["success_flag"].dtype) == "Int64" and str(df["fallback"].dtype) == "boolean"
+    assert isinstance(df["status"].dtype, pd.CategoricalDtype)
+    return _pandas_rows(df)
+
+
+def _read_dask(path: Path, spark: Any) -> list[Row]:
+    import dask.dataframe as dd
+
+    return _pandas_rows(dd.read_parquet(path).compute())
+
+
+def _read_polars(path: Path, spark: Any) -> list[Row]:
+    import polars as pl
+
+    if path.is_dir():
+        df = pl.read_parquet(path / "**" / "*.parquet", hive_partitioning=True)
+    else:
+        df = pl.read_parquet(path)
+    assert df.schema["create_time"] == pl.Datetime("us", "UTC")
+    return _canon(df.select(_PROBE).rows())
+
+
+def _read_duckdb(path: Path, spark: Any) -> list[Row]:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    glob = f"{path}/**/*.parquet" if path.is_dir() else str(path)
+    rel = con.sql(f"SELECT {', '.join(_PROBE)} FROM read_parquet('{glob}', hive_partitioning=true)")
+    types = dict(zip(rel.columns, [str(t) for t in rel.types], strict=True))
+    assert types["create_time"] == "TIMESTAMP WITH TIME ZONE"
+    return _canon(rel.fetchall())
+
+
+def _read_pyarrow(path: Path, spark: Any) -> list[Row]:
+    if path.is_dir():
+        table = pds.dataset(path, format="parquet", partitioning="hive").to_table()
+    else:
+        table = pq.read_table(path)
+    assert table.schema.field("create_time").type == pa.timestamp("us", tz="UTC")
+    return _canon(zip(*(table.column(c).to_pylist() for c in _PROBE), strict=True))
+
+
+def _read_spark(path: Path, spark: Any) -> list[Row]:
+    df = spark.read.parquet(str(path))
+    assert df.schema["create_time"].dataType.typeName() == "timestamp"
+    return _canon(tuple(r) for r in df.select(*_PROBE).collect())
+
+
+READERS = [
+    pytest.param(_read_pandas, id="pandas"),
+    pytest.param(
+        _read_dask,  # dask's own code still passes inplace= to pandas 3.1
+        marks=pytest.mark.filterwarnings("ignore:The inplace keyword:pandas.errors.Pandas4Warning"),
+        id="dask",
+    ),
+    pytest.param(_read_polars, id="polars"),
+    pytest.param(_read_duckdb, id="duckdb"),
+    pytest.param(_read_pyarrow, id="pyarrow"),
+    pytest.param(_read_spark, id="spark"),
+]
+
+
+@pytest.fixture(scope="module")
+def written(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The frame as one file and as a hive dataset by creation day, written once."""
+    base = tmp_path_factory.mktemp("written")
+    return {
+        "file": to_parquet(frame, base / "tasks.parquet"),
+        "dataset": to_parquet(frame, base / "ds", partition_by="create_date"),
+    }
+
+
+def _lazy_spark(request: pytest.FixtureRequest, reader: Any) -> Any:
+    """The session Spark fixture, started only for the Spark reader."""
+    return request.getfixturevalue("spark") if reader is _read_spark else None
+
+
+@pytest.mark.parametrize("kind", ["file", "dataset"])
+@pytest.mark.parametrize("reader", READERS)
+def test_every_reader_opens_what_we_write(
+    frame: pd.DataFrame,
+    written: dict[str, Path],
+    kind: str,
+    reader: Any,
+    request: pytest.FixtureRequest,
+) -> None:
+    rows = reader(written[kind], _lazy_spark(request, reader))
+    assert rows == _pandas_rows(frame)
+    assert any(r[2] is None for r in rows) and any(r[3] for r in rows)  # the hard rows are in
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_every_reader_opens_the_sample(reader: Any, request: pytest.FixtureRequest) -> None:
+    sample = Path(__file__).resolve().parent.parent / "data" / "sample_tasks.parquet"
+    rows = reader(sample, _lazy_spark(request, reader))
+    assert rows == _pandas_rows(read_parquet(sample))
+    assert len(rows) == 3000
+
+
+def test_times_are_microseconds_utc_on_disk(written: dict[str, Path]) -> None:
+    for kind, path in written.items():
+        files = [path] if kind == "file" else sorted(path.rglob("*.parquet"))
+        for f in files:
+            parquet = pq.ParquetFile(f).schema
+            for i in range(len(parquet)):
+                col = parquet.column(i)
+                if col.logical_type.type == "TIMESTAMP":
+                    logical = json.loads(col.logical_type.to_json())
+                    assert logical["timeUnit"] == "microseconds" and logical["isAdjustedToUTC"]
+
+
+# --- the dataset to anywhere fsspec reaches: S3 for real (moto on loopback) -----------------
+def _s3_options(s3: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "key": s3["creds"]["aws_access_key_id"],
+        "secret": s3["creds"]["aws_secret_access_key"],
+        "client_kwargs": {"endpoint_url": s3["endpoint"], "region_name": "us-east-1"},
+    }
+
+
+def _bucket(s3: dict[str, Any], name: str) -> Any:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3["endpoint"], region_name="us-east-1", **s3["creds"])
+    client.create_bucket(Bucket=name)
+    return client
+
+
+def _read_s3(s3: dict[str, Any], url: str) -> pd.DataFrame:
+    """A dataset on S3 read back through pyarrow and s3fs, as the typed frame, sorted."""
+    import s3fs
+
+    from veo_notebook.frame import _parquet
+
+    fs = s3fs.S3FileSystem(**_s3_options(s3))
+    table = pds.dataset(url.removeprefix("s3://"), filesystem=fs, partitioning="hive").to_table()
+    return _sorted(_parquet.to_frame(table.drop_columns(["create_date"])))
+
+
+def _store_of(path: Path, texts: list[str]) -> Path:
+    with Store(path) as store:
+        store.put_many([(json.loads(t)["data"]["taskId"], t, 1.77e9, None) for t in texts])
+        store.put("unread", None, fetched_at=1.77e9, fetch_error="422 record is null.")
+    return path
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_frame_and_store_datasets_to_s3(
+    frame: pd.DataFrame, tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from veo_notebook.export import export_store
+    from veo_notebook.frame import dataset
+
+    client = _bucket(s3, "frames")
+    url = to_parquet(
+        frame, "s3://frames/ds", partition_by="create_date", storage_options=_s3_options(s3)
+    )
+    assert url == "s3://frames/ds"
+    pd.testing.assert_frame_equal(_read_s3(s3, url), _sorted(frame))
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="frames")["Contents"]]
+    assert all(k.startswith("ds/create_date=") and k.endswith("/part-0.parquet") for k in keys)
+    assert "ds/create_date=none/part-0.parquet" in keys  # rows without a creation time kept
+
+    monkeypatch.setattr(dataset, "BLOCK_ROWS", 64)  # many blocks: the build streams them
+    monkeypatch.setattr(dataset, "BUFFER_ROWS", 100)
+    texts = list(corpus.iter_raw_texts(500, time_format="mixed"))
+    with Store(_store_of(tmp_path / "s.sqlite", texts)) as store:
+        rows = export_store(store, "s3://frames/store", storage_options=_s3_options(s3))
+        expected = from_store(store, cache=False)
+    assert rows == len(expected) == 501
+    pd.testing.assert_frame_equal(_read_s3(s3, "s3://frames/store"), _sorted(expected))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_cli_export_to_s3(
+    tmp_path: Path,
+    s3: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _bucket(s3, "cli")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3["endpoint"])
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3["creds"]["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3["creds"]["aws_secret_access_key"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    store = _store_of(tmp_path / "s.sqlite", list(corpus.iter_raw_texts(80)))
+    argv = ["export", "--store", str(store), "--out", "s3://cli/veo"]
+    assert cli.main([*argv, "--partition-by", "create_date"]) == 0
+    assert "wrote 81 rows to s3://cli/veo" in capsys.readouterr().out
+    with Store(store) as st:
+        pd.testing.assert_frame_equal(_read_s3(s3, "s3://cli/veo"), _sorted(from_store(st)))
+    assert cli.main(argv) == 2  # a URL takes a dataset: one line saying so
+    assert "--partition-by create_date" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def store_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """A store's own dataset (``frame.dataset.sync``) and the store's frame."""
+    from veo_notebook.frame import dataset
+
+    texts = list(corpus.iter_raw_texts(300, time_format="mixed"))
+    path = _store_of(tmp_path_factory.mktemp("store") / "s.sqlite", texts)
+    with Store(path) as store:
+        return dataset.sync(store), from_store(store, cache=False)
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_every_reader_opens_the_store_dataset(
+    store_dataset: tuple[Path, pd.DataFrame], reader: Any, request: pytest.FixtureRequest
+) -> None:
+    root, expected = store_dataset
+    assert reader(root, _lazy_spark(request, reader)) == _pandas_rows(expected)
+    pd.testing.assert_frame_equal(read_parquet(root), _sorted(expected))
