@@ -231,8 +231,10 @@ def test_no_authorization_header_reaches_the_media_host(sim, tmp_path, monkeypat
     ],
 )
 def test_each_delivery_issue_is_found(sim, tmp_path, defect, issue, kind) -> None:
-    [bad] = _pick(sim, 1, frozenset({defect}), kind)
-    [good] = _pick(sim, 1, kind=kind)
+    # an extend of a first clip: the frame then holds all it is checked against
+    first = "generate" if kind == "extend" else ""
+    [bad] = _pick(sim, 1, frozenset({defect}), kind, parent_kind=first)
+    [good] = _pick(sim, 1, kind=kind, parent_kind=first)
     df = _frame(sim, [bad, good])
     archive = veo.archive_videos(df, tmp_path, progress=False)
     problems = veo.delivery_check(df, archive)
