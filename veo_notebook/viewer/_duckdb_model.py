@@ -142,7 +142,8 @@ class DatasetModel:
         """A model over a DuckDB relation (queried in its own connection, never pulled)."""
         view = f"veo_view_{uuid.uuid4().hex[:8]}"
         relation.create_view(view, replace=True)
-        con = getattr(relation, "con", None) or _duckdb().default_connection()
+        # the relation's own connection (DuckDB 2 keeps it as ``_con``); older: the default
+        con = getattr(relation, "_con", None) or _duckdb().default_connection()
         return cls(con, view)
 
     def reopened(self) -> DatasetModel:
@@ -156,7 +157,7 @@ class DatasetModel:
     # -- queries ----------------------------------------------------------------------------
     def _fetch(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         with self._lock:
-            table = self.con.execute(sql, params or []).fetch_arrow_table()
+            table = self.con.sql(sql, params=params or None).to_arrow_table()
         self.rows_fetched += table.num_rows
         return cast("pa.Table", table)
 

@@ -174,10 +174,7 @@ class LiveRefresh:
             self.count += 1
             v._install(fresh)
             left = v._model.pending_count()
-        v._say(
-            f"{time.strftime('%H:%M:%S')}: re-polled {len(ids):,} tasks, "
-            f"{left:,} still pending"
-        )
+        v._say(f"{time.strftime('%H:%M:%S')}: re-polled {len(ids):,} tasks, {left:,} still pending")
         return len(ids)
 
     def refresh_clicked(self) -> None:
