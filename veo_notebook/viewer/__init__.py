@@ -248,7 +248,7 @@ class StatusViewer(w.VBox):
             size = int(self.controls.page_size.value)
             m = self._model
             return m.rows(self._page, size, *self._sort(), list(m.df.columns)
-                          if isinstance(m, TableModel) else m.columns)  # fmt: skip
+                          if isinstance(m, TableModel) else m.view_columns)  # fmt: skip
 
     def view(self) -> pd.DataFrame:
         """The filtered, sorted view (every page): what the export buttons write."""
