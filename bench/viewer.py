@@ -141,6 +141,8 @@ def dataset_main(n: int, repeats: int, keep: str | None) -> int:
     if not path.exists():
         print(f"writing {n:,} tasks to {path} ...")
         print(f"dataset written: {write_dataset(path, n):.0f} s")
+    if repeats == 0:  # --repeats 0: write the dataset only
+        return 0
     try:
         t = time.perf_counter()
         v = StatusViewer(path, page_size=25)
@@ -196,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", default=None, help="folder to write the dataset to and keep")
     args = ap.parse_args(argv)
     if args.dataset:
-        return dataset_main(int(args.dataset), args.repeats or 20, args.keep)
+        repeats = 20 if args.repeats is None else args.repeats
+        return dataset_main(int(args.dataset), repeats, args.keep)
     big = args.big or (200_000 if args.quick else 1_000_000)
     repeats = args.repeats or (5 if args.quick else 15)
     small = 1_000

@@ -27,7 +27,10 @@ from viewer import synthetic
 
 N = 5_000
 COLUMNS = ["task_id", "status", "model", "create_time", "latency_s", "error_message"]
-NEEDLES = ["cat number 12", "ENGLISH", "veo_0a", "internal error", "zz-no-such-text", "a"]
+NEEDLES = [
+    "cat number 12", "ENGLISH", "veo_0a", "internal error", "zz-no-such-text", "a",
+    "100%", "1_0", "\\",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +41,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[TableModel, DatasetM
     df.loc[df.index[:40], "status"] = None
     df.loc[df.index[40:60], "create_time"] = pd.NaT
     df.loc[df.index[60:70], "fetch_error"] = "503 Service Unavailable"
+    df.loc[df.index[70:75], "prompt"] = "a 100% literal \\ prompt"  # LIKE's wildcards
     path = to_parquet(df, tmp_path_factory.mktemp("ds") / "history", partition_by="create_date")
     return TableModel(read_parquet(path)), DatasetModel.from_path(path)
 
@@ -97,15 +101,18 @@ def test_filters_and_search_match(pair):
         for f in FACETS:
             m.set_facet(f.column, None)
         m.set_created_range(None, None)
+    counts = {}
     for needle in NEEDLES:
         mem.set_text(needle)
         db.set_text(needle)
         assert db.count() == mem.count(), needle
+        counts[needle] = db.count()
         hits = mem.rows(0, max(1, mem.count()), "created", True, ["task_id"])
         assert db.rows(0, max(1, db.count()), "created", True, ["task_id"]).equals(
             hits.reset_index(drop=True)
         )
-    assert mem.count() > N // 2  # "a": most rows; the needles span none to most
+    assert counts["a"] > N // 2 and counts["zz-no-such-text"] == 0  # none to most
+    assert counts["100%"] == counts["\\"] == 5 and counts["1_0"] == 0  # no wildcards
     mem.set_text(None)
     db.set_text(None)
 
