@@ -73,12 +73,11 @@ _PART_ID = b"veo_notebook.part_id"
 #: store rows parsed at a time (a reader chunk: one chunk's texts and buffers are alive)
 BLOCK_ROWS = 16_384
 #: rows per Parquet row group
-ROW_GROUP_ROWS = 65_536
+ROW_GROUP_ROWS = _parquet.ROW_GROUP_ROWS
 #: parsed rows held before the largest days are written out (bounds a build's memory)
 BUFFER_ROWS = 4 * ROW_GROUP_ROWS
 #: an update touching more than this share of the rows is a full rebuild instead
 REBUILD_SHARE = 0.5
-_COMPRESSION = "zstd"
 
 Parse = Callable[[RawRecords], pd.DataFrame]
 
@@ -269,7 +268,7 @@ class _Writer:
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {**(schema_.metadata or {}), _PART_ID: part_id.encode()}
         self.writer = pq.ParquetWriter(
-            str(path), schema_.with_metadata(meta), compression=_COMPRESSION
+            str(path), schema_.with_metadata(meta), **_parquet.write_options(schema_)
         )
         self.pending: list[pa.Table] = []
         self.rows = 0
@@ -368,8 +367,8 @@ def _write_file(root: Path, day: str, table: pa.Table, part_id: str) -> None:
         pq.write_table(
             table.replace_schema_metadata(meta),
             tmp,
-            compression=_COMPRESSION,
             row_group_size=ROW_GROUP_ROWS,
+            **_parquet.write_options(table.schema),
         )
         os.replace(tmp, folder / FILE_NAME)
     finally:
