@@ -468,12 +468,19 @@ def _update(
     return new, out
 
 
+class _NoBar:
+    """A progress bar that shows nothing (and costs no import of tqdm's notebook parts)."""
+
+    def update(self, n: int) -> None:
+        """Nothing to show."""
+
+
 def _bar(store: Store, show: bool) -> Any:
+    if not show:
+        return contextlib.nullcontext(_NoBar())
     from tqdm.auto import tqdm
 
-    return tqdm(
-        total=store.count() if show else None, unit="rows", desc="dataset", disable=not show
-    )
+    return tqdm(total=store.count(), unit="rows", desc="dataset")
 
 
 def _sync(
