@@ -121,7 +121,8 @@ def fetch_records(
         Task ids, kept exactly as given (no stripping); None, NaN and blank strings are
         dropped, ints become str, duplicates keep their first place.
     client : Client, optional
-        Default ``Client()`` (key from ``KIE_API_KEY``, base ``https://api.kie.ai``).
+        Default ``Client()`` (key from ``KIE_API_KEY``; base URL from ``KIE_BASE_URL``,
+        else ``https://api.kie.ai``).
     store : Store or path, optional
         Where answers are written as they arrive; default an in-memory store.
     refresh : {"pending", "all", "none"}
