@@ -6,6 +6,7 @@ import json
 import shutil
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,11 +122,13 @@ def test_concurrent_writers_never_make_it_serve_a_stale_row(tmp_path: Path) -> N
     for t in threads:
         t.start()
     with Store(path) as reader:
-        while any(t.is_alive() for t in threads):
+        deadline = time.monotonic() + 120
+        while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
             df = frame.from_store(reader)
             assert df["task_id"].is_unique
         for t in threads:
-            t.join()
+            t.join(timeout=10)
+        assert not any(t.is_alive() for t in threads)
         assert not errors
         stop.set()
         pd.testing.assert_frame_equal(frame.from_store(reader), _truth(reader))

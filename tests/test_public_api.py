@@ -1,57 +1,19 @@
-"""The public surface is small and deliberate: __all__ is asserted, and every name resolves."""
+"""The public surface is small and deliberate: one table of names, each resolves."""
 
 from __future__ import annotations
 
 import veo_notebook
 
-EXPECTED = {
-    "ApiError",
-    "ArchiveError",
-    "AuthError",
-    "Client",
-    "ConfigError",
-    "EndpointError",
-    "InputError",
-    "SchemaVersionError",
-    "StatusViewer",
-    "Store",
-    "StoreError",
-    "StoreNotFoundError",
-    "TransientError",
-    "VeoError",
-    "__version__",
-    "archive_videos",
-    "callback_audit",
-    "callbacks",
-    "classify_errors",
-    "cost_summary",
-    "delivery_check",
-    "duplicate_submissions",
-    "expiring",
-    "failure_breakdown",
-    "failure_rates",
-    "fetch_records",
-    "km_latency",
-    "latency_summary",
-    "plots",
-    "pricing",
-    "read_callbacks",
-    "read_parquet",
-    "read_task_ids",
-    "report",
-    "schema",
-    "simulator",
-    "stuck_tasks",
-    "to_frame",
-    "to_parquet",
-    "watch",
-    "with_credits",
-}
 
+def test_all_is_derived_from_the_one_table_of_public_names():
+    # the public names are written once, in _EXPORTS (name -> module) and _SUBMODULES;
+    # __all__ is derived, and each name is one its module exports on purpose
+    import importlib
 
-def test_all_is_exactly_the_public_surface():
-    assert set(veo_notebook.__all__) == EXPECTED
     assert veo_notebook.__all__ == sorted(veo_notebook.__all__)
+    for name, module in veo_notebook._EXPORTS.items():
+        mod = importlib.import_module(f"veo_notebook.{module}")
+        assert name in getattr(mod, "__all__", ()), (name, module)
 
 
 def test_every_public_name_resolves():
@@ -110,7 +72,7 @@ DOCUMENTED_PATHS = {
     "veo_notebook.export": ["to_parquet", "read_parquet", "to_csv"],
     "veo_notebook.simulator": ["Simulator", "serve", "serve_forever", "DEFAULT_API_KEY"],
     "veo_notebook.plots": ["latency_ecdf", "status_counts"],
-    "veo_notebook.report": ["report"],
+    "veo_notebook.reporting": ["report", "SECTIONS", "Context", "Section", "Text"],
     "veo_notebook.errors": ["VeoError"],
     "veo_notebook.callbacks": [
         "make_app",
@@ -147,6 +109,20 @@ def test_veo_report_stays_callable_after_its_module_is_imported(tmp_path):
     from veo_notebook import schema
 
     importlib.import_module("veo_notebook.report")
+    importlib.import_module("veo_notebook.reporting")
     df = schema.enforce(pd.DataFrame({"task_id": ["a"], "status": ["success"]}))
     out = veo.report(df, tmp_path / "r.md", figures=False)
     assert out.exists() and "Veo task report" in out.read_text(encoding="utf-8")
+
+
+def test_the_old_report_module_path_still_works_with_a_deprecation_warning():
+    import pytest
+
+    from veo_notebook import reporting
+
+    with pytest.warns(DeprecationWarning, match="veo_notebook.reporting"):
+        from veo_notebook.report import SECTIONS
+    assert SECTIONS is reporting.SECTIONS
+    with pytest.warns(DeprecationWarning, match="veo_notebook.reporting"):
+        from veo_notebook.report import report
+    assert report is reporting.report

@@ -17,6 +17,7 @@ from conftest import SENTINEL_KEY
 
 from veo_notebook import simulator
 from veo_notebook.simulator import RECORD_PATH, Simulator, corpus, serve, serve_forever
+from veo_notebook.simulator._state import SimClock
 from veo_notebook.simulator.faults import FAULT_NAMES, Fault, FaultPlan
 
 AUTH = {"Authorization": f"Bearer {SENTINEL_KEY}"}
@@ -267,8 +268,10 @@ def test_slow_answers_do_not_block_other_requests(fresh_sim):
     s.script(slow_id, ["slow"])
     t = threading.Thread(target=_symptom, args=(s, slow_id, 10.0))
     t.start()
-    while s.stats()["by_outcome"].get("slow", 0) == 0:
-        time.sleep(0.01)
+    deadline = time.monotonic() + 30
+    while s.stats()["by_outcome"].get("slow", 0) == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)  # real time: the request thread has to arrive
+    assert s.stats()["by_outcome"].get("slow", 0) == 1
     assert _symptom(s, other) == "http200-code200"
     assert t.is_alive()  # the slow answer is still held while the other was served
     s.stop()  # wakes the held answer
@@ -332,8 +335,8 @@ def test_mixed_time_format_uses_all_three_shapes_per_task(fresh_sim):
     assert set(shapes) == {"int", "iso", "plain"}
 
 
-def test_generate_then_poll_until_complete_on_a_fast_clock(fresh_sim):
-    s = fresh_sim(clock_speed=60.0)
+def test_generate_then_poll_until_complete_on_a_stepped_clock(fresh_sim):
+    s = fresh_sim(clock_speed=0)
     r = requests.post(
         s.base_url + simulator.GENERATE_PATH,
         json={
@@ -346,13 +349,14 @@ def test_generate_then_poll_until_complete_on_a_fast_clock(fresh_sim):
     env = r.json()
     assert env["code"] == 200 and env["data"]["taskId"].startswith("veo_")
     tid = env["data"]["taskId"]
-    assert s.task(tid).latency_s > 30  # deterministic for seed 0: > 0.5 real s here
+    latency = s.task(tid).latency_s
+    assert latency > 30  # deterministic for seed 0
     flags = [get(s, tid).json()["data"]["successFlag"]]
-    deadline = time.monotonic() + 30
-    while flags[-1] == 0 and time.monotonic() < deadline:
-        time.sleep(0.1)
-        flags.append(get(s, tid).json()["data"]["successFlag"])
-    assert flags[0] == 0 and flags[-1] == 1
+    s.advance(latency - 1.0)
+    flags.append(get(s, tid).json()["data"]["successFlag"])
+    s.advance(2.0)
+    flags.append(get(s, tid).json()["data"]["successFlag"])
+    assert flags == [0, 0, 1]  # generating until it completes, then done
     data = get(s, tid).json()["data"]
     assert orjson.loads(data["paramJson"])["prompt"] == "A cat surfing a wave at sunset"
     assert data["response"]["originUrls"] and data["response"]["resultUrls"][0].startswith(
@@ -365,9 +369,37 @@ def test_a_frozen_clock_keeps_pending_tasks_pending(fresh_sim):
     s = fresh_sim(clock_speed=0.0, start_time=1.8e9, n_tasks=200)
     pending = s.task_ids("pending")
     before = [s.record(t) for t in pending]
-    time.sleep(0.05)
     assert s.now() == 1.8e9 and [s.record(t) for t in pending] == before
     assert pending and all(e["data"]["successFlag"] == 0 for e in before)
+
+
+def test_the_sim_clock_runs_at_its_speed_and_steps_forward_only() -> None:
+    real = [100.0]
+    clock = SimClock(1.8e9, speed=60.0, real=lambda: real[0])
+    woken: list[float] = []
+    clock.on_advance(lambda: woken.append(clock.now()))
+    real[0] += 2.0  # two real seconds: two sim minutes
+    assert clock.now() == 1.8e9 + 120.0
+    clock.advance(30.0)
+    assert clock.now() == 1.8e9 + 150.0 and woken == [1.8e9 + 150.0]
+    with pytest.raises(ValueError, match="forward"):
+        clock.advance(-1.0)
+    frozen = SimClock(1.8e9, speed=0.0, real=lambda: real[0])
+    real[0] += 1e6
+    assert frozen.now() == 1.8e9
+
+
+def test_a_stepped_clock_finishes_pending_tasks_and_expires_old_ones(fresh_sim):
+    s = fresh_sim(clock_speed=0, n_tasks=300, pending_share=0.1)
+    pending = s.task_ids("pending")
+    assert pending
+    s.advance(max(s.task(t).complete_ts for t in pending) - s.now())
+    assert not set(pending) & set(s.task_ids("pending"))
+    assert all(s.record(t)["data"]["successFlag"] != 0 for t in pending[:20])
+    young = [t for t in s.task_ids("queryable") if s.now() - s.task(t).create_ts < 86400]
+    s.advance(14 * 86400.0)
+    assert set(young) <= set(s.task_ids("expired"))
+    assert s.record(young[0])["msg"] == "Temporarily supports records within 14 days."
 
 
 @pytest.mark.parametrize(
@@ -484,6 +516,66 @@ def test_corpus_has_every_kind_of_record(tasks):
     assert all(t.fallback is None for t in young) and any(t.fallback is not None for t in tasks)
 
 
+def _depth(task: corpus.Task, by_id: dict[str, corpus.Task]) -> int:
+    depth = 0
+    while task.parent_id is not None:
+        task, depth = by_id[task.parent_id], depth + 1
+    return depth
+
+
+def test_families_hang_under_finished_successful_videos(tasks):
+    by_id = {t.task_id: t for t in tasks}
+    children = [t for t in tasks if t.parent_id is not None]
+    assert {t.task_type for t in children} == {"extend", "1080p", "4k"}
+    assert all(t.task_type != "generate" for t in children)
+    for t in children:
+        parent = by_id[t.parent_id]
+        assert parent.position < t.position and parent.task_type in ("generate", "extend")
+        assert parent.final_flag == 1 and parent.complete_ts < t.create_ts
+        assert orjson.loads(t.param_json)["taskId"] == parent.task_id
+    pairs = {(t.task_type, by_id[t.parent_id].task_type) for t in children}
+    assert {("extend", "extend"), ("1080p", "extend"), ("4k", "extend")} <= pairs
+    depths = Counter(_depth(t, by_id) for t in tasks)
+    assert max(depths) == 4 and all(depths[d] for d in range(5))
+    in_family = {t.task_id for t in children} | {t.parent_id for t in children}
+    assert 0.2 < len(in_family) / len(tasks) < 0.4  # documented: about 30 %
+
+
+def test_failed_upgrades_are_sometimes_retried_and_sometimes_not(tasks):
+    upgrades = [t for t in tasks if t.task_type in ("1080p", "4k")]
+    failed = [t for t in upgrades if t.final_flag != 1]
+
+    def retries(f: corpus.Task) -> list[corpus.Task]:
+        return [
+            u
+            for u in upgrades
+            if (u.parent_id, u.task_type) == (f.parent_id, f.task_type)
+            and u.create_ts > f.complete_ts
+        ]
+
+    retried = [f for f in failed if retries(f)]
+    assert retried and len(retried) < len(failed)  # some are never retried
+    assert any(r.final_flag == 1 for f in retried for r in retries(f))  # replaced
+    once = Counter((t.parent_id, t.task_type) for t in upgrades if t.final_flag == 1)
+    assert sum(n > 1 for n in once.values()) <= 0.02 * len(once)  # a video is upgraded once
+
+
+def test_a_child_can_outlive_its_expired_parent(fresh_sim):
+    sim = fresh_sim(clock_speed=0, start_time=corpus.DEFAULT_ANCHOR, n_tasks=3000)
+    expired = set(sim.task_ids("expired"))
+    orphans = [
+        t
+        for t in sim.task_ids("queryable")
+        if (parent := sim.task(t).parent_id) is not None and parent in expired
+    ]
+    assert orphans
+    child = get(sim, orphans[0]).json()
+    assert child["code"] == 200 and child["data"]["successFlag"] in (1, 2, 3)
+    parent_id = orjson.loads(child["data"]["paramJson"])["taskId"]
+    gone = get(sim, parent_id).json()
+    assert (gone["code"], gone["msg"]) == (422, "Temporarily supports records within 14 days.")
+
+
 def test_iter_envelopes_streams_any_count_in_each_format():
     envs = list(corpus.iter_envelopes(BLOCK_PLUS := corpus.BLOCK + 7, time_format="mixed"))
     assert len(envs) == BLOCK_PLUS and len({e["data"]["taskId"] for e in envs}) == BLOCK_PLUS
@@ -508,8 +600,9 @@ def test_serve_forever_logs_url_but_not_a_custom_key(caplog):
     )
     with caplog.at_level(logging.INFO, logger="veo_notebook.simulator"):
         t.start()
-        while "listening on" not in caplog.text:
-            time.sleep(0.01)
+        deadline = time.monotonic() + 30
+        while "listening on" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.01)  # real time: the server thread has to start
         ev.set()
         t.join(timeout=5)
     assert "http://127.0.0.1:" in caplog.text and SENTINEL_KEY not in caplog.text
@@ -577,3 +670,31 @@ def test_resubmissions_repeat_a_request_minutes_later_and_nothing_else_changes()
             assert first.task_id not in text and new.task_id[4:] in text
     parents = {t.parent_id for t in tasks}
     assert not any(old.task_id in parents for _new, old in changed)  # no child loses its parent
+
+
+def test_the_simulator_modules_import_no_circle_not_even_lazily() -> None:
+    """Every import counts here, type-checking and function-level ones included."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(simulator.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        deps = graph.setdefault(path.stem, set())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    deps.add(node.module.split(".")[0])
+                else:
+                    deps.update(a.name for a in node.names)
+    graph["__init__"] = set()  # the package imports its modules; none imports it back
+    assert graph["_constants"] == set()  # the constants import nothing of ours
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, " -> ".join((*path, name))
+        for dep in graph.get(name, ()):
+            visit(dep, (*path, name))
+
+    for name in graph:
+        visit(name, ())
+    assert not any("server" in deps for name, deps in graph.items() if name != "__init__")
