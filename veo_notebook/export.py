@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 from . import schema
 from ._version import __version__
 from .errors import InputError, SchemaVersionError
+from .frame import _roots
 
 __all__ = ["DERIVED_PARTITIONS", "atomic_path", "read_parquet", "to_csv", "to_parquet"]
 
@@ -202,6 +203,8 @@ def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
     if path.is_dir():
         df = df.sort_values(["create_time", "task_id"], kind="stable", na_position="last")
         df = df.reset_index(drop=True)
+    if _roots.ROOT_COLUMN not in table.column_names:  # a file from before the column
+        _roots.assign(df)
     return df
 
 
@@ -239,4 +242,4 @@ def to_csv(df: pd.DataFrame, path: str | os.PathLike[str], *, escape_formulas: b
 
 
 _FORMULA_START = r"[=+\-@\t\r]"
-_ID_COLUMNS = frozenset({"task_id", "parent_task_id"})
+_ID_COLUMNS = frozenset({"task_id", "parent_task_id", "root_task_id"})
