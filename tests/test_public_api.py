@@ -30,6 +30,8 @@ EXPECTED = {
     "expiring",
     "failure_breakdown",
     "failure_rates",
+    "families",
+    "family_of",
     "fetch_records",
     "km_latency",
     "latency_summary",
