@@ -1,0 +1,254 @@
+"""Task families: roots, the final deliverable, total credits and time to final.
+
+The hand-checked set below goes through the real parser (``to_frame`` of record-info
+``data`` objects); every expected figure is worked out in the comments from the
+documented rules (4K > 1080p > extended > base; prices of ``pricing/prices.csv``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import veo_notebook as veo
+from veo_notebook import Client, fetch_records, schema, to_frame
+from veo_notebook.analysis.family import FACET_LABELS, family_facet
+from veo_notebook.errors import InputError
+from veo_notebook.frame import _roots
+
+T0_MS = 1_772_323_200_000  # 2026-03-01 00:00:00 UTC
+
+
+def _t(s: float) -> int:
+    return int(T0_MS + s * 1000)
+
+
+def _rec(task_id: str, kind: str, flag: int, start: float, end: float | None, **kw: Any) -> dict:
+    """A record-info ``data`` object of one kind of task, as kie.ai writes it."""
+    parent = kw.get("parent")
+    params: dict[str, Any]
+    response: dict[str, Any] = {"taskId": task_id, "resultUrls": [f"https://v.test/{task_id}.mp4"]}
+    if kind == "generate":
+        params = {"prompt": "a cat", "model": kw.get("model", "veo3_fast"), "aspectRatio": "16:9",
+                  "generationType": "TEXT_2_VIDEO"}  # fmt: skip
+        response["resolution"] = "720p"
+    elif kind == "extend":
+        params = {"taskId": parent, "prompt": "and then", "model": "fast"}
+        response["fullResultUrls"] = [f"https://v.test/{task_id}-full.mp4"]
+        response["resolution"] = "720p"
+    elif kind == "1080p":
+        params = {"taskId": parent, "index": 0}
+        response["resolution"] = "1080p"
+    else:  # 4k
+        params = {"taskId": parent, "index": 0}
+        response.update(resolution="4k", mediaIds=["m1"])
+    data: dict[str, Any] = {
+        "taskId": task_id,
+        "successFlag": flag,
+        "createTime": _t(start),
+        "completeTime": None if end is None else _t(end),
+        "paramJson": json.dumps(params),
+        "response": response if flag == 1 else None,
+        "errorCode": None if flag in (0, 1) else 500,
+        "errorMessage": None if flag in (0, 1) else kw.get("error", "Internal Error"),
+    }
+    if "credits" in kw:
+        data["creditsConsumed"] = kw["credits"]
+    return data
+
+
+def _hand_set() -> pd.DataFrame:
+    recs = [
+        # F1: generate → extend → extend → 1080p, 4K failed, 4K retried (reported 130)
+        _rec("f1-gen", "generate", 1, 0, 100),  # 60 (veo3_fast, 720p)
+        _rec("f1-ext1", "extend", 1, 200, 400, parent="f1-gen"),  # 60 (fast extend)
+        _rec("f1-ext2", "extend", 1, 500, 700, parent="f1-ext1"),  # 60
+        _rec("f1-hd", "1080p", 1, 800, 900, parent="f1-ext2"),  # 5
+        _rec("f1-4k-a", "4k", 2, 1000, 1100, parent="f1-ext2",
+             error="The 4K version of this video is unavailable."),  # 0: failed, not billed
+        _rec("f1-4k-b", "4k", 1, 1200, 1800, parent="f1-ext2", credits=130),  # reported
+        # F2: 1080p beats a later extend (the documented order, not recency)
+        _rec("f2-gen", "generate", 1, 0, 60, model="veo3"),  # 250
+        _rec("f2-hd", "1080p", 1, 100, 200, parent="f2-gen"),  # 5
+        _rec("f2-ext", "extend", 1, 300, 500, parent="f2-gen"),  # 60
+        # F3: a failed 4K never retried: the base clip is final
+        _rec("f3-gen", "generate", 1, 0, 50, model="veo3_lite"),  # 30
+        _rec("f3-4k", "4k", 2, 60, 120, parent="f3-gen",
+             error="The 4K version of this video is unavailable."),  # 0
+        # F4: two upgrades of a parent the history lacks
+        _rec("f4-hd", "1080p", 1, 0, 100, parent="f4-gone"),  # 5
+        _rec("f4-4k", "4k", 1, 0, 300, parent="f4-gone"),  # 120
+        # F6: a cycle of two extends
+        _rec("f6-b", "extend", 1, 10, 70, parent="f6-a"),
+        _rec("f6-a", "extend", 1, 0, 50, parent="f6-b"),
+        # F7: a task naming itself as its parent
+        _rec("f7-self", "1080p", 1, 0, 40, parent="f7-self"),  # 5
+        # F8: the 4K upgrade is still generating
+        _rec("f8-gen", "generate", 1, 0, 30),  # 60
+        # 5: a 4K request is a 1080p one (taskId, index); until its answer names 4K it is
+        # priced as a 1080p upgrade (frame/'s task-type rule)
+        _rec("f8-4k", "4k", 0, 40, None, parent="f8-gen"),
+        # F5's child: an extend of an expired parent
+        _rec("f5-ext", "extend", 1, 0, 100, parent="f5-old"),  # 60
+    ]  # fmt: skip
+    df = to_frame(recs)
+    expired = to_frame([{"task_id": "f5-old", "raw": None, "fetched_at": 0.0,
+                         "fetch_error": schema.EXPIRED_ERROR}])  # fmt: skip
+    return _roots.assign(pd.concat([df, expired], ignore_index=True))
+
+
+# root → (final form, final task, total credits, reported, time to final in s, depth, n)
+EXPECTED = {
+    "f1-gen": ("4k", "f1-4k-b", 60 + 60 + 60 + 5 + 0 + 130, 130, 1800.0, 3, 6),
+    "f2-gen": ("1080p", "f2-hd", 250 + 5 + 60, 0, 200.0, 1, 3),
+    "f3-gen": ("base", "f3-gen", 30, 0, 50.0, 1, 2),
+    "f4-gone": ("4k", "f4-4k", 125, 0, float("nan"), 1, 2),  # root creation unknown
+    "f5-old": ("extended", "f5-ext", 60, 0, float("nan"), 1, 2),  # unread root
+    "f6-a": ("extended", "f6-b", 120, 0, 70.0, 1, 2),  # cut at the lowest id; deeper wins
+    "f7-self": ("1080p", "f7-self", 5, 0, 40.0, 0, 1),
+    "f8-gen": ("base", "f8-gen", 65, 0, 30.0, 1, 2),
+}
+
+
+@pytest.fixture(scope="module")
+def hand() -> pd.DataFrame:
+    return _hand_set()
+
+
+@pytest.fixture(scope="module")
+def fam(hand: pd.DataFrame) -> pd.DataFrame:
+    return veo.families(hand).set_index("root_task_id")
+
+
+def test_root_task_id_is_in_the_frame(hand: pd.DataFrame) -> None:
+    roots = dict(zip(hand["task_id"], hand["root_task_id"], strict=True))
+    assert roots["f1-4k-b"] == roots["f1-ext2"] == "f1-gen"
+    assert roots["f4-hd"] == roots["f4-4k"] == "f4-gone"  # the missing parent is the root
+    assert roots["f6-a"] == roots["f6-b"] == "f6-a"
+    assert roots["f7-self"] == "f7-self"
+    assert roots["f5-ext"] == roots["f5-old"] == "f5-old"
+    assert "root_task_id" in schema.column_names()
+
+
+@pytest.mark.parametrize("root", sorted(EXPECTED))
+def test_hand_checked_final_total_and_time(fam: pd.DataFrame, root: str) -> None:
+    form, task, total, reported, time_s, depth, n = EXPECTED[root]
+    row = fam.loc[root]
+    assert (row["final_form"], row["final_task_id"]) == (form, task)
+    assert row["credits"] == total and row["reported_credits"] == reported
+    assert row["estimated_credits"] == total - reported
+    assert (row["depth"], row["n_tasks"]) == (depth, n)
+    if np.isnan(time_s):
+        assert np.isnan(row["time_to_final_s"])
+    else:
+        assert row["time_to_final_s"] == time_s
+
+
+def test_the_final_file_is_the_final_members(fam: pd.DataFrame) -> None:
+    assert fam.loc["f1-gen", "final_url"] == "https://v.test/f1-4k-b.mp4"
+    assert fam.loc["f1-gen", "final_resolution"] == "4k"
+    assert fam.loc["f5-old", "final_url"] == "https://v.test/f5-ext-full.mp4"  # stitched
+    assert (fam["final_status"] == "success").all()
+    assert len(fam) == len(EXPECTED)
+
+
+def test_members_by_type_and_generating(fam: pd.DataFrame) -> None:
+    f1 = fam.loc["f1-gen"]
+    assert (f1["n_generate"], f1["n_extend"], f1["n_1080p"], f1["n_4k"]) == (1, 2, 1, 2)
+    assert fam.loc["f8-gen", "generating"] == 1 and fam["generating"].sum() == 1
+
+
+def test_failed_upgrade_later_replaced_and_one_never_replaced(fam: pd.DataFrame) -> None:
+    assert tuple(fam.loc["f1-gen", ["failed", "failed_replaced", "failed_unreplaced"]]) == (1, 1, 0)
+    assert tuple(fam.loc["f3-gen", ["failed", "failed_replaced", "failed_unreplaced"]]) == (1, 0, 1)
+
+
+def test_missing_and_expired_parents_are_named(fam: pd.DataFrame) -> None:
+    assert fam.loc["f4-gone", "root_status"] == "missing"
+    assert fam.loc["f4-gone", "missing_parent"] == "f4-gone"
+    assert fam.loc["f5-old", "root_status"] == "unread"  # held, but expired: no record
+    assert pd.isna(fam.loc["f5-old", "missing_parent"])
+    assert fam["missing_parent"].notna().sum() == 1
+
+
+def test_cycle_and_self_reference_are_flagged(fam: pd.DataFrame) -> None:
+    assert fam["cycle"].tolist().count(True) == 1 and fam.loc["f6-a", "cycle"]
+    assert fam["self_reference"].tolist().count(True) == 1 and fam.loc["f7-self", "self_reference"]
+
+
+def test_a_long_cycle_with_a_tail_ends() -> None:
+    """A ring of 5 with a chain of 3 hanging under it: every task reaches one root."""
+    ids = [f"r{i}" for i in range(5)] + ["t0", "t1", "t2"]
+    parents = ["r1", "r2", "r3", "r4", "r0", "r2", "t0", "t1"]
+    ln = _roots.links(pd.Series(ids), pd.Series(parents))
+    root = ln.ids.take(ln.root).to_pylist()
+    assert set(root) == {"r0"} and ln.cycle.all()
+    assert ln.depth.tolist()[:5] == [0, 4, 3, 2, 1]  # r0 cut; r4's parent r0 ...
+
+
+def test_family_of_is_a_tree_root_first(hand: pd.DataFrame) -> None:
+    tree = veo.family_of(hand, "f1-hd")
+    assert tree["task_id"].tolist() == ["f1-gen", "f1-ext1", "f1-ext2", "f1-hd", "f1-4k-a",
+                                        "f1-4k-b"]  # fmt: skip
+    assert tree["depth"].tolist() == [0, 1, 2, 3, 3, 3]
+    assert tree.loc[tree["final"], "task_id"].tolist() == ["f1-4k-b"]
+    assert tree.loc[tree["replaced"], "task_id"].tolist() == ["f1-4k-a"]
+    assert tree["tree"].iloc[3] == "            └─ 1080p"
+    gone = veo.family_of(hand, "f4-gone")
+    assert gone["status"].tolist()[0] == "missing" and "with_parents" in gone["note"].iloc[0]
+    assert veo.family_of(hand, "f6-b")["note"].notna().all()
+
+
+def test_family_of_an_unknown_task_says_so(hand: pd.DataFrame) -> None:
+    with pytest.raises(InputError, match="'nope' is not in this history"):
+        veo.family_of(hand, "nope")
+
+
+def test_facet_labels_every_row_by_its_family(hand: pd.DataFrame) -> None:
+    facet = dict(zip(hand["task_id"], family_facet(hand), strict=True))
+    assert facet["f1-gen"] == facet["f1-4k-a"] == FACET_LABELS["4k"]
+    assert facet["f3-4k"] == FACET_LABELS["base"] and facet["f5-old"] == FACET_LABELS["extended"]
+
+
+def test_a_store_is_a_source_and_a_bad_source_is_one_line() -> None:
+    with veo.Store(":memory:") as st:
+        st.put("a", json.dumps({"code": 200, "msg": "success", "data": _rec("a", "generate", 1, 0, 9)}),
+               fetched_at=0.0)  # fmt: skip
+        assert veo.families(st)["final_task_id"].tolist() == ["a"]
+    with pytest.raises(InputError, match="give a task frame or a Store"):
+        veo.families(["a"])
+
+
+def test_with_parents_fetches_each_missing_parent_once(fresh_sim: Any) -> None:
+    sim = fresh_sim(n_tasks=500)
+    tasks = {t.task_id: t for t in sim.tasks()}
+    children = [t.task_id for t in tasks.values() if t.parent_id is not None]
+    client = Client(sim.api_key, base_url=sim.base_url)
+    sim.reset_stats()
+    df = fetch_records(children, client=client, with_parents=True, progress=False)
+    asked = sim.stats()["by_task"]
+    read = df["status"].notna() & df["task_id"].isin(children)
+    # an expired child (422) says nothing about its parent: only the read ones name theirs
+    named = Counter(tasks[c].parent_id for c in df.loc[read, "task_id"])
+    wanted = set(named) - set(children)
+    assert max(named.values()) > 1, "no parent with two children: the test shows nothing"
+    assert wanted and {asked.get(p) for p in wanted} == {1}  # once each, shared or not
+    assert set(df["task_id"]) == set(children) | wanted
+    assert df["task_id"].tolist()[: len(children)] == children  # the ids first, as given
+    assert not set(asked) - set(children) - wanted  # nothing else was asked
+    fam = veo.families(df)
+    assert fam["missing_parent"].isna().all()  # every parent named is in the history now
+    expired = df[df["task_id"].isin(wanted) & df["fetch_error"].notna()]
+    assert set(fam.loc[fam["root_task_id"].isin(expired["task_id"]), "root_status"]) <= {"unread"}
+    with veo.Store(":memory:") as st:
+        fetch_records(children, client=client, store=st, with_parents=True, progress=False)
+        sim.reset_stats()
+        fetch_records(children, client=client, store=st, with_parents=True, progress=False)
+        again = set(sim.stats()["by_task"])
+    pending = {p for p in wanted if tasks[p].complete_ts > sim.now()}
+    assert again & wanted <= pending
