@@ -217,8 +217,8 @@ def test_facet_labels_every_row_by_its_family(hand: pd.DataFrame) -> None:
 
 def test_a_store_is_a_source_and_a_bad_source_is_one_line() -> None:
     with veo.Store(":memory:") as st:
-        st.put("a", json.dumps({"code": 200, "msg": "success", "data": _rec("a", "generate", 1, 0, 9)}),
-               fetched_at=0.0)  # fmt: skip
+        envelope = {"code": 200, "msg": "success", "data": _rec("a", "generate", 1, 0, 9)}
+        st.put("a", json.dumps(envelope), fetched_at=0.0)
         assert veo.families(st)["final_task_id"].tolist() == ["a"]
     with pytest.raises(InputError, match="give a task frame or a Store"):
         veo.families(["a"])
