@@ -140,24 +140,39 @@ def _members(df: pd.DataFrame) -> _Members:
 
 
 def _finals(m: _Members) -> np.ndarray:
-    """Each family's final member (a member index), -1 where none succeeded."""
-    ok = np.flatnonzero(m.form < _NO_FORM)
+    """Each family's final member (a member index), -1 where none succeeded.
+
+    Three whole-array passes, no sort: the best (form, depth) key of each family, then
+    among its holders the latest completion, then the last record of the frame.
+    """
     out = np.full(len(m.roots), -1, dtype=np.int64)
+    ok = np.flatnonzero(m.form < _NO_FORM)
     if not len(ok):
         return out
     depth = np.minimum(m.depth[ok], _DEPTH_SLOTS - 1)
-    key = (m.fam[ok] * (_NO_FORM + 1) + m.form[ok]) * _DEPTH_SLOTS + (_DEPTH_SLOTS - 1 - depth)
+    key = m.form[ok].astype(np.int64) * _DEPTH_SLOTS + (_DEPTH_SLOTS - 1 - depth)
+    fam = m.fam[ok]
+    best = np.full(len(m.roots), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(best, fam, key)
+    ok, fam = ok[key == best[fam]], fam[key == best[fam]]
     done = m.completed[ok]
-    order = np.lexsort((-m.rows[ok], -np.where(done == _NAT, _NAT + 1, done), key))
-    fam = m.fam[ok][order]
-    first = np.r_[True, fam[1:] != fam[:-1]]
-    out[fam[first]] = ok[order][first]
+    latest = np.full(len(m.roots), _NAT, dtype=np.int64)
+    np.maximum.at(latest, fam, done)
+    ok, fam = ok[done == latest[fam]], fam[done == latest[fam]]
+    np.maximum.at(out, fam, ok)
+    return out
+
+
+def _is_failed(status: np.ndarray) -> np.ndarray:
+    out = status == _FAILED[0]
+    for code in _FAILED[1:]:
+        out |= status == code
     return out
 
 
 def _replaced(m: _Members) -> np.ndarray:
     """Per member: failed, and a later member of its family and task type succeeded."""
-    failed = np.isin(m.status, _FAILED)
+    failed = _is_failed(m.status)
     out = np.zeros(len(m.rows), dtype=bool)
     if not failed.any():
         return out
@@ -195,7 +210,7 @@ def families(source: Any, *, prices: PricesLike = None, bill_failed: bool = Fals
     ``reported_credits``, ``estimated_credits``, ``unpriced`` (members without a price),
     ``created`` (the root's creation), ``final_complete_time``, ``time_to_final_s``,
     ``failed``, ``failed_replaced``, ``failed_unreplaced``, ``cycle``,
-    ``self_reference``. Rows in order of creation (unknown last), then root id.
+    ``self_reference``. Rows in order of creation (unknown last), then first seen.
 
     ``source`` is a task frame or a :class:`~veo_notebook.Store`; ``prices`` and
     ``bill_failed`` are :func:`~veo_notebook.pricing.with_credits`'.
@@ -221,14 +236,14 @@ def families(source: Any, *, prices: PricesLike = None, bill_failed: bool = Fals
     _final_columns(df, m, final, out)
     _credit_columns(df, m, out, prices, bill_failed)
     _time_columns(m, final, out)
-    failed = np.isin(m.status, _FAILED)
+    failed = _is_failed(m.status)
     replaced = _replaced(m)
     out["failed"] = _per_family(m, mask=failed).astype(np.int64)
     out["failed_replaced"] = _per_family(m, mask=replaced).astype(np.int64)
     out["failed_unreplaced"] = out["failed"] - out["failed_replaced"]
     out["cycle"] = m.links.cycle[m.roots] | _any(m, m.links.cycle[m.node])
     out["self_reference"] = _any(m, m.links.self_ref[m.node])
-    order = np.lexsort((out["root_task_id"].to_numpy(dtype=object), _ns(out["created"])))
+    order = np.lexsort((m.roots, _ns(out["created"])))  # then first seen: no string sort
     created = _ns(out["created"])[order]
     order = np.r_[order[created != _NAT], order[created == _NAT]]
     return out.take(order).reset_index(drop=True)
@@ -273,13 +288,36 @@ def _final_columns(df: pd.DataFrame, m: _Members, final: np.ndarray, out: pd.Dat
     out["final_status"] = _take(df["status"], at)
 
 
+#: The columns a task's credits depend on (:func:`veo_notebook.pricing.with_credits`).
+_PRICE_COLUMNS = ("model", "task_type", "resolution", "duration", "status", "credits_consumed")
+
+
+def _member_credits(
+    df: pd.DataFrame, rows: np.ndarray, prices: PricesLike, bill_failed: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(credits, reported?) of each member: priced once per distinct combination of the
+    columns a price depends on (a handful), not once per task."""
+    cols = [c for c in _PRICE_COLUMNS if c in df.columns]
+    every = len(rows) == len(df)  # rows are sorted and distinct: all of them, in order
+    combo = np.zeros(len(rows), dtype=np.int64)
+    size = 1
+    for c in cols:
+        codes, uniques = pd.factorize(df[c] if every else df[c].iloc[rows])
+        combo = combo * (len(uniques) + 1) + (np.asarray(codes) + 1)
+        combo, seen = pd.factorize(combo)
+        size = len(seen)
+    firsts = np.zeros(size, dtype=np.int64)
+    firsts[combo[::-1]] = np.arange(len(combo) - 1, -1, -1)  # each combination's first
+    priced = with_credits(df[cols].iloc[rows[firsts]], prices, bill_failed)
+    credits = priced["credits"].to_numpy(dtype=float, na_value=np.nan)[combo]
+    src = (priced["credits_source"] == "reported").to_numpy(dtype=bool, na_value=False)
+    return credits, src[combo]
+
+
 def _credit_columns(
     df: pd.DataFrame, m: _Members, out: pd.DataFrame, prices: PricesLike, bill_failed: bool
 ) -> None:
-    price_cols = [c for c in df.columns if c not in ("task_id", "parent_task_id", "video_url")]
-    priced = with_credits(df[price_cols].iloc[m.rows], prices, bill_failed)
-    credits = priced["credits"].to_numpy(dtype=float, na_value=np.nan)
-    reported = (priced["credits_source"] == "reported").to_numpy(dtype=bool, na_value=False)
+    credits, reported = _member_credits(df, m.rows, prices, bill_failed)
     known = ~np.isnan(credits)
     value = np.where(known, credits, 0.0)
     out["credits"] = _per_family(m, value)

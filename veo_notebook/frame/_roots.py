@@ -66,10 +66,21 @@ def _arrow(s: pd.Series) -> pa.Array:
     return arr.cast(pa.string()) if arr.type != pa.string() else arr
 
 
-def _codes(values: pa.Array, nodes: pa.Array) -> np.ndarray:
-    """Code of each value in ``nodes`` (-1 for null or absent)."""
-    idx = pc.index_in(values, value_set=nodes)
-    return np.asarray(pc.fill_null(idx, -1), dtype=np.int64)
+def _encode(tid: pa.Array, par: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """(the distinct ids, each task id's code, each parent's code; -1 for null).
+
+    Codes follow first appearance, task ids before parents: the frame's ids take the
+    codes ``0 … held - 1``, the parents it lacks the codes after them. One hash pass
+    over both columns (Arrow's dictionary encoding, which shares one dictionary across
+    the two chunks).
+    """
+    enc = pa.chunked_array([tid, par], pa.string()).dictionary_encode()
+    first, second = enc.chunks
+    return (
+        second.dictionary,
+        np.asarray(pc.fill_null(first.indices, -1), dtype=np.int64),
+        np.asarray(pc.fill_null(second.indices, -1), dtype=np.int64),
+    )
 
 
 def _jump(parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -116,16 +127,8 @@ def links(task_id: pd.Series, parent_task_id: pd.Series) -> Links:
     >>> ln.ids.take(pa.array(ln.root)).to_pylist(), ln.depth.tolist()
     (['a', 'a', 'a'], [0, 1, 2])
     """
-    tid, par = _arrow(task_id), _arrow(parent_task_id)
-    held_ids = pc.unique(tid.filter(tid.is_valid()))
-    row_node = _codes(tid, held_ids)
-    pnode = _codes(par, held_ids)
-    missing = np.asarray(par.is_valid()) & (pnode < 0)
-    missing_ids = pc.unique(par.filter(pa.array(missing)))
-    held = len(held_ids)
-    if len(missing_ids):
-        pnode[missing] = _codes(par.filter(pa.array(missing)), missing_ids) + held
-    ids = pa.concat_arrays([held_ids, missing_ids]) if len(missing_ids) else held_ids
+    ids, row_node, pnode = _encode(_arrow(task_id), _arrow(parent_task_id))
+    held = int(row_node.max()) + 1 if len(row_node) else 0
     n = len(ids)
     parent = np.arange(n, dtype=np.int64)
     linked = (row_node >= 0) & (pnode >= 0)
