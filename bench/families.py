@@ -52,7 +52,9 @@ def family_frame(n: int, seed: int = 0) -> pd.DataFrame:
     starts = np.r_[0, np.cumsum(sizes)]
     for k in range(1, len(sizes)):
         parent[starts[k] : starts[k + 1]] = rng.integers(starts[k - 1], starts[k], sizes[k])
-    ttype = np.where(level == 0, "generate", rng.choice(["extend", "1080p", "4k"], n, p=[0.4, 0.35, 0.25]))
+    ttype = np.where(
+        level == 0, "generate", rng.choice(["extend", "1080p", "4k"], n, p=[0.4, 0.35, 0.25])
+    )
     status = rng.choice(["success", "failed", "generating"], n, p=[0.85, 0.10, 0.05])
     create = T0 + pd.to_timedelta(rng.uniform(0, 14 * 86400, n) + level * 3600, unit="s")
     latency = pd.to_timedelta(rng.lognormal(5, 0.5, n), unit="s")
