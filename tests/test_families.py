@@ -252,3 +252,22 @@ def test_with_parents_fetches_each_missing_parent_once(fresh_sim: Any) -> None:
         again = set(sim.stats()["by_task"])
     pending = {p for p in wanted if tasks[p].complete_ts > sim.now()}
     assert again & wanted <= pending
+
+
+def test_viewer_family_facet_and_detail_tree(hand: pd.DataFrame) -> None:
+    from veo_notebook import StatusViewer
+
+    v = StatusViewer(hand, page_size=50)
+    assert list(v.family_filter.options) == list(FACET_LABELS.values())
+    v.family_filter.value = (FACET_LABELS["4k"],)
+    assert set(v.view()["task_id"]) == {"f1-gen", "f1-ext1", "f1-ext2", "f1-hd", "f1-4k-a",
+                                        "f1-4k-b", "f4-hd", "f4-4k"}  # fmt: skip
+    v.select("f1-hd")
+    detail = v.controls.detail.value
+    assert "<h5>Family</h5>" in detail
+    for tid in ("f1-gen", "f1-ext1", "f1-ext2", "f1-4k-a", "f1-4k-b"):
+        assert f'data-task-id="{tid}"' in detail
+    assert "final" in detail and "this task" in detail and "replaced" in detail
+    v.select("f4-hd")  # the missing root is a row of the tree, said to be missing
+    assert "missing" in v.controls.detail.value
+    v.close()
