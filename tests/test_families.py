@@ -271,3 +271,23 @@ def test_viewer_family_facet_and_detail_tree(hand: pd.DataFrame) -> None:
     v.select("f4-hd")  # the missing root is a row of the tree, said to be missing
     assert "missing" in v.controls.detail.value
     v.close()
+
+
+def test_archive_final_only_saves_one_file_per_family(fresh_sim: Any, tmp_path: Any) -> None:
+    sim = fresh_sim(n_tasks=400)
+    client = Client(sim.api_key, base_url=sim.base_url)
+    upgraded = [t.task_id for t in sim.tasks() if t.task_type in ("1080p", "4k", "extend")]
+    df = fetch_records(upgraded, client=client, with_parents=True, progress=False)
+    fam = veo.families(df)
+    finals = fam[fam["final_task_id"].notna()]
+    assert (finals["final_form"] != "base").any(), "no upgraded family: the test shows nothing"
+    out = veo.archive_videos(df, tmp_path, final_only=True, probe=False, progress=False)
+    assert sorted(out["task_id"]) == sorted(finals["final_task_id"])  # one file a family
+    assert out["root_task_id"].is_unique
+    want = finals.set_index("final_task_id")
+    assert (want.loc[out["task_id"], "root_task_id"].to_numpy() == out["root_task_id"]).all()
+    assert (want.loc[out["task_id"], "final_form"].to_numpy() == out["final_form"]).all()
+    saved = {p.name for p in tmp_path.rglob("*.mp4")}
+    assert saved == {f"{t}.mp4" for t in out["task_id"][out["archive_error"].isna()]}
+    all_files = veo.archive_videos(df, tmp_path / "all", probe=False, progress=False)
+    assert len(all_files) > len(out)  # without final_only: every succeeded member
