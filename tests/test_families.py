@@ -291,3 +291,14 @@ def test_archive_final_only_saves_one_file_per_family(fresh_sim: Any, tmp_path: 
     assert saved == {f"{t}.mp4" for t in out["task_id"][out["archive_error"].isna()]}
     all_files = veo.archive_videos(df, tmp_path / "all", probe=False, progress=False)
     assert len(all_files) > len(out)  # without final_only: every succeeded member
+
+
+def test_report_has_a_families_section(hand: pd.DataFrame, tmp_path: Any) -> None:
+    text = veo.report(hand, tmp_path / "r.md", figures=False).read_text(encoding="utf-8")
+    part = text[text.index("## Families") :].split("\n## ", 1)[0]
+    assert "| 4k | 2 | 25.0% |" in part  # f1 and f4 of the eight
+    assert "| 4k | 4 | 2 | 50.0% [" in part  # f1-4k-a and f3-4k failed; f1-4k-b, f4-4k not
+    assert "does not hold: 1 " in part and "| root not in history | 1 | 125 |" in part
+    assert "| unread | 1 | 60 |" in part  # f5: its root expired
+    for bad in ("nan", "NaN", "<NA>", "None"):
+        assert bad not in part
