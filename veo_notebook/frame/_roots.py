@@ -15,6 +15,11 @@ Every id (the frame's, then the missing parents') gets an integer code; ``parent
 array of codes, and ``parent = parent[parent]`` repeated reaches every root in
 ``ceil(log2(depth))`` whole-array steps, so no Python runs per row and a bad chain is
 never followed forever (at most ``log2(n) + 2`` steps, then the cycles are broken).
+
+A root depends on every row above it, so it is derived where a whole frame is made
+(``to_frame``, ``from_raw``, ``from_store``, ``read_parquet``), not per block: the files
+of the frame dataset beside a store (written day by day) leave ``root_task_id`` empty,
+and ``read_parquet`` fills it in when it reads them.
 """
 
 from __future__ import annotations
