@@ -244,7 +244,9 @@ def test_with_parents_fetches_each_missing_parent_once(fresh_sim: Any) -> None:
     fam = veo.families(df)
     assert fam["missing_parent"].isna().all()  # every parent named is in the history now
     expired = df[df["task_id"].isin(wanted) & df["fetch_error"].notna()]
-    assert set(fam.loc[fam["root_task_id"].isin(expired["task_id"]), "root_status"]) <= {"unread"}
+    assert len(expired), "no parent older than 14 days: the test shows nothing"
+    assert (expired["fetch_error"] == schema.EXPIRED_ERROR).all()
+    assert set(fam.loc[fam["root_task_id"].isin(expired["task_id"]), "root_status"]) == {"unread"}
     with veo.Store(":memory:") as st:
         fetch_records(children, client=client, store=st, with_parents=True, progress=False)
         sim.reset_stats()
