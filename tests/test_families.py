@@ -304,3 +304,24 @@ def test_report_has_a_families_section(hand: pd.DataFrame, tmp_path: Any) -> Non
     assert "| unread | 1 | 60 |" in part  # f5: its root expired
     for bad in ("nan", "NaN", "<NA>", "None"):
         assert bad not in part
+
+
+def test_latency_and_failure_tables_keep_generations_and_upgrades_apart(hand) -> None:
+    from veo_notebook.analysis._groups import APART_NOTE
+
+    rates = veo.failure_rates(hand)
+    assert rates.index.name == "work" and rates.attrs["note"] == APART_NOTE
+    # finished: generations f1-gen f1-ext1 f1-ext2 f2-gen f2-ext f3-gen f6-a f6-b f8-gen f5-ext;
+    # upgrades f1-hd f1-4k-a f1-4k-b f2-hd f3-4k f4-hd f4-4k f7-self (f8-4k still generating)
+    assert rates.loc["generation", "n"] == 10 and rates.loc["generation", "rate"] == 0
+    assert rates.loc["upgrade", "n"] == 8 and rates.loc["upgrade", "rate"] == 2 / 8
+    assert veo.failure_rates(hand, upgrades="pooled").loc["all", "n"] == 18
+    lat = veo.latency_summary(hand, percentiles=(0.5,))
+    assert list(lat.index) == ["generation", "upgrade"] and "note" in lat.attrs
+    assert list(veo.km_latency(hand, percentiles=(0.5,)).index) == ["generation", "upgrade"]
+    by_day = veo.failure_rates(hand, freq="1D")
+    assert by_day.index.names == ["work", "period"]
+    by_type = veo.failure_rates(hand, by="task_type")  # a column splits them already
+    assert by_type.index.name == "task_type" and "note" not in by_type.attrs
+    with pytest.raises(InputError, match="upgrades must be 'apart' or 'pooled'"):
+        veo.failure_rates(hand, upgrades="mixed")
