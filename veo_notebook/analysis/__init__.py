@@ -28,6 +28,10 @@ Definitions used throughout:
 * **families** — every task under one root (``root_task_id``): a generate, its extends,
   its 1080p and 4K upgrades; the final deliverable is the best succeeded member, 4K >
   1080p > extended > base (:mod:`veo_notebook.analysis.family`).
+* **generations and upgrades apart** — a 1080p/4K upgrade's latency and failures are not
+  a generation's: ``latency_summary``, ``km_latency`` and ``failure_rates`` group them
+  apart by a first key ``work`` when ``by`` names no column (``attrs["note"]`` says so);
+  ``upgrades="pooled"`` mixes them.
 * **groups** — ``by`` takes column names and/or time buckets such as ``"1D"`` or
   ``"1h"`` on ``create_time`` (UTC), which appear as the ``period`` key (bucket start).
 
