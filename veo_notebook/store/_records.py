@@ -182,7 +182,7 @@ class Store(Database):
         for row in rows:
             a = row if isinstance(row, Answer) else _answer(row)
             flag, settled, create_time = _index(a)
-            when = now if a.fetched_at is None else float(a.fetched_at)
+            when = now if a.fetched_at is None else _seconds(a)
             params.append((a.task_id, a.raw, when, a.fetch_error, flag, int(settled), create_time))
         if not params:
             return 0
@@ -328,6 +328,15 @@ class Store(Database):
         if not isinstance(task_id, str):
             return False
         return bool(self.query("SELECT 1 FROM records WHERE task_id = ?", (task_id,)))
+
+
+def _seconds(a: Answer) -> float:
+    try:
+        return float(a.fetched_at)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(
+            f"fetched_at of {a.task_id!r} must be epoch seconds, not {a.fetched_at!r}"
+        ) from None
 
 
 def _answer(row: Sequence[Any]) -> Answer:
