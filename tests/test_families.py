@@ -325,3 +325,20 @@ def test_latency_and_failure_tables_keep_generations_and_upgrades_apart(hand) ->
     assert by_type.index.name == "task_type" and "note" not in by_type.attrs
     with pytest.raises(InputError, match="upgrades must be 'apart' or 'pooled'"):
         veo.failure_rates(hand, upgrades="mixed")
+
+
+def test_viewer_refresh_patches_the_whole_family_facet(hand: pd.DataFrame) -> None:
+    from veo_notebook.viewer._model import FAMILY, TableModel
+
+    model = TableModel(hand)
+    row = int(np.flatnonzero(hand["task_id"] == "f8-4k")[0])
+    done = to_frame([_rec("f8-4k", "4k", 1, 40, 400, parent="f8-gen")])
+    fresh = pd.concat([hand.iloc[:row], done, hand.iloc[row + 1 :]], ignore_index=True)
+    assert fresh["root_task_id"].iloc[row] == "f8-gen"  # its parent: the root either way
+    patched = model.with_rows(fresh, np.array([row]))
+    rebuilt = TableModel(fresh)
+    assert (patched.facets[FAMILY].codes == rebuilt.facets[FAMILY].codes).all()
+    gen = int(np.flatnonzero(hand["task_id"] == "f8-gen")[0])  # not a refreshed row
+    labels = patched.facets[FAMILY].labels
+    assert labels[patched.facets[FAMILY].codes[gen]] == FACET_LABELS["4k"]
+    assert labels[model.facets[FAMILY].codes[gen]] == FACET_LABELS["base"]

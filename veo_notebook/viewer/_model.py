@@ -129,6 +129,18 @@ def _patched(facet: _Facet, column: pd.Series, rows: np.ndarray) -> _Facet | Non
     return _Facet(codes, facet.labels)
 
 
+def _family_patched(facet: _Facet, df: pd.DataFrame, rows: np.ndarray) -> _Facet:
+    """The family facet with the families of ``rows`` read again (every member of each:
+    one member's new state can change its family's form), found by ``root_task_id``."""
+    roots = df["root_task_id"] if "root_task_id" in df.columns else None
+    if roots is None or roots.iloc[rows].isna().any():
+        return _facet(family_facet(df))
+    members = np.flatnonzero(roots.isin(roots.iloc[rows].unique()).to_numpy(bool, na_value=False))
+    codes = facet.codes.copy()
+    codes[members] = family_facet(df.iloc[members]).cat.codes.to_numpy()
+    return _Facet(codes, facet.labels)
+
+
 def _time_ints(s: pd.Series) -> tuple[np.ndarray, str]:
     """Time stamps as int64 in the column's unit (NaT → int64 min) and that unit."""
     arr = s.array
@@ -276,7 +288,7 @@ class TableModel:
         new.facets = {}
         for name, facet in self.facets.items():
             if name == FAMILY:  # a refreshed row can change its whole family's form
-                new.facets[name] = _facet(family_facet(new.df))
+                new.facets[name] = _family_patched(facet, new.df, rows)
                 continue
             patched = _patched(facet, new.df[name], rows)
             new.facets[name] = patched if patched is not None else _facet(new.df[name])
