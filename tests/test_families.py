@@ -342,3 +342,17 @@ def test_viewer_refresh_patches_the_whole_family_facet(hand: pd.DataFrame) -> No
     labels = patched.facets[FAMILY].labels
     assert labels[patched.facets[FAMILY].codes[gen]] == FACET_LABELS["4k"]
     assert labels[model.facets[FAMILY].codes[gen]] == FACET_LABELS["base"]
+
+
+def test_empty_and_partial_frames() -> None:
+    assert veo.families(schema.empty_frame()).empty
+    assert len(family_facet(schema.empty_frame())) == 0
+    df = schema.enforce(
+        pd.DataFrame({"task_id": ["a", "b", None], "status": ["success", "failed", None]})
+    )
+    fam = veo.families(df)  # no task type, no parent: each task its own family
+    assert fam["final_form"].tolist() == ["base", "none"]  # a success of unknown type: base
+    assert df["root_task_id"].isna().all() and _roots.assign(df)["root_task_id"].tolist()[:2] == [
+        "a",
+        "b",
+    ]

@@ -132,7 +132,9 @@ def _members(df: pd.DataFrame) -> _Members:
     ttype = _codes(df["task_type"], TASK_TYPE_CATEGORIES)[rows]
     status = _codes(df["status"], STATUS_CATEGORIES)[rows]
     form_of_code = np.array([FORMS.index(_FORM_OF_TYPE[t]) for t in TASK_TYPE_CATEGORIES])
-    form = np.where((status == _SUCCESS) & (ttype >= 0), form_of_code[ttype], _NO_FORM)
+    base = FORMS.index(_FORM_OF_TYPE[TaskType.UNKNOWN.value])  # a type not known: the base
+    typed = np.where(ttype >= 0, form_of_code[np.maximum(ttype, 0)], base)
+    form = np.where(status == _SUCCESS, typed, _NO_FORM)
     return _Members(
         ln, rows, node, fam_of_node[root], roots, ttype, status,
         _ns(df["create_time"])[rows], _ns(df["complete_time"])[rows], ln.depth[node], form,

@@ -80,12 +80,12 @@ def _encode(tid: pa.Array, par: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndar
     the two chunks).
     """
     enc = pa.chunked_array([tid, par], pa.string()).dictionary_encode()
-    first, second = enc.chunks
-    return (
-        second.dictionary,
-        np.asarray(pc.fill_null(first.indices, -1), dtype=np.int64),
-        np.asarray(pc.fill_null(second.indices, -1), dtype=np.int64),
-    )
+    if not enc.num_chunks:  # no rows at all
+        empty = np.zeros(0, dtype=np.int64)
+        return pa.array([], pa.string()), empty, empty
+    parts = [np.asarray(pc.fill_null(c.indices, -1), dtype=np.int64) for c in enc.chunks]
+    codes = np.concatenate(parts)  # one memo across the chunks: the last one's dictionary
+    return enc.chunks[-1].dictionary, codes[: len(tid)], codes[len(tid) :]
 
 
 def _jump(parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
