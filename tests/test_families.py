@@ -356,3 +356,20 @@ def test_empty_and_partial_frames() -> None:
         "a",
         "b",
     ]
+
+
+def test_cli_fetch_with_parents(fresh_sim: Any, tmp_path: Any, monkeypatch: Any) -> None:
+    from veo_notebook.cli import main
+
+    sim = fresh_sim(n_tasks=300)
+    kids = [t.task_id for t in sim.tasks() if t.parent_id is not None][:20]
+    (tmp_path / "ids.txt").write_text("\n".join(kids) + "\n", encoding="utf-8")
+    monkeypatch.setenv("KIE_API_KEY", sim.api_key)
+    out = tmp_path / "f.parquet"
+    argv = ["fetch", str(tmp_path / "ids.txt"), "--base-url", sim.base_url,
+            "--store", str(tmp_path / "s.sqlite"), "--with-parents", "--out", str(out),
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    df = veo.read_parquet(out)
+    assert set(kids) < set(df["task_id"])  # the parents came with them
+    assert df.loc[df["task_id"].isin(kids) & df["status"].notna(), "root_task_id"].notna().all()
