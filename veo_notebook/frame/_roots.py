@@ -149,6 +149,8 @@ def links(task_id: pd.Series, parent_task_id: pd.Series) -> Links:
 
 def root_ids(task_id: pd.Series, parent_task_id: pd.Series) -> pd.Series:
     """The ``root_task_id`` column for these rows (NA for a row without a task id)."""
+    if not parent_task_id.notna().any():  # no task names a parent: each is its own root
+        return task_id.astype(_STR).rename(ROOT_COLUMN)
     ln = links(task_id, parent_task_id)
     root = ln.row_root()
     col = ln.ids.take(pa.array(root, mask=root < 0))
