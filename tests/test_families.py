@@ -225,7 +225,7 @@ def test_a_store_is_a_source_and_a_bad_source_is_one_line() -> None:
 
 
 def test_with_parents_fetches_each_missing_parent_once(fresh_sim: Any) -> None:
-    sim = fresh_sim(n_tasks=500)
+    sim = fresh_sim(n_tasks=2000)  # ~12 children of expired parents: 500 sometimes held none
     tasks = {t.task_id: t for t in sim.tasks()}
     children = [t.task_id for t in tasks.values() if t.parent_id is not None]
     client = Client(sim.api_key, base_url=sim.base_url)
