@@ -56,8 +56,9 @@ def _same_page(mem: TableModel, db: DatasetModel, page: int, size: int, by: str,
 def test_counts_options_and_status_counts_match(pair):
     mem, db = pair
     assert db.n == mem.n == N and db.count() == N
-    for f in FACETS:
-        assert db.options(f.column) == mem.options(f.column), f.column
+    for f in FACETS:  # a derived facet (not a column of the dataset) offers nothing
+        want = mem.options(f.column) if f.column in db.columns else []
+        assert db.options(f.column) == want, f.column
     assert db.status_counts() == mem.status_counts()
     assert db.pending_count() == mem.pending_count() > 0
     assert db.pending_ids() == mem.pending_ids()

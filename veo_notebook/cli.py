@@ -180,7 +180,7 @@ def _top_description() -> str:
         + _examples(
             [
                 f"{PROG} demo --out demo-out",
-                f"KIE_API_KEY=... {PROG} fetch task_ids.txt --out tasks.parquet",
+                f"{ENV_KEY}=... {PROG} fetch task_ids.txt --out tasks.parquet",
             ]
         )
     )
@@ -453,6 +453,12 @@ def _fetch_args(p: argparse.ArgumentParser) -> None:
         default="pending",
         help="; ".join(f"{k}: {v}" for k, v in REFRESH_MODES.items()) + " (default: pending)",
     )
+    p.add_argument(
+        "--with-parents",
+        action="store_true",
+        help="also fetch the parents the records name (an extend's, an upgrade's), each "
+        "once: whole task families (see veo.families)",
+    )
 
 
 @command(
@@ -460,11 +466,11 @@ def _fetch_args(p: argparse.ArgumentParser) -> None:
     "fetch the records of a list of task ids into the store",
     "Query GET /api/v1/veo/record-info for every id (concurrently, paced, retried), keep\n"
     "each answer in the store as it arrives, and print counts by status. A second run asks\n"
-    "only for the tasks that were not terminal. Needs KIE_API_KEY (not with --refresh none).",
+    f"only for the tasks that were not terminal. Needs {ENV_KEY} (not with --refresh none).",
     examples=[
-        f"KIE_API_KEY=... {PROG} fetch task_ids.txt --out tasks.parquet",
+        f"{ENV_KEY}=... {PROG} fetch task_ids.txt --out tasks.parquet",
         f"{PROG} fetch tasks.csv --store march.sqlite --refresh none --out march.csv",
-        f"KIE_API_KEY=... {PROG} fetch --from-callbacks --out tasks.parquet",
+        f"{ENV_KEY}=... {PROG} fetch --from-callbacks --out tasks.parquet",
     ],
     arguments=_fetch_args,
 )
@@ -481,7 +487,14 @@ def _fetch(args: argparse.Namespace) -> int:
     if args.refresh == "none":  # reading only: no key, and the store must exist
         ids = _ids(args)
         store = _store_to_read(args)
-        df = fetch_records(ids, store=store, refresh="none", progress=False, from_callbacks=hooks)
+        df = fetch_records(
+            ids,
+            store=store,
+            refresh="none",
+            progress=False,
+            from_callbacks=hooks,
+            with_parents=args.with_parents,
+        )
     else:
         client = _client(args)
         ids = _ids(args)
@@ -494,6 +507,7 @@ def _fetch(args: argparse.Namespace) -> int:
                 refresh=args.refresh,
                 progress=not args.no_progress,
                 from_callbacks=hooks,
+                with_parents=args.with_parents,
             )
     if args.out is not None:
         _write_frame(df, args.out)
@@ -527,8 +541,8 @@ def _watch_args(p: argparse.ArgumentParser) -> None:
     "then 5-10 s, then 15-30 s), keeping every answer in the store, until all are terminal.\n"
     "At the timeout it says how many are still generating and exits 3.",
     examples=[
-        f"KIE_API_KEY=... {PROG} watch task_ids.txt --timeout 600",
-        f"KIE_API_KEY=... {PROG} watch - --out done.parquet < task_ids.txt",
+        f"{ENV_KEY}=... {PROG} watch task_ids.txt --timeout 600",
+        f"{ENV_KEY}=... {PROG} watch - --out done.parquet < task_ids.txt",
     ],
     arguments=_watch_args,
 )
@@ -874,7 +888,7 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
     "unknown and expired ids, optional rate limit and faults) until Ctrl-C.",
     examples=[
         f"{PROG} simulate --port 8765 --n-tasks 3000",
-        f"KIE_API_KEY=sim-local-key {PROG} fetch ids.txt --base-url http://127.0.0.1:8765",
+        f"{ENV_KEY}=sim-local-key {PROG} fetch ids.txt --base-url http://127.0.0.1:8765",
     ],
     arguments=_simulate_args,
 )
@@ -916,7 +930,7 @@ def _callbacks_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-signature",
         action="store_true",
-        help="accept unsigned callbacks (no KIE_WEBHOOK_HMAC_KEY): anyone can write; testing only",
+        help=f"accept unsigned callbacks (no {ENV_WEBHOOK_KEY}): anyone can write; testing only",
     )
 
 
@@ -924,12 +938,12 @@ def _callbacks_args(p: argparse.ArgumentParser) -> None:
     "callbacks",
     "receive kie.ai callbacks: verify them, keep every delivery in the store",
     "Serve POST --path for kie.ai's callbacks (uvicorn) and GET /health. Each delivery's\n"
-    "X-Webhook-Signature is checked with KIE_WEBHOOK_HMAC_KEY (never a flag; exit 2 when it\n"
+    f"X-Webhook-Signature is checked with {ENV_WEBHOOK_KEY} (never a flag; exit 2 when it\n"
     "is unset, unless --no-signature); stale, forged, oversized and non-JSON deliveries are\n"
     "refused and not stored; every genuine one is kept raw in the store. Ctrl-C stops.",
     examples=[
-        f"KIE_WEBHOOK_HMAC_KEY=... {PROG} callbacks --port 8787",
-        f"KIE_API_KEY=... {PROG} fetch --from-callbacks --out tasks.parquet",
+        f"{ENV_WEBHOOK_KEY}=... {PROG} callbacks --port 8787",
+        f"{ENV_KEY}=... {PROG} fetch --from-callbacks --out tasks.parquet",
     ],
     arguments=_callbacks_args,
 )

@@ -51,7 +51,7 @@ import pyarrow.parquet as pq
 
 from . import schema
 from .errors import InputError, SchemaVersionError, VeoError
-from .frame import _parquet
+from .frame import _parquet, _roots
 from .store import Store
 
 __all__ = [
@@ -70,8 +70,6 @@ _KEY_VERSION = _parquet.KEY_VERSION
 _KEY_DERIVED = b"veo_notebook.derived_partition"
 #: partition columns made from the frame on write (and dropped on read)
 DERIVED_PARTITIONS = ("create_date",)
-_COMPRESSION = "zstd"
-_ROW_GROUP = 65_536
 
 
 @contextlib.contextmanager
@@ -227,7 +225,8 @@ class _Out:
         """Write ``table`` at ``rel`` under the destination ("" for the destination itself)."""
 
         def put(tmp: Path) -> None:
-            pq.write_table(table, tmp, compression=_COMPRESSION, row_group_size=_ROW_GROUP)
+            options = _parquet.write_options(table.schema)
+            pq.write_table(table, tmp, row_group_size=_parquet.ROW_GROUP_ROWS, **options)
 
         self._publish(rel, put)
 
@@ -332,6 +331,8 @@ def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
     if path.is_dir():
         df = df.sort_values(["create_time", "task_id"], kind="stable", na_position="last")
         df = df.reset_index(drop=True)
+    if df[_roots.ROOT_COLUMN].isna().all():  # a file from before the column, or a dataset
+        _roots.assign(df)  # beside a store (its files leave it to the reader: see _roots)
     return df
 
 
@@ -369,4 +370,4 @@ def to_csv(df: pd.DataFrame, path: str | os.PathLike[str], *, escape_formulas: b
 
 
 _FORMULA_START = r"[=+\-@\t\r]"
-_ID_COLUMNS = frozenset({"task_id", "parent_task_id"})
+_ID_COLUMNS = frozenset({"task_id", "parent_task_id", "root_task_id"})

@@ -28,7 +28,7 @@ import ipywidgets as w
 import pandas as pd
 
 from .. import schema
-from ..analysis import classify_errors
+from ..analysis import classify_errors, family_of
 from ..errors import InputError, VeoError
 from ..export import read_parquet
 from ..frame import from_store
@@ -81,6 +81,18 @@ class _Categories:
         cats = classify_errors(frame).tolist()
         for k, c in zip(keys, cats, strict=True):
             self._memo[k] = None if c is None or c is pd.NA else c
+
+
+def _family(model: TableModel | DatasetModel, row: pd.Series) -> pd.DataFrame | None:
+    """The family tree of ``row``'s task (None for a task alone in its family): only the
+    rows of its ``root_task_id`` are read (one comparison of the column, or one query)."""
+    root = row.get("root_task_id")
+    if not isinstance(root, str):
+        return None
+    members = model.family_rows(root)
+    if len(members) < 2 and members["parent_task_id"].isna().all():
+        return None
+    return family_of(members, str(row["task_id"]))
 
 
 def _parse_time(text: str) -> pd.Timestamp | None:
@@ -427,7 +439,8 @@ class StatusViewer(w.VBox):
         if row is None:
             self.controls.detail.value = f"<i>No task {H.esc(self._selected)} in this frame.</i>"
             return
-        self.controls.detail.value = H.detail_html(row.iloc[0], self._categories(row)[0])
+        family = H.family_html(_family(self._model, row.iloc[0]), self._selected)
+        self.controls.detail.value = H.detail_html(row.iloc[0], self._categories(row)[0], family)
 
     # -- export ---------------------------------------------------------------------------
     def _export(self, fmt: str) -> None:

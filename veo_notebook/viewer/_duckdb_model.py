@@ -383,6 +383,14 @@ class DatasetModel:
         keep = [c for c in t.column_names if c in self.columns]
         return self._typed(t.select(keep), self.columns)
 
+    def family_rows(self, root: str) -> pd.DataFrame:
+        """The rows whose ``root_task_id`` is ``root`` (a task's family), every column."""
+        if "root_task_id" not in self.columns:
+            return schema.empty_frame()
+        cols = ", ".join(_q(c) for c in self.columns)
+        t = self._fetch(f"SELECT {cols} FROM {self.source} WHERE root_task_id = ?", [root])
+        return self._typed(t, self.columns)
+
     # -- summaries ----------------------------------------------------------------------------
     def status_counts(self) -> dict[str, int]:
         """Rows per status over the whole dataset (a group-by); ``"unread"`` counts none."""
