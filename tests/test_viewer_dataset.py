@@ -213,3 +213,15 @@ def test_store_viewer_refreshes_through_the_store_and_resyncs(fresh_sim, tmp_pat
     assert v._model.n == len(terminal) + len(pending)
     assert v.refresh() == 0 and "nothing to refresh" in v.message.value
     assert np.all(read_parquet(Path(str(path) + ".frame"))["status"] != "generating")
+
+
+def test_the_detail_pane_shows_the_same_task_and_family(tmp_path):
+    df = read_parquet("data/sample_tasks.parquet")
+    counts = df["root_task_id"].value_counts()
+    tid = df.loc[df["root_task_id"] == counts.index[0], "task_id"].iloc[-1]
+    path = to_parquet(df, tmp_path / "sample", partition_by="create_date")
+    mem, db = StatusViewer(df), StatusViewer(path)
+    mem.select(tid)
+    db.select(tid)
+    assert "Family" in db.detail.value and tid in db.detail.value
+    assert db.detail.value == mem.detail.value
