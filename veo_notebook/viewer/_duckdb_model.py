@@ -154,6 +154,8 @@ class DatasetModel:
         self.view_columns = [c for c in self.columns if c in set(names)]
         self.n = int(self._scalar(f"SELECT COUNT(*) FROM {view}"))
         self._spec: dict[str, object] = {}
+        self._base = self.view  # what counts and pages read: the view, or a search's hits
+        self._text: tuple[str, list[Any]] = ("", [])  # the search's condition, for exports
         self._where: dict[str, tuple[str, list[Any]]] = {}
         self._count = self.n
         self._options = {f.column: self._distinct(f.column) for f in FACETS}
@@ -268,8 +270,8 @@ class DatasetModel:
         self._where[name] = self._condition(name, value)
         where, params = self._filter_sql()
         self._count = (
-            int(self._scalar(f"SELECT COUNT(*) FROM {self.view}{where}", params))
-            if where
+            int(self._scalar(f"SELECT COUNT(*) FROM {self._base}{where}", params))
+            if where or self._base != self.view
             else self.n
         )
 
@@ -292,6 +294,7 @@ class DatasetModel:
             return " AND ".join(conds), params
         if name == "text":
             if not value:
+                self._base, self._text = self.view, ("", [])
                 return "", []
             # ILIKE, the needle's own wildcards escaped: a substring, any case (faster
             # than contains(lower(...)): no lower-cased copy of every text)
@@ -301,15 +304,16 @@ class DatasetModel:
             cond, params = f"COALESCE({sql}, FALSE)", [needle] * len(cols)
             if self.view == self.source:  # a relation: searched by each query
                 return cond, params
-            # the text is scanned once per search: its hits' row ids kept in a temp table
-            # that the count and every page join (a scan of small ints, not of texts)
+            # the texts are scanned once per search: its hits are copied to a temp table
+            # that the count and every page then read instead of the whole view
             with self._lock:
                 self.con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE veo_hits AS SELECT rowid AS r "
+                    f"CREATE OR REPLACE TEMP TABLE veo_hits AS SELECT * "
                     f"FROM {self.view} WHERE {cond}",
                     params,
                 )
-            return "rowid IN (SELECT r FROM veo_hits)", []
+            self._base, self._text = "veo_hits", (cond, params)
+            return "", []
         raise KeyError(name)
 
     def count(self) -> int:
@@ -338,7 +342,7 @@ class DatasetModel:
         columns = [c for c in columns if c in self.view_columns]
         cols = ", ".join(_q(c) for c in columns)
         sql = (
-            f"SELECT {cols} FROM {self.view}{where} ORDER BY {self._order_sql(by, descending)} "
+            f"SELECT {cols} FROM {self._base}{where} ORDER BY {self._order_sql(by, descending)} "
             f"LIMIT {int(page_size)} OFFSET {int(page) * int(page_size)}"
         )
         return self._typed(self._fetch(sql, params), columns)
@@ -353,6 +357,9 @@ class DatasetModel:
                 "veo.export_store"
             )
         where, params = self._filter_sql()
+        if self._text[0]:  # the search, on the source's own columns
+            where = f"{where} AND ({self._text[0]})" if where else f" WHERE {self._text[0]}"
+            params = [*params, *self._text[1]]
         sql = (
             f"SELECT {', '.join(_q(c) for c in self.columns)} FROM {self.source}{where} "
             f"ORDER BY {self._order_sql(by, descending)}"
