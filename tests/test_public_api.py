@@ -23,6 +23,7 @@ EXPECTED = {
     "archive_videos",
     "callback_audit",
     "callbacks",
+    "check",
     "classify_errors",
     "cost_summary",
     "delivery_check",

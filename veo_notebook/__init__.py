@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "expiring": "analysis",
     "with_credits": "pricing",
     "report": "report",
+    "check": "checks",
     # callbacks
     "read_callbacks": "callbacks",
     "callback_audit": "callbacks",
@@ -82,6 +83,7 @@ __all__ = [
     "archive_videos",
     "callback_audit",
     "callbacks",
+    "check",
     "classify_errors",
     "cost_summary",
     "delivery_check",
@@ -140,6 +142,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from .archive import archive_videos, delivery_check
     from .callbacks import callback_audit, read_callbacks
+    from .checks import check
     from .client import Client
     from .errors import (
         ApiError,

@@ -162,7 +162,8 @@ def _cost(column: str) -> Callable[[Rule, _Scope], pd.DataFrame]:
 
 
 def _callbacks_missing(rule: Rule, scope: _Scope) -> pd.DataFrame:
-    from ..callbacks import NO_CALLBACK, callback_audit
+    from ..callbacks import callback_audit
+    from ..callbacks._audit import NO_CALLBACK
 
     if scope.callbacks is None:
         raise InputError(
