@@ -46,10 +46,12 @@ ROOT = Path(__file__).resolve().parents[1]
         pytest.param("p90_latency > 300s", "latency", 300.0, None, id="seconds"),
         pytest.param("p99.5_latency >= 5min", "latency", 300.0, None, id="minutes"),
         pytest.param("stuck > 0", "stuck", 0.0, None, id="stuck"),
-        pytest.param("generating_longer_than(30min) > 10", "generating_longer_than", 10.0,
-                     "30min", id="span"),
-        pytest.param("expiring_unarchived(3D) > 0", "expiring_unarchived", 0.0, "3D",
-                     id="expiring"),
+        pytest.param(
+            "generating_longer_than(30min) > 10", "generating_longer_than", 10.0, "30min", id="span"
+        ),
+        pytest.param(
+            "expiring_unarchived(3D) > 0", "expiring_unarchived", 0.0, "3D", id="expiring"
+        ),
         pytest.param("spend(1D) > 20000 credits", "spend", 20000.0, "1D", id="credits"),
         pytest.param("duplicates_wasted(1D) > 0", "duplicates_wasted", 0.0, "1D", id="wasted"),
         pytest.param("callbacks_missing > 2%", "callbacks_missing", 0.02, None, id="callbacks"),
@@ -145,25 +147,41 @@ def test_by_gives_one_row_per_group_and_the_window_bounds_the_tasks() -> None:
 def test_latency_uses_order_statistics_then_kaplan_meier() -> None:
     n = 300
     lat = np.linspace(100, 700, n)
-    done = make_frame(status=["success"] * n, model="veo3", create_s=np.arange(n) * 10.0,
-                      complete_s=np.arange(n) * 10.0 + lat,
-                      fetched_at=pd.Timestamp("2026-03-01 02:00", tz="UTC"))
+    done = make_frame(
+        status=["success"] * n,
+        model="veo3",
+        create_s=np.arange(n) * 10.0,
+        complete_s=np.arange(n) * 10.0 + lat,
+        fetched_at=pd.Timestamp("2026-03-01 02:00", tz="UTC"),
+    )
     row = check(done, "p90_latency > 300s").iloc[0]
     assert row["interval"] == "order statistics"
     assert row["value"] == pytest.approx(np.quantile(lat, 0.9))
     assert row["breached"] and row["ci_low"] > 300
-    waiting = pd.concat([done, make_frame(status=["generating"] * 20, model="veo3",
-                                          create_s=[3000.0] * 20,
-                                          fetched_at=pd.Timestamp("2026-03-01 02:00", tz="UTC"))])
+    waiting = pd.concat(
+        [
+            done,
+            make_frame(
+                status=["generating"] * 20,
+                model="veo3",
+                create_s=[3000.0] * 20,
+                fetched_at=pd.Timestamp("2026-03-01 02:00", tz="UTC"),
+            ),
+        ]
+    )
     waiting["task_id"] = [f"t{i}" for i in range(len(waiting))]
     km = check(waiting, "p90_latency > 300s").iloc[0]
     assert km["interval"] == "Kaplan–Meier" and km["n"] == n + 20
 
 
 def test_counts_are_exact_breached_or_clear_never_suspect() -> None:
-    df = make_frame(status=["generating"] * 3 + ["success"], model="veo3",
-                    create_s=[0.0, 0.0, 3590.0, 0.0], complete_s=[np.nan] * 3 + [60.0],
-                    fetched_at=pd.Timestamp("2026-03-01 01:00", tz="UTC"))
+    df = make_frame(
+        status=["generating"] * 3 + ["success"],
+        model="veo3",
+        create_s=[0.0, 0.0, 3590.0, 0.0],
+        complete_s=[np.nan] * 3 + [60.0],
+        fetched_at=pd.Timestamp("2026-03-01 01:00", tz="UTC"),
+    )
     rows = check(df, ["stuck > 1", "generating_longer_than(1min) > 2"]).set_index("rule")
     assert rows.loc["stuck > 1", "value"] == 2 and rows.loc["stuck > 1", "breached"]
     assert rows.loc["generating_longer_than(1min) > 2", "value"] == 2  # not the 10 s one
@@ -172,8 +190,9 @@ def test_counts_are_exact_breached_or_clear_never_suspect() -> None:
 
 
 def test_an_empty_window_is_one_clear_row_with_n_zero() -> None:
-    rows = check(_rates(5, 5), "failure_rate > 5%", window="1D",
-                 now=pd.Timestamp("2026-04-01", tz="UTC"))
+    rows = check(
+        _rates(5, 5), "failure_rate > 5%", window="1D", now=pd.Timestamp("2026-04-01", tz="UTC")
+    )
     assert len(rows) == 1 and rows.iloc[0]["n"] == 0 and not rows.iloc[0]["breached"]
 
 
@@ -196,7 +215,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 status = outer.statuses.pop(0) if outer.statuses else 200
                 if status == 200:
@@ -247,6 +266,7 @@ def test_a_webhook_that_never_answers_is_one_masked_line() -> None:
 
 def test_run_notifies_once_per_change_and_keeps_every_run(receiver: Receiver) -> None:
     with Store(":memory:") as store:
+
         def go(df: pd.DataFrame) -> None:
             rows = check(df, "failure_rate > 10%", window="1D")
             from veo_notebook.checks._notify import message
@@ -269,8 +289,14 @@ def test_run_notifies_once_per_change_and_keeps_every_run(receiver: Receiver) ->
 
 # ---------------------------------------------------------------- the real command, twice
 def _cli(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "veo_notebook", *argv], env=env,
-                          capture_output=True, text=True, timeout=180, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "veo_notebook", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
     return proc
 
@@ -282,8 +308,9 @@ def test_cron_twice_across_a_change_notifies_exactly_once(
     env.update(KIE_API_KEY=SENTINEL_KEY, VEO_NOTIFY_URL=receiver.url)
     store = tmp_path / "veo.sqlite"
     rules = tmp_path / "rules.toml"
-    rules.write_text('window = "30D"\nrules = ["failure_rate > 5%", "stuck > 100"]\n',
-                     encoding="utf-8")
+    rules.write_text(
+        'window = "30D"\nrules = ["failure_rate > 5%", "stuck > 100"]\n', encoding="utf-8"
+    )
     ok_ids, failed_ids = sim.task_ids("success")[:300], sim.task_ids("failed")[:120]
     ids = tmp_path / "ids.txt"
     ids.write_text("\n".join(ok_ids), encoding="utf-8")
@@ -318,8 +345,9 @@ def test_check_usage_errors_exit_2(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIE_", "VEO_"))}
     rules = tmp_path / "rules.toml"
     rules.write_text('rules = ["failure_rate > 5 %%"]\n', encoding="utf-8")
-    missing = _cli("check", "--store", str(tmp_path / "nope.sqlite"), "--rules", str(rules),
-                   env=env)
+    missing = _cli(
+        "check", "--store", str(tmp_path / "nope.sqlite"), "--rules", str(rules), env=env
+    )
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
     with Store(tmp_path / "s.sqlite"):
         pass

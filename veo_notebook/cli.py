@@ -899,24 +899,50 @@ def _check_args(p: argparse.ArgumentParser) -> None:
     from functools import partial
 
     _store_option(p, "check (it keeps each run, and the state it announced)")
-    p.add_argument("--rules", type=Path, required=True, metavar="FILE",
-                   help='a TOML file: rules = ["failure_rate > 5%%", ...], optionally window '
-                   "and by")
-    p.add_argument("--window", default=None, metavar="SPAN",
-                   help="check the tasks created in the last SPAN before the latest fetch "
-                   "(default: the file's window, else 1D)")
-    p.add_argument("--by", action="append", default=None, metavar="COLUMN",
-                   help="check each group apart: model, task_type, ... (repeatable)")
-    p.add_argument("--notify", default=None, metavar="URL",
-                   help="POST one JSON message (Slack-compatible) when a rule's state changes "
-                   "(default: $VEO_NOTIFY_URL; a secret, shown masked)")
-    p.add_argument("--strict", action="store_true",
-                   help="compare point estimates, not intervals (noisy on small windows)")
-    p.add_argument("--fetch", action="store_true",
-                   help="first re-fetch the tasks still pending (needs KIE_API_KEY)")
-    p.add_argument("--base-url", default=os.environ.get(ENV_BASE_URL, DEFAULT_BASE_URL),
-                   metavar="URL", help=f"the API base URL for --fetch (default: ${ENV_BASE_URL} "
-                   f"or {DEFAULT_BASE_URL})")
+    p.add_argument(
+        "--rules",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help='a TOML file: rules = ["failure_rate > 5%%", ...], optionally window and by',
+    )
+    p.add_argument(
+        "--window",
+        default=None,
+        metavar="SPAN",
+        help="check the tasks created in the last SPAN before the latest fetch "
+        "(default: the file's window, else 1D)",
+    )
+    p.add_argument(
+        "--by",
+        action="append",
+        default=None,
+        metavar="COLUMN",
+        help="check each group apart: model, task_type, ... (repeatable)",
+    )
+    p.add_argument(
+        "--notify",
+        default=None,
+        metavar="URL",
+        help="POST one JSON message (Slack-compatible) when a rule's state changes "
+        "(default: $VEO_NOTIFY_URL; a secret, shown masked)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="compare point estimates, not intervals (noisy on small windows)",
+    )
+    p.add_argument(
+        "--fetch",
+        action="store_true",
+        help="first re-fetch the tasks still pending (needs KIE_API_KEY)",
+    )
+    p.add_argument(
+        "--base-url",
+        default=os.environ.get(ENV_BASE_URL, DEFAULT_BASE_URL),
+        metavar="URL",
+        help=f"the API base URL for --fetch (default: ${ENV_BASE_URL} or {DEFAULT_BASE_URL})",
+    )
     p.format_help = partial(_check_help, p)  # type: ignore[method-assign]
 
 
@@ -924,8 +950,10 @@ def _check_help(p: argparse.ArgumentParser) -> str:
     """The help with the rule table (built when shown: pandas loads only then)."""
     from .checks import rules_help
 
-    p.epilog = f"rules (a breach: the 95 % interval lies wholly beyond the threshold):\n" \
+    p.epilog = (
+        f"rules (a breach: the 95 % interval lies wholly beyond the threshold):\n"
         f"{rules_help()}\n\n" + _examples(_CHECK_EXAMPLES)
+    )
     return argparse.ArgumentParser.format_help(p)
 
 
@@ -965,13 +993,21 @@ def _check(args: argparse.Namespace) -> int:
             fetch_records(store.ids(), client=client, store=store, progress=False)
     by = args.by or list(spec.by) or None
     with Store(path, create=False) as store:
-        result = run(store, spec.rules, window=args.window or spec.window or "1D", by=by,
-                     notify=url, strict=args.strict)
+        result = run(
+            store,
+            spec.rules,
+            window=args.window or spec.window or "1D",
+            by=by,
+            notify=url,
+            strict=args.strict,
+        )
     for line in breach_lines(result.rows):
         sys.stdout.write(f"BREACHED {line}\n")
     rows = result.rows
-    _note(f"check: {len(spec.rules)} rules, {len(rows)} rows: {int(rows['breached'].sum())} "
-          f"breached, {int(rows['suspect'].sum())} suspect")
+    _note(
+        f"check: {len(spec.rules)} rules, {len(rows)} rows: {int(rows['breached'].sum())} "
+        f"breached, {int(rows['suspect'].sum())} suspect"
+    )
     if result.delivery is not None and url is not None:
         _note(f"check: told {mask_url(url)} of {len(result.changes)} changes")
     return EXIT_FAILED if rows["breached"].any() else EXIT_OK

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from ._evaluate import ALL, CHECK_COLUMNS, DEFAULT_WINDOW, check
 from ._notify import ENV_NOTIFY, NotifyError, mask_url
-from ._run import RunResult, run
-from ._state import history
 from ._rules import (
     METRICS,
     OPERATORS,
@@ -31,6 +29,8 @@ from ._rules import (
     rules_help,
     rules_table,
 )
+from ._run import RunResult, run
+from ._state import history
 
 __all__ = [
     "ALL",

@@ -25,8 +25,18 @@ from ..analysis._groups import now_utc
 from ..analysis._kernels import pct_name, wilson_interval
 from ..errors import InputError
 from ..schema import TERMINAL_STATUSES, Status
-from ._rules import EXACT, LATENCY_CI, METRICS, NOW, OWN_SPAN, STUCK_AFTER, WILSON, Rule
-from ._rules import parse_rules, span_text
+from ._rules import (
+    EXACT,
+    LATENCY_CI,
+    METRICS,
+    NOW,
+    OWN_SPAN,
+    STUCK_AFTER,
+    WILSON,
+    Rule,
+    parse_rules,
+    span_text,
+)
 
 __all__ = ["ALL", "CHECK_COLUMNS", "DEFAULT_WINDOW", "check"]
 
@@ -85,8 +95,9 @@ def _exact(groups: pd.Series, population: np.ndarray, weights: np.ndarray) -> pd
     w = pd.Series(weights[population], index=g.index)
     value = w.groupby(g, sort=True).sum()
     n = g.groupby(g, sort=True).size()
-    return pd.DataFrame({"value": value, "ci_low": value, "ci_high": value, "n": n,
-                         "interval": EXACT})
+    return pd.DataFrame(
+        {"value": value, "ci_low": value, "ci_high": value, "n": n, "interval": EXACT}
+    )
 
 
 def _from_index(table: pd.DataFrame, value: str, lo: str, hi: str, n: str, how: str):
@@ -119,8 +130,7 @@ def _latency(rule: Rule, scope: _Scope) -> pd.DataFrame:
     km = analysis.km_latency(
         scope.tasks, _by(scope), (q,), now=scope.now, confidence=CONFIDENCE, failed="exclude"
     )
-    exact = _from_index(naive, name, f"{name}_ci_low", f"{name}_ci_high", "completed",
-                        _ORDER_STATS)
+    exact = _from_index(naive, name, f"{name}_ci_low", f"{name}_ci_high", "completed", _ORDER_STATS)
     censored = _from_index(km, f"km_{name}", f"km_{name}_ci_low", f"km_{name}_ci_high", "n", _KM)
     use_km = km["generating"].to_numpy() > 0
     out = exact.copy()
@@ -186,8 +196,10 @@ def _callbacks_missing(rule: Rule, scope: _Scope) -> pd.DataFrame:
     lo, hi = wilson_interval(k.to_numpy(), n.to_numpy(), CONFIDENCE)
     with np.errstate(invalid="ignore", divide="ignore"):
         value = k.to_numpy() / n.to_numpy()
-    return pd.DataFrame({"value": value, "ci_low": lo, "ci_high": hi, "n": n.to_numpy(),
-                         "interval": WILSON}, index=pd.Index([str(x) for x in n.index]))
+    return pd.DataFrame(
+        {"value": value, "ci_low": lo, "ci_high": hi, "n": n.to_numpy(), "interval": WILSON},
+        index=pd.Index([str(x) for x in n.index]),
+    )
 
 
 def _evaluator(rule: Rule) -> Callable[[Rule, _Scope], pd.DataFrame]:
@@ -247,7 +259,7 @@ def _span(rule: Rule, window: str) -> str | None:
     return rule.window or window
 
 
-def _by_columns(df: pd.DataFrame, by: object) -> list[str]:
+def _by_columns(df: pd.DataFrame, by: str | Sequence[str] | None) -> list[str]:
     cols = [] if by is None else [by] if isinstance(by, str) else [str(b) for b in by]
     for c in cols:
         if c not in df.columns:
@@ -305,9 +317,14 @@ def check(
                 start = end - pd.Timedelta(span)
                 inside = ((created > start) & (created <= end)).to_numpy(dtype=bool, na_value=False)
                 tasks = read[inside]
-            scope = _Scope(tasks, cols, end, now,
-                           store if archived is None else archived,
-                           store if callbacks is None else callbacks)
+            scope = _Scope(
+                tasks,
+                cols,
+                end,
+                now,
+                store if archived is None else archived,
+                store if callbacks is None else callbacks,
+            )
             rows = _evaluator(rule)(rule, scope)
             parts.append(_finish(rule, rows, span, start, end, strict))
     finally:
@@ -326,9 +343,16 @@ def _finish(
     strict: bool,
 ) -> pd.DataFrame:
     if rows.empty:  # no task in the window: one honest row saying so
-        rows = pd.DataFrame({"value": [np.nan], "ci_low": [np.nan], "ci_high": [np.nan],
-                             "n": [0], "interval": [_interval_name(rule)]},
-                            index=pd.Index([ALL]))
+        rows = pd.DataFrame(
+            {
+                "value": [np.nan],
+                "ci_low": [np.nan],
+                "ci_high": [np.nan],
+                "n": [0],
+                "interval": [_interval_name(rule)],
+            },
+            index=pd.Index([ALL]),
+        )
     value = rows["value"].to_numpy(dtype=float)
     lo, hi = rows["ci_low"].to_numpy(dtype=float), rows["ci_high"].to_numpy(dtype=float)
     bound = lo if rule.op in (">", ">=") else hi

@@ -25,8 +25,7 @@ from ..errors import ConfigError, VeoError
 from ._rules import COUNT, CREDITS, METRICS, SECONDS, SHARE, parse_rule
 from ._state import Change
 
-__all__ = ["ENV_NOTIFY", "NotifyError", "format_value", "mask_url", "message", "notify_url",
-           "post"]
+__all__ = ["ENV_NOTIFY", "NotifyError", "format_value", "mask_url", "message", "notify_url", "post"]
 
 #: The environment variable holding the webhook URL (a secret: never printed whole).
 ENV_NOTIFY = "VEO_NOTIFY_URL"
@@ -78,7 +77,7 @@ def describe(row: dict[str, Any]) -> str:
     """One line for a check row: rule, group, value [interval], n."""
     kind = METRICS[parse_rule(row["rule"]).metric].kind
     value = format_value(kind, row["value"])
-    if kind == COUNT or kind == CREDITS:
+    if kind in (COUNT, CREDITS):
         shown = value
     else:
         lo, hi = format_value(kind, row["ci_low"]), format_value(kind, row["ci_high"])
@@ -89,7 +88,7 @@ def describe(row: dict[str, Any]) -> str:
 
 
 def _json_row(row: dict[str, Any]) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in row.items():
         if fmt.is_missing(v):
             out[k] = None
@@ -113,8 +112,13 @@ def message(changes: Sequence[Change], source: str) -> dict[str, Any]:
         what = describe(c.row) if c.row else f"{c.rule}  {c.group}  no tasks in the window"
         lines.append("cleared  " + what)
     rows = [
-        {"state": "breached" if c.breached else "clear", "rule": c.rule, "group": c.group,
-         "window": c.window, **({} if c.row is None else _json_row(c.row))}
+        {
+            "state": "breached" if c.breached else "clear",
+            "rule": c.rule,
+            "group": c.group,
+            "window": c.window,
+            **({} if c.row is None else _json_row(c.row)),
+        }
         for c in changes
     ]
     return {"text": "\n".join(lines), "rows": rows}
@@ -128,8 +132,14 @@ class Delivery:
     status: int | None
 
 
-def post(url: str, body: dict[str, Any], *, tries: int = TRIES, timeout: float = TIMEOUT_S,
-         backoff: float = BACKOFF_S) -> Delivery:
+def post(
+    url: str,
+    body: dict[str, Any],
+    *,
+    tries: int = TRIES,
+    timeout: float = TIMEOUT_S,
+    backoff: float = BACKOFF_S,
+) -> Delivery:
     """POST ``body`` as JSON; retry a refused connection, a timeout, 429 and 5xx.
 
     Raises :class:`NotifyError` (naming only the masked URL) after the last try.
@@ -137,14 +147,13 @@ def post(url: str, body: dict[str, Any], *, tries: int = TRIES, timeout: float =
     data = json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
     headers = {"Content-Type": "application/json", "User-Agent": f"veo-notebook/{__version__}"}
     why = "no answer"
-    status: int | None = None
     for attempt in range(1, tries + 1):
         request = urllib.request.Request(url, data=data, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
                 return Delivery(attempt, int(answer.status))
         except urllib.error.HTTPError as exc:
-            status, why = exc.code, f"HTTP {exc.code}"
+            why = f"HTTP {exc.code}"
             if exc.code not in _RETRY_STATUS:
                 break
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
@@ -152,5 +161,7 @@ def post(url: str, body: dict[str, Any], *, tries: int = TRIES, timeout: float =
             why = type(reason).__name__ if not isinstance(reason, str) else "unreachable"
         if attempt < tries:
             time.sleep(backoff * 2 ** (attempt - 1))
-    raise NotifyError(f"notify: {mask_url(url)} did not take the message ({why}) after "
-                      f"{attempt} tries; the state is kept, the next run sends it again")
+    raise NotifyError(
+        f"notify: {mask_url(url)} did not take the message ({why}) after "
+        f"{attempt} tries; the state is kept, the next run sends it again"
+    )

@@ -19,7 +19,7 @@ import os
 import re
 import sys
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -294,8 +294,10 @@ def parse_rules(rules: object) -> list[Rule]:
     elif isinstance(rules, Iterable):
         out = [r for item in rules for r in parse_rules(item)]
     else:
-        raise InputError(f"rules: a {type(rules).__name__} is not a rule; give a text like "
-                         "'failure_rate > 5%', a list of them, or a .toml file")
+        raise InputError(
+            f"rules: a {type(rules).__name__} is not a rule; give a text like "
+            "'failure_rate > 5%', a list of them, or a .toml file"
+        )
     if not out:
         raise InputError("rules: no rule given")
     return out
@@ -306,7 +308,7 @@ def _from_item(item: Mapping[str, Any]) -> Rule:
     if "rule" not in item or extra:
         raise InputError(
             "rules: a table item has a 'rule' (and optionally a 'window'), e.g. "
-            "{ rule = \"failure_rate > 5%\", window = \"1h\" }"
+            '{ rule = "failure_rate > 5%", window = "1h" }'
         )
     return parse_rule(str(item["rule"]), window=item.get("window"))
 
@@ -336,11 +338,12 @@ def load_rules(path: str | os.PathLike[str]) -> RuleFile:
         raise InputError(f"rules: {p.name} is not valid TOML ({exc})") from exc
     unknown = set(doc) - {"rules", "window", "by"}
     if unknown:
-        raise InputError(f"rules: {p.name} has unknown keys {sorted(unknown)}; "
-                         "use rules, window and by")
+        raise InputError(
+            f"rules: {p.name} has unknown keys {sorted(unknown)}; use rules, window and by"
+        )
     items = doc.get("rules")
     if not isinstance(items, list) or not items:
-        raise InputError(f"rules: {p.name} has no rules = [\"failure_rate > 5%\", ...] list")
+        raise InputError(f'rules: {p.name} has no rules = ["failure_rate > 5%", ...] list')
     window = doc.get("window")
     by = doc.get("by", ())
     by_t = (by,) if isinstance(by, str) else tuple(str(b) for b in by)
@@ -353,8 +356,7 @@ def load_rules(path: str | os.PathLike[str]) -> RuleFile:
 
 def _rows() -> list[tuple[str, ...]]:
     return [
-        (m.syntax, m.kind, m.interval, m.window, m.meaning, m.built_from)
-        for m in METRICS.values()
+        (m.syntax, m.kind, m.interval, m.window, m.meaning, m.built_from) for m in METRICS.values()
     ]
 
 
@@ -375,6 +377,5 @@ def rules_help(width: int = 88) -> str:
     out = []
     for syntax, kind, interval, where, meaning, _ in _rows():
         out.append(f"  {syntax}  ({kind}; {where}; interval: {interval})")
-        out.append(textwrap.fill(meaning, width, initial_indent=" " * 6,
-                                 subsequent_indent=" " * 6))
+        out.append(textwrap.fill(meaning, width, initial_indent=" " * 6, subsequent_indent=" " * 6))
     return "\n".join(out)

@@ -35,8 +35,20 @@ _DDL = (
     "win TEXT NOT NULL, breached INTEGER NOT NULL, since REAL NOT NULL, "
     "PRIMARY KEY (rule, grp, win))",
 )
-_RUN_COLUMNS = ("run_at", "rule", "grp", "win", "value", "ci_low", "ci_high", "threshold",
-                "n", "breached", "suspect", "strict")
+_RUN_COLUMNS = (
+    "run_at",
+    "rule",
+    "grp",
+    "win",
+    "value",
+    "ci_low",
+    "ci_high",
+    "threshold",
+    "n",
+    "breached",
+    "suspect",
+    "strict",
+)
 
 
 @dataclass(frozen=True)
@@ -62,17 +74,29 @@ def _num(value: Any) -> float | None:
 def record_run(store: Store, rows: pd.DataFrame, run_at: float, strict: bool) -> None:
     """Keep one run's rows (every rule x group) in ``check_runs``."""
     params = [
-        (run_at, r.rule, r.group, r.window, _num(float(r.value)), _num(float(r.ci_low)),
-         _num(float(r.ci_high)), float(r.threshold), int(r.n), int(r.breached),
-         int(r.suspect), int(strict))
+        (
+            run_at,
+            r.rule,
+            r.group,
+            r.window,
+            _num(float(r.value)),
+            _num(float(r.ci_low)),
+            _num(float(r.ci_high)),
+            float(r.threshold),
+            int(r.n),
+            int(r.breached),
+            int(r.suspect),
+            int(strict),
+        )
         for r in rows.itertuples(index=False)
     ]
     marks = ",".join("?" * len(_RUN_COLUMNS))
     with store._writing() as conn:
         for ddl in _DDL:
             conn.execute(ddl)
-        conn.executemany(f"INSERT INTO check_runs ({','.join(_RUN_COLUMNS)}) VALUES ({marks})",
-                         params)
+        conn.executemany(
+            f"INSERT INTO check_runs ({','.join(_RUN_COLUMNS)}) VALUES ({marks})", params
+        )
 
 
 def _announced(store: Store) -> dict[tuple[str, str, str], bool]:
@@ -124,8 +148,20 @@ def history(store: Store, last: int | None = None) -> pd.DataFrame:
     >>> history(Store(":memory:")).empty
     True
     """
-    names = ["run_at", "rule", "group", "window", "value", "ci_low", "ci_high", "threshold",
-             "n", "breached", "suspect", "strict"]
+    names = [
+        "run_at",
+        "rule",
+        "group",
+        "window",
+        "value",
+        "ci_low",
+        "ci_high",
+        "threshold",
+        "n",
+        "breached",
+        "suspect",
+        "strict",
+    ]
     if not _has_tables(store):
         rows: list[tuple[Any, ...]] = []
     else:
