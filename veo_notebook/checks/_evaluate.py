@@ -19,12 +19,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import analysis, fmt
 from ..analysis._groups import now_utc
 from ..analysis._kernels import pct_name, wilson_interval
 from ..errors import InputError
-from ..schema import TERMINAL_STATUSES, Status
+from ..schema import MEDIA_RETENTION, TERMINAL_STATUSES, Status
 from ._rules import (
     EXACT,
     LATENCY_CI,
@@ -89,6 +91,14 @@ def _index_labels(index: pd.Index) -> list[str]:
     return [fmt.label(k) for k in index]
 
 
+def _among(ids: pd.Series, chosen: pd.Series) -> np.ndarray:
+    """Which of ``ids`` are in ``chosen`` (Arrow's hash set: no Python loop over rows)."""
+    if len(chosen) == 0:
+        return np.zeros(len(ids), dtype=bool)
+    found = pc.is_in(pa.array(ids, type=pa.string()), value_set=pa.array(chosen, type=pa.string()))
+    return found.to_numpy(zero_copy_only=False).astype(bool)
+
+
 def _exact(groups: pd.Series, population: np.ndarray, weights: np.ndarray) -> pd.DataFrame:
     """Sum of ``weights`` over ``population`` rows per group: value = ci = the sum."""
     g = groups[population]
@@ -143,7 +153,7 @@ def _generating_longer(span: str) -> Callable[[Rule, _Scope], pd.DataFrame]:
     def evaluate(rule: Rule, scope: _Scope) -> pd.DataFrame:
         tasks = scope.tasks
         stuck = analysis.stuck_tasks(tasks, span, now=scope.now)
-        flagged = tasks["task_id"].isin(stuck["task_id"]).to_numpy(dtype=bool)
+        flagged = _among(tasks["task_id"], stuck["task_id"])
         generating = (tasks["status"] == Status.GENERATING.value).to_numpy(
             dtype=bool, na_value=False
         )
@@ -157,7 +167,7 @@ def _expiring(rule: Rule, scope: _Scope) -> pd.DataFrame:
     now = None if scope.now_given is None else scope.now
     risky = analysis.expiring(tasks, within=rule.span or "3D", now=now, archived=scope.archived)
     at_risk = risky.loc[~risky["expired"].to_numpy(dtype=bool), "task_id"]
-    flagged = tasks["task_id"].isin(at_risk).to_numpy(dtype=bool)
+    flagged = _among(tasks["task_id"], at_risk)
     succeeded = (tasks["status"] == Status.SUCCESS.value).to_numpy(dtype=bool, na_value=False)
     return _exact(_groups(tasks, scope.by), succeeded, flagged.astype(float))
 
@@ -259,6 +269,50 @@ def _span(rule: Rule, window: str) -> str | None:
     return rule.window or window
 
 
+#: The one status a rule that looks at every task now is about (other rows are left out first).
+_NOW_STATUS = {
+    "stuck": Status.GENERATING.value,
+    "generating_longer_than": Status.GENERATING.value,
+    "expiring_unarchived": Status.SUCCESS.value,
+}
+
+
+#: The columns a rule about every task now reads (the frame's others are not copied).
+_NOW_COLUMNS = (
+    "task_id",
+    "status",
+    "create_time",
+    "complete_time",
+    "fetched_at",
+    "fetch_error",
+    "model",
+    "task_type",
+    "video_url",
+)
+
+
+def _population(
+    read: pd.DataFrame,
+    rule: Rule,
+    start: pd.Timestamp | None,
+    end: pd.Timestamp,
+    clock: pd.Timestamp,
+    cols: list[str],
+) -> pd.DataFrame:
+    """The rows a rule is about: created in its window, or (now) of the status it counts;
+    media already deleted by ``clock`` can no longer expire, so it is left out early."""
+    if start is not None:
+        created = read["create_time"]
+        keep = ((created > start) & (created <= end)).to_numpy(dtype=bool, na_value=False)
+        return read[keep]
+    keep = (read["status"] == _NOW_STATUS[rule.metric]).to_numpy(dtype=bool, na_value=False)
+    if rule.metric == "expiring_unarchived":
+        alive = read["complete_time"] + MEDIA_RETENTION > clock
+        keep = keep & alive.to_numpy(dtype=bool, na_value=False)
+    names = [c for c in dict.fromkeys((*_NOW_COLUMNS, *cols)) if c in read.columns]
+    return read.loc[keep, names]
+
+
 def _by_columns(df: pd.DataFrame, by: str | Sequence[str] | None) -> list[str]:
     cols = [] if by is None else [by] if isinstance(by, str) else [str(b) for b in by]
     for c in cols:
@@ -306,19 +360,19 @@ def check(
     try:
         cols = _by_columns(df, by)
         end = now_utc(df, now)
-        read = fmt.labelled(df, *cols)
-        created = read["create_time"]
+        read = fmt.readable(df)
+        clock = pd.Timestamp.now(tz="UTC") if now is None else end  # as expiring's default
+        subsets: dict[str | None, pd.DataFrame] = {}
         parts = []
         for rule in parsed:
             span = _span(rule, window)
-            if span is None:
-                tasks, start = read, None
-            else:
-                start = end - pd.Timedelta(span)
-                inside = ((created > start) & (created <= end)).to_numpy(dtype=bool, na_value=False)
-                tasks = read[inside]
+            start = None if span is None else end - pd.Timedelta(span)
+            key = span if span is not None else rule.metric
+            if key not in subsets:
+                rows_in = _population(read, rule, start, end, clock, cols)
+                subsets[key] = fmt.labelled(rows_in, *cols)
             scope = _Scope(
-                tasks,
+                subsets[key],
                 cols,
                 end,
                 now,
