@@ -76,14 +76,13 @@ def format_value(kind: str, value: Any) -> str:
 def describe(row: dict[str, Any]) -> str:
     """One line for a check row: rule, group, value [interval], n."""
     kind = METRICS[parse_rule(row["rule"]).metric].kind
-    value = format_value(kind, row["value"])
+    value = format_value(kind, row["value"])  # counts and sums: exact, no interval
     if kind in (COUNT, CREDITS):
         shown = value
+    elif kind == SHARE:
+        shown = fmt.rate_interval(row["value"], row["ci_low"], row["ci_high"])
     else:
-        lo, hi = format_value(kind, row["ci_low"]), format_value(kind, row["ci_high"])
-        lo = "…" if fmt.is_missing(row["ci_low"]) else lo
-        hi = "…" if fmt.is_missing(row["ci_high"]) else hi
-        shown = f"{value} [{lo} – {hi}]"
+        shown = fmt.interval(row["value"], row["ci_low"], row["ci_high"], "{:.0f}", unit="s")
     return f"{row['rule']}  {row['group']}  {shown}  n={int(row['n'])}  window {row['window']}"
 
 
