@@ -29,6 +29,7 @@ from conftest import SENTINEL_KEY
 from veo_notebook import Client, InputError, Store, callbacks, fetch_records
 from veo_notebook.callbacks import (
     MAX_BODY_BYTES,
+    CallbackTable,
     callback_audit,
     read_callbacks,
 )
@@ -137,7 +138,7 @@ def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
 
 def _kept(store: Path) -> list[dict]:
     with Store(store) as s:
-        return s.callbacks()
+        return CallbackTable(s).rows()
 
 
 def _raw_http(port: int, head: bytes, chunks: list[bytes] = ()) -> bytes:  # type: ignore[assignment]

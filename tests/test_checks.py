@@ -270,7 +270,7 @@ def test_run_notifies_once_per_change_and_keeps_every_run(receiver: Receiver) ->
         def go(df: pd.DataFrame) -> None:
             rows = check(df, "failure_rate > 10%", window="1D")
             from veo_notebook.checks._notify import message
-            from veo_notebook.checks._state import changes, record_run, save_state
+            from veo_notebook.checks._table import changes, record_run, save_state
 
             record_run(store, rows, 0.0, False)
             found = changes(store, rows)

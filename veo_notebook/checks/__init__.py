@@ -30,7 +30,7 @@ from ._rules import (
     rules_table,
 )
 from ._run import RunResult, run
-from ._state import history
+from ._table import history
 
 __all__ = [
     "ALL",

@@ -23,7 +23,7 @@ from .. import fmt
 from .._version import __version__
 from ..errors import ConfigError, VeoError
 from ._rules import COUNT, CREDITS, METRICS, SECONDS, SHARE, parse_rule
-from ._state import Change
+from ._table import Change
 
 __all__ = ["ENV_NOTIFY", "NotifyError", "format_value", "mask_url", "message", "notify_url", "post"]
 

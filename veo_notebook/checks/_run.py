@@ -16,7 +16,7 @@ import pandas as pd
 from ..store import Store
 from ._evaluate import check
 from ._notify import Delivery, describe, mask_url, message, post
-from ._state import Change, changes, record_run, save_state
+from ._table import Change, changes, record_run, save_state
 
 __all__ = ["RunResult", "breach_lines", "run"]
 

@@ -1,6 +1,7 @@
-"""The checks' two tables in the store: every run, and the state last announced (private).
+"""The checks' two tables in the store: every run, and the state last announced.
 
-Tables (created on the first run; additive, so the store's version does not change)::
+Owned by this stage (:class:`~veo_notebook.store.Table` subclasses, made on the first
+write: additive, so the store version does not change and older versions ignore them)::
 
     check_runs(run_at REAL, rule TEXT, grp TEXT, win TEXT, value REAL, ci_low REAL,
                ci_high REAL, threshold REAL, n INTEGER, breached INTEGER, suspect INTEGER,
@@ -9,7 +10,6 @@ Tables (created on the first run; additive, so the store's version does not chan
                 PRIMARY KEY (rule, grp, win))  -- what the webhook was last told
 
 A key with no state reads as clear: the first run announces only what is breached.
-All store access of this stage is here, through the store's transaction helper.
 """
 
 from __future__ import annotations
@@ -21,20 +21,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..store import Store
+from ..store import Database, Table
 
-__all__ = ["Change", "changes", "history", "record_run", "save_state"]
+__all__ = ["Change", "RunsTable", "StateTable", "changes", "history", "record_run", "save_state"]
 
-_DDL = (
-    "CREATE TABLE IF NOT EXISTS check_runs (run_at REAL NOT NULL, rule TEXT NOT NULL, "
-    "grp TEXT NOT NULL, win TEXT NOT NULL, value REAL, ci_low REAL, ci_high REAL, "
-    "threshold REAL, n INTEGER, breached INTEGER NOT NULL, suspect INTEGER NOT NULL, "
-    "strict INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS check_runs_at ON check_runs (run_at)",
-    "CREATE TABLE IF NOT EXISTS check_state (rule TEXT NOT NULL, grp TEXT NOT NULL, "
-    "win TEXT NOT NULL, breached INTEGER NOT NULL, since REAL NOT NULL, "
-    "PRIMARY KEY (rule, grp, win))",
-)
 _RUN_COLUMNS = (
     "run_at",
     "rule",
@@ -51,6 +41,32 @@ _RUN_COLUMNS = (
 )
 
 
+class RunsTable(Table):
+    """Every run's rows (``check_runs``)."""
+
+    NAME = "check_runs"
+    DDL = """
+    CREATE TABLE IF NOT EXISTS check_runs (
+        run_at REAL NOT NULL, rule TEXT NOT NULL, grp TEXT NOT NULL, win TEXT NOT NULL,
+        value REAL, ci_low REAL, ci_high REAL, threshold REAL, n INTEGER,
+        breached INTEGER NOT NULL, suspect INTEGER NOT NULL, strict INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS check_runs_at ON check_runs (run_at);
+    """
+
+
+class StateTable(Table):
+    """The state last announced per rule x group x window (``check_state``)."""
+
+    NAME = "check_state"
+    DDL = """
+    CREATE TABLE IF NOT EXISTS check_state (
+        rule TEXT NOT NULL, grp TEXT NOT NULL, win TEXT NOT NULL,
+        breached INTEGER NOT NULL, since REAL NOT NULL, PRIMARY KEY (rule, grp, win)
+    );
+    """
+
+
 @dataclass(frozen=True)
 class Change:
     """A rule x group whose state differs from the one last announced."""
@@ -62,16 +78,11 @@ class Change:
     row: dict[str, Any] | None  # the check row (None: the group has no tasks any more)
 
 
-def _has_tables(store: Store) -> bool:
-    sql = "SELECT 1 FROM sqlite_master WHERE type='table' AND name='check_state'"
-    return bool(store._query(sql))
-
-
 def _num(value: Any) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def record_run(store: Store, rows: pd.DataFrame, run_at: float, strict: bool) -> None:
+def record_run(store: Database, rows: pd.DataFrame, run_at: float, strict: bool) -> None:
     """Keep one run's rows (every rule x group) in ``check_runs``."""
     params = [
         (
@@ -91,22 +102,20 @@ def record_run(store: Store, rows: pd.DataFrame, run_at: float, strict: bool) ->
         for r in rows.itertuples(index=False)
     ]
     marks = ",".join("?" * len(_RUN_COLUMNS))
-    with store._writing() as conn:
-        for ddl in _DDL:
-            conn.execute(ddl)
+    with RunsTable(store).writing() as conn:
         conn.executemany(
             f"INSERT INTO check_runs ({','.join(_RUN_COLUMNS)}) VALUES ({marks})", params
         )
 
 
-def _announced(store: Store) -> dict[tuple[str, str, str], bool]:
-    if not _has_tables(store):
+def _announced(store: Database) -> dict[tuple[str, str, str], bool]:
+    if not StateTable(store).exists():
         return {}
-    rows = store._query("SELECT rule, grp, win, breached FROM check_state")
+    rows = store.query("SELECT rule, grp, win, breached FROM check_state")
     return {(r[0], r[1], r[2]): bool(r[3]) for r in rows}
 
 
-def changes(store: Store, rows: pd.DataFrame) -> list[Change]:
+def changes(store: Database, rows: pd.DataFrame) -> list[Change]:
     """What changed since the last announcement: clear → breached and breached → clear.
 
     A breached group that has no row now (no tasks in its window) has cleared; a rule
@@ -127,12 +136,10 @@ def changes(store: Store, rows: pd.DataFrame) -> list[Change]:
     return out
 
 
-def save_state(store: Store, done: Iterable[Change], at: float) -> None:
+def save_state(store: Database, done: Iterable[Change], at: float) -> None:
     """Remember ``done`` as announced."""
     params = [(c.rule, c.group, c.window, int(c.breached), at) for c in done]
-    with store._writing() as conn:
-        for ddl in _DDL:
-            conn.execute(ddl)
+    with StateTable(store).writing() as conn:
         conn.executemany(
             "INSERT OR REPLACE INTO check_state (rule, grp, win, breached, since) "
             "VALUES (?,?,?,?,?)",
@@ -140,12 +147,14 @@ def save_state(store: Store, done: Iterable[Change], at: float) -> None:
         )
 
 
-def history(store: Store, last: int | None = None) -> pd.DataFrame:
+def history(store: Database, last: int | None = None) -> pd.DataFrame:
     """The kept runs, newest first: ``run_at`` (UTC), ``rule``, ``group``, ``window``,
     ``value``, ``ci_low``, ``ci_high``, ``threshold``, ``n``, ``breached``, ``suspect``,
     ``strict``; ``last`` keeps each rule x group's latest ``last`` runs.
 
-    >>> history(Store(":memory:")).empty
+    >>> from veo_notebook.store import Store
+    >>> with Store(":memory:") as s:
+    ...     history(s).empty
     True
     """
     names = [
@@ -162,11 +171,10 @@ def history(store: Store, last: int | None = None) -> pd.DataFrame:
         "suspect",
         "strict",
     ]
-    if not _has_tables(store):
-        rows: list[tuple[Any, ...]] = []
-    else:
+    rows: list[tuple[Any, ...]] = []
+    if RunsTable(store).exists():
         sql = f"SELECT {','.join(_RUN_COLUMNS)} FROM check_runs ORDER BY run_at DESC, rowid"
-        rows = store._query(sql)
+        rows = store.query(sql)
     out = pd.DataFrame(rows, columns=names)
     out["run_at"] = pd.to_datetime(out["run_at"].astype(float), unit="s", utc=True)
     for c in ("value", "ci_low", "ci_high", "threshold"):
