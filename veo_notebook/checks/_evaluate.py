@@ -137,14 +137,21 @@ def _latency(rule: Rule, scope: _Scope) -> pd.DataFrame:
     q = float(rule.quantile or 0.5)
     name = pct_name(q)
     naive = analysis.latency_summary(scope.tasks, _by(scope), (q,), confidence=CONFIDENCE)
+    exact = _from_index(naive, name, f"{name}_ci_low", f"{name}_ci_high", "completed", _ORDER_STATS)
+    use_km = naive["generating"].to_numpy() > 0
+    if not use_km.any():  # nothing censored: the exact interval everywhere
+        return exact
     km = analysis.km_latency(
         scope.tasks, _by(scope), (q,), now=scope.now, confidence=CONFIDENCE, failed="exclude"
     )
-    exact = _from_index(naive, name, f"{name}_ci_low", f"{name}_ci_high", "completed", _ORDER_STATS)
     censored = _from_index(km, f"km_{name}", f"km_{name}_ci_low", f"km_{name}_ci_high", "n", _KM)
-    use_km = km["generating"].to_numpy() > 0
-    out = exact.copy()
-    out.loc[use_km] = censored.loc[use_km]
+    where = use_km[:, None]
+    cols = ["value", "ci_low", "ci_high", "n"]
+    merged = np.where(
+        where, censored[cols].to_numpy(dtype=float), exact[cols].to_numpy(dtype=float)
+    )
+    out = pd.DataFrame(merged, columns=cols, index=exact.index)
+    out["n"] = out["n"].astype(np.int64)
     out["interval"] = np.where(use_km, _KM, _ORDER_STATS)
     return out
 
