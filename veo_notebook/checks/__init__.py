@@ -31,6 +31,7 @@ from ._rules import (
 )
 from ._run import RunResult, run
 from ._table import history
+from ._text import shown
 
 __all__ = [
     "ALL",
@@ -54,4 +55,5 @@ __all__ = [
     "rules_help",
     "rules_table",
     "run",
+    "shown",
 ]

@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 from .. import fmt
 from .._version import __version__
 from ..errors import ConfigError, VeoError
-from ._rules import COUNT, CREDITS, METRICS, SECONDS, SHARE, parse_rule
 from ._table import Change
+from ._text import describe
 
-__all__ = ["ENV_NOTIFY", "NotifyError", "format_value", "mask_url", "message", "notify_url", "post"]
+__all__ = ["ENV_NOTIFY", "NotifyError", "mask_url", "message", "notify_url", "post"]
 
 #: The environment variable holding the webhook URL (a secret: never printed whole).
 ENV_NOTIFY = "VEO_NOTIFY_URL"
@@ -60,30 +60,6 @@ def notify_url(flag: str | None) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"--notify / {ENV_NOTIFY}: not an http(s) URL ({mask_url(url)})")
     return url
-
-
-def format_value(kind: str, value: Any) -> str:
-    """A value of a metric's kind, as people read it."""
-    if kind == SHARE:
-        return fmt.pct(value)
-    if kind == SECONDS:
-        return fmt.num(value, "{:.0f}s")
-    if kind == CREDITS:
-        return fmt.num(value, "{:,.0f} credits")
-    return fmt.num(value, "{:.0f}")
-
-
-def describe(row: dict[str, Any]) -> str:
-    """One line for a check row: rule, group, value [interval], n."""
-    kind = METRICS[parse_rule(row["rule"]).metric].kind
-    value = format_value(kind, row["value"])  # counts and sums: exact, no interval
-    if kind in (COUNT, CREDITS):
-        shown = value
-    elif kind == SHARE:
-        shown = fmt.rate_interval(row["value"], row["ci_low"], row["ci_high"])
-    else:
-        shown = fmt.interval(row["value"], row["ci_low"], row["ci_high"], "{:.0f}", unit="s")
-    return f"{row['rule']}  {row['group']}  {shown}  n={int(row['n'])}  window {row['window']}"
 
 
 def _json_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,6 @@ A rule is ``METRIC[(ARG)] OP THRESHOLD[UNIT]``, e.g. ``failure_rate > 5%``,
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import re
@@ -26,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..analysis import stuck_tasks
+from ..analysis.latency import STUCK_AFTER
 from ..errors import InputError
 from ..schema import MEDIA_RETENTION
 
@@ -50,8 +49,6 @@ __all__ = [
     "span_text",
 ]
 
-#: How long a task generates before ``stuck`` counts it: the default of ``stuck_tasks``.
-STUCK_AFTER: str = str(inspect.signature(stuck_tasks).parameters["older_than"].default)
 
 # the kinds of value a metric has, and the units its threshold may carry
 SHARE, SECONDS, COUNT, CREDITS = "share", "seconds", "count", "credits"

@@ -15,8 +15,9 @@ import pandas as pd
 
 from ..store import Store
 from ._evaluate import check
-from ._notify import Delivery, describe, mask_url, message, post
+from ._notify import Delivery, mask_url, message, post
 from ._table import Change, changes, record_run, save_state
+from ._text import describe
 
 __all__ = ["RunResult", "breach_lines", "run"]
 
