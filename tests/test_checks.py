@@ -360,3 +360,27 @@ def test_run_in_process_without_webhook_changes_no_state() -> None:
         result = run(store, "stuck > 0", window="1D")
         assert result.delivery is None and result.changes == []
         assert len(history(store)) == 1
+
+
+# ---------------------------------------------------------------- the report's section
+def test_the_report_shows_the_last_runs_and_what_tripped(tmp_path: Path) -> None:
+    from veo_notebook.checks._table import record_run
+    from veo_notebook.reporting.checks import trips
+
+    frames = [_rates(1, 199), _rates(60, 140), _rates(60, 140), _rates(0, 200)]
+    with Store(tmp_path / "s.sqlite") as store:
+        for i, df in enumerate(frames):
+            record_run(store, check(df, "failure_rate > 10%"), 1_000.0 + 300 * i, False)
+        runs = history(store)
+    changes = trips(runs)
+    assert changes["change"].tolist() == ["cleared", "tripped"]
+    out = veo.report(_rates(1, 199), tmp_path / "r.md", figures=False, checks=runs)
+    text = out.read_text(encoding="utf-8")
+    section = text[text.index("## Checks") :]
+    assert "4 runs of veo-notebook check" in section
+    assert "| tripped |" in section and "| cleared |" in section
+    assert "1970-01-01 00:21" in section  # the run that tripped: 1,300 s after the epoch
+    for placeholder in ("nan", "NaN", "<NA>", "None"):
+        assert placeholder not in section
+    plain = veo.report(_rates(1, 199), tmp_path / "p.md", figures=False)
+    assert "## Checks" not in plain.read_text(encoding="utf-8")

@@ -624,16 +624,19 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 )
 def _report(args: argparse.Namespace) -> int:
     _check_out(args.out, _REPORT_SUFFIXES)
+    runs = None
     if args.parquet is not None:
         from .export import read_parquet
 
         df = read_parquet(args.parquet)
     else:
+        from .checks import history
         from .frame import from_store
         from .store import Store
 
         with Store(_store_to_read(args), create=False) as store:
             df = from_store(store)
+            runs = history(store)  # veo-notebook check's runs: the Checks section
     hooks = None
     if args.callbacks is not None:
         from .callbacks import read_callbacks
@@ -648,6 +651,7 @@ def _report(args: argparse.Namespace) -> int:
         figures=not args.no_figures,
         callbacks=hooks,
         callback_url=args.callback_url,
+        checks=runs,
     )
     sys.stdout.write(f"wrote {path}\n")
     return EXIT_OK
