@@ -384,3 +384,47 @@ def test_the_report_shows_the_last_runs_and_what_tripped(tmp_path: Path) -> None
         assert placeholder not in section
     plain = veo.report(_rates(1, 199), tmp_path / "p.md", figures=False)
     assert "## Checks" not in plain.read_text(encoding="utf-8")
+
+
+def test_callbacks_missing_from_the_store(tmp_path: Path) -> None:
+    from veo_notebook.callbacks import CallbackTable
+
+    hook = "https://example.org/hook"
+    df = make_frame(
+        status=["success"] * 10 + ["generating"] * 2,
+        model="veo3",
+        create_s=[float(i) for i in range(12)],
+        complete_s=[60.0 + i for i in range(10)] + [np.nan] * 2,
+        callback_url=hook,
+        fetched_at=pd.Timestamp("2026-03-01 01:00", tz="UTC"),
+    )
+    with Store(tmp_path / "s.sqlite") as store:
+        table = CallbackTable(store)
+        for tid in df["task_id"][:7]:  # 3 finished tasks never called back
+            body = {"code": 200, "msg": "ok", "data": {"taskId": tid, "info": {}}}
+            table.put(tid, json.dumps(body).encode(), {}, received_at=1.0)
+        row = check(df, "callbacks_missing > 2%", callbacks=store).iloc[0]
+    assert (row["value"], row["n"]) == (pytest.approx(0.3), 10)  # generating: not yet due
+    assert row["ci_low"] > 0.02 and row["breached"]
+
+
+def test_fetch_first_asks_again_for_the_pending_tasks(tmp_path: Path, fresh_sim) -> None:
+    sim = fresh_sim(clock_speed=0)  # a frozen clock: pending stays pending
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KIE_", "VEO_"))}
+    env["KIE_API_KEY"] = SENTINEL_KEY
+    pending = sim.task_ids("pending")[:5]
+    store = tmp_path / "veo.sqlite"
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(pending), encoding="utf-8")
+    fetch = ["fetch", str(ids), "--store", str(store), "--base-url", sim.base_url, "--no-progress"]
+    assert _cli(*fetch, env=env).returncode == 0
+    rules = tmp_path / "rules.toml"
+    rules.write_text('rules = ["stuck > 100"]\n', encoding="utf-8")
+    before = sim.stats()["by_task"]
+    argv = ["check", "--store", str(store), "--rules", str(rules), "--fetch"]
+    proc = _cli(*argv, "--base-url", sim.base_url, env=env)
+    assert proc.returncode == 0, proc.stderr
+    after = sim.stats()["by_task"]
+    assert all(after.get(t, 0) > before.get(t, 0) for t in pending)
+    no_key = {k: v for k, v in env.items() if k != "KIE_API_KEY"}
+    assert _cli(*argv, "--base-url", sim.base_url, env=no_key).returncode == 2
