@@ -428,3 +428,25 @@ def test_fetch_first_asks_again_for_the_pending_tasks(tmp_path: Path, fresh_sim)
     assert all(after.get(t, 0) > before.get(t, 0) for t in pending)
     no_key = {k: v for k, v in env.items() if k != "KIE_API_KEY"}
     assert _cli(*argv, "--base-url", sim.base_url, env=no_key).returncode == 2
+
+
+def test_a_refused_message_keeps_the_state_for_the_next_run() -> None:
+    from veo_notebook.simulator import corpus
+
+    refusing = Receiver([404])  # not retried: the run reports it at once
+    always = "failure_rate >= 0%"  # breached whenever a task finished
+    try:
+        with Store(":memory:") as store:
+            for text in corpus.iter_raw_texts(50):
+                tid = json.loads(text)["data"]["taskId"]
+                store.put(tid, text, fetched_at=corpus.DEFAULT_ANCHOR)
+            failing = run(store, always, window="30D", notify=refusing.url)
+            assert failing.rows["breached"].all()
+            assert failing.notify_error is not None and "HTTP 404" in failing.notify_error
+            assert "SECRET" not in failing.notify_error and refusing.bodies == []
+            again = run(store, always, window="30D", notify=refusing.url)  # 200 now
+            assert again.notify_error is None and len(refusing.bodies) == 1
+            assert run(store, always, window="30D", notify=refusing.url).delivery is None
+            assert len(refusing.bodies) == 1
+    finally:
+        refusing.close()

@@ -1014,7 +1014,9 @@ def _check(args: argparse.Namespace) -> int:
     )
     if result.delivery is not None and url is not None:
         _note(f"check: told {mask_url(url)} of {len(result.changes)} changes")
-    return EXIT_FAILED if rows["breached"].any() else EXIT_OK
+    if result.notify_error is not None:
+        _note(f"error: {result.notify_error}")
+    return EXIT_FAILED if rows["breached"].any() or result.notify_error else EXIT_OK
 
 
 # ---------------------------------------------------------------------------- main

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..store import Store
 from ._evaluate import check
-from ._notify import Delivery, mask_url, message, post
+from ._notify import Delivery, NotifyError, mask_url, message, post
 from ._table import Change, changes, record_run, save_state
 from ._text import describe
 
@@ -29,6 +29,7 @@ class RunResult:
     rows: pd.DataFrame
     changes: list[Change] = field(default_factory=list)
     delivery: Delivery | None = None
+    notify_error: str | None = None  # the webhook did not take the message (masked URL)
 
     @property
     def breached(self) -> pd.DataFrame:
@@ -47,8 +48,11 @@ def run(
     now: object = None,
 ) -> RunResult:
     """Check ``store``, keep the rows in its ``check_runs``, and POST the changes to
-    ``notify`` (one message, only when a state changed). :class:`NotifyError` when the
-    webhook refused it after its retries (the state then stays, for the next run)."""
+    ``notify`` (one message, only when a state changed). When the webhook does not take
+    it after its retries, ``notify_error`` says so and the state stays, for the next run.
+
+    >>> result = run(store, "failure_rate > 5%", window="1D", notify=url)  # doctest: +SKIP
+    """
     rows = check(store, rules, window=window, by=by, now=now, strict=strict)
     at = time.time()
     record_run(store, rows, at, strict)
@@ -57,7 +61,10 @@ def run(
     found = changes(store, rows)
     if not found:
         return RunResult(rows, found)
-    delivery = post(notify, message(found, _source_name(store)))
+    try:
+        delivery = post(notify, message(found, _source_name(store)))
+    except NotifyError as exc:
+        return RunResult(rows, found, None, str(exc))
     save_state(store, found, at)
     return RunResult(rows, found, delivery)
 
