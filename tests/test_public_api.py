@@ -4,53 +4,6 @@ from __future__ import annotations
 
 import veo_notebook
 
-<<<<<<< HEAD
-EXPECTED = {
-    "ApiError",
-    "ArchiveError",
-    "AuthError",
-    "Client",
-    "ConfigError",
-    "EndpointError",
-    "InputError",
-    "SchemaVersionError",
-    "StatusViewer",
-    "Store",
-    "StoreError",
-    "StoreNotFoundError",
-    "TransientError",
-    "VeoError",
-    "__version__",
-    "archive_videos",
-    "callback_audit",
-    "callbacks",
-    "check",
-    "classify_errors",
-    "cost_summary",
-    "delivery_check",
-    "duplicate_submissions",
-    "expiring",
-    "failure_breakdown",
-    "failure_rates",
-    "fetch_records",
-    "km_latency",
-    "latency_summary",
-    "plots",
-    "pricing",
-    "read_callbacks",
-    "read_parquet",
-    "read_task_ids",
-    "report",
-    "schema",
-    "simulator",
-    "stuck_tasks",
-    "to_frame",
-    "to_parquet",
-    "watch",
-    "with_credits",
-}
-=======
->>>>>>> main
 
 def test_all_is_derived_from_the_one_table_of_public_names():
     # the public names are written once, in _EXPORTS (name -> module) and _SUBMODULES;
