@@ -450,3 +450,23 @@ def test_a_refused_message_keeps_the_state_for_the_next_run() -> None:
             assert len(refusing.bodies) == 1
     finally:
         refusing.close()
+
+
+def test_expiring_unarchived_leaves_out_what_the_store_archived(tmp_path: Path) -> None:
+    from veo_notebook.archive import ArchiveTable
+
+    now = pd.Timestamp("2026-03-20", tz="UTC")
+    done = (now - pd.Timedelta("12D") - pd.Timestamp("2026-03-01", tz="UTC")).total_seconds()
+    df = make_frame(  # 4 videos kie.ai deletes in 2 days, 1 already deleted
+        status=["success"] * 5,
+        model="veo3",
+        create_s=[done - 60] * 4 + [0.0],
+        complete_s=[done] * 4 + [60.0],
+        fetched_at=now,
+    )
+    with Store(tmp_path / "s.sqlite") as store:
+        ArchiveTable(store).put([{"task_id": "t0", "archived_at": 1.0, "sha256": "ab"}])
+        row = check(df, "expiring_unarchived(3D) > 2", now=now, archived=store).iloc[0]
+        assert (row["value"], row["n"]) == (3, 4) and row["breached"]
+        later = check(df, "expiring_unarchived(1D) > 0", now=now, archived=store).iloc[0]
+        assert later["value"] == 0 and not later["breached"]

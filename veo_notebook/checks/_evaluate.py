@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from .. import analysis, fmt
 from ..analysis._groups import now_utc
-from ..analysis._kernels import pct_name, wilson_interval
+from ..analysis._kernels import CONFIDENCE, pct_name, wilson_interval
 from ..errors import InputError
 from ..schema import MEDIA_RETENTION, TERMINAL_STATUSES, Status
 from ._rules import (
@@ -43,7 +43,6 @@ from ._rules import (
 __all__ = ["ALL", "CHECK_COLUMNS", "DEFAULT_WINDOW", "check"]
 
 DEFAULT_WINDOW = "1D"
-CONFIDENCE = 0.95
 #: The group label of a check without ``by``.
 ALL = "all"
 #: The columns of :func:`check`, in order.
