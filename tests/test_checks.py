@@ -470,3 +470,31 @@ def test_expiring_unarchived_leaves_out_what_the_store_archived(tmp_path: Path) 
         assert (row["value"], row["n"]) == (3, 4) and row["breached"]
         later = check(df, "expiring_unarchived(1D) > 0", now=now, archived=store).iloc[0]
         assert later["value"] == 0 and not later["breached"]
+
+
+def test_a_store_is_read_by_day_and_status_with_the_same_answers(tmp_path: Path) -> None:
+    from veo_notebook.frame import from_store
+    from veo_notebook.frame.dataset import SUFFIX
+    from veo_notebook.simulator import corpus
+
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        texts = list(corpus.iter_raw_texts(3000, 4, "iso", anchor=corpus.DEFAULT_ANCHOR))
+        ids = [json.loads(t)["data"]["taskId"] for t in texts]
+        store.put_many(
+            [(i, t, corpus.DEFAULT_ANCHOR, None) for i, t in zip(ids, texts, strict=True)]
+        )
+        store.put("gone", None, fetched_at=corpus.DEFAULT_ANCHOR, fetch_error="422 record is null.")
+        rules = [
+            "failure_rate > 5%",
+            "p90_latency > 300s",
+            "stuck > 0",
+            "expiring_unarchived(3D) > 0",
+            "spend(1D) > 100 credits",
+        ]
+        now = pd.Timestamp(corpus.DEFAULT_ANCHOR, unit="s", tz="UTC")
+        by_day = check(store, rules, window="2D", by="model", now=now)
+        assert (tmp_path / f"s.sqlite{SUFFIX}").is_dir()  # read from the dataset beside it
+        whole = check(from_store(store), rules, window="2D", by="model", now=now)
+    pd.testing.assert_frame_equal(by_day, whole)
+    assert by_day["n"].sum() > 0 and "unread" not in set(by_day["group"])

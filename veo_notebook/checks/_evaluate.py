@@ -11,11 +11,8 @@ windows: the naive rule that pages at night).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,7 +20,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import analysis, fmt
-from ..analysis._groups import now_utc
 from ..analysis._kernels import CONFIDENCE, pct_name, wilson_interval
 from ..errors import InputError
 from ..schema import MEDIA_RETENTION, TERMINAL_STATUSES, Status
@@ -39,6 +35,7 @@ from ._rules import (
     parse_rules,
     span_text,
 )
+from ._source import Source, open_source
 
 __all__ = ["ALL", "CHECK_COLUMNS", "DEFAULT_WINDOW", "check"]
 
@@ -234,37 +231,7 @@ def _evaluator(rule: Rule) -> Callable[[Rule, _Scope], pd.DataFrame]:
     return table[rule.metric]
 
 
-# ---------------------------------------------------------------- sources and windows
-def _as_frame(source: object) -> tuple[pd.DataFrame, Any, bool]:
-    """(the typed frame, the store it came from or None, whether it was opened here)."""
-    from ..store import Store
-
-    if isinstance(source, pd.DataFrame):
-        return source, None, False
-    if isinstance(source, Store):
-        from ..frame import from_store
-
-        return from_store(source), source, False
-    if isinstance(source, str | os.PathLike):
-        path = Path(source)
-        if path.is_dir() or path.suffix.lower() == ".parquet":
-            from ..export import read_parquet
-
-            return read_parquet(path), None, False
-        from ..frame import from_store
-
-        store = Store(path, create=False)
-        try:
-            return from_store(store), store, True
-        except BaseException:
-            store.close()
-            raise
-    raise InputError(
-        f"check: a {type(source).__name__} is not a source; give the typed frame, a Store, "
-        "a store path or a Parquet file"
-    )
-
-
+# ---------------------------------------------------------------- windows
 def _span(rule: Rule, window: str) -> str | None:
     """The span of tasks a rule looks at (None: every task)."""
     where = METRICS[rule.metric].window
@@ -283,22 +250,8 @@ _NOW_STATUS = {
 }
 
 
-#: The columns a rule about every task now reads (the frame's others are not copied).
-_NOW_COLUMNS = (
-    "task_id",
-    "status",
-    "create_time",
-    "complete_time",
-    "fetched_at",
-    "fetch_error",
-    "model",
-    "task_type",
-    "video_url",
-)
-
-
-def _population(
-    read: pd.DataFrame,
+def _tasks(
+    src: Source,
     rule: Rule,
     start: pd.Timestamp | None,
     end: pd.Timestamp,
@@ -308,21 +261,15 @@ def _population(
     """The rows a rule is about: created in its window, or (now) of the status it counts;
     media already deleted by ``clock`` can no longer expire, so it is left out early."""
     if start is not None:
-        created = read["create_time"]
-        keep = ((created > start) & (created <= end)).to_numpy(dtype=bool, na_value=False)
-        return read[keep]
-    keep = (read["status"] == _NOW_STATUS[rule.metric]).to_numpy(dtype=bool, na_value=False)
-    if rule.metric == "expiring_unarchived":
-        alive = read["complete_time"] + MEDIA_RETENTION > clock
-        keep = keep & alive.to_numpy(dtype=bool, na_value=False)
-    names = [c for c in dict.fromkeys((*_NOW_COLUMNS, *cols)) if c in read.columns]
-    return read.loc[keep, names]
+        return src.window(start, end)
+    alive = clock - MEDIA_RETENTION if rule.metric == "expiring_unarchived" else None
+    return src.current(_NOW_STATUS[rule.metric], cols, alive)
 
 
-def _by_columns(df: pd.DataFrame, by: str | Sequence[str] | None) -> list[str]:
+def _by_columns(columns: Sequence[str], by: str | Sequence[str] | None) -> list[str]:
     cols = [] if by is None else [by] if isinstance(by, str) else [str(b) for b in by]
     for c in cols:
-        if c not in df.columns:
+        if c not in columns:
             raise InputError(f"by: {c!r} is not a column of the frame; try by='model'")
     return cols
 
@@ -362,21 +309,19 @@ def check(
     """
     parsed = parse_rules(rules)
     window = span_text(window, "window")
-    df, store, opened = _as_frame(source)
+    src, store, opened = open_source(source)
     try:
-        cols = _by_columns(df, by)
-        end = now_utc(df, now)
-        read = fmt.readable(df)
+        cols = _by_columns(src.columns, by)
+        end = src.now(now)
         clock = pd.Timestamp.now(tz="UTC") if now is None else end  # as expiring's default
-        subsets: dict[str | None, pd.DataFrame] = {}
+        subsets: dict[str, pd.DataFrame] = {}
         parts = []
         for rule in parsed:
             span = _span(rule, window)
             start = None if span is None else end - pd.Timedelta(span)
             key = span if span is not None else rule.metric
             if key not in subsets:
-                rows_in = _population(read, rule, start, end, clock, cols)
-                subsets[key] = fmt.labelled(rows_in, *cols)
+                subsets[key] = fmt.labelled(_tasks(src, rule, start, end, clock, cols), *cols)
             scope = _Scope(
                 subsets[key],
                 cols,
@@ -388,7 +333,7 @@ def check(
             rows = _evaluator(rule)(rule, scope)
             parts.append(_finish(rule, rows, span, start, end, strict))
     finally:
-        if opened:
+        if opened and store is not None:
             store.close()
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CHECK_COLUMNS)
     return out[list(CHECK_COLUMNS)]
