@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from .. import fmt, schema
 from ..analysis._groups import now_utc
@@ -31,17 +32,7 @@ __all__ = ["DatasetSource", "FrameSource", "Source", "open_source"]
 log = logging.getLogger(__name__)
 
 #: The columns a rule about every task now reads (the rest are not read or copied).
-NOW_COLUMNS = (
-    "task_id",
-    "status",
-    "create_time",
-    "complete_time",
-    "fetched_at",
-    "fetch_error",
-    "model",
-    "task_type",
-    "video_url",
-)
+NOW_COLUMNS = ("task_id", "status", "create_time", "complete_time", "model", "task_type")
 
 
 class Source(Protocol):
@@ -125,15 +116,32 @@ class DatasetSource:
         df = self._frame(table)
         return df[_created_in(df, start, end)]
 
+    def _files(self) -> list[Path]:
+        from ..frame.dataset import NO_DAY
+
+        files = sorted(self.root.glob(f"{self.partition}=*/*.parquet"))
+        return [p for p in files if p.parent.name != f"{self.partition}={NO_DAY}"]
+
     def current(self, status: str, by: Sequence[str], alive_after: object = None) -> pd.DataFrame:
-        wanted = pc.field("status") == status
-        if alive_after is not None:
-            when = pa.scalar(
-                pd.Timestamp(alive_after).to_pydatetime(), type=pa.timestamp("us", "UTC")
-            )
-            wanted = wanted & (pc.field("complete_time") > when)
-        table = self.data.to_table(columns=_names(by, self.columns), filter=wanted)
-        return self._frame(table)[_names(by, self.columns)]
+        """Two passes: the status (and completion time) of every row, which are small to
+        read; then the other columns of the matching rows, from the files that hold any."""
+        names = _names(by, self.columns)
+        after = None if alive_after is None else pd.Timestamp(alive_after).value // 1000
+        parts = []
+        for path in self._files():
+            with pq.ParquetFile(path) as f:
+                keys = f.read(columns=["status", "complete_time"])
+                keep = pc.equal(keys["status"].cast(pa.string()), status)
+                if after is not None:
+                    done = keys["complete_time"].cast(pa.int64())
+                    keep = pc.and_(keep, pc.greater(done, after))
+                keep = pc.fill_null(keep, False)
+                if pc.any(keep).as_py():
+                    parts.append(f.read(columns=names).filter(keep))
+        if not parts:
+            return schema.empty_frame()[names]
+        table = pa.concat_tables([t.cast(parts[0].schema) for t in parts])
+        return self._frame(table)[names]
 
 
 def open_source(source: object) -> tuple[Source, Store | None, bool]:
