@@ -155,6 +155,7 @@ def _examples(examples: Sequence[str]) -> str:
 
 
 def _top_description() -> str:
+    from .checks import ENV_NOTIFY
     from .store import default_store_path
 
     codes = "".join(
@@ -170,6 +171,7 @@ def _top_description() -> str:
         f"  {ENV_BASE_URL}  the API base URL (default {DEFAULT_BASE_URL})\n"
         f"  {ENV_STORE}     the default store instead of the one below\n"
         f"  {ENV_WEBHOOK_KEY}  the webhook key callbacks verifies signatures with\n"
+        f"  {ENV_NOTIFY}  the webhook check tells of a change (a secret: shown masked)\n"
         "\n"
         f"default store: {default_store_path()}\n"
         "  fetch and watch keep every answer there unless --store PATH is given, so the\n"
