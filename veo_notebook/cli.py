@@ -44,6 +44,7 @@ from .config import (
     DEFAULT_BASE_URL,
     ENV_BASE_URL,
     ENV_KEY,
+    ENV_NOTIFY,
     ENV_STORE,
     ENV_WEBHOOK_KEY,
     REFRESH_MODES,
@@ -155,7 +156,6 @@ def _examples(examples: Sequence[str]) -> str:
 
 
 def _top_description() -> str:
-    from .checks import ENV_NOTIFY
     from .store import default_store_path
 
     codes = "".join(
@@ -182,7 +182,7 @@ def _top_description() -> str:
         + _examples(
             [
                 f"{PROG} demo --out demo-out",
-                f"KIE_API_KEY=... {PROG} fetch task_ids.txt --out tasks.parquet",
+                f"{ENV_KEY}=... {PROG} fetch task_ids.txt --out tasks.parquet",
             ]
         )
     )
@@ -462,11 +462,11 @@ def _fetch_args(p: argparse.ArgumentParser) -> None:
     "fetch the records of a list of task ids into the store",
     "Query GET /api/v1/veo/record-info for every id (concurrently, paced, retried), keep\n"
     "each answer in the store as it arrives, and print counts by status. A second run asks\n"
-    "only for the tasks that were not terminal. Needs KIE_API_KEY (not with --refresh none).",
+    f"only for the tasks that were not terminal. Needs {ENV_KEY} (not with --refresh none).",
     examples=[
-        f"KIE_API_KEY=... {PROG} fetch task_ids.txt --out tasks.parquet",
+        f"{ENV_KEY}=... {PROG} fetch task_ids.txt --out tasks.parquet",
         f"{PROG} fetch tasks.csv --store march.sqlite --refresh none --out march.csv",
-        f"KIE_API_KEY=... {PROG} fetch --from-callbacks --out tasks.parquet",
+        f"{ENV_KEY}=... {PROG} fetch --from-callbacks --out tasks.parquet",
     ],
     arguments=_fetch_args,
 )
@@ -529,8 +529,8 @@ def _watch_args(p: argparse.ArgumentParser) -> None:
     "then 5-10 s, then 15-30 s), keeping every answer in the store, until all are terminal.\n"
     "At the timeout it says how many are still generating and exits 3.",
     examples=[
-        f"KIE_API_KEY=... {PROG} watch task_ids.txt --timeout 600",
-        f"KIE_API_KEY=... {PROG} watch - --out done.parquet < task_ids.txt",
+        f"{ENV_KEY}=... {PROG} watch task_ids.txt --timeout 600",
+        f"{ENV_KEY}=... {PROG} watch - --out done.parquet < task_ids.txt",
     ],
     arguments=_watch_args,
 )
@@ -880,7 +880,7 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
     "unknown and expired ids, optional rate limit and faults) until Ctrl-C.",
     examples=[
         f"{PROG} simulate --port 8765 --n-tasks 3000",
-        f"KIE_API_KEY=sim-local-key {PROG} fetch ids.txt --base-url http://127.0.0.1:8765",
+        f"{ENV_KEY}=sim-local-key {PROG} fetch ids.txt --base-url http://127.0.0.1:8765",
     ],
     arguments=_simulate_args,
 )
@@ -922,7 +922,7 @@ def _callbacks_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-signature",
         action="store_true",
-        help="accept unsigned callbacks (no KIE_WEBHOOK_HMAC_KEY): anyone can write; testing only",
+        help=f"accept unsigned callbacks (no {ENV_WEBHOOK_KEY}): anyone can write; testing only",
     )
 
 
@@ -930,12 +930,12 @@ def _callbacks_args(p: argparse.ArgumentParser) -> None:
     "callbacks",
     "receive kie.ai callbacks: verify them, keep every delivery in the store",
     "Serve POST --path for kie.ai's callbacks (uvicorn) and GET /health. Each delivery's\n"
-    "X-Webhook-Signature is checked with KIE_WEBHOOK_HMAC_KEY (never a flag; exit 2 when it\n"
+    f"X-Webhook-Signature is checked with {ENV_WEBHOOK_KEY} (never a flag; exit 2 when it\n"
     "is unset, unless --no-signature); stale, forged, oversized and non-JSON deliveries are\n"
     "refused and not stored; every genuine one is kept raw in the store. Ctrl-C stops.",
     examples=[
-        f"KIE_WEBHOOK_HMAC_KEY=... {PROG} callbacks --port 8787",
-        f"KIE_API_KEY=... {PROG} fetch --from-callbacks --out tasks.parquet",
+        f"{ENV_WEBHOOK_KEY}=... {PROG} callbacks --port 8787",
+        f"{ENV_KEY}=... {PROG} fetch --from-callbacks --out tasks.parquet",
     ],
     arguments=_callbacks_args,
 )
@@ -982,7 +982,7 @@ def _check_args(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="URL",
         help="POST one JSON message (Slack-compatible) when a rule's state changes "
-        "(default: $VEO_NOTIFY_URL; a secret, shown masked)",
+        f"(default: ${ENV_NOTIFY}; a secret, shown masked)",
     )
     p.add_argument(
         "--strict",
@@ -996,7 +996,7 @@ def _check_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--base-url",
-        default=os.environ.get(ENV_BASE_URL, DEFAULT_BASE_URL),
+        default=None,  # the client reads $KIE_BASE_URL
         metavar="URL",
         help=f"the API base URL for --fetch (default: ${ENV_BASE_URL} or {DEFAULT_BASE_URL})",
     )
@@ -1016,7 +1016,7 @@ def _check_help(p: argparse.ArgumentParser) -> str:
 
 _CHECK_EXAMPLES = [
     f"{PROG} check --store veo.sqlite --rules rules.toml",
-    f"VEO_NOTIFY_URL=https://hooks.slack.com/... {PROG} check --rules rules.toml --fetch",
+    f"{ENV_NOTIFY}=https://hooks.slack.com/... {PROG} check --rules rules.toml --fetch",
     f"{PROG} check --rules rules.toml --window 1h --by model",
 ]
 

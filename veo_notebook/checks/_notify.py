@@ -21,14 +21,13 @@ from urllib.parse import urlsplit
 
 from .. import fmt
 from .._version import __version__
+from ..config import ENV_NOTIFY
 from ..errors import ConfigError, VeoError
 from ._table import Change
 from ._text import describe
 
 __all__ = ["ENV_NOTIFY", "NotifyError", "mask_url", "message", "notify_url", "post"]
 
-#: The environment variable holding the webhook URL (a secret: never printed whole).
-ENV_NOTIFY = "VEO_NOTIFY_URL"
 TRIES = 3
 TIMEOUT_S = 10.0
 BACKOFF_S = 1.0  # waits 1 s, then 2 s, between tries

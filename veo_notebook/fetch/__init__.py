@@ -121,7 +121,8 @@ def fetch_records(
         Task ids, kept exactly as given (no stripping); None, NaN and blank strings are
         dropped, ints become str, duplicates keep their first place.
     client : Client, optional
-        Default ``Client()`` (key from ``KIE_API_KEY``, base ``https://api.kie.ai``).
+        Default ``Client()`` (key from ``KIE_API_KEY``; base URL from ``KIE_BASE_URL``,
+        else ``https://api.kie.ai``).
     store : Store or path, optional
         Where answers are written as they arrive; default an in-memory store.
     refresh : {"pending", "all", "none"}
@@ -165,24 +166,31 @@ def fetch_records(
     with _open_store(store, create=refresh != "none") as st, _closing_if(made, client):
         if refresh != "none" and ids:
             assert client is not None
-            done = st.terminal_ids(ids) if refresh == "pending" else set()
-            todo = [i for i in ids if i not in done]
-            log.info(
-                "fetch: %d ids, %d already terminal in the store, %d to query",
-                len(ids),
-                len(done),
-                len(todo),
-            )
-            if todo:
-                _run(
-                    client,
-                    todo,
-                    st,
-                    workers=max_workers or client.max_in_flight,
-                    progress=progress,
-                    on_update=on_update,
-                )
+            _ask(st, ids, client, refresh, max_workers, progress, on_update)
         return _frame_for(st, ids)
+
+
+def _ask(
+    st: Store,
+    ids: list[str],
+    client: Client,
+    refresh: Refresh,
+    max_workers: int | None,
+    progress: bool,
+    on_update: OnUpdate | None,
+) -> None:
+    """Query those of ``ids`` that ``refresh`` asks for ("pending": not terminal in ``st``)."""
+    done = st.terminal_ids(ids) if refresh == "pending" else set()
+    todo = [i for i in ids if i not in done]
+    log.info(
+        "fetch: %d ids, %d already terminal in the store, %d to query",
+        len(ids),
+        len(done),
+        len(todo),
+    )
+    if todo:
+        workers = max_workers or client.max_in_flight
+        _run(client, todo, st, workers=workers, progress=progress, on_update=on_update)
 
 
 def watch(
