@@ -42,6 +42,8 @@ __all__ = ["ALL", "CHECK_COLUMNS", "DEFAULT_WINDOW", "check"]
 DEFAULT_WINDOW = "1D"
 #: The group label of a check without ``by``.
 ALL = "all"
+#: The ``window`` of a rule that looks at every task as it is now.
+NOW_LABEL = "now"
 #: The columns of :func:`check`, in order.
 CHECK_COLUMNS = (
     "rule",
@@ -382,10 +384,6 @@ def _finish(
             "interval": rows["interval"].astype(str).to_numpy(),
         }
     )
-
-
-#: The ``window`` of a rule that looks at every task as it is now.
-NOW_LABEL = "now"
 
 
 def _interval_name(rule: Rule) -> str:

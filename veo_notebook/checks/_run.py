@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..store import Store
 from ._evaluate import check
-from ._notify import Delivery, NotifyError, mask_url, message, post
+from ._notify import Delivery, NotifyError, message, post
 from ._table import Change, changes, record_run, save_state
 from ._text import describe
 
@@ -78,8 +78,3 @@ def _source_name(store: Store) -> str:
 def breach_lines(rows: pd.DataFrame) -> list[str]:
     """One line per breached row: rule, group, value [interval], n."""
     return [describe(r) for r in rows.to_dict("records") if r["breached"]]
-
-
-def masked(url: str | None) -> str:
-    """The webhook as it may be printed."""
-    return "no webhook" if url is None else mask_url(url)
