@@ -498,3 +498,21 @@ def test_a_store_is_read_by_day_and_status_with_the_same_answers(tmp_path: Path)
         whole = check(from_store(store), rules, window="2D", by="model", now=now)
     pd.testing.assert_frame_equal(by_day, whole)
     assert by_day["n"].sum() > 0 and "unread" not in set(by_day["group"])
+
+
+def test_a_repeat_counts_when_its_first_submission_is_before_the_span() -> None:
+    fetched = pd.Timestamp("2026-03-01 00:15", tz="UTC")
+    df = make_frame(  # "a cat" at 0:00 (before the span), again at 0:10 (in it): waste
+        status=["success"] * 3,
+        model="veo3",
+        task_type="generate",
+        prompt=["a cat", "a cat", "a dog"],
+        create_s=[0.0, 600.0, 700.0],
+        complete_s=[60.0, 660.0, 760.0],
+        credits=[100.0, 100.0, 100.0],
+        fetched_at=fetched,
+    )
+    row = check(df, "duplicates_wasted(10min) > 0").iloc[0]
+    assert (row["value"], row["n"], row["breached"]) == (100.0, 2, True)
+    spent = check(df, "spend(10min) > 150 credits").iloc[0]
+    assert (spent["value"], spent["n"], spent["breached"]) == (200.0, 2, True)

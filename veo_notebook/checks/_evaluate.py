@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from .. import analysis, fmt
 from ..analysis._kernels import CONFIDENCE, pct_name, wilson_interval
+from ..analysis.cost import DEFAULT_WINDOW as DUPLICATE_WINDOW
 from ..errors import InputError
 from ..schema import MEDIA_RETENTION, TERMINAL_STATUSES, Status
 from ._rules import (
@@ -40,6 +41,8 @@ from ._source import Source, open_source
 __all__ = ["ALL", "CHECK_COLUMNS", "DEFAULT_WINDOW", "check"]
 
 DEFAULT_WINDOW = "1D"
+#: How far before its window a rule reads tasks: a repeat's first submission may be there.
+_LEAD = {"duplicates_wasted": pd.Timedelta(DUPLICATE_WINDOW)}
 #: The group label of a check without ``by``.
 ALL = "all"
 #: The ``window`` of a rule that looks at every task as it is now.
@@ -69,6 +72,7 @@ class _Scope:
 
     tasks: pd.DataFrame  # readable rows, ``by`` columns as display labels
     by: list[str]
+    start: pd.Timestamp | None  # the rule's window (its tasks may reach back before it)
     now: pd.Timestamp
     now_given: object
     archived: object
@@ -186,6 +190,23 @@ def _cost(column: str) -> Callable[[Rule, _Scope], pd.DataFrame]:
     return evaluate
 
 
+def _wasted(rule: Rule, scope: _Scope) -> pd.DataFrame:
+    """Credits wasted by the repeats created in the span; their earlier submissions may
+    lie up to the duplicate window before it (the tasks are read from there)."""
+    tasks = scope.tasks
+    dups = analysis.duplicate_submissions(tasks)
+    inside = (tasks["create_time"] > scope.start).to_numpy(dtype=bool, na_value=False)
+    late = (dups["create_time"] > scope.start).to_numpy(dtype=bool, na_value=False)
+    wasted = pd.Series(
+        dups.loc[late, "wasted_credits"].to_numpy(dtype=float),
+        index=dups.loc[late, "task_id"].astype(str).to_numpy(),
+    )
+    wasted = wasted.groupby(level=0).sum()
+    ids = tasks["task_id"].astype(str).to_numpy()
+    weights = wasted.reindex(ids).fillna(0.0).to_numpy(dtype=float)
+    return _exact(_groups(tasks, scope.by), inside, weights)
+
+
 def _callbacks_missing(rule: Rule, scope: _Scope) -> pd.DataFrame:
     from ..callbacks import callback_audit
     from ..callbacks._audit import NO_CALLBACK
@@ -227,7 +248,7 @@ def _evaluator(rule: Rule) -> Callable[[Rule, _Scope], pd.DataFrame]:
         "latency": _latency,
         "expiring_unarchived": _expiring,
         "spend": _cost("credits"),
-        "duplicates_wasted": _cost("wasted_credits"),
+        "duplicates_wasted": _wasted,
         "callbacks_missing": _callbacks_missing,
     }
     return table[rule.metric]
@@ -321,12 +342,15 @@ def check(
         for rule in parsed:
             span = _span(rule, window)
             start = None if span is None else end - pd.Timedelta(span)
-            key = span if span is not None else rule.metric
+            lead = _LEAD.get(rule.metric, pd.Timedelta(0))
+            key = f"{span}+{lead}" if span is not None else rule.metric
             if key not in subsets:
-                subsets[key] = fmt.labelled(_tasks(src, rule, start, end, clock, cols), *cols)
+                read_from = None if start is None else start - lead
+                subsets[key] = fmt.labelled(_tasks(src, rule, read_from, end, clock, cols), *cols)
             scope = _Scope(
                 subsets[key],
                 cols,
+                start,
                 end,
                 now,
                 store if archived is None else archived,

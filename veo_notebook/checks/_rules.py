@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..analysis.cost import DEFAULT_WINDOW as DUPLICATE_WINDOW
 from ..analysis.latency import STUCK_AFTER
 from ..errors import InputError
 from ..schema import MEDIA_RETENTION
@@ -158,8 +159,9 @@ METRICS: dict[str, Metric] = {
             EXACT,
             OWN_SPAN,
             "credits spent in the last SPAN on repeated submissions of a request whose "
-            "earlier submission had not failed; n = tasks",
-            "cost_summary",
+            f"earlier submission (up to {DUPLICATE_WINDOW} before, in or before the span) "
+            "had not failed; n = tasks",
+            "duplicate_submissions",
             "span",
         ),
         Metric(
