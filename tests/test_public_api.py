@@ -12,6 +12,7 @@ EXPECTED = {
     "ConfigError",
     "EndpointError",
     "InputError",
+    "MissingExtraError",
     "SchemaVersionError",
     "StatusViewer",
     "Store",

@@ -148,13 +148,22 @@ def readable(df: pd.DataFrame) -> pd.DataFrame:
     return df[~unread] if unread.any() else df
 
 
-def group_column(df: pd.DataFrame, column: str) -> pd.Series:
+def group_column(df: pd.DataFrame, column: str, values: pd.Series | None = None) -> pd.Series:
     """``df[column]`` as display labels: missing → ``upgrade task`` (model of an upgrade),
     ``unread`` (record not read), else ``n/a``.
 
+    ``values`` replaces ``df[column]`` (a key derived from it, e.g. a time bucket): its
+    missing cells are labelled by the same rule; present values keep their type.
+
     >>> group_column(df, "model").value_counts()              # doctest: +SKIP
     """
-    values = df[column].astype("string").rename(column)
+    values = df[column] if values is None else values
+    text = isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(
+        values.dtype
+    )
+    if text:
+        values = values.astype("string")
+    values = values.rename(column)
     missing = values.isna().to_numpy(dtype=bool)
     if not missing.any():
         return values
@@ -163,7 +172,7 @@ def group_column(df: pd.DataFrame, column: str) -> pd.Series:
         upgrade = df["task_type"].astype("string").isin(list(UPGRADE_TYPES))
         fill[upgrade.fillna(False).to_numpy(dtype=bool)] = UPGRADE
     fill[unread_mask(df)] = UNREAD
-    out = values.copy()
+    out = values.copy() if text else values.astype(object)
     out.iloc[np.flatnonzero(missing)] = fill[missing]  # only the missing cells are touched
     return out
 

@@ -3,6 +3,10 @@
 ``by`` takes column names and/or time buckets (``"1D"``, ``"1h"``) on ``create_time``;
 a bucket appears as the ``period`` key (bucket start, UTC).
 
+**No group key is ever missing**: a missing key reads as :mod:`veo_notebook.fmt` says
+(:func:`~veo_notebook.fmt.group_column`: ``unread``, ``upgrade task``, ``n/a``), here,
+once, for every analysis table.
+
 >>> import pandas as pd
 >>> bucket(pd.Series(pd.to_datetime(["2026-03-01 10:30"], utc=True)), "1D").iloc[0]
 Timestamp('2026-03-01 00:00:00+0000', tz='UTC')
@@ -16,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..fmt import group_column
 from . import _kernels as _stats
 
 __all__ = [
@@ -63,18 +68,25 @@ def group_keys(
     names: list[str] = []
     for item in items:
         if item in df.columns:
-            keys.append(df[item])
+            keys.append(_labelled(df, item, df[item]))
             names.append(item)
         elif isinstance(item, str) and is_freq(item):
             if "period" in names:
                 raise InputError("only one time bucket can be asked for (by or freq)")
-            keys.append(bucket(df["create_time"], item))
+            keys.append(_labelled(df, "period", bucket(df["create_time"], item)))
             names.append("period")
         else:
             raise InputError(
                 f"by: {item!r} is neither a column nor a time bucket like '1D' or '1h'"
             )
     return keys, names
+
+
+def _labelled(df: pd.DataFrame, name: str, key: pd.Series) -> pd.Series:
+    """``key`` itself when no value is missing, else with the missing ones labelled."""
+    if not key.isna().any():
+        return key
+    return group_column(df, name, key)
 
 
 def codes(

@@ -25,6 +25,7 @@ from ._download import _HASH_CHUNK, sha256_of
 __all__ = ["Destination"]
 
 _STAGING = "veo-notebook-archive"
+_S3_PROTOCOLS = ("s3", "s3a")  # fsspec's names for the s3fs backend (the s3 extra)
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -68,8 +69,11 @@ class Destination:
                 raise InputError(f"archive destination {text!r} is a file, not a folder")
             self.staging = self.root
         else:
-            import fsspec
+            from .._extras import require
 
+            fsspec = require("fsspec", f"archive destination {text!r}")
+            if text.split("://", 1)[0] in _S3_PROTOCOLS:
+                require("s3fs", f"archive destination {text!r}")
             try:
                 self.fs, root = fsspec.core.url_to_fs(text, **(storage_options or {}))
             except (ImportError, ValueError) as exc:

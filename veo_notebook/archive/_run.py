@@ -120,6 +120,9 @@ def archive_videos(
     ------
     InputError
         ``df`` is not a task frame, or ``dest`` cannot be used.
+    MissingExtraError
+        PyAV (``probe=True``), fsspec (a URL) or s3fs (``s3://``) is not installed: the
+        ``archive`` and ``s3`` extras.
 
     >>> import veo_notebook as veo
     >>> veo.archive_videos(veo.schema.empty_frame(), "videos", progress=False).shape
@@ -134,6 +137,10 @@ def archive_videos(
         raise InputError(f"workers must be at least 1, not {workers}")
     if origin and "origin_urls" not in df.columns:
         raise InputError("archive_videos(origin=True) needs the frame's origin_urls column")
+    if probe:  # before any download: a missing extra is one line, not a batch of errors
+        from .._extras import require
+
+        require("av", "archiving videos (each file is read to check it)")
     targets = _targets(df, origin)
     if not targets:
         return _frame([], [], origin)
