@@ -7,6 +7,8 @@ never meets ``NaN``, ``<NA>``, ``None`` or ``nan%``:
   are counted on their own line, never as a model or a task type.
 * **n/a** — a field that does not apply; where the reason is known it is said instead
   (``upgrade task``: a 1080p / 4K upgrade has no model of its own).
+* **unpriced** — credits no price applies to (a model the price table omits, an unread
+  record): counted apart, never 0.
 * an interval with a bound the sample cannot give reads ``≥ 182.0`` or ``≤ 95.0``; with
   neither bound, ``n/a (too few)``.
 
@@ -31,6 +33,7 @@ __all__ = [
     "MISSING",
     "NOT_REACHED",
     "TOO_FEW",
+    "UNPRICED",
     "UNREAD",
     "UPGRADE",
     "UPGRADE_TYPES",
@@ -52,6 +55,7 @@ MISSING = "n/a"
 UPGRADE = "upgrade task"
 TOO_FEW = "n/a (too few)"
 NOT_REACHED = "not reached"
+UNPRICED = "unpriced"
 #: Task types that upgrade another task's video and so have no model of their own.
 UPGRADE_TYPES = frozenset({TaskType.P1080.value, TaskType.K4.value})
 _SECONDS = "{:.1f}"
