@@ -338,7 +338,7 @@ def test_a_server_that_is_not_kie_ai_stops_at_its_first_answer(cli: Cli) -> None
     finally:
         web.shutdown()
         web.server_close()
-    _error(proc, 2, f"HTTP 404 from {url} without an API envelope", "check base_url")
+    _error(proc, 2, f"HTTP 404 from {url} without an API envelope", "check the base URL")
     with Store(cli.tmp / "s.sqlite", create=False) as st:
         assert len(st) == 0
 

@@ -17,6 +17,7 @@ import requests
 from ..errors import ArchiveError, InputError
 from ..schema import Status
 from ..store import ARCHIVE_ORIGIN, ARCHIVE_VIDEO, Store
+from . import MAX_WORKERS
 from ._dest import Destination
 from ._download import DEFAULT_RETRY, GaveUp, Gone, Refused, download, media_session
 from ._probe import probe as probe_file
@@ -110,6 +111,7 @@ def archive_videos(
     df : a task frame (``fetch_records``, ``frame.from_store``).
     dest : folder or fsspec URL.
     store : a :class:`~veo_notebook.Store` or the path of one.
+    workers : parallel downloads, 1 to :data:`MAX_WORKERS`.
     probe : read each file with PyAV for the ``media_*`` columns.
     origin : also save ``originUrls[0]`` (the uncropped original of a non-16:9 video) as
         ``<yyyy-mm-dd>/<task_id>.origin.mp4``, in the columns ``origin_path``,
@@ -133,8 +135,8 @@ def archive_videos(
         raise InputError(
             f"archive_videos takes a task frame; missing: {', '.join(sorted(missing))}"
         )
-    if workers < 1:
-        raise InputError(f"workers must be at least 1, not {workers}")
+    if not 1 <= workers <= MAX_WORKERS:
+        raise InputError(f"workers must be from 1 to {MAX_WORKERS}, not {workers}")
     if origin and "origin_urls" not in df.columns:
         raise InputError("archive_videos(origin=True) needs the frame's origin_urls column")
     if probe:  # before any download: a missing extra is one line, not a batch of errors
