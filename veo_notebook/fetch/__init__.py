@@ -34,12 +34,21 @@ from ..errors import EndpointError, InputError, TransientError
 from ..frame import from_store, to_frame
 from ..schema import NOT_IN_STORE
 from ..store import Answer, Store
-from ._ids import IdsRead, read_ids, read_task_ids, unique_ids
+from ._ids import TASK_ID_PATTERN, IdsRead, is_task_id, read_ids, read_task_ids, unique_ids
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["IdsRead", "fetch_records", "poll_interval", "read_ids", "read_task_ids", "watch"]
+__all__ = [
+    "TASK_ID_PATTERN",
+    "IdsRead",
+    "fetch_records",
+    "is_task_id",
+    "poll_interval",
+    "read_ids",
+    "read_task_ids",
+    "watch",
+]
 
 log = logging.getLogger(__name__)
 
