@@ -145,7 +145,8 @@ def run_demo(
     fetch), ``latency`` (a :func:`~veo_notebook.latency_summary` by model), ``failures``
     (category → count), ``archive`` (:func:`~veo_notebook.archive_videos`' rows; None when
     skipped), ``problems`` (:func:`~veo_notebook.delivery_check`), ``skipped`` (extra →
-    the part not run), ``seconds`` (wall time) and ``text`` (the summary printed).
+    the part not run), ``seconds`` (wall time) and ``text`` (all it printed: what it
+    does and the faults it injects, then the summary).
 
     >>> run_demo("out", n_tasks=300, progress=False)["counts"]["success"] > 0  # doctest: +SKIP
     True
@@ -170,7 +171,8 @@ def run_demo(
         0 if "callbacks" in skipped else min(DEMO_CALLBACK_MAX, int(n_tasks * DEMO_CALLBACK_SHARE))
     )
     write = (stream or sys.stdout).write
-    write(_intro_text(n_tasks, n_hooked, skipped))
+    intro = _intro_text(n_tasks, n_hooked, skipped)
+    write(intro)
     expected = _Expected()
     loggers = [logging.getLogger(n) for n in ("veo_notebook.callbacks", "veo_notebook.simulator")]
     for lg in loggers:
@@ -186,8 +188,9 @@ def run_demo(
     if result["callbacks"] is not None:
         result["callbacks"]["refused"] = expected.counts["refused"]
     result["seconds"] = time.monotonic() - t0
-    result["text"] = _summary_text(result)
-    write(result["text"])
+    summary = _summary_text(result)
+    write(summary)
+    result["text"] = intro + summary
     return result
 
 
