@@ -281,7 +281,7 @@ def _finish(
     from . import callbacks, fmt
     from .analysis import classify_errors, latency_summary
     from .export import to_parquet
-    from .report import report
+    from .reporting import report
 
     df, hooks, archive = got["df"], got["hooks"], got["archive"]
     to_parquet(df, paths["parquet"])

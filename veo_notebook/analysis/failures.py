@@ -36,7 +36,7 @@ def failure_rates(
     by: By = None,
     *,
     freq: str | None = None,
-    confidence: float = 0.95,
+    confidence: float = _stats.CONFIDENCE,
     rolling: int | str | None = None,
 ) -> pd.DataFrame:
     """Failure rate per group (and per ``freq`` bucket of ``create_time``), with Wilson intervals.

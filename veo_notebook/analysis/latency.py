@@ -22,11 +22,20 @@ from ._groups import codes as _codes
 from ._groups import latency as _latency
 from ._groups import status_mask as _status_mask
 
-__all__ = ["DEFAULT_PERCENTILES", "km_curve", "km_latency", "latency_summary", "stuck_tasks"]
+__all__ = [
+    "DEFAULT_PERCENTILES",
+    "STUCK_AFTER",
+    "km_curve",
+    "km_latency",
+    "latency_summary",
+    "stuck_tasks",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PERCENTILES = (0.5, 0.9, 0.95, 0.99)
+#: A task still generating this long after creation is stuck (stuck_tasks, the report).
+STUCK_AFTER = "30min"
 _OUTCOMES = {"success": (Status.SUCCESS.value,), "failed": tuple(sorted(FAILED_STATUSES))}
 
 
@@ -35,7 +44,7 @@ def latency_summary(
     by: By = None,
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     *,
-    confidence: float = 0.95,
+    confidence: float = _stats.CONFIDENCE,
     outcome: Literal["success", "failed"] = "success",
 ) -> pd.DataFrame:
     """Latency percentiles per group, with exact confidence intervals.
@@ -154,7 +163,7 @@ def km_latency(
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     *,
     now: object = None,
-    confidence: float = 0.95,
+    confidence: float = _stats.CONFIDENCE,
     failed: Failed = "censor",
 ) -> pd.DataFrame:
     """Censoring-aware time-to-success percentiles (Kaplan–Meier) beside the naive ones.
@@ -217,7 +226,7 @@ def _to_seconds(value: str | float | timedelta | pd.Timedelta) -> float:
 
 
 def stuck_tasks(
-    df: pd.DataFrame, older_than: str | float | timedelta = "30min", now: object = None
+    df: pd.DataFrame, older_than: str | float | timedelta = STUCK_AFTER, now: object = None
 ) -> pd.DataFrame:
     """Tasks still generating for longer than ``older_than``, oldest first.
 

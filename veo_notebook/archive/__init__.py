@@ -26,10 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "ARCHIVE_DTYPES",
+    "ARCHIVE_FIELDS",
+    "ARCHIVE_KINDS",
     "DEFAULT_DURATION_S",
     "DELIVERY_ISSUES",
     "MAX_WORKERS",
     "UNREADABLE",
+    "ArchiveTable",
     "archive_videos",
     "delivery_check",
 ]
@@ -46,6 +49,9 @@ _EXPORTS = {
     "DEFAULT_DURATION_S": "_delivery",
     "DELIVERY_ISSUES": "_delivery",
     "delivery_check": "_delivery",
+    "ARCHIVE_FIELDS": "_table",
+    "ARCHIVE_KINDS": "_table",
+    "ArchiveTable": "_table",
 }
 
 
@@ -64,3 +70,4 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover
     from ._delivery import DEFAULT_DURATION_S, DELIVERY_ISSUES, delivery_check
     from ._run import ARCHIVE_DTYPES, UNREADABLE, archive_videos
+    from ._table import ARCHIVE_FIELDS, ARCHIVE_KINDS, ArchiveTable
