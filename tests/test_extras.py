@@ -20,7 +20,7 @@ import pytest
 from conftest import SENTINEL_KEY
 from packaging.requirements import Requirement
 
-from veo_notebook import _extras
+from veo_notebook import extras as _extras
 from veo_notebook.errors import ConfigError, MissingExtraError, VeoError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -151,7 +151,7 @@ def run_demo(
     >>> run_demo("out", n_tasks=300, progress=False)["counts"]["success"] > 0  # doctest: +SKIP
     True
     """
-    from . import _extras
+    from . import extras as _extras
 
     t0 = time.monotonic()
     out = Path(out_dir)
@@ -408,7 +408,7 @@ def _summary_text(r: dict[str, Any]) -> str:
         names.remove("videos")
     lines += [f"  {r[name]}" for name in names]
     if r["skipped"]:
-        from . import _extras
+        from . import extras as _extras
 
         lines += [
             "",

@@ -69,7 +69,7 @@ class Destination:
                 raise InputError(f"archive destination {text!r} is a file, not a folder")
             self.staging = self.root
         else:
-            from .._extras import require
+            from ..extras import require
 
             fsspec = require("fsspec", f"archive destination {text!r}")
             if text.split("://", 1)[0] in _S3_PROTOCOLS:

@@ -25,7 +25,7 @@ def probe(path: str | os.PathLike[str]) -> MediaFacts | None:
     "Decodes" means: a container FFmpeg can open, a video stream, every packet the
     container lists can be read, and the first frame decodes.
     """
-    from .._extras import require
+    from ..extras import require
 
     av = require("av", "probing videos (archive)")
     try:

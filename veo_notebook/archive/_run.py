@@ -141,7 +141,7 @@ def archive_videos(
     if origin and "origin_urls" not in df.columns:
         raise InputError("archive_videos(origin=True) needs the frame's origin_urls column")
     if probe:  # before any download: a missing extra is one line, not a batch of errors
-        from .._extras import require
+        from ..extras import require
 
         require("av", "archiving videos (each file is read to check it)")
     targets = _targets(df, origin)

@@ -73,7 +73,7 @@ _RECEIVER = ("_app", "_serve")
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         if _EXPORTS[name] in _RECEIVER:
-            from .._extras import require
+            from ..extras import require
 
             for module in ("starlette", "uvicorn"):
                 require(module, "the callback receiver")

@@ -52,7 +52,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _server(app, sock: socket.socket):  # type: ignore[no-untyped-def]
-    from .._extras import require
+    from ..extras import require
 
     uvicorn = require("uvicorn", "the callback receiver")
 

@@ -265,7 +265,7 @@ def _corrupt(data: bytes) -> bytes:
 def _encode(spec: FileSpec) -> bytes:
     import numpy as np
 
-    from .._extras import require
+    from ..extras import require
 
     av = require("av", _FEATURE)
 
@@ -297,8 +297,8 @@ def _encode(spec: FileSpec) -> bytes:
 # --- serving ---------------------------------------------------------------------------
 def _off_reason() -> str | None:
     """Why the media host is off (PyAV missing), said once per process; None when on."""
-    from .._extras import require
     from ..errors import MissingExtraError
+    from ..extras import require
 
     try:
         require("av", _FEATURE)

@@ -1,4 +1,4 @@
-"""Optional parts: which extra brings which module, and the one guarded import (private).
+"""Optional parts: which extra brings which module, and the one guarded import.
 
 The core install (``pip install veo-notebook``) fetches, stores, frames, analyses,
 reports, views and exports. The rest comes with extras named for what they enable
