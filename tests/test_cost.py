@@ -268,7 +268,12 @@ def test_a_price_table_that_omits_a_model_says_unpriced_never_zero() -> None:
     df = pd.concat(
         [
             submissions([0, 3600], prompt=["a", "b"]),
-            submissions([0, 7200], model=["veo3"] * 2, prompt=["c", "d"]),
+            submissions(
+                [0, 7200, 9000],
+                model=["veo3"] * 3,
+                prompt=["c", "d", "e"],
+                status=["success", "success", "failed"],  # failed: 0, not billed
+            ),
         ],
         ignore_index=True,
     )
@@ -279,5 +284,5 @@ def test_a_price_table_that_omits_a_model_says_unpriced_never_zero() -> None:
     assert veo3["unpriced"] == 2 and veo3["succeeded"] == 2
     assert np.isnan(veo3["credits"]) and np.isnan(veo3["credits_per_success"])  # never 0.0
     everything = cost_summary(df, by=None, prices={"veo3_fast": 60}).loc["all"]
-    assert everything["credits"] == 120.0 and everything["unpriced"] == 2
+    assert everything["credits"] == 120.0 and everything["unpriced"] == 2  # the failed one is 0
     assert everything["credits_per_success"] == 60.0  # of the priced successes only

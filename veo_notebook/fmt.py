@@ -46,6 +46,7 @@ __all__ = [
     "pct",
     "rate_interval",
     "readable",
+    "seconds_format",
     "table",
     "task_rows",
     "unread_mask",
@@ -76,6 +77,25 @@ def is_missing(value: Any) -> bool:
 def num(value: Any, fmt: str = _SECONDS, missing: str = MISSING) -> str:
     """A number as text; ``missing`` where there is none."""
     return missing if is_missing(value) else fmt.format(value)
+
+
+#: (below this many seconds, decimals): a column of durations shows its smallest value
+#: with two significant digits, so 0.06 s never reads "0 s" nor 1.0 s "1 s" beside it.
+_SECONDS_DECIMALS = ((1.0, 2), (10.0, 1))
+
+
+def seconds_format(values: Iterable[Any]) -> str:
+    """One format for a column of seconds: enough decimals for its smallest value.
+
+    >>> seconds_format([0.06, 1.0]), seconds_format([3.5, 240.0]), seconds_format([98, 240.9])
+    ('{:,.2f}', '{:,.1f}', '{:,.0f}')
+    """
+    present = [abs(float(v)) for v in values if not is_missing(v) and float(v) != 0]
+    smallest = min(present, default=float("inf"))
+    for below, decimals in _SECONDS_DECIMALS:
+        if smallest < below:
+            return f"{{:,.{decimals}f}}"
+    return "{:,.0f}"
 
 
 def pct(value: Any, digits: int = 1, missing: str = MISSING) -> str:

@@ -196,7 +196,8 @@ def cost_summary(
     """Credits per group (and per ``freq`` bucket of ``create_time``).
 
     Columns: ``n`` tasks, ``succeeded``, ``credits`` (sum; tasks without a price left
-    out; NaN, never 0, when no task of the group has a price), ``unpriced`` (tasks no
+    out; NaN, never 0, when the group has tasks without a price and none of its priced
+    tasks costs anything, failed ones being free), ``unpriced`` (tasks no
     price applies to: a model the price table omits, an unread record), ``reported_credits``
     (the part the API reported), ``credits_per_success`` (credits of the priced successes /
     their number; NaN with none),
@@ -234,13 +235,14 @@ def cost_summary(
     success = _status_mask(priced, (Status.SUCCESS.value,))
     succeeded = total(mask=success)
     spent = total(np.where(priced_mask, credits, 0.0))
-    n_priced = total(mask=priced_mask)
+    unpriced = total(mask=~priced_mask)
     out = pd.DataFrame(
         {
             "n": total(),
             "succeeded": succeeded,
-            "credits": np.where(n_priced > 0, spent, np.nan),  # no price at all: NaN, not 0
-            "unpriced": total(mask=~priced_mask),
+            # unpriced tasks beside nothing that costs (failed ones are 0): NaN, never 0
+            "credits": np.where((unpriced > 0) & (spent == 0), np.nan, spent),
+            "unpriced": unpriced,
             "reported_credits": total(np.where(reported, credits, 0.0)),
         },
         index=index,
