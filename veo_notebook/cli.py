@@ -300,8 +300,8 @@ def _source_args(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
         "ids",
         metavar="IDS",
         nargs="?" if optional else None,
-        help="a file of task ids (one per line), a CSV with a taskId/task_id/TaskID column "
-        "(any case), or - for stdin",
+        help="a file of task ids (one per line; letters, digits, _ - . only), a CSV, Parquet or "
+        "Arrow file with a taskId/task_id/TaskID column (any case), or - for stdin",
     )
     _store_option(p, "read and write")
     p.add_argument(
