@@ -89,7 +89,7 @@ DEMO_EXTRAS = {"archive": "archiving the videos", "callbacks": "the callback rec
 #: Log lines that the injected faults cause on purpose: counted and said, not shown as warnings.
 _EXPECTED_LOGS = {
     "refused": "callback refused (401): forged X-Webhook-Signature",
-    "media_off": "simulator: media off",
+    "media_off": "media off (GET /media/",
 }
 
 
@@ -440,7 +440,7 @@ def _archive_lines(archive: pd.DataFrame, problems: pd.DataFrame) -> list[str]:
     errors = archive["archive_error"]
     ok = errors.isna().to_numpy(dtype=bool)
     megabytes = float(archive.loc[ok, "bytes"].sum()) / 1e6
-    failed = errors[~ok].astype(str).str.split(":", n=1).str[0].value_counts()
+    failed = errors[~ok].astype(str).value_counts()
     why = ", ".join(f"{n:,} {reason}" for reason, n in failed.items())
     lines = [
         "",

@@ -305,7 +305,7 @@ def _off_reason() -> str | None:
     except MissingExtraError as exc:
         if not _said_off.is_set():
             _said_off.set()
-            log.warning("simulator: media off (GET /media/... answers 503): %s", exc)
+            log.warning("media off (GET /media/... answers 503): %s", exc)
         return str(exc)
     return None
 
