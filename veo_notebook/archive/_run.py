@@ -15,13 +15,13 @@ import pandas as pd
 import requests
 
 from ..errors import ArchiveError, InputError
-from ..schema import Status
+from ..schema import MEDIA_RETENTION, Status
 from ..store import Store
 from . import MAX_WORKERS
 from ._dest import Destination
 from ._download import DEFAULT_RETRY, GaveUp, Gone, Refused, download, media_session
 from ._probe import probe as probe_file
-from ._table import ARCHIVE_ORIGIN, ARCHIVE_VIDEO, ArchiveTable
+from ._table import ARCHIVE_DTYPES, ARCHIVE_ORIGIN, ARCHIVE_VIDEO, FRAME_NAMES, ArchiveTable
 
 __all__ = ["ARCHIVE_DTYPES", "UNREADABLE", "archive_videos"]
 
@@ -30,44 +30,17 @@ log = logging.getLogger("veo_notebook.archive")
 #: ``archive_error`` of a file that was downloaded whole but does not decode.
 UNREADABLE = "unreadable media"
 NO_URL = "no video URL in the record"
-_GONE = "{status}: the file is gone (kie.ai deletes generated files after 14 days)"
+_GONE = (
+    "{status}: the file is gone (kie.ai deletes generated files after "
+    f"{MEDIA_RETENTION.days} days)"
+)
 DEFAULT_WORKERS = 8
 DEFAULT_TIMEOUT_S = 60.0
 _UNDATED = "undated"
-_STR = pd.StringDtype("pyarrow")
-_UTC = pd.DatetimeTZDtype("ns", "UTC")
-#: The columns :func:`archive_videos` returns, with their dtypes.
-ARCHIVE_DTYPES: dict[str, Any] = {
-    "task_id": _STR,
-    "url": _STR,
-    "path": _STR,
-    "bytes": "Int64",
-    "sha256": _STR,
-    "archived_at": _UTC,
-    "archive_error": _STR,
-    "media_width": "Int64",
-    "media_height": "Int64",
-    "media_duration_s": "float64",
-    "media_fps": "float64",
-    "media_codec": _STR,
-    "media_has_audio": "boolean",
-}
-_MEDIA = (
-    "media_width",
-    "media_height",
-    "media_duration_s",
-    "media_fps",
-    "media_codec",
-    "media_has_audio",
-)
-
-
 #: With ``origin=True``, the origin file's columns (added after :data:`ARCHIVE_DTYPES`').
 ORIGIN_DTYPES: dict[str, Any] = {
-    "origin_path": _STR,
-    "origin_bytes": "Int64",
-    "origin_sha256": _STR,
-    "origin_error": _STR,
+    f"origin_{name}": ARCHIVE_DTYPES[FRAME_NAMES.get(name, name)]
+    for name in ("path", "bytes", "sha256", "error")
 }
 
 
@@ -312,7 +285,7 @@ def _frame(rows: list[dict[str, Any]], origins: list[dict[str, Any]], origin: bo
     """The typed result: one row per video, and the origin file's columns if asked."""
     cols: dict[str, Any] = {}
     for name, dtype in ARCHIVE_DTYPES.items():
-        key = "error" if name == "archive_error" else name
+        key = next((k for k, v in FRAME_NAMES.items() if v == name), name)
         values = [r.get(key) for r in rows]
         if name == "archived_at":
             cols[name] = pd.to_datetime(pd.Series(values, dtype="float64"), unit="s", utc=True)

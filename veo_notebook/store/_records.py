@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, TypedDict
 import orjson
 
 from .. import schema
+from ..config import ENV_STORE
 from ..errors import InputError
 from ._db import Database
 from ._migrations import has_versions
@@ -36,8 +37,6 @@ __all__ = [
 
 #: The API forgot this record for good (re-exported from the rules in :mod:`.schema`).
 EXPIRED_ERROR = schema.EXPIRED_ERROR
-#: The environment variable that overrides :func:`default_store_path`.
-ENV_STORE = "VEO_STORE"
 #: File name of the default store inside the user data folder.
 DEFAULT_STORE_NAME = "store.sqlite"
 # A new answer replaces the stored one unless it is worse: an error never replaces a record.
