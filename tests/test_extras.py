@@ -222,3 +222,28 @@ def test_a_core_only_demo_runs_its_core_part_and_says_what_it_skipped(tmp_path: 
     assert "tasks by status" in proc.stdout and "WARNING" not in proc.stderr
     assert (out / "report.html").is_file() and (out / "tasks.parquet").is_file()
     assert not (out / "videos").exists() and not (out / "callbacks.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "block", "extra"),
+    [
+        pytest.param("s3://bucket/t.parquet", ("s3fs",), "s3", id="s3-without-s3fs"),
+        pytest.param("memory://t.parquet", ("fsspec",), "archive", id="url-without-fsspec"),
+    ],
+)
+def test_writing_parquet_to_a_url_without_its_backend_names_the_extra(url, block, extra) -> None:
+    proc = _run(
+        f"""
+        from veo_notebook import MissingExtraError, schema, to_parquet
+        try:
+            to_parquet(schema.empty_frame(), {url!r})
+        except MissingExtraError as exc:
+            print(exc)
+        """,
+        block,
+    )
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.strip()
+    assert line.startswith(f"writing to {url!r} needs ") and line.endswith(
+        f"pip install 'veo-notebook[{extra}]'"
+    )

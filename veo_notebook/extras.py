@@ -26,7 +26,15 @@ from types import ModuleType
 
 from .errors import MissingExtraError
 
-__all__ = ["EXTRAS", "MODULE_EXTRA", "available", "install_command", "require"]
+__all__ = [
+    "EXTRAS",
+    "MODULE_EXTRA",
+    "URL_BACKENDS",
+    "available",
+    "install_command",
+    "require",
+    "require_url",
+]
 
 DIST = "veo-notebook"
 #: Top-level module -> (the extra that installs it, the name people know it by).
@@ -43,6 +51,10 @@ MODULE_EXTRA: dict[str, tuple[str, str]] = {
 EXTRAS: dict[str, tuple[str, ...]] = {}
 for _module, (_extra, _) in MODULE_EXTRA.items():
     EXTRAS[_extra] = (*EXTRAS.get(_extra, ()), _module)
+
+
+#: fsspec protocols whose backend an extra brings (protocol -> module of MODULE_EXTRA).
+URL_BACKENDS = {"s3": "s3fs", "s3a": "s3fs"}
 
 
 def install_command(extra: str) -> str:
@@ -72,6 +84,16 @@ def require(module: str, feature: str) -> ModuleType:
             f"{feature} needs {name}, which is not installed: {install_command(extra)}",
             extra=extra,
         ) from exc
+
+
+def require_url(url: str, feature: str) -> ModuleType:
+    """fsspec, and the backend of ``url``'s protocol where an extra brings it (s3fs for
+    ``s3://``), for ``feature``; the same one-line error as :func:`require`."""
+    fsspec = require("fsspec", feature)
+    backend = URL_BACKENDS.get(url.split("://", 1)[0].lower())
+    if backend is not None:
+        require(backend, feature)
+    return fsspec
 
 
 def available(extra: str) -> bool:

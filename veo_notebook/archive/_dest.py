@@ -25,7 +25,6 @@ from ._download import _HASH_CHUNK, sha256_of
 __all__ = ["Destination"]
 
 _STAGING = "veo-notebook-archive"
-_S3_PROTOCOLS = ("s3", "s3a")  # fsspec's names for the s3fs backend (the s3 extra)
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -69,11 +68,9 @@ class Destination:
                 raise InputError(f"archive destination {text!r} is a file, not a folder")
             self.staging = self.root
         else:
-            from ..extras import require
+            from ..extras import require_url
 
-            fsspec = require("fsspec", f"archive destination {text!r}")
-            if text.split("://", 1)[0] in _S3_PROTOCOLS:
-                require("s3fs", f"archive destination {text!r}")
+            fsspec = require_url(text, f"archive destination {text!r}")
             try:
                 self.fs, root = fsspec.core.url_to_fs(text, **(storage_options or {}))
             except (ImportError, ValueError) as exc:
