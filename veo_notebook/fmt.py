@@ -42,6 +42,7 @@ __all__ = [
     "is_missing",
     "label",
     "labelled",
+    "missing_labels",
     "num",
     "pct",
     "rate_interval",
@@ -172,9 +173,21 @@ def readable(df: pd.DataFrame) -> pd.DataFrame:
     return df[~unread] if unread.any() else df
 
 
+def missing_labels(df: pd.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
+    """The label of each missing ``column`` cell at positions ``rows`` of ``df`` (the one
+    rule): ``unread`` (record not read), ``upgrade task`` (the model of a 1080p/4k
+    upgrade), else ``n/a``. Only those rows are looked at."""
+    fill = np.full(len(rows), MISSING, dtype=object)
+    if column == "model" and "task_type" in df.columns:
+        kind = df["task_type"].iloc[rows]  # isin on the categorical: no text conversion
+        fill[kind.isin(list(UPGRADE_TYPES)).to_numpy(dtype=bool)] = UPGRADE
+    fill[unread_mask(df)[rows]] = UNREAD
+    return fill
+
+
 def group_column(df: pd.DataFrame, column: str, values: pd.Series | None = None) -> pd.Series:
     """``df[column]`` as display labels: missing → ``upgrade task`` (model of an upgrade),
-    ``unread`` (record not read), else ``n/a``.
+    ``unread`` (record not read), else ``n/a`` (:func:`missing_labels`).
 
     ``values`` replaces ``df[column]`` (a key derived from it, e.g. a time bucket): its
     missing cells are labelled by the same rule; present values keep their type.
@@ -191,13 +204,9 @@ def group_column(df: pd.DataFrame, column: str, values: pd.Series | None = None)
     missing = values.isna().to_numpy(dtype=bool)
     if not missing.any():
         return values
-    fill = np.full(len(df), MISSING, dtype=object)
-    if column == "model" and "task_type" in df.columns:
-        upgrade = df["task_type"].astype("string").isin(list(UPGRADE_TYPES))
-        fill[upgrade.fillna(False).to_numpy(dtype=bool)] = UPGRADE
-    fill[unread_mask(df)] = UNREAD
+    rows = np.flatnonzero(missing)
     out = values.copy() if text else values.astype(object)
-    out.iloc[np.flatnonzero(missing)] = fill[missing]  # only the missing cells are touched
+    out.iloc[rows] = missing_labels(df, column, rows)  # only the missing cells are touched
     return out
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..fmt import group_column
+from ..fmt import missing_labels
 from . import _kernels as _stats
 
 __all__ = [
@@ -83,10 +83,25 @@ def group_keys(
 
 
 def _labelled(df: pd.DataFrame, name: str, key: pd.Series) -> pd.Series:
-    """``key`` itself when no value is missing, else with the missing ones labelled."""
-    if not key.isna().any():
+    """``key`` itself when no value is missing, else a categorical whose missing values
+    are labelled (:func:`~veo_notebook.fmt.missing_labels`), labels after the values.
+
+    Built from integer codes: only the missing rows are looked at, no text is copied.
+    """
+    missing = key.isna().to_numpy(dtype=bool)
+    if not missing.any():
         return key
-    return group_column(df, name, key)
+    codes, uniques = pd.factorize(key, sort=True)  # a missing value: -1
+    rows = np.flatnonzero(missing)
+    at, found = pd.factorize(missing_labels(df, name, rows))
+    labels = sorted(str(lb) for lb in found)
+    at = np.array([labels.index(str(lb)) for lb in found], dtype=np.intp)[at]
+    categories = [*uniques, *(lb for lb in labels if lb not in set(uniques))]
+    position = {c: i for i, c in enumerate(categories)}
+    codes = codes.astype(np.int64, copy=True)
+    codes[rows] = np.array([position[lb] for lb in labels], dtype=np.int64)[at]
+    cat = pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object))
+    return pd.Series(cat, index=key.index, name=name)
 
 
 def codes(
