@@ -319,6 +319,8 @@ def check(
         with its own span, like ``spend(1D)``, uses that; ``stuck`` and
         ``expiring_unarchived`` look at every task as it is now).
     by : column(s) to check each group apart (``"model"``); labels as in the report.
+        Without it, rates and percentiles keep generations and upgrades apart (groups
+        ``generation`` and ``upgrade``, as the analysis functions do); counts are ``all``.
     now : the end of the window; default the latest ``fetched_at`` (the data's now).
     strict : compare point estimates instead of intervals (noisy on small windows).
     archived, callbacks : for ``expiring_unarchived`` and ``callbacks_missing``; a store
