@@ -1,0 +1,140 @@
+"""Group keys for the engines, and the one finishing step that turns them into an index.
+
+``by`` (column names and/or a time bucket such as ``"1D"``) becomes engine keys
+(:mod:`veo_notebook.engine._plan`): a text column is labelled where missing with the
+:mod:`veo_notebook.fmt` vocabulary (``unread``, ``upgrade task``, ``n/a``) inside the
+engine, so rows with one label are one group; a bucket is the start of a fixed-size
+bucket of ``create_time``. The groups an engine returns are put in one order here for
+every engine: by key, missing keys last (then by their label).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import schema
+from ..engine import Engine
+from ..engine import _plan as p
+from ..engine._base import key_columns, missing_labels
+from ..errors import InputError
+from ._groups import By, is_freq
+
+__all__ = ["Groups", "group_index", "plan_keys"]
+
+_KINDS = {"string": "string", "category": "string", "Int64": "int", "boolean": "bool"}
+
+
+def _bucket_step(freq: str) -> int:
+    offset = pd.tseries.frequencies.to_offset(freq)
+    try:
+        step = pd.Timedelta(offset)
+    except ValueError:
+        step = None
+    if step is None or step.value <= 0 or step.value % 1000:
+        raise InputError(
+            f"by: {freq!r} is a calendar bucket; give a fixed one such as '1D', '7D' or '1h'"
+        )
+    return int(step.value // 1000)
+
+
+def plan_keys(eng: Engine, by: By, freq: str | None = None) -> tuple[p.Keys, list[str]]:
+    """Engine keys for ``by`` (+ ``freq``) and the index names (a bucket is ``period``)."""
+    items = [] if by is None else [by] if isinstance(by, str) else list(by)
+    if freq is not None:
+        items.append(freq)
+    columns = set(eng.columns())
+    types = {c.name: c.type_name for c in schema.COLUMNS}
+    keys: list[p.Key | p.Bucket] = []
+    names: list[str] = []
+    for item in items:
+        if item in columns:
+            kind = _KINDS.get(types.get(item, "string"))
+            if kind is None:
+                raise InputError(f"by: {item!r} is not a column to group by (a time: use '1D')")
+            labels = missing_labels(item) if kind == "string" else None
+            keys.append(p.Key(item, labels, kind))
+            names.append(item)
+        elif isinstance(item, str) and is_freq(item):
+            if "period" in names:
+                raise InputError("only one time bucket can be asked for (by or freq)")
+            keys.append(p.Bucket(_bucket_step(item), missing_labels("create_time")))
+            names.append("period")
+        else:
+            raise InputError(
+                f"by: {item!r} is neither a column nor a time bucket like '1D' or '1h'"
+            )
+    return tuple(keys), names
+
+
+class Groups:
+    """The groups of one aggregate, in their one order: ``index`` and each group's
+    position by its key tuple (to place other aggregates of the same keys)."""
+
+    def __init__(self, agg: pd.DataFrame, keys: p.Keys, names: Sequence[str]) -> None:
+        cols = key_columns(len(keys))
+        if not keys:
+            self.frame = agg.reset_index(drop=True)
+            self.index: pd.Index = pd.Index(["all"] * len(agg))
+            self._pos = {(): 0}
+            return
+        sort_cols: list[pd.Series] = []
+        for i in range(len(keys)):
+            value, label = agg[f"k{i}"], agg[f"k{i}_na"]
+            sort_cols += [value.isna(), value, label]
+        order = _order(sort_cols)
+        self.frame = agg.iloc[order].reset_index(drop=True)
+        levels = [_level(self.frame, i, key) for i, key in enumerate(keys)]
+        if len(levels) == 1:
+            self.index = pd.Index(levels[0], name=names[0])
+        else:
+            self.index = pd.MultiIndex.from_arrays(levels, names=list(names))
+        tuples = self.frame[cols].itertuples(index=False, name=None)
+        self._pos = {_norm(t): i for i, t in enumerate(tuples)}
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def positions(self, frame: pd.DataFrame, n_keys: int) -> np.ndarray:
+        """Group position of each row of ``frame`` (its key columns); −1 if unknown."""
+        cols = key_columns(n_keys)
+        if not cols:
+            return np.zeros(len(frame), dtype=np.intp)
+        tuples = frame[cols].itertuples(index=False, name=None)
+        return np.array([self._pos.get(_norm(t), -1) for t in tuples], dtype=np.intp)
+
+
+def _norm(t: tuple) -> tuple:
+    return tuple(None if (v is None or (not isinstance(v, str) and pd.isna(v))) else v for v in t)
+
+
+def _order(cols: list[pd.Series]) -> np.ndarray:
+    frame = pd.DataFrame({f"c{i}": c.reset_index(drop=True) for i, c in enumerate(cols)})
+    if frame.empty:
+        return np.zeros(0, dtype=np.intp)
+    for c in frame.columns:  # None sorts last; a column holds one type
+        if frame[c].dtype == object:
+            frame[c] = frame[c].where(frame[c].notna(), None)
+    ordered = frame.sort_values(list(frame.columns), na_position="last", kind="stable")
+    return ordered.index.to_numpy()
+
+
+def _level(frame: pd.DataFrame, i: int, key: p.Key | p.Bucket) -> list:
+    values, labels = frame[f"k{i}"].tolist(), frame[f"k{i}_na"].tolist()
+    out: list = []
+    for v, lab in zip(values, labels, strict=True):
+        missing = v is None or (not isinstance(v, str) and pd.isna(v))
+        if missing:
+            out.append(lab if lab is not None else np.nan)
+        elif isinstance(key, p.Bucket):
+            out.append(pd.Timestamp(int(v), unit="us", tz="UTC"))
+        else:
+            out.append(v)
+    return out
+
+
+def group_index(agg: pd.DataFrame, keys: p.Keys, names: Sequence[str]) -> Groups:
+    """The groups of ``agg`` (an engine's grouped answer) in their one order."""
+    return Groups(agg, keys, names)

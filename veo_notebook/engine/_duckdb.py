@@ -1,0 +1,71 @@
+"""The DuckDB engine: the SQL of :mod:`._sql` run in process (private).
+
+A source is a Parquet file, a hive dataset (a folder, or a URL DuckDB reaches), a DuckDB
+relation, or a pandas DataFrame (scanned in place). Results come back as Arrow tables
+of aggregates; nothing here ever asks DuckDB for a whole relation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pyarrow as pa
+
+from ..errors import InputError
+from ._sql import Dialect, SqlEngine
+
+__all__ = ["DuckDBEngine", "parquet_glob"]
+
+DIALECT = Dialect(
+    quote='"',
+    micros="epoch_us(CAST({} AS TIMESTAMPTZ))",
+    string="VARCHAR",
+    null_eq="{a} IS NOT DISTINCT FROM {b}",
+)
+
+
+def parquet_glob(path: str) -> str:
+    """What ``read_parquet`` is given for a file, a dataset folder or a URL."""
+    text = str(path).rstrip("/")
+    return text if text.endswith(".parquet") else f"{text}/**/*.parquet"
+
+
+class DuckDBEngine(SqlEngine):
+    """Aggregates computed by DuckDB (an in-process connection, or a relation's own)."""
+
+    name = "duckdb"
+    dialect = DIALECT
+
+    def __init__(self, relation: Any = None, *, path: str | None = None) -> None:
+        import duckdb
+
+        self.src = f"veo_src_{uuid.uuid4().hex[:8]}"
+        self._relation = relation
+        self.path = path
+        if relation is None:
+            if path is None:
+                raise InputError("a DuckDB engine needs a relation or a Parquet path")
+            self._con = duckdb.connect()
+            self._con.execute("SET preserve_insertion_order = false")
+            glob = parquet_glob(path).replace("'", "''")
+            try:
+                self._con.execute(
+                    f"CREATE VIEW {self.src} AS SELECT * FROM read_parquet('{glob}', "
+                    "hive_partitioning = true, union_by_name = true)"
+                )
+            except duckdb.Error as exc:
+                raise InputError(f"{path}: not a readable Parquet file or dataset ({exc})") from exc
+
+    def columns(self) -> list[str]:
+        if self._relation is not None:
+            return list(self._relation.columns)
+        rel = self._con.sql(f"SELECT * FROM {self.src} LIMIT 0")
+        return list(rel.columns)
+
+    def _fetch(self, sql: str) -> pa.Table:
+        if self._relation is not None:
+            result = self._relation.query(self.src, sql)
+        else:
+            result = self._con.sql(sql)
+        return result.to_arrow_table()
