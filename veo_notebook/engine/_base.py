@@ -90,10 +90,12 @@ class Engine(ABC):
         measures: Mapping[str, p.Measure],
         where: p.Cond | None = None,
         extra: Sequence[p.Value] = (),
+        top: int | None = None,
     ) -> pd.DataFrame:
         """One row per group (and distinct ``extra`` values ``x0, x1, ...``) of the rows
         where ``where`` holds, with the key columns and one column per measure; with no
-        keys and no extra, exactly one row."""
+        keys and no extra, exactly one row. With ``top``: only the ``top`` rows with the
+        largest first measure (ties: by the group columns, ascending, missing last)."""
 
     @abstractmethod
     def ranks(

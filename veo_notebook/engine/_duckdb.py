@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import InputError
+from ..export import DERIVED_PARTITIONS
 from ._sql import Dialect, SqlEngine
 
 __all__ = ["DuckDBEngine", "parquet_glob"]
@@ -59,9 +60,10 @@ class DuckDBEngine(SqlEngine):
 
     def columns(self) -> list[str]:
         if self._relation is not None:
-            return list(self._relation.columns)
-        rel = self._con.sql(f"SELECT * FROM {self.src} LIMIT 0")
-        return list(rel.columns)
+            names = list(self._relation.columns)
+        else:
+            names = list(self._con.sql(f"SELECT * FROM {self.src} LIMIT 0").columns)
+        return [c for c in names if c not in DERIVED_PARTITIONS]
 
     def _fetch(self, sql: str) -> pa.Table:
         if self._relation is not None:

@@ -165,6 +165,7 @@ class PandasEngine(Engine):
         measures: Mapping[str, p.Measure],
         where: p.Cond | None = None,
         extra: Sequence[p.Value] = (),
+        top: int | None = None,
     ) -> pd.DataFrame:
         mask = self.cond(where)
         codes, frame = self._codes(keys, mask, extra)
@@ -172,6 +173,12 @@ class PandasEngine(Engine):
         for name, m in measures.items():
             sel = self.cond(m.where)[mask] if m.where is not None else None
             frame[name] = self._measure(m, codes, mask, sel, g)
+        if top is not None and len(frame):
+            groups = [c for c in frame.columns if c not in measures]
+            first = next(iter(measures))
+            frame = frame.sort_values(groups, na_position="last", kind="stable")
+            frame = frame.sort_values(first, ascending=False, kind="stable").head(top)
+            frame = frame.reset_index(drop=True)
         return frame
 
     def _measure(

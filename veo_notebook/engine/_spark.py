@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from ..export import DERIVED_PARTITIONS
 from ._sql import Dialect, SqlEngine
 
 __all__ = ["SparkEngine", "active_session"]
@@ -50,7 +51,7 @@ class SparkEngine(SqlEngine):
         return cls(active_session().read.parquet(str(path)))
 
     def columns(self) -> list[str]:
-        return list(self.frame.columns)
+        return [c for c in self.frame.columns if c not in DERIVED_PARTITIONS]
 
     def _fetch(self, sql: str) -> pa.Table:
         return self.session.sql(sql).toArrow()

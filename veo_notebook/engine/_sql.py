@@ -150,6 +150,7 @@ class SqlEngine(Engine):
         measures: Mapping[str, p.Measure],
         where: p.Cond | None = None,
         extra: Sequence[p.Value] = (),
+        top: int | None = None,
     ) -> pd.DataFrame:
         select = self.keys(keys) + [f"{self.value(v)} AS x{j}" for j, v in enumerate(extra)]
         n_keys = len(select)
@@ -157,6 +158,9 @@ class SqlEngine(Engine):
         sql = f"SELECT {', '.join(select)} FROM {self.src} WHERE {self.cond(where)}"
         if n_keys:
             sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(n_keys))
+        if top is not None:
+            order = [f"{n_keys + 1} DESC", *(f"{i + 1} ASC NULLS LAST" for i in range(n_keys))]
+            sql += f" ORDER BY {', '.join(order)} LIMIT {int(top)}"
         frame = _plain(self._fetch(sql))
         for name, m in measures.items():
             if isinstance(m, p.Count | p.SumMicros):
