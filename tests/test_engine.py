@@ -16,6 +16,7 @@ from veo_notebook.engine import _duckdb, _source
 from veo_notebook.errors import InputError
 
 N = 20_000
+NOW = pd.Timestamp("2026-03-20", tz="UTC")  # some of the history's media has expired by then
 
 
 def history(n: int, seed: int = 3) -> pd.DataFrame:
@@ -28,6 +29,13 @@ def history(n: int, seed: int = 3) -> pd.DataFrame:
     for col in ("status", "model", "latency_s", "complete_time", "task_type", "prompt"):
         df.loc[unread, col] = pd.NA
     df.loc[unread, "fetch_error"] = "422 record is null."
+    again = np.flatnonzero(~unread)[5:200:7]  # a client that re-submitted a minute later
+    df.loc[again + 1, ["prompt", "model", "task_type", "generation_type", "aspect_ratio"]] = df.loc[
+        again, ["prompt", "model", "task_type", "generation_type", "aspect_ratio"]
+    ].to_numpy()
+    df.loc[again + 1, "create_time"] = df.loc[again, "create_time"].to_numpy() + pd.Timedelta(
+        "1min"
+    )
     for col in ("create_time", "complete_time", "fetched_at"):  # a dataset holds µs
         df[col] = df[col].dt.floor("us")
     return df
@@ -65,6 +73,13 @@ CALLS = [
         lambda s, e: analysis.failure_rates(s, by="model", freq="1D", rolling=3, engine=e),
     ),
     ("stuck", lambda s, e: analysis.stuck_tasks(s, "10min", engine=e).reset_index(drop=True)),
+    ("cost", lambda s, e: analysis.cost_summary(s, engine=e)),
+    (
+        "cost_week",
+        lambda s, e: analysis.cost_summary(s, by="task_type", freq="W", bill_failed=True, engine=e),
+    ),
+    ("duplicates", lambda s, e: analysis.duplicate_submissions(s, engine=e)),
+    ("expiring", lambda s, e: analysis.expiring(s, within="3D", now=NOW, engine=e)),
 ]
 BREAKDOWN = ("categories", "messages", "params", "prompts")
 
@@ -119,7 +134,8 @@ def test_no_engine_path_pulls_the_source_into_pandas(
 ) -> None:
     """Only aggregates come back: every way DuckDB has of returning a whole relation as
     pandas raises, and every result is small; the largest are Kaplan–Meier's event-time
-    counts (one row per distinct latency of a group: what its product-limit step needs)."""
+    counts (one row per distinct latency of a group: what its product-limit step needs)
+    and expiring's answer itself (every succeeded task past its deletion date)."""
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a whole relation was pulled into pandas")
@@ -140,7 +156,7 @@ def test_no_engine_path_pulls_the_source_into_pandas(
     monkeypatch.setattr(export, "read_parquet", refuse)
     tables(dataset, "duckdb")
     big = [n for n in sizes if n > 1000]
-    assert len(big) == 2  # km_latency's and km_curve's event-time counts
+    assert len(big) == 3  # km_latency's and km_curve's event-time counts, expiring's rows
     timed = frame.dropna(subset=["latency_s"])
     distinct = max(
         timed.groupby(k, dropna=False, observed=True)["latency_s"].nunique().sum()
@@ -155,7 +171,7 @@ def test_unknown_engine_and_source_are_one_line_errors(frame: pd.DataFrame) -> N
         analysis.latency_summary(frame, engine="polars")
     with pytest.raises(InputError, match="is not a source of tasks"):
         analysis.latency_summary(42)
-    with pytest.raises(InputError, match="calendar bucket"):
-        analysis.failure_rates(frame, freq="MS")
+    with pytest.raises(InputError, match="calendar bucket the duckdb engine does not cut"):
+        analysis.failure_rates(frame, freq="MS", engine="duckdb")
     with pytest.raises(InputError, match="one category per row"):
         analysis.classify_errors(Path("x.parquet"))

@@ -27,17 +27,24 @@ __all__ = ["Groups", "group_index", "plan_keys"]
 _KINDS = {"string": "string", "category": "string", "Int64": "int", "boolean": "bool"}
 
 
-def _bucket_step(freq: str) -> int:
+_DAY_US = 86_400_000_000
+_EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
+
+
+def _bucket(freq: str, labels: tuple) -> p.Bucket:
+    """The engine bucket of a pandas frequency: fixed spans and weeks are cut by every
+    engine; other calendar periods (months, quarters, years) by the pandas engine only."""
     offset = pd.tseries.frequencies.to_offset(freq)
+    if isinstance(offset, pd.offsets.Week) and offset.weekday is not None and offset.n == 1:
+        first = (offset.weekday + 1 - _EPOCH_WEEKDAY) % 7  # a week ends on its weekday
+        return p.Bucket(7 * _DAY_US, labels, offset=first * _DAY_US)
     try:
         step = pd.Timedelta(offset)
     except ValueError:
-        step = None
-    if step is None or step.value <= 0 or step.value % 1000:
-        raise InputError(
-            f"by: {freq!r} is a calendar bucket; give a fixed one such as '1D', '7D' or '1h'"
-        )
-    return int(step.value // 1000)
+        return p.Bucket(0, labels, period=freq)
+    if step.value <= 0 or step.value % 1000:
+        raise InputError(f"by: {freq!r} is not a bucket of whole microseconds")
+    return p.Bucket(int(step.value // 1000), labels)
 
 
 def plan_keys(eng: Engine, by: By, freq: str | None = None) -> tuple[p.Keys, list[str]]:
@@ -60,7 +67,7 @@ def plan_keys(eng: Engine, by: By, freq: str | None = None) -> tuple[p.Keys, lis
         elif isinstance(item, str) and is_freq(item):
             if "period" in names:
                 raise InputError("only one time bucket can be asked for (by or freq)")
-            keys.append(p.Bucket(_bucket_step(item), missing_labels("create_time")))
+            keys.append(_bucket(item, missing_labels("create_time")))
             names.append("period")
         else:
             raise InputError(

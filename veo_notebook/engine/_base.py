@@ -1,12 +1,14 @@
 """What every engine answers, and the helpers all of them share (private).
 
-An engine answers four questions about a source of task rows, each with a small table:
+An engine answers five questions about a source of task rows, each with a small table:
 
 * :meth:`Engine.grouped` — per group (and per distinct ``extra`` value): counts, exact
   sums, maxima;
 * :meth:`Engine.ranks` — per group, the values at given 1-based ranks of a column
   sorted ascending (exact order statistics; never an approximate quantile);
-* :meth:`Engine.rows` — a bounded set of rows (stuck tasks, a top list);
+* :meth:`Engine.rows` — a bounded set of rows (stuck tasks, media about to expire);
+* :meth:`Engine.repeats` — the rows with an identical request close in time (the
+  candidates of a duplicate submission);
 * :meth:`Engine.count` — the number of rows.
 
 Group keys come back as columns ``k0, k0_na, k1, k1_na, ...``: the key's value (NA where
@@ -111,6 +113,20 @@ class Engine(ABC):
     ) -> pd.DataFrame:
         """The rows where ``where`` holds (at most ``limit``), the ``columns`` the source
         has, typed as the frame (:mod:`veo_notebook.schema`)."""
+
+    @abstractmethod
+    def repeats(
+        self,
+        same: Sequence[str],
+        within_us: int,
+        where: p.Cond | None,
+        columns: Sequence[str],
+    ) -> pd.DataFrame:
+        """The rows (where ``where`` holds and ``create_time`` is set) that have another
+        row with the same values in ``same`` created at most ``within_us`` µs before or
+        after them: the candidates of a duplicate submission, a bounded set. SQL engines
+        compare a 64-bit hash of ``same`` (a collision only adds rows; the caller checks
+        them exactly), typed as :meth:`rows`."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"

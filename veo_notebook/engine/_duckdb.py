@@ -22,6 +22,7 @@ DIALECT = Dialect(
     quote='"',
     micros="epoch_us(CAST({} AS TIMESTAMPTZ))",
     string="VARCHAR",
+    hash="hash({})",
     null_eq="{a} IS NOT DISTINCT FROM {b}",
 )
 

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..analysis import _kernels
 from ..errors import InputError
@@ -98,8 +100,11 @@ class PandasEngine(Engine):
                 t = _micros(df[key.column])
                 ok = ~np.isnan(t)
                 b = np.zeros(len(df), dtype=np.int64)
-                tt = t[ok].astype(np.int64)
-                b[ok] = tt - tt % key.step
+                if key.period is not None:
+                    b[ok] = _period_starts(df[key.column][ok], key.period)
+                else:
+                    tt = t[ok].astype(np.int64)
+                    b[ok] = tt - (tt - key.offset) % key.step
                 value = pd.Series(pd.array(b, dtype="Int64")).where(ok)
                 missing = ~ok
             else:
@@ -229,6 +234,66 @@ class PandasEngine(Engine):
         cols = [c for c in columns if c in self.df.columns]
         out = self.df.loc[self.cond(where), cols]
         return out if limit is None else out.head(limit)
+
+
+    def repeats(
+        self,
+        same: Sequence[str],
+        within_us: int,
+        where: p.Cond | None,
+        columns: Sequence[str],
+    ) -> pd.DataFrame:
+        df = self.df
+        mask = self.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
+        pos = np.flatnonzero(mask)
+        group = row_codes(df, same)[pos]
+        t = df["create_time"].to_numpy(dtype="datetime64[us]").view(np.int64)[pos]
+        order = np.lexsort((pos, t, group))
+        g, ts = group[order], t[order]
+        near = (g[1:] == g[:-1]) & (ts[1:] - ts[:-1] <= within_us)
+        keep = np.zeros(len(order), dtype=bool)
+        keep[1:] |= near
+        keep[:-1] |= near
+        chosen = np.zeros(len(df), dtype=bool)
+        chosen[pos[order][keep]] = True
+        return df.loc[chosen, [c for c in columns if c in df.columns]]
+
+
+_LIST_SEP = "\x1f"  # joins the items of a list into one key (a character no URL holds)
+_MAX_CODE = 2**62  # combined codes stay below this (int64)
+
+
+def row_codes(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """One integer per row, equal for rows whose ``columns`` are all equal (NA = NA).
+
+    Like :func:`~veo_notebook.analysis._kernels.group_codes` without the group index,
+    compacted whenever the mixed-radix code could overflow (prompts, seeds and image
+    URLs have many values each); list columns compare item by item.
+    """
+    combined = np.zeros(len(df), dtype=np.int64)
+    size = 1
+    for name in columns:
+        s = df[name]
+        if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_list(s.dtype.pyarrow_dtype):
+            joined = pc.fill_null(pc.binary_join(pa.array(s.array), _LIST_SEP), "")
+            s = pd.Series(joined, index=s.index, dtype=pd.ArrowDtype(pa.string()))
+        elif s.dtype == object:  # lists from outside the schema: compare their text
+            s = s.astype("string")
+        codes, uniques = pd.factorize(s, use_na_sentinel=False)
+        radix = max(len(uniques), 1)
+        if size * radix >= _MAX_CODE:
+            combined, seen = pd.factorize(combined)
+            size = max(len(seen), 1)
+        combined = combined * radix + codes
+        size *= radix
+    return combined
+
+
+def _period_starts(times: pd.Series, period: str) -> np.ndarray:
+    """Start of the calendar period of each time (UTC), in µs."""
+    naive = times.dt.tz_convert("UTC").dt.tz_localize(None)
+    starts = naive.dt.to_period(period).dt.start_time
+    return starts.to_numpy(dtype="datetime64[us]").view(np.int64)
 
 
 def _index_frame(index: pd.Index, names: list[str]) -> pd.DataFrame:

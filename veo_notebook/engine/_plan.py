@@ -108,11 +108,15 @@ class Key:
 
 @dataclass(frozen=True)
 class Bucket:
-    """Group by the start of a fixed-size bucket of ``create_time`` (``step`` µs), as µs;
-    a missing time is labelled as :class:`Key` does."""
+    """Group by the start of a bucket of ``create_time``, as µs: fixed-size buckets of
+    ``step`` µs starting ``offset`` µs after the epoch (weeks start on a weekday), or a
+    calendar ``period`` (``"MS"``: months; the pandas engine only). A missing time is
+    labelled as :class:`Key` does."""
 
     step: int
     labels: tuple[tuple[bool, bool, str], ...] | None = None
+    offset: int = 0
+    period: str | None = None
     column: str = "create_time"
 
 

@@ -22,6 +22,7 @@ DIALECT = Dialect(
     quote="`",
     micros="unix_micros({})",
     string="STRING",
+    hash="xxhash64({})",
     null_eq="{a} <=> {b}",
 )
 

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .. import schema
+from ..errors import InputError
 from . import _plan as p
 from ._base import UNREAD_COLUMN, UPGRADE_COLUMN, Engine, key_columns, missing_label_of
 
@@ -36,6 +37,7 @@ class Dialect:
     micros: str  # epoch µs of a timestamp: a format string with {}
     string: str  # the string type
     null_eq: str  # null-safe equality: a format string with {a} and {b}
+    hash: str  # a 64-bit hash of several values: a format string with {}
 
 
 def _lit(value: object) -> str:
@@ -116,8 +118,14 @@ class SqlEngine(Engine):
         out = []
         for i, key in enumerate(keys):
             if isinstance(key, p.Bucket):
+                if key.period is not None:
+                    raise InputError(
+                        f"by: {key.period!r} is a calendar bucket the {self.name} engine does "
+                        "not cut; give a fixed one such as '1D', '7D' or a week ('W')"
+                    )
                 t = self.us(key.column)
-                out.append(f"({t} - {t} % {int(key.step)}) AS k{i}")
+                step, offset = int(key.step), int(key.offset)
+                out.append(f"({t} - ({t} - {offset}) % {step}) AS k{i}")
                 missing = f"{self.q(key.column)} IS NULL"
             else:
                 col = self.q(key.column)
@@ -223,7 +231,33 @@ class SqlEngine(Engine):
         sql = f"SELECT {names} FROM {self.src} WHERE {self.cond(where)}"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        table = self._fetch(sql)
+        return self._typed(self._fetch(sql))
+
+
+    def repeats(
+        self,
+        same: Sequence[str],
+        within_us: int,
+        where: p.Cond | None,
+        columns: Sequence[str],
+    ) -> pd.DataFrame:
+        cols = [c for c in columns if self.has(c)]
+        names = ", ".join(self.q(c) for c in cols)
+        present = [self.q(c) for c in same if self.has(c)]
+        h = self.dialect.hash.format(", ".join(present)) if present else "0"
+        t = self.us("create_time")
+        cond = self.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
+        w = f"OVER (PARTITION BY veo_h ORDER BY veo_t, {self.q('task_id')})"
+        sql = (
+            f"SELECT {names} FROM (SELECT *, veo_t - lag(veo_t) {w} AS veo_before, "
+            f"lead(veo_t) {w} - veo_t AS veo_after FROM (SELECT *, {h} AS veo_h, "
+            f"{t} AS veo_t FROM {self.src} WHERE {cond}) AS a) AS b "
+            f"WHERE veo_before <= {int(within_us)} OR veo_after <= {int(within_us)}"
+        )
+        return self._typed(self._fetch(sql))
+
+    def _typed(self, table: pa.Table) -> pd.DataFrame:
+        """Rows as the frame types them (:mod:`veo_notebook.schema`)."""
         df = table.to_pandas(types_mapper=schema.pandas_type)
         types = schema.dtypes()
         for c in df.columns:
