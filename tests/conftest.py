@@ -55,6 +55,29 @@ def fresh_sim() -> Iterator[Callable[..., Simulator]]:
         s.stop()
 
 
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """A local Spark session (``local[1]``, bound to loopback, no UI, session zone UTC),
+    started by the first test that asks for it and stopped when the session ends."""
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName("veo-notebook-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
 @pytest.fixture(autouse=True)
 def no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts with ``KIE_API_KEY`` and ``KIE_BASE_URL`` unset (a developer's real

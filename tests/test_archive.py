@@ -18,7 +18,7 @@ import pytest
 import requests
 
 import veo_notebook as veo
-from veo_notebook.archive import DELIVERY_ISSUES, UNREADABLE
+from veo_notebook.archive import DELIVERY_ISSUES, UNREADABLE, ArchiveTable
 from veo_notebook.cli import main
 from veo_notebook.frame import from_store
 from veo_notebook.simulator import Simulator, media
@@ -60,7 +60,7 @@ def _sent(sim: Simulator, task_id: str) -> dict[str, int]:
 def _size(sim: Simulator, task_id: str) -> int:
     task = sim.task(task_id)
     assert task is not None
-    return len(media.mp4_bytes(media.file_spec(sim, task, "v")))
+    return len(media.mp4_bytes(media.file_spec(sim.task, task, "v")))
 
 
 # --- the happy path ----------------------------------------------------------------------
@@ -79,7 +79,7 @@ def test_archives_each_succeeded_task_hashed_probed_and_laid_out_by_day(sim, tmp
         assert row.path == str(path) and row.url == task["video_url"]
         data = path.read_bytes()
         assert row.bytes == len(data) and row.sha256 == hashlib.sha256(data).hexdigest()
-        spec = media.file_spec(sim, sim.task(row.task_id), "v")
+        spec = media.file_spec(sim.task, sim.task(row.task_id), "v")
         assert (row.media_width, row.media_height) == (spec.width, spec.height)
         assert row.media_duration_s == pytest.approx(spec.duration_s, abs=0.2)
         assert row.media_codec == "h264" and row.media_has_audio == spec.audio
@@ -143,7 +143,7 @@ def test_giving_up_leaves_nothing_at_the_final_name(sim, tmp_path) -> None:
 def test_a_part_left_by_a_killed_run_is_resumed(sim, tmp_path) -> None:
     [task_id] = _pick(sim, 1)
     df = _frame(sim, [task_id])
-    data = media.mp4_bytes(media.file_spec(sim, sim.task(task_id), "v"))
+    data = media.mp4_bytes(media.file_spec(sim.task, sim.task(task_id), "v"))
     day = df.loc[0, "complete_time"].strftime("%Y-%m-%d")
     part = tmp_path / day / f".{task_id}.mp4.part"
     part.parent.mkdir()
@@ -161,7 +161,7 @@ def test_a_second_run_downloads_only_what_is_missing(sim, tmp_path) -> None:
     store = tmp_path / "s.sqlite"
     first = veo.archive_videos(df, tmp_path / "v", store=store, progress=False)
     with Store(store) as s:
-        rows = s.archive_rows()
+        rows = ArchiveTable(s).rows()
     assert sorted(r["task_id"] for r in rows) == sorted(ids) and all(r["sha256"] for r in rows)
     Path(first.loc[1, "path"]).unlink()
     requests_before = {i: _sent(sim, i)["requests"] for i in ids}
@@ -370,7 +370,7 @@ def test_cli_archive_exit_codes(sim, tmp_path, capsys) -> None:
 def test_a_whole_part_left_before_its_rename_is_published_without_a_download(sim, tmp_path):
     [task_id] = _pick(sim, 1)
     df = _frame(sim, [task_id])
-    data = media.mp4_bytes(media.file_spec(sim, sim.task(task_id), "v"))
+    data = media.mp4_bytes(media.file_spec(sim.task, sim.task(task_id), "v"))
     day = df.loc[0, "complete_time"].strftime("%Y-%m-%d")
     part = tmp_path / day / f".{task_id}.mp4.part"
     part.parent.mkdir()
@@ -417,7 +417,7 @@ def test_origin_files_are_saved_beside_the_videos(sim, tmp_path) -> None:
         else:
             assert got.loc[task_id, ["origin_path", "origin_error"]].isna().all()
     with Store(store) as s:
-        assert {r["task_id"] for r in s.archive_rows(kind="origin")} == set(with_origin)
+        assert {r["task_id"] for r in ArchiveTable(s).rows(kind="origin")} == set(with_origin)
     before = sim.media.stats()["requests"]
     veo.archive_videos(df, tmp_path / "v", store=store, progress=False, origin=True)
     assert sim.media.stats()["requests"] == before  # both kinds remembered

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -192,3 +195,155 @@ def test_atomic_path_leaves_no_partial_file_under_the_final_name(tmp_path: Path)
     with atomic_path(final) as tmp:
         tmp.write_bytes(b"new")
     assert final.read_bytes() == b"new"
+
+
+# --- every reader opens what we write, as it is ------------------------------------------
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_PROBE = ["task_id", "status", "create_time", "result_urls", "success_flag"]
+Row = tuple[Any, ...]
+
+
+def _missing(v: Any) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
+
+
+def _micros(t: Any) -> int | None:
+    """A time from any reader as epoch microseconds (a naive one is UTC wall time)."""
+    if _missing(t):
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return int((t - _EPOCH) // dt.timedelta(microseconds=1))
+
+
+def _canon(rows: Iterable[Sequence[Any]]) -> list[Row]:
+    """Rows of the probe columns, made comparable across readers (NA → None, lists → lists)."""
+    out = []
+    for task_id, status, created, urls, flag in rows:
+        out.append(
+            (
+                None if _missing(task_id) else str(task_id),
+                None if _missing(status) else str(status),
+                _micros(created),
+                None if _missing(urls) else [str(u) for u in urls],
+                None if _missing(flag) else int(flag),
+            )
+        )
+    return sorted(out, key=lambda r: (r[0] or "", r[2] or 0))
+
+
+def _pandas_rows(df: pd.DataFrame) -> list[Row]:
+    return _canon(df[_PROBE].astype(object).itertuples(index=False, name=None))
+
+
+def _read_pandas(path: Path, spark: Any) -> list[Row]:
+    df = pd.read_parquet(path)
+    assert str(df["create_time"].dtype) == "datetime64[us, UTC]"
+    assert str(df["success_flag"].dtype) == "Int64" and str(df["fallback"].dtype) == "boolean"
+    assert isinstance(df["status"].dtype, pd.CategoricalDtype)
+    return _pandas_rows(df)
+
+
+def _read_dask(path: Path, spark: Any) -> list[Row]:
+    import dask.dataframe as dd
+
+    return _pandas_rows(dd.read_parquet(path).compute())
+
+
+def _read_polars(path: Path, spark: Any) -> list[Row]:
+    import polars as pl
+
+    if path.is_dir():
+        df = pl.read_parquet(path / "**" / "*.parquet", hive_partitioning=True)
+    else:
+        df = pl.read_parquet(path)
+    assert df.schema["create_time"] == pl.Datetime("us", "UTC")
+    return _canon(df.select(_PROBE).rows())
+
+
+def _read_duckdb(path: Path, spark: Any) -> list[Row]:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    glob = f"{path}/**/*.parquet" if path.is_dir() else str(path)
+    rel = con.sql(f"SELECT {', '.join(_PROBE)} FROM read_parquet('{glob}', hive_partitioning=true)")
+    types = dict(zip(rel.columns, [str(t) for t in rel.types], strict=True))
+    assert types["create_time"] == "TIMESTAMP WITH TIME ZONE"
+    return _canon(rel.fetchall())
+
+
+def _read_pyarrow(path: Path, spark: Any) -> list[Row]:
+    if path.is_dir():
+        table = pds.dataset(path, format="parquet", partitioning="hive").to_table()
+    else:
+        table = pq.read_table(path)
+    assert table.schema.field("create_time").type == pa.timestamp("us", tz="UTC")
+    return _canon(zip(*(table.column(c).to_pylist() for c in _PROBE), strict=True))
+
+
+def _read_spark(path: Path, spark: Any) -> list[Row]:
+    df = spark.read.parquet(str(path))
+    assert df.schema["create_time"].dataType.typeName() == "timestamp"
+    return _canon(tuple(r) for r in df.select(*_PROBE).collect())
+
+
+READERS = [
+    pytest.param(_read_pandas, id="pandas"),
+    pytest.param(
+        _read_dask,  # dask's own code still passes inplace= to pandas 3.1
+        marks=pytest.mark.filterwarnings("ignore:The inplace keyword:pandas.errors.Pandas4Warning"),
+        id="dask",
+    ),
+    pytest.param(_read_polars, id="polars"),
+    pytest.param(_read_duckdb, id="duckdb"),
+    pytest.param(_read_pyarrow, id="pyarrow"),
+    pytest.param(_read_spark, id="spark"),
+]
+
+
+@pytest.fixture(scope="module")
+def written(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The frame as one file and as a hive dataset by creation day, written once."""
+    base = tmp_path_factory.mktemp("written")
+    return {
+        "file": to_parquet(frame, base / "tasks.parquet"),
+        "dataset": to_parquet(frame, base / "ds", partition_by="create_date"),
+    }
+
+
+def _lazy_spark(request: pytest.FixtureRequest, reader: Any) -> Any:
+    """The session Spark fixture, started only for the Spark reader."""
+    return request.getfixturevalue("spark") if reader is _read_spark else None
+
+
+@pytest.mark.parametrize("kind", ["file", "dataset"])
+@pytest.mark.parametrize("reader", READERS)
+def test_every_reader_opens_what_we_write(
+    frame: pd.DataFrame,
+    written: dict[str, Path],
+    kind: str,
+    reader: Any,
+    request: pytest.FixtureRequest,
+) -> None:
+    rows = reader(written[kind], _lazy_spark(request, reader))
+    assert rows == _pandas_rows(frame)
+    assert any(r[2] is None for r in rows) and any(r[3] for r in rows)  # the hard rows are in
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_every_reader_opens_the_sample(reader: Any, request: pytest.FixtureRequest) -> None:
+    sample = Path(__file__).resolve().parent.parent / "data" / "sample_tasks.parquet"
+    rows = reader(sample, _lazy_spark(request, reader))
+    assert rows == _pandas_rows(read_parquet(sample))
+    assert len(rows) == 3000
+
+
+def test_times_are_microseconds_utc_on_disk(written: dict[str, Path]) -> None:
+    for kind, path in written.items():
+        files = [path] if kind == "file" else sorted(path.rglob("*.parquet"))
+        for f in files:
+            parquet = pq.ParquetFile(f).schema
+            for i in range(len(parquet)):
+                col = parquet.column(i)
+                if col.logical_type.type == "TIMESTAMP":
+                    logical = json.loads(col.logical_type.to_json())
+                    assert logical["timeUnit"] == "microseconds" and logical["isAdjustedToUTC"]

@@ -434,9 +434,9 @@ def test_watch_over_settled_ids_reads_the_store_in_batches(fresh_sim, tmp_path) 
     calls: list[str] = []
 
     class Counting(Store):
-        def _query(self, sql: str, params=()):  # type: ignore[no-untyped-def]
+        def query(self, sql: str, params=()):  # type: ignore[no-untyped-def]
             calls.append(sql)
-            return super()._query(sql, params)
+            return super().query(sql, params)
 
     for n in (300, 3000):
         ids = [f"done{i}" for i in range(n)]

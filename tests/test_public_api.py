@@ -110,7 +110,7 @@ DOCUMENTED_PATHS = {
     "veo_notebook.export": ["to_parquet", "read_parquet", "to_csv"],
     "veo_notebook.simulator": ["Simulator", "serve", "serve_forever", "DEFAULT_API_KEY"],
     "veo_notebook.plots": ["latency_ecdf", "status_counts"],
-    "veo_notebook.report": ["report"],
+    "veo_notebook.reporting": ["report", "SECTIONS", "Context", "Section", "Text"],
     "veo_notebook.errors": ["VeoError"],
     "veo_notebook.callbacks": [
         "make_app",
@@ -147,6 +147,20 @@ def test_veo_report_stays_callable_after_its_module_is_imported(tmp_path):
     from veo_notebook import schema
 
     importlib.import_module("veo_notebook.report")
+    importlib.import_module("veo_notebook.reporting")
     df = schema.enforce(pd.DataFrame({"task_id": ["a"], "status": ["success"]}))
     out = veo.report(df, tmp_path / "r.md", figures=False)
     assert out.exists() and "Veo task report" in out.read_text(encoding="utf-8")
+
+
+def test_the_old_report_module_path_still_works_with_a_deprecation_warning():
+    import pytest
+
+    from veo_notebook import reporting
+
+    with pytest.warns(DeprecationWarning, match="veo_notebook.reporting"):
+        from veo_notebook.report import SECTIONS
+    assert SECTIONS is reporting.SECTIONS
+    with pytest.warns(DeprecationWarning, match="veo_notebook.reporting"):
+        from veo_notebook.report import report
+    assert report is reporting.report

@@ -8,7 +8,6 @@ matplotlib.use("Agg")
 
 import html
 import re
-import sys
 from pathlib import Path
 
 import orjson
@@ -16,8 +15,8 @@ import pandas as pd
 import pytest
 from _frames import make_frame, synthetic_frame
 
-from veo_notebook import cli, read_parquet, report, schema
-from veo_notebook.report import SECTIONS, Context, Section, Text
+from veo_notebook import cli, read_parquet, report, reporting, schema
+from veo_notebook.reporting import SECTIONS, Context, Section, Text
 
 ROOT = Path(__file__).resolve().parents[1]
 # what a reader must never meet in the report's visible text
@@ -194,7 +193,7 @@ def test_a_section_is_one_function_and_one_line(frame, tmp_path, monkeypatch):
     def callbacks(ctx: Context) -> Section | None:
         return Section("Callbacks", [Text(f"{len(ctx.read)} tasks read.")])
 
-    monkeypatch.setattr(sys.modules["veo_notebook.report"], "SECTIONS", [*SECTIONS, callbacks])
+    monkeypatch.setattr(reporting, "SECTIONS", [*SECTIONS, callbacks])
     text = report(frame, tmp_path / "s.html", figures=False).read_text(encoding="utf-8")
     assert "<h2>Callbacks</h2>" in text and "tasks read." in text
 

@@ -17,6 +17,7 @@ from conftest import SENTINEL_KEY
 
 from veo_notebook import simulator
 from veo_notebook.simulator import RECORD_PATH, Simulator, corpus, serve, serve_forever
+from veo_notebook.simulator._state import SimClock
 from veo_notebook.simulator.faults import FAULT_NAMES, Fault, FaultPlan
 
 AUTH = {"Authorization": f"Bearer {SENTINEL_KEY}"}
@@ -267,8 +268,10 @@ def test_slow_answers_do_not_block_other_requests(fresh_sim):
     s.script(slow_id, ["slow"])
     t = threading.Thread(target=_symptom, args=(s, slow_id, 10.0))
     t.start()
-    while s.stats()["by_outcome"].get("slow", 0) == 0:
-        time.sleep(0.01)
+    deadline = time.monotonic() + 30
+    while s.stats()["by_outcome"].get("slow", 0) == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)  # real time: the request thread has to arrive
+    assert s.stats()["by_outcome"].get("slow", 0) == 1
     assert _symptom(s, other) == "http200-code200"
     assert t.is_alive()  # the slow answer is still held while the other was served
     s.stop()  # wakes the held answer
@@ -332,8 +335,8 @@ def test_mixed_time_format_uses_all_three_shapes_per_task(fresh_sim):
     assert set(shapes) == {"int", "iso", "plain"}
 
 
-def test_generate_then_poll_until_complete_on_a_fast_clock(fresh_sim):
-    s = fresh_sim(clock_speed=60.0)
+def test_generate_then_poll_until_complete_on_a_stepped_clock(fresh_sim):
+    s = fresh_sim(clock_speed=0)
     r = requests.post(
         s.base_url + simulator.GENERATE_PATH,
         json={
@@ -346,13 +349,14 @@ def test_generate_then_poll_until_complete_on_a_fast_clock(fresh_sim):
     env = r.json()
     assert env["code"] == 200 and env["data"]["taskId"].startswith("veo_")
     tid = env["data"]["taskId"]
-    assert s.task(tid).latency_s > 30  # deterministic for seed 0: > 0.5 real s here
+    latency = s.task(tid).latency_s
+    assert latency > 30  # deterministic for seed 0
     flags = [get(s, tid).json()["data"]["successFlag"]]
-    deadline = time.monotonic() + 30
-    while flags[-1] == 0 and time.monotonic() < deadline:
-        time.sleep(0.1)
-        flags.append(get(s, tid).json()["data"]["successFlag"])
-    assert flags[0] == 0 and flags[-1] == 1
+    s.advance(latency - 1.0)
+    flags.append(get(s, tid).json()["data"]["successFlag"])
+    s.advance(2.0)
+    flags.append(get(s, tid).json()["data"]["successFlag"])
+    assert flags == [0, 0, 1]  # generating until it completes, then done
     data = get(s, tid).json()["data"]
     assert orjson.loads(data["paramJson"])["prompt"] == "A cat surfing a wave at sunset"
     assert data["response"]["originUrls"] and data["response"]["resultUrls"][0].startswith(
@@ -365,9 +369,37 @@ def test_a_frozen_clock_keeps_pending_tasks_pending(fresh_sim):
     s = fresh_sim(clock_speed=0.0, start_time=1.8e9, n_tasks=200)
     pending = s.task_ids("pending")
     before = [s.record(t) for t in pending]
-    time.sleep(0.05)
     assert s.now() == 1.8e9 and [s.record(t) for t in pending] == before
     assert pending and all(e["data"]["successFlag"] == 0 for e in before)
+
+
+def test_the_sim_clock_runs_at_its_speed_and_steps_forward_only() -> None:
+    real = [100.0]
+    clock = SimClock(1.8e9, speed=60.0, real=lambda: real[0])
+    woken: list[float] = []
+    clock.on_advance(lambda: woken.append(clock.now()))
+    real[0] += 2.0  # two real seconds: two sim minutes
+    assert clock.now() == 1.8e9 + 120.0
+    clock.advance(30.0)
+    assert clock.now() == 1.8e9 + 150.0 and woken == [1.8e9 + 150.0]
+    with pytest.raises(ValueError, match="forward"):
+        clock.advance(-1.0)
+    frozen = SimClock(1.8e9, speed=0.0, real=lambda: real[0])
+    real[0] += 1e6
+    assert frozen.now() == 1.8e9
+
+
+def test_a_stepped_clock_finishes_pending_tasks_and_expires_old_ones(fresh_sim):
+    s = fresh_sim(clock_speed=0, n_tasks=300, pending_share=0.1)
+    pending = s.task_ids("pending")
+    assert pending
+    s.advance(max(s.task(t).complete_ts for t in pending) - s.now())
+    assert not set(pending) & set(s.task_ids("pending"))
+    assert all(s.record(t)["data"]["successFlag"] != 0 for t in pending[:20])
+    young = [t for t in s.task_ids("queryable") if s.now() - s.task(t).create_ts < 86400]
+    s.advance(14 * 86400.0)
+    assert set(young) <= set(s.task_ids("expired"))
+    assert s.record(young[0])["msg"] == "Temporarily supports records within 14 days."
 
 
 @pytest.mark.parametrize(
@@ -508,8 +540,9 @@ def test_serve_forever_logs_url_but_not_a_custom_key(caplog):
     )
     with caplog.at_level(logging.INFO, logger="veo_notebook.simulator"):
         t.start()
-        while "listening on" not in caplog.text:
-            time.sleep(0.01)
+        deadline = time.monotonic() + 30
+        while "listening on" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.01)  # real time: the server thread has to start
         ev.set()
         t.join(timeout=5)
     assert "http://127.0.0.1:" in caplog.text and SENTINEL_KEY not in caplog.text

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import numpy as np
 import pandas as pd
@@ -302,7 +301,7 @@ def test_refresh_repolls_only_pending_tasks(fresh_sim):
 
 
 def test_refresh_updates_rows_in_place_and_the_store(fresh_sim, tmp_path):
-    sim = fresh_sim(clock_speed=200.0, n_tasks=300, pending_share=0.1)
+    sim = fresh_sim(clock_speed=0, n_tasks=300, pending_share=0.1)
     pending = sim.task_ids("pending")[:5]
     c = _client(sim)
     with Store(tmp_path / "s.sqlite") as store:
@@ -310,7 +309,7 @@ def test_refresh_updates_rows_in_place_and_the_store(fresh_sim, tmp_path):
         v = StatusViewer(store, client=c)
         assert set(v.pending_ids()) <= set(pending) and v.pending_ids()
         before = v.frame["task_id"].tolist()
-        time.sleep(1.6)  # pending tasks end within 300 sim s = 1.5 s at speed 200
+        sim.advance(max(sim.task(t).complete_ts for t in pending) - sim.now())
         v.refresh()
         assert v.pending_ids() == [] and v.frame["task_id"].tolist() == before
         assert v.progress.value == v.progress.max == len(pending)

@@ -51,7 +51,7 @@ _EXPORTS: dict[str, str] = {
     "duplicate_submissions": "analysis",
     "expiring": "analysis",
     "with_credits": "pricing",
-    "report": "report",
+    "report": "reporting",
     # callbacks
     "read_callbacks": "callbacks",
     "callback_audit": "callbacks",
@@ -158,6 +158,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .fetch import fetch_records, read_task_ids, watch
     from .frame import to_frame
     from .pricing import with_credits
-    from .report import report
+    from .reporting import report
     from .store import Store
     from .viewer import StatusViewer

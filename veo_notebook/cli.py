@@ -639,7 +639,7 @@ def _report(args: argparse.Namespace) -> int:
         from .callbacks import read_callbacks
 
         hooks = read_callbacks(args.callbacks)
-    from .report import report
+    from .reporting import report
 
     path = report(
         df,

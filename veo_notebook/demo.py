@@ -118,7 +118,7 @@ def run_demo(
     from .client import Client
     from .export import atomic_path, to_parquet
     from .fetch import fetch_records, watch
-    from .report import report
+    from .reporting import report
     from .simulator.callbacks import create_task
     from .store import Store
 

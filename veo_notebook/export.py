@@ -36,19 +36,20 @@ from pathlib import Path
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pds
 import pyarrow.parquet as pq
 
 from . import schema
-from ._version import __version__
 from .errors import InputError, SchemaVersionError
+from .frame import _parquet
 
 __all__ = ["DERIVED_PARTITIONS", "atomic_path", "read_parquet", "to_csv", "to_parquet"]
 
 log = logging.getLogger(__name__)
 
-_KEY_SCHEMA = b"veo_notebook.schema_version"
-_KEY_VERSION = b"veo_notebook.version"
+_KEY_SCHEMA = _parquet.KEY_SCHEMA
+_KEY_VERSION = _parquet.KEY_VERSION
 _KEY_DERIVED = b"veo_notebook.derived_partition"
 #: partition columns made from the frame on write (and dropped on read)
 DERIVED_PARTITIONS = ("create_date",)
@@ -113,14 +114,10 @@ def to_parquet(
                 f"(columns and {DERIVED_PARTITIONS} are allowed)"
             )
         derived = partition_by
-        df = df.assign(create_date=df["create_time"].dt.strftime("%Y-%m-%d"))
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta[_KEY_SCHEMA] = str(schema.SCHEMA_VERSION).encode()
-    meta[_KEY_VERSION] = __version__.encode()
-    if derived:
-        meta[_KEY_DERIVED] = derived.encode()
-    table = table.replace_schema_metadata(meta)
+        df = df.assign(create_date=_parquet.day_of(df["create_time"]))
+    elif partition_by is not None:
+        df = df.assign(**{partition_by: _parquet.partition_values(df[partition_by])})
+    table = _parquet.to_table(df, {_KEY_DERIVED: derived.encode()} if derived else None)
     if partition_by is None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
@@ -164,8 +161,11 @@ def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
     if not path.exists():
         raise InputError(f"no such Parquet file or dataset: {path}")
     try:
+        partitions: list[str] = []
         if path.is_dir():
-            table = pds.dataset(path, format="parquet", partitioning="hive").to_table()
+            dataset = pds.dataset(path, format="parquet", partitioning="hive")
+            partitions = dataset.partitioning.schema.names if dataset.partitioning else []
+            table = dataset.to_table()
         else:
             table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -194,9 +194,14 @@ def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
     for name in DERIVED_PARTITIONS:
         if name in table.column_names and name not in schema.column_names():
             table = table.drop_columns([name])
-    df = table.to_pandas(types_mapper=schema.pandas_type, ignore_metadata=False)
+    for name in partitions:  # a partition named for a missing value: NA again
+        i = table.schema.get_field_index(name)
+        if i >= 0:
+            col = table.column(i).cast(pa.string())
+            none = pc.equal(col, _parquet.NO_VALUE)
+            table = table.set_column(i, name, pc.if_else(none, pa.scalar(None, pa.string()), col))
     try:
-        df = schema.enforce(df)
+        df = _parquet.to_frame(table)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{path}: columns do not fit the frame schema: {exc}") from exc
     if path.is_dir():

@@ -27,7 +27,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, Percen
 
 from . import analysis, fmt
 from .analysis._groups import now_utc
-from .analysis._kernels import pct_name
+from .analysis._kernels import CONFIDENCE, pct_name
 from .analysis.failures import FailureBreakdown
 from .analysis.latency import Failed
 from .pricing import PricesLike, with_credits
@@ -277,7 +277,7 @@ def latency_percentiles_over_time(
     ax: Axes | None = None,
     *,
     percentiles: Sequence[float] = (0.5, 0.9, 0.99),
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
 ) -> Axes:
     """Latency percentiles of successful tasks per ``freq`` bucket of creation time, with intervals.
 
@@ -351,7 +351,7 @@ def failure_rate_over_time(
     *,
     by: str | None = None,
     rolling: int | str | None = None,
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
 ) -> Axes:
     """Failure rate per ``freq`` bucket with its Wilson band (per group: at most 3 lines).
 
@@ -427,7 +427,7 @@ def failure_rate_panels(
     fig: Figure | None = None,
     *,
     rolling: int | str | None = None,
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
 ) -> list[Axes]:
     """Failure rate over time as small multiples: one panel per group, shared axes.
 

@@ -17,6 +17,9 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+#: The confidence of every interval (analysis, plots, report) unless one is asked for.
+CONFIDENCE = 0.95
+
 __all__ = [
     "group_codes",
     "grouped_order",
@@ -212,7 +215,7 @@ def order_stat_ci(
 
 
 def wilson_interval(
-    k: np.ndarray, n: np.ndarray, confidence: float = 0.95
+    k: np.ndarray, n: np.ndarray, confidence: float = CONFIDENCE
 ) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval (no continuity correction) for ``k`` successes in ``n`` trials.
 
@@ -336,7 +339,7 @@ def km_quantiles(
     return out
 
 
-def km_bands(table: pd.DataFrame, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def km_bands(table: pd.DataFrame, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
     """Pointwise lower and upper bands of Ŝ: Ŝ·exp(∓z·√greenwood) (log-transformed).
 
     The times where they fall to 1 − q bound the KM quantile (Brookmeyer–Crowley): the

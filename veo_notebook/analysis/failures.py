@@ -41,7 +41,7 @@ def failure_rates(
     by: By = None,
     *,
     freq: str | None = None,
-    confidence: float = 0.95,
+    confidence: float = _stats.CONFIDENCE,
     rolling: int | str | None = None,
     engine: str | None = None,
 ) -> pd.DataFrame:

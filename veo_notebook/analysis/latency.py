@@ -24,13 +24,22 @@ from ._groups import By, now_utc
 from ._groups import age_s as _age_s
 from ._keys import Groups, group_index, plan_keys
 
-__all__ = ["DEFAULT_PERCENTILES", "km_curve", "km_latency", "latency_summary", "stuck_tasks"]
+__all__ = [
+    "DEFAULT_PERCENTILES",
+    "STUCK_AFTER",
+    "km_curve",
+    "km_latency",
+    "latency_summary",
+    "stuck_tasks",
+]
 
 log = logging.getLogger(__name__)
 
 Source = Any  # a DataFrame, a Parquet path/URL, a Store, a DuckDB relation, a Spark DataFrame
 
 DEFAULT_PERCENTILES = (0.5, 0.9, 0.95, 0.99)
+#: A task still generating this long after creation is stuck (stuck_tasks, the report).
+STUCK_AFTER = "30min"
 _OUTCOMES = {"success": (Status.SUCCESS.value,), "failed": tuple(sorted(FAILED_STATUSES))}
 
 
@@ -39,7 +48,7 @@ def latency_summary(
     by: By = None,
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     *,
-    confidence: float = 0.95,
+    confidence: float = _stats.CONFIDENCE,
     outcome: Literal["success", "failed"] = "success",
     engine: str | None = None,
 ) -> pd.DataFrame:
@@ -276,7 +285,7 @@ def km_latency(
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     *,
     now: object = None,
-    confidence: float = 0.95,
+    confidence: float = _stats.CONFIDENCE,
     failed: Failed = "censor",
     engine: str | None = None,
 ) -> pd.DataFrame:
@@ -341,7 +350,7 @@ def _to_seconds(value: str | float | timedelta | pd.Timedelta) -> float:
 
 def stuck_tasks(
     df: Source,
-    older_than: str | float | timedelta = "30min",
+    older_than: str | float | timedelta = STUCK_AFTER,
     now: object = None,
     *,
     engine: str | None = None,

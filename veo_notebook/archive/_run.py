@@ -16,10 +16,11 @@ import requests
 
 from ..errors import ArchiveError, InputError
 from ..schema import Status
-from ..store import ARCHIVE_ORIGIN, ARCHIVE_VIDEO, Store
+from ..store import Store
 from ._dest import Destination
 from ._download import DEFAULT_RETRY, GaveUp, Gone, Refused, download, media_session
 from ._probe import probe as probe_file
+from ._table import ARCHIVE_ORIGIN, ARCHIVE_VIDEO, ArchiveTable
 
 __all__ = ["ARCHIVE_DTYPES", "UNREADABLE", "archive_videos"]
 
@@ -140,11 +141,12 @@ def archive_videos(
     destination = Destination(dest, storage_options)
     with _opened(store) as st:
         prior: dict[tuple[str, str], dict[str, Any]] = {}
-        if st is not None:  # (a Store's truth value is its record count)
+        table = None if st is None else ArchiveTable(st)  # (a Store's truth is its length)
+        if table is not None:
             for kind in (ARCHIVE_VIDEO, ARCHIVE_ORIGIN) if origin else (ARCHIVE_VIDEO,):
                 ids = [t.task_id for t in targets if t.kind == kind]
-                prior |= {(r["task_id"], kind): r for r in st.archive_rows(ids, kind=kind)}
-        rows = _run(targets, destination, st, prior, workers, progress, probe, verify, timeout)
+                prior |= {(r["task_id"], kind): r for r in table.rows(ids, kind=kind)}
+        rows = _run(targets, destination, table, prior, workers, progress, probe, verify, timeout)
     videos = [rows[(t.task_id, t.kind)] for t in targets if t.kind == ARCHIVE_VIDEO]
     origins = [rows[(t.task_id, t.kind)] for t in targets if t.kind == ARCHIVE_ORIGIN]
     return _frame(videos, origins, origin)
@@ -184,7 +186,7 @@ def _targets(df: pd.DataFrame, origin: bool) -> list[_Target]:
 def _run(
     targets: list[_Target],
     dest: Destination,
-    store: Store | None,
+    table: ArchiveTable | None,
     prior: dict[tuple[str, str], dict[str, Any]],
     workers: int,
     progress: bool,
@@ -215,8 +217,8 @@ def _run(
                 while pending:
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     done_rows = [f.result() for f in finished]
-                    if store is not None:
-                        store.put_archive(r for r in done_rows if r.pop("_changed", True))
+                    if table is not None:
+                        table.put(r for r in done_rows if r.pop("_changed", True))
                     for r in done_rows:
                         r.pop("_changed", None)
                         rows[(r["task_id"], r["kind"])] = r

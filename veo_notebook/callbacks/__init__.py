@@ -32,6 +32,8 @@ __all__ = [
     "KEY_ENV",
     "MAX_BODY_BYTES",
     "MAX_SKEW_S",
+    "CallbackRow",
+    "CallbackTable",
     "WebhookKey",
     "callback_audit",
     "make_app",
@@ -43,6 +45,8 @@ __all__ = [
 ]
 
 _EXPORTS = {
+    "CallbackRow": "_table",
+    "CallbackTable": "_table",
     "CALLBACK_COLUMNS": "_read",
     "AUDIT_COLUMNS": "_audit",
     "DEFAULT_PATH": "_app",
@@ -79,3 +83,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._read import CALLBACK_COLUMNS, read_callbacks, task_ids
     from ._serve import run, serve
     from ._signature import KEY_ENV, MAX_SKEW_S, WebhookKey, sign
+    from ._table import CallbackRow, CallbackTable

@@ -8,7 +8,6 @@ The socket is bound here, before uvicorn starts, so a port in use is one clear
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import socket
@@ -19,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from ..errors import ConfigError
+from ..net import is_loopback
 from ..store import Store
 from ._app import DEFAULT_PATH, HEALTH_PATH, make_app, resolve_key
 from ._signature import KEY_ENV, WebhookKey
@@ -63,15 +63,6 @@ def _server(app, sock: socket.socket):  # type: ignore[no-untyped-def]
         server_header=False,
     )
     return uvicorn.Server(config)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _url(sock: socket.socket, path: str) -> str:
@@ -154,7 +145,7 @@ def run(
                 f"{url} can write deliveries into {st.path}. Set {KEY_ENV} and drop "
                 "--no-signature for real use.\n"
             )
-        if not _is_loopback(host):
+        if not is_loopback(host):
             out.write(
                 f"note: listening on {host}, not loopback; put a TLS reverse proxy in front "
                 "(see the README, 'Callbacks')\n"

@@ -37,7 +37,6 @@ carries the key.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import socket
@@ -54,6 +53,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from ..errors import ApiError, AuthError, ConfigError, EndpointError, TransientError
+from ..net import is_loopback
 from ..schema import TERMINAL_FLAGS, TRANSIENT_CODES, envelope_facts, is_pending, status_of
 from ._pacing import DEFAULT_MAX_IN_FLIGHT, START_RATE, AdaptiveLimiter, Cancelled, RetryPolicy
 
@@ -204,17 +204,6 @@ class _Secret:
         raise TypeError("the API key is not picklable")
 
 
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -298,7 +287,7 @@ class Client:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"base_url must be an http(s) URL, got {base_url!r}")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise ConfigError(
                 f"refusing to send the API key over plain http to {parts.hostname!r}; "
                 "use https (plain http is only allowed on loopback)"

@@ -356,6 +356,7 @@ def watch(
     Only tasks still generating are queried again, on :func:`poll_interval`'s schedule.
     Tasks whose query failed for good (422 "record is null." ...) are not re-polled. At
     the timeout the frame is returned as it is (pending tasks stay "generating").
+    Parameters not listed here are those of :func:`fetch_records`.
 
     Parameters
     ----------
@@ -363,8 +364,8 @@ def watch(
         Simulated seconds per real second: divides the schedule and the timeout (for a
         simulator whose clock runs faster than real time).
 
-    Other parameters are those of :func:`fetch_records`.
-
+    Examples
+    --------
     >>> from veo_notebook import Client, simulator
     >>> with simulator.serve(clock_speed=600) as url:
     ...     c = Client(simulator.DEFAULT_API_KEY, base_url=url)

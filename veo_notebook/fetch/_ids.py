@@ -57,7 +57,7 @@ def unique_ids(task_ids: Iterable[Any]) -> list[str]:
 
 
 def read_task_ids(source: str | os.PathLike[str] | IO[str]) -> list[str]:
-    """Read task ids from a text file (one per line), a CSV, a file object, or ``"-"`` (stdin).
+    r"""Read task ids from a text file (one per line), a CSV, a file object, or ``"-"`` (stdin).
 
     A source whose first non-blank line holds a comma, tab or semicolon is read as a CSV
     with a task id column: ``taskId``, ``task_id``, ``TaskID``, ``taskid`` (any case,
@@ -70,6 +70,8 @@ def read_task_ids(source: str | os.PathLike[str] | IO[str]) -> list[str]:
         A CSV without a task id column, a source that holds no id, or a file that cannot
         be read.
 
+    Examples
+    --------
     >>> import io
     >>> read_task_ids(io.StringIO("TaskID,model\nt1,veo3\n\nt2,veo3_fast\n"))
     ['t1', 't2']
@@ -78,7 +80,7 @@ def read_task_ids(source: str | os.PathLike[str] | IO[str]) -> list[str]:
 
 
 def read_ids(source: str | os.PathLike[str] | IO[str]) -> IdsRead:
-    """:func:`read_task_ids`, also saying where the ids came from and which column held them.
+    r""":func:`read_task_ids`, also saying where the ids came from and which column held them.
 
     >>> import io
     >>> read_ids(io.StringIO("task_id\nt1\n")).column

@@ -36,9 +36,11 @@ _NUMERIC = r"^\s*-?\d+(?:\.\d+)?\s*$"
 
 
 def epoch_to_utc(seconds: np.ndarray) -> np.ndarray:
-    """Float epoch seconds → ``datetime64[ns]`` (NaN and out-of-range → NaT)."""
+    """Float epoch seconds → ``datetime64[ns]`` (NaN and out-of-range → NaT), rounded to the
+    microsecond: a float near today's epoch holds no finer digit (its step is ~0.24 µs), and
+    every file we write keeps microseconds (:mod:`veo_notebook.frame._parquet`)."""
     ok = np.isfinite(seconds) & (np.abs(seconds) < _MAX_NS / 1e9)
-    ns = np.where(ok, seconds * 1e9, 0).round().astype(np.int64)
+    ns = np.where(ok, seconds * 1e6, 0).round().astype(np.int64) * 1000
     out = ns.view("datetime64[ns]").copy()
     out[~ok] = np.datetime64("NaT")
     return out

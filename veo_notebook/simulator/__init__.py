@@ -28,8 +28,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from . import corpus, faults
+from ._constants import DEFAULT_API_KEY, GENERATE_PATH, RECORD_PATH
 from .faults import FAULT_NAMES, Fault
-from .server import DEFAULT_API_KEY, GENERATE_PATH, RECORD_PATH, Simulator
+from .server import Simulator
 
 __all__ = [
     "DEFAULT_API_KEY",

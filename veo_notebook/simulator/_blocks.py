@@ -1,4 +1,11 @@
-"""Making one block of corpus tasks: numbers with numpy, then records in one loop (private).
+"""Making one block of corpus tasks (private): draws, then outcome, request and response.
+
+1. :func:`numbers` makes every random draw of a block at once with numpy and gives each a
+   name (:class:`Draw`: ``u_fail``, ``z_latency``, ``w_seeds``, ...); it also places the
+   tasks in time and in families, vectorised.
+2. For each task, three steps read the draws by name: :func:`outcome` (success or which
+   failure, and when it completes), :func:`request` (the ``paramJson``) and
+   :func:`response` (what record-info shows once it completed).
 
 The rules (documented in :mod:`.corpus`): a task is a *generate* task unless it draws
 extend/1080p/4k **and** an earlier task of its block can be its parent (a successful,
@@ -16,9 +23,10 @@ import numpy as np
 import orjson
 
 from . import _vocab as V
+from ._constants import BLOCK, DAY_S, KIE_MEDIA_HOST
 
-_DAY = 86400.0
-_URL = "https://tempfile.aiquickdraw.com"
+_DAY = DAY_S
+_URL = KIE_MEDIA_HOST
 _TYPES = [t for t, _ in V.TASK_TYPES]  # generate, extend, 1080p, 4k
 _MODELS = [m for m, _ in V.MODELS]
 _GTYPES = [g for g, _ in V.GENERATION_TYPES]
@@ -92,98 +100,300 @@ def _diurnal_ages(rng: np.random.Generator, n: int, anchor: float, span: float) 
     return ages if len(ages) == n else np.concatenate([ages, cand[: n - len(ages)]])
 
 
-def numbers(
-    seed: int, block: int, anchor: float, span: float, pending_share: float
-) -> dict[str, Any]:
-    """Every numeric draw of a block, vectorised; lists ready for the record loop."""
-    n = 1024
+#: The uniform draws of a task, in the order they are drawn (the order fixes the corpus).
+U_NAMES = (
+    "u_pending",  # still generating now?
+    "u_pending_age",  # how long ago a pending task was created
+    "u_non_english",  # a non-English prompt (fails with the language error)
+    "u_blank_msg",  # errorMessage "" rather than null on a success
+    "u_language_latency",  # how fast the language error comes back
+    "u_fail",  # fails at all?
+    "u_failure_kind",  # which failure
+    "u_flag3",  # a 500/501 failure answered with successFlag 3
+    "u_hold",  # how long past now a pending task still runs
+    "u_watermark_key_audio",  # waterMark vs watermark spelling; hasAudioList
+    "u_callback",  # has a callBackUrl
+    "u_aspect_key",  # aspectRatio vs aspect_ratio spelling
+    "u_resolution",  # requested / delivered resolution, upgrade index, old string format
+    "u_fallback_media_key",  # fallbackFlag of old tasks; mediaIds vs media_ids
+)
+#: The normal draws: the latency, a failure's latency, a child's delay after its parent.
+Z_NAMES = ("z_latency", "z_failure_latency", "z_child_delay")
+#: The integer draws: parent pick and watermark text, time format, seeds and image count,
+#: prompt subject and setting (or extend prompt), prompt action and style.
+W_NAMES = ("w_parent_watermark", "w_time_format", "w_seeds", "w_prompt_a", "w_prompt_b")
+
+
+class Draw(NamedTuple):
+    """One task's draws and placement, by name (made by :func:`numbers`)."""
+
+    task_type: int
+    model: int
+    generation_type: int
+    aspect: int
+    quality: bool  # an extend of the quality tier
+    pending: bool
+    parent: int  # index in the block, -1: none
+    create: float
+    complete: float  # if it does not fail
+    age: float  # seconds before the anchor
+    latency: float
+    non_english: bool
+    fail: bool
+    u_pending: float
+    u_pending_age: float
+    u_non_english: float
+    u_blank_msg: float
+    u_language_latency: float
+    u_fail: float
+    u_failure_kind: float
+    u_flag3: float
+    u_hold: float
+    u_watermark_key_audio: float
+    u_callback: float
+    u_aspect_key: float
+    u_resolution: float
+    u_fallback_media_key: float
+    z_latency: float
+    z_failure_latency: float
+    z_child_delay: float
+    w_parent_watermark: int
+    w_time_format: int
+    w_seeds: int
+    w_prompt_a: int
+    w_prompt_b: int
+
+
+class Outcome(NamedTuple):
+    """How a task ends: its successFlag, error code and message, and when it completes."""
+
+    flag: int
+    code: int | None
+    msg: str | None
+    complete: float
+
+
+def _badness(
+    create: np.ndarray, anchor: float, span: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Age, latency factor and failure-odds factor of tasks created at ``create``."""
+    age = anchor - create
+    bad = (age >= 5 * _DAY) & (age < 6 * _DAY)
+    trend = (0.75 + 0.5 * np.minimum(age / span, 1.0)) * np.where(bad, 3.0, 1.0)
+    return age, np.where(bad, 1.7, 1.0), trend
+
+
+def _child_table(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Latency median, sigma and failure rate of children (0 extend-fast, 1 extend-quality,
+    2 1080p, 3 4k)."""
+    kinds = (("extend", "fast"), ("extend", "quality"), ("1080p", ""), ("4k", ""))
+    med = np.array([V.LATENCY[k][0] for k in kinds])[key]
+    sig = np.array([V.LATENCY[k][1] for k in kinds])[key]
+    rate = np.array([V.FAILURE_RATE["fast"], V.FAILURE_RATE["quality"], 0.05, 0.05])[key]
+    return med, sig, rate
+
+
+def numbers(seed: int, block: int, anchor: float, span: float, pending_share: float) -> list[Draw]:
+    """Every draw of a block, vectorised, and where each task sits in time and family."""
+    n = BLOCK
     rng = np.random.default_rng([seed, block, 0x5EED])
     tt, mi = _choose(rng, V.TASK_TYPES, n), _choose(rng, V.MODELS, n)
     gi, ai = _choose(rng, V.GENERATION_TYPES, n), _choose(rng, V.ASPECT_RATIOS, n)
-    u = rng.random((n, 14))
-    z = rng.standard_normal((n, 3))
+    u = dict(zip(U_NAMES, rng.random((n, len(U_NAMES))).T, strict=True))
+    z = dict(zip(Z_NAMES, rng.standard_normal((n, len(Z_NAMES))).T, strict=True))
     ages = _diurnal_ages(rng, n, anchor, span)
-    w = rng.integers(0, 1 << 30, (n, 5))
-    pending = u[:, 0] < pending_share
+    w = dict(zip(W_NAMES, rng.integers(0, 1 << 30, (n, len(W_NAMES))).T, strict=True))
+    pending = u["u_pending"] < pending_share
     tt[pending] = 0
     mi[gi == _REF] = _FAST
 
-    def badness(create: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        age = anchor - create
-        bad = (age >= 5 * _DAY) & (age < 6 * _DAY)
-        trend = (0.75 + 0.5 * np.minimum(age / span, 1.0)) * np.where(bad, 3.0, 1.0)
-        return age, np.where(bad, 1.7, 1.0), trend
-
     # every task as if it were a generate task first
-    create = anchor - np.where(pending, 10.0 + u[:, 1] * 230.0, ages)
-    age, slow, trend = badness(create)
-    latency = _GEN_MED[mi] * np.exp(_GEN_SIG[mi] * z[:, 0]) * slow
+    create = anchor - np.where(pending, 10.0 + u["u_pending_age"] * 230.0, ages)
+    age, slow, trend = _badness(create, anchor, span)
+    latency = _GEN_MED[mi] * np.exp(_GEN_SIG[mi] * z["z_latency"]) * slow
     is_gen = tt == 0
-    non_english = is_gen & (u[:, 2] < V.NON_ENGLISH_SHARE)
-    fail = u[:, 5] < _GEN_FAIL[mi] * trend
-    eligible = is_gen & ~fail & ~non_english & ~pending & (create + latency < anchor - 60.0)
-    before = np.concatenate([[0], np.cumsum(eligible)[:-1]])
-    tt[~is_gen & (before == 0)] = 0  # no parent yet: a generate task
-    child = tt != 0
+    non_english = is_gen & (u["u_non_english"] < V.NON_ENGLISH_SHARE)
+    fail = u["u_fail"] < _GEN_FAIL[mi] * trend
+    parent = _parents(
+        tt,
+        w["w_parent_watermark"],
+        is_gen & ~fail & ~non_english & ~pending & (create + latency < anchor - 60.0),
+    )
+    child = parent >= 0
 
     # children: after their parent, own latency and odds
-    elig_idx = np.flatnonzero(eligible)
-    parent = np.where(
-        child,
-        elig_idx[np.minimum(w[:, 0] % np.maximum(before, 1), len(elig_idx) - 1)]
-        if len(elig_idx)
-        else 0,
-        -1,
-    )
     p_done = (create + latency)[np.maximum(parent, 0)]
-    c_create = np.maximum(
-        p_done + 1.0, np.minimum(p_done + 60.0 * np.exp(1.5 + 1.2 * z[:, 2]), anchor - 30.0)
-    )
+    delay = 60.0 * np.exp(1.5 + 1.2 * z["z_child_delay"])
+    c_create = np.maximum(p_done + 1.0, np.minimum(p_done + delay, anchor - 30.0))
     create = np.where(child, c_create, create)
-    age, slow, trend = badness(create)
+    age, slow, trend = _badness(create, anchor, span)
     quality = mi == _MODELS.index("veo3")
-    c_key = np.where(tt == 1, np.where(quality, 1, 0), tt)  # 0 extend-fast, 1 extend-quality, 2, 3
-    c_med = np.array(
-        [
-            V.LATENCY[("extend", "fast")][0],
-            V.LATENCY[("extend", "quality")][0],
-            V.LATENCY[("1080p", "")][0],
-            V.LATENCY[("4k", "")][0],
-        ]
-    )[c_key]
-    c_sig = np.array(
-        [
-            V.LATENCY[("extend", "fast")][1],
-            V.LATENCY[("extend", "quality")][1],
-            V.LATENCY[("1080p", "")][1],
-            V.LATENCY[("4k", "")][1],
-        ]
-    )[c_key]
-    c_rate = np.array([V.FAILURE_RATE["fast"], V.FAILURE_RATE["quality"], 0.05, 0.05])[c_key]
-    latency = np.where(child, c_med * np.exp(c_sig * z[:, 0]) * slow, latency)
+    c_med, c_sig, c_rate = _child_table(np.where(tt == 1, np.where(quality, 1, 0), tt))
+    latency = np.where(child, c_med * np.exp(c_sig * z["z_latency"]) * slow, latency)
     p_fail = np.where(child, c_rate, _GEN_FAIL[mi]) * _SCALE[tt] * trend
-    fail = ~non_english & (u[:, 5] < p_fail)
+    fail = ~non_english & (u["u_fail"] < p_fail)
     create = np.round(create, 3)
-    held = np.where(pending, np.maximum(latency, age + 20.0 + 280.0 * u[:, 8]), latency)
+    held = np.where(pending, np.maximum(latency, age + 20.0 + 280.0 * u["u_hold"]), latency)
     complete = np.round(create + np.maximum(held, 1.0), 3)  # for tasks that do not fail
-    return {
-        "complete": complete.tolist(),
-        "tt": tt.tolist(),
-        "mi": mi.tolist(),
-        "gi": gi.tolist(),
-        "ai": ai.tolist(),
-        "quality": quality.tolist(),
-        "u": u.tolist(),
-        "z": z.tolist(),
-        "w": w.tolist(),
-        "pending": pending.tolist(),
-        "parent": parent.tolist(),
-        "create": create.tolist(),
-        "age": age.tolist(),
-        "latency": latency.tolist(),
-        "non_english": non_english.tolist(),
-        "fail": fail.tolist(),
+    columns = {
+        "task_type": tt,
+        "model": mi,
+        "generation_type": gi,
+        "aspect": ai,
+        "quality": quality,
+        "pending": pending,
+        "parent": parent,
+        "create": create,
+        "complete": complete,
+        "age": age,
+        "latency": latency,
+        "non_english": non_english,
+        "fail": fail,
+        **u,
+        **z,
+        **w,
     }
+    lists = [columns[name].tolist() for name in Draw._fields]
+    return [Draw(*row) for row in zip(*lists, strict=True)]
+
+
+def _parents(tt: np.ndarray, pick: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+    """Each child's parent (index in the block; -1: none): an earlier eligible task.
+
+    A task that drew a child type but has no eligible task before it becomes a generate
+    task (``tt`` is changed in place).
+    """
+    before = np.concatenate([[0], np.cumsum(eligible)[:-1]])
+    tt[(tt != 0) & (before == 0)] = 0  # no parent yet: a generate task
+    child = tt != 0
+    elig_idx = np.flatnonzero(eligible)
+    if not len(elig_idx):
+        return np.full(len(tt), -1)
+    chosen = elig_idx[np.minimum(pick % np.maximum(before, 1), len(elig_idx) - 1)]
+    return np.where(child, chosen, -1)
+
+
+def outcome(d: Draw, task_type: str, image_based: bool) -> Outcome:
+    """Success or which failure, and when the task completes."""
+    code: int | None = None
+    msg: str | None = "" if d.u_blank_msg < 0.7 else None
+    flag, latency, complete = 1, d.latency, d.complete
+    if d.non_english:
+        code, msg = V.LANGUAGE_ERROR
+        flag, latency = 2, 2.0 + 4.0 * d.u_language_latency
+    elif d.fail:
+        if task_type == "4k" and d.u_failure_kind < 0.6:
+            (code, msg), fail_median = V.K4_UNAVAILABLE, 20.0
+        else:
+            code, msg, fail_median = _pick_failure(d.u_failure_kind, image_based)
+        latency = fail_median * 2.718281828 ** (0.4 * d.z_failure_latency)
+        flag = 3 if code in (500, 501) and d.u_flag3 < V.GENERATION_FAILED_SHARE else 2
+    if flag != 1:
+        if d.pending:
+            latency = max(latency, d.age + 20.0 + 280.0 * d.u_hold)
+        complete = round(d.create + max(latency, 1.0), 3)
+    return Outcome(flag, code, msg, complete)
+
+
+def _seeds(d: Draw) -> int:
+    return 10000 + d.w_seeds % 90000  # kie.ai's range: 10000-99999
+
+
+def _prompt(d: Draw, language_error: bool) -> str:
+    if language_error:
+        return V.NON_ENGLISH_PROMPTS[d.w_prompt_a % len(V.NON_ENGLISH_PROMPTS)]
+    return (
+        f"{V.SUBJECTS[d.w_prompt_a % len(V.SUBJECTS)]} "
+        f"{V.ACTIONS[d.w_prompt_b % len(V.ACTIONS)]} "
+        f"{V.SETTINGS[(d.w_prompt_a >> 8) % len(V.SETTINGS)]}, "
+        f"{V.STYLES[(d.w_prompt_b >> 8) % len(V.STYLES)]}."
+    )
+
+
+def request(
+    d: Draw,
+    task_id: str,
+    parent_id: str | None,
+    kind: tuple[str, str, str | None, str | None],
+    out: Outcome,
+) -> dict[str, Any]:
+    """The task's request (``paramJson``) for ``kind`` = (task type, model, generation
+    type, aspect ratio)."""
+    ttype, model, gtype, aspect = kind
+    seeds = _seeds(d)
+    wm_key = "waterMark" if d.u_watermark_key_audio < 0.7 else "watermark"
+    watermark = V.WATERMARKS[d.w_parent_watermark % len(V.WATERMARKS)]
+    params: dict[str, Any]
+    if ttype == "generate":
+        language_error = out.code == 400 and out.msg == V.LANGUAGE_ERROR[1]
+        old = d.age > 7 * _DAY
+        aspect_key = (
+            "aspectRatio"
+            if (old and d.u_aspect_key < 0.8) or d.u_aspect_key < 0.25
+            else "aspect_ratio"
+        )
+        params = {
+            "prompt": _prompt(d, language_error),
+            "model": model,
+            "generationType": gtype,
+            aspect_key: aspect,
+        }
+        if gtype != "TEXT_2_VIDEO":
+            k = 2 if gtype == "FIRST_AND_LAST_FRAMES_2_VIDEO" else 1 + d.w_seeds % 3
+            params["imageUrls"] = [
+                f"https://cdn.example.com/img/{task_id[4:12]}_{j}.jpg" for j in range(k)
+            ]
+        params["seeds"] = seeds
+        params[wm_key] = watermark
+        params["enableTranslation"] = not d.non_english
+        if d.age < 5 * _DAY:
+            wide = aspect == "16:9" and d.u_resolution < 0.35
+            params["resolution"] = "1080p" if wide else "720p"
+    elif ttype == "extend":
+        prompt = V.EXTEND_PROMPTS[d.w_prompt_a % len(V.EXTEND_PROMPTS)]
+        params = {"taskId": parent_id, "prompt": prompt, "seeds": seeds, "model": model}
+        params[wm_key] = watermark
+    else:
+        params = {"taskId": parent_id, "index": 0 if d.u_resolution < 0.9 else 1}
+    if d.u_callback < 0.4:
+        params["callBackUrl"] = "https://example.com/api/veo-callback"
+    return params
+
+
+def response(
+    d: Draw, task_id: str, ttype: str, aspect: str | None, params: dict[str, Any], out: Outcome
+) -> tuple[dict[str, Any] | None, bool | None]:
+    """What record-info shows once the task completed: (response, fallbackFlag)."""
+    fallback: bool | None = None
+    if ttype == "generate" and d.age > 9 * _DAY:
+        fallback = d.u_fallback_media_key < 0.12
+    if out.flag != 1:
+        return None, fallback
+    stem = f"{task_id[4:]}_{int(out.complete)}"
+    video = f"{_URL}/v/{stem}_0.mp4"
+    resp: dict[str, Any] = {"taskId": task_id, "resultUrls": [video], "originUrls": None}
+    if ttype == "generate":
+        res = params.get("resolution") or (
+            "1080p" if aspect == "16:9" and not fallback and d.u_resolution < 0.5 else "720p"
+        )
+        if aspect != "16:9":
+            resp["originUrls"] = [f"{_URL}/o/{stem}_0.mp4"]
+        if d.age > 10 * _DAY and d.u_resolution > 0.94:  # a very old format: a string
+            resp["resultUrls"] = f"[{video}, {_URL}/v/{stem}_1.mp4]"
+    elif ttype == "extend":
+        res = "720p"
+        resp["fullResultUrls"] = [f"{_URL}/full/{stem}_0.mp4"]
+    elif ttype == "1080p":
+        res = "1080p"
+    else:
+        res = "4k"
+        media_key = "mediaIds" if d.u_fallback_media_key < 0.75 else "media_ids"
+        resp[media_key] = [hashlib.blake2b(task_id.encode(), digest_size=8).hexdigest()]
+        resp["imageUrls"] = [f"{_URL}/img/{stem}_0.jpg"]
+    resp["resolution"] = res
+    resp["hasAudioList"] = [d.u_watermark_key_audio > 0.05]
+    resp["seeds"] = [_seeds(d)]
+    return resp, fallback
 
 
 def make_block(
@@ -194,154 +404,41 @@ def make_block(
     span_days: float = 20.0,
     pending_share: float = 0.03,
 ) -> list[Task]:
-    """The 1024 tasks with indices ``block*1024 ...``, made deterministically."""
-    span = span_days * _DAY
-    num = numbers(seed, block, anchor, span, pending_share)
-    ids = [task_id_for(seed, block * 1024 + i) for i in range(1024)]
-    n_sub, n_act, n_set, n_sty = len(V.SUBJECTS), len(V.ACTIONS), len(V.SETTINGS), len(V.STYLES)
+    """The :data:`BLOCK` tasks with indices ``block*BLOCK ...``, made deterministically."""
+    draws = numbers(seed, block, anchor, span_days * _DAY, pending_share)
+    ids = [task_id_for(seed, block * BLOCK + i) for i in range(BLOCK)]
     out: list[Task] = []
-    rows = zip(
-        ids,
-        num["tt"],
-        num["u"],
-        num["z"],
-        num["w"],
-        num["create"],
-        num["age"],
-        num["latency"],
-        num["pending"],
-        num["parent"],
-        num["complete"],
-        num["non_english"],
-        num["fail"],
-        strict=True,
-    )
-    for i, (
-        task_id,
-        ti,
-        ui,
-        zi,
-        w,
-        create,
-        age,
-        latency,
-        pending,
-        p,
-        complete,
-        non_en,
-        failed,
-    ) in enumerate(rows):
-        ttype = _TYPES[ti]
-        parent_id = ids[p] if p >= 0 else None
-        gtype: str | None = _GTYPES[num["gi"][i]]
-        aspect: str | None = _ASPECTS[num["ai"][i]]
-        model = _MODELS[num["mi"][i]]
+    for i, d in enumerate(draws):
+        ttype, task_id = _TYPES[d.task_type], ids[i]
+        parent_id = ids[d.parent] if d.parent >= 0 else None
+        gtype: str | None = _GTYPES[d.generation_type]
+        aspect: str | None = _ASPECTS[d.aspect]
+        model = _MODELS[d.model]
         if ttype != "generate":
-            model = ("quality" if num["quality"][i] else "fast") if ttype == "extend" else ""
+            model = ("quality" if d.quality else "fast") if ttype == "extend" else ""
             gtype = aspect = None
-        code: int | None = None
-        msg: str | None = "" if ui[3] < 0.7 else None
-        flag = 1
-        if non_en:
-            code, msg = V.LANGUAGE_ERROR
-            flag, latency = 2, 2.0 + 4.0 * ui[4]
-        elif failed:
-            if ttype == "4k" and ui[6] < 0.6:
-                (code, msg), fail_median = V.K4_UNAVAILABLE, 20.0
-            else:
-                image_based = gtype in ("FIRST_AND_LAST_FRAMES_2_VIDEO", "REFERENCE_2_VIDEO")
-                code, msg, fail_median = _pick_failure(ui[6], image_based)
-            latency = fail_median * 2.718281828 ** (0.4 * zi[1])
-            flag = 3 if code in (500, 501) and ui[7] < V.GENERATION_FAILED_SHARE else 2
-        if flag != 1:
-            if pending:
-                latency = max(latency, age + 20.0 + 280.0 * ui[8])
-            complete = round(create + max(latency, 1.0), 3)
-
-        # the request, as paramJson
-        seeds = 10000 + w[2] % 90000
-        wm_key = "waterMark" if ui[9] < 0.7 else "watermark"
-        params: dict[str, Any]
-        if ttype == "generate":
-            if code == 400 and msg == V.LANGUAGE_ERROR[1]:
-                prompt = V.NON_ENGLISH_PROMPTS[w[3] % len(V.NON_ENGLISH_PROMPTS)]
-            else:
-                prompt = (
-                    f"{V.SUBJECTS[w[3] % n_sub]} {V.ACTIONS[w[4] % n_act]} "
-                    f"{V.SETTINGS[(w[3] >> 8) % n_set]}, {V.STYLES[(w[4] >> 8) % n_sty]}."
-                )
-            old = age > 7 * _DAY
-            aspect_key = (
-                "aspectRatio" if (old and ui[11] < 0.8) or ui[11] < 0.25 else "aspect_ratio"
-            )
-            params = {"prompt": prompt, "model": model, "generationType": gtype, aspect_key: aspect}
-            if gtype != "TEXT_2_VIDEO":
-                k = 2 if gtype == "FIRST_AND_LAST_FRAMES_2_VIDEO" else 1 + w[2] % 3
-                params["imageUrls"] = [
-                    f"https://cdn.example.com/img/{task_id[4:12]}_{j}.jpg" for j in range(k)
-                ]
-            params["seeds"] = seeds
-            params[wm_key] = V.WATERMARKS[w[0] % len(V.WATERMARKS)]
-            params["enableTranslation"] = not non_en
-            if age < 5 * _DAY:
-                params["resolution"] = "1080p" if aspect == "16:9" and ui[12] < 0.35 else "720p"
-        elif ttype == "extend":
-            prompt = V.EXTEND_PROMPTS[w[3] % len(V.EXTEND_PROMPTS)]
-            params = {"taskId": parent_id, "prompt": prompt, "seeds": seeds, "model": model}
-            params[wm_key] = V.WATERMARKS[w[0] % len(V.WATERMARKS)]
-        else:
-            params = {"taskId": parent_id, "index": 0 if ui[12] < 0.9 else 1}
-        if ui[10] < 0.4:
-            params["callBackUrl"] = "https://example.com/api/veo-callback"
-
-        # the answer, once complete
-        fallback: bool | None = None
-        if ttype == "generate" and age > 9 * _DAY:
-            fallback = ui[13] < 0.12
-        response: dict[str, Any] | None = None
-        if flag == 1:
-            stem = f"{task_id[4:]}_{int(complete)}"
-            video = f"{_URL}/v/{stem}_0.mp4"
-            response = {"taskId": task_id, "resultUrls": [video], "originUrls": None}
-            if ttype == "generate":
-                res = params.get("resolution") or (
-                    "1080p" if aspect == "16:9" and not fallback and ui[12] < 0.5 else "720p"
-                )
-                if aspect != "16:9":
-                    response["originUrls"] = [f"{_URL}/o/{stem}_0.mp4"]
-                if age > 10 * _DAY and ui[12] > 0.94:  # a very old format: a string, not a list
-                    response["resultUrls"] = f"[{video}, {_URL}/v/{stem}_1.mp4]"
-            elif ttype == "extend":
-                res = "720p"
-                response["fullResultUrls"] = [f"{_URL}/full/{stem}_0.mp4"]
-            elif ttype == "1080p":
-                res = "1080p"
-            else:
-                res = "4k"
-                media_key = "mediaIds" if ui[13] < 0.75 else "media_ids"
-                response[media_key] = [hashlib.blake2b(task_id.encode(), digest_size=8).hexdigest()]
-                response["imageUrls"] = [f"{_URL}/img/{stem}_0.jpg"]
-            response["resolution"] = res
-            response["hasAudioList"] = [ui[9] > 0.05]
-            response["seeds"] = [seeds]
+        image_based = gtype in ("FIRST_AND_LAST_FRAMES_2_VIDEO", "REFERENCE_2_VIDEO")
+        end = outcome(d, ttype, image_based)
+        params = request(d, task_id, parent_id, (ttype, model, gtype, aspect), end)
+        resp, fallback = response(d, task_id, ttype, aspect, params, end)
         out.append(
             Task(
-                task_id,
-                block * 1024 + i,
-                ttype,
-                model,
-                gtype,
-                aspect,
-                parent_id,
-                create,
-                complete,
-                flag,
-                code,
-                msg,
-                orjson.dumps(params).decode(),
-                response,
-                fallback,
-                ("plain", "iso", "epoch_ms")[w[1] % 3],
+                task_id=task_id,
+                position=block * BLOCK + i,
+                task_type=ttype,
+                model=model,
+                generation_type=gtype,
+                aspect_ratio=aspect,
+                parent_id=parent_id,
+                create_ts=d.create,
+                complete_ts=end.complete,
+                final_flag=end.flag,
+                error_code=end.code,
+                error_message=end.msg,
+                param_json=orjson.dumps(params).decode(),
+                response=resp,
+                fallback=fallback,
+                time_format=("plain", "iso", "epoch_ms")[d.w_time_format % 3],
             )
         )
     return out

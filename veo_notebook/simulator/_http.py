@@ -1,34 +1,73 @@
-"""The simulator's HTTP layer: request pipeline, fault rendering, admin routes (private).
+"""The simulator's HTTP layer: request pipeline, fault rendering, the server (private).
 
-The pipeline and the meaning of each outcome are documented in :mod:`.server`.
+The pipeline and the meaning of each outcome are documented in :mod:`.server`. This
+module knows the simulator only through :class:`Backend`, a small protocol of public
+methods (the :class:`~veo_notebook.simulator.Simulator` implements it), so the HTTP side
+and the state it serves can change apart.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import socket
 import struct
 import sys
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from ..net import is_loopback
+from ._constants import ADMIN_PREFIX, GENERATE_PATH, MEDIA_PREFIX, RECORD_PATH
 from .faults import BEHAVIOUR, TOO_MANY, Canned, Fault, Wire
-from .media import PREFIX as MEDIA_PREFIX
-
-if TYPE_CHECKING:
-    from .server import Simulator
 
 log = logging.getLogger("veo_notebook.simulator")
 
-RECORD_PATH = "/api/v1/veo/record-info"
-GENERATE_PATH = "/api/v1/veo/generate"
 _JSON = "application/json"
+Answer = Callable[[], "tuple[str, bytes]"]
+
+
+class Backend(Protocol):
+    """What the HTTP layer asks of the simulator (every method public and thread-safe)."""
+
+    latency: float  # seconds added before every API answer
+    slow_seconds: float  # how long a "slow" fault holds its answer
+
+    def hold(self, seconds: float) -> None:
+        """Wait ``seconds`` real seconds, or less if the simulator stops."""
+
+    def admit(self) -> int:
+        """0 if the rate limit lets this request through, else seconds for Retry-After."""
+
+    def authorized(self, header: str | None) -> bool:
+        """Whether the ``Authorization`` header carries the accepted key."""
+
+    def count(self, outcome: str, task_id: str | None) -> None:
+        """Count one API request under ``outcome`` (and its task id)."""
+
+    def next_fault(self, task_id: str | None) -> Fault:
+        """The fault for this request (``Fault.OK``: answer normally)."""
+
+    def record_answer(self, task_id: str | None) -> tuple[str, bytes]:
+        """(outcome, envelope bytes) of record-info for ``task_id`` now."""
+
+    def generate_answer(self, raw: bytes) -> tuple[str, bytes]:
+        """(outcome, envelope bytes) of a generate request with body ``raw``."""
+
+    def serve_media(self, h: BaseHTTPRequestHandler, method: str, path: str) -> None:
+        """Answer one request under the media prefix."""
+
+    def admin(self, method: str, path: str, query: str, body: Any) -> Any:
+        """The JSON answer of an admin route; None when there is no such route."""
+
+    def opened(self, conn: socket.socket) -> None:
+        """A connection was accepted (closed by ``stop`` if still open)."""
+
+    def closed(self, conn: socket.socket) -> None:
+        """A connection ended."""
 
 
 def envelope_bytes(code: int, msg: str, data: Any = None) -> bytes:
@@ -36,17 +75,17 @@ def envelope_bytes(code: int, msg: str, data: Any = None) -> bytes:
     return orjson.dumps({"code": code, "msg": msg, "data": data})
 
 
-def handle(sim: Simulator, h: Handler, method: str) -> None:
+def handle(sim: Backend, h: Handler, method: str) -> None:
     """Answer one request (see the pipeline in :mod:`.server`)."""
     url = urlsplit(h.path)
     length = int(h.headers.get("Content-Length") or 0)
     raw = h.rfile.read(length) if length > 0 else b""
-    if url.path.startswith("/_sim/"):
+    if url.path.startswith(ADMIN_PREFIX):
         return _admin(sim, h, method, url.path, url.query, raw)
     if sim.latency:
-        sim._stopping.wait(sim.latency)
+        sim.hold(sim.latency)
     if url.path.startswith(MEDIA_PREFIX):  # the media host: no key, no User-Agent check
-        return sim.media.serve(h, method, url.path)
+        return sim.serve_media(h, method, url.path)
     task_id: str | None = None
     if url.path == RECORD_PATH:
         query = parse_qs(url.query, keep_blank_values=True)
@@ -58,31 +97,25 @@ def handle(sim: Simulator, h: Handler, method: str) -> None:
         return _answer(
             sim, h, "403", task_id, 403, b"error code: 1010", "text/plain; charset=UTF-8"
         )
-    if sim.limiter is not None and (wait := sim.limiter.acquire()):
+    if wait := sim.admit():
         body = envelope_bytes(429, TOO_MANY)
         return _answer(sim, h, "429", task_id, 429, body, headers={"Retry-After": str(wait)})
-    if not sim._authorized(h.headers.get("Authorization")):
+    if not sim.authorized(h.headers.get("Authorization")):
         body = envelope_bytes(401, "You do not have access permissions")
         return _answer(sim, h, "401", task_id, 200, body)
-    answer: Callable[[], tuple[str, bytes]]
+    answer: Answer
     if (url.path, method) == (RECORD_PATH, "GET"):
-        fault = sim.faults.next(task_id)
-        answer = lambda: sim._record_body(task_id)  # noqa: E731
+        fault = sim.next_fault(task_id)
+        answer = lambda: sim.record_answer(task_id)  # noqa: E731
     elif (url.path, method) == (GENERATE_PATH, "POST"):
-        fault = sim.faults.next(None)
-        answer = lambda: sim._generate(raw)  # noqa: E731
+        fault = sim.next_fault(None)
+        answer = lambda: sim.generate_answer(raw)  # noqa: E731
     else:
         return _answer(sim, h, "404", task_id, 404, envelope_bytes(404, "Not Found"))
     _apply(sim, h, fault, task_id, answer)
 
 
-def _apply(
-    sim: Simulator,
-    h: Handler,
-    fault: Fault,
-    task_id: str | None,
-    answer: Callable[[], tuple[str, bytes]],
-) -> None:
+def _apply(sim: Backend, h: Handler, fault: Fault, task_id: str | None, answer: Answer) -> None:
     behaviour = BEHAVIOUR[fault]  # every fault has one (faults.py checks it at import)
     if isinstance(behaviour, Canned):
         b = behaviour
@@ -90,34 +123,39 @@ def _apply(
     if behaviour is Wire.ANSWER:
         outcome, body = answer()
         return _answer(sim, h, outcome, task_id, 200, body)
-    sim._stats.count(fault.value, task_id)
+    sim.count(fault.value, task_id)
     return _WIRE[behaviour](sim, h, answer)
 
 
-def _reset(sim: Simulator, h: Handler, answer: Callable[[], tuple[str, bytes]]) -> None:
+def reset_connection(h: BaseHTTPRequestHandler) -> None:
+    """Close the connection with a TCP RST (no more answer on it)."""
     h.close_connection = True
     conn = h.connection
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    socket.close(conn.detach())  # RST, no answer
+    socket.close(conn.detach())
 
 
-def _slow(sim: Simulator, h: Handler, answer: Callable[[], tuple[str, bytes]]) -> None:
-    sim._stopping.wait(sim.slow_seconds)
+def _reset(sim: Backend, h: Handler, answer: Answer) -> None:
+    reset_connection(h)
+
+
+def _slow(sim: Backend, h: Handler, answer: Answer) -> None:
+    sim.hold(sim.slow_seconds)
     _write(h, 200, answer()[1])
 
 
-def _truncated(sim: Simulator, h: Handler, answer: Callable[[], tuple[str, bytes]]) -> None:
+def _truncated(sim: Backend, h: Handler, answer: Answer) -> None:
     body = answer()[1]
     _write(h, 200, body[: len(body) // 2])
 
 
-def _incomplete(sim: Simulator, h: Handler, answer: Callable[[], tuple[str, bytes]]) -> None:
+def _incomplete(sim: Backend, h: Handler, answer: Answer) -> None:
     body = answer()[1]  # promise the whole body, send half, close
     h.close_connection = True
     _write(h, 200, body[: len(body) // 2], length=len(body))
 
 
-_WIRE: dict[Wire, Callable[[Simulator, Handler, Callable[[], tuple[str, bytes]]], None]] = {
+_WIRE: dict[Wire, Callable[[Backend, Handler, Answer], None]] = {
     Wire.RESET: _reset,
     Wire.SLOW: _slow,
     Wire.TRUNCATED: _truncated,
@@ -126,7 +164,7 @@ _WIRE: dict[Wire, Callable[[Simulator, Handler, Callable[[], tuple[str, bytes]]]
 
 
 def _answer(
-    sim: Simulator,
+    sim: Backend,
     h: Handler,
     outcome: str,
     task_id: str | None,
@@ -135,7 +173,7 @@ def _answer(
     content_type: str = _JSON,
     headers: Mapping[str, str] | None = None,
 ) -> None:
-    sim._stats.count(outcome, task_id)  # before the answer: a client sees it counted
+    sim.count(outcome, task_id)  # before the answer: a client sees it counted
     _write(h, status, body, content_type, headers)
 
 
@@ -156,44 +194,27 @@ def _write(
     h.wfile.write(body)
 
 
-def _admin(sim: Simulator, h: Handler, method: str, path: str, query: str, raw: bytes) -> None:
-    if not ipaddress.ip_address(h.client_address[0]).is_loopback:
+def _admin(sim: Backend, h: Handler, method: str, path: str, query: str, raw: bytes) -> None:
+    if not is_loopback(h.client_address[0]):
         return _write(h, 404, envelope_bytes(404, "Not Found"))
     try:
-        body = orjson.loads(raw) if raw else {}
-        if (path, method) == ("/_sim/stats", "GET"):
-            return _write(h, 200, orjson.dumps(sim.stats()))
-        if (path, method) == ("/_sim/reset", "POST"):
-            sim.reset_stats()
-            return _write(h, 200, orjson.dumps({"ok": True}))
-        if (path, method) == ("/_sim/ids", "GET"):
-            kind = parse_qs(query).get("kind", [None])[0]
-            return _write(h, 200, orjson.dumps(sim.task_ids(kind)))
-        if (path, method) == ("/_sim/faults", "POST"):
-            sim.set_fault_rates(body.get("rates", {}))
-            return _write(h, 200, orjson.dumps({"ok": True, "rates": sim.faults.rates()}))
-        if (path, method) == ("/_sim/script", "POST"):
-            sim.script(body["taskId"], body["faults"])
-            return _write(h, 200, orjson.dumps({"ok": True}))
-        if (path, method) == ("/_sim/media", "GET"):
-            return _write(h, 200, orjson.dumps(sim.media.stats()))
-        if (path, method) == ("/_sim/media", "POST"):  # {"reset": true, "rates": {...}}
-            if body.get("reset"):
-                sim.media.reset_stats()
-            if "rates" in body:
-                sim.media.set_rates(body["rates"])
-            for task_id, faults in body.get("scripts", {}).items():
-                sim.media.script(task_id, faults)
-            return _write(h, 200, orjson.dumps({"ok": True}))
+        answer = sim.admin(method, path, query, orjson.loads(raw) if raw else {})
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return _write(h, 400, orjson.dumps({"ok": False, "error": str(exc)}))
-    return _write(h, 404, envelope_bytes(404, "Not Found"))
+    if answer is None:
+        return _write(h, 404, envelope_bytes(404, "Not Found"))
+    return _write(h, 200, orjson.dumps(answer))
 
 
 class Server(ThreadingHTTPServer):
+    """One thread per connection; answers through its :class:`Backend`."""
+
     daemon_threads = True
     request_queue_size = 256
-    sim: Simulator
+
+    def __init__(self, address: tuple[str, int], backend: Backend) -> None:
+        self.backend = backend
+        super().__init__(address, Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
@@ -213,20 +234,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        with self.server.sim._lock:
-            self.server.sim._conns.add(self.connection)
+        self.server.backend.opened(self.connection)
 
     def finish(self) -> None:
-        with self.server.sim._lock:
-            self.server.sim._conns.discard(self.connection)
+        self.server.backend.closed(self.connection)
         with contextlib.suppress(OSError):
             super().finish()
 
     def do_GET(self) -> None:
-        handle(self.server.sim, self, "GET")
+        handle(self.server.backend, self, "GET")
 
     def do_POST(self) -> None:
-        handle(self.server.sim, self, "POST")
+        handle(self.server.backend, self, "POST")
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)

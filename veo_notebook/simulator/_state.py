@@ -6,21 +6,58 @@ import math
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import Any
 
 
 class SimClock:
-    """Sim time: ``start + (monotonic elapsed) x speed``, in epoch seconds (speed 0: frozen)."""
+    """Sim time in epoch seconds: ``start + advanced + (real elapsed) x speed``.
 
-    def __init__(self, start: float | None = None, speed: float = 1.0) -> None:
+    ``speed`` 0 freezes the clock: then only :meth:`advance` moves it, which is how a test
+    makes sim minutes pass without sleeping. ``real`` is the monotonic source (tests may
+    give their own). Listeners registered with :meth:`on_advance` are called after each
+    step, so whoever waits on sim time (the callback sender) wakes at once.
+
+    >>> clock = SimClock(1000.0, speed=0)
+    >>> clock.advance(90); clock.now()
+    1090.0
+    """
+
+    def __init__(
+        self,
+        start: float | None = None,
+        speed: float = 1.0,
+        *,
+        real: Callable[[], float] = time.monotonic,
+    ) -> None:
         if speed < 0:
             raise ValueError(f"clock_speed must be >= 0, got {speed}")
         self.start = time.time() if start is None else float(start)
         self.speed = float(speed)
-        self._t0 = time.monotonic()
+        self._real = real
+        self._t0 = real()
+        self._advanced = 0.0
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
 
     def now(self) -> float:
-        return self.start + (time.monotonic() - self._t0) * self.speed
+        """Sim time now, in epoch seconds."""
+        return self.start + self._advanced + (self._real() - self._t0) * self.speed
+
+    def advance(self, seconds: float) -> None:
+        """Step sim time forward by ``seconds`` (>= 0), then wake every listener."""
+        if seconds < 0:
+            raise ValueError(f"the clock only moves forward; got advance({seconds})")
+        with self._lock:
+            self._advanced += float(seconds)
+            listeners = list(self._listeners)
+        for wake in listeners:
+            wake()
+
+    def on_advance(self, wake: Callable[[], None]) -> None:
+        """Call ``wake()`` after every :meth:`advance`."""
+        with self._lock:
+            self._listeners.append(wake)
 
 
 class SlidingWindowLimiter:

@@ -22,6 +22,10 @@ disagreeing      a body that contradicts record-info (another video URL; "succes
                  failed task)
 ===============  ==========================================================================
 
+Adding a fault is a member of :class:`CallbackFault`, a row of the table above and an
+entry of :data:`CALLBACK_FAULTS` (how it behaves); faults are chosen by the simulator's one
+:class:`~veo_notebook.simulator.faults.FaultPlan`.
+
 >>> from veo_notebook.simulator.callbacks import CALLBACK_FAULTS
 >>> CALLBACK_FAULTS["dropped"].sends, CALLBACK_FAULTS["duplicated"].sends
 (0, 2)
@@ -30,30 +34,30 @@ disagreeing      a body that contradicts record-info (another video URL; "succes
 from __future__ import annotations
 
 import heapq
-import ipaddress
 import itertools
 import logging
 import random
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
 
 from ..callbacks._signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookKey
+from ..net import is_loopback
 from ._blocks import Task
-from ._state import SimClock
-from .faults import HTML
+from ._constants import DEFAULT_CALLBACK_KEY, GENERATE_PATH, KIE_MEDIA_HOST
+from .faults import HTML, FaultPlan, NamedFault
 
 __all__ = [
     "CALLBACK_FAULTS",
     "DEFAULT_CALLBACK_KEY",
     "RETRY_OFFSETS_S",
+    "CallbackBehaviour",
     "CallbackFault",
     "CallbackSender",
     "check_url",
@@ -62,8 +66,6 @@ __all__ = [
 
 log = logging.getLogger("veo_notebook.simulator")
 
-#: The key the simulator signs with when none is given (not a secret: loopback only).
-DEFAULT_CALLBACK_KEY = "sim-webhook-key"
 #: kie.ai retries a failed delivery 1, 5 and 15 minutes after the first attempt.
 RETRY_OFFSETS_S = (60.0, 300.0, 900.0)
 #: kie.ai waits 15 s for an answer.
@@ -76,9 +78,21 @@ SUCCESS_MSG = "Veo3.1 video generated successfully."
 _AGENT = "kie-sim-callbacks/1.0"
 
 
+class CallbackFault(NamedFault):
+    """A callback fault (the value is its name in scripts, rates and ``injected()``)."""
+
+    OK = "ok"
+    DROPPED = "dropped"
+    DUPLICATED = "duplicated"
+    DELAYED = "delayed"
+    WRONG_SIGNATURE = "wrong_signature"
+    NONJSON = "nonjson"
+    DISAGREEING = "disagreeing"
+
+
 @dataclass(frozen=True)
-class CallbackFault:
-    """How one task's callback misbehaves (one row of :data:`CALLBACK_FAULTS`)."""
+class CallbackBehaviour:
+    """How one task's callback misbehaves (one entry of :data:`CALLBACK_FAULTS`)."""
 
     name: str
     sends: int = 1  # deliveries made: 0 dropped, 2 duplicated
@@ -88,33 +102,32 @@ class CallbackFault:
     agrees: bool = True
 
 
-CALLBACK_FAULTS: dict[str, CallbackFault] = {
+#: THE callback-fault table: what each fault does, by name. A fault missing here fails
+#: at import.
+CALLBACK_FAULTS: dict[str, CallbackBehaviour] = {
     f.name: f
     for f in (
-        CallbackFault("ok"),
-        CallbackFault("dropped", sends=0),
-        CallbackFault("duplicated", sends=2),
-        CallbackFault("delayed", delay_s=DELAY_S),
-        CallbackFault("wrong_signature", good_signature=False),
-        CallbackFault("nonjson", json_body=False),
-        CallbackFault("disagreeing", agrees=False),
+        CallbackBehaviour("ok"),
+        CallbackBehaviour("dropped", sends=0),
+        CallbackBehaviour("duplicated", sends=2),
+        CallbackBehaviour("delayed", delay_s=DELAY_S),
+        CallbackBehaviour("wrong_signature", good_signature=False),
+        CallbackBehaviour("nonjson", json_body=False),
+        CallbackBehaviour("disagreeing", agrees=False),
     )
 }
+if set(CALLBACK_FAULTS) != {f.value for f in CallbackFault}:  # pragma: no cover - caught at import
+    raise RuntimeError("CallbackFault and CALLBACK_FAULTS disagree")
 
 
-def _parse(name: str) -> CallbackFault:
-    try:
-        return CALLBACK_FAULTS[name]
-    except KeyError:
-        names = ", ".join(CALLBACK_FAULTS)
-        raise ValueError(f"unknown callback fault {name!r}; expected one of: {names}") from None
+class Clock(Protocol):
+    """What the sender needs of the simulator's clock (:class:`~._state.SimClock`)."""
 
+    speed: float
 
-def _loopback_host(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    def now(self) -> float: ...
+
+    def on_advance(self, wake: Callable[[], None]) -> None: ...
 
 
 def check_url(url: Any) -> str | None:
@@ -130,7 +143,7 @@ def check_url(url: Any) -> str | None:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "callBackUrl must be an http(s) URL."
-    if parts.hostname != "localhost" and not _loopback_host(parts.hostname):
+    if not is_loopback(parts.hostname):
         return (
             "callBackUrl must point at a loopback address in the simulator "
             "(127.0.0.1, ::1, localhost)."
@@ -147,14 +160,14 @@ def _resolves_to_loopback(url: str) -> bool:
         infos = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)
     except OSError:
         return False
-    return bool(infos) and all(_loopback_host(str(i[4][0]).split("%")[0]) for i in infos)
+    return bool(infos) and all(is_loopback(str(i[4][0])) for i in infos)
 
 
 @dataclass
 class _Delivery:
     task: Task
     url: str
-    fault: CallbackFault
+    fault: CallbackBehaviour
     first_due: float
     attempt: int = 0  # attempts made so far
     duplicate: bool = False
@@ -171,68 +184,55 @@ class CallbackSender:
 
     def __init__(
         self,
-        clock: SimClock,
+        clock: Clock,
         key: str | None = None,
         *,
         rates: Mapping[str, float] | None = None,
         seed: int = 0,
         timeout: float = TIMEOUT_S,
+        rewrite: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self._clock = clock
         self._key = WebhookKey(key or DEFAULT_CALLBACK_KEY)
         self._wrong = WebhookKey(b"not-" + (key or DEFAULT_CALLBACK_KEY).encode())
         self._seed = seed
-        #: Applied to every body sent: the simulator points kie.ai's media links at its
-        #: own media host, in its records and in its callbacks alike.
-        self.rewrite: Callable[[bytes], bytes] = lambda body: body
-        self._rng = random.Random(f"{seed}:callbacks")
+        # applied to every body sent: the simulator points kie.ai's media links at its
+        # own media host, in its records and in its callbacks alike
+        self._rewrite = rewrite or (lambda body: body)
+        self.faults = FaultPlan(rates, seed=f"{seed}:callbacks", kind=CallbackFault)
         self.timeout = float(timeout)
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, _Delivery]] = []
         self._seq = itertools.count()
-        self._script: deque[CallbackFault] = deque()
-        self._rates: list[tuple[CallbackFault, float]] = []
         self._injected: dict[str, str] = {}
         self._attempts: list[dict[str, Any]] = []
         self._busy = 0
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._session: Any = None
-        self.set_rates(rates or {})
+        clock.on_advance(self._wake)
 
     def __repr__(self) -> str:
         with self._cond:
             return f"CallbackSender({len(self._heap)} due, {len(self._attempts)} sent)"
 
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
     # --- plan -----------------------------------------------------------------------
     def set_rates(self, rates: Mapping[str, float]) -> None:
         """Per-task fault probabilities, e.g. ``{"dropped": 0.1}`` (total at most 1)."""
-        parsed = [(_parse(k), float(p)) for k, p in rates.items()]
-        if any(p < 0 for _, p in parsed) or sum(p for _, p in parsed) > 1.0 + 1e-9:
-            raise ValueError(f"callback fault rates must be >= 0 and sum to at most 1: {rates}")
-        with self._cond:
-            self._rates = [(f, p) for f, p in parsed if p > 0 and f.name != "ok"]
+        self.faults.set_rates(rates)
 
     def script(self, faults: Iterable[str]) -> None:
         """Faults for the next tasks created with a callBackUrl, one per task, in order."""
-        parsed = [_parse(f) for f in faults]
-        with self._cond:
-            self._script.extend(parsed)
-
-    def _draw(self) -> CallbackFault:
-        if self._script:
-            return self._script.popleft()
-        x = self._rng.random()
-        for fault, p in self._rates:
-            if x < p:
-                return fault
-            x -= p
-        return CALLBACK_FAULTS["ok"]
+        self.faults.script(None, faults)
 
     def schedule(self, task: Task, url: str) -> str:
         """Plan ``task``'s callback to ``url`` (a loopback URL); returns the fault drawn."""
+        fault = CALLBACK_FAULTS[self.faults.next(None).value]
         with self._cond:
-            fault = self._draw()
             self._injected[task.task_id] = fault.name
             if fault.sends:
                 due = task.complete_ts + fault.delay_s
@@ -317,7 +317,7 @@ class CallbackSender:
             return HTML[200]
         ok = t.final_flag == 1
         if ok or not f.agrees:
-            base = f"https://tempfile.aiquickdraw.com/v/{t.task_id[4:]}_{int(t.complete_ts)}"
+            base = f"{KIE_MEDIA_HOST}/v/{t.task_id[4:]}_{int(t.complete_ts)}"
             urls: list[str] = (t.response or {}).get("resultUrls") or [f"{base}_0.mp4"]
             if not f.agrees and ok:
                 urls = [u.replace(".mp4", "_other.mp4") for u in urls]
@@ -331,7 +331,7 @@ class CallbackSender:
             data: dict[str, Any] = {"taskId": t.task_id, "info": info, "fallbackFlag": False}
             if str(resolution).lower() == "4k":
                 data["creditsConsumed"] = CREDITS_4K
-            return self.rewrite(orjson.dumps({"code": 200, "msg": SUCCESS_MSG, "data": data}))
+            return self._rewrite(orjson.dumps({"code": 200, "msg": SUCCESS_MSG, "data": data}))
         code = t.error_code or 500
         msg = t.error_message or "Generation failed."
         data = {"taskId": t.task_id, "fallbackFlag": False}
@@ -397,10 +397,7 @@ def create_task(base_url: str, api_key: str, body: Mapping[str, Any]) -> str:
     """
     import requests
 
-    from ._http import GENERATE_PATH
-
-    host = urlsplit(base_url).hostname or ""
-    if host != "localhost" and not _loopback_host(host):
+    if not is_loopback(urlsplit(base_url).hostname):
         raise ValueError("create_task talks to a simulator on loopback only")
     with requests.Session() as s:
         s.trust_env = False

@@ -45,6 +45,7 @@ import orjson
 
 from . import _blocks
 from ._blocks import Task, task_id_for
+from ._constants import BLOCK, EXPIRY_DAYS, PLAIN_OFFSET_S
 
 __all__ = [
     "BAD_DAY",
@@ -61,15 +62,10 @@ __all__ = [
     "task_id_for",
 ]
 
-BLOCK = 1024
 #: "now" of the corpus when no anchor is given: 2026-03-20 12:00:00 UTC.
 DEFAULT_ANCHOR = float(calendar.timegm((2026, 3, 20, 12, 0, 0)))
 TIME_FORMATS = ("iso", "plain", "epoch_ms", "mixed")
-EXPIRY_DAYS = 14
 BAD_DAY = 5  # the day [5, 6) days before the anchor has elevated failures and latency
-_DAY = 86400.0
-_PLAIN_OFFSET = 8 * 3600  # plain times are UTC+8 (Asia/Shanghai)
-_URL = "https://tempfile.aiquickdraw.com"
 
 
 def format_time(ts: float, fmt: str) -> str | int:
@@ -83,7 +79,7 @@ def format_time(ts: float, fmt: str) -> str | int:
     if fmt == "iso":
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
     if fmt == "plain":
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts + _PLAIN_OFFSET))
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts + PLAIN_OFFSET_S))
     raise ValueError(f"unknown time format {fmt!r}; expected one of {TIME_FORMATS}")
 
 
@@ -124,7 +120,7 @@ def _format_many(ts: list[float], fmt: str) -> list[Any]:
     arr = np.asarray(ts, dtype=np.float64)
     if fmt == "epoch_ms":
         return np.round(arr * 1000).astype(np.int64).tolist()
-    secs = np.floor(arr).astype(np.int64) + (_PLAIN_OFFSET if fmt == "plain" else 0)
+    secs = np.floor(arr).astype(np.int64) + (PLAIN_OFFSET_S if fmt == "plain" else 0)
     text = np.datetime_as_string(secs.astype("datetime64[s]"), unit="s").tolist()
     if fmt == "iso":
         return [t + "Z" for t in text]

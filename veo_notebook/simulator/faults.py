@@ -37,13 +37,42 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any, Generic, TypeVar, overload
 
 import orjson
 
-__all__ = ["BEHAVIOUR", "FAULT_NAMES", "Canned", "Fault", "FaultPlan", "Wire"]
+__all__ = [
+    "BEHAVIOUR",
+    "FAULT_NAMES",
+    "Canned",
+    "Fault",
+    "FaultPlan",
+    "NamedFault",
+    "Wire",
+    "uniform_mix",
+]
 
 
-class Fault(str, Enum):
+class NamedFault(str, Enum):
+    """A fault kind: a ``str`` enum whose values are the names used in scripts, rates and
+    stats, with an ``"ok"`` member meaning "behave normally" (:class:`Fault`,
+    :class:`~veo_notebook.simulator.media.MediaFault`,
+    :class:`~veo_notebook.simulator.callbacks.CallbackFault`)."""
+
+    @classmethod
+    def parse(cls: type[F], value: str | F) -> F:
+        """The member named ``value``; a clear ``ValueError`` for an unknown name."""
+        try:
+            return cls(value)
+        except ValueError:
+            names = ", ".join(f.value for f in cls)
+            raise ValueError(f"unknown fault {value!r}; expected one of: {names}") from None
+
+
+F = TypeVar("F", bound=NamedFault)
+
+
+class Fault(NamedFault):
     """A named fault (the value is the name used in scripts, rates and stats)."""
 
     OK = "ok"
@@ -63,15 +92,6 @@ class Fault(str, Enum):
     def transient(cls) -> tuple[Fault, ...]:
         """Faults a client should retry and recover from quickly (every fault but ok and slow)."""
         return tuple(f for f in cls if f not in (cls.OK, cls.SLOW))
-
-    @classmethod
-    def parse(cls, value: str | Fault) -> Fault:
-        """``Fault`` from its name; a clear ``ValueError`` for an unknown one."""
-        try:
-            return cls(value)
-        except ValueError:
-            names = ", ".join(f.value for f in cls)
-            raise ValueError(f"unknown fault {value!r}; expected one of: {names}") from None
 
 
 #: Every fault name (``"ok"`` included).
@@ -152,8 +172,13 @@ if set(BEHAVIOUR) != set(Fault):  # pragma: no cover - a developer's mistake, ca
     raise RuntimeError(f"faults without a behaviour: {sorted(set(Fault) - set(BEHAVIOUR))}")
 
 
-class FaultPlan:
-    """Thread-safe choice of the fault for each request: scripts first, then rates.
+class FaultPlan(Generic[F]):
+    """Thread-safe choice of a fault per event: scripts first, then rates (any fault kind).
+
+    One plan serves the API (:class:`Fault`, one event per request, scripted per task id),
+    the media host (one per file request) and the callback sender (one per task, scripted
+    under the key ``None``: "the next tasks"). ``kind`` is the fault enum (default
+    :class:`Fault`); ``seed`` makes the draws reproducible.
 
     >>> plan = FaultPlan({"http503": 1.0}, seed=0)
     >>> plan.script("veo_x", ["reset", "ok"])
@@ -161,59 +186,82 @@ class FaultPlan:
     ['reset', 'ok', 'http503']
     """
 
-    def __init__(self, rates: Mapping[str, float] | None = None, *, seed: int = 0) -> None:
+    @overload
+    def __init__(
+        self: FaultPlan[Fault],
+        rates: Mapping[str, float] | None = None,
+        *,
+        seed: int | str = 0,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        rates: Mapping[str, float] | None = None,
+        *,
+        seed: int | str = 0,
+        kind: type[F],
+    ) -> None: ...
+    def __init__(
+        self,
+        rates: Mapping[str, float] | None = None,
+        *,
+        seed: int | str = 0,
+        kind: type[Any] | None = None,
+    ) -> None:
+        self.kind: type[F] = kind if kind is not None else Fault  # type: ignore[assignment]
+        self._ok = self.kind.parse("ok")
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
-        self._rates: list[tuple[Fault, float]] = []
-        self._scripts: dict[str, deque[Fault]] = defaultdict(deque)
+        self._rates: list[tuple[F, float]] = []
+        self._scripts: dict[str | None, deque[F]] = defaultdict(deque)
         self.set_rates(rates or {})
 
     def set_rates(self, rates: Mapping[str, float]) -> None:
-        """Replace the per-request probabilities (``{name: p}``, total at most 1)."""
-        parsed = [(Fault.parse(k), float(p)) for k, p in rates.items() if float(p) > 0]
+        """Replace the probabilities per event (``{name: p}``, each >= 0, total at most 1)."""
+        parsed = [(self.kind.parse(k), float(p)) for k, p in rates.items()]
         if any(p < 0 for _, p in parsed) or sum(p for _, p in parsed) > 1.0 + 1e-9:
             raise ValueError(f"fault rates must be >= 0 and sum to at most 1: {dict(rates)}")
         with self._lock:
-            self._rates = [(f, p) for f, p in parsed if f is not Fault.OK]
+            self._rates = [(f, p) for f, p in parsed if p > 0 and f is not self._ok]
 
     def rates(self) -> dict[str, float]:
         """The current probabilities by fault name."""
         with self._lock:
             return {f.value: p for f, p in self._rates}
 
-    def script(self, task_id: str, faults: Iterable[str | Fault]) -> None:
-        """Append faults for ``task_id``, consumed in order, one per request for that id."""
-        parsed = [Fault.parse(f) for f in faults]
+    def script(self, key: str | None, faults: Iterable[str | F]) -> None:
+        """Append faults for ``key`` (a task id; None: events about no task), one per event."""
+        parsed = [self.kind.parse(f) for f in faults]
         with self._lock:
-            self._scripts[task_id].extend(parsed)
+            self._scripts[key].extend(parsed)
 
-    def pending_script(self, task_id: str) -> list[str]:
-        """What is left of ``task_id``'s script."""
+    def pending_script(self, key: str | None) -> list[str]:
+        """What is left of ``key``'s script."""
         with self._lock:
-            return [f.value for f in self._scripts.get(task_id, ())]
+            return [f.value for f in self._scripts.get(key, ())]
 
     def clear_scripts(self) -> None:
         """Forget every script."""
         with self._lock:
             self._scripts.clear()
 
-    def next(self, task_id: str | None) -> Fault:
-        """The fault for the next request about ``task_id`` (``Fault.OK``: answer normally)."""
+    def next(self, key: str | None) -> F:
+        """The fault for the next event about ``key`` (the ``ok`` member: behave normally)."""
         with self._lock:
-            queue = self._scripts.get(task_id) if task_id is not None else None
+            queue = self._scripts.get(key)
             if queue:
                 fault = queue.popleft()
                 if not queue:
-                    del self._scripts[task_id]  # type: ignore[arg-type]
+                    del self._scripts[key]
                 return fault
             if not self._rates:
-                return Fault.OK
+                return self._ok
             x = self._rng.random()
             for fault, p in self._rates:
                 if x < p:
                     return fault
                 x -= p
-            return Fault.OK
+            return self._ok
 
 
 def uniform_mix(total_rate: float) -> dict[str, float]:

@@ -50,25 +50,23 @@ import contextlib
 import hashlib
 import io
 import os
-import random
 import re
-import socket
-import struct
 import tempfile
 import threading
-from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping
-from enum import Enum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from http.server import BaseHTTPRequestHandler
+from typing import Any, NamedTuple
 
 import orjson
 
-from ._blocks import _URL as KIE_MEDIA_HOST
-from .corpus import EXPIRY_DAYS, Task
+from ._constants import EXPIRY_S, KIE_MEDIA_HOST, MEDIA_PREFIX
+from ._http import reset_connection
+from .corpus import Task
+from .faults import FaultPlan, NamedFault
 
-if TYPE_CHECKING:
-    from ._http import Handler
-    from .server import Simulator
+#: Finds a task by id (the simulator's ``task``): all the media host needs of the corpus.
+Lookup = Callable[[str], "Task | None"]
 
 __all__ = [
     "DEFECTS",
@@ -82,14 +80,13 @@ __all__ = [
     "mp4_bytes",
 ]
 
-PREFIX = "/media/"
+PREFIX = MEDIA_PREFIX
 #: Veo's clip length when the request names none, and what an extend adds to its parent.
 DEFAULT_DURATION_S = 8
 EXTEND_S = 7
 FPS = 1  # frames per second of the files served (a few frames: fast to make and to send)
 _AUDIO_RATE = 8000
 _SHORT_SIDE = {"720p": 720, "1080p": 1080, "4k": 2160}
-_EXPIRY_S = EXPIRY_DAYS * 86400.0
 _CACHE_DIR = os.path.join(tempfile.gettempdir(), "veo-notebook-sim-media-v1")
 _PATH = re.compile(r"^/media/(v|o|full)/([0-9a-f]{24})_\d+_(\d+|origin)\.mp4$")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -109,7 +106,7 @@ _BASE_CLIP_SHARE = 0.10
 DEFECTS = (*(d for d, _, _ in _SHARES), "base_clip")
 
 
-class MediaFault(str, Enum):
+class MediaFault(NamedFault):
     """A fault of the media host (the value is its name in scripts, rates and stats)."""
 
     OK = "ok"
@@ -163,20 +160,20 @@ def _requested_duration(task: Task) -> int:
     return duration if ok else DEFAULT_DURATION_S
 
 
-def _lineage(sim: Simulator, task: Task) -> list[Task]:
+def _lineage(lookup: Lookup, task: Task) -> list[Task]:
     """``task`` and its ancestors, nearest first (an upgrade or extend has a parent)."""
     chain = [task]
     while chain[-1].parent_id and len(chain) < 8:
-        parent = sim.task(chain[-1].parent_id)
+        parent = lookup(chain[-1].parent_id)
         if parent is None:
             break
         chain.append(parent)
     return chain
 
 
-def _duration(sim: Simulator, task: Task) -> int:
+def _duration(lookup: Lookup, task: Task) -> int:
     """The length of ``task``'s video as delivered without defects (seconds)."""
-    chain = _lineage(sim, task)
+    chain = _lineage(lookup, task)
     total = _requested_duration(chain[-1])
     for t in reversed(chain[:-1]):
         if t.task_type == "extend":
@@ -184,11 +181,15 @@ def _duration(sim: Simulator, task: Task) -> int:
     return total
 
 
-def file_spec(sim: Simulator, task: Task, kind: str) -> FileSpec:
-    """The file served for ``task`` at a ``kind`` URL ("v", "o" or "full")."""
+def file_spec(lookup: Lookup, task: Task, kind: str) -> FileSpec:
+    """The file served for ``task`` at a ``kind`` URL ("v", "o" or "full").
+
+    ``lookup`` finds a task by id (``sim.task``): an extend's or upgrade's file depends on
+    its ancestors (their aspect ratio and lengths).
+    """
     resp = task.response or {}
     bad = defects(task)
-    chain = _lineage(sim, task)
+    chain = _lineage(lookup, task)
     aspect = next((t.aspect_ratio for t in chain if t.aspect_ratio), "16:9")
     resolution = str(resp.get("resolution") or "720p")
     short = _SHORT_SIDE.get(resolution.lower(), 720)
@@ -198,10 +199,12 @@ def file_spec(sim: Simulator, task: Task, kind: str) -> FileSpec:
     width, height = (short, long) if aspect == "9:16" else (long, short)
     if "aspect" in bad:
         width, height = height, width
-    duration = _duration(sim, task)
+    duration = _duration(lookup, task)
     if task.task_type == "extend" and (kind == "v" or "base_clip" in bad):
         # the extension alone, or (defect) the parent's clip where the stitched one belongs
-        duration = EXTEND_S if kind == "v" else _duration(sim, chain[1]) if chain[1:] else duration
+        duration = (
+            EXTEND_S if kind == "v" else _duration(lookup, chain[1]) if chain[1:] else duration
+        )
     if "short" in bad:
         duration = max(1, duration // 2)
     audio = bool((resp.get("hasAudioList") or [False])[0]) and "no_audio" not in bad
@@ -282,45 +285,37 @@ def _encode(spec: FileSpec) -> bytes:
 
 # --- serving ---------------------------------------------------------------------------
 class MediaHost:
-    """The media host of one :class:`~veo_notebook.simulator.Simulator`: files, faults, counters."""
+    """The media host of one simulator: files, faults, counters.
 
-    def __init__(self, sim: Simulator, *, seed: int = 0) -> None:
-        self.sim = sim
+    It takes only what it uses: ``lookup`` (a task by id), ``now`` (sim time),
+    ``base_url`` (where the simulator listens, asked when links are rewritten), ``hold``
+    (wait real seconds, cut short when the simulator stops) and ``slow_seconds``.
+    """
+
+    def __init__(
+        self,
+        lookup: Lookup,
+        *,
+        now: Callable[[], float],
+        base_url: Callable[[], str],
+        hold: Callable[[float], None],
+        slow_seconds: float = 30.0,
+        seed: int = 0,
+    ) -> None:
+        self._lookup, self._now, self._base_url, self._hold = lookup, now, base_url, hold
+        self.slow_seconds = slow_seconds
         self._lock = threading.Lock()
-        self._rng = random.Random(f"media:{seed}")
-        self._rates: list[tuple[MediaFault, float]] = []
-        self._scripts: dict[str, deque[MediaFault]] = defaultdict(deque)
+        self.faults = FaultPlan(seed=f"media:{seed}", kind=MediaFault)
         self.reset_stats()
 
     # control
     def script(self, task_id: str, faults: Iterable[str | MediaFault]) -> None:
         """Queue faults (or "ok") for ``task_id``'s files: one per request, in order."""
-        parsed = [MediaFault(f) for f in faults]
-        with self._lock:
-            self._scripts[task_id].extend(parsed)
+        self.faults.script(task_id, faults)
 
     def set_rates(self, rates: Mapping[str, float]) -> None:
         """Replace the per-request fault probabilities, e.g. ``{"reset": 0.05}``."""
-        parsed = [(MediaFault(k), float(p)) for k, p in rates.items() if float(p) > 0]
-        if sum(p for _, p in parsed) > 1.0 + 1e-9:
-            raise ValueError(f"fault rates must sum to at most 1: {dict(rates)}")
-        with self._lock:
-            self._rates = [(f, p) for f, p in parsed if f is not MediaFault.OK]
-
-    def _next_fault(self, task_id: str) -> MediaFault:
-        with self._lock:
-            queue = self._scripts.get(task_id)
-            if queue:
-                fault = queue.popleft()
-                if not queue:
-                    del self._scripts[task_id]
-                return fault
-            x = self._rng.random()
-            for fault, p in self._rates:
-                if x < p:
-                    return fault
-                x -= p
-            return MediaFault.OK
+        self.faults.set_rates(rates)
 
     def stats(self) -> dict[str, Any]:
         """Counters: ``requests``, ``by_outcome``, ``by_task`` (``{id: {"requests", "bytes"}}``)
@@ -351,13 +346,13 @@ class MediaHost:
     # links
     def rewrite(self, body: bytes) -> bytes:
         """``body`` with kie.ai's media host replaced by this simulator's ``/media``."""
-        return body.replace(KIE_MEDIA_HOST.encode(), f"{self.sim.base_url}/media".encode())
+        return body.replace(KIE_MEDIA_HOST.encode(), f"{self._base_url()}/media".encode())
 
     # answering
-    def serve(self, h: Handler, method: str, path: str) -> None:
+    def serve(self, h: BaseHTTPRequestHandler, method: str, path: str) -> None:
         """Answer one ``GET /media/...`` request."""
         match = _PATH.match(path)
-        task = self.sim.task("veo_" + match.group(2)) if match else None
+        task = self._lookup("veo_" + match.group(2)) if match else None
         task_id = task.task_id if task is not None else None
         with self._lock:
             self._requests += 1
@@ -366,16 +361,16 @@ class MediaHost:
                 self._by_task[task_id]["requests"] += 1
         if match is None or task is None or task.response is None or method != "GET":
             return self._status(h, 404, "not_found", task_id)
-        if self.sim.now() - task.complete_ts > _EXPIRY_S:
+        if self._now() - task.complete_ts > EXPIRY_S:
             return self._status(h, 404, "expired", task_id)
-        fault = self._next_fault(task.task_id)
+        fault = self.faults.next(task.task_id)
         if fault is MediaFault.HTTP404:
             return self._status(h, 404, fault.value, task_id)
         if fault is MediaFault.HTTP503:
             return self._status(h, 503, fault.value, task_id)
         if fault is MediaFault.SLOW:
-            self.sim._stopping.wait(self.sim.slow_seconds)
-        data = mp4_bytes(file_spec(self.sim, task, match.group(1)))
+            self._hold(self.slow_seconds)
+        data = mp4_bytes(file_spec(self._lookup, task, match.group(1)))
         start, end, status = 0, len(data) - 1, 200
         rng = h.headers.get("Range")
         if rng:
@@ -405,10 +400,8 @@ class MediaHost:
             h.wfile.write(half)
             self._count(fault.value, task_id, len(half))
             if fault is MediaFault.RESET:
-                self.sim._stopping.wait(_RESET_GRACE_S)
-                conn = h.connection
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                socket.close(conn.detach())
+                self._hold(_RESET_GRACE_S)
+                reset_connection(h)
             return None
         for i in range(0, len(body), _CHUNK):
             h.wfile.write(body[i : i + _CHUNK])
@@ -416,7 +409,12 @@ class MediaHost:
         return None
 
     def _status(
-        self, h: Handler, status: int, outcome: str, task_id: str | None, total: int | None = None
+        self,
+        h: BaseHTTPRequestHandler,
+        status: int,
+        outcome: str,
+        task_id: str | None,
+        total: int | None = None,
     ) -> None:
         self._count(outcome, task_id)
         body = f"{status} {h.responses.get(status, ('',))[0]}\n".encode()

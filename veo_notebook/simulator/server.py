@@ -35,16 +35,19 @@ import logging
 import socket
 import threading
 from collections.abc import Iterable, Mapping
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 
 from . import _generate
-from ._http import GENERATE_PATH, RECORD_PATH, Handler, Server, envelope_bytes
+from ._constants import BLOCK, DEFAULT_API_KEY, EXPIRY_S, GENERATE_PATH, RECORD_PATH
+from ._http import Server, envelope_bytes
 from ._resubmit import resubmit
 from ._state import SimClock, SlidingWindowLimiter, Stats
 from .callbacks import CallbackSender, check_url
-from .corpus import BLOCK, EXPIRY_DAYS, TIME_FORMATS, Task, envelope, make_block
+from .corpus import TIME_FORMATS, Task, envelope, make_block
 from .faults import Fault, FaultPlan
 from .media import MediaHost
 
@@ -52,9 +55,6 @@ __all__ = ["DEFAULT_API_KEY", "GENERATE_PATH", "RECORD_PATH", "Simulator"]
 
 log = logging.getLogger("veo_notebook.simulator")
 
-#: The key the simulator accepts when none is given (not a secret: it only opens loopback).
-DEFAULT_API_KEY = "sim-local-key"
-_EXPIRY_S = EXPIRY_DAYS * 86400.0
 _KINDS = (
     "all",
     "pending",
@@ -153,11 +153,22 @@ class Simulator:
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
-        self.callbacks = CallbackSender(
-            self.clock, callback_key, rates=callback_faults, seed=seed, timeout=callback_timeout
+        self.media = MediaHost(
+            self.task,
+            now=self.now,
+            base_url=lambda: self.base_url,
+            hold=self.hold,
+            slow_seconds=self.slow_seconds,
+            seed=seed,
         )
-        self.media = MediaHost(self, seed=seed)
-        self.callbacks.rewrite = self.media.rewrite
+        self.callbacks = CallbackSender(
+            self.clock,
+            callback_key,
+            rates=callback_faults,
+            seed=seed,
+            timeout=callback_timeout,
+            rewrite=self.media.rewrite,
+        )
 
     # --- lifecycle ------------------------------------------------------------------
     def start(self) -> Simulator:
@@ -165,8 +176,7 @@ class Simulator:
         if self._server is not None:
             return self
         self._stopping.clear()
-        server = Server((self.host, self._port), Handler)
-        server.sim = self
+        server = Server((self.host, self._port), self)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -225,8 +235,17 @@ class Simulator:
 
     # --- inspection and control -----------------------------------------------------
     def now(self) -> float:
-        """Sim time in epoch seconds (start + elapsed x clock_speed)."""
+        """Sim time in epoch seconds (start + stepped + elapsed x clock_speed)."""
         return self.clock.now()
+
+    def advance(self, seconds: float) -> None:
+        """Step sim time forward (tests: with ``clock_speed=0``, minutes pass at once).
+
+        >>> sim = Simulator(n_tasks=1, clock_speed=0, start_time=1e9)
+        >>> sim.advance(300); sim.now()
+        1000000300.0
+        """
+        self.clock.advance(seconds)
 
     def tasks(self) -> list[Task]:
         """Every task: the corpus in index order, then those created by POST /generate."""
@@ -260,8 +279,8 @@ class Simulator:
             return [t.task_id for t in tasks if t.task_type == kind]
         now = self.now()
         if kind == "expired":
-            return [t.task_id for t in tasks if now - t.create_ts > _EXPIRY_S]
-        live = [t for t in tasks if now - t.create_ts <= _EXPIRY_S]
+            return [t.task_id for t in tasks if now - t.create_ts > EXPIRY_S]
+        live = [t for t in tasks if now - t.create_ts <= EXPIRY_S]
         done = [t for t in live if now >= t.complete_ts]
         pick = {
             "queryable": live,
@@ -310,17 +329,81 @@ class Simulator:
         >>> Simulator(n_tasks=1).record("veo_nope")
         {'code': 422, 'msg': 'record is null.', 'data': None}
         """
-        return orjson.loads(self._record_body(task_id)[1])
+        return orjson.loads(self.record_answer(task_id)[1])
 
-    # --- answers --------------------------------------------------------------------
-    def _record_body(self, task_id: str | None) -> tuple[str, bytes]:
+    # --- the HTTP layer's protocol (``_http.Backend``) --------------------------------
+    def hold(self, seconds: float) -> None:
+        """Wait ``seconds`` real seconds, cut short when the simulator stops."""
+        self._stopping.wait(seconds)
+
+    def admit(self) -> int:
+        """0 if the rate limit lets a request through now, else seconds for Retry-After."""
+        return self.limiter.acquire() if self.limiter is not None else 0
+
+    def authorized(self, header: str | None) -> bool:
+        """Whether ``header`` is ``Bearer <the accepted key>`` (compared in constant time)."""
+        expected = f"Bearer {self._key}".encode()
+        return hmac.compare_digest((header or "").strip().encode(), expected)
+
+    def count(self, outcome: str, task_id: str | None) -> None:
+        """Count one API request under ``outcome`` (and ``task_id``)."""
+        self._stats.count(outcome, task_id)
+
+    def next_fault(self, task_id: str | None) -> Fault:
+        """The fault for the next request about ``task_id`` (None: not about a task)."""
+        return self.faults.next(task_id)
+
+    def serve_media(self, h: BaseHTTPRequestHandler, method: str, path: str) -> None:
+        """Answer a request for one of the media host's files."""
+        self.media.serve(h, method, path)
+
+    def opened(self, conn: socket.socket) -> None:
+        """Track a connection (``stop`` shuts down those still open)."""
+        with self._lock:
+            self._conns.add(conn)
+
+    def closed(self, conn: socket.socket) -> None:
+        """Forget a connection that ended."""
+        with self._lock:
+            self._conns.discard(conn)
+
+    def admin(self, method: str, path: str, query: str, body: Any) -> Any:
+        """The JSON answer of an admin route under ``/_sim/`` (None: no such route)."""
+        route = (method, path)
+        if route == ("GET", "/_sim/stats"):
+            return self.stats()
+        if route == ("POST", "/_sim/reset"):
+            self.reset_stats()
+            return {"ok": True}
+        if route == ("GET", "/_sim/ids"):
+            return self.task_ids(parse_qs(query).get("kind", [None])[0])
+        if route == ("POST", "/_sim/faults"):
+            self.set_fault_rates(body.get("rates", {}))
+            return {"ok": True, "rates": self.faults.rates()}
+        if route == ("POST", "/_sim/script"):
+            self.script(body["taskId"], body["faults"])
+            return {"ok": True}
+        if route == ("GET", "/_sim/media"):
+            return self.media.stats()
+        if route == ("POST", "/_sim/media"):  # {"reset": true, "rates": {...}, "scripts": ...}
+            if body.get("reset"):
+                self.media.reset_stats()
+            if "rates" in body:
+                self.media.set_rates(body["rates"])
+            for task_id, faults in body.get("scripts", {}).items():
+                self.media.script(task_id, faults)
+            return {"ok": True}
+        return None
+
+    def record_answer(self, task_id: str | None) -> tuple[str, bytes]:
+        """(outcome, envelope bytes) record-info answers for ``task_id`` now, without faults."""
         if not task_id:
             return "422", envelope_bytes(422, "taskId is required.")
         task = self._by_id.get(task_id)
         if task is None:
             return "422", envelope_bytes(422, "record is null.")
         now = self.now()
-        if now - task.create_ts > _EXPIRY_S:
+        if now - task.create_ts > EXPIRY_S:
             return "422", envelope_bytes(422, "Temporarily supports records within 14 days.")
         body = self._cache.get(task_id)
         if body is None:
@@ -331,7 +414,8 @@ class Simulator:
             body = self.media.rewrite(body)
         return "ok", body
 
-    def _generate(self, raw: bytes) -> tuple[str, bytes]:
+    def generate_answer(self, raw: bytes) -> tuple[str, bytes]:
+        """(outcome, envelope bytes) of ``POST /generate`` with body ``raw`` (makes a task)."""
         try:
             body = orjson.loads(raw or b"null")
             fields = _generate.validate(body)
@@ -353,7 +437,3 @@ class Simulator:
             "created task %s (%s, done in %.0f sim s)", task.task_id, task.model, task.latency_s
         )
         return "ok", envelope_bytes(200, "success", {"taskId": task.task_id})
-
-    def _authorized(self, header: str | None) -> bool:
-        expected = f"Bearer {self._key}".encode()
-        return hmac.compare_digest((header or "").strip().encode(), expected)

@@ -1,0 +1,146 @@
+"""``report(df, path)``: one self-contained HTML file (or Markdown + PNGs) about a batch of tasks.
+
+The report leads with the answer (a headline: tasks, success rate, latency, the top
+failure category, the change against the previous period, tasks in flight), then the
+detail. It is built from **section functions**: each takes the :class:`Context` and
+returns a :class:`Section` (a heading and a list of blocks: :class:`Text`,
+:class:`Facts`, :class:`Table`, :class:`Fig`), or None to leave itself out.
+
+Adding a section is one function (in its own module here, or beside a like one) and
+one line in :data:`SECTIONS`. The parts:
+
+* :mod:`.blocks` (the blocks and :class:`Section`), :mod:`.context` (:class:`Context`,
+  figures), :mod:`._cells` (counts, seconds, times, lengths in words);
+* the sections, by concept: :mod:`.headline`, :mod:`.tasks`, :mod:`.latency`,
+  :mod:`.failures`, :mod:`.money`, :mod:`.videos`, :mod:`.callbacks`,
+  :mod:`.definitions`;
+* the renderers: :mod:`.render_html`, :mod:`.render_markdown`.
+
+Every value is formatted through :mod:`veo_notebook.fmt` (``unread``, ``n/a``,
+``≥ 182.0``; never NaN). An empty table is a sentence and an empty frame draws no
+figure. Only aggregates are drawn, so a million rows render in well under a minute.
+
+This package is ``veo_notebook.reporting`` so that ``veo_notebook.report`` stays the
+function; ``veo_notebook.report`` as a module path still works, with a
+DeprecationWarning.
+
+>>> from veo_notebook import report
+>>> report(df, "report.html")                              # doctest: +SKIP
+PosixPath('report.html')
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ..analysis._groups import now_utc
+from ..analysis.latency import STUCK_AFTER
+from ..export import atomic_path
+from . import render_html, render_markdown
+from .blocks import Block, Facts, Fig, Section, Table, Text
+from .callbacks import callbacks_section
+from .context import Context, auto_freq
+from .definitions import DEFINITIONS, definitions
+from .failures import failure_rates, why_fail
+from .headline import CHANGE_COVER, CHANGE_PERIODS, headline
+from .latency import KM_PERCENTILES, PERCENTILES, latency, min_n_for_interval
+from .money import money
+from .tasks import overview, stuck
+from .videos import AT_RISK_WITHIN, at_risk, delivery
+
+__all__ = [
+    "AT_RISK_WITHIN",
+    "CHANGE_COVER",
+    "CHANGE_PERIODS",
+    "DEFINITIONS",
+    "KM_PERCENTILES",
+    "PERCENTILES",
+    "SECTIONS",
+    "STUCK_AFTER",
+    "Block",
+    "Context",
+    "Facts",
+    "Fig",
+    "Section",
+    "Table",
+    "Text",
+    "min_n_for_interval",
+    "report",
+]
+
+log = logging.getLogger(__name__)
+
+#: The report, in order. A new section: write ``def my_section(ctx) -> Section | None``
+#: and add it here.
+SECTIONS: list[Callable[[Context], Section | None]] = [
+    headline,
+    overview,
+    latency,
+    failure_rates,
+    why_fail,
+    stuck,
+    money,
+    at_risk,
+    delivery,
+    callbacks_section,
+    definitions,
+]
+
+
+def _sections(ctx: Context) -> list[Section]:
+    return [s for s in (make(ctx) for make in SECTIONS) if s is not None]
+
+
+def report(
+    df: pd.DataFrame,
+    path: str | Path,
+    *,
+    title: str = "Veo task report",
+    freq: str | None = None,
+    now: object = None,
+    figures: bool = True,
+    callbacks: pd.DataFrame | None = None,
+    callback_url: str | Sequence[str] | None = None,
+    archive: pd.DataFrame | None = None,
+) -> Path:
+    """Write a one-file report on the tasks in ``df``; return its path.
+
+    ``path`` ending in ``.md`` gives Markdown with the figures as PNG files in a
+    ``<name>_figures`` folder beside it; anything else gives self-contained HTML.
+    ``freq`` is the time bucket of the over-time figures (default: from the time span);
+    ``now`` the time tasks still generating are aged at (default: the latest fetch);
+    ``figures=False`` leaves the figures out (a quicker, text-only report);
+    ``callbacks`` (:func:`veo_notebook.callbacks.read_callbacks`'s frame) adds a
+    "Callbacks" section: the audit against record-info and the delivery delays;
+    ``callback_url`` (the receiver's URL) limits "terminal with no callback" to the tasks
+    that named it (default: any callBackUrl); ``archive`` (what
+    :func:`~veo_notebook.archive_videos` returned) adds a "Delivery" section and leaves
+    the videos it saved out of "At risk".
+
+    >>> report(df, "out/report.html", title="March batch")     # doctest: +SKIP
+    PosixPath('out/report.html')
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ctx = Context(
+        df,
+        now_utc(df, now),
+        freq or auto_freq(df),
+        figures,
+        callbacks=callbacks,
+        callback_url=callback_url,
+        archive=archive,
+    )
+    sections = _sections(ctx)
+    if path.suffix.lower() == ".md":
+        text = render_markdown.render(title, sections, path.with_name(f"{path.stem}_figures"))
+    else:
+        text = render_html.render(title, sections)
+    with atomic_path(path) as tmp:  # no half-written report under the final name
+        tmp.write_text(text, encoding="utf-8")
+    log.info("report: %d tasks → %s", len(df), path)
+    return path
