@@ -175,3 +175,37 @@ def test_unknown_engine_and_source_are_one_line_errors(frame: pd.DataFrame) -> N
         analysis.failure_rates(frame, freq="MS", engine="duckdb")
     with pytest.raises(InputError, match="one category per row"):
         analysis.classify_errors(Path("x.parquet"))
+
+
+# --- the report's tables at 100k tasks: pandas, DuckDB and Spark, cell by cell ----------
+BIG = 100_000
+
+#: Every table the report shows (its sections call these, by model).
+REPORT_CALLS = [
+    ("latency", lambda s: analysis.latency_summary(s, by="model")),
+    ("latency_type", lambda s: analysis.latency_summary(s, by="task_type")),
+    ("km", lambda s: analysis.km_latency(s, by="model", percentiles=(0.5, 0.9), now=NOW)),
+    ("rates", lambda s: analysis.failure_rates(s, by="model")),
+    ("rates_day", lambda s: analysis.failure_rates(s, by="model", freq="1D")),
+    ("stuck", lambda s: analysis.stuck_tasks(s, now=NOW).reset_index(drop=True)),
+    ("cost", lambda s: analysis.cost_summary(s, by="model")),
+    ("duplicates", lambda s: analysis.duplicate_submissions(s)),
+    ("expiring", lambda s: analysis.expiring(s, within="3D", now=NOW)),
+]
+
+
+def report_tables(source: object) -> dict[str, pd.DataFrame]:
+    out = {name: call(source) for name, call in REPORT_CALLS}
+    fb = analysis.failure_breakdown(source, top=5)
+    out.update({f"breakdown_{t}": getattr(fb, t) for t in BREAKDOWN})
+    return out
+
+
+def test_report_tables_at_100k_are_identical_on_pandas_duckdb_and_spark(
+    spark, tmp_path: Path
+) -> None:
+    big = history(BIG, seed=7)
+    path = export.to_parquet(big, tmp_path / "big", partition_by="create_date")
+    expected = report_tables(big)
+    assert_same(expected, report_tables(_duckdb.DuckDBEngine(path=str(path))))
+    assert_same(expected, report_tables(spark.read.parquet(str(path))))
