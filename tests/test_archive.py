@@ -8,10 +8,7 @@ S3 is moto's server mode on loopback, started here, read back with boto3.
 from __future__ import annotations
 
 import hashlib
-import socket
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -279,25 +276,7 @@ def test_the_media_host_honours_ranges_and_forgets_after_14_days(sim) -> None:
     assert requests.get(stale, timeout=10).status_code == 404
 
 
-# --- S3, for real: moto's server on loopback ------------------------------------------------
-@pytest.fixture(scope="module")
-def s3() -> Iterator[dict[str, Any]]:
-    pytest.importorskip("moto")
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    try:
-        yield {"endpoint": endpoint, "creds": creds}
-    finally:
-        server.stop()
-
-
+# --- S3, for real: moto's server on loopback (the s3 fixture: conftest.py) -----------------
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_archive_to_s3_uploads_only_complete_files(sim, tmp_path, s3, monkeypatch) -> None:
     import boto3

@@ -536,10 +536,10 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     _store_option(p, "read")
     p.add_argument(
         "--out",
-        type=Path,
         required=True,
         metavar="PATH",
-        help="FILE.parquet or FILE.csv; with --partition-by, a dataset folder",
+        help="FILE.parquet or FILE.csv; with --partition-by, a dataset folder or a URL "
+        "(s3://bucket/prefix; credentials from the usual AWS_* variables)",
     )
     p.add_argument(
         "--partition-by",
@@ -558,10 +558,14 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     examples=[
         f"{PROG} export --out tasks.parquet",
         f"{PROG} export --store march.sqlite --out tasks/ --partition-by create_date",
+        f"{PROG} export --store march.sqlite --out s3://bucket/veo --partition-by create_date",
     ],
     arguments=_export_args,
 )
 def _export(args: argparse.Namespace) -> int:
+    if "://" in args.out and not args.out.startswith("file://"):
+        return _export_url(args)
+    args.out = Path(args.out)
     if args.partition_by is not None:
         if args.out.suffix.lower() == ".csv":
             raise InputError(f"--out {args.out}: a partitioned dataset is Parquet, not CSV")
@@ -573,12 +577,31 @@ def _export(args: argparse.Namespace) -> int:
     from .store import Store
 
     with Store(_store_to_read(args), create=False) as store:
+        if args.partition_by == "create_date":  # block by block, bounded memory
+            from .export import export_store
+
+            rows = export_store(store, args.out)
+            sys.stdout.write(f"wrote {rows} rows to {args.out}\n")
+            return EXIT_OK
         df = from_store(store)
     if args.out.suffix.lower() == ".csv":
         to_csv(df, args.out)
     else:
         to_parquet(df, args.out, partition_by=args.partition_by)
     sys.stdout.write(f"wrote {len(df)} rows to {args.out}\n")
+    return EXIT_OK
+
+
+def _export_url(args: argparse.Namespace) -> int:
+    """``export --out s3://...``: a dataset by creation day, written from the store's own."""
+    from .export import export_store
+    from .store import Store
+
+    if args.partition_by != "create_date":
+        raise InputError(f"--out {args.out}: a URL takes a dataset; add --partition-by create_date")
+    with Store(_store_to_read(args), create=False) as store:
+        rows = export_store(store, args.out)
+    sys.stdout.write(f"wrote {rows} rows to {args.out}\n")
     return EXIT_OK
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -40,6 +41,7 @@ __all__ = [
     "partition_values",
     "to_frame",
     "to_table",
+    "write_options",
 ]
 
 KEY_SCHEMA = b"veo_notebook.schema_version"
@@ -48,6 +50,41 @@ _PANDAS = b"pandas"
 #: every time column on disk: what Spark, DuckDB, Polars and pandas all read
 TIME_TYPE = pa.timestamp("us", tz="UTC")
 _PANDAS_TIME = "datetime64[us]"
+#: the compression of every file (small files, quick to read)
+COMPRESSION = "zstd"
+#: rows per row group
+ROW_GROUP_ROWS = 65_536
+#: columns with few distinct values, dictionary-encoded; the others (ids, prompts, URLs,
+#: JSON texts) are plain-encoded: a dictionary there only costs time to build and to read
+DICTIONARY_COLUMNS = frozenset(
+    {
+        "status",
+        "task_type",
+        "success_flag",
+        "error_code",
+        "error_message",
+        "model",
+        "aspect_ratio",
+        "generation_type",
+        "duration",
+        "resolution",
+        "fallback",
+        "watermark",
+        "callback_url",
+        "enable_translation",
+        "has_audio",
+        "fetch_error",
+        "parse_note",
+    }
+)
+
+
+def write_options(table_schema: pa.Schema) -> dict[str, object]:
+    """Keyword arguments of ``pq.write_table`` / ``pq.ParquetWriter`` for a frame table."""
+    dictionary = [n for n in table_schema.names if n in DICTIONARY_COLUMNS]
+    return {"compression": COMPRESSION, "use_dictionary": dictionary}
+
+
 #: the partition value of a row without one (a hive dataset holds no null partition)
 NO_VALUE = "none"
 #: the format of a UTC creation day, the ``create_date`` partition
@@ -60,8 +97,14 @@ def day_of(times: pd.Series) -> pd.Series:
     >>> day_of(pd.Series(pd.to_datetime(["2026-03-01T23:59Z", None], utc=True))).tolist()
     ['2026-03-01', 'none']
     """
-    days = times.dt.tz_convert("UTC").dt.strftime(DAY_FORMAT)
-    return days.astype(object).where(times.notna(), NO_VALUE)
+    stamps = times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]")
+    ok = ~np.isnat(stamps)
+    day = stamps.astype("datetime64[D]")
+    uniq, where = np.unique(day[ok], return_inverse=True)  # a name per distinct day only
+    names = np.array([pd.Timestamp(d).strftime(DAY_FORMAT) for d in uniq], dtype=object)
+    out = np.full(len(times), NO_VALUE, dtype=object)
+    out[ok] = names[where]
+    return pd.Series(out, index=times.index, dtype=object)
 
 
 def partition_values(values: pd.Series) -> pd.Series:
