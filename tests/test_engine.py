@@ -177,6 +177,29 @@ def test_unknown_engine_and_source_are_one_line_errors(frame: pd.DataFrame) -> N
         analysis.classify_errors(Path("x.parquet"))
 
 
+def test_a_store_is_read_through_its_frame_dataset(tmp_path: Path) -> None:
+    """A Store (or its path) is analysed over the dataset kept beside it: the same tables
+    as the frame read from the store, on pandas and on DuckDB."""
+    import orjson
+
+    from veo_notebook import frame as frame_mod
+    from veo_notebook.simulator import corpus
+    from veo_notebook.store import Store
+
+    path = tmp_path / "h.sqlite"
+    with Store(path) as st:
+        envs = corpus.iter_envelopes(3000, seed=2)
+        st.put_many([(e["data"]["taskId"], orjson.dumps(e).decode(), 1e9, None) for e in envs])
+        df = frame_mod.from_store(st)
+        expected = analysis.latency_summary(df, by="model")
+        assert engine.resolve(st).name == "pandas"
+        pd.testing.assert_frame_equal(analysis.latency_summary(st, by="model"), expected)
+    got = analysis.latency_summary(path, by="model", engine="duckdb")
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    rates = analysis.failure_rates(str(path), by="task_type", engine="duckdb")
+    pd.testing.assert_frame_equal(rates, analysis.failure_rates(df, by="task_type"))
+
+
 # --- the report's tables at 100k tasks: pandas, DuckDB and Spark, cell by cell ----------
 BIG = 100_000
 
