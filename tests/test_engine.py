@@ -200,6 +200,28 @@ def test_a_store_is_read_through_its_frame_dataset(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(rates, analysis.failure_rates(df, by="task_type"))
 
 
+def test_cli_store_info_and_export_on_duckdb(tmp_path: Path, capsys) -> None:
+    import orjson
+
+    from veo_notebook import frame as frame_mod
+    from veo_notebook.cli import main
+    from veo_notebook.simulator import corpus
+    from veo_notebook.store import Store
+
+    path = tmp_path / "h.sqlite"
+    with Store(path) as st:
+        envs = corpus.iter_envelopes(2000, seed=4)
+        st.put_many([(e["data"]["taskId"], orjson.dumps(e).decode(), 1e9, None) for e in envs])
+        df = frame_mod.from_store(st)
+    assert main(["store", "info", "--store", str(path), "--engine", "duckdb"]) == 0
+    out = capsys.readouterr().out
+    assert f"({len(df):,} tasks, read by duckdb)" in out and "upgrade task" in out
+    target = tmp_path / "all.parquet"
+    assert main(["export", "--store", str(path), "--engine", "duckdb", "--out", str(target)]) == 0
+    back = export.read_parquet(target).sort_values("task_id", ignore_index=True)
+    pd.testing.assert_frame_equal(back, df.sort_values("task_id", ignore_index=True))
+
+
 # --- the report's tables at 100k tasks: pandas, DuckDB and Spark, cell by cell ----------
 BIG = 100_000
 

@@ -235,7 +235,6 @@ class PandasEngine(Engine):
         out = self.df.loc[self.cond(where), cols]
         return out if limit is None else out.head(limit)
 
-
     def repeats(
         self,
         same: Sequence[str],

@@ -233,7 +233,6 @@ class SqlEngine(Engine):
             sql += f" LIMIT {int(limit)}"
         return self._typed(self._fetch(sql))
 
-
     def repeats(
         self,
         same: Sequence[str],
