@@ -545,7 +545,7 @@ def _engine_option(p: argparse.ArgumentParser, *choices: str) -> None:
     )
 
 
-def _store_engine(store: Path, engine: str | None) -> Any:
+def _store_engine(store: Any, engine: str | None) -> Any:
     """The engine over a store's frame dataset (brought up to date first)."""
     from .engine import resolve
 
@@ -598,13 +598,13 @@ def _export(args: argparse.Namespace) -> int:
     from .store import Store
 
     csv = args.out.suffix.lower() == ".csv"
-    if not csv and args.partition_by is None and args.engine != "pandas":
-        eng = _store_engine(_store_to_read(args), args.engine)  # above the size: DuckDB
-        if eng.name == "duckdb":  # streamed from the frame dataset, never loaded whole
-            eng.write_parquet(args.out)
-            sys.stdout.write(f"wrote {eng.count()} rows to {args.out}\n")
-            return EXIT_OK
     with Store(_store_to_read(args), create=False) as store:
+        if not csv and args.partition_by is None and args.engine != "pandas":
+            eng = _store_engine(store, args.engine)  # above the size: DuckDB
+            if eng.name == "duckdb":  # streamed from the frame dataset, never loaded whole
+                eng.write_parquet(args.out)
+                sys.stdout.write(f"wrote {eng.count()} rows to {args.out}\n")
+                return EXIT_OK
         if args.partition_by == "create_date":  # block by block, bounded memory
             from .export import export_store
 

@@ -13,7 +13,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..analysis import _kernels
 from ..errors import InputError
 from . import _plan as p
 from ._base import UNREAD_COLUMN, UPGRADE_COLUMN, Engine, key_columns, missing_label_of
@@ -21,6 +20,13 @@ from ._base import UNREAD_COLUMN, UPGRADE_COLUMN, Engine, key_columns, missing_l
 __all__ = ["PandasEngine"]
 
 _US = 1_000_000
+
+
+def _kernels():  # type: ignore[no-untyped-def]
+    """The analysis kernels, imported on first use (analysis imports this engine)."""
+    from ..analysis import _kernels as kernels
+
+    return kernels
 
 
 def _micros(s: pd.Series) -> np.ndarray:
@@ -135,7 +141,7 @@ class PandasEngine(Engine):
             series: list[pd.Series] = []
             for value, label in self._key_series(keys):
                 series += [value, label]
-            codes, index = _kernels.group_codes(series, key_columns(len(keys)))
+            codes, index = _kernels().group_codes(series, key_columns(len(keys)))
             cache[keys] = (codes, _index_frame(index, key_columns(len(keys))))
         return cache[keys]
 
@@ -156,7 +162,7 @@ class PandasEngine(Engine):
         for j, v in enumerate(extra):
             series.append(self.value(v)[mask].reset_index(drop=True))
             names.append(f"x{j}")
-        codes, index = _kernels.group_codes(series, names)
+        codes, index = _kernels().group_codes(series, names)
         out = _index_frame(index, names)
         if keys:
             g = out.pop("_g").to_numpy(dtype=np.intp)
@@ -218,7 +224,7 @@ class PandasEngine(Engine):
         mask = self.cond(where)
         codes, frame = self._codes(keys, mask)
         x = self.df[value].to_numpy(dtype=float, na_value=np.nan)[mask]
-        xs, starts, _counts = _kernels.grouped_sort_values(x, codes, len(frame))
+        xs, starts, _counts = _kernels().grouped_sort_values(x, codes, len(frame))
         frame["_g"] = np.arange(len(frame))
         cols = key_columns(len(keys))
         hit = wanted.merge(frame, on=cols, how="inner") if cols else wanted.assign(_g=0)

@@ -142,9 +142,7 @@ def resolve(source: Any, engine: str | None = None) -> Engine:
     if isinstance(source, str | os.PathLike):
         text = os.fspath(source)
         if not _is_url(text) and _is_store_path(Path(text)):
-            if not Path(text).is_file():
-                raise InputError(f"no such store: {text}")
-            with Store(text) as store:
+            with Store(text, create=False) as store:
                 return _from_path(_dataset_of_store(store), engine)
         return _from_path(text, engine)
     raise InputError(
