@@ -62,7 +62,7 @@ class DuckDBEngine(SqlEngine):
             except duckdb.Error as exc:
                 raise InputError(f"{path}: not a readable Parquet file or dataset ({exc})") from exc
 
-    def columns(self) -> list[str]:
+    def _source_columns(self) -> list[str]:
         if self._relation is not None:
             names = list(self._relation.columns)
         else:

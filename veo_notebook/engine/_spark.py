@@ -51,7 +51,7 @@ class SparkEngine(SqlEngine):
         """A Parquet file or hive dataset read by the active session."""
         return cls(active_session().read.parquet(str(path)))
 
-    def columns(self) -> list[str]:
+    def _source_columns(self) -> list[str]:
         return [c for c in self.frame.columns if c not in DERIVED_PARTITIONS]
 
     def _fetch(self, sql: str) -> pa.Table:
