@@ -149,7 +149,7 @@ def _values_at_ranks(
     """Ask the engine once for every (group, rank) in ``wanted``; return a lookup
     ``at(ranks) -> values`` (NaN where the rank is outside 1..n)."""
     g = len(counts)
-    pairs = set()
+    pairs: set[tuple[int, int]] = set()
     for ranks in wanted:
         ok = (ranks >= 1) & (ranks <= counts)
         pairs.update(zip(np.flatnonzero(ok).tolist(), ranks[ok].tolist(), strict=True))
