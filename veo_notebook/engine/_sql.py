@@ -285,11 +285,14 @@ class SqlEngine(Engine):
         t = self.us("create_time")
         cond = self.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
         w = "OVER (PARTITION BY veo_h ORDER BY veo_t)"  # equal times: a gap of 0 either way
-        sql = (
-            f"SELECT {names} FROM (SELECT *, veo_t - lag(veo_t) {w} AS veo_before, "
-            f"lead(veo_t) {w} - veo_t AS veo_after FROM (SELECT *, {h} AS veo_h, "
-            f"{t} AS veo_t FROM {self.src} WHERE {cond}) AS a) AS b "
-            f"WHERE veo_before <= {int(within_us)} OR veo_after <= {int(within_us)}"
+        near = f"veo_before <= {int(within_us)} OR veo_after <= {int(within_us)}"
+        keyed = f"SELECT {{}}, {h} AS veo_h, {t} AS veo_t FROM {self.src} WHERE {cond}"
+        sql = (  # the window sorts two integers a row; the rows are fetched by a join
+            f"WITH c AS (SELECT DISTINCT veo_h, veo_t FROM (SELECT veo_h, veo_t, "
+            f"veo_t - lag(veo_t) {w} AS veo_before, lead(veo_t) {w} - veo_t AS veo_after "
+            f"FROM ({keyed.format('1 AS veo_one')}) AS a) AS b WHERE {near}) "
+            f"SELECT {', '.join(f's.{self.q(c)}' for c in cols)} FROM ({keyed.format(names)}) AS s "
+            "JOIN c ON s.veo_h = c.veo_h AND s.veo_t = c.veo_t"
         )
         return self._typed(self._fetch(sql))
 
