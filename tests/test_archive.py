@@ -30,12 +30,17 @@ def _pick(
     defects: frozenset[str] = frozenset(),
     kind: str = "",
     aspect: str | None = None,
+    parent_kind: str = "",
 ) -> list[str]:
     ok = set(sim.task_ids("success"))
     out = []
     for t in sim.tasks():
         fits = t.task_id in ok and t.task_id not in _used and (not kind or t.task_type == kind)
         fits = fits and (aspect is None or t.aspect_ratio == aspect)
+        parent = sim.task(t.parent_id) if t.parent_id else None
+        fits = fits and (
+            not parent_kind or (parent is not None and parent.task_type == parent_kind)
+        )
         if fits and media.defects(t) == set(defects):
             out.append(t.task_id)
             if len(out) == n:
@@ -87,7 +92,12 @@ def test_an_extend_archives_its_stitched_video(sim, tmp_path) -> None:
     [task_id] = _pick(sim, 1, kind="extend")
     out = veo.archive_videos(_frame(sim, [task_id]), tmp_path, progress=False)
     assert "/full/" in out.loc[0, "url"]
-    assert out.loc[0, "media_duration_s"] == pytest.approx(media.DEFAULT_DURATION_S + 7, abs=0.2)
+    extends, task = 0, sim.task(task_id)  # an extend of an extend stitches both
+    while task is not None:
+        extends += task.task_type == "extend"
+        task = sim.task(task.parent_id) if task.parent_id else None
+    want = media.DEFAULT_DURATION_S + media.EXTEND_S * extends
+    assert out.loc[0, "media_duration_s"] == pytest.approx(want, abs=0.2)
 
 
 # --- faults ------------------------------------------------------------------------------
@@ -221,8 +231,10 @@ def test_no_authorization_header_reaches_the_media_host(sim, tmp_path, monkeypat
     ],
 )
 def test_each_delivery_issue_is_found(sim, tmp_path, defect, issue, kind) -> None:
-    [bad] = _pick(sim, 1, frozenset({defect}), kind)
-    [good] = _pick(sim, 1, kind=kind)
+    # an extend of a first clip: the frame then holds all it is checked against
+    first = "generate" if kind == "extend" else ""
+    [bad] = _pick(sim, 1, frozenset({defect}), kind, parent_kind=first)
+    [good] = _pick(sim, 1, kind=kind, parent_kind=first)
     df = _frame(sim, [bad, good])
     archive = veo.archive_videos(df, tmp_path, progress=False)
     problems = veo.delivery_check(df, archive)
@@ -403,7 +415,8 @@ def test_origin_files_are_saved_beside_the_videos(sim, tmp_path) -> None:
 
 
 def test_an_upgrade_is_checked_against_its_parents_request(sim, tmp_path) -> None:
-    [task_id] = _pick(sim, 1, frozenset({"aspect"}), kind="1080p")
+    # a 1080p of a first clip: its parent's request names the aspect ratio
+    [task_id] = _pick(sim, 1, frozenset({"aspect"}), kind="1080p", parent_kind="generate")
     parent = sim.task(task_id).parent_id
     df = _frame(sim, [task_id, parent])
     archive = veo.archive_videos(df[df["task_id"] == task_id], tmp_path, progress=False)

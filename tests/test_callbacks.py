@@ -312,7 +312,7 @@ def loop(tmp_path_factory) -> Iterator[dict]:
     store_path = tmp_path_factory.mktemp("loop") / "loop.sqlite"
     watch = _HookWatch()
     logging.getLogger().addHandler(watch)
-    sim = Simulator(SENTINEL_KEY, n_tasks=5, clock_speed=900, callback_key=HOOK_KEY).start()
+    sim = Simulator(SENTINEL_KEY, n_tasks=5, clock_speed=0, callback_key=HOOK_KEY).start()
     try:
         faults = [*LOOP, "ok", "ok"]
         sim.callbacks.script(faults)
@@ -329,7 +329,9 @@ def loop(tmp_path_factory) -> Iterator[dict]:
                 )
                 for i in range(len(faults))
             ]
-            assert sim.callbacks.wait_idle(60)
+            # sim time is stepped to each delivery and retry (no sleeping on sim time)
+            assert sim.callbacks.wait_idle(60, step=sim.advance)
+            sim.advance(max(0.0, max(sim.task(t).complete_ts for t in ids) - sim.now()) + 1)
         client = Client(SENTINEL_KEY, base_url=sim.base_url)
         frame = fetch_records(
             [], client=client, store=store_path, from_callbacks=store_path, progress=False

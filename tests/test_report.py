@@ -265,3 +265,57 @@ def test_the_callbacks_section_only_when_callbacks_are_given(frame, tmp_path):
     assert "<h2>Callbacks</h2>" not in plain
     md = report(frame, tmp_path / "cb.md", callbacks=read_callbacks(log), figures=False)
     assert "## Callbacks" in md.read_text(encoding="utf-8")
+
+
+def test_in_words_names_a_length_in_its_largest_whole_unit():
+    from veo_notebook.reporting._cells import in_words
+
+    cases = {"30min": "30 minutes", "15min": "15 minutes", "3D": "3 days", "1h": "1 hour"}
+    assert {k: in_words(k) for k in cases} == cases
+    assert in_words(pd.Timedelta(minutes=90)) == "90 minutes"
+    assert in_words("1.5s") == "1.5 seconds"
+
+
+def test_the_prose_is_built_from_the_constants_it_names(html_text):
+    from veo_notebook.analysis.cost import DEFAULT_WINDOW, REQUEST_COLUMNS
+    from veo_notebook.analysis.latency import STUCK_AFTER
+    from veo_notebook.reporting import AT_RISK_WITHIN, CHANGE_COVER
+    from veo_notebook.reporting._cells import in_words
+    from veo_notebook.schema import MEDIA_RETENTION
+
+    text = " ".join(visible_text(html_text).split())
+    assert f"generating for more than {in_words(STUCK_AFTER)}" in text
+    assert f"less than {in_words(DEFAULT_WINDOW)} before" in text
+    assert f"covers {CHANGE_COVER:g} times" in text
+    assert ", ".join(c.replace("_", " ") for c in REQUEST_COLUMNS) in text
+    assert f"deletes ({in_words(MEDIA_RETENTION)} after completion) within" in text
+    assert f"within {in_words(AT_RISK_WITHIN)}" in text
+def test_sub_second_callback_delays_read_as_such_and_long_differences_wrap(frame, tmp_path):
+    from veo_notebook.callbacks import read_callbacks
+
+    done = frame[frame["complete_time"].notna() & (frame["status"] == "success")].head(3)
+    lines = []
+    for (_, row), delay in zip(done.iterrows(), (0.06, 0.5, 1.0), strict=True):
+        when = (row["complete_time"] + pd.Timedelta(seconds=delay)).isoformat()
+        info = {"resultUrls": ["https://elsewhere.example/" + "x" * 120 + ".mp4"]}
+        body = {"code": 200, "data": {"taskId": row["task_id"], "info": info}, "received_at": when}
+        lines.append(orjson.dumps(body))
+    log = tmp_path / "hooks.jsonl"
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    text = report(frame, tmp_path / "cb.html", callbacks=read_callbacks(log), figures=False)
+    section = text.read_text(encoding="utf-8").split("<h2>Callbacks</h2>")[1].split("<h2>")[0]
+    for fact, value in (("p50", "0.50 s"), ("p90", "0.90 s"), ("max", "1.00 s")):
+        assert f"<th>first delay {fact}</th><td>{value}</td>" in section, fact
+    assert "<td>0.06 s</td>" in section and '<td class="wrap">video: ' in section
+
+
+def test_a_model_the_price_table_omits_reads_unpriced_never_zero(frame, tmp_path):
+    import veo_notebook as veo
+
+    priced = veo.with_credits(frame, prices={"veo3_fast": 60})
+    text = report(priced, tmp_path / "m.html", figures=False).read_text(encoding="utf-8")
+    money = text.split("<h2>Money</h2>")[1].split("<h2>")[0]
+    row = money.split("<td>veo3</td>")[1].split("</tr>")[0]
+    cells = re.findall(r"<td>(.*?)</td>", row)
+    assert cells[2:4] == ["unpriced", "unpriced"], cells  # credits, credits / success
+    assert int(cells[5].replace(",", "")) > 0  # counted

@@ -280,6 +280,8 @@ def test_every_store_error_is_in_the_veo_error_tree(tmp_path: Path) -> None:
         ArchiveTable(s).rows(kind="thumbnail")
     with pytest.raises(InputError, match="task_id, raw, fetched_at, fetch_error"):
         s.put_many([("t", None, 1.0, None, None, "extra")])  # type: ignore[list-item]
+    with pytest.raises(InputError, match="fetched_at of 't' must be epoch seconds"):
+        s.put("t", None, fetched_at="yesterday")  # type: ignore[arg-type]
     s.close()
     calls = (s.__len__, s.ids, s.row_version, lambda: s.put("t", None), CallbackTable(s).count)
     for call in calls:

@@ -26,6 +26,8 @@ history and process lists), the webhook HMAC key of ``callbacks`` from
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import logging
 import os
 import sys
@@ -38,6 +40,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .config import (
+    DEFAULT_BASE_URL,
+    ENV_BASE_URL,
+    ENV_KEY,
+    ENV_STORE,
+    ENV_WEBHOOK_KEY,
+    REFRESH_MODES,
+)
 from .errors import AuthError, ConfigError, InputError, VeoError
 
 if TYPE_CHECKING:
@@ -50,8 +60,6 @@ __all__ = ["EXIT_CODES", "build_parser", "command", "main"]
 log = logging.getLogger("veo_notebook")
 
 PROG = "veo-notebook"
-DEFAULT_BASE_URL = "https://api.kie.ai"
-ENV_BASE_URL = "KIE_BASE_URL"
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -72,6 +80,7 @@ EXIT_CODES = {
 _USAGE_ERRORS = (InputError, ConfigError, AuthError)
 
 _FRAME_SUFFIXES = (".parquet", ".csv")
+_CLOSE_ENOUGH = 0.6  # difflib ratio of an unknown option's name to a known one (output ~ out)
 _REPORT_SUFFIXES = (".html", ".md")
 
 
@@ -118,11 +127,35 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _TopParser(_Parser):
-    """The top parser: its description names the default store, found only when asked."""
+    """The top parser: its description names the default store, found only when asked; an
+    unknown option gets the nearest of its sub-command's ("did you mean --out?")."""
+
+    commands: dict[str, argparse.ArgumentParser]
 
     def format_help(self) -> str:
         self.description = _top_description()
         return super().format_help()
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            sub = getattr(self, "commands", {}).get(getattr(ns, "command", None), self)
+            self.error(f"unrecognized arguments: {' '.join(extras)}{_did_you_mean(extras, sub)}")
+        return ns
+
+
+def _did_you_mean(extras: Sequence[str], parser: argparse.ArgumentParser) -> str:
+    """``"; did you mean --out?"`` for the first unknown option close to a known one."""
+    import difflib
+
+    known = [o[2:] for o in parser._option_string_actions if o.startswith("--")]
+    for word in extras:
+        if word.startswith("--"):
+            name = word[2:].split("=", 1)[0]
+            close = difflib.get_close_matches(name, known, n=1, cutoff=_CLOSE_ENOUGH)
+            if close:
+                return f"; did you mean --{close[0]}?"
+    return ""
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):
@@ -147,7 +180,7 @@ def _examples(examples: Sequence[str]) -> str:
 
 
 def _top_description() -> str:
-    from .store import ENV_STORE, default_store_path
+    from .store import default_store_path
 
     codes = "".join(
         textwrap.fill(v, 88, initial_indent=f"  {k:<5}", subsequent_indent=" " * 7) + "\n"
@@ -158,10 +191,10 @@ def _top_description() -> str:
         "frame, written as Parquet/CSV and an HTML report; a kie.ai simulator for trying it.\n"
         "\n"
         "environment:\n"
-        "  KIE_API_KEY   the API key (fetch, watch); never a flag, never printed\n"
+        f"  {ENV_KEY}   the API key (fetch, watch); never a flag, never printed\n"
         f"  {ENV_BASE_URL}  the API base URL (default {DEFAULT_BASE_URL})\n"
         f"  {ENV_STORE}     the default store instead of the one below\n"
-        "  KIE_WEBHOOK_HMAC_KEY  the webhook key callbacks verifies signatures with\n"
+        f"  {ENV_WEBHOOK_KEY}  the webhook key callbacks verifies signatures with\n"
         "\n"
         f"default store: {default_store_path()}\n"
         "  fetch and watch keep every answer there unless --store PATH is given, so the\n"
@@ -172,7 +205,7 @@ def _top_description() -> str:
         + _examples(
             [
                 f"{PROG} demo --out demo-out",
-                f"KIE_API_KEY=... {PROG} fetch task_ids.txt --out tasks.parquet",
+                f"{ENV_KEY}=... {PROG} fetch task_ids.txt --out tasks.parquet",
             ]
         )
     )
@@ -189,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
+    parser.commands = {}
     for c in _COMMANDS.values():
         p = sub.add_parser(
             c.name,
@@ -199,10 +233,30 @@ def build_parser() -> argparse.ArgumentParser:
         )
         c.arguments(p)
         _verbose(p, "verbose_sub", argparse.SUPPRESS)
+        parser.commands[c.name] = p
     return parser
 
 
 # ---------------------------------------------------------------------------- arguments
+class _Imported(Sequence[str]):
+    """Choices defined by a heavier module, imported only when argparse looks at them (the
+    option given, or its command's help): the parser itself loads no numpy or pandas."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self._where = module, name
+
+    @functools.cached_property
+    def _values(self) -> tuple[str, ...]:
+        module, name = self._where
+        return tuple(getattr(importlib.import_module(f".{module}", __package__), name))
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._values[i]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
 def _number(kind: type, low: float, what: str) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
@@ -220,6 +274,21 @@ def _number(kind: type, low: float, what: str) -> Callable[[str], Any]:
 _count = _number(int, 1, "must be a whole number of at least 1")
 _whole = _number(int, 0, "must be a whole number of at least 0")
 _seconds = _number(float, 0.0, "must be a number of seconds, at least 0")
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    """A whole number from ``low`` to ``high`` (the message says both)."""
+    what = f"must be a whole number from {low} to {high}"
+    whole = _number(int, low, what)
+
+    def parse(text: str) -> int:
+        value = int(whole(text))
+        if value > high:
+            raise argparse.ArgumentTypeError(f"{what}, got {text!r}")
+        return value
+
+    parse.__name__ = what
+    return parse
 
 
 def _positive(text: str) -> float:
@@ -258,13 +327,13 @@ def _source_args(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
         "ids",
         metavar="IDS",
         nargs="?" if optional else None,
-        help="a file of task ids (one per line), a CSV with a taskId/task_id/TaskID column "
-        "(any case), or - for stdin",
+        help="a file of task ids (one per line; letters, digits, _ - . only), a CSV, Parquet or "
+        "Arrow file with a taskId/task_id/TaskID column (any case), or - for stdin",
     )
     _store_option(p, "read and write")
     p.add_argument(
         "--base-url",
-        default=os.environ.get(ENV_BASE_URL, DEFAULT_BASE_URL),
+        default=None,  # the client reads $KIE_BASE_URL
         metavar="URL",
         help=f"the API base URL (default: ${ENV_BASE_URL} or {DEFAULT_BASE_URL}; "
         "plain http only on loopback)",
@@ -330,8 +399,15 @@ def _ids(args: argparse.Namespace) -> list[str]:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    from .client import ENV_KEY, Client
+    from .client import Client, base_url_problem
+    from .config import base_url
 
+    url = args.base_url if args.base_url is not None else base_url()
+    problem = base_url_problem(url)
+    if problem is not None:  # named as the user gave it: the flag, or the variable
+        raise ConfigError(
+            f"{'--base-url' if args.base_url is not None else ENV_BASE_URL} {problem}"
+        )
     if not os.environ.get(ENV_KEY, "").strip():
         raise ConfigError(
             f"no API key: set {ENV_KEY} (fetch and watch need it; fetch --refresh none does not)"
@@ -422,10 +498,15 @@ def _fetch_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--refresh",
-        choices=["pending", "all", "none"],
+        choices=list(REFRESH_MODES),
         default="pending",
-        help="pending (default): ask only for tasks not terminal in the store; all: ask for "
-        "every id; none: the store alone (no request, no key; the store must exist)",
+        help="; ".join(f"{k}: {v}" for k, v in REFRESH_MODES.items()) + " (default: pending)",
+    )
+    p.add_argument(
+        "--with-parents",
+        action="store_true",
+        help="also fetch the parents the records name (an extend's, an upgrade's), each "
+        "once: whole task families (see veo.families)",
     )
 
 
@@ -434,11 +515,11 @@ def _fetch_args(p: argparse.ArgumentParser) -> None:
     "fetch the records of a list of task ids into the store",
     "Query GET /api/v1/veo/record-info for every id (concurrently, paced, retried), keep\n"
     "each answer in the store as it arrives, and print counts by status. A second run asks\n"
-    "only for the tasks that were not terminal. Needs KIE_API_KEY (not with --refresh none).",
+    f"only for the tasks that were not terminal. Needs {ENV_KEY} (not with --refresh none).",
     examples=[
-        f"KIE_API_KEY=... {PROG} fetch task_ids.txt --out tasks.parquet",
+        f"{ENV_KEY}=... {PROG} fetch task_ids.txt --out tasks.parquet",
         f"{PROG} fetch tasks.csv --store march.sqlite --refresh none --out march.csv",
-        f"KIE_API_KEY=... {PROG} fetch --from-callbacks --out tasks.parquet",
+        f"{ENV_KEY}=... {PROG} fetch --from-callbacks --out tasks.parquet",
     ],
     arguments=_fetch_args,
 )
@@ -455,7 +536,14 @@ def _fetch(args: argparse.Namespace) -> int:
     if args.refresh == "none":  # reading only: no key, and the store must exist
         ids = _ids(args)
         store = _store_to_read(args)
-        df = fetch_records(ids, store=store, refresh="none", progress=False, from_callbacks=hooks)
+        df = fetch_records(
+            ids,
+            store=store,
+            refresh="none",
+            progress=False,
+            from_callbacks=hooks,
+            with_parents=args.with_parents,
+        )
     else:
         client = _client(args)
         ids = _ids(args)
@@ -468,6 +556,7 @@ def _fetch(args: argparse.Namespace) -> int:
                 refresh=args.refresh,
                 progress=not args.no_progress,
                 from_callbacks=hooks,
+                with_parents=args.with_parents,
             )
     if args.out is not None:
         _write_frame(df, args.out)
@@ -501,8 +590,8 @@ def _watch_args(p: argparse.ArgumentParser) -> None:
     "then 5-10 s, then 15-30 s), keeping every answer in the store, until all are terminal.\n"
     "At the timeout it says how many are still generating and exits 3.",
     examples=[
-        f"KIE_API_KEY=... {PROG} watch task_ids.txt --timeout 600",
-        f"KIE_API_KEY=... {PROG} watch - --out done.parquet < task_ids.txt",
+        f"{ENV_KEY}=... {PROG} watch task_ids.txt --timeout 600",
+        f"{ENV_KEY}=... {PROG} watch - --out done.parquet < task_ids.txt",
     ],
     arguments=_watch_args,
 )
@@ -775,8 +864,14 @@ def _archive_args(p: argparse.ArgumentParser) -> None:
         metavar="DIR_OR_URL",
         help="a folder or an fsspec URL (s3://bucket/prefix; credentials as boto3 finds them)",
     )
+    from .archive import MAX_WORKERS  # the archive package's constants load without pandas
+
     p.add_argument(
-        "--workers", type=_count, default=8, help="parallel downloads (default: %(default)s)"
+        "--workers",
+        type=_bounded(1, MAX_WORKERS),
+        default=8,
+        metavar="N",
+        help=f"parallel downloads, 1 to {MAX_WORKERS} (default: %(default)s)",
     )
     p.add_argument("--verify", action="store_true", help="re-hash the files already archived first")
     p.add_argument(
@@ -873,9 +968,11 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--time-format",
-        choices=["iso", "plain", "epoch_ms", "mixed"],
+        choices=_Imported("simulator.corpus", "TIME_FORMATS"),
+        metavar="FORMAT",  # a metavar: argparse reads the choices only when they are needed
         default="plain",
-        help="how times are written (default: %(default)s, UTC+8 wall time like kie.ai)",
+        help="how times are written: %(choices)s (default: %(default)s, UTC+8 wall time "
+        "like kie.ai)",
     )
     p.add_argument(
         "--fault-rate",
@@ -893,7 +990,7 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
     "unknown and expired ids, optional rate limit and faults) until Ctrl-C.",
     examples=[
         f"{PROG} simulate --port 8765 --n-tasks 3000",
-        f"KIE_API_KEY=sim-local-key {PROG} fetch ids.txt --base-url http://127.0.0.1:8765",
+        f"{ENV_KEY}=sim-local-key {PROG} fetch ids.txt --base-url http://127.0.0.1:8765",
     ],
     arguments=_simulate_args,
 )
@@ -935,7 +1032,7 @@ def _callbacks_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-signature",
         action="store_true",
-        help="accept unsigned callbacks (no KIE_WEBHOOK_HMAC_KEY): anyone can write; testing only",
+        help=f"accept unsigned callbacks (no {ENV_WEBHOOK_KEY}): anyone can write; testing only",
     )
 
 
@@ -943,12 +1040,12 @@ def _callbacks_args(p: argparse.ArgumentParser) -> None:
     "callbacks",
     "receive kie.ai callbacks: verify them, keep every delivery in the store",
     "Serve POST --path for kie.ai's callbacks (uvicorn) and GET /health. Each delivery's\n"
-    "X-Webhook-Signature is checked with KIE_WEBHOOK_HMAC_KEY (never a flag; exit 2 when it\n"
+    f"X-Webhook-Signature is checked with {ENV_WEBHOOK_KEY} (never a flag; exit 2 when it\n"
     "is unset, unless --no-signature); stale, forged, oversized and non-JSON deliveries are\n"
     "refused and not stored; every genuine one is kept raw in the store. Ctrl-C stops.",
     examples=[
-        f"KIE_WEBHOOK_HMAC_KEY=... {PROG} callbacks --port 8787",
-        f"KIE_API_KEY=... {PROG} fetch --from-callbacks --out tasks.parquet",
+        f"{ENV_WEBHOOK_KEY}=... {PROG} callbacks --port 8787",
+        f"{ENV_KEY}=... {PROG} fetch --from-callbacks --out tasks.parquet",
     ],
     arguments=_callbacks_args,
 )

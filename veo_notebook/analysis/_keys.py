@@ -20,9 +20,9 @@ from ..engine import Engine
 from ..engine import _plan as p
 from ..engine._base import key_columns, missing_labels
 from ..errors import InputError
-from ._groups import By, is_freq
+from ._groups import APART_NOTE, GENERATION, UPGRADE, WORK, By, Upgrades, is_freq
 
-__all__ = ["Groups", "group_index", "plan_keys"]
+__all__ = ["Groups", "apart", "group_index", "noted", "plan_keys"]
 
 _KINDS = {"string": "string", "category": "string", "Int64": "int", "boolean": "bool"}
 
@@ -64,6 +64,9 @@ def plan_keys(eng: Engine, by: By, freq: str | None = None) -> tuple[p.Keys, lis
             labels = missing_labels(item) if kind == "string" else None
             keys.append(p.Key(item, labels, kind))
             names.append(item)
+        elif item == WORK:
+            keys.append(p.Key("task_type", None, "work", (GENERATION, UPGRADE)))
+            names.append(WORK)
         elif isinstance(item, str) and is_freq(item):
             if "period" in names:
                 raise InputError("only one time bucket can be asked for (by or freq)")
@@ -74,6 +77,31 @@ def plan_keys(eng: Engine, by: By, freq: str | None = None) -> tuple[p.Keys, lis
                 f"by: {item!r} is neither a column nor a time bucket like '1D' or '1h'"
             )
     return tuple(keys), names
+
+
+def apart(eng: Engine, by: By, upgrades: Upgrades) -> tuple[By, bool]:
+    """``by`` with :data:`~._groups.WORK` first when it would pool generations and
+    upgrades (no column among its keys, and the source holds both kinds): the rule of
+    :func:`._groups.apart`, with the kinds counted by the engine."""
+    if upgrades not in ("apart", "pooled"):
+        raise InputError(f"upgrades must be 'apart' or 'pooled', not {upgrades!r}")
+    items = [] if by is None else [by] if isinstance(by, str) else list(by)
+    columns = eng.columns()
+    if upgrades == "pooled" or "task_type" not in columns:
+        return by, False
+    if any(i in columns for i in items):  # a column (model, task type, ...) splits them
+        return by, False
+    kinds = eng.grouped((p.Key("task_type", None, "work", (GENERATION, UPGRADE)),), {})
+    if len(kinds) < 2:
+        return by, False
+    return [WORK, *items], True
+
+
+def noted(out: pd.DataFrame, split: bool) -> pd.DataFrame:
+    """The table, saying when generations and upgrades were kept apart."""
+    if split:
+        out.attrs["note"] = APART_NOTE
+    return out
 
 
 class Groups:

@@ -217,8 +217,11 @@ def cost_summary(
     """Credits per group (and per ``freq`` bucket of ``create_time``).
 
     Columns: ``n`` tasks, ``succeeded``, ``credits`` (sum; tasks without a price left
-    out), ``unpriced`` (tasks no price applies to), ``reported_credits`` (the part the
-    API reported), ``credits_per_success`` (credits / succeeded; NaN with no success),
+    out; NaN, never 0, when the group has tasks without a price and none of its priced
+    tasks costs anything, failed ones being free), ``unpriced`` (tasks no
+    price applies to: a model the price table omits, an unread record), ``reported_credits``
+    (the part the API reported), ``credits_per_success`` (credits of the priced successes /
+    their number; NaN with none),
     ``duplicates`` (extra submissions, see :func:`duplicate_submissions` with
     ``window``) and ``wasted_credits``; with a USD rate (``usd_per_credit``, else the
     price table's own) also ``usd``, ``usd_per_success`` and ``wasted_usd``.
@@ -240,23 +243,24 @@ def cost_summary(
     counted = eng.grouped(keys, {"n": p.Count(), "succeeded": p.Count(success)})
     groups = group_index(counted, keys, names)
     own = table is None and not bill_failed and "credits" in eng.columns()
-    spent, unpriced, reported = (_own_credits if own else _priced_credits)(
-        eng, keys, groups, table, bill_failed
-    )
+    sums = (_own_credits if own else _priced_credits)(eng, keys, groups, table, bill_failed)
+    spent, unpriced = sums["spent"], sums["unpriced"]
     succeeded = groups.frame["succeeded"].to_numpy(dtype=np.int64)
     out = pd.DataFrame(
         {
             "n": groups.frame["n"].to_numpy(dtype=np.int64),
             "succeeded": succeeded,
-            "credits": spent,
+            # unpriced tasks beside nothing that costs (failed ones are 0): NaN, never 0
+            "credits": np.where((unpriced > 0) & (spent == 0), np.nan, spent),
             "unpriced": unpriced,
-            "reported_credits": reported,
+            "reported_credits": sums["reported"],
         },
         index=groups.index,
     )
+    priced_ok, spent_ok = sums["priced_ok"], sums["spent_ok"]
     with np.errstate(invalid="ignore", divide="ignore"):
         out["credits_per_success"] = np.where(
-            succeeded > 0, spent / np.maximum(succeeded, 1), np.nan
+            priced_ok > 0, spent_ok / np.maximum(priced_ok, 1), np.nan
         )
     out["duplicates"], out["wasted_credits"] = _wasted_by_group(
         eng, keys, groups, span, table, bill_failed, by
@@ -275,17 +279,25 @@ def _spread(groups: Groups, agg: pd.DataFrame, n_keys: int, column: str | np.nda
 
 def _own_credits(eng: Engine, keys: p.Keys, groups: Groups, table: object, bill: bool):
     """The source's own ``credits`` column, summed per group."""
+    success = p.In("status", (Status.SUCCESS.value,))
     measures: dict[str, p.Measure] = {
         "credits": p.Sum("credits"),
         "unpriced": p.Count(p.Not(p.NotNull("credits"))),
+        "priced_ok": p.Count(p.All((success, p.NotNull("credits")))),
+        "spent_ok": p.Sum("credits", success),
     }
     if "credits_source" in eng.columns():
         measures["reported"] = p.Sum("credits", p.In("credits_source", ("reported",)))
     agg = eng.grouped(keys, measures)
     n = len(keys)
     reported = _spread(groups, agg, n, "reported") if "reported" in agg else np.zeros(len(groups))
-    unpriced = _spread(groups, agg, n, "unpriced").astype(np.int64)
-    return _spread(groups, agg, n, "credits"), unpriced, reported
+    return {
+        "spent": _spread(groups, agg, n, "credits"),
+        "unpriced": _spread(groups, agg, n, "unpriced").astype(np.int64),
+        "reported": reported,
+        "priced_ok": _spread(groups, agg, n, "priced_ok").astype(np.int64),
+        "spent_ok": _spread(groups, agg, n, "spent_ok"),
+    }
 
 
 def _priced_credits(
@@ -313,8 +325,19 @@ def _priced_credits(
     priced = ~np.isnan(estimate)
     credits = told_sum + np.where(priced & (rest > 0), rest * np.nan_to_num(estimate), 0.0)
     n = len(keys)
-    unpriced = _spread(groups, agg, n, np.where(priced, 0, rest).astype(float)).astype(np.int64)
-    return _spread(groups, agg, n, credits), unpriced, _spread(groups, agg, n, told_sum)
+    ok = status.eq(Status.SUCCESS.value).to_numpy(dtype=bool)
+    priced_rows = told + np.where(priced, rest, 0)
+    return {
+        "spent": _spread(groups, agg, n, credits),
+        "unpriced": _spread(groups, agg, n, np.where(priced, 0, rest).astype(float)).astype(
+            np.int64
+        ),
+        "reported": _spread(groups, agg, n, told_sum),
+        "priced_ok": _spread(groups, agg, n, np.where(ok, priced_rows, 0).astype(float)).astype(
+            np.int64
+        ),
+        "spent_ok": _spread(groups, agg, n, np.where(ok, credits, 0.0)),
+    }
 
 
 def _wasted_by_group(

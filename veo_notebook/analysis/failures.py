@@ -17,8 +17,8 @@ from ..engine import _plan as p
 from ..errors import InputError
 from ..schema import FAILED_STATUSES, TERMINAL_STATUSES, Status
 from . import _kernels as _stats
-from ._groups import By
-from ._keys import group_index, plan_keys
+from ._groups import By, Upgrades
+from ._keys import apart, group_index, noted, plan_keys
 from .error_rules import ERROR_RULES, ErrorRule, classify
 
 __all__ = ["FailureBreakdown", "classify_errors", "failure_breakdown", "failure_rates"]
@@ -44,6 +44,7 @@ def failure_rates(
     confidence: float = _stats.CONFIDENCE,
     rolling: int | str | None = None,
     engine: str | None = None,
+    upgrades: Upgrades = "apart",
 ) -> pd.DataFrame:
     """Failure rate per group (and per ``freq`` bucket of ``create_time``), with Wilson intervals.
 
@@ -51,12 +52,16 @@ def failure_rates(
     ``generation_failed`` (flag 3); ``rate`` = (failed + generation_failed) / n;
     ``ci_low``/``ci_high`` = Wilson score interval at ``confidence``. With ``rolling``
     (a number of buckets, or a span such as ``"7D"``; needs a time bucket) the counts
-    are summed over the trailing window before the rate is taken. ``df`` is the typed
-    frame or any source :func:`veo_notebook.engine.resolve` takes; ``engine`` forces one.
+    are summed over the trailing window before the rate is taken. ``upgrades="apart"``
+    (default): when ``by`` names no column and the frame holds both, generations and
+    1080p/4K upgrades are grouped apart by a first key ``work`` (the table's
+    ``attrs["note"]`` says so); ``"pooled"`` mixes them. ``df`` is the typed frame or
+    any source :func:`veo_notebook.engine.resolve` takes; ``engine`` forces one.
 
     >>> failure_rates(df, by="model", freq="1D", rolling=7)   # doctest: +SKIP
     """
     eng = resolve(df, engine)
+    by, split = apart(eng, by, upgrades)
     keys, names = plan_keys(eng, by, freq)
     agg = eng.grouped(
         keys,
@@ -75,7 +80,7 @@ def failure_rates(
     )
     if rolling is not None:
         counts = _roll(counts, rolling, freq)
-    return _rate_frame(counts, confidence)
+    return noted(_rate_frame(counts, confidence), split)
 
 
 def _roll(counts: pd.DataFrame, rolling: int | str, freq: str | None) -> pd.DataFrame:

@@ -20,9 +20,9 @@ from ..engine._pandas import PandasEngine
 from ..errors import InputError
 from ..schema import FAILED_STATUSES, Status
 from . import _kernels as _stats
-from ._groups import By, now_utc
+from ._groups import By, Upgrades, now_utc
 from ._groups import age_s as _age_s
-from ._keys import Groups, group_index, plan_keys
+from ._keys import Groups, apart, group_index, noted, plan_keys
 
 __all__ = [
     "DEFAULT_PERCENTILES",
@@ -51,6 +51,7 @@ def latency_summary(
     confidence: float = _stats.CONFIDENCE,
     outcome: Literal["success", "failed"] = "success",
     engine: str | None = None,
+    upgrades: Upgrades = "apart",
 ) -> pd.DataFrame:
     """Latency percentiles per group, with exact confidence intervals.
 
@@ -63,6 +64,10 @@ def latency_summary(
     confidence : level of the order-statistic intervals (``p90_ci_low``/``p90_ci_high``).
     outcome : ``"success"`` (time-to-success) or ``"failed"`` (time-to-failure, flags 2/3).
     engine : ``"pandas"``, ``"duckdb"`` or ``"spark"`` (default: chosen by the source).
+    upgrades : ``"apart"`` (default): when ``by`` names no column and the frame holds
+        both, generations and 1080p/4K upgrades are grouped apart by a first key ``work``
+        (``generation`` / ``upgrade``; the table's ``attrs["note"]`` says so); ``"pooled"``
+        mixes them.
 
     Returns
     -------
@@ -76,8 +81,9 @@ def latency_summary(
     if outcome not in _OUTCOMES:
         raise InputError(f"outcome must be 'success' or 'failed', not {outcome!r}")
     eng = resolve(df, engine)
+    by, split = apart(eng, by, upgrades)
     keys, names = plan_keys(eng, by)
-    return _summary(eng, keys, names, percentiles, confidence, outcome)[0]
+    return noted(_summary(eng, keys, names, percentiles, confidence, outcome)[0], split)
 
 
 def _use(outcome: str) -> p.Cond:
@@ -288,6 +294,7 @@ def km_latency(
     confidence: float = _stats.CONFIDENCE,
     failed: Failed = "censor",
     engine: str | None = None,
+    upgrades: Upgrades = "apart",
 ) -> pd.DataFrame:
     """Censoring-aware time-to-success percentiles (Kaplan–Meier) beside the naive ones.
 
@@ -309,12 +316,13 @@ def km_latency(
     ``max_followup_s``, then
     the KM intervals ``km_p50_ci_low``/``km_p50_ci_high`` (Brookmeyer–Crowley with the
     log-transformed Greenwood band, as R's ``quantile.survfit``).
-    Time-to-failure is ``latency_summary(df, outcome="failed")``. ``df`` and ``engine``
-    as in :func:`latency_summary`.
+    Time-to-failure is ``latency_summary(df, outcome="failed")``. ``df``, ``engine`` and
+    ``upgrades`` as in :func:`latency_summary` (generations and upgrades apart by default).
 
     >>> km_latency(df, by="model")[["p50", "km_p50"]]        # doctest: +SKIP
     """
     eng = resolve(df, engine)
+    by, split = apart(eng, by, upgrades)
     keys, names = plan_keys(eng, by)
     naive, groups = _summary(eng, keys, names, percentiles, None, "success")
     g = len(groups)
@@ -339,7 +347,7 @@ def km_latency(
         follow[last.index.to_numpy()] = last.to_numpy()
     out["max_followup_s"] = follow
     out.update(cis)
-    return pd.DataFrame(out, index=groups.index)
+    return noted(pd.DataFrame(out, index=groups.index), split)
 
 
 def _to_seconds(value: str | float | timedelta | pd.Timedelta) -> float:

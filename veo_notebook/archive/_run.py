@@ -15,12 +15,13 @@ import pandas as pd
 import requests
 
 from ..errors import ArchiveError, InputError
-from ..schema import Status
+from ..schema import MEDIA_RETENTION, Status
 from ..store import Store
+from . import MAX_WORKERS
 from ._dest import Destination
 from ._download import DEFAULT_RETRY, GaveUp, Gone, Refused, download, media_session
 from ._probe import probe as probe_file
-from ._table import ARCHIVE_ORIGIN, ARCHIVE_VIDEO, ArchiveTable
+from ._table import ARCHIVE_DTYPES, ARCHIVE_ORIGIN, ARCHIVE_VIDEO, FRAME_NAMES, ArchiveTable
 
 __all__ = ["ARCHIVE_DTYPES", "UNREADABLE", "archive_videos"]
 
@@ -29,44 +30,17 @@ log = logging.getLogger("veo_notebook.archive")
 #: ``archive_error`` of a file that was downloaded whole but does not decode.
 UNREADABLE = "unreadable media"
 NO_URL = "no video URL in the record"
-_GONE = "{status}: the file is gone (kie.ai deletes generated files after 14 days)"
+_GONE = (
+    "{status}: the file is gone (kie.ai deletes generated files after "
+    f"{MEDIA_RETENTION.days} days)"
+)
 DEFAULT_WORKERS = 8
 DEFAULT_TIMEOUT_S = 60.0
 _UNDATED = "undated"
-_STR = pd.StringDtype("pyarrow")
-_UTC = pd.DatetimeTZDtype("ns", "UTC")
-#: The columns :func:`archive_videos` returns, with their dtypes.
-ARCHIVE_DTYPES: dict[str, Any] = {
-    "task_id": _STR,
-    "url": _STR,
-    "path": _STR,
-    "bytes": "Int64",
-    "sha256": _STR,
-    "archived_at": _UTC,
-    "archive_error": _STR,
-    "media_width": "Int64",
-    "media_height": "Int64",
-    "media_duration_s": "float64",
-    "media_fps": "float64",
-    "media_codec": _STR,
-    "media_has_audio": "boolean",
-}
-_MEDIA = (
-    "media_width",
-    "media_height",
-    "media_duration_s",
-    "media_fps",
-    "media_codec",
-    "media_has_audio",
-)
-
-
 #: With ``origin=True``, the origin file's columns (added after :data:`ARCHIVE_DTYPES`').
 ORIGIN_DTYPES: dict[str, Any] = {
-    "origin_path": _STR,
-    "origin_bytes": "Int64",
-    "origin_sha256": _STR,
-    "origin_error": _STR,
+    f"origin_{name}": ARCHIVE_DTYPES[FRAME_NAMES.get(name, name)]
+    for name in ("path", "bytes", "sha256", "error")
 }
 
 
@@ -90,6 +64,7 @@ def archive_videos(
     verify: bool = False,
     origin: bool = False,
     timeout: float = DEFAULT_TIMEOUT_S,
+    final_only: bool = False,
 ) -> pd.DataFrame:
     """Download the final video of every succeeded task into ``dest``; one row per task.
 
@@ -111,16 +86,24 @@ def archive_videos(
     df : a task frame (``fetch_records``, ``frame.from_store``).
     dest : folder or fsspec URL.
     store : a :class:`~veo_notebook.Store` or the path of one.
+    workers : parallel downloads, 1 to :data:`MAX_WORKERS`.
     probe : read each file with PyAV for the ``media_*`` columns.
     origin : also save ``originUrls[0]`` (the uncropped original of a non-16:9 video) as
         ``<yyyy-mm-dd>/<task_id>.origin.mp4``, in the columns ``origin_path``,
         ``origin_bytes``, ``origin_sha256`` and ``origin_error``.
     timeout : seconds to wait for the media host (connect and each read).
+    final_only : one file per family (:func:`veo_notebook.families`): its final
+        deliverable only (4K > 1080p > extended > base), not the base clip beside the 4K
+        file; the rows gain ``root_task_id`` and ``final_form``, naming the family and
+        the form of the member each file came from (its ``task_id``).
 
     Raises
     ------
     InputError
         ``df`` is not a task frame, or ``dest`` cannot be used.
+    MissingExtraError
+        PyAV (``probe=True``), fsspec (a URL) or s3fs (``s3://``) is not installed: the
+        ``archive`` and ``s3`` extras.
 
     >>> import veo_notebook as veo
     >>> veo.archive_videos(veo.schema.empty_frame(), "videos", progress=False).shape
@@ -131,13 +114,19 @@ def archive_videos(
         raise InputError(
             f"archive_videos takes a task frame; missing: {', '.join(sorted(missing))}"
         )
-    if workers < 1:
-        raise InputError(f"workers must be at least 1, not {workers}")
+    if not 1 <= workers <= MAX_WORKERS:
+        raise InputError(f"workers must be from 1 to {MAX_WORKERS}, not {workers}")
     if origin and "origin_urls" not in df.columns:
         raise InputError("archive_videos(origin=True) needs the frame's origin_urls column")
-    targets = _targets(df, origin)
+    if probe:  # before any download: a missing extra is one line, not a batch of errors
+        from ..extras import require
+
+        require("av", "archiving videos (each file is read to check it)")
+    finals = _family_finals(df) if final_only else None
+    chosen = df if finals is None else df[df["task_id"].isin(finals.index).to_numpy(bool)]
+    targets = _targets(chosen, origin)
     if not targets:
-        return _frame([], [], origin)
+        return _with_family(_frame([], [], origin), finals)
     destination = Destination(dest, storage_options)
     with _opened(store) as st:
         prior: dict[tuple[str, str], dict[str, Any]] = {}
@@ -149,7 +138,31 @@ def archive_videos(
         rows = _run(targets, destination, table, prior, workers, progress, probe, verify, timeout)
     videos = [rows[(t.task_id, t.kind)] for t in targets if t.kind == ARCHIVE_VIDEO]
     origins = [rows[(t.task_id, t.kind)] for t in targets if t.kind == ARCHIVE_ORIGIN]
-    return _frame(videos, origins, origin)
+    return _with_family(_frame(videos, origins, origin), finals)
+
+
+def _family_finals(df: pd.DataFrame) -> pd.DataFrame:
+    """The final member of each family that has one: index its task id, columns
+    ``root_task_id`` and ``final_form``."""
+    if "parent_task_id" not in df.columns:
+        raise InputError("archive_videos(final_only=True) needs the frame's parent_task_id column")
+    from ..analysis.family import families
+
+    fam = families(df)
+    fam = fam[fam["final_task_id"].notna().to_numpy(bool)]
+    return fam.set_index("final_task_id")[["root_task_id", "final_form"]]
+
+
+def _with_family(out: pd.DataFrame, finals: pd.DataFrame | None) -> pd.DataFrame:
+    if finals is None:
+        return out
+    at = finals.reindex(out["task_id"])
+    out.insert(1, "root_task_id", at["root_task_id"].to_numpy())
+    out.insert(
+        2, "final_form", pd.Categorical(at["final_form"], finals["final_form"].cat.categories)
+    )
+    out["root_task_id"] = out["root_task_id"].astype(pd.StringDtype("pyarrow"))
+    return out
 
 
 @contextmanager
@@ -303,7 +316,7 @@ def _frame(rows: list[dict[str, Any]], origins: list[dict[str, Any]], origin: bo
     """The typed result: one row per video, and the origin file's columns if asked."""
     cols: dict[str, Any] = {}
     for name, dtype in ARCHIVE_DTYPES.items():
-        key = "error" if name == "archive_error" else name
+        key = next((k for k, v in FRAME_NAMES.items() if v == name), name)
         values = [r.get(key) for r in rows]
         if name == "archived_at":
             cols[name] = pd.to_datetime(pd.Series(values, dtype="float64"), unit="s", utc=True)

@@ -16,28 +16,49 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import pandas as pd
+
 from ..errors import InputError
 from ..store import Table
 
-__all__ = ["ARCHIVE_FIELDS", "ARCHIVE_KINDS", "ARCHIVE_ORIGIN", "ARCHIVE_VIDEO", "ArchiveTable"]
+__all__ = [
+    "ARCHIVE_DTYPES",
+    "ARCHIVE_FIELDS",
+    "ARCHIVE_KINDS",
+    "ARCHIVE_ORIGIN",
+    "ARCHIVE_VIDEO",
+    "COLUMNS",
+    "ArchiveTable",
+]
 
-#: The columns of the ``archive`` table, in order (one row per archived task and kind).
-ARCHIVE_FIELDS = (
-    "task_id",
-    "kind",
-    "url",
-    "path",
-    "bytes",
-    "sha256",
-    "archived_at",
-    "error",
-    "media_width",
-    "media_height",
-    "media_duration_s",
-    "media_fps",
-    "media_codec",
-    "media_has_audio",
-)
+_STR = pd.StringDtype("pyarrow")
+_UTC = pd.DatetimeTZDtype("ns", "UTC")
+#: The one list of archive columns, in order: each one's SQLite type, and its dtype in
+#: :func:`~veo_notebook.archive.archive_videos`' frame (None: not a column of the frame).
+COLUMNS: dict[str, tuple[str, Any]] = {
+    "task_id": ("TEXT NOT NULL", _STR),
+    "kind": ("TEXT NOT NULL", None),
+    "url": ("TEXT", _STR),
+    "path": ("TEXT", _STR),
+    "bytes": ("INTEGER", "Int64"),
+    "sha256": ("TEXT", _STR),
+    "archived_at": ("REAL NOT NULL", _UTC),
+    "error": ("TEXT", _STR),
+    "media_width": ("INTEGER", "Int64"),
+    "media_height": ("INTEGER", "Int64"),
+    "media_duration_s": ("REAL", "float64"),
+    "media_fps": ("REAL", "float64"),
+    "media_codec": ("TEXT", _STR),
+    "media_has_audio": ("INTEGER", "boolean"),
+}
+#: The table's column names, in order (what :meth:`ArchiveTable.rows` keys rows by).
+ARCHIVE_FIELDS = tuple(COLUMNS)
+#: A table column named otherwise in the frame.
+FRAME_NAMES = {"error": "archive_error"}
+#: The columns :func:`~veo_notebook.archive.archive_videos` returns, with their dtypes.
+ARCHIVE_DTYPES: dict[str, Any] = {
+    FRAME_NAMES.get(name, name): dtype for name, (_, dtype) in COLUMNS.items() if dtype
+}
 ARCHIVE_VIDEO, ARCHIVE_ORIGIN = "video", "origin"  # the kinds of archived file
 ARCHIVE_KINDS = (ARCHIVE_VIDEO, ARCHIVE_ORIGIN)
 
@@ -55,14 +76,11 @@ class ArchiveTable(Table):
     """
 
     NAME = "archive"
-    DDL = """
-    CREATE TABLE IF NOT EXISTS archive (
-        task_id TEXT NOT NULL, kind TEXT NOT NULL, url TEXT, path TEXT, bytes INTEGER,
-        sha256 TEXT, archived_at REAL NOT NULL, error TEXT, media_width INTEGER,
-        media_height INTEGER, media_duration_s REAL, media_fps REAL, media_codec TEXT,
-        media_has_audio INTEGER, PRIMARY KEY (task_id, kind)
+    DDL = (
+        "CREATE TABLE IF NOT EXISTS archive ("
+        + ", ".join(f"{name} {sql}" for name, (sql, _) in COLUMNS.items())
+        + ", PRIMARY KEY (task_id, kind))"
     )
-    """
 
     def put(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Record rows (mappings keyed by :data:`ARCHIVE_FIELDS`; ``kind`` defaults to

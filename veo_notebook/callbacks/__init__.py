@@ -16,33 +16,14 @@ stays the authority. This stage has three parts, data flowing one way:
 ...     url.endswith("/callback")
 True
 
-Starlette and uvicorn load only when a receiver is made.
+Starlette and uvicorn (the ``callbacks`` extra) load only when a receiver is made;
+reading and auditing callbacks needs neither.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
-
-__all__ = [
-    "AUDIT_COLUMNS",
-    "CALLBACK_COLUMNS",
-    "DEFAULT_PATH",
-    "HEALTH_PATH",
-    "KEY_ENV",
-    "MAX_BODY_BYTES",
-    "MAX_SKEW_S",
-    "CallbackRow",
-    "CallbackTable",
-    "WebhookKey",
-    "callback_audit",
-    "make_app",
-    "read_callbacks",
-    "run",
-    "serve",
-    "sign",
-    "task_ids",
-]
+from typing import Any
 
 _EXPORTS = {
     "CallbackRow": "_table",
@@ -65,8 +46,19 @@ _EXPORTS = {
 }
 
 
+__all__ = sorted(_EXPORTS)  # the names are written once, in _EXPORTS
+
+#: The receiver's modules: they need the ``callbacks`` extra.
+_RECEIVER = ("_app", "_serve")
+
+
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
+        if _EXPORTS[name] in _RECEIVER:
+            from ..extras import require
+
+            for module in ("starlette", "uvicorn"):
+                require(module, "the callback receiver")
         value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
         globals()[name] = value
         return value
@@ -75,12 +67,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ._app import DEFAULT_PATH, HEALTH_PATH, MAX_BODY_BYTES, make_app
-    from ._audit import AUDIT_COLUMNS, callback_audit
-    from ._read import CALLBACK_COLUMNS, read_callbacks, task_ids
-    from ._serve import run, serve
-    from ._signature import KEY_ENV, MAX_SKEW_S, WebhookKey, sign
-    from ._table import CallbackRow, CallbackTable

@@ -113,6 +113,11 @@ class PandasEngine(Engine):
                     b[ok] = tt - (tt - key.offset) % key.step
                 value = pd.Series(pd.array(b, dtype="Int64")).where(ok)
                 missing = ~ok
+            elif key.kind == "work":  # generation / upgrade, from the task type
+                up = df[key.column].isin(_upgrade_values()).to_numpy(bool, na_value=False)
+                value = pd.Series(np.where(up, key.labels_work[1], key.labels_work[0]))
+                value = value.astype(object)
+                missing = np.zeros(len(df), dtype=bool)
             else:
                 if key.column not in df.columns:
                     raise InputError(f"by: no column {key.column!r} in the frame")

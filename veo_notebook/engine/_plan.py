@@ -103,7 +103,9 @@ class Key:
 
     column: str
     labels: tuple[tuple[bool, bool, str], ...] | None = None
-    kind: str = "string"  # string / int / bool: the type its values come back as
+    kind: str = "string"  # string / int / bool: the type its values come back as; "work":
+    # the kind of work of the task type (labels_work: (other, 1080p/4K upgrade))
+    labels_work: tuple[str, str] = ("generation", "upgrade")
 
 
 @dataclass(frozen=True)

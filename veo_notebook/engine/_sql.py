@@ -140,6 +140,16 @@ class SqlEngine(Engine):
                 step, offset = int(key.step), int(key.offset)
                 out.append(f"({t} - ({t} - {offset}) % {step}) AS k{i}")
                 missing = f"{self.q(key.column)} IS NULL"
+            elif key.kind == "work":
+                from ..fmt import UPGRADE_TYPES
+
+                up = self.cond(p.In(key.column, tuple(sorted(UPGRADE_TYPES))))
+                other, upgrade = key.labels_work
+                out.append(
+                    f"CASE WHEN coalesce({up}, FALSE) THEN {_lit(upgrade)} ELSE {_lit(other)} "
+                    f"END AS k{i}"
+                )
+                missing = "FALSE"
             else:
                 col = self.q(key.column)
                 typed = f"CAST({col} AS {self._type(key)})"

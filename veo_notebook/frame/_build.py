@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,8 @@ DERIVED = frozenset(
         "fetched_at",
         "extra",
         "parse_note",
+        "root_task_id",
+        "defaults_applied",
     }
 )
 #: the envelope code of an answer that holds a task; any other code is a fetch error
@@ -107,24 +109,7 @@ def build(
     has_data = np.asarray(data_arr.is_valid()) & env.present
 
     # paramJson, read in bulk like the envelopes
-    pj = v["data.paramJson"]
-    par = read_objects(pj, PARAM_SCHEMA, "paramJson", sources.PARAM_ALIASES, workers=workers)
-    for row, text in par.notes.items():
-        notes.setdefault(row, []).append(text)
-    pj_null = has_data & ~np.asarray(pj.is_valid())
-    note(np.flatnonzero(pj_null), "paramJson is null")
-    short = has_data & np.asarray(
-        pc.fill_null(pc.less(pc.binary_length(pj), _BLANK_CHECK_BYTES), False)
-    )
-    if short.any():  # a filter, not a take: no copy of the whole chunked column
-        values = pc.filter(pj, pa.array(short)).to_pylist()
-        rows = np.flatnonzero(short).tolist()
-        note([r for r, v in zip(rows, values, strict=True) if not v.strip()], "paramJson is empty")
-    params = {
-        f"{sources.PARAM}.{k}": par.table.column(k).combine_chunks(memory_pool=frame_pool())
-        for k in PARAM_SCHEMA.names
-    }
-    v.update(_null_strings(params))
+    par = _read_params(v, has_data, note, notes, workers)
 
     # every column read from a path (the source table), first path with a value wins
     times: dict[str, np.ndarray] = {}
@@ -142,6 +127,55 @@ def build(
     cols["fetched_at"] = _utc(_time.epoch_to_utc(_time.epoch_seconds(fetched, n)))
 
     # the task's outcome
+    status = _outcome(cols, has_data, times)
+
+    # the answer
+    cols["origin_urls"] = _empty_where_null(cols["origin_urls"], has_data)
+    cols["video_url"] = _coalesce(_first(cols["full_result_urls"]), _first(cols["result_urls"]))
+    ttype = _task_types(cols, v, has_data)
+    cols["defaults_applied"] = _request_defaults(cols, ttype == _TYPE_CODE["generate"])
+
+    # what no column takes
+    cols["extra"] = _extra_column(n, env, par, v)
+    cols["parse_note"] = _sparse_strings(n, {i: "; ".join(t) for i, t in notes.items()})
+    df = pa.table(cols).to_pandas(types_mapper=schema.pandas_type, memory_pool=frame_pool())
+    dt = schema.dtypes()
+    df["status"] = pd.Categorical.from_codes(status, dtype=dt["status"])
+    df["task_type"] = pd.Categorical.from_codes(ttype, dtype=dt["task_type"])
+    return schema.enforce(df)
+
+
+def _read_params(
+    v: dict[str, Any],
+    has_data: np.ndarray,
+    note: Callable[[Any, str], None],
+    notes: dict[int, list[str]],
+    workers: int | None,
+) -> Result:
+    """Read every paramJson in bulk (noting null and empty ones) into ``v``'s columns."""
+    pj = v["data.paramJson"]
+    par = read_objects(pj, PARAM_SCHEMA, "paramJson", sources.PARAM_ALIASES, workers=workers)
+    for row, text in par.notes.items():
+        notes.setdefault(row, []).append(text)
+    pj_null = has_data & ~np.asarray(pj.is_valid())
+    note(np.flatnonzero(pj_null), "paramJson is null")
+    short = has_data & np.asarray(
+        pc.fill_null(pc.less(pc.binary_length(pj), _BLANK_CHECK_BYTES), False)
+    )
+    if short.any():  # a filter, not a take: no copy of the whole chunked column
+        values = pc.filter(pj, pa.array(short)).to_pylist()
+        rows = np.flatnonzero(short).tolist()
+        note([r for r, t in zip(rows, values, strict=True) if not t.strip()], "paramJson is empty")
+    params = {
+        f"{sources.PARAM}.{k}": par.table.column(k).combine_chunks(memory_pool=frame_pool())
+        for k in PARAM_SCHEMA.names
+    }
+    v.update(_null_strings(params))
+    return par
+
+
+def _outcome(cols: dict[str, Any], has_data: np.ndarray, times: dict[str, np.ndarray]) -> Any:
+    """The status codes; blank error messages nulled and ``latency_s`` set in ``cols``."""
     msg = cols["error_message"]
     blank = pc.equal(pc.utf8_trim_whitespace(msg, memory_pool=frame_pool()), "")
     cols["error_message"] = pc.if_else(blank, pa.scalar(None, _S), msg, memory_pool=frame_pool())
@@ -153,20 +187,7 @@ def build(
     lat = (complete.astype("int64") - create.astype("int64")) / _NS_PER_S
     lat = np.where(np.isnat(create) | np.isnat(complete) | (status == 0), np.nan, lat)
     cols["latency_s"] = pa.array(lat, _F, from_pandas=True, memory_pool=frame_pool())
-
-    # the answer
-    cols["origin_urls"] = _empty_where_null(cols["origin_urls"], has_data)
-    cols["video_url"] = _coalesce(_first(cols["full_result_urls"]), _first(cols["result_urls"]))
-    ttype = _task_types(cols, v, has_data)
-
-    # what no column takes
-    cols["extra"] = _extra_column(n, env, par, v)
-    cols["parse_note"] = _sparse_strings(n, {i: "; ".join(t) for i, t in notes.items()})
-    df = pa.table(cols).to_pandas(types_mapper=schema.pandas_type, memory_pool=frame_pool())
-    dt = schema.dtypes()
-    df["status"] = pd.Categorical.from_codes(status, dtype=dt["status"])
-    df["task_type"] = pd.Categorical.from_codes(ttype, dtype=dt["task_type"])
-    return schema.enforce(df)
+    return status
 
 
 def _take(
@@ -232,6 +253,22 @@ def _task_types(cols: dict[str, Any], v: dict[str, Any], has_data: np.ndarray) -
     conds = [~has_data, k4, p1080, extend, generate]
     codes = [_NO_CODE, *(_TYPE_CODE[t] for t in ("4k", "1080p", "extend", "generate"))]
     return np.select(conds, codes, _TYPE_CODE["unknown"]).astype(np.int8)
+
+
+def _request_defaults(cols: dict[str, Any], generate: np.ndarray) -> pa.Array:
+    """Fill kie.ai's documented request defaults (``schema.REQUEST_DEFAULTS``) into the
+    generate tasks whose request names none; the ``defaults_applied`` lists."""
+    applied = []
+    for col, value in schema.REQUEST_DEFAULTS.items():
+        arr = cols[col]
+        fill = generate & ~np.asarray(arr.is_valid())
+        if fill.any():
+            cols[col] = pc.if_else(pa.array(fill), pa.scalar(value, arr.type), arr)
+        applied.append(fill)
+    which = np.column_stack(applied)
+    offsets = np.concatenate(([0], np.cumsum(which.sum(axis=1)))).astype(np.int32)
+    names = np.array(list(schema.REQUEST_DEFAULTS), dtype=object)[np.nonzero(which)[1]]
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(names, _S))
 
 
 def _hide_failed_answers(env: Result) -> pa.Table:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import StoreError, StoreNotFoundError
 from . import _migrations
@@ -35,6 +35,7 @@ _CREATE_PAUSE_S = 0.05
 _HEADER_BYTES = 100
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _LOCKED = "database is locked"
+_D = TypeVar("_D", bound="Database")
 
 
 class Database:
@@ -77,7 +78,7 @@ class Database:
         return bool(self.query(sql, (name,)))
 
     @contextmanager
-    def snapshot(self) -> Iterator[Any]:
+    def snapshot(self: _D) -> Iterator[_D]:
         """Reads inside see one state of the store (one read transaction; writers of other
         connections go on, and are seen after). Other threads' calls wait meanwhile."""
         with self._lock:
@@ -116,7 +117,7 @@ class Database:
                 self._conn.close()
                 self._conn = None
 
-    def __enter__(self) -> Any:
+    def __enter__(self: _D) -> _D:
         return self
 
     def __exit__(self, *exc: object) -> None:
