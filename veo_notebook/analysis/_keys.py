@@ -116,9 +116,9 @@ class Groups:
             self._pos = {(): 0}
             return
         sort_cols: list[pd.Series] = []
-        for i in range(len(keys)):
+        for i, key in enumerate(keys):
             value, label = agg[f"k{i}"], agg[f"k{i}_na"]
-            sort_cols += [value.isna(), value, label]
+            sort_cols += [value.isna(), _in_order(value, key), label]
         order = _order(sort_cols)
         self.frame = agg.iloc[order].reset_index(drop=True)
         levels = [_level(self.frame, i, key) for i, key in enumerate(keys)]
@@ -139,6 +139,16 @@ class Groups:
             return np.zeros(len(frame), dtype=np.intp)
         tuples = frame[cols].itertuples(index=False, name=None)
         return np.array([self._pos.get(_norm(t), -1) for t in tuples], dtype=np.intp)
+
+
+def _in_order(value: pd.Series, key: p.Key | p.Bucket) -> pd.Series:
+    """A key's values as they sort: a categorical column of the frame (status, task type)
+    in its categories' order, as pandas groups it; anything else as it is."""
+    dtype = schema.dtypes().get(key.column) if isinstance(key, p.Key) else None
+    if not isinstance(dtype, pd.CategoricalDtype) or key.kind != "string":
+        return value
+    order = {c: i for i, c in enumerate(dtype.categories)}
+    return value.map(lambda v: None if v is None else order.get(v, len(order)))
 
 
 def _norm(t: tuple) -> tuple:
