@@ -144,8 +144,10 @@ class Groups:
 def _in_order(value: pd.Series, key: p.Key | p.Bucket) -> pd.Series:
     """A key's values as they sort: a categorical column of the frame (status, task type)
     in its categories' order, as pandas groups it; anything else as it is."""
-    dtype = schema.dtypes().get(key.column) if isinstance(key, p.Key) else None
-    if not isinstance(dtype, pd.CategoricalDtype) or key.kind != "string":
+    if not isinstance(key, p.Key) or key.kind != "string":
+        return value
+    dtype = schema.dtypes().get(key.column)
+    if not isinstance(dtype, pd.CategoricalDtype):
         return value
     order = {c: i for i, c in enumerate(dtype.categories)}
     return value.map(lambda v: None if v is None else order.get(v, len(order)))
