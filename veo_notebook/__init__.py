@@ -23,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     "ConfigError": "errors",
     "EndpointError": "errors",
     "InputError": "errors",
+    "MissingExtraError": "errors",
     "ApiError": "errors",
     "ArchiveError": "errors",
     "AuthError": "errors",
@@ -54,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     "expiring": "analysis",
     "with_credits": "pricing",
     "report": "reporting",
+    "check": "checks",
     # callbacks
     "read_callbacks": "callbacks",
     "callback_audit": "callbacks",

@@ -44,6 +44,7 @@ from .config import (
     DEFAULT_BASE_URL,
     ENV_BASE_URL,
     ENV_KEY,
+    ENV_NOTIFY,
     ENV_STORE,
     ENV_WEBHOOK_KEY,
     REFRESH_MODES,
@@ -70,7 +71,7 @@ EXIT_INTERRUPTED = 130
 EXIT_CODES = {
     EXIT_OK: "done",
     EXIT_FAILED: "failed (one line on stderr; -v shows the traceback); archive: some videos "
-    "could not be archived (each is listed)",
+    "could not be archived (each is listed); check: a rule breached (one line each)",
     EXIT_USAGE: "usage, input or configuration error: a bad option, a missing file or store, "
     "an output with an unknown extension, no key, a refused key, a base URL that is not kie.ai",
     EXIT_TIMEOUT: "watch timed out with tasks still generating (it says how many)",
@@ -80,6 +81,7 @@ EXIT_CODES = {
 _USAGE_ERRORS = (InputError, ConfigError, AuthError)
 
 _FRAME_SUFFIXES = (".parquet", ".csv")
+_CLOSE_ENOUGH = 0.6  # difflib ratio of an unknown option's name to a known one (output ~ out)
 _REPORT_SUFFIXES = (".html", ".md")
 
 
@@ -126,11 +128,35 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _TopParser(_Parser):
-    """The top parser: its description names the default store, found only when asked."""
+    """The top parser: its description names the default store, found only when asked; an
+    unknown option gets the nearest of its sub-command's ("did you mean --out?")."""
+
+    commands: dict[str, argparse.ArgumentParser]
 
     def format_help(self) -> str:
         self.description = _top_description()
         return super().format_help()
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            sub = getattr(self, "commands", {}).get(getattr(ns, "command", None), self)
+            self.error(f"unrecognized arguments: {' '.join(extras)}{_did_you_mean(extras, sub)}")
+        return ns
+
+
+def _did_you_mean(extras: Sequence[str], parser: argparse.ArgumentParser) -> str:
+    """``"; did you mean --out?"`` for the first unknown option close to a known one."""
+    import difflib
+
+    known = [o[2:] for o in parser._option_string_actions if o.startswith("--")]
+    for word in extras:
+        if word.startswith("--"):
+            name = word[2:].split("=", 1)[0]
+            close = difflib.get_close_matches(name, known, n=1, cutoff=_CLOSE_ENOUGH)
+            if close:
+                return f"; did you mean --{close[0]}?"
+    return ""
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):
@@ -170,6 +196,7 @@ def _top_description() -> str:
         f"  {ENV_BASE_URL}  the API base URL (default {DEFAULT_BASE_URL})\n"
         f"  {ENV_STORE}     the default store instead of the one below\n"
         f"  {ENV_WEBHOOK_KEY}  the webhook key callbacks verifies signatures with\n"
+        f"  {ENV_NOTIFY}  the webhook check tells of a change (a secret: shown masked)\n"
         "\n"
         f"default store: {default_store_path()}\n"
         "  fetch and watch keep every answer there unless --store PATH is given, so the\n"
@@ -197,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
+    parser.commands = {}
     for c in _COMMANDS.values():
         p = sub.add_parser(
             c.name,
@@ -207,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         c.arguments(p)
         _verbose(p, "verbose_sub", argparse.SUPPRESS)
+        parser.commands[c.name] = p
     return parser
 
 
@@ -249,6 +278,21 @@ _whole = _number(int, 0, "must be a whole number of at least 0")
 _seconds = _number(float, 0.0, "must be a number of seconds, at least 0")
 
 
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    """A whole number from ``low`` to ``high`` (the message says both)."""
+    what = f"must be a whole number from {low} to {high}"
+    whole = _number(int, low, what)
+
+    def parse(text: str) -> int:
+        value = int(whole(text))
+        if value > high:
+            raise argparse.ArgumentTypeError(f"{what}, got {text!r}")
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
 def _positive(text: str) -> float:
     value = _seconds(text)
     if value == 0:
@@ -285,8 +329,8 @@ def _source_args(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
         "ids",
         metavar="IDS",
         nargs="?" if optional else None,
-        help="a file of task ids (one per line), a CSV with a taskId/task_id/TaskID column "
-        "(any case), or - for stdin",
+        help="a file of task ids (one per line; letters, digits, _ - . only), a CSV, Parquet or "
+        "Arrow file with a taskId/task_id/TaskID column (any case), or - for stdin",
     )
     _store_option(p, "read and write")
     p.add_argument(
@@ -357,8 +401,15 @@ def _ids(args: argparse.Namespace) -> list[str]:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    from .client import Client
+    from .client import Client, base_url_problem
+    from .config import base_url
 
+    url = args.base_url if args.base_url is not None else base_url()
+    problem = base_url_problem(url)
+    if problem is not None:  # named as the user gave it: the flag, or the variable
+        raise ConfigError(
+            f"{'--base-url' if args.base_url is not None else ENV_BASE_URL} {problem}"
+        )
     if not os.environ.get(ENV_KEY, "").strip():
         raise ConfigError(
             f"no API key: set {ENV_KEY} (fetch and watch need it; fetch --refresh none does not)"
@@ -572,8 +623,29 @@ def _watch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _engine_option(p: argparse.ArgumentParser, *choices: str) -> None:
+    from .engine import PANDAS_MAX_ROWS
+
+    p.add_argument(
+        "--engine",
+        choices=choices,
+        default=None,
+        help=f"who reads the history (default: pandas up to {PANDAS_MAX_ROWS:,} tasks, "
+        "DuckDB above: never loaded whole); spark uses the active SparkSession "
+        "(spark-submit, Databricks, SPARK_REMOTE)",
+    )
+
+
+def _store_engine(store: Any, engine: str | None) -> Any:
+    """The engine over a store's frame dataset (brought up to date first)."""
+    from .engine import resolve
+
+    return resolve(store, engine)
+
+
 def _export_args(p: argparse.ArgumentParser) -> None:
     _store_option(p, "read")
+    _engine_option(p, "pandas", "duckdb")
     p.add_argument(
         "--out",
         required=True,
@@ -616,7 +688,14 @@ def _export(args: argparse.Namespace) -> int:
     from .frame import from_store
     from .store import Store
 
+    csv = args.out.suffix.lower() == ".csv"
     with Store(_store_to_read(args), create=False) as store:
+        if not csv and args.partition_by is None and args.engine != "pandas":
+            eng = _store_engine(store, args.engine)  # above the size: DuckDB
+            if eng.name == "duckdb":  # streamed from the frame dataset, never loaded whole
+                eng.write_parquet(args.out)
+                sys.stdout.write(f"wrote {eng.count()} rows to {args.out}\n")
+                return EXIT_OK
         if args.partition_by == "create_date":  # block by block, bounded memory
             from .export import export_store
 
@@ -624,7 +703,7 @@ def _export(args: argparse.Namespace) -> int:
             sys.stdout.write(f"wrote {rows} rows to {args.out}\n")
             return EXIT_OK
         df = from_store(store)
-    if args.out.suffix.lower() == ".csv":
+    if csv:
         to_csv(df, args.out)
     else:
         to_parquet(df, args.out, partition_by=args.partition_by)
@@ -687,16 +766,19 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 )
 def _report(args: argparse.Namespace) -> int:
     _check_out(args.out, _REPORT_SUFFIXES)
+    runs = None
     if args.parquet is not None:
         from .export import read_parquet
 
         df = read_parquet(args.parquet)
     else:
+        from .checks import history
         from .frame import from_store
         from .store import Store
 
         with Store(_store_to_read(args), create=False) as store:
             df = from_store(store)
+            runs = history(store)  # veo-notebook check's runs: the Checks section
     hooks = None
     if args.callbacks is not None:
         from .callbacks import read_callbacks
@@ -711,6 +793,7 @@ def _report(args: argparse.Namespace) -> int:
         figures=not args.no_figures,
         callbacks=hooks,
         callback_url=args.callback_url,
+        checks=runs,
     )
     sys.stdout.write(f"wrote {path}\n")
     return EXIT_OK
@@ -723,6 +806,7 @@ def _store_args(p: argparse.ArgumentParser) -> None:
         help="path: print where the default store is; info: its path, size and counts",
     )
     _store_option(p, "describe")
+    _engine_option(p, "pandas", "duckdb", "spark")
 
 
 @command(
@@ -756,8 +840,26 @@ def _store(args: argparse.Namespace) -> int:
     if c["fetch_errors"]:
         n = c["fetch_errors"]
         lines.append(f"  {'no record read':<20} {n:>10,}  (a fetch error, e.g. 422)")
+    if args.engine is not None:
+        lines += _frame_lines(path, args.engine)
     sys.stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
+
+
+def _frame_lines(path: Path, engine: str) -> list[str]:
+    """The frame dataset beside the store, read by ``engine``: where, and tasks by model."""
+    from . import analysis
+    from .frame import dataset
+    from .store import Store
+
+    with Store(path, create=False) as store:
+        folder = dataset.path_for(store)
+    eng = _store_engine(path, engine)
+    rates = analysis.failure_rates(eng, by="model")
+    lines = [f"frame     {folder} ({eng.count():,} tasks, read by {eng.name})"]
+    for model, row in rates.iterrows():
+        lines.append(f"  {model!s:<20} {int(row['n']):>10,}  finished, {row['rate']:.1%} failed")
+    return lines
 
 
 def _archive_args(p: argparse.ArgumentParser) -> None:
@@ -768,8 +870,14 @@ def _archive_args(p: argparse.ArgumentParser) -> None:
         metavar="DIR_OR_URL",
         help="a folder or an fsspec URL (s3://bucket/prefix; credentials as boto3 finds them)",
     )
+    from .archive import MAX_WORKERS  # the archive package's constants load without pandas
+
     p.add_argument(
-        "--workers", type=_count, default=8, help="parallel downloads (default: %(default)s)"
+        "--workers",
+        type=_bounded(1, MAX_WORKERS),
+        default=8,
+        metavar="N",
+        help=f"parallel downloads, 1 to {MAX_WORKERS} (default: %(default)s)",
     )
     p.add_argument("--verify", action="store_true", help="re-hash the files already archived first")
     p.add_argument(
@@ -957,6 +1065,127 @@ def _callbacks(args: argparse.Namespace) -> int:
         run(store, host=args.host, port=args.port, path=args.path, verify=not args.no_signature)
     _note(f"callbacks: stopped; every delivery kept is in {store}")
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- check
+def _check_args(p: argparse.ArgumentParser) -> None:
+    from functools import partial
+
+    _store_option(p, "check (it keeps each run, and the state it announced)")
+    p.add_argument(
+        "--rules",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help='a TOML file: rules = ["failure_rate > 5%%", ...], optionally window and by',
+    )
+    p.add_argument(
+        "--window",
+        default=None,
+        metavar="SPAN",
+        help="check the tasks created in the last SPAN before the latest fetch "
+        "(default: the file's window, else 1D)",
+    )
+    p.add_argument(
+        "--by",
+        action="append",
+        default=None,
+        metavar="COLUMN",
+        help="check each group apart: model, task_type, ... (repeatable)",
+    )
+    p.add_argument(
+        "--notify",
+        default=None,
+        metavar="URL",
+        help="POST one JSON message (Slack-compatible) when a rule's state changes "
+        f"(default: ${ENV_NOTIFY}; a secret, shown masked)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="compare point estimates, not intervals (noisy on small windows)",
+    )
+    p.add_argument(
+        "--fetch",
+        action="store_true",
+        help="first re-fetch the tasks still pending (needs KIE_API_KEY)",
+    )
+    p.add_argument(
+        "--base-url",
+        default=None,  # the client reads $KIE_BASE_URL
+        metavar="URL",
+        help=f"the API base URL for --fetch (default: ${ENV_BASE_URL} or {DEFAULT_BASE_URL})",
+    )
+    p.format_help = partial(_check_help, p)  # type: ignore[method-assign]
+
+
+def _check_help(p: argparse.ArgumentParser) -> str:
+    """The help with the rule table (built when shown: pandas loads only then)."""
+    from .checks import rules_help
+
+    p.epilog = (
+        f"rules (a breach: the 95 % interval lies wholly beyond the threshold):\n"
+        f"{rules_help()}\n\n" + _examples(_CHECK_EXAMPLES)
+    )
+    return argparse.ArgumentParser.format_help(p)
+
+
+_CHECK_EXAMPLES = [
+    f"{PROG} check --store veo.sqlite --rules rules.toml",
+    f"{ENV_NOTIFY}=https://hooks.slack.com/... {PROG} check --rules rules.toml --fetch",
+    f"{PROG} check --rules rules.toml --window 1h --by model",
+]
+
+
+@command(
+    "check",
+    "check rules (failure rate, p90 latency, stuck, spend ...) and notify on a change",
+    "Evaluate each rule of --rules on the store's tasks: a rule is breached when its whole\n"
+    "95 % interval lies beyond the threshold, suspect when only the point estimate does.\n"
+    "Prints one line per breach and exits 1 if any (0 all clear). Each run is kept in the\n"
+    "store; --notify posts one message only when a rule's state changes, so cron can run\n"
+    "it every few minutes without repeating itself.",
+    examples=_CHECK_EXAMPLES,
+    arguments=_check_args,
+)
+def _check(args: argparse.Namespace) -> int:
+    from .checks import load_rules, run
+    from .checks._notify import mask_url, notify_url
+    from .checks._run import breach_lines
+    from .store import Store
+
+    url = notify_url(args.notify)
+    spec = load_rules(args.rules)
+    path = _store_to_read(args)
+    Store(path, create=False).close()  # a missing store is one line, before any fetch
+    if args.fetch:
+        from .fetch import fetch_records
+
+        client = _client(args)
+        with Store(path, create=False) as store, client:
+            fetch_records(store.ids(), client=client, store=store, progress=False)
+    by = args.by or list(spec.by) or None
+    with Store(path, create=False) as store:
+        result = run(
+            store,
+            spec.rules,
+            window=args.window or spec.window or "1D",
+            by=by,
+            notify=url,
+            strict=args.strict,
+        )
+    for line in breach_lines(result.rows):
+        sys.stdout.write(f"BREACHED {line}\n")
+    rows = result.rows
+    _note(
+        f"check: {len(spec.rules)} rules, {len(rows)} rows: {int(rows['breached'].sum())} "
+        f"breached, {int(rows['suspect'].sum())} suspect"
+    )
+    if result.delivery is not None and url is not None:
+        _note(f"check: told {mask_url(url)} of {len(result.changes)} changes")
+    if result.notify_error is not None:
+        _note(f"error: {result.notify_error}")
+    return EXIT_FAILED if rows["breached"].any() or result.notify_error else EXIT_OK
 
 
 # ---------------------------------------------------------------------------- main

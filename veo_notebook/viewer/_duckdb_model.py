@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from .. import schema
 from ..errors import InputError
+from ..extras import require
 from ..frame import _parquet
 from ._model import FACETS, SORT_KEYS
 
@@ -70,18 +71,7 @@ _TIEBREAK = 'create_time ASC NULLS LAST, "task_id" ASC NULLS LAST'
 
 
 def _duckdb() -> Any:
-    """DuckDB, imported on first use (an optional extra), or one line saying how to get it."""
-    try:
-        from ..extras import require  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # before the extras module: the same message, here
-        try:
-            import duckdb
-        except ImportError as exc:
-            raise InputError(
-                "viewing a dataset needs DuckDB, which is not installed: "
-                "pip install 'veo-notebook[duckdb]'"
-            ) from exc
-        return duckdb
+    """DuckDB, imported on first use (the ``duckdb`` extra), or one line saying how to get it."""
     return require("duckdb", "viewing a dataset")
 
 
