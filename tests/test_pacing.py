@@ -8,11 +8,14 @@ assertions, the same answer on every machine.
 from __future__ import annotations
 
 import heapq
+import importlib.util
 import itertools
 import random
+import sys
 import threading
-from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -24,9 +27,24 @@ from veo_notebook.client._pacing import (
     START_RATE,
     AdaptiveLimiter,
     Cancelled,
+    RetryPolicy,
     congested,
 )
 from veo_notebook.fetch import fetch_records
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bench(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+limits = _bench("limits")
 
 
 class _Clock:
@@ -48,6 +66,8 @@ class Run:
 def simulate(
     *,
     limit: int | None = None,
+    kind: str = "sliding",
+    retry_after: str = "one",
     random_429: float = 0.0,
     latency: float = 0.1,
     workers: int = DEFAULT_MAX_IN_FLIGHT,
@@ -55,49 +75,53 @@ def simulate(
     seed: int = 0,
     **kw: Any,
 ) -> Run:
-    """A discrete-event run of the limiter against a model server.
+    """A discrete-event run of the limiter against a model of ``bench/limits.py``.
 
-    ``workers`` callers send as the limiter allows; the server accepts at most ``limit``
-    requests in any 1-second window (refused ones do not count), refuses a further
-    ``random_429`` share of what it accepted, and answers after ``latency`` (jitter
-    0-10 %). A refused request waits its Retry-After (1 s) and is sent again.
+    ``workers`` callers send as the limiter allows; the server applies the limit ``kind``
+    (``limit`` requests/s, or requests in flight for ``"concurrent"``; refused ones do
+    not count), refuses a further ``random_429`` share at random, answers an accepted
+    request after ``latency`` (jitter 0-10 %) and a refused one at once, with the
+    ``retry_after`` behaviour of the server. A refused request waits what the client
+    would (``Retry-After``, else a jittered backoff) and is sent again.
     """
     rng = random.Random(seed)
     clock = _Clock()
     lim = AdaptiveLimiter(clock=clock, **kw)
-    window: deque[float] = deque()
+    server = limits.make_limit(kind if limit else "none", limit or 0, limit or 0, latency)
     seq = itertools.count()
-    events = [(0.0, next(seq), "try", 0.0) for _ in range(workers)]
+    events = [(0.0, next(seq), "try", 0.0, 0.0) for _ in range(workers)]
     ok = refused = peak = 0
     while events and events[0][0] <= duration:
-        t, _, kind, sent = heapq.heappop(events)
+        t, _, what, sent, wait = heapq.heappop(events)
         clock.t = t
-        if kind == "try":
+        if what == "try":
             free = lim.next_free
             if t < free or lim.in_flight >= lim.window or lim._queue:
-                heapq.heappush(events, (max(free, t + 0.001), next(seq), "try", 0.0))
+                heapq.heappush(events, (max(free, t + 0.001), next(seq), "try", 0.0, 0.0))
                 continue
             sent = lim.acquire()
             peak = max(peak, lim.in_flight)
-            arrive = sent + latency * rng.uniform(0.0, 0.1)
-            heapq.heappush(events, (arrive, next(seq), "arrive", sent))
-        elif kind == "arrive":
-            while window and window[0] <= t - 1.0:
-                window.popleft()
-            accepted = limit is None or len(window) < limit
-            if accepted:
-                window.append(t)
-                accepted = rng.random() >= random_429
-            answer = "ok" if accepted else "429"
-            heapq.heappush(events, (t + latency, next(seq), answer, sent))
-        elif kind == "ok":
+            arrive = sent + 0.002 * rng.random()
+            heapq.heappush(events, (arrive, next(seq), "arrive", sent, 0.0))
+        elif what == "arrive":
+            real = limits.RANDOM_WAIT if rng.random() < random_429 else server.admit(t)
+            if real is None:
+                done = t + latency * rng.uniform(1.0, 1.1)
+                heapq.heappush(events, (done, next(seq), "ok", sent, 0.0))
+            else:
+                heapq.heappush(events, (t + 0.001, next(seq), "429", sent, real))
+        elif what == "ok":
+            server.done(t)
             ok += 1
             lim.on_success(sent)
-            heapq.heappush(events, (t, next(seq), "try", 0.0))
+            heapq.heappush(events, (t, next(seq), "try", 0.0, 0.0))
         else:
             refused += 1
-            lim.on_throttle(sent, 1.0)
-            heapq.heappush(events, (t + 1.0, next(seq), "try", 0.0))
+            header = limits.retry_after_header(retry_after, wait)
+            after = float(header) if header else None
+            lim.on_throttle(sent, after)
+            delay = RetryPolicy().delay(0, after)
+            heapq.heappush(events, (t + delay, next(seq), "try", 0.0, 0.0))
     return Run(ok / duration, refused / max(1, ok + refused), peak, lim)
 
 

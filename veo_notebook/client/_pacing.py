@@ -58,7 +58,7 @@ MIN_WINDOW = 4
 #: a cut sets the rate to this share of what the server accepted in the last second
 BACKOFF = 0.95
 #: once a check confirms the limit, the rate holds at this share of it ...
-HOLD = 0.97
+HOLD = 0.98
 #: ... for this many seconds before probing above it again
 PLATEAU_S = 30.0
 #: a check judges at least this many answers (fewer say too little about the cause)
@@ -83,6 +83,24 @@ SAME_CEILING = 0.1
 RESTART = 1.25
 #: seconds of answers the congestion signal looks at (the server's window is 1 s)
 SIGNAL_S = 1.0
+#: a check that still sees refusals cuts again to what the server accepted during it, at
+#: most this many times in a row, while the share refused falls to this share of the
+#: check before (a cut that did not help: a token bucket's burst or a fixed window's
+#: double second had inflated the estimate); when it does not fall, it is the background
+RECUTS = 3
+IMPROVED = 0.5
+#: a check re-cuts at once when this many requests sent after the cut were refused over
+#: at least this many seconds: it measures what the server let in between them
+EARLY_REFUSALS = 6
+EARLY_SPAN = 0.2
+#: a concurrency cap is read from refusals that all come above some number in flight
+#: while nearly all accepted requests were at or below it: at least this many refusals, ...
+CAP_REFUSALS = 3
+#: ... at most this share of accepted requests above it, over the last this many seconds
+CAP_ABOVE = 0.1
+CAP_LOOK_S = 2.0
+#: a cap found is probed one higher after this many seconds without a refusal
+CAP_PROBE_S = 5.0
 #: slow start ends when this many of the last SLOW_START_LOOK answers were refused
 SLOW_START_REFUSED = 4
 SLOW_START_LOOK = 8
@@ -197,7 +215,15 @@ class AdaptiveLimiter:
         self._grown_at: float | None = None
         self.background = 0.0  # share of refusals that are not the rate's doing
         self._checked = [0, 0]  # refusals and answers seen below the limit (checks, holds)
-        self._answers: deque[tuple[float, bool]] = deque()  # (answered at, refused)
+        self._answers: deque[tuple[float, bool, int]] = deque()  # (answered at, refused, in flight)
+        self._out: dict[float, list[int]] = {}  # send time -> requests in flight when sent
+        self._chain = 0  # cuts in a row whose checks still saw refusals
+        self._cut_at = 0.0  # when the last cut was made
+        self._post: list[float] = []  # send times of refused requests sent after it
+        self._check_share: float | None = None  # refused share of the check before
+        self.cap: int | None = None  # a concurrency cap found (requests in flight)
+        self._cap_found = 0  # the cap before a probe one above it
+        self._cap_since = 0.0  # when the cap last changed
         self._accepted: deque[float] = deque()  # send times of accepted requests, last 2 s
         self._replay: deque[float] = deque()  # send times of the slots a cut waits for
         self._bound_at = -math.inf  # when a request last waited for the limiter
@@ -205,6 +231,7 @@ class AdaptiveLimiter:
         self.drops = 0  # cuts made
         self.restores = 0  # cuts undone by a check (the refusals were not the rate's doing)
         self.pauses = 0  # pauses of every request
+        self.caps = 0  # concurrency caps found
 
     # ---------------------------------------------------------------- state
     def _clamp(self, rate: float) -> float:
@@ -239,7 +266,8 @@ class AdaptiveLimiter:
             w = max(MIN_WINDOW, math.ceil(self._rate * 0.1))
         else:
             w = max(MIN_WINDOW, math.ceil(self._rate * self._rtt * WINDOW_HEADROOM))
-        return min(w, self.max_in_flight)
+        w = min(w, self.max_in_flight)
+        return min(w, self.cap) if self.cap is not None else w
 
     # ---------------------------------------------------------------- sending
     def acquire(self, cancel: threading.Event | None = None) -> float:
@@ -266,6 +294,10 @@ class AdaptiveLimiter:
                         if self._replay:
                             self._replay.popleft()
                         self._in_flight += 1
+                        self._out.setdefault(now, []).append(self._in_flight)
+                        if len(self._out) > 8 * self.max_in_flight:  # releases without a time
+                            for t in [t for t in self._out if t < now - 120.0]:
+                                del self._out[t]
                         return now
                     waited = True
                     wait = CANCEL_POLL
@@ -277,14 +309,25 @@ class AdaptiveLimiter:
                 if self._queue:
                     self._queue[0].notify()
 
-    def _answered(self, now: float, refused: bool) -> None:
+    def _sent_with(self, sent_at: float | None) -> int:
+        """Forget the request sent at ``sent_at``; the requests in flight when it was sent."""
+        if sent_at is None or sent_at not in self._out:
+            return 0
+        counts = self._out[sent_at]
+        c = counts.pop()
+        if not counts:
+            del self._out[sent_at]
+        return c
+
+    def _answered(self, now: float, refused: bool, sent_at: float | None) -> None:
         self._in_flight = max(0, self._in_flight - 1)
+        c = self._sent_with(sent_at)
         if self._phase == "probe" and self._confirmed >= 2 and now - self._clean_since < PLATEAU_S:
             # holding under the limit found: what is refused now is the background
             self._checked[0] += refused
             self._checked[1] += 1
             self.background = self._checked[0] / self._checked[1]
-        self._answers.append((now, refused))
+        self._answers.append((now, refused, c))
         while len(self._answers) > ANSWERS_KEPT:
             self._answers.popleft()
         if self._queue:
@@ -293,7 +336,7 @@ class AdaptiveLimiter:
     def _recent(self, since: float) -> tuple[int, int]:
         """(refused, answers) answered after ``since``."""
         n = k = 0
-        for t, refused in reversed(self._answers):
+        for t, refused, _ in reversed(self._answers):
             if t <= since:
                 break
             n += 1
@@ -306,25 +349,26 @@ class AdaptiveLimiter:
         if n >= SIGNAL_ANSWERS:
             return k, n
         last = list(self._answers)[-SIGNAL_ANSWERS:]
-        return sum(r for _, r in last), len(last)
+        return sum(r for _, r, _ in last), len(last)
 
-    def release(self) -> None:
+    def release(self, sent_at: float | None = None) -> None:
         """A request that got no answer the limiter can learn from (an error, a cancel)."""
         with self._lock:
             self._in_flight = max(0, self._in_flight - 1)
+            self._sent_with(sent_at)
             if self._queue:
                 self._queue[0].notify()
 
     def on_error(self, sent_at: float | None = None) -> None:
         """A transient failure that is not a 429 (5xx, reset): room in flight, no signal."""
-        self.release()
+        self.release(sent_at)
 
     # ---------------------------------------------------------------- answers
     def on_success(self, sent_at: float | None = None) -> None:
         """A request sent at ``sent_at`` was answered: learn the round-trip, probe upwards."""
         with self._lock:
             now = self._clock()
-            self._answered(now, refused=False)
+            self._answered(now, False, sent_at)
             if sent_at is not None:
                 self._accepted.append(sent_at)
                 while self._accepted and self._accepted[0] < now - 2.0 * SIGNAL_S - 1.0:
@@ -334,6 +378,7 @@ class AdaptiveLimiter:
                 self._rtt_min = rtt if self._rtt_min is None else min(self._rtt_min, rtt)
             self._evaluate(now)
             self._grow(now)
+            self._probe_cap(now)
 
     def on_throttle(self, sent_at: float, retry_after: float | None = None) -> None:
         """A request sent at ``sent_at`` got a 429: count it; back off if refusals cluster.
@@ -344,7 +389,13 @@ class AdaptiveLimiter:
         with self._lock:
             now = self._clock()
             self.throttled += 1
-            self._answered(now, refused=True)
+            self._answered(now, True, sent_at)
+            c = self._answers[-1][2]
+            if self.cap is not None and self.cap > self._cap_found and c > self._cap_found:
+                self.cap, self._cap_since = self._cap_found, now  # a probe above the cap
+                return
+            if self._find_cap(now):
+                return
             wait = retry_after or 0.0
             if wait > LONG_RETRY_AFTER:
                 self._pause_until = max(self._pause_until, now + wait)
@@ -354,7 +405,7 @@ class AdaptiveLimiter:
                 return
             if self._phase == "slow_start":
                 last = list(self._answers)[-SLOW_START_LOOK:]
-                if sum(r for _, r in last) >= SLOW_START_REFUSED:
+                if sum(r for _, r, _ in last) >= SLOW_START_REFUSED:
                     self._cut(now, sent_at)
             elif self._phase == "probe":
                 k, n = self._recent_signal(now)
@@ -362,12 +413,20 @@ class AdaptiveLimiter:
                 if congested(k, n, self.background, slack=0.0 if past else 1.0):
                     self._cut(now, sent_at)
             else:
+                if sent_at >= self._cut_at:
+                    self._early(now, sent_at)
                 self._evaluate(now)
 
     def _cut(self, now: float, sent_at: float) -> None:
         """Back off to a little under what the server accepted in the second before."""
         held = [s for s in self._accepted if sent_at - SIGNAL_S < s <= sent_at]
+        # requests still in flight that were sent before it were let in (a refusal comes
+        # back at once): without them the estimate is short by rate x round-trip
+        held += [s for s, cs in self._out.items() if sent_at - SIGNAL_S < s < sent_at for _ in cs]
         accepted = len(held)
+        if self._phase != "check":
+            self._chain, self._check_share = 0, None
+        self._cut_at, self._post = now, []
         # the background's refusals took slots of the server's window too
         window = accepted / (1.0 - min(self.background, MAX_BACKGROUND))
         base = min(self._rate, window) if window >= self.min_rate else self._rate
@@ -396,6 +455,9 @@ class AdaptiveLimiter:
         if n < CHECK_ANSWERS:
             return
         helped = not congested(k, n, self.background)
+        if not helped and self._recut(now, k, n):
+            return
+        self._chain, self._check_share = 0, None
         self._checked[0] += k
         self._checked[1] += n
         self.background = self._checked[0] / self._checked[1]
@@ -414,6 +476,92 @@ class AdaptiveLimiter:
             self.restores += 1
         self._clean_since = now
         self._grown_at = now
+
+    def _recut(self, now: float, refused: int, answers: int) -> bool:
+        """A check still saw refusals: cut again to what the server accepted during it.
+
+        While saturated, what a server accepts per second is its limit, whatever its
+        kind: a token bucket's burst or a fixed window's double second, which inflated
+        the first estimate, are spent by now. If the share refused did not fall after a
+        cut, the refusals are not the rate's doing (False: the background).
+        """
+        share = refused / answers
+        if self._chain >= RECUTS or (
+            self._check_share is not None and share > IMPROVED * self._check_share
+        ):
+            return False
+        span = max(now - self._check_from, 1e-3)
+        self._check_share = share
+        self._recheck(now, (answers - refused) / span)
+        return True
+
+    def _early(self, now: float, sent_at: float) -> None:
+        """Refusals of requests sent after the cut: it was too shallow; cut again now.
+
+        What the server let in between the first and the last of them is its rate
+        (a token bucket's burst is spent); a fixed window may have let nothing in
+        between, so the cut is at most by half.
+        """
+        self._post.append(sent_at)
+        a, b = self._post[0], sent_at
+        if len(self._post) < EARLY_REFUSALS or b - a < EARLY_SPAN or self._chain >= RECUTS:
+            return
+        let_in = sum(a <= s <= b for s in self._accepted)
+        let_in += sum(len(cs) for s, cs in self._out.items() if a <= s <= b)
+        self._recheck(now, max(let_in / (b - a), 0.5 * self._ceiling_guess))
+
+    def _recheck(self, now: float, measured: float) -> None:
+        """Cut again to a little under ``measured`` and check again."""
+        self._chain += 1
+        self._ceiling_guess = min(measured, self._ceiling_guess)
+        self._rate = self._clamp(self._ceiling_guess * BACKOFF)
+        self._check_from = now + SIGNAL_S + (self._rtt or 0.0)
+        self._cut_at, self._post = now, []
+        self._replay.clear()
+        self._next = now
+        self.drops += 1
+
+    def _find_cap(self, now: float) -> bool:
+        """Whether refusals read as a cap on requests in flight (then it is the window's cap).
+
+        Over a concurrency cap N, requests sent with more than N in flight are refused and
+        the others accepted: every refusal comes above some count that nearly every accepted
+        request was at or below. Over a rate limit, refusals come at the counts accepted
+        requests had. The count a request was sent with includes answers on their way
+        back, so it can only overstate the server's: the cap read is never below N.
+        """
+        refused: list[int] = []
+        ok: list[int] = []
+        for t, r, c in reversed(self._answers):
+            if t <= now - CAP_LOOK_S:
+                break
+            if c:
+                (refused if r else ok).append(c)
+        if len(refused) < CAP_REFUSALS or len(ok) < SIGNAL_ANSWERS // 2:
+            return False
+        cap = min(refused) - 1
+        if cap < 1 or (self.cap is not None and cap >= self.cap):
+            return False
+        if sum(c > cap for c in ok) > CAP_ABOVE * len(ok):
+            return False
+        self.cap = self._cap_found = cap
+        self._cap_since = now
+        self.caps += 1
+        if self._phase == "check":  # the cut was for a rate limit there is not: undo it
+            self._rate = self._clamp(max(self._rate, self._before_cut))
+            self._phase = "probe" if self._found else "slow_start"
+            self._replay.clear()
+            self._chain, self._check_share = 0, None
+        return True
+
+    def _probe_cap(self, now: float) -> None:
+        """A cap found is tried one higher now and then (a cap that rose, or a false one)."""
+        if self.cap is None or now - self._cap_since < CAP_PROBE_S:
+            return
+        if self.cap > self._cap_found:  # the probe drew no refusal: keep it
+            self._cap_found, self._cap_since = self.cap, now
+        elif self.cap < self.max_in_flight and now - self._bound_at <= BOUND_S:
+            self.cap, self._cap_since = self.cap + 1, now
 
     def _grow(self, now: float) -> None:
         if self._phase == "check":
