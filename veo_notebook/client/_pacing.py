@@ -88,11 +88,14 @@ SIGNAL_S = 1.0
 #: check before (a cut that did not help: a token bucket's burst or a fixed window's
 #: double second had inflated the estimate); when it does not fall, it is the background
 RECUTS = 3
-IMPROVED = 0.5
+#: the share refused "fell" when it is this many standard deviations under the last
+FELL_SIGMAS = 2.0
 #: a check re-cuts at once when this many requests sent after the cut were refused over
 #: at least this many seconds: it measures what the server let in between them
 EARLY_REFUSALS = 6
 EARLY_SPAN = 0.2
+#: ... and at least this share of those sent in between (random 429s rarely are)
+EARLY_SHARE = 0.25
 #: a concurrency cap is read from refusals that all come above some number in flight
 #: while nearly all accepted requests were at or below it: at least this many refusals, ...
 CAP_REFUSALS = 3
@@ -218,6 +221,7 @@ class AdaptiveLimiter:
         self._answers: deque[tuple[float, bool, int]] = deque()  # (answered at, refused, in flight)
         self._out: dict[float, list[int]] = {}  # send time -> requests in flight when sent
         self._chain = 0  # cuts in a row whose checks still saw refusals
+        self._chain_rate = self._rate  # the rate the first of them checked
         self._cut_at = 0.0  # when the last cut was made
         self._post: list[float] = []  # send times of refused requests sent after it
         self._check_share: float | None = None  # refused share of the check before
@@ -457,7 +461,7 @@ class AdaptiveLimiter:
         helped = not congested(k, n, self.background)
         if not helped and self._recut(now, k, n):
             return
-        self._chain, self._check_share = 0, None
+        chain, self._chain, self._check_share = self._chain, 0, None
         self._checked[0] += k
         self._checked[1] += n
         self.background = self._checked[0] / self._checked[1]
@@ -471,7 +475,8 @@ class AdaptiveLimiter:
             self._rate = self._clamp(max(self._rate, HOLD * self.ceiling))
             self._phase = "probe"
         else:  # the refusals were not the rate's doing: back to where it was
-            self._rate = self._clamp(max(self._rate, self._before_cut))
+            back = self._chain_rate if chain else self._before_cut
+            self._rate = self._clamp(max(self._rate, back))
             self._phase = "probe" if self._found else "slow_start"
             self.restores += 1
         self._clean_since = now
@@ -485,30 +490,43 @@ class AdaptiveLimiter:
         the first estimate, are spent by now. If the share refused did not fall after a
         cut, the refusals are not the rate's doing (False: the background).
         """
-        share = refused / answers
-        if self._chain >= RECUTS or (
-            self._check_share is not None and share > IMPROVED * self._check_share
-        ):
+        share, p = refused / answers, self._check_share
+        if self._chain >= RECUTS:
             return False
+        if p is not None and refused >= answers * p - FELL_SIGMAS * math.sqrt(
+            answers * p * (1 - p)
+        ):
+            return False  # as many refused as before the cut: not the rate's doing
+        if p is None:
+            self._chain_rate = self._rate
         span = max(now - self._check_from, 1e-3)
         self._check_share = share
         self._recheck(now, (answers - refused) / span)
         return True
 
+    def _let_in(self, lo: float, hi: float) -> int:
+        """Requests sent in ``[lo, hi]`` the server let in (answered, or still in flight)."""
+        n = sum(lo <= s <= hi for s in self._accepted)
+        return n + sum(len(cs) for s, cs in self._out.items() if lo <= s <= hi)
+
     def _early(self, now: float, sent_at: float) -> None:
         """Refusals of requests sent after the cut: it was too shallow; cut again now.
 
-        What the server let in between the first and the last of them is its rate
-        (a token bucket's burst is spent); a fixed window may have let nothing in
-        between, so the cut is at most by half.
+        What the server let in between the first and the last of them is its rate once
+        a token bucket's burst is spent. A full fixed window lets nothing in between:
+        then what it let in during the second before the first refusal is its limit.
         """
         self._post.append(sent_at)
         a, b = self._post[0], sent_at
         if len(self._post) < EARLY_REFUSALS or b - a < EARLY_SPAN or self._chain >= RECUTS:
             return
-        let_in = sum(a <= s <= b for s in self._accepted)
-        let_in += sum(len(cs) for s, cs in self._out.items() if a <= s <= b)
-        self._recheck(now, max(let_in / (b - a), 0.5 * self._ceiling_guess))
+        between = self._let_in(a, b)
+        if len(self._post) < EARLY_SHARE * (len(self._post) + between):
+            return
+        measured = float(self._let_in(a - SIGNAL_S, a))
+        if between >= 2:
+            measured = min(measured, between / (b - a))
+        self._recheck(now, max(measured, 0.5 * self._ceiling_guess))
 
     def _recheck(self, now: float, measured: float) -> None:
         """Cut again to a little under ``measured`` and check again."""
