@@ -96,6 +96,10 @@ EARLY_REFUSALS = 6
 EARLY_SPAN = 0.2
 #: ... and at least this share of those sent in between (random 429s rarely are)
 EARLY_SHARE = 0.25
+#: a trickle of refusals over this many seconds, above the background, is the limit too
+#: (a limit found a little high: a fixed window lets up to twice its rate through a
+#: sliding second); the cut is then to what the server accepted over them
+HOLD_LOOK_S = 5.0
 #: a concurrency cap is read from refusals that all come above some number in flight
 #: while nearly all accepted requests were at or below it: at least this many refusals, ...
 CAP_REFUSALS = 3
@@ -108,7 +112,7 @@ CAP_PROBE_S = 5.0
 SLOW_START_REFUSED = 4
 SLOW_START_LOOK = 8
 #: slow start ends when the smoothed round-trip exceeds its minimum by this factor
-RTT_RISE = 2.0
+RTT_RISE = 4.0
 #: a slot the server's window frees is used this share of a round-trip after it frees
 REPLAY_MARGIN = 0.1
 #: a Retry-After longer than this pauses every request, not just the refused one
@@ -223,12 +227,13 @@ class AdaptiveLimiter:
         self._chain = 0  # cuts in a row whose checks still saw refusals
         self._chain_rate = self._rate  # the rate the first of them checked
         self._cut_at = 0.0  # when the last cut was made
+        self._trickle = False  # it was for a trickle of refusals (HOLD_LOOK_S)
         self._post: list[float] = []  # send times of refused requests sent after it
         self._check_share: float | None = None  # refused share of the check before
         self.cap: int | None = None  # a concurrency cap found (requests in flight)
         self._cap_found = 0  # the cap before a probe one above it
         self._cap_since = 0.0  # when the cap last changed
-        self._accepted: deque[float] = deque()  # send times of accepted requests, last 2 s
+        self._accepted: deque[float] = deque()  # send times of accepted requests (HOLD_LOOK_S)
         self._replay: deque[float] = deque()  # send times of the slots a cut waits for
         self._bound_at = -math.inf  # when a request last waited for the limiter
         self.throttled = 0  # 429s seen
@@ -326,11 +331,6 @@ class AdaptiveLimiter:
     def _answered(self, now: float, refused: bool, sent_at: float | None) -> None:
         self._in_flight = max(0, self._in_flight - 1)
         c = self._sent_with(sent_at)
-        if self._phase == "probe" and self._confirmed >= 2 and now - self._clean_since < PLATEAU_S:
-            # holding under the limit found: what is refused now is the background
-            self._checked[0] += refused
-            self._checked[1] += 1
-            self.background = self._checked[0] / self._checked[1]
         self._answers.append((now, refused, c))
         while len(self._answers) > ANSWERS_KEPT:
             self._answers.popleft()
@@ -375,7 +375,7 @@ class AdaptiveLimiter:
             self._answered(now, False, sent_at)
             if sent_at is not None:
                 self._accepted.append(sent_at)
-                while self._accepted and self._accepted[0] < now - 2.0 * SIGNAL_S - 1.0:
+                while self._accepted and self._accepted[0] < now - HOLD_LOOK_S - SIGNAL_S:
                     self._accepted.popleft()
                 rtt = max(now - sent_at, 1e-4)
                 self._rtt = rtt if self._rtt is None else self._rtt + RTT_WEIGHT * (rtt - self._rtt)
@@ -416,18 +416,23 @@ class AdaptiveLimiter:
                 past = self.ceiling is not None and self._rate > self.ceiling
                 if congested(k, n, self.background, slack=0.0 if past else 1.0):
                     self._cut(now, sent_at)
+                    return
+                k, n = self._recent(now - HOLD_LOOK_S)
+                if self._found and congested(k, n, self.background):
+                    self._cut(now, sent_at, HOLD_LOOK_S)
             else:
                 if sent_at >= self._cut_at:
                     self._early(now, sent_at)
                 self._evaluate(now)
 
-    def _cut(self, now: float, sent_at: float) -> None:
-        """Back off to a little under what the server accepted in the second before."""
-        held = [s for s in self._accepted if sent_at - SIGNAL_S < s <= sent_at]
+    def _cut(self, now: float, sent_at: float, span: float = SIGNAL_S) -> None:
+        """Back off to a little under what the server accepted in the ``span`` before."""
+        held = [s for s in self._accepted if sent_at - span < s <= sent_at]
         # requests still in flight that were sent before it were let in (a refusal comes
         # back at once): without them the estimate is short by rate x round-trip
-        held += [s for s, cs in self._out.items() if sent_at - SIGNAL_S < s < sent_at for _ in cs]
-        accepted = len(held)
+        held += [s for s, cs in self._out.items() if sent_at - span < s < sent_at for _ in cs]
+        accepted = len(held) / span
+        self._trickle = span > SIGNAL_S
         if self._phase != "check":
             self._chain, self._check_share = 0, None
         self._cut_at, self._post = now, []
@@ -442,7 +447,9 @@ class AdaptiveLimiter:
         # for the next second, send only as the server's window frees a slot: when each
         # request it accepted in the second before leaves it (sooner would be refused)
         margin = REPLAY_MARGIN * (self._rtt or 0.0)
-        self._replay = deque(max(now, t + SIGNAL_S + margin) for t in held if t + SIGNAL_S > now)
+        self._replay = deque(
+            max(now, t + SIGNAL_S + margin) for t in sorted(held) if t + SIGNAL_S > now
+        )
         self._next = max(now, self._pause_until)
         self._grown_at = None
         self.drops += 1
@@ -470,8 +477,10 @@ class AdaptiveLimiter:
             c, guess = self.ceiling, self._ceiling_guess
             same = c is not None and abs(guess - c) <= SAME_CEILING * c
             self._confirmed = self._confirmed + 1 if same else 1
-            # what the server accepted is at most its limit: the higher estimate is closer
-            self.ceiling = max(guess, c) if same and c is not None else guess
+            # what the server accepted in a second is at most its limit, so the higher
+            # estimate is closer; but a trickle of refusals at the higher one said it is not
+            higher = same and c is not None and not self._trickle
+            self.ceiling = max(guess, c) if higher and c is not None else guess
             self._rate = self._clamp(max(self._rate, HOLD * self.ceiling))
             self._phase = "probe"
         else:  # the refusals were not the rate's doing: back to where it was
