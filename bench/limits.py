@@ -23,7 +23,7 @@ counted against it). Refusals are not counted against any limit.
 
 ``GET /__stats`` answers what the server counted (JSON): requests, accepted, refused by
 the limit and at random, the peak in flight, the most accepted in any 1-second window,
-and the accepted requests of every whole second since the first request;
+and the accepted and refused requests of every whole second since the first accepted one;
 ``GET /__reset`` clears the counters (not the limit's state). :func:`serve_process`
 runs the server in a child process for the benchmark and the tests. The limit kinds are
 pure classes with the time passed in, so tests can drive them on a fake clock.
@@ -217,6 +217,7 @@ class Counters:
     in_flight: int = 0
     peak_in_flight: int = 0
     accepted_at: list[float] = field(default_factory=list)
+    refused_at: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         times = self.accepted_at
@@ -226,11 +227,16 @@ class Counters:
                 lo += 1
             most = max(most, hi - lo + 1)
         per_second: list[int] = []
+        refused_per_second: list[int] = []
         if times:
             start = times[0]
             per_second = [0] * (int(times[-1] - start) + 1)
+            refused_per_second = [0] * len(per_second)
             for t in times:
                 per_second[int(t - start)] += 1
+            for t in self.refused_at:
+                if start <= t < start + len(per_second):
+                    refused_per_second[int(t - start)] += 1
         return {
             "requests": self.requests,
             "accepted": self.accepted,
@@ -240,6 +246,7 @@ class Counters:
             "peak_in_flight": self.peak_in_flight,
             "max_1s": most,
             "per_second": per_second,
+            "refused_per_second": refused_per_second,
         }
 
 
@@ -294,6 +301,7 @@ class Server:
             if wait is not None:
                 c.limited += 1
         if wait is not None:
+            c.refused_at.append(now)
             value = retry_after_header(self.mode, wait)
             return "429 Too Many Requests", {"Retry-After": value} if value else {}, _REFUSED
         c.accepted += 1

@@ -169,6 +169,44 @@ def test_an_unpublished_limit_is_found_and_held_without_hammering_it(
     assert run.limiter.ceiling is not None and run.limiter.ceiling <= 1.02 * limit
 
 
+# --- every common kind of limit (the model of bench/limits.py, fake clock) --------------
+@pytest.mark.parametrize("retry_after", ["one", "real", "absent"])
+@pytest.mark.parametrize(
+    ("kind", "limit", "latency", "share"),
+    [
+        pytest.param("sliding", 50, 0.1, 0.95, id="sliding"),
+        pytest.param("fixed", 50, 0.1, 0.95, id="fixed"),
+        pytest.param("fixed", 50, 0.3, 0.92, id="fixed-300ms"),
+        pytest.param("bucket", 50, 0.1, 0.97, id="bucket"),  # the burst counts
+        pytest.param("bucket", 50, 0.3, 0.97, id="bucket-300ms"),
+    ],
+)
+def test_each_kind_of_rate_limit_is_found_and_held(
+    kind: str, limit: int, latency: float, share: float, retry_after: str
+) -> None:
+    run = simulate(limit=limit, kind=kind, latency=latency, retry_after=retry_after, duration=40.0)
+    assert run.rate >= share * limit, run
+    assert run.share_429 <= 0.03, run
+    assert run.limiter.ceiling is not None
+    assert 0.9 * limit <= run.limiter.ceiling <= 1.1 * limit, run.limiter.ceiling
+
+
+@pytest.mark.parametrize("latency", [0.1, 0.3])
+def test_a_concurrency_cap_is_told_from_a_rate_limit(latency: float) -> None:
+    run = simulate(limit=8, kind="concurrent", latency=latency, duration=10.0)
+    assert run.limiter.cap in (8, 9)  # 9: a probe one above it
+    assert run.rate >= 0.9 * 8 / (latency * 1.05), run
+    assert run.share_429 <= 0.02, run
+    assert run.limiter.drops == 0  # no rate cut: the rate was never the limit
+
+
+def test_a_token_buckets_burst_is_not_taken_for_its_rate() -> None:
+    run = simulate(limit=50, kind="bucket", latency=0.1, duration=20.0)
+    lim = run.limiter
+    assert lim.drops >= 2  # the first cut, to what passed with the burst, was cut again
+    assert lim.rate <= 1.02 * 50 and lim.restores == 0
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_random_429s_that_are_not_the_limit_do_not_collapse_the_rate(seed: int) -> None:
     run = simulate(limit=50, random_429=0.05, seed=seed, duration=60.0)
@@ -245,3 +283,54 @@ def test_the_client_rides_out_random_429s(fresh_sim) -> None:
     assert not df["fetch_error"].str.startswith("429").any()  # every refusal was retried
     assert sim.stats()["by_outcome"].get("http429", 0) >= 1
     assert c.limiter.rate > START_RATE  # not collapsed
+
+
+# --- the client against bench/limits.py, its own process, real sockets -----------------
+RATE = 100  # requests/s: a short fetch still spends most of its time at the limit
+PACED = 500  # ids per rate-limited fetch (about 5 seconds)
+
+
+def _fetch_from(server: Any, n: int) -> tuple[Client, dict[str, Any]]:
+    c = Client(SENTINEL_KEY, base_url=server.url, **FAST)
+    df = fetch_records([f"{i:032x}" for i in range(n)], client=c, progress=False)
+    assert df["fetch_error"].isna().all()  # every refusal was retried until read
+    return c, server.stats()
+
+
+def _steady(per_second: list[int]) -> list[int]:
+    """The server's whole seconds after the first (slow start) and before the last."""
+    return per_second[1:-1]
+
+
+@pytest.mark.parametrize(
+    ("kind", "retry_after", "n"),
+    [  # a bucket's burst of 2 s of requests lets the first 200 through in the first second
+        ("sliding", "one", PACED),
+        ("fixed", "real", PACED),
+        ("bucket", "absent", PACED + 300),
+    ],
+)
+def test_the_client_settles_under_each_kind_of_rate_limit(
+    kind: str, retry_after: str, n: int
+) -> None:
+    with limits.serve_process(
+        kind=kind, rate=RATE, retry_after=retry_after, latency=0.05
+    ) as server:
+        c, st = _fetch_from(server, n)
+    assert st["accepted"] == n
+    # counted by the server: a short fetch spends a second or two finding the limit
+    # (slow start, a bucket's burst, the cuts); pacing that took refusals for noise
+    # would keep a third of its requests refused
+    assert st["refused"] <= 0.15 * st["requests"], st
+    # the server's count per second: near the limit, not far under it
+    steady = _steady(st["per_second"])
+    assert steady and sorted(steady)[len(steady) // 2] >= 0.7 * RATE, st["per_second"]
+    assert c.limiter.drops >= 1 and 0.8 * RATE <= c.limiter.estimate <= 1.25 * RATE
+
+
+def test_the_client_reads_a_concurrency_cap_and_keeps_under_it() -> None:
+    with limits.serve_process(kind="concurrent", cap=4, retry_after="absent", latency=0.02) as srv:
+        c, st = _fetch_from(srv, 600)
+    assert c.limiter.cap in (4, 5)  # 5: a probe one above it
+    assert st["refused"] <= 0.05 * st["requests"], st  # 3 to find it, 1 or 2 a probe
+    assert st["peak_in_flight"] == 4  # the cap was used, not left idle

@@ -258,6 +258,14 @@ class AdaptiveLimiter:
         return self._phase
 
     @property
+    def estimate(self) -> float | None:
+        """The server's rate limit as estimated now: the one a check confirmed, else the
+        last cut's estimate (None before any cut), requests/s."""
+        if self.ceiling is not None:
+            return self.ceiling
+        return self._ceiling_guess if self.drops else None
+
+    @property
     def next_free(self) -> float:
         """Clock time of the next slot (a pause and a cut's wait for the server included)."""
         free = max(self._next, self._pause_until)
