@@ -1,43 +1,58 @@
 """Pacing for the client: an adaptive limiter of rate and concurrency, and the retry policy.
 
-record-info's query limit is not published, so the client has to find it, in both
-directions: fast up when the API is generous, just under the limit when it is not. The
-limiter spaces requests evenly (one slot every ``1/rate`` seconds, first come first
-served, no bursts: a burst is what a sliding-window limit punishes) and caps the
-requests in flight at about ``rate x round-trip`` (with headroom, never above
-``max_in_flight``). ``rate`` adapts like TCP congestion control:
+record-info's query limit is not published, nor how it is counted (a sliding or a fixed
+window, a token bucket with a burst, a cap on requests in flight; ``Retry-After`` as 1,
+as the real wait, or absent), so the client has to find it, in both directions: fast up
+when the API is generous, just under the limit when it is not. The limiter spaces
+requests evenly (one slot every ``1/rate`` seconds, first come first served, no bursts:
+a burst is what a window punishes) and caps the requests in flight at about
+``rate x round-trip`` (with headroom, never above ``max_in_flight``). ``rate`` adapts
+like TCP congestion control:
 
-* **slow start**: the rate grows x ``SLOW_START_GAIN`` every round-trip (and the
-  requests in flight with it) while answers are clean, until
-  refusals cluster (several 429s among the last few answers), the server asks for a
-  long ``Retry-After``, or the round-trip time rises well above its minimum (a queue);
-* **back off**: at a congestion signal the rate is cut to a little under what the
-  server accepted in the second before the refused request (about its window, i.e. its
-  limit), and the next second, once the server's window has turned over, is a
-  **check**: if refusals go on at the lower rate as before, they were not the rate's
-  doing (random 429s that are not the limit) and the rate goes back to where it was.
-  Either way, the share of refusals seen in checks and while holding under a limit
-  found is the *background* the congestion signal is judged against;
+* **slow start**: the rate grows x ``SLOW_START_GAIN`` every round-trip while answers are
+  clean, until refusals cluster (several 429s among the last few answers), the server
+  asks for a long ``Retry-After``, or the round-trip rises far above its minimum;
+* **back off** to the limit as the server counted it: what it let in during the second
+  before the refused request — answered, or still in flight (a refusal comes back at
+  once, so those were let in) — less a little; the next second sends only as that
+  second's slots leave a sliding window, and the one after is a **check**;
+* **cut again** while refusals go on: a token bucket's burst or a fixed window's double
+  second (it lets up to twice its rate through a sliding second) inflate the first
+  estimate, so if requests sent after the cut are refused too, the limiter measures what
+  the server let in between them (or, a full fixed window, in the second before) and
+  cuts to that at once; a check that still sees refusals cuts to what the server
+  accepted during it. When the share refused does not fall after a cut, the refusals
+  are not the rate's doing (random 429s): that share is the *background* the congestion
+  signal is judged against, and the rate goes back up;
+* **a concurrency cap is not a rate limit**: every request remembers how many were in
+  flight when it was sent; when all refusals come above a count that nearly every
+  accepted request was at or below, that count is a cap on requests in flight
+  (:attr:`AdaptiveLimiter.cap`), a rate cut is undone, and the cap is tried one higher
+  every ``CAP_PROBE_S`` seconds;
 * **probe**: a limit found once may be a fluke, so the rate climbs back quickly
   (``FAST_GAIN``, doubling every ``PROBE_ACCEL_S`` clean seconds) to find it again; far
   past it with no congestion (``RESTART``), slow start resumes. A limit found twice
   holds the rate just under it (``HOLD``) for ``PLATEAU_S``, then probes gently
-  (``PROBE_GAIN``) for a limit that rose. Congestion is refusals significantly above
-  the background (:func:`congested`).
+  (``PROBE_GAIN``). A trickle of refusals over ``HOLD_LOOK_S`` above the background
+  (holding just over a fixed window's limit) is a cut too, to what the server accepted
+  over those seconds. Congestion is refusals significantly above the background
+  (:func:`congested`).
 
 The rate grows only while requests wait for the limiter (when the caller is the
 bottleneck there is nothing to learn), and never above ``max_rate`` when one is given.
+How each piece was measured: ``bench/README.md`` (``bench/fetch.py`` against
+``bench/limits.py``).
 """
 
 from __future__ import annotations
 
 import math
-import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from ._retry import RetryPolicy, congested
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "AdaptiveLimiter", "Cancelled", "RetryPolicy", "congested"]
 
@@ -65,8 +80,6 @@ PLATEAU_S = 30.0
 CHECK_ANSWERS = 30
 #: the congestion signal looks at the last second's answers, or at least this many
 SIGNAL_ANSWERS = 20
-#: a refusal count is congestion beyond this many standard deviations above the background
-SIGMAS = 3.0
 #: answers remembered for the signals (several seconds' worth at the in-flight cap)
 ANSWERS_KEPT = 4096
 #: the background share of refusals is taken to be at most this
@@ -127,43 +140,6 @@ CANCEL_POLL = 0.2
 
 class Cancelled(Exception):
     """The batch was cancelled while this worker waited."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to retry what is transient: exponential backoff, full jitter.
-
-    ``delay(n)`` is uniform in ``[0, min(cap, base * 2**n)]`` (AWS's "full jitter"), and
-    never shorter than a ``Retry-After`` the server gave.
-
-    >>> RetryPolicy(max_retries=3, base=0.5, cap=4.0).delay(10, retry_after=2.0) >= 2.0
-    True
-    """
-
-    max_retries: int = 6
-    base: float = 0.5
-    cap: float = 30.0
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry number ``attempt`` (0-based)."""
-        backoff = random.uniform(0.0, min(self.cap, self.base * 2.0**attempt))
-        return max(backoff, retry_after or 0.0)
-
-
-def congested(refused: int, answers: int, background: float, *, slack: float = 1.0) -> bool:
-    """Whether ``refused`` of ``answers`` is significantly more than a ``background`` share.
-
-    More than the expected count plus three standard deviations plus ``slack``: with no
-    background, two refusals; with a 5 % background at 50 answers, nine (it is asked
-    at every 429, so it must rarely fire by chance). Probing past a limit already
-    found, the slack is 0: one refusal with no background is the limit again.
-
-    >>> congested(2, 50, 0.0), congested(8, 50, 0.05), congested(9, 50, 0.05)
-    (True, False, True)
-    """
-    p = min(max(background, 0.0), 1.0)
-    expected = answers * p
-    return refused > expected + SIGMAS * math.sqrt(answers * p * (1.0 - p)) + slack
 
 
 class AdaptiveLimiter:
