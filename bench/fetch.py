@@ -121,6 +121,7 @@ class Run:
     throttled: int
     seconds: float
     cpu: float = 0.0
+    lost: int = 0  # ids the pool gave up on (urllib3 Retry ran out)
 
     @property
     def rate(self) -> float:
@@ -157,18 +158,20 @@ def pool_run(base_url: str, ids: list[str], counts: Callable[[], tuple[int, int]
     url = base_url + "/api/v1/veo/record-info"
     headers = {"Authorization": f"Bearer {KEY}", "User-Agent": "bench-pool"}
 
-    def one(tid: str) -> bytes:
-        r = session.get(url, params={"taskId": tid}, headers=headers, timeout=30)
-        return r.content
+    def one(tid: str) -> bool:
+        try:
+            r = session.get(url, params={"taskId": tid}, headers=headers, timeout=30)
+        except requests.exceptions.RetryError:  # 10 retries, all refused: the id is lost
+            return False
+        return bool(r.content)
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(POOL_THREADS) as ex:
         answers = list(ex.map(one, ids))
     seconds = time.perf_counter() - t0
     session.close()
-    assert len(answers) == len(ids)
     n, refused = counts()
-    return Run(len(ids), n, refused, seconds)
+    return Run(sum(answers), n, refused, seconds, lost=len(ids) - sum(answers))
 
 
 def fetch_run(
@@ -266,6 +269,7 @@ def _row(cell: Cell, run: Run, base: Run | None) -> tuple[list[str], bool | None
     if base is not None:
         pool_got = f"{base.rate / ceiling:.0%}" if ceiling else f"{base.rate:.0f}/s"
         pool_got += f", {base.share_429:.1%} 429"
+        pool_got += f", {base.lost} ids lost" if base.lost else ""
     cpu = 1000 * run.cpu / max(1, run.requests)
     cells = [
         cell.name,

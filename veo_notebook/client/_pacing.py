@@ -94,6 +94,8 @@ FAST_GAIN = 0.1
 SAME_CEILING = 0.1
 #: a clean rate this many times the limit found means there was none: slow start again
 RESTART = 1.25
+#: ... for this many seconds (a fixed window refuses the excess only at its second's end)
+RESTART_S = 2.0
 #: seconds of answers the congestion signal looks at (the server's window is 1 s)
 SIGNAL_S = 1.0
 #: a check that still sees refusals cuts again to what the server accepted during it, at
@@ -204,6 +206,7 @@ class AdaptiveLimiter:
         self._chain_rate = self._rate  # the rate the first of them checked
         self._cut_at = 0.0  # when the last cut was made
         self._trickle = False  # it was for a trickle of refusals (HOLD_LOOK_S)
+        self._above_since = 0.0  # since when the rate is above the limit found
         self._post: list[float] = []  # send times of refused requests sent after it
         self._check_share: float | None = None  # refused share of the check before
         self.cap: int | None = None  # a concurrency cap found (requests in flight)
@@ -594,7 +597,9 @@ class AdaptiveLimiter:
             self._grown_at = now
             clean = now - self._clean_since
             c = self.ceiling
-            if c is not None and r > RESTART * c:  # far past the limit found, all clean
+            if c is None or r <= c:
+                self._above_since = now
+            if c is not None and r > RESTART * c and now - self._above_since >= RESTART_S:
                 self._phase, self.ceiling, self._confirmed = "slow_start", None, 0
                 return
             if self._confirmed >= 2:  # a limit found twice: hold under it, then probe
