@@ -115,6 +115,9 @@ EARLY_SHARE = 0.25
 #: (a limit found a little high: a fixed window lets up to twice its rate through a
 #: sliding second); the cut is then to what the server accepted over them
 HOLD_LOOK_S = 5.0
+#: at most this many such cuts (random 429s under the background learned so far would
+#: otherwise ratchet the rate down, a few per cent each time)
+TRICKLE_CUTS = 2
 #: a concurrency cap is read from refusals that all come above some number in flight
 #: while nearly all accepted requests were at or below it: at least this many refusals, ...
 CAP_REFUSALS = 3
@@ -142,6 +145,17 @@ CANCEL_POLL = 0.2
 
 class Cancelled(Exception):
     """The batch was cancelled while this worker waited."""
+
+
+def _fell(refused: int, answers: int, before: float | None) -> bool:
+    """Whether ``refused`` of ``answers`` is significantly under a share ``before``.
+
+    True too when there is no share before, or too few answers to tell.
+    """
+    if before is None:
+        return True
+    bound = answers * before - FELL_SIGMAS * math.sqrt(answers * before * (1.0 - before))
+    return refused < bound or bound < 0.5
 
 
 class AdaptiveLimiter:
@@ -207,6 +221,7 @@ class AdaptiveLimiter:
         self._cut_at = 0.0  # when the last cut was made
         self._trickle = False  # it was for a trickle of refusals (HOLD_LOOK_S)
         self._above_since = 0.0  # since when the rate is above the limit found
+        self._trickles = 0  # cuts for a trickle of refusals
         self._post: list[float] = []  # send times of refused requests sent after it
         self._check_share: float | None = None  # refused share of the check before
         self.cap: int | None = None  # a concurrency cap found (requests in flight)
@@ -405,7 +420,12 @@ class AdaptiveLimiter:
                     self._cut(now, sent_at)
                     return
                 k, n = self._recent(now - HOLD_LOOK_S)
-                if self._found and congested(k, n, self.background):
+                if (
+                    self._found
+                    and self._trickles < TRICKLE_CUTS
+                    and congested(k, n, self.background)
+                ):
+                    self._trickles += 1
                     self._cut(now, sent_at, HOLD_LOOK_S)
             else:
                 if sent_at >= self._cut_at:
@@ -455,6 +475,8 @@ class AdaptiveLimiter:
         helped = not congested(k, n, self.background)
         if not helped and self._recut(now, k, n):
             return
+        # after cuts again, a share that did not fall is the background, however small
+        helped = helped and _fell(k, n, self._check_share)
         chain, self._chain, self._check_share = self._chain, 0, None
         self._checked[0] += k
         self._checked[1] += n
@@ -489,9 +511,7 @@ class AdaptiveLimiter:
         share, p = refused / answers, self._check_share
         if self._chain >= RECUTS:
             return False
-        if p is not None and refused >= answers * p - FELL_SIGMAS * math.sqrt(
-            answers * p * (1 - p)
-        ):
+        if not _fell(refused, answers, p):
             return False  # as many refused as before the cut: not the rate's doing
         if p is None:
             self._chain_rate = self._rate
