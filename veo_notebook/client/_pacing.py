@@ -105,6 +105,10 @@ SIGNAL_S = 1.0
 RECUTS = 3
 #: the share refused "fell" when it is this many standard deviations under the last
 FELL_SIGMAS = 2.0
+#: a share refused above this is never taken for the background: the cuts go on, each
+#: at least to this share of the last estimate (a fixed window's estimate can stay high)
+NOT_BACKGROUND = 0.15
+STEP = 0.85
 #: a check re-cuts at once when this many requests sent after the cut were refused over
 #: at least this many seconds: it measures what the server let in between them
 EARLY_REFUSALS = 6
@@ -509,15 +513,15 @@ class AdaptiveLimiter:
         cut, the refusals are not the rate's doing (False: the background).
         """
         share, p = refused / answers, self._check_share
-        if self._chain >= RECUTS:
-            return False
-        if not _fell(refused, answers, p):
+        high = share > NOT_BACKGROUND
+        if not high and (self._chain >= RECUTS or not _fell(refused, answers, p)):
             return False  # as many refused as before the cut: not the rate's doing
         if p is None:
             self._chain_rate = self._rate
         span = max(now - self._check_from, 1e-3)
         self._check_share = share
-        self._recheck(now, (answers - refused) / span)
+        measured = (answers - refused) / span
+        self._recheck(now, min(measured, STEP * self._ceiling_guess) if high else measured)
         return True
 
     def _let_in(self, lo: float, hi: float) -> int:
@@ -542,7 +546,9 @@ class AdaptiveLimiter:
         measured = float(self._let_in(a - SIGNAL_S, a))
         if between >= 2:
             measured = min(measured, between / (b - a))
-        self._recheck(now, max(measured, 0.5 * self._ceiling_guess))
+        self._recheck(
+            now, min(max(measured, 0.5 * self._ceiling_guess), STEP * self._ceiling_guess)
+        )
 
     def _recheck(self, now: float, measured: float) -> None:
         """Cut again to a little under ``measured`` and check again."""
