@@ -52,9 +52,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from ._retry import RetryPolicy, congested
-
 from ..errors import ConfigError
+from ._retry import RetryPolicy, congested
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "AdaptiveLimiter", "Cancelled", "RetryPolicy", "congested"]
 
