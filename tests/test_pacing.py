@@ -24,12 +24,12 @@ from conftest import SENTINEL_KEY
 from veo_notebook.client import Client
 from veo_notebook.client._pacing import (
     DEFAULT_MAX_IN_FLIGHT,
-    START_RATE,
     AdaptiveLimiter,
     Cancelled,
     RetryPolicy,
     congested,
 )
+from veo_notebook.client._tuning import START_RATE
 from veo_notebook.fetch import fetch_records
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -59,12 +59,12 @@ from ..net import is_loopback
 from ..schema import TERMINAL_FLAGS, TRANSIENT_CODES, envelope_facts, is_pending, status_of
 from ._pacing import (
     DEFAULT_MAX_IN_FLIGHT,
-    START_RATE,
     AdaptiveLimiter,
     Cancelled,
     RetryPolicy,
     check_max_in_flight,
 )
+from ._tuning import START_RATE
 
 __all__ = ["ENV_KEY", "RECORD_PATH", "Client", "Outcome", "base_url_problem"]
 

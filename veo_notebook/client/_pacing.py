@@ -53,99 +53,13 @@ from collections import deque
 from collections.abc import Callable
 
 from ..errors import ConfigError
+from . import _tuning as tune
 from ._retry import RetryPolicy, congested
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "AdaptiveLimiter", "Cancelled", "RetryPolicy", "congested"]
 
 #: default cap on requests in flight: 64 lets a 300 ms API reach 200 requests/s
 DEFAULT_MAX_IN_FLIGHT = 64
-#: slow start multiplies the rate by this every round-trip while answers are clean; less
-#: than TCP's 2: against a 1-second window, what is sent in the round-trip before the
-#: first refusal comes back is refused, ln(gain) x the limit (2: 0.69x, 1.6: 0.47x)
-SLOW_START_GAIN = 1.6
-#: first rate, requests/s: modest, and slow start multiplies it every round-trip
-START_RATE = 10.0
-#: the rate never goes below this (one request every two seconds)
-MIN_RATE = 0.5
-#: in-flight cap = rate x round-trip x this: room for jitter in the answers' timing
-WINDOW_HEADROOM = 2.0
-#: the in-flight cap never goes below this (a slow start needs a few requests out)
-MIN_WINDOW = 4
-#: a cut sets the rate to this share of what the server accepted in the last second
-BACKOFF = 0.95
-#: once a check confirms the limit, the rate holds at this share of it ...
-HOLD = 0.98
-#: ... for this many seconds before probing above it again
-PLATEAU_S = 30.0
-#: a check judges at least this many answers (fewer say too little about the cause)
-CHECK_ANSWERS = 30
-#: the congestion signal looks at the last second's answers, or at least this many
-SIGNAL_ANSWERS = 20
-#: answers remembered for the signals (several seconds' worth at the in-flight cap)
-ANSWERS_KEPT = 4096
-#: the background share of refusals is taken to be at most this
-MAX_BACKGROUND = 0.5
-#: probing gain: the rate grows by this fraction of itself per second after a cut
-PROBE_GAIN = 0.01
-#: the probing gain doubles after every this many seconds without congestion
-PROBE_ACCEL_S = 2.0
-#: a limit found once may be a fluke: the rate goes back up this much faster, ...
-FAST_GAIN = 0.1
-#: ... and a limit found again within this share of the first is taken as found
-SAME_CEILING = 0.1
-#: a clean rate this many times the limit found means there was none: slow start again
-RESTART = 1.25
-#: ... for this many seconds (a fixed window refuses the excess only at its second's end)
-RESTART_S = 2.0
-#: seconds of answers the congestion signal looks at (the server's window is 1 s)
-SIGNAL_S = 1.0
-#: a check that still sees refusals cuts again to what the server accepted during it, at
-#: most this many times in a row, while the share refused falls to this share of the
-#: check before (a cut that did not help: a token bucket's burst or a fixed window's
-#: double second had inflated the estimate); when it does not fall, it is the background
-RECUTS = 3
-#: the share refused "fell" when it is this many standard deviations under the last
-FELL_SIGMAS = 2.0
-#: a share refused above this is never taken for the background: the cuts go on, each
-#: at least to this share of the last estimate (a fixed window's estimate can stay high)
-NOT_BACKGROUND = 0.15
-STEP = 0.85
-#: a check re-cuts at once when this many requests sent after the cut were refused over
-#: at least this many seconds: it measures what the server let in between them
-EARLY_REFUSALS = 6
-EARLY_SPAN = 0.2
-#: ... and at least this share of those sent in between (random 429s rarely are)
-EARLY_SHARE = 0.25
-#: a trickle of refusals over this many seconds, above the background, is the limit too
-#: (a limit found a little high: a fixed window lets up to twice its rate through a
-#: sliding second); the cut is then to what the server accepted over them
-HOLD_LOOK_S = 5.0
-#: at most this many such cuts (random 429s under the background learned so far would
-#: otherwise ratchet the rate down, a few per cent each time)
-TRICKLE_CUTS = 2
-#: a concurrency cap is read from refusals that all come above some number in flight
-#: while nearly all accepted requests were at or below it: at least this many refusals, ...
-CAP_REFUSALS = 3
-#: ... at most this share of accepted requests above it, over the last this many seconds
-CAP_ABOVE = 0.1
-CAP_LOOK_S = 2.0
-#: a cap found is probed one higher after this many seconds without a refusal
-CAP_PROBE_S = 5.0
-#: slow start ends when this many of the last SLOW_START_LOOK answers were refused
-SLOW_START_REFUSED = 4
-SLOW_START_LOOK = 8
-#: slow start ends when the smoothed round-trip exceeds its minimum by this factor
-RTT_RISE = 4.0
-#: a slot the server's window frees is used this share of a round-trip after it frees
-REPLAY_MARGIN = 0.1
-#: a Retry-After longer than this pauses every request, not just the refused one
-LONG_RETRY_AFTER = 1.0
-#: the rate grows only if a request waited for the limiter within this many seconds
-BOUND_S = 1.0
-#: weight of a new round-trip sample in the smoothed round-trip (TCP's 1/8)
-RTT_WEIGHT = 0.125
-#: waiters behind the first in line wake this often to see a cancel (seconds)
-CANCEL_POLL = 0.2
 
 
 class Cancelled(Exception):
@@ -159,7 +73,7 @@ def _fell(refused: int, answers: int, before: float | None) -> bool:
     """
     if before is None:
         return True
-    bound = answers * before - FELL_SIGMAS * math.sqrt(answers * before * (1.0 - before))
+    bound = answers * before - tune.FELL_SIGMAS * math.sqrt(answers * before * (1.0 - before))
     return refused < bound or bound < 0.5
 
 
@@ -193,11 +107,11 @@ class AdaptiveLimiter:
 
     def __init__(
         self,
-        start: float = START_RATE,
+        start: float = tune.START_RATE,
         *,
         max_rate: float | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-        min_rate: float = MIN_RATE,
+        min_rate: float = tune.MIN_RATE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         check_max_in_flight(max_in_flight)
@@ -229,7 +143,7 @@ class AdaptiveLimiter:
         self._chain = 0  # cuts in a row whose checks still saw refusals
         self._chain_rate = self._rate  # the rate the first of them checked
         self._cut_at = 0.0  # when the last cut was made
-        self._trickle = False  # it was for a trickle of refusals (HOLD_LOOK_S)
+        self._trickle = False  # it was for a trickle of refusals (tune.HOLD_LOOK_S)
         self._above_since = 0.0  # since when the rate is above the limit found
         self._trickles = 0  # cuts for a trickle of refusals
         self._post: list[float] = []  # send times of refused requests sent after it
@@ -237,7 +151,7 @@ class AdaptiveLimiter:
         self.cap: int | None = None  # a concurrency cap found (requests in flight)
         self._cap_found = 0  # the cap before a probe one above it
         self._cap_since = 0.0  # when the cap last changed
-        self._accepted: deque[float] = deque()  # send times of accepted requests (HOLD_LOOK_S)
+        self._accepted: deque[float] = deque()  # send times of accepted requests (tune.HOLD_LOOK_S)
         self._replay: deque[float] = deque()  # send times of the slots a cut waits for
         self._bound_at = -math.inf  # when a request last waited for the limiter
         self.throttled = 0  # 429s seen
@@ -284,9 +198,9 @@ class AdaptiveLimiter:
     def window(self) -> int:
         """Requests allowed in flight now: rate x round-trip, with headroom."""
         if self._rtt is None:
-            w = max(MIN_WINDOW, math.ceil(self._rate * 0.1))
+            w = max(tune.MIN_WINDOW, math.ceil(self._rate * 0.1))
         else:
-            w = max(MIN_WINDOW, math.ceil(self._rate * self._rtt * WINDOW_HEADROOM))
+            w = max(tune.MIN_WINDOW, math.ceil(self._rate * self._rtt * tune.WINDOW_HEADROOM))
         w = min(w, self.max_in_flight)
         return min(w, self.cap) if self.cap is not None else w
 
@@ -321,9 +235,9 @@ class AdaptiveLimiter:
                                 del self._out[t]
                         return now
                     waited = True
-                    wait = CANCEL_POLL
+                    wait = tune.CANCEL_POLL
                     if head and now < free:
-                        wait = min(free - now, CANCEL_POLL)
+                        wait = min(free - now, tune.CANCEL_POLL)
                     me.wait(wait)  # the head is woken early by answers (room in flight)
             finally:
                 self._queue.remove(me)
@@ -344,7 +258,7 @@ class AdaptiveLimiter:
         self._in_flight = max(0, self._in_flight - 1)
         c = self._sent_with(sent_at)
         self._answers.append((now, refused, c))
-        while len(self._answers) > ANSWERS_KEPT:
+        while len(self._answers) > tune.ANSWERS_KEPT:
             self._answers.popleft()
         if self._queue:
             self._queue[0].notify()
@@ -360,11 +274,11 @@ class AdaptiveLimiter:
         return k, n
 
     def _recent_signal(self, now: float) -> tuple[int, int]:
-        """(refused, answers) of the last second, or of the last SIGNAL_ANSWERS if more."""
-        k, n = self._recent(now - SIGNAL_S)
-        if n >= SIGNAL_ANSWERS:
+        """(refused, answers) of the last second, or of the last tune.SIGNAL_ANSWERS if more."""
+        k, n = self._recent(now - tune.SIGNAL_S)
+        if n >= tune.SIGNAL_ANSWERS:
             return k, n
-        last = list(self._answers)[-SIGNAL_ANSWERS:]
+        last = list(self._answers)[-tune.SIGNAL_ANSWERS :]
         return sum(r for _, r, _ in last), len(last)
 
     def release(self, sent_at: float | None = None) -> None:
@@ -387,10 +301,12 @@ class AdaptiveLimiter:
             self._answered(now, False, sent_at)
             if sent_at is not None:
                 self._accepted.append(sent_at)
-                while self._accepted and self._accepted[0] < now - HOLD_LOOK_S - SIGNAL_S:
+                while self._accepted and self._accepted[0] < now - tune.HOLD_LOOK_S - tune.SIGNAL_S:
                     self._accepted.popleft()
                 rtt = max(now - sent_at, 1e-4)
-                self._rtt = rtt if self._rtt is None else self._rtt + RTT_WEIGHT * (rtt - self._rtt)
+                self._rtt = (
+                    rtt if self._rtt is None else self._rtt + tune.RTT_WEIGHT * (rtt - self._rtt)
+                )
                 self._rtt_min = rtt if self._rtt_min is None else min(self._rtt_min, rtt)
             self._evaluate(now)
             self._grow(now)
@@ -400,7 +316,7 @@ class AdaptiveLimiter:
         """A request sent at ``sent_at`` got a 429: count it; back off if refusals cluster.
 
         The refused request itself waits ``retry_after`` before its retry; a
-        ``retry_after`` above :data:`LONG_RETRY_AFTER` pauses every request for it.
+        ``retry_after`` above :data:`tune.LONG_RETRY_AFTER` pauses every request for it.
         """
         with self._lock:
             now = self._clock()
@@ -413,15 +329,15 @@ class AdaptiveLimiter:
             if self._find_cap(now):
                 return
             wait = retry_after or 0.0
-            if wait > LONG_RETRY_AFTER:
+            if wait > tune.LONG_RETRY_AFTER:
                 self._pause_until = max(self._pause_until, now + wait)
                 self.pauses += 1
                 if self._phase != "check":
                     self._cut(now, sent_at)
                 return
             if self._phase == "slow_start":
-                last = list(self._answers)[-SLOW_START_LOOK:]
-                if sum(r for _, r, _ in last) >= SLOW_START_REFUSED:
+                last = list(self._answers)[-tune.SLOW_START_LOOK :]
+                if sum(r for _, r, _ in last) >= tune.SLOW_START_REFUSED:
                     self._cut(now, sent_at)
             elif self._phase == "probe":
                 k, n = self._recent_signal(now)
@@ -429,43 +345,43 @@ class AdaptiveLimiter:
                 if congested(k, n, self.background, slack=0.0 if past else 1.0):
                     self._cut(now, sent_at)
                     return
-                k, n = self._recent(now - HOLD_LOOK_S)
+                k, n = self._recent(now - tune.HOLD_LOOK_S)
                 if (
                     self._found
-                    and self._trickles < TRICKLE_CUTS
+                    and self._trickles < tune.TRICKLE_CUTS
                     and congested(k, n, self.background)
                 ):
                     self._trickles += 1
-                    self._cut(now, sent_at, HOLD_LOOK_S)
+                    self._cut(now, sent_at, tune.HOLD_LOOK_S)
             else:
                 if sent_at >= self._cut_at:
                     self._early(now, sent_at)
                 self._evaluate(now)
 
-    def _cut(self, now: float, sent_at: float, span: float = SIGNAL_S) -> None:
+    def _cut(self, now: float, sent_at: float, span: float = tune.SIGNAL_S) -> None:
         """Back off to a little under what the server accepted in the ``span`` before."""
         held = [s for s in self._accepted if sent_at - span < s <= sent_at]
         # requests still in flight that were sent before it were let in (a refusal comes
         # back at once): without them the estimate is short by rate x round-trip
         held += [s for s, cs in self._out.items() if sent_at - span < s < sent_at for _ in cs]
         accepted = len(held) / span
-        self._trickle = span > SIGNAL_S
+        self._trickle = span > tune.SIGNAL_S
         if self._phase != "check":
             self._chain, self._check_share = 0, None
         self._cut_at, self._post = now, []
         # the background's refusals took slots of the server's window too
-        window = accepted / (1.0 - min(self.background, MAX_BACKGROUND))
+        window = accepted / (1.0 - min(self.background, tune.MAX_BACKGROUND))
         base = min(self._rate, window) if window >= self.min_rate else self._rate
         self._before_cut = self._rate
         self._ceiling_guess = base
-        self._rate = self._clamp(base * BACKOFF)
+        self._rate = self._clamp(base * tune.BACKOFF)
         self._phase = "check"
-        self._check_from = now + SIGNAL_S + (self._rtt or 0.0)  # the window has turned over
+        self._check_from = now + tune.SIGNAL_S + (self._rtt or 0.0)  # the window has turned over
         # for the next second, send only as the server's window frees a slot: when each
         # request it accepted in the second before leaves it (sooner would be refused)
-        margin = REPLAY_MARGIN * (self._rtt or 0.0)
+        margin = tune.REPLAY_MARGIN * (self._rtt or 0.0)
         self._replay = deque(
-            max(now, t + SIGNAL_S + margin) for t in sorted(held) if t + SIGNAL_S > now
+            max(now, t + tune.SIGNAL_S + margin) for t in sorted(held) if t + tune.SIGNAL_S > now
         )
         self._next = max(now, self._pause_until)
         self._grown_at = None
@@ -477,10 +393,10 @@ class AdaptiveLimiter:
         Below the limit the server refuses only what it refuses anyway, so the check's
         share of refusals is the background, whatever the verdict.
         """
-        if self._phase != "check" or now < self._check_from + SIGNAL_S:
+        if self._phase != "check" or now < self._check_from + tune.SIGNAL_S:
             return
         k, n = self._recent(self._check_from)
-        if n < CHECK_ANSWERS:
+        if n < tune.CHECK_ANSWERS:
             return
         helped = not congested(k, n, self.background)
         if not helped and self._recut(now, k, n):
@@ -494,13 +410,13 @@ class AdaptiveLimiter:
         if helped:
             self._found = True
             c, guess = self.ceiling, self._ceiling_guess
-            same = c is not None and abs(guess - c) <= SAME_CEILING * c
+            same = c is not None and abs(guess - c) <= tune.SAME_CEILING * c
             self._confirmed = self._confirmed + 1 if same else 1
             # what the server accepted in a second is at most its limit, so the higher
             # estimate is closer; but a trickle of refusals at the higher one said it is not
             higher = same and c is not None and not self._trickle
             self.ceiling = max(guess, c) if higher and c is not None else guess
-            self._rate = self._clamp(max(self._rate, HOLD * self.ceiling))
+            self._rate = self._clamp(max(self._rate, tune.HOLD * self.ceiling))
             self._phase = "probe"
         else:  # the refusals were not the rate's doing: back to where it was
             back = self._chain_rate if chain else self._before_cut
@@ -519,15 +435,15 @@ class AdaptiveLimiter:
         cut, the refusals are not the rate's doing (False: the background).
         """
         share, p = refused / answers, self._check_share
-        high = share > NOT_BACKGROUND
-        if not high and (self._chain >= RECUTS or not _fell(refused, answers, p)):
+        high = share > tune.NOT_BACKGROUND
+        if not high and (self._chain >= tune.RECUTS or not _fell(refused, answers, p)):
             return False  # as many refused as before the cut: not the rate's doing
         if p is None:
             self._chain_rate = self._rate
         span = max(now - self._check_from, 1e-3)
         self._check_share = share
         measured = (answers - refused) / span
-        self._recheck(now, min(measured, STEP * self._ceiling_guess) if high else measured)
+        self._recheck(now, min(measured, tune.STEP * self._ceiling_guess) if high else measured)
         return True
 
     def _let_in(self, lo: float, hi: float) -> int:
@@ -544,24 +460,28 @@ class AdaptiveLimiter:
         """
         self._post.append(sent_at)
         a, b = self._post[0], sent_at
-        if len(self._post) < EARLY_REFUSALS or b - a < EARLY_SPAN or self._chain >= RECUTS:
+        if (
+            len(self._post) < tune.EARLY_REFUSALS
+            or b - a < tune.EARLY_SPAN
+            or self._chain >= tune.RECUTS
+        ):
             return
         between = self._let_in(a, b)
-        if len(self._post) < EARLY_SHARE * (len(self._post) + between):
+        if len(self._post) < tune.EARLY_SHARE * (len(self._post) + between):
             return
-        measured = float(self._let_in(a - SIGNAL_S, a))
+        measured = float(self._let_in(a - tune.SIGNAL_S, a))
         if between >= 2:
             measured = min(measured, between / (b - a))
         self._recheck(
-            now, min(max(measured, 0.5 * self._ceiling_guess), STEP * self._ceiling_guess)
+            now, min(max(measured, 0.5 * self._ceiling_guess), tune.STEP * self._ceiling_guess)
         )
 
     def _recheck(self, now: float, measured: float) -> None:
         """Cut again to a little under ``measured`` and check again."""
         self._chain += 1
         self._ceiling_guess = min(measured, self._ceiling_guess)
-        self._rate = self._clamp(self._ceiling_guess * BACKOFF)
-        self._check_from = now + SIGNAL_S + (self._rtt or 0.0)
+        self._rate = self._clamp(self._ceiling_guess * tune.BACKOFF)
+        self._check_from = now + tune.SIGNAL_S + (self._rtt or 0.0)
         self._cut_at, self._post = now, []
         self._replay.clear()
         self._next = now
@@ -579,16 +499,16 @@ class AdaptiveLimiter:
         refused: list[int] = []
         ok: list[int] = []
         for t, r, c in reversed(self._answers):
-            if t <= now - CAP_LOOK_S:
+            if t <= now - tune.CAP_LOOK_S:
                 break
             if c:
                 (refused if r else ok).append(c)
-        if len(refused) < CAP_REFUSALS or len(ok) < SIGNAL_ANSWERS // 2:
+        if len(refused) < tune.CAP_REFUSALS or len(ok) < tune.SIGNAL_ANSWERS // 2:
             return False
         cap = min(refused) - 1
         if cap < 1 or (self.cap is not None and cap >= self.cap):
             return False
-        if sum(c > cap for c in ok) > CAP_ABOVE * len(ok):
+        if sum(c > cap for c in ok) > tune.CAP_ABOVE * len(ok):
             return False
         self.cap = self._cap_found = cap
         self._cap_since = now
@@ -602,11 +522,11 @@ class AdaptiveLimiter:
 
     def _probe_cap(self, now: float) -> None:
         """A cap found is tried one higher now and then (a cap that rose, or a false one)."""
-        if self.cap is None or now - self._cap_since < CAP_PROBE_S:
+        if self.cap is None or now - self._cap_since < tune.CAP_PROBE_S:
             return
         if self.cap > self._cap_found:  # the probe drew no refusal: keep it
             self._cap_found, self._cap_since = self.cap, now
-        elif self.cap < self.max_in_flight and now - self._bound_at <= BOUND_S:
+        elif self.cap < self.max_in_flight and now - self._bound_at <= tune.BOUND_S:
             self.cap, self._cap_since = self.cap + 1, now
 
     def _grow(self, now: float) -> None:
@@ -617,13 +537,13 @@ class AdaptiveLimiter:
             if (
                 self._rtt is not None
                 and self._rtt_min is not None
-                and self._rtt > RTT_RISE * self._rtt_min
+                and self._rtt > tune.RTT_RISE * self._rtt_min
             ):
                 self._phase = "probe"  # answers slow down: a queue is building somewhere
                 self._clean_since = self._grown_at = now
                 return
             turns = 1.0 / max(1.0, r * (self._rtt or 1.0 / r))  # 1 / answers per round-trip
-            new = r * SLOW_START_GAIN**turns  # x SLOW_START_GAIN every round-trip
+            new = r * tune.SLOW_START_GAIN**turns  # x tune.SLOW_START_GAIN every round-trip
         else:
             last = self._grown_at if self._grown_at is not None else now
             self._grown_at = now
@@ -631,22 +551,22 @@ class AdaptiveLimiter:
             c = self.ceiling
             if c is None or r <= c:
                 self._above_since = now
-            if c is not None and r > RESTART * c and now - self._above_since >= RESTART_S:
+            if c is not None and r > tune.RESTART * c and now - self._above_since >= tune.RESTART_S:
                 self._phase, self.ceiling, self._confirmed = "slow_start", None, 0
                 return
             if self._confirmed >= 2:  # a limit found twice: hold under it, then probe
-                if clean < PLATEAU_S:
+                if clean < tune.PLATEAU_S:
                     return
-                gain = PROBE_GAIN
+                gain = tune.PROBE_GAIN
                 if c is None or r > c:  # past the limit found: it rose
-                    gain *= 2.0 ** ((clean - PLATEAU_S) / PROBE_ACCEL_S)
+                    gain *= 2.0 ** ((clean - tune.PLATEAU_S) / tune.PROBE_ACCEL_S)
             else:  # found once (perhaps by chance): go back up soon and see again
-                gain = FAST_GAIN * 2.0 ** (clean / PROBE_ACCEL_S)
+                gain = tune.FAST_GAIN * 2.0 ** (clean / tune.PROBE_ACCEL_S)
             if self._rtt:
                 gain = min(gain, math.log(2.0) / self._rtt)  # never faster than slow start
             new = r * (1.0 + gain * (now - last))
         # grow only while the limiter is what holds requests back (not the caller)
-        if now - self._bound_at <= BOUND_S:
+        if now - self._bound_at <= tune.BOUND_S:
             if self._rtt_min:  # no faster than the in-flight cap allows
-                new = min(new, WINDOW_HEADROOM * self.max_in_flight / self._rtt_min)
+                new = min(new, tune.WINDOW_HEADROOM * self.max_in_flight / self._rtt_min)
             self._rate = self._clamp(max(r, new))

@@ -1,0 +1,95 @@
+"""The adaptive limiter's tuning: each number it paces by, named and explained once.
+
+Measured against every kind of server limit in ``bench/limits.py`` (``bench/fetch.py``
+prints the table; the figures are in ``bench/README.md``).
+"""
+
+from __future__ import annotations
+
+#: slow start multiplies the rate by this every round-trip while answers are clean; less
+#: than TCP's 2: against a 1-second window, what is sent in the round-trip before the
+#: first refusal comes back is refused, ln(gain) x the limit (2: 0.69x, 1.6: 0.47x)
+SLOW_START_GAIN = 1.6
+#: first rate, requests/s: modest, and slow start multiplies it every round-trip
+START_RATE = 10.0
+#: the rate never goes below this (one request every two seconds)
+MIN_RATE = 0.5
+#: in-flight cap = rate x round-trip x this: room for jitter in the answers' timing
+WINDOW_HEADROOM = 2.0
+#: the in-flight cap never goes below this (a slow start needs a few requests out)
+MIN_WINDOW = 4
+#: a cut sets the rate to this share of what the server accepted in the last second
+BACKOFF = 0.95
+#: once a check confirms the limit, the rate holds at this share of it ...
+HOLD = 0.98
+#: ... for this many seconds before probing above it again
+PLATEAU_S = 30.0
+#: a check judges at least this many answers (fewer say too little about the cause)
+CHECK_ANSWERS = 30
+#: the congestion signal looks at the last second's answers, or at least this many
+SIGNAL_ANSWERS = 20
+#: answers remembered for the signals (several seconds' worth at the in-flight cap)
+ANSWERS_KEPT = 4096
+#: the background share of refusals is taken to be at most this
+MAX_BACKGROUND = 0.5
+#: probing gain: the rate grows by this fraction of itself per second after a cut
+PROBE_GAIN = 0.01
+#: the probing gain doubles after every this many seconds without congestion
+PROBE_ACCEL_S = 2.0
+#: a limit found once may be a fluke: the rate goes back up this much faster, ...
+FAST_GAIN = 0.1
+#: ... and a limit found again within this share of the first is taken as found
+SAME_CEILING = 0.1
+#: a clean rate this many times the limit found means there was none: slow start again
+RESTART = 1.25
+#: ... for this many seconds (a fixed window refuses the excess only at its second's end)
+RESTART_S = 2.0
+#: seconds of answers the congestion signal looks at (the server's window is 1 s)
+SIGNAL_S = 1.0
+#: a check that still sees refusals cuts again to what the server accepted during it, at
+#: most this many times in a row, while the share refused falls to this share of the
+#: check before (a cut that did not help: a token bucket's burst or a fixed window's
+#: double second had inflated the estimate); when it does not fall, it is the background
+RECUTS = 3
+#: the share refused "fell" when it is this many standard deviations under the last
+FELL_SIGMAS = 2.0
+#: a share refused above this is never taken for the background: the cuts go on, each
+#: at least to this share of the last estimate (a fixed window's estimate can stay high)
+NOT_BACKGROUND = 0.15
+STEP = 0.85
+#: a check re-cuts at once when this many requests sent after the cut were refused over
+#: at least this many seconds: it measures what the server let in between them
+EARLY_REFUSALS = 6
+EARLY_SPAN = 0.2
+#: ... and at least this share of those sent in between (random 429s rarely are)
+EARLY_SHARE = 0.25
+#: a trickle of refusals over this many seconds, above the background, is the limit too
+#: (a limit found a little high: a fixed window lets up to twice its rate through a
+#: sliding second); the cut is then to what the server accepted over them
+HOLD_LOOK_S = 5.0
+#: at most this many such cuts (random 429s under the background learned so far would
+#: otherwise ratchet the rate down, a few per cent each time)
+TRICKLE_CUTS = 2
+#: a concurrency cap is read from refusals that all come above some number in flight
+#: while nearly all accepted requests were at or below it: at least this many refusals, ...
+CAP_REFUSALS = 3
+#: ... at most this share of accepted requests above it, over the last this many seconds
+CAP_ABOVE = 0.1
+CAP_LOOK_S = 2.0
+#: a cap found is probed one higher after this many seconds without a refusal
+CAP_PROBE_S = 5.0
+#: slow start ends when this many of the last SLOW_START_LOOK answers were refused
+SLOW_START_REFUSED = 4
+SLOW_START_LOOK = 8
+#: slow start ends when the smoothed round-trip exceeds its minimum by this factor
+RTT_RISE = 4.0
+#: a slot the server's window frees is used this share of a round-trip after it frees
+REPLAY_MARGIN = 0.1
+#: a Retry-After longer than this pauses every request, not just the refused one
+LONG_RETRY_AFTER = 1.0
+#: the rate grows only if a request waited for the limiter within this many seconds
+BOUND_S = 1.0
+#: weight of a new round-trip sample in the smoothed round-trip (TCP's 1/8)
+RTT_WEIGHT = 0.125
+#: waiters behind the first in line wake this often to see a cancel (seconds)
+CANCEL_POLL = 0.2
