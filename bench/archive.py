@@ -34,6 +34,7 @@ from typing import Any
 import requests
 
 import veo_notebook as veo
+from veo_notebook.archive import ArchiveTable
 from veo_notebook.frame import from_store
 from veo_notebook.store import Store
 
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             finals = list(dest.rglob("*.mp4"))
             parts = list(dest.rglob("*.part"))
             with Store(store) as s:
-                recorded = len(s.archive_rows())
+                recorded = len(ArchiveTable(s).rows())
             bad = [
                 p
                 for p in finals

@@ -31,6 +31,7 @@ import orjson
 import requests
 
 from veo_notebook import Store
+from veo_notebook.callbacks import CallbackTable
 
 KEY = "bench-webhook-key"
 
@@ -116,7 +117,7 @@ def main() -> None:
             proc.terminate()
             proc.wait(30)
         with Store(store) as st:
-            kept = st.callback_count()
+            kept = CallbackTable(st).count()
     assert kept == 2 * n + 1, (kept, 2 * n + 1)
     print("| run | deliveries | p50 ms | p99 ms | max ms | deliveries/s |")
     print("|---|---|---|---|---|---|")

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from veo_notebook.client import Client
-from veo_notebook.fetch import _FLUSH_ROWS, fetch_records
+from veo_notebook.fetch import fetch_records
+from veo_notebook.fetch._run import FLUSH_ROWS as _FLUSH_ROWS
 from veo_notebook.simulator import Simulator
 from veo_notebook.store import Store
 

@@ -7,6 +7,7 @@ never shows up in logs, output, exception texts, reprs or files.
 from __future__ import annotations
 
 import logging
+import socket
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -76,6 +77,28 @@ def spark() -> Iterator[Any]:
         yield session
     finally:
         session.stop()
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[dict[str, Any]]:
+    """A real S3 API: moto's server on loopback (port 0), for the whole session.
+
+    Yields ``{"endpoint": url, "creds": {"aws_access_key_id": ..., ...}}``.
+    """
+    pytest.importorskip("moto")
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    try:
+        yield {"endpoint": endpoint, "creds": creds}
+    finally:
+        server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -8,17 +8,14 @@ S3 is moto's server mode on loopback, started here, read back with boto3.
 from __future__ import annotations
 
 import hashlib
-import socket
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 import requests
 
 import veo_notebook as veo
-from veo_notebook.archive import DELIVERY_ISSUES, UNREADABLE
+from veo_notebook.archive import DELIVERY_ISSUES, UNREADABLE, ArchiveTable
 from veo_notebook.cli import main
 from veo_notebook.frame import from_store
 from veo_notebook.simulator import Simulator, media
@@ -33,12 +30,17 @@ def _pick(
     defects: frozenset[str] = frozenset(),
     kind: str = "",
     aspect: str | None = None,
+    parent_kind: str = "",
 ) -> list[str]:
     ok = set(sim.task_ids("success"))
     out = []
     for t in sim.tasks():
         fits = t.task_id in ok and t.task_id not in _used and (not kind or t.task_type == kind)
         fits = fits and (aspect is None or t.aspect_ratio == aspect)
+        parent = sim.task(t.parent_id) if t.parent_id else None
+        fits = fits and (
+            not parent_kind or (parent is not None and parent.task_type == parent_kind)
+        )
         if fits and media.defects(t) == set(defects):
             out.append(t.task_id)
             if len(out) == n:
@@ -90,7 +92,12 @@ def test_an_extend_archives_its_stitched_video(sim, tmp_path) -> None:
     [task_id] = _pick(sim, 1, kind="extend")
     out = veo.archive_videos(_frame(sim, [task_id]), tmp_path, progress=False)
     assert "/full/" in out.loc[0, "url"]
-    assert out.loc[0, "media_duration_s"] == pytest.approx(media.DEFAULT_DURATION_S + 7, abs=0.2)
+    extends, task = 0, sim.task(task_id)  # an extend of an extend stitches both
+    while task is not None:
+        extends += task.task_type == "extend"
+        task = sim.task(task.parent_id) if task.parent_id else None
+    want = media.DEFAULT_DURATION_S + media.EXTEND_S * extends
+    assert out.loc[0, "media_duration_s"] == pytest.approx(want, abs=0.2)
 
 
 # --- faults ------------------------------------------------------------------------------
@@ -161,7 +168,7 @@ def test_a_second_run_downloads_only_what_is_missing(sim, tmp_path) -> None:
     store = tmp_path / "s.sqlite"
     first = veo.archive_videos(df, tmp_path / "v", store=store, progress=False)
     with Store(store) as s:
-        rows = s.archive_rows()
+        rows = ArchiveTable(s).rows()
     assert sorted(r["task_id"] for r in rows) == sorted(ids) and all(r["sha256"] for r in rows)
     Path(first.loc[1, "path"]).unlink()
     requests_before = {i: _sent(sim, i)["requests"] for i in ids}
@@ -224,8 +231,10 @@ def test_no_authorization_header_reaches_the_media_host(sim, tmp_path, monkeypat
     ],
 )
 def test_each_delivery_issue_is_found(sim, tmp_path, defect, issue, kind) -> None:
-    [bad] = _pick(sim, 1, frozenset({defect}), kind)
-    [good] = _pick(sim, 1, kind=kind)
+    # an extend of a first clip: the frame then holds all it is checked against
+    first = "generate" if kind == "extend" else ""
+    [bad] = _pick(sim, 1, frozenset({defect}), kind, parent_kind=first)
+    [good] = _pick(sim, 1, kind=kind, parent_kind=first)
     df = _frame(sim, [bad, good])
     archive = veo.archive_videos(df, tmp_path, progress=False)
     problems = veo.delivery_check(df, archive)
@@ -279,25 +288,7 @@ def test_the_media_host_honours_ranges_and_forgets_after_14_days(sim) -> None:
     assert requests.get(stale, timeout=10).status_code == 404
 
 
-# --- S3, for real: moto's server on loopback ------------------------------------------------
-@pytest.fixture(scope="module")
-def s3() -> Iterator[dict[str, Any]]:
-    pytest.importorskip("moto")
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    try:
-        yield {"endpoint": endpoint, "creds": creds}
-    finally:
-        server.stop()
-
-
+# --- S3, for real: moto's server on loopback (the s3 fixture: conftest.py) -----------------
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_archive_to_s3_uploads_only_complete_files(sim, tmp_path, s3, monkeypatch) -> None:
     import boto3
@@ -417,14 +408,15 @@ def test_origin_files_are_saved_beside_the_videos(sim, tmp_path) -> None:
         else:
             assert got.loc[task_id, ["origin_path", "origin_error"]].isna().all()
     with Store(store) as s:
-        assert {r["task_id"] for r in s.archive_rows(kind="origin")} == set(with_origin)
+        assert {r["task_id"] for r in ArchiveTable(s).rows(kind="origin")} == set(with_origin)
     before = sim.media.stats()["requests"]
     veo.archive_videos(df, tmp_path / "v", store=store, progress=False, origin=True)
     assert sim.media.stats()["requests"] == before  # both kinds remembered
 
 
 def test_an_upgrade_is_checked_against_its_parents_request(sim, tmp_path) -> None:
-    [task_id] = _pick(sim, 1, frozenset({"aspect"}), kind="1080p")
+    # a 1080p of a first clip: its parent's request names the aspect ratio
+    [task_id] = _pick(sim, 1, frozenset({"aspect"}), kind="1080p", parent_kind="generate")
     parent = sim.task(task_id).parent_id
     df = _frame(sim, [task_id, parent])
     archive = veo.archive_videos(df[df["task_id"] == task_id], tmp_path, progress=False)

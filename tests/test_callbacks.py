@@ -29,6 +29,7 @@ from conftest import SENTINEL_KEY
 from veo_notebook import Client, InputError, Store, callbacks, fetch_records
 from veo_notebook.callbacks import (
     MAX_BODY_BYTES,
+    CallbackTable,
     callback_audit,
     read_callbacks,
 )
@@ -137,7 +138,7 @@ def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
 
 def _kept(store: Path) -> list[dict]:
     with Store(store) as s:
-        return s.callbacks()
+        return CallbackTable(s).rows()
 
 
 def _raw_http(port: int, head: bytes, chunks: list[bytes] = ()) -> bytes:  # type: ignore[assignment]
@@ -157,13 +158,14 @@ def _raw_http(port: int, head: bytes, chunks: list[bytes] = ()) -> bytes:  # typ
 # --- the CLI receiver: what it keeps and what it refuses ----------------------------------
 def test_a_signed_delivery_is_kept_raw_and_a_retry_is_marked_duplicate(receiver) -> None:
     body = orjson.dumps(SUCCESS) + b"\n"
+    headers = _signed(SUCCESS)  # signed once: a second later the signature differs
     for _ in range(2):
-        r = requests.post(receiver.url, data=body, headers=_signed(SUCCESS), timeout=10)
+        r = requests.post(receiver.url, data=body, headers=headers, timeout=10)
         assert r.status_code == 200 and r.json() == {"code": 200, "msg": "success"}
     mine = [k for k in _kept(receiver.store) if k["task_id"] == SUCCESS["data"]["taskId"]]
     assert [k["duplicate"] for k in mine] == [False, True]
     assert mine[0]["body"] == body and mine[0]["signature_ok"] is True
-    assert mine[0]["headers"]["x-webhook-signature"] == _signed(SUCCESS)["X-Webhook-Signature"]
+    assert mine[0]["headers"]["x-webhook-signature"] == headers["X-Webhook-Signature"]
     assert abs(mine[0]["received_at"] - time.time()) < 600
     health = requests.get(receiver.base + "/health", timeout=10).json()
     assert health["status"] == "ok" and health["deliveries"] >= 2
@@ -310,7 +312,7 @@ def loop(tmp_path_factory) -> Iterator[dict]:
     store_path = tmp_path_factory.mktemp("loop") / "loop.sqlite"
     watch = _HookWatch()
     logging.getLogger().addHandler(watch)
-    sim = Simulator(SENTINEL_KEY, n_tasks=5, clock_speed=900, callback_key=HOOK_KEY).start()
+    sim = Simulator(SENTINEL_KEY, n_tasks=5, clock_speed=0, callback_key=HOOK_KEY).start()
     try:
         faults = [*LOOP, "ok", "ok"]
         sim.callbacks.script(faults)
@@ -327,7 +329,9 @@ def loop(tmp_path_factory) -> Iterator[dict]:
                 )
                 for i in range(len(faults))
             ]
-            assert sim.callbacks.wait_idle(60)
+            # sim time is stepped to each delivery and retry (no sleeping on sim time)
+            assert sim.callbacks.wait_idle(60, step=sim.advance)
+            sim.advance(max(0.0, max(sim.task(t).complete_ts for t in ids) - sim.now()) + 1)
         client = Client(SENTINEL_KEY, base_url=sim.base_url)
         frame = fetch_records(
             [], client=client, store=store_path, from_callbacks=store_path, progress=False

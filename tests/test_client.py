@@ -312,3 +312,21 @@ def test_retry_policy_is_full_jitter_and_respects_retry_after() -> None:
     assert min(delays) >= 0 and max(delays) <= 4.0
     assert max(p.delay(0) for _ in range(100)) <= 0.5
     assert p.delay(0, retry_after=3.0) >= 3.0
+
+
+def test_the_client_reads_its_base_url_from_kie_base_url(monkeypatch) -> None:
+    from veo_notebook.config import DEFAULT_BASE_URL, ENV_BASE_URL
+
+    assert Client("k").base_url == DEFAULT_BASE_URL  # conftest unsets it
+    monkeypatch.setenv(ENV_BASE_URL, "http://127.0.0.1:9/")
+    assert Client("k").base_url == "http://127.0.0.1:9"
+    assert Client("k", base_url="https://proxy.example").base_url == "https://proxy.example"
+    monkeypatch.setenv(ENV_BASE_URL, "http://api.example")  # read, then checked like any
+    with pytest.raises(ConfigError, match="plain http"):
+        Client("k")
+
+
+def test_max_in_flight_below_one_is_one_config_error_everywhere() -> None:
+    for make in (lambda: Client("k", max_in_flight=0), lambda: AdaptiveLimiter(max_in_flight=0)):
+        with pytest.raises(ConfigError, match="max_in_flight must be at least 1, got 0"):
+            make()

@@ -12,6 +12,7 @@ import pytest
 
 import veo_notebook as veo
 from veo_notebook import demo
+from veo_notebook.archive import ArchiveTable
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +136,6 @@ def test_the_videos_are_archived_and_checked(demo_run: tuple[dict, str, str]) ->
     assert len(saved) > 0.9 * len(archive)
     assert all(Path(p).is_file() and Path(p).parent.parent == r["videos"] for p in saved["path"])
     with veo.Store(r["store"]) as store:
-        assert len(store.archive_rows()) == len(archive)
+        assert len(ArchiveTable(store).rows()) == len(archive)
     assert "videos of succeeded tasks" in text
     assert "<h2>Delivery</h2>" in Path(r["report"]).read_text(encoding="utf-8")

@@ -347,3 +347,107 @@ def test_times_are_microseconds_utc_on_disk(written: dict[str, Path]) -> None:
                 if col.logical_type.type == "TIMESTAMP":
                     logical = json.loads(col.logical_type.to_json())
                     assert logical["timeUnit"] == "microseconds" and logical["isAdjustedToUTC"]
+
+
+# --- the dataset to anywhere fsspec reaches: S3 for real (moto on loopback) -----------------
+def _s3_options(s3: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "key": s3["creds"]["aws_access_key_id"],
+        "secret": s3["creds"]["aws_secret_access_key"],
+        "client_kwargs": {"endpoint_url": s3["endpoint"], "region_name": "us-east-1"},
+    }
+
+
+def _bucket(s3: dict[str, Any], name: str) -> Any:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3["endpoint"], region_name="us-east-1", **s3["creds"])
+    client.create_bucket(Bucket=name)
+    return client
+
+
+def _read_s3(s3: dict[str, Any], url: str) -> pd.DataFrame:
+    """A dataset on S3 read back through pyarrow and s3fs, as the typed frame, sorted."""
+    import s3fs
+
+    from veo_notebook.frame import _parquet
+
+    fs = s3fs.S3FileSystem(**_s3_options(s3))
+    table = pds.dataset(url.removeprefix("s3://"), filesystem=fs, partitioning="hive").to_table()
+    return _sorted(_parquet.to_frame(table.drop_columns(["create_date"])))
+
+
+def _store_of(path: Path, texts: list[str]) -> Path:
+    with Store(path) as store:
+        store.put_many([(json.loads(t)["data"]["taskId"], t, 1.77e9, None) for t in texts])
+        store.put("unread", None, fetched_at=1.77e9, fetch_error="422 record is null.")
+    return path
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_frame_and_store_datasets_to_s3(
+    frame: pd.DataFrame, tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from veo_notebook.export import export_store
+    from veo_notebook.frame import dataset
+
+    client = _bucket(s3, "frames")
+    url = to_parquet(
+        frame, "s3://frames/ds", partition_by="create_date", storage_options=_s3_options(s3)
+    )
+    assert url == "s3://frames/ds"
+    pd.testing.assert_frame_equal(_read_s3(s3, url), _sorted(frame))
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="frames")["Contents"]]
+    assert all(k.startswith("ds/create_date=") and k.endswith("/part-0.parquet") for k in keys)
+    assert "ds/create_date=none/part-0.parquet" in keys  # rows without a creation time kept
+
+    monkeypatch.setattr(dataset, "BLOCK_ROWS", 64)  # many blocks: the build streams them
+    monkeypatch.setattr(dataset, "BUFFER_ROWS", 100)
+    texts = list(corpus.iter_raw_texts(500, time_format="mixed"))
+    with Store(_store_of(tmp_path / "s.sqlite", texts)) as store:
+        rows = export_store(store, "s3://frames/store", storage_options=_s3_options(s3))
+        expected = from_store(store, cache=False)
+    assert rows == len(expected) == 501
+    pd.testing.assert_frame_equal(_read_s3(s3, "s3://frames/store"), _sorted(expected))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_cli_export_to_s3(
+    tmp_path: Path,
+    s3: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _bucket(s3, "cli")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3["endpoint"])
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3["creds"]["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3["creds"]["aws_secret_access_key"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    store = _store_of(tmp_path / "s.sqlite", list(corpus.iter_raw_texts(80)))
+    argv = ["export", "--store", str(store), "--out", "s3://cli/veo"]
+    assert cli.main([*argv, "--partition-by", "create_date"]) == 0
+    assert "wrote 81 rows to s3://cli/veo" in capsys.readouterr().out
+    with Store(store) as st:
+        pd.testing.assert_frame_equal(_read_s3(s3, "s3://cli/veo"), _sorted(from_store(st)))
+    assert cli.main(argv) == 2  # a URL takes a dataset: one line saying so
+    assert "--partition-by create_date" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def store_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """A store's own dataset (``frame.dataset.sync``) and the store's frame."""
+    from veo_notebook.frame import dataset
+
+    texts = list(corpus.iter_raw_texts(300, time_format="mixed"))
+    path = _store_of(tmp_path_factory.mktemp("store") / "s.sqlite", texts)
+    with Store(path) as store:
+        return dataset.sync(store), from_store(store, cache=False)
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_every_reader_opens_the_store_dataset(
+    store_dataset: tuple[Path, pd.DataFrame], reader: Any, request: pytest.FixtureRequest
+) -> None:
+    root, expected = store_dataset
+    assert reader(root, _lazy_spark(request, reader)) == _pandas_rows(expected)
+    pd.testing.assert_frame_equal(read_parquet(root), _sorted(expected))

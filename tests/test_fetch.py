@@ -434,9 +434,9 @@ def test_watch_over_settled_ids_reads_the_store_in_batches(fresh_sim, tmp_path) 
     calls: list[str] = []
 
     class Counting(Store):
-        def _query(self, sql: str, params=()):  # type: ignore[no-untyped-def]
+        def query(self, sql: str, params=()):  # type: ignore[no-untyped-def]
             calls.append(sql)
-            return super()._query(sql, params)
+            return super().query(sql, params)
 
     for n in (300, 3000):
         ids = [f"done{i}" for i in range(n)]
@@ -448,3 +448,82 @@ def test_watch_over_settled_ids_reads_the_store_in_batches(fresh_sim, tmp_path) 
         assert len(df) == n and (df["status"] == "success").all()
         assert len(calls) <= 3 * (n // 500 + 1), (n, len(calls))  # SQL "IN" batches of 500
     assert sim.stats()["requests"] == 0
+
+
+def test_the_refresh_modes_are_one_list() -> None:
+    from typing import get_args
+
+    from veo_notebook.cli import build_parser
+    from veo_notebook.config import REFRESH_MODES, Refresh
+
+    assert list(get_args(Refresh)) == list(REFRESH_MODES)
+    fetch = build_parser()._subparsers._group_actions[0].choices["fetch"]  # type: ignore[union-attr,index]
+    [option] = [a for a in fetch._actions if a.dest == "refresh"]
+    assert list(option.choices) == list(REFRESH_MODES)
+    with pytest.raises(InputError, match="pending, all, none"):
+        fetch_records(["t"], refresh="some", progress=False)  # type: ignore[arg-type]
+
+
+# --- the run's parts: the in-order buffer and the give-up rule ------------------------------
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_in_order_releases_an_answer_once_every_earlier_one_is_in() -> None:
+    from veo_notebook.fetch._run import InOrder
+
+    clock = _Clock()
+    buf: InOrder[str] = InOrder(patience=0.5, clock=clock)
+    a, b, c = (buf.start() for _ in range(3))
+    buf.finish(c, "c")
+    buf.finish(b, "b")
+    assert buf.ready() == [] and len(buf) == 2  # "a" is still out
+    buf.finish(a, "a")
+    assert buf.ready() == ["a", "b", "c"] and len(buf) == 0
+    buf.start()  # "d"
+    e = buf.start()
+    buf.finish(e, "e")
+    assert buf.ready() == []  # "d" still out, not held long
+    buf.start()  # "f", later than "e": does not hold "e" back
+    assert buf.ready() == []
+
+
+def test_in_order_stops_waiting_after_its_patience_and_drains_in_order() -> None:
+    from veo_notebook.fetch._run import InOrder
+
+    clock = _Clock()
+    buf: InOrder[str] = InOrder(patience=0.5, clock=clock)
+    slow, b, c = (buf.start() for _ in range(3))
+    buf.finish(c, "c")
+    clock.now = 0.4
+    buf.finish(b, "b")
+    assert buf.ready() == []
+    clock.now = 0.5  # patience counts from the first one held
+    assert buf.ready() == ["b", "c"]  # released in order, the slow one still out
+    buf.finish(slow, "slow")
+    assert buf.ready() == ["slow"]
+    x, y = buf.start(), buf.start()
+    buf.finish(y, "y")
+    buf.finish(x, "x")
+    assert buf.drain() == ["x", "y"] and buf.ready() == []
+
+
+def test_give_up_counts_failures_in_a_row_and_scales_with_the_workers() -> None:
+    from veo_notebook.fetch._run import GIVE_UP_MIN, GIVE_UP_ROUNDS, GiveUp
+
+    assert GiveUp(workers=1).limit == GIVE_UP_MIN
+    assert GiveUp(workers=64).limit == GIVE_UP_ROUNDS * 64
+    rule = GiveUp(workers=1)
+    for _ in range(GIVE_UP_MIN - 1):
+        rule.record(failed=True)
+    rule.record(failed=False)  # one answer resets the run
+    assert not rule.reached and rule.run == 0
+    for _ in range(GIVE_UP_MIN):
+        rule.record(failed=True)
+    assert rule.reached
+    assert isinstance(rule.error("s.sqlite"), TransientError)
+    assert f"{GIVE_UP_MIN} tasks in a row" in str(rule.error("s.sqlite"))

@@ -1,10 +1,12 @@
-"""The parsed-frame cache beside a store file: correct after every kind of write."""
+"""The frame dataset beside a store file, as from_store's cache: correct after every write."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,10 @@ import pandas as pd
 import pytest
 
 import veo_notebook.frame as frame
-from veo_notebook.frame import _cache
+from veo_notebook import schema
+from veo_notebook.errors import InputError, StoreNotFoundError
+from veo_notebook.export import read_parquet
+from veo_notebook.frame import dataset
 from veo_notebook.store import Store
 
 
@@ -49,7 +54,7 @@ def _truth(st: Store) -> pd.DataFrame:
 
 def test_a_second_open_parses_nothing_and_gives_the_same_frame(store, parsed) -> None:
     first = frame.from_store(store)
-    assert _cache.path_for(store).exists()
+    assert (dataset.path_for(store) / ".veo-state.arrow").exists()
     again = frame.from_store(store)
     assert parsed == [200]  # the second open parsed nothing
     pd.testing.assert_frame_equal(first, again)
@@ -72,20 +77,29 @@ def test_added_changed_and_deleted_records_are_all_seen(store, parsed) -> None:
 
 def test_a_parser_version_bump_invalidates_the_cache(store, parsed, monkeypatch) -> None:
     frame.from_store(store)
-    monkeypatch.setattr(_cache, "PARSER_VERSION", _cache.PARSER_VERSION + 1)
+    monkeypatch.setattr(dataset, "PARSER_VERSION", dataset.PARSER_VERSION + 1)
     df = frame.from_store(store)
     assert parsed == [200, 200]  # everything parsed again
     pd.testing.assert_frame_equal(df, _truth(store))
 
 
-def test_a_deleted_or_broken_cache_file_loses_nothing(store, parsed) -> None:
+def test_a_deleted_or_broken_dataset_loses_nothing(store, parsed) -> None:
     first = frame.from_store(store)
-    path = _cache.path_for(store)
-    path.unlink()
+    root = dataset.path_for(store)
+    state = root / ".veo-state.arrow"
+    state.unlink()
     pd.testing.assert_frame_equal(frame.from_store(store), first)
-    path.write_bytes(b"not arrow")
+    state.write_bytes(b"not arrow")
     pd.testing.assert_frame_equal(frame.from_store(store), first)
-    assert not list(path.parent.glob("*.tmp"))  # no partial file left
+    day = next(root.glob("create_date=*/part-0.parquet"))
+    day.write_bytes(b"not parquet")  # a day broken by hand: its id no longer matches
+    store.put("t5", _env(2, "after the damage"), fetched_at=900.0)
+    pd.testing.assert_frame_equal(frame.from_store(store), _truth(store))
+    for p in list(root.iterdir()):  # the whole folder gone
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    root.rmdir()
+    pd.testing.assert_frame_equal(frame.from_store(store), _truth(store))
+    assert not list(root.rglob("*.tmp")) and not list(root.parent.glob(".*build*"))
 
 
 def test_concurrent_writers_never_make_it_serve_a_stale_row(tmp_path: Path) -> None:
@@ -108,11 +122,13 @@ def test_concurrent_writers_never_make_it_serve_a_stale_row(tmp_path: Path) -> N
     for t in threads:
         t.start()
     with Store(path) as reader:
-        while any(t.is_alive() for t in threads):
+        deadline = time.monotonic() + 120
+        while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
             df = frame.from_store(reader)
             assert df["task_id"].is_unique
         for t in threads:
-            t.join()
+            t.join(timeout=10)
+        assert not any(t.is_alive() for t in threads)
         assert not errors
         stop.set()
         pd.testing.assert_frame_equal(frame.from_store(reader), _truth(reader))
@@ -122,7 +138,8 @@ def test_concurrent_writers_never_make_it_serve_a_stale_row(tmp_path: Path) -> N
 def test_an_in_memory_store_has_no_cache_and_ids_bypass_it(parsed) -> None:
     with Store(":memory:") as st:
         st.put("a", _env(1), fetched_at=0.0)
-        assert _cache.path_for(st) is None
+        with pytest.raises(InputError, match="in-memory"):
+            dataset.path_for(st)
         assert frame.from_store(st)["status"].tolist() == ["success"]
         assert frame.from_store(st, ["a"])["task_id"].tolist() == ["a"]
 
@@ -131,6 +148,7 @@ def test_a_store_parsed_in_chunks_is_the_frame_parsed_at_once(store, monkeypatch
     raw = store.raw_records()
     whole = frame.from_raw(raw.texts, raw.task_ids, raw.fetched_at, raw.fetch_errors)
     monkeypatch.setattr(frame, "STORE_CHUNK_ROWS", 7)  # 200 rows: 29 chunks
+    monkeypatch.setattr(dataset, "BLOCK_ROWS", 7)
     pd.testing.assert_frame_equal(frame.from_store(store, cache=False), whole)
     pd.testing.assert_frame_equal(frame.from_store(store), whole)
     ids = [f"t{i}" for i in range(199, -1, -3)]
@@ -139,21 +157,49 @@ def test_a_store_parsed_in_chunks_is_the_frame_parsed_at_once(store, monkeypatch
     pd.testing.assert_frame_equal(frame.from_store(store, [*ids, ids[0], "nope"]), some)
 
 
-def test_a_few_changes_go_to_a_delta_and_many_to_a_new_base(store, parsed) -> None:
-    frame.from_store(store)
-    path = _cache.path_for(store)
-    base_bytes = path.read_bytes()
-    store.put("t1", _env(2, "first change"), fetched_at=600.0)
-    df = frame.from_store(store)
-    delta = _cache.delta_path(path)
-    assert delta.exists() and path.read_bytes() == base_bytes  # the base is not rewritten
-    store.put("t2", _env(2, "second change"), fetched_at=601.0)
-    store.put("n1", _env(0, "new"), fetched_at=602.0)
-    df = frame.from_store(store)
-    assert parsed[-1] == 2  # only what was written since the delta
-    pd.testing.assert_frame_equal(df, _truth(store))
-    pd.testing.assert_frame_equal(frame.from_store(store), _truth(store))  # base + delta
-    store.put_many([(f"t{i}", _env(3, "many"), 700.0, None) for i in range(100)])
-    pd.testing.assert_frame_equal(frame.from_store(store), _truth(store))
-    assert path.read_bytes() != base_bytes  # folded into a new base: the old delta is stale
-    pd.testing.assert_frame_equal(frame.from_store(store), _truth(store))
+def test_only_the_days_whose_rows_changed_are_rewritten(tmp_path: Path, parsed) -> None:
+    def env(day: int, prompt: str = "p") -> str:
+        data = {"successFlag": 1, "createTime": f"2025-06-{day:02d}T10:00:00Z"}
+        data["paramJson"] = json.dumps({"prompt": prompt})
+        return json.dumps({"code": 200, "msg": "success", "data": data})
+
+    with Store(tmp_path / "d.sqlite") as st:
+        st.put_many([(f"d{d}-{i}", env(d), 0.0, None) for d in (1, 2, 3) for i in range(5)])
+        st.put("gone", None, fetched_at=0.0, fetch_error="422 record is null.")
+        root = dataset.sync(st)
+        assert sorted(p.name for p in root.iterdir() if p.is_dir()) == [
+            "create_date=2025-06-01",
+            "create_date=2025-06-02",
+            "create_date=2025-06-03",
+            "create_date=none",  # rows without a creation time are kept
+        ]
+        stamp = {p: p.stat().st_mtime_ns for p in root.rglob("*.parquet")}
+        st.put("d2-0", env(2, "changed"), fetched_at=1.0)  # a change on day 2
+        st.put("d4-0", env(4), fetched_at=1.0)  # a new day
+        st.put("gone", env(3), fetched_at=1.0)  # read at last: leaves "none" for day 3
+        assert dataset.sync(st) == root
+        now = {p: p.stat().st_mtime_ns for p in root.rglob("*.parquet")}
+        same = sorted(p.parent.name for p in stamp if now.get(p) == stamp[p])
+        assert same == ["create_date=2025-06-01"]  # days 2, 3 rewritten; none emptied
+        assert not (root / "create_date=none").exists()
+        assert parsed[-1] == 3
+        back = read_parquet(root)
+        pd.testing.assert_frame_equal(back, read_parquet_sorted(frame.from_store(st, cache=False)))
+        assert pd.read_parquet(root).shape[0] == len(st)
+
+
+def read_parquet_sorted(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.sort_values(["create_time", "task_id"], kind="stable", na_position="last")
+    return out.reset_index(drop=True)
+
+
+def test_sync_takes_a_store_path_and_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+    with Store(tmp_path / "p.sqlite") as st:
+        st.put("a", _env(1), fetched_at=0.0)
+    root = dataset.sync(tmp_path / "p.sqlite")
+    assert root == tmp_path / "p.sqlite.frame" and len(read_parquet(root)) == 1
+    with pytest.raises(StoreNotFoundError):
+        dataset.sync(tmp_path / "missing.sqlite")
+    with Store(tmp_path / "e.sqlite") as st:  # an empty store: one empty file, the schema
+        root = dataset.sync(st)
+        assert pd.read_parquet(root).shape == (0, len(schema.COLUMNS) + 1)

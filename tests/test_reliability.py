@@ -338,12 +338,13 @@ def test_hostile_prompts_survive_store_frame_and_parquet_exactly_and_are_escaped
     from veo_notebook import read_parquet, report, to_parquet
     from veo_notebook.simulator import GENERATE_PATH
 
-    sim = fresh_sim(n_tasks=5, clock_speed=100_000.0)
+    sim = fresh_sim(n_tasks=5, clock_speed=0)
     headers = {"Authorization": f"Bearer {SENTINEL_KEY}", "User-Agent": "tests"}
     ids = []
     for prompt in HOSTILE_PROMPTS:
         r = requests.post(sim.base_url + GENERATE_PATH, json={"prompt": prompt}, headers=headers)
         ids.append(r.json()["data"]["taskId"])
+    sim.advance(max(sim.task(t).complete_ts for t in ids) - sim.now() + 1)  # all finished
     client = Client(SENTINEL_KEY, base_url=sim.base_url)
     df = fetch_records(ids, client=client, store=tmp_path / "s.sqlite", progress=False)
     assert df["prompt"].tolist() == HOSTILE_PROMPTS

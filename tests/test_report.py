@@ -265,3 +265,28 @@ def test_the_callbacks_section_only_when_callbacks_are_given(frame, tmp_path):
     assert "<h2>Callbacks</h2>" not in plain
     md = report(frame, tmp_path / "cb.md", callbacks=read_callbacks(log), figures=False)
     assert "## Callbacks" in md.read_text(encoding="utf-8")
+
+
+def test_in_words_names_a_length_in_its_largest_whole_unit():
+    from veo_notebook.reporting._cells import in_words
+
+    cases = {"30min": "30 minutes", "15min": "15 minutes", "3D": "3 days", "1h": "1 hour"}
+    assert {k: in_words(k) for k in cases} == cases
+    assert in_words(pd.Timedelta(minutes=90)) == "90 minutes"
+    assert in_words("1.5s") == "1.5 seconds"
+
+
+def test_the_prose_is_built_from_the_constants_it_names(html_text):
+    from veo_notebook.analysis.cost import DEFAULT_WINDOW, REQUEST_COLUMNS
+    from veo_notebook.analysis.latency import STUCK_AFTER
+    from veo_notebook.reporting import AT_RISK_WITHIN, CHANGE_COVER
+    from veo_notebook.reporting._cells import in_words
+    from veo_notebook.schema import MEDIA_RETENTION
+
+    text = " ".join(visible_text(html_text).split())
+    assert f"generating for more than {in_words(STUCK_AFTER)}" in text
+    assert f"less than {in_words(DEFAULT_WINDOW)} before" in text
+    assert f"covers {CHANGE_COVER:g} times" in text
+    assert ", ".join(c.replace("_", " ") for c in REQUEST_COLUMNS) in text
+    assert f"deletes ({in_words(MEDIA_RETENTION)} after completion) within" in text
+    assert f"within {in_words(AT_RISK_WITHIN)}" in text

@@ -516,6 +516,66 @@ def test_corpus_has_every_kind_of_record(tasks):
     assert all(t.fallback is None for t in young) and any(t.fallback is not None for t in tasks)
 
 
+def _depth(task: corpus.Task, by_id: dict[str, corpus.Task]) -> int:
+    depth = 0
+    while task.parent_id is not None:
+        task, depth = by_id[task.parent_id], depth + 1
+    return depth
+
+
+def test_families_hang_under_finished_successful_videos(tasks):
+    by_id = {t.task_id: t for t in tasks}
+    children = [t for t in tasks if t.parent_id is not None]
+    assert {t.task_type for t in children} == {"extend", "1080p", "4k"}
+    assert all(t.task_type != "generate" for t in children)
+    for t in children:
+        parent = by_id[t.parent_id]
+        assert parent.position < t.position and parent.task_type in ("generate", "extend")
+        assert parent.final_flag == 1 and parent.complete_ts < t.create_ts
+        assert orjson.loads(t.param_json)["taskId"] == parent.task_id
+    pairs = {(t.task_type, by_id[t.parent_id].task_type) for t in children}
+    assert {("extend", "extend"), ("1080p", "extend"), ("4k", "extend")} <= pairs
+    depths = Counter(_depth(t, by_id) for t in tasks)
+    assert max(depths) == 4 and all(depths[d] for d in range(5))
+    in_family = {t.task_id for t in children} | {t.parent_id for t in children}
+    assert 0.2 < len(in_family) / len(tasks) < 0.4  # documented: about 30 %
+
+
+def test_failed_upgrades_are_sometimes_retried_and_sometimes_not(tasks):
+    upgrades = [t for t in tasks if t.task_type in ("1080p", "4k")]
+    failed = [t for t in upgrades if t.final_flag != 1]
+
+    def retries(f: corpus.Task) -> list[corpus.Task]:
+        return [
+            u
+            for u in upgrades
+            if (u.parent_id, u.task_type) == (f.parent_id, f.task_type)
+            and u.create_ts > f.complete_ts
+        ]
+
+    retried = [f for f in failed if retries(f)]
+    assert retried and len(retried) < len(failed)  # some are never retried
+    assert any(r.final_flag == 1 for f in retried for r in retries(f))  # replaced
+    once = Counter((t.parent_id, t.task_type) for t in upgrades if t.final_flag == 1)
+    assert sum(n > 1 for n in once.values()) <= 0.02 * len(once)  # a video is upgraded once
+
+
+def test_a_child_can_outlive_its_expired_parent(fresh_sim):
+    sim = fresh_sim(clock_speed=0, start_time=corpus.DEFAULT_ANCHOR, n_tasks=3000)
+    expired = set(sim.task_ids("expired"))
+    orphans = [
+        t
+        for t in sim.task_ids("queryable")
+        if (parent := sim.task(t).parent_id) is not None and parent in expired
+    ]
+    assert orphans
+    child = get(sim, orphans[0]).json()
+    assert child["code"] == 200 and child["data"]["successFlag"] in (1, 2, 3)
+    parent_id = orjson.loads(child["data"]["paramJson"])["taskId"]
+    gone = get(sim, parent_id).json()
+    assert (gone["code"], gone["msg"]) == (422, "Temporarily supports records within 14 days.")
+
+
 def test_iter_envelopes_streams_any_count_in_each_format():
     envs = list(corpus.iter_envelopes(BLOCK_PLUS := corpus.BLOCK + 7, time_format="mixed"))
     assert len(envs) == BLOCK_PLUS and len({e["data"]["taskId"] for e in envs}) == BLOCK_PLUS
@@ -610,3 +670,31 @@ def test_resubmissions_repeat_a_request_minutes_later_and_nothing_else_changes()
             assert first.task_id not in text and new.task_id[4:] in text
     parents = {t.parent_id for t in tasks}
     assert not any(old.task_id in parents for _new, old in changed)  # no child loses its parent
+
+
+def test_the_simulator_modules_import_no_circle_not_even_lazily() -> None:
+    """Every import counts here, type-checking and function-level ones included."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(simulator.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        deps = graph.setdefault(path.stem, set())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    deps.add(node.module.split(".")[0])
+                else:
+                    deps.update(a.name for a in node.names)
+    graph["__init__"] = set()  # the package imports its modules; none imports it back
+    assert graph["_constants"] == set()  # the constants import nothing of ours
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, " -> ".join((*path, name))
+        for dep in graph.get(name, ()):
+            visit(dep, (*path, name))
+
+    for name in graph:
+        visit(name, ())
+    assert not any("server" in deps for name, deps in graph.items() if name != "__init__")

@@ -10,7 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from veo_notebook import SchemaVersionError, Store, StoreError
+import veo_notebook.store
+from veo_notebook import InputError, SchemaVersionError, Store, StoreError
+from veo_notebook.archive import ArchiveTable
+from veo_notebook.callbacks import CallbackTable
 from veo_notebook.frame import from_store
 from veo_notebook.store import STORE_VERSION
 
@@ -198,12 +201,14 @@ def test_callbacks_are_kept_raw_in_order_with_duplicates_marked(tmp_path: Path) 
     path = tmp_path / "s.sqlite"
     body = b'{"code":200,"data":{"taskId":"a"}}\n'
     with Store(path) as s:
-        assert s.callbacks() == [] and s.callback_ids() == [] and s.callback_count() == 0
-        s.put_callback("a", body, {"x-webhook-timestamp": "1"}, received_at=5.0, signature_ok=True)
-        s.put_callback("b", b"{}", {}, received_at=6.0)
-        s.put_callback("a", body, {}, received_at=7.0, signature_ok=True)
+        cb = CallbackTable(s)
+        assert cb.rows() == [] and cb.task_ids() == [] and cb.count() == 0
+        cb.put("a", body, {"x-webhook-timestamp": "1"}, received_at=5.0, signature_ok=True)
+        cb.put("b", b"{}", {}, received_at=6.0)
+        cb.put("a", body, {}, received_at=7.0, signature_ok=True)
     with Store(path) as s:  # survives reopening
-        rows = s.callbacks()
+        cb = CallbackTable(s)
+        rows = cb.rows()
         assert [(r["task_id"], r["duplicate"]) for r in rows] == [
             ("a", False),
             ("b", False),
@@ -211,7 +216,7 @@ def test_callbacks_are_kept_raw_in_order_with_duplicates_marked(tmp_path: Path) 
         ]
         assert rows[0]["body"] == body and rows[0]["headers"] == {"x-webhook-timestamp": "1"}
         assert rows[0]["signature_ok"] is True and rows[1]["signature_ok"] is None
-        assert s.callback_ids() == ["a", "b"] and s.callback_count() == 3
+        assert cb.task_ids() == ["a", "b"] and cb.count() == 3
         assert len(s) == 0  # callbacks are not records
 
 
@@ -222,17 +227,19 @@ def test_an_older_store_gets_the_callbacks_table_on_its_first_delivery(tmp_path:
     with sqlite3.connect(path) as conn:  # a store made before the table existed
         conn.execute("DROP TABLE IF EXISTS callbacks")
     with Store(path) as s:
-        assert s.callbacks() == []
-        s.put_callback("t", b"{}", {})
-        assert s.callback_count() == 1 and s.get("t") is not None
+        cb = CallbackTable(s)
+        assert cb.rows() == []
+        cb.put("t", b"{}", {})
+        assert cb.count() == 1 and s.get("t") is not None
 
 
 def test_archive_rows_round_trip_and_replace_by_task(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     with Store(path) as s:
         s.put("t1", '{"code":200,"data":{"successFlag":1}}', fetched_at=1.0)
-        assert s.archive_rows() == []  # a store made before the archive table: nothing archived
-        assert s.put_archive([{"task_id": "t1", "archived_at": 1.0, "error": "HTTP 404"}]) == 1
+        table = ArchiveTable(s)
+        assert table.rows() == []  # a store made before the archive table: nothing archived
+        assert table.put([{"task_id": "t1", "archived_at": 1.0, "error": "HTTP 404"}]) == 1
         row = {
             "task_id": "t1",
             "url": "u",
@@ -248,19 +255,42 @@ def test_archive_rows_round_trip_and_replace_by_task(tmp_path: Path) -> None:
             "media_codec": "h264",
             "media_has_audio": True,
         }
-        s.put_archive([row, {"task_id": "t2", "archived_at": 3.0}])
+        table.put([row, {"task_id": "t2", "archived_at": 3.0}])
     with Store(path) as s:  # survives reopening; the records are untouched
-        got = s.archive_rows(["t2", "t1", "nope"])
+        table = ArchiveTable(s)
+        got = table.rows(["t2", "t1", "nope"])
         assert {r["task_id"] for r in got} == {"t1", "t2"}
         assert next(r for r in got if r["task_id"] == "t1") == {
             **row,
             "kind": "video",
             "media_has_audio": 1,
         }
-        s.put_archive([{**row, "kind": "origin", "sha256": "cd"}])  # a second file, beside
-        assert [r["sha256"] for r in s.archive_rows(["t1"], kind="origin")] == ["cd"]
-        assert [r["sha256"] for r in s.archive_rows(["t1"])] == ["ab"]
+        table.put([{**row, "kind": "origin", "sha256": "cd"}])  # a second file, beside
+        assert [r["sha256"] for r in table.rows(["t1"], kind="origin")] == ["cd"]
+        assert [r["sha256"] for r in table.rows(["t1"])] == ["ab"]
         with pytest.raises(ValueError, match="archive kind"):
-            s.archive_rows(kind="thumbnail")
+            table.rows(kind="thumbnail")
         assert len(s) == 1 and s.ids() == ["t1"]
-        assert s.archived_ids() == {"t1"}  # t2 has no file
+        assert table.archived_ids() == {"t1"}  # t2 has no file
+
+
+def test_every_store_error_is_in_the_veo_error_tree(tmp_path: Path) -> None:
+    s = Store(tmp_path / "s.sqlite")
+    with pytest.raises(InputError, match="archive kind"):
+        ArchiveTable(s).rows(kind="thumbnail")
+    with pytest.raises(InputError, match="task_id, raw, fetched_at, fetch_error"):
+        s.put_many([("t", None, 1.0, None, None, "extra")])  # type: ignore[list-item]
+    with pytest.raises(InputError, match="fetched_at of 't' must be epoch seconds"):
+        s.put("t", None, fetched_at="yesterday")  # type: ignore[arg-type]
+    s.close()
+    calls = (s.__len__, s.ids, s.row_version, lambda: s.put("t", None), CallbackTable(s).count)
+    for call in calls:
+        with pytest.raises(StoreError, match="closed"):
+            call()
+
+
+def test_sqlite_errors_are_translated_in_one_place() -> None:
+    # every `except sqlite3.Error` of the store package is in _translate.py
+    pkg = Path(veo_notebook.store.__file__).parent
+    holders = {p.name for p in pkg.rglob("*.py") if "except sqlite3.Error" in p.read_text("utf-8")}
+    assert holders == {"_translate.py"}

@@ -12,11 +12,11 @@ matplotlib load on first use).
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ._version import __version__
+from ._version import __version__ as __version__
 
-# name -> module that defines it
+# The one list of public names: name -> the module that defines it (loaded on first use).
 _EXPORTS: dict[str, str] = {
     # errors
     "VeoError": "errors",
@@ -63,49 +63,9 @@ _EXPORTS: dict[str, str] = {
 }
 _SUBMODULES = ("simulator", "plots", "schema", "pricing", "callbacks")
 
-__all__ = [
-    "ApiError",
-    "ArchiveError",
-    "AuthError",
-    "Client",
-    "ConfigError",
-    "EndpointError",
-    "InputError",
-    "SchemaVersionError",
-    "StatusViewer",
-    "Store",
-    "StoreError",
-    "StoreNotFoundError",
-    "TransientError",
-    "VeoError",
-    "__version__",
-    "archive_videos",
-    "callback_audit",
-    "callbacks",
-    "classify_errors",
-    "cost_summary",
-    "delivery_check",
-    "duplicate_submissions",
-    "expiring",
-    "failure_breakdown",
-    "failure_rates",
-    "fetch_records",
-    "km_latency",
-    "latency_summary",
-    "plots",
-    "pricing",
-    "read_callbacks",
-    "read_parquet",
-    "read_task_ids",
-    "report",
-    "schema",
-    "simulator",
-    "stuck_tasks",
-    "to_frame",
-    "to_parquet",
-    "watch",
-    "with_credits",
-]
+#: The public names, derived: written once above (tests/test_public_api.py checks each
+#: is in its module's own ``__all__``).
+__all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
@@ -123,41 +83,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from . import callbacks, plots, pricing, schema, simulator
-    from .analysis import (
-        classify_errors,
-        cost_summary,
-        duplicate_submissions,
-        expiring,
-        failure_breakdown,
-        failure_rates,
-        km_latency,
-        latency_summary,
-        stuck_tasks,
-    )
-    from .archive import archive_videos, delivery_check
-    from .callbacks import callback_audit, read_callbacks
-    from .client import Client
-    from .errors import (
-        ApiError,
-        ArchiveError,
-        AuthError,
-        ConfigError,
-        EndpointError,
-        InputError,
-        SchemaVersionError,
-        StoreError,
-        StoreNotFoundError,
-        TransientError,
-        VeoError,
-    )
-    from .export import read_parquet, to_parquet
-    from .fetch import fetch_records, read_task_ids, watch
-    from .frame import to_frame
-    from .pricing import with_credits
-    from .reporting import report
-    from .store import Store
-    from .viewer import StatusViewer

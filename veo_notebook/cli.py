@@ -26,6 +26,8 @@ history and process lists), the webhook HMAC key of ``callbacks`` from
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import logging
 import os
 import sys
@@ -38,6 +40,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .config import (
+    DEFAULT_BASE_URL,
+    ENV_BASE_URL,
+    ENV_KEY,
+    ENV_STORE,
+    ENV_WEBHOOK_KEY,
+    REFRESH_MODES,
+)
 from .errors import AuthError, ConfigError, InputError, VeoError
 
 if TYPE_CHECKING:
@@ -50,8 +60,6 @@ __all__ = ["EXIT_CODES", "build_parser", "command", "main"]
 log = logging.getLogger("veo_notebook")
 
 PROG = "veo-notebook"
-DEFAULT_BASE_URL = "https://api.kie.ai"
-ENV_BASE_URL = "KIE_BASE_URL"
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -147,7 +155,7 @@ def _examples(examples: Sequence[str]) -> str:
 
 
 def _top_description() -> str:
-    from .store import ENV_STORE, default_store_path
+    from .store import default_store_path
 
     codes = "".join(
         textwrap.fill(v, 88, initial_indent=f"  {k:<5}", subsequent_indent=" " * 7) + "\n"
@@ -158,10 +166,10 @@ def _top_description() -> str:
         "frame, written as Parquet/CSV and an HTML report; a kie.ai simulator for trying it.\n"
         "\n"
         "environment:\n"
-        "  KIE_API_KEY   the API key (fetch, watch); never a flag, never printed\n"
+        f"  {ENV_KEY}   the API key (fetch, watch); never a flag, never printed\n"
         f"  {ENV_BASE_URL}  the API base URL (default {DEFAULT_BASE_URL})\n"
         f"  {ENV_STORE}     the default store instead of the one below\n"
-        "  KIE_WEBHOOK_HMAC_KEY  the webhook key callbacks verifies signatures with\n"
+        f"  {ENV_WEBHOOK_KEY}  the webhook key callbacks verifies signatures with\n"
         "\n"
         f"default store: {default_store_path()}\n"
         "  fetch and watch keep every answer there unless --store PATH is given, so the\n"
@@ -172,7 +180,7 @@ def _top_description() -> str:
         + _examples(
             [
                 f"{PROG} demo --out demo-out",
-                f"KIE_API_KEY=... {PROG} fetch task_ids.txt --out tasks.parquet",
+                f"{ENV_KEY}=... {PROG} fetch task_ids.txt --out tasks.parquet",
             ]
         )
     )
@@ -203,6 +211,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------------------- arguments
+class _Imported(Sequence[str]):
+    """Choices defined by a heavier module, imported only when argparse looks at them (the
+    option given, or its command's help): the parser itself loads no numpy or pandas."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self._where = module, name
+
+    @functools.cached_property
+    def _values(self) -> tuple[str, ...]:
+        module, name = self._where
+        return tuple(getattr(importlib.import_module(f".{module}", __package__), name))
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._values[i]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
 def _number(kind: type, low: float, what: str) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
@@ -264,7 +291,7 @@ def _source_args(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
     _store_option(p, "read and write")
     p.add_argument(
         "--base-url",
-        default=os.environ.get(ENV_BASE_URL, DEFAULT_BASE_URL),
+        default=None,  # the client reads $KIE_BASE_URL
         metavar="URL",
         help=f"the API base URL (default: ${ENV_BASE_URL} or {DEFAULT_BASE_URL}; "
         "plain http only on loopback)",
@@ -330,7 +357,7 @@ def _ids(args: argparse.Namespace) -> list[str]:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    from .client import ENV_KEY, Client
+    from .client import Client
 
     if not os.environ.get(ENV_KEY, "").strip():
         raise ConfigError(
@@ -422,10 +449,9 @@ def _fetch_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--refresh",
-        choices=["pending", "all", "none"],
+        choices=list(REFRESH_MODES),
         default="pending",
-        help="pending (default): ask only for tasks not terminal in the store; all: ask for "
-        "every id; none: the store alone (no request, no key; the store must exist)",
+        help="; ".join(f"{k}: {v}" for k, v in REFRESH_MODES.items()) + " (default: pending)",
     )
 
 
@@ -434,11 +460,11 @@ def _fetch_args(p: argparse.ArgumentParser) -> None:
     "fetch the records of a list of task ids into the store",
     "Query GET /api/v1/veo/record-info for every id (concurrently, paced, retried), keep\n"
     "each answer in the store as it arrives, and print counts by status. A second run asks\n"
-    "only for the tasks that were not terminal. Needs KIE_API_KEY (not with --refresh none).",
+    f"only for the tasks that were not terminal. Needs {ENV_KEY} (not with --refresh none).",
     examples=[
-        f"KIE_API_KEY=... {PROG} fetch task_ids.txt --out tasks.parquet",
+        f"{ENV_KEY}=... {PROG} fetch task_ids.txt --out tasks.parquet",
         f"{PROG} fetch tasks.csv --store march.sqlite --refresh none --out march.csv",
-        f"KIE_API_KEY=... {PROG} fetch --from-callbacks --out tasks.parquet",
+        f"{ENV_KEY}=... {PROG} fetch --from-callbacks --out tasks.parquet",
     ],
     arguments=_fetch_args,
 )
@@ -501,8 +527,8 @@ def _watch_args(p: argparse.ArgumentParser) -> None:
     "then 5-10 s, then 15-30 s), keeping every answer in the store, until all are terminal.\n"
     "At the timeout it says how many are still generating and exits 3.",
     examples=[
-        f"KIE_API_KEY=... {PROG} watch task_ids.txt --timeout 600",
-        f"KIE_API_KEY=... {PROG} watch - --out done.parquet < task_ids.txt",
+        f"{ENV_KEY}=... {PROG} watch task_ids.txt --timeout 600",
+        f"{ENV_KEY}=... {PROG} watch - --out done.parquet < task_ids.txt",
     ],
     arguments=_watch_args,
 )
@@ -536,10 +562,10 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     _store_option(p, "read")
     p.add_argument(
         "--out",
-        type=Path,
         required=True,
         metavar="PATH",
-        help="FILE.parquet or FILE.csv; with --partition-by, a dataset folder",
+        help="FILE.parquet or FILE.csv; with --partition-by, a dataset folder or a URL "
+        "(s3://bucket/prefix; credentials from the usual AWS_* variables)",
     )
     p.add_argument(
         "--partition-by",
@@ -558,10 +584,14 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     examples=[
         f"{PROG} export --out tasks.parquet",
         f"{PROG} export --store march.sqlite --out tasks/ --partition-by create_date",
+        f"{PROG} export --store march.sqlite --out s3://bucket/veo --partition-by create_date",
     ],
     arguments=_export_args,
 )
 def _export(args: argparse.Namespace) -> int:
+    if "://" in args.out and not args.out.startswith("file://"):
+        return _export_url(args)
+    args.out = Path(args.out)
     if args.partition_by is not None:
         if args.out.suffix.lower() == ".csv":
             raise InputError(f"--out {args.out}: a partitioned dataset is Parquet, not CSV")
@@ -573,12 +603,31 @@ def _export(args: argparse.Namespace) -> int:
     from .store import Store
 
     with Store(_store_to_read(args), create=False) as store:
+        if args.partition_by == "create_date":  # block by block, bounded memory
+            from .export import export_store
+
+            rows = export_store(store, args.out)
+            sys.stdout.write(f"wrote {rows} rows to {args.out}\n")
+            return EXIT_OK
         df = from_store(store)
     if args.out.suffix.lower() == ".csv":
         to_csv(df, args.out)
     else:
         to_parquet(df, args.out, partition_by=args.partition_by)
     sys.stdout.write(f"wrote {len(df)} rows to {args.out}\n")
+    return EXIT_OK
+
+
+def _export_url(args: argparse.Namespace) -> int:
+    """``export --out s3://...``: a dataset by creation day, written from the store's own."""
+    from .export import export_store
+    from .store import Store
+
+    if args.partition_by != "create_date":
+        raise InputError(f"--out {args.out}: a URL takes a dataset; add --partition-by create_date")
+    with Store(_store_to_read(args), create=False) as store:
+        rows = export_store(store, args.out)
+    sys.stdout.write(f"wrote {rows} rows to {args.out}\n")
     return EXIT_OK
 
 
@@ -803,9 +852,11 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--time-format",
-        choices=["iso", "plain", "epoch_ms", "mixed"],
+        choices=_Imported("simulator.corpus", "TIME_FORMATS"),
+        metavar="FORMAT",  # a metavar: argparse reads the choices only when they are needed
         default="plain",
-        help="how times are written (default: %(default)s, UTC+8 wall time like kie.ai)",
+        help="how times are written: %(choices)s (default: %(default)s, UTC+8 wall time "
+        "like kie.ai)",
     )
     p.add_argument(
         "--fault-rate",
@@ -823,7 +874,7 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
     "unknown and expired ids, optional rate limit and faults) until Ctrl-C.",
     examples=[
         f"{PROG} simulate --port 8765 --n-tasks 3000",
-        f"KIE_API_KEY=sim-local-key {PROG} fetch ids.txt --base-url http://127.0.0.1:8765",
+        f"{ENV_KEY}=sim-local-key {PROG} fetch ids.txt --base-url http://127.0.0.1:8765",
     ],
     arguments=_simulate_args,
 )
@@ -865,7 +916,7 @@ def _callbacks_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-signature",
         action="store_true",
-        help="accept unsigned callbacks (no KIE_WEBHOOK_HMAC_KEY): anyone can write; testing only",
+        help=f"accept unsigned callbacks (no {ENV_WEBHOOK_KEY}): anyone can write; testing only",
     )
 
 
@@ -873,12 +924,12 @@ def _callbacks_args(p: argparse.ArgumentParser) -> None:
     "callbacks",
     "receive kie.ai callbacks: verify them, keep every delivery in the store",
     "Serve POST --path for kie.ai's callbacks (uvicorn) and GET /health. Each delivery's\n"
-    "X-Webhook-Signature is checked with KIE_WEBHOOK_HMAC_KEY (never a flag; exit 2 when it\n"
+    f"X-Webhook-Signature is checked with {ENV_WEBHOOK_KEY} (never a flag; exit 2 when it\n"
     "is unset, unless --no-signature); stale, forged, oversized and non-JSON deliveries are\n"
     "refused and not stored; every genuine one is kept raw in the store. Ctrl-C stops.",
     examples=[
-        f"KIE_WEBHOOK_HMAC_KEY=... {PROG} callbacks --port 8787",
-        f"KIE_API_KEY=... {PROG} fetch --from-callbacks --out tasks.parquet",
+        f"{ENV_WEBHOOK_KEY}=... {PROG} callbacks --port 8787",
+        f"{ENV_KEY}=... {PROG} fetch --from-callbacks --out tasks.parquet",
     ],
     arguments=_callbacks_args,
 )

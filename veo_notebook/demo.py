@@ -47,6 +47,8 @@ from typing import IO, Any
 
 import pandas as pd
 
+from .schema import UNREAD
+
 __all__ = ["run_demo"]
 
 log = logging.getLogger(__name__)
@@ -226,7 +228,7 @@ def _status_counts(df: pd.DataFrame) -> dict[str, int]:
     out = {str(k): int(v) for k, v in counts.items() if v}
     unread = int(df["status"].isna().sum())
     if unread:
-        out["unread"] = unread
+        out[UNREAD] = unread
     return out
 
 
@@ -240,7 +242,7 @@ def _summary_text(r: dict[str, Any]) -> str:
     ]
     total = max(r["n_tasks"], 1)
     for status, n in r["counts"].items():
-        note = "  (older than 14 days: the API answers 422)" if status == "unread" else ""
+        note = "  (older than 14 days: the API answers 422)" if status == UNREAD else ""
         lines.append(f"  {status:<18} {n:>6,}  {n / total:6.1%}{note}")
     lines.append(
         f"  still generating at the first fetch: {r['generating_first']:,}; "

@@ -3,14 +3,19 @@
 Files carry two metadata keys, ``veo_notebook.schema_version`` and ``veo_notebook.version``.
 Reading a file written by a newer schema version raises :class:`SchemaVersionError`.
 
-A **dataset** (``partition_by=...``) is a hive layout, e.g. ``out/create_date=2026-03-19/
-part-<uuid>-0.parquet``; ``create_date`` (the UTC day of ``create_time``) is derived on
-the fly and dropped again on read. Each write *replaces the partitions present in the
-frame and leaves every other partition untouched* (``existing_data_behavior=
-"delete_matching"``): append a new day by writing that day's frame, and writing a day
-again replaces it rather than duplicating its rows. DuckDB
-(``SELECT * FROM read_parquet('out/**/*.parquet', hive_partitioning=true)``),
-``pyarrow.dataset``, Spark and Dask read the same layout unchanged.
+A **dataset** (``partition_by=...``) is a hive layout, one file a partition, e.g.
+``out/create_date=2026-03-19/part-0.parquet`` (rows without a value in
+``create_date=none``); ``create_date`` (the UTC day of ``create_time``) is derived on the
+fly and dropped again on read. Each write *replaces the partitions present in the frame
+and leaves every other partition untouched*: append a new day by writing that day's
+frame, and writing a day again replaces it rather than duplicating its rows. Each file
+appears whole (a local temporary name renamed; an object store's upload completes or
+does not). pandas, Dask, Spark, DuckDB
+(``SELECT * FROM read_parquet('out/**/*.parquet', hive_partitioning=true)``), Polars and
+pyarrow read every file and dataset as it is (:mod:`veo_notebook.frame._parquet`).
+The destination is a path or any fsspec URL (``s3://bucket/prefix``, with
+``storage_options`` for the backend). :func:`export_store` writes a store's dataset by
+creation day block by block (its memory is bounded by a block, not the history).
 
 Files from other tools: a Parquet file without our metadata is accepted if it has a
 ``task_id`` column; the schema is then enforced (missing columns NA, types cast). One
@@ -29,10 +34,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
@@ -41,10 +50,18 @@ import pyarrow.dataset as pds
 import pyarrow.parquet as pq
 
 from . import schema
-from .errors import InputError, SchemaVersionError
+from .errors import InputError, SchemaVersionError, VeoError
 from .frame import _parquet
+from .store import Store
 
-__all__ = ["DERIVED_PARTITIONS", "atomic_path", "read_parquet", "to_csv", "to_parquet"]
+__all__ = [
+    "DERIVED_PARTITIONS",
+    "atomic_path",
+    "export_store",
+    "read_parquet",
+    "to_csv",
+    "to_parquet",
+]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +71,7 @@ _KEY_DERIVED = b"veo_notebook.derived_partition"
 #: partition columns made from the frame on write (and dropped on read)
 DERIVED_PARTITIONS = ("create_date",)
 _COMPRESSION = "zstd"
+_ROW_GROUP = 65_536
 
 
 @contextlib.contextmanager
@@ -80,62 +98,169 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def to_parquet(
-    df: pd.DataFrame, path: str | os.PathLike[str], *, partition_by: str | None = None
-) -> Path:
+    df: pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    partition_by: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> Path | str:
     """Write the frame as one zstd Parquet file, or as a hive dataset partitioned by a column.
 
     Parameters
     ----------
     df : DataFrame
         The typed frame (:func:`veo_notebook.to_frame`); the schema is enforced first.
-    path : path
-        A file (``partition_by=None``) or a dataset folder.
+    path : path or URL
+        A file (``partition_by=None``) or a dataset folder; a local path or an fsspec URL
+        (``s3://bucket/tasks``).
     partition_by : str, optional
         A column of the frame, or ``"create_date"`` (UTC day of ``create_time``). Existing
         partitions that the frame does not touch are left as they are.
+    storage_options : dict, optional
+        Passed to fsspec for a URL (credentials, ``client_kwargs``, ...).
 
     Returns
     -------
-    Path
-        ``path``.
+    Path or str
+        ``path`` as a Path; a URL as given.
 
     >>> import tempfile, pathlib
     >>> from veo_notebook.schema import empty_frame
     >>> to_parquet(empty_frame(), pathlib.Path(tempfile.mkdtemp()) / "x.parquet").suffix
     '.parquet'
     """
-    path = Path(path)
+    out = _Out(path, storage_options)
     df = schema.enforce(df)
-    derived = None
-    if partition_by is not None and partition_by not in df.columns:
-        if partition_by != "create_date":
-            raise InputError(
-                f"cannot partition by {partition_by!r}: not a column "
-                f"(columns and {DERIVED_PARTITIONS} are allowed)"
-            )
-        derived = partition_by
-        df = df.assign(create_date=_parquet.day_of(df["create_time"]))
-    elif partition_by is not None:
-        df = df.assign(**{partition_by: _parquet.partition_values(df[partition_by])})
-    table = _parquet.to_table(df, {_KEY_DERIVED: derived.encode()} if derived else None)
     if partition_by is None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            pq.write_table(table, tmp, compression=_COMPRESSION)
-        return path
-    fmt = pds.ParquetFileFormat()
-    pds.write_dataset(
-        table,
-        path,
-        format=fmt,
-        file_options=fmt.make_write_options(compression=_COMPRESSION),
-        partitioning=[partition_by],
-        partitioning_flavor="hive",
-        basename_template=f"part-{uuid.uuid4().hex}-{{i}}.parquet",
-        existing_data_behavior="delete_matching",
-    )
-    log.info("wrote %d rows to dataset %s (partitioned by %s)", len(df), path, partition_by)
-    return path
+        out.write("", _parquet.to_table(df))
+        return out.result
+    if partition_by in df.columns:
+        values = _parquet.partition_values(df[partition_by])
+        df = df.drop(columns=[partition_by])
+        meta = None
+    elif partition_by in DERIVED_PARTITIONS:
+        values = _parquet.day_of(df["create_time"])
+        meta = {_KEY_DERIVED: partition_by.encode()}
+    else:
+        raise InputError(
+            f"cannot partition by {partition_by!r}: not a column "
+            f"(columns and {DERIVED_PARTITIONS} are allowed)"
+        )
+    codes, names = pd.factorize(values.to_numpy(dtype=object))
+    table = _parquet.to_table(df, meta)
+    order = np.argsort(codes, kind="stable")
+    for run in np.split(order, np.flatnonzero(np.diff(codes[order])) + 1):
+        if len(run):
+            name = f"{partition_by}={names[codes[run[0]]]}"
+            out.write(f"{name}/{PART_FILE}", table.take(pa.array(run)))
+    log.info("wrote %d rows to dataset %s (partitioned by %s)", len(df), out.url, partition_by)
+    return out.result
+
+
+def export_store(
+    store: Store | str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    storage_options: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> int:
+    """Write a store's frame as a hive dataset by UTC creation day, at a path or fsspec URL.
+
+    The store's own dataset (:func:`veo_notebook.frame.dataset.sync`) is brought up to date
+    block by block, then copied file by file: memory is bounded by a block, not by the
+    history. Days present at ``out`` that the store lacks are left as they are.
+
+    Returns
+    -------
+    int
+        The number of rows written.
+
+    >>> import tempfile, pathlib
+    >>> from veo_notebook import Store
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with Store(d / "s.sqlite") as st:
+    ...     st.put("t1", '{"code":200,"data":{"successFlag":1}}', fetched_at=0.0)
+    ...     export_store(st, d / "out")
+    1
+    """
+    from .frame import dataset
+
+    root = dataset.sync(store, progress=progress)
+    dest = _Out(out, storage_options)
+    rows = 0
+    for f in sorted(root.glob(f"{dataset.PARTITION}=*/{dataset.FILE_NAME}")):
+        rows += pq.ParquetFile(f).metadata.num_rows
+        dest.copy(f"{f.parent.name}/{PART_FILE}", f)
+    log.info("wrote %d rows from %s to dataset %s", rows, root, dest.url)
+    return rows
+
+
+#: the one file of each partition of a dataset we write
+PART_FILE = "part-0.parquet"
+
+
+class _Out:
+    """Where :func:`to_parquet` writes: a local path (temporary name, then rename) or an
+    fsspec URL (a local temporary file, then one upload). Errors of the backend are
+    translated here, at one boundary."""
+
+    def __init__(self, path: str | os.PathLike[str], storage_options: dict[str, Any] | None):
+        self.url = os.fspath(path)
+        self.fs: Any = None
+        if "://" in self.url and not self.url.startswith("file://"):
+            import fsspec
+
+            try:
+                self.fs, self.root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+            except (ImportError, ValueError) as exc:
+                raise InputError(f"cannot write to {self.url!r}: {exc}") from exc
+            self.root = self.root.rstrip("/")
+        elif storage_options:
+            raise InputError("storage_options apply to URLs such as s3://..., not to a path")
+        self.local = Path(self.url.removeprefix("file://"))
+
+    @property
+    def result(self) -> Path | str:
+        return self.local if self.fs is None else self.url
+
+    def write(self, rel: str, table: pa.Table) -> None:
+        """Write ``table`` at ``rel`` under the destination ("" for the destination itself)."""
+
+        def put(tmp: Path) -> None:
+            pq.write_table(table, tmp, compression=_COMPRESSION, row_group_size=_ROW_GROUP)
+
+        self._publish(rel, put)
+
+    def copy(self, rel: str, src: Path) -> None:
+        """Put the file ``src`` at ``rel``."""
+        self._publish(rel, lambda tmp: shutil.copyfile(src, tmp))
+
+    def _publish(self, rel: str, make: Any) -> None:
+        try:
+            if self.fs is None:
+                target = self.local / rel if rel else self.local
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(target) as tmp:
+                    make(tmp)
+                self._clear_others(target)
+                return
+            with tempfile.TemporaryDirectory(prefix="veo-export-") as d:
+                tmp = Path(d) / "part.parquet"
+                make(tmp)
+                self.fs.put_file(str(tmp), f"{self.root}/{rel}" if rel else self.root)
+        except VeoError:
+            raise
+        except Exception as exc:  # the one boundary to the filesystem and fsspec backends
+            raise InputError(f"cannot write {rel or 'the file'} to {self.url!r}: {exc}") from exc
+
+    @staticmethod
+    def _clear_others(target: Path) -> None:
+        """A partition holds one file: drop the others (written by an older version)."""
+        if target.parent.name.count("=") != 1:
+            return
+        for other in target.parent.glob("*.parquet"):
+            if other != target:
+                other.unlink(missing_ok=True)
 
 
 def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -264,8 +264,9 @@ def _archived_ids(archived: object) -> set[str]:
     if isinstance(archived, pd.DataFrame):
         frame = archived
     elif isinstance(archived, Store):
-        rows = getattr(archived, "archive_rows", None)  # a store without the table: none
-        frame = pd.DataFrame(rows() if callable(rows) else [])
+        from ..archive._table import ArchiveTable  # (the archive stage owns the table)
+
+        return ArchiveTable(archived).archived_ids()
     elif isinstance(archived, Iterable) and not isinstance(archived, str | bytes):
         return {str(t) for t in archived}
     else:

@@ -23,12 +23,16 @@ from __future__ import annotations
 
 from ._delivery import DEFAULT_DURATION_S, DELIVERY_ISSUES, delivery_check
 from ._run import ARCHIVE_DTYPES, UNREADABLE, archive_videos
+from ._table import ARCHIVE_FIELDS, ARCHIVE_KINDS, ArchiveTable
 
 __all__ = [
     "ARCHIVE_DTYPES",
+    "ARCHIVE_FIELDS",
+    "ARCHIVE_KINDS",
     "DEFAULT_DURATION_S",
     "DELIVERY_ISSUES",
     "UNREADABLE",
+    "ArchiveTable",
     "archive_videos",
     "delivery_check",
 ]

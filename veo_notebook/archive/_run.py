@@ -15,11 +15,12 @@ import pandas as pd
 import requests
 
 from ..errors import ArchiveError, InputError
-from ..schema import Status
-from ..store import ARCHIVE_ORIGIN, ARCHIVE_VIDEO, Store
+from ..schema import MEDIA_RETENTION, Status
+from ..store import Store
 from ._dest import Destination
 from ._download import DEFAULT_RETRY, GaveUp, Gone, Refused, download, media_session
 from ._probe import probe as probe_file
+from ._table import ARCHIVE_DTYPES, ARCHIVE_ORIGIN, ARCHIVE_VIDEO, FRAME_NAMES, ArchiveTable
 
 __all__ = ["ARCHIVE_DTYPES", "UNREADABLE", "archive_videos"]
 
@@ -28,44 +29,17 @@ log = logging.getLogger("veo_notebook.archive")
 #: ``archive_error`` of a file that was downloaded whole but does not decode.
 UNREADABLE = "unreadable media"
 NO_URL = "no video URL in the record"
-_GONE = "{status}: the file is gone (kie.ai deletes generated files after 14 days)"
+_GONE = (
+    "{status}: the file is gone (kie.ai deletes generated files after "
+    f"{MEDIA_RETENTION.days} days)"
+)
 DEFAULT_WORKERS = 8
 DEFAULT_TIMEOUT_S = 60.0
 _UNDATED = "undated"
-_STR = pd.StringDtype("pyarrow")
-_UTC = pd.DatetimeTZDtype("ns", "UTC")
-#: The columns :func:`archive_videos` returns, with their dtypes.
-ARCHIVE_DTYPES: dict[str, Any] = {
-    "task_id": _STR,
-    "url": _STR,
-    "path": _STR,
-    "bytes": "Int64",
-    "sha256": _STR,
-    "archived_at": _UTC,
-    "archive_error": _STR,
-    "media_width": "Int64",
-    "media_height": "Int64",
-    "media_duration_s": "float64",
-    "media_fps": "float64",
-    "media_codec": _STR,
-    "media_has_audio": "boolean",
-}
-_MEDIA = (
-    "media_width",
-    "media_height",
-    "media_duration_s",
-    "media_fps",
-    "media_codec",
-    "media_has_audio",
-)
-
-
 #: With ``origin=True``, the origin file's columns (added after :data:`ARCHIVE_DTYPES`').
 ORIGIN_DTYPES: dict[str, Any] = {
-    "origin_path": _STR,
-    "origin_bytes": "Int64",
-    "origin_sha256": _STR,
-    "origin_error": _STR,
+    f"origin_{name}": ARCHIVE_DTYPES[FRAME_NAMES.get(name, name)]
+    for name in ("path", "bytes", "sha256", "error")
 }
 
 
@@ -140,11 +114,12 @@ def archive_videos(
     destination = Destination(dest, storage_options)
     with _opened(store) as st:
         prior: dict[tuple[str, str], dict[str, Any]] = {}
-        if st is not None:  # (a Store's truth value is its record count)
+        table = None if st is None else ArchiveTable(st)  # (a Store's truth is its length)
+        if table is not None:
             for kind in (ARCHIVE_VIDEO, ARCHIVE_ORIGIN) if origin else (ARCHIVE_VIDEO,):
                 ids = [t.task_id for t in targets if t.kind == kind]
-                prior |= {(r["task_id"], kind): r for r in st.archive_rows(ids, kind=kind)}
-        rows = _run(targets, destination, st, prior, workers, progress, probe, verify, timeout)
+                prior |= {(r["task_id"], kind): r for r in table.rows(ids, kind=kind)}
+        rows = _run(targets, destination, table, prior, workers, progress, probe, verify, timeout)
     videos = [rows[(t.task_id, t.kind)] for t in targets if t.kind == ARCHIVE_VIDEO]
     origins = [rows[(t.task_id, t.kind)] for t in targets if t.kind == ARCHIVE_ORIGIN]
     return _frame(videos, origins, origin)
@@ -184,7 +159,7 @@ def _targets(df: pd.DataFrame, origin: bool) -> list[_Target]:
 def _run(
     targets: list[_Target],
     dest: Destination,
-    store: Store | None,
+    table: ArchiveTable | None,
     prior: dict[tuple[str, str], dict[str, Any]],
     workers: int,
     progress: bool,
@@ -215,8 +190,8 @@ def _run(
                 while pending:
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     done_rows = [f.result() for f in finished]
-                    if store is not None:
-                        store.put_archive(r for r in done_rows if r.pop("_changed", True))
+                    if table is not None:
+                        table.put(r for r in done_rows if r.pop("_changed", True))
                     for r in done_rows:
                         r.pop("_changed", None)
                         rows[(r["task_id"], r["kind"])] = r
@@ -301,7 +276,7 @@ def _frame(rows: list[dict[str, Any]], origins: list[dict[str, Any]], origin: bo
     """The typed result: one row per video, and the origin file's columns if asked."""
     cols: dict[str, Any] = {}
     for name, dtype in ARCHIVE_DTYPES.items():
-        key = "error" if name == "archive_error" else name
+        key = next((k for k, v in FRAME_NAMES.items() if v == name), name)
         values = [r.get(key) for r in rows]
         if name == "archived_at":
             cols[name] = pd.to_datetime(pd.Series(values, dtype="float64"), unit="s", utc=True)

@@ -22,27 +22,11 @@ Starlette and uvicorn load only when a receiver is made.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
-
-__all__ = [
-    "AUDIT_COLUMNS",
-    "CALLBACK_COLUMNS",
-    "DEFAULT_PATH",
-    "HEALTH_PATH",
-    "KEY_ENV",
-    "MAX_BODY_BYTES",
-    "MAX_SKEW_S",
-    "WebhookKey",
-    "callback_audit",
-    "make_app",
-    "read_callbacks",
-    "run",
-    "serve",
-    "sign",
-    "task_ids",
-]
+from typing import Any
 
 _EXPORTS = {
+    "CallbackRow": "_table",
+    "CallbackTable": "_table",
     "CALLBACK_COLUMNS": "_read",
     "AUDIT_COLUMNS": "_audit",
     "DEFAULT_PATH": "_app",
@@ -61,6 +45,9 @@ _EXPORTS = {
 }
 
 
+__all__ = sorted(_EXPORTS)  # the names are written once, in _EXPORTS
+
+
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
@@ -71,11 +58,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ._app import DEFAULT_PATH, HEALTH_PATH, MAX_BODY_BYTES, make_app
-    from ._audit import AUDIT_COLUMNS, callback_audit
-    from ._read import CALLBACK_COLUMNS, read_callbacks, task_ids
-    from ._serve import run, serve
-    from ._signature import KEY_ENV, MAX_SKEW_S, WebhookKey, sign

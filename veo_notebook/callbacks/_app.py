@@ -42,6 +42,7 @@ from ._signature import (
     WebhookKey,
     key_from_env,
 )
+from ._table import CallbackTable
 
 __all__ = ["DEFAULT_PATH", "HEALTH_PATH", "KEPT_HEADERS", "MAX_BODY_BYTES", "make_app"]
 
@@ -105,6 +106,7 @@ class _Receiver:
         max_skew_s: float,
     ) -> None:
         self.store, self.key, self.clock = store, key, clock
+        self.table = CallbackTable(store)
         self.max_body, self.max_skew_s = max_body, max_skew_s
 
     def __repr__(self) -> str:
@@ -160,7 +162,7 @@ class _Receiver:
             raise _Reject(401, f"forged {SIGNATURE_HEADER} (task {task_id[:64]!r})")
         headers = {h: request.headers[h] for h in KEPT_HEADERS if h in request.headers}
         return await run_in_threadpool(
-            self.store.put_callback,
+            self.table.put,
             task_id,
             bytes(body),
             headers,
@@ -170,7 +172,7 @@ class _Receiver:
 
     async def health(self, request: Request) -> Response:
         try:
-            n = await run_in_threadpool(self.store.callback_count)
+            n = await run_in_threadpool(self.table.count)
         except StoreError as exc:
             log.error("health: the store cannot be read: %s", exc)
             return JSONResponse({"status": "store unreadable"}, status_code=503)

@@ -69,7 +69,10 @@ def _first(urls: object) -> str | None:
     return str(items[0]) if items else None
 
 
-def _outcome(status: object, urls: object) -> tuple[object, str | None]:
+Outcome = tuple[object, "str | None"]  # (status, first result URL) of a delivery
+
+
+def _outcome(status: object, urls: object) -> Outcome:
     return status, _first(urls) if status == Status.SUCCESS.value else None
 
 
@@ -99,6 +102,22 @@ def _expected(rec: pd.DataFrame, ids: pd.Index, expect: str | Iterable[str] | No
         return urls.notna().to_numpy(dtype=bool)
     wanted = {expect} if isinstance(expect, str) else set(expect)
     return urls.isin(wanted).to_numpy(dtype=bool)
+
+
+def _outcomes(cb: pd.DataFrame) -> dict[str, set[Outcome]]:
+    """The distinct outcomes (status, first URL) each task's deliveries carry."""
+    return {
+        t: {_outcome(s, u) for s, u in zip(g["status"], g["result_urls"], strict=True)}
+        for t, g in cb.groupby("task_id", sort=False, observed=True)
+    }
+
+
+def _problems(first: pd.Series, record: pd.Series, outcomes: set[Outcome]) -> list[str]:
+    """How a task's first delivery (and its others) disagrees with its record."""
+    problems = _compare(str(first["status"]), _first(first["result_urls"]), record)
+    if len(outcomes) > 1:
+        problems.append("deliveries differ")
+    return problems
 
 
 def callback_audit(
@@ -153,18 +172,10 @@ def callback_audit(
         text[i] = NO_CALLBACK
     for i in np.flatnonzero(got & ~has_record):
         text[i] = NO_RECORD
-    outcomes = {
-        t: {_outcome(s, u) for s, u in zip(g["status"], g["result_urls"], strict=True)}
-        for t, g in cb[
-            cb["task_id"].isin(cb_ids[deliveries.reindex(cb_ids).to_numpy() > 1])
-        ].groupby("task_id", sort=False, observed=True)
-    }
+    repeated = cb_ids[deliveries.reindex(cb_ids).to_numpy() > 1]
+    outcomes = _outcomes(cb[cb["task_id"].isin(repeated)])
     for i in np.flatnonzero(got & has_record):
-        tid = ids[i]
-        row = first.loc[tid]
-        problems = _compare(str(row["status"]), _first(row["result_urls"]), rec.loc[tid])
-        if len(outcomes.get(tid, ())) > 1:
-            problems.append("deliveries differ")
+        problems = _problems(first.loc[ids[i]], rec.loc[ids[i]], outcomes.get(ids[i], set()))
         agrees[i] = not problems
         text[i] = "; ".join(problems) if problems else pd.NA
 

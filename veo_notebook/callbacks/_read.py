@@ -20,7 +20,8 @@ import pyarrow as pa
 from ..errors import InputError
 from ..frame import split_urls
 from ..schema import STATUS_CATEGORIES, Column, Status
-from ..store import SQLITE_MAGIC, CallbackRow, Store
+from ..store import SQLITE_MAGIC, Store
+from ._table import CallbackRow, CallbackTable
 
 __all__ = ["CALLBACK_COLUMNS", "read_callbacks", "task_ids"]
 
@@ -217,7 +218,7 @@ def read_callbacks(source: Store | str | os.PathLike[str]) -> pd.DataFrame:
 
     >>> from veo_notebook import Store
     >>> with Store(":memory:") as s:
-    ...     _ = s.put_callback("t1", b'{"code":400,"msg":"x","data":{"taskId":"t1"}}', {})
+    ...     _ = CallbackTable(s).put("t1", b'{"code":400,"msg":"x","data":{"taskId":"t1"}}', {})
     ...     read_callbacks(s)["status"].tolist()
     ['failed']
     """
@@ -225,7 +226,7 @@ def read_callbacks(source: Store | str | os.PathLike[str]) -> pd.DataFrame:
     if isinstance(opened, Path):
         return _frame(_jsonl_rows(opened))
     try:
-        return _frame(_store_rows(opened.callbacks()))
+        return _frame(_store_rows(CallbackTable(opened).rows()))
     finally:
         if opened is not source:
             opened.close()
@@ -243,7 +244,7 @@ def task_ids(source: Store | str | os.PathLike[str]) -> list[str]:
     if isinstance(opened, Path):
         return list(dict.fromkeys(r["task_id"] for r in _jsonl_rows(opened)))
     try:
-        return opened.callback_ids()
+        return CallbackTable(opened).task_ids()
     finally:
         if opened is not source:
             opened.close()

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import os
 
+from ..config import ENV_WEBHOOK_KEY
 from ..errors import ConfigError
 
 __all__ = [
@@ -24,7 +25,7 @@ __all__ = [
     "sign",
 ]
 
-KEY_ENV = "KIE_WEBHOOK_HMAC_KEY"
+KEY_ENV = ENV_WEBHOOK_KEY
 SIGNATURE_HEADER = "X-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Webhook-Timestamp"
 #: A timestamp further than this from the receiver's clock is a replay (or a broken clock).

@@ -52,17 +52,24 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
+from ..config import ENV_BASE_URL, ENV_KEY
+from ..config import base_url as _env_base_url
 from ..errors import ApiError, AuthError, ConfigError, EndpointError, TransientError
 from ..net import is_loopback
 from ..schema import TERMINAL_FLAGS, TRANSIENT_CODES, envelope_facts, is_pending, status_of
-from ._pacing import DEFAULT_MAX_IN_FLIGHT, START_RATE, AdaptiveLimiter, Cancelled, RetryPolicy
+from ._pacing import (
+    DEFAULT_MAX_IN_FLIGHT,
+    START_RATE,
+    AdaptiveLimiter,
+    Cancelled,
+    RetryPolicy,
+    check_max_in_flight,
+)
 
 __all__ = ["ENV_KEY", "RECORD_PATH", "Client", "Outcome"]
 
 log = logging.getLogger(__name__)
 
-#: The one environment variable the key is read from.
-ENV_KEY = "KIE_API_KEY"
 RECORD_PATH = "/api/v1/veo/record-info"
 _TRANSIENT_CODES = TRANSIENT_CODES
 # HTTP statuses without an envelope that every query would meet (a CDN block, a wrong
@@ -233,7 +240,8 @@ class Client:
     api_key : str, optional
         The key; defaults to the ``KIE_API_KEY`` environment variable.
     base_url : str
-        ``https://api.kie.ai``, or a simulator on loopback (plain http is only allowed there).
+        ``https://api.kie.ai``, or a simulator on loopback (plain http is only allowed there);
+        default: ``$KIE_BASE_URL`` if set, else ``https://api.kie.ai``.
     timeout : float
         Seconds per request (connect and read).
     session : requests.Session, optional
@@ -268,7 +276,7 @@ class Client:
         self,
         api_key: str | None = None,
         *,
-        base_url: str = "https://api.kie.ai",
+        base_url: str | None = None,
         timeout: float = 10.0,
         session: requests.Session | None = None,
         max_rate: float | None = None,
@@ -284,6 +292,7 @@ class Client:
             raise ConfigError(
                 f"no API key: pass api_key= or set the {ENV_KEY} environment variable"
             )
+        base_url = _env_base_url() if base_url is None else base_url
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"base_url must be an http(s) URL, got {base_url!r}")
@@ -294,8 +303,7 @@ class Client:
             )
         if max_workers is not None:
             max_in_flight = max_workers
-        if max_in_flight < 1:
-            raise ConfigError("max_in_flight must be at least 1")
+        check_max_in_flight(max_in_flight)
         self._key = _Secret(key.strip())
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -352,7 +360,7 @@ class Client:
                 ):
                     raise EndpointError(
                         f"cannot reach {self.base_url}: {r.unreachable}; check base_url "
-                        "(KIE_BASE_URL) and the network",
+                        f"({ENV_BASE_URL}) and the network",
                         task_id=task_id,
                     ) from r.__cause__
                 if attempt >= self.retry.max_retries:

@@ -39,6 +39,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..errors import ConfigError
+
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "AdaptiveLimiter", "Cancelled", "RetryPolicy", "congested"]
 
 #: default cap on requests in flight: 64 lets a 300 ms API reach 200 requests/s
@@ -141,6 +143,12 @@ def congested(refused: int, answers: int, background: float, *, slack: float = 1
     return refused > expected + SIGMAS * math.sqrt(answers * p * (1.0 - p)) + slack
 
 
+def check_max_in_flight(max_in_flight: int) -> None:
+    """Refuse a cap on queries in flight below 1 (the client and the limiter alike)."""
+    if max_in_flight < 1:
+        raise ConfigError(f"max_in_flight must be at least 1, got {max_in_flight!r}")
+
+
 class AdaptiveLimiter:
     """A thread-safe limiter of rate and requests in flight that finds the server's limit.
 
@@ -172,8 +180,7 @@ class AdaptiveLimiter:
         min_rate: float = MIN_RATE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
+        check_max_in_flight(max_in_flight)
         self.max_rate = max_rate
         self.max_in_flight = max_in_flight
         self.min_rate = min_rate

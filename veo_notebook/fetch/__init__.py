@@ -20,21 +20,21 @@ non-blank id, in first-seen order, whatever happened to it.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
-from ..client import Client, Outcome
-from ..errors import EndpointError, InputError, TransientError
+from ..client import Client
+from ..config import REFRESH_MODES, Refresh
+from ..errors import InputError
 from ..frame import from_store, to_frame
 from ..schema import NOT_IN_STORE
-from ..store import Answer, Store
+from ..store import Store
 from ._ids import IdsRead, read_ids, read_task_ids, unique_ids
+from ._run import OnUpdate
+from ._run import run as _run
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,20 +43,10 @@ __all__ = ["IdsRead", "fetch_records", "poll_interval", "read_ids", "read_task_i
 
 log = logging.getLogger(__name__)
 
-Refresh = Literal["pending", "all", "none"]
-OnUpdate = Callable[[Outcome], Any]
-#: Answers are committed to the store every this many rows or seconds, whichever first:
-#: a killed process loses at most that much, and SQLite sees few, short transactions.
-_FLUSH_ROWS = 50
-_FLUSH_SECONDS = 0.5
 #: kie.ai's advised polling schedule: (until this many seconds into a watch, poll every).
 POLL_SCHEDULE = ((30.0, 2.5), (120.0, 7.5))
 #: ... and after the last step.
 POLL_LATE_S = 20.0
-#: Consecutive ids that failed after all retries before the API is taken to be down: at
-#: least this many, or three rounds of the workers.
-_GIVE_UP_MIN = 20
-_GIVE_UP_ROUNDS = 3
 
 
 # ---------------------------------------------------------------------------- schedule
@@ -107,154 +97,9 @@ def _open_store(
         yield s
 
 
-# ---------------------------------------------------------------------------- the run
-class _Writer:
-    """Buffers answers and writes them in small transactions (every 50 rows or 0.5 s).
-
-    Until the client has seen the base URL answer like kie.ai, only a full buffer is
-    written: if the URL then proves wrong (:class:`EndpointError`), its few answers are
-    dropped instead of landing in the store as rows that all say "404".
-    """
-
-    def __init__(self, store: Store, client: Client) -> None:
-        self.store = store
-        self.client = client
-        self.buf: list[Answer] = []
-        self.last = time.monotonic()
-
-    def add(self, o: Outcome) -> None:
-        self.buf.append(Answer(o.task_id, o.raw, o.fetched_at, o.fetch_error, o.facts))
-        if len(self.buf) >= _FLUSH_ROWS:
-            self.flush()
-
-    def tick(self) -> None:
-        due = time.monotonic() - self.last >= _FLUSH_SECONDS
-        if self.buf and due and self.client.proven:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.buf:
-            self.store.put_many(self.buf)
-            self.buf = []
-        self.last = time.monotonic()
-
-
-def _one(client: Client, task_id: str, stop: threading.Event) -> tuple[Outcome, bool]:
-    """Query one id; (outcome, poll again?). A transient failure past its retries is a row."""
-    try:
-        o = client.get_record(task_id, cancel=stop)
-    except TransientError as exc:  # its message starts with the code when there is one
-        o = Outcome(task_id, None, None, exc.message, False)
-    return o, o.pending
-
-
-def _run(
-    client: Client,
-    ids: list[str],
-    store: Store,
-    *,
-    workers: int,
-    progress: bool,
-    on_update: OnUpdate | None,
-    desc: str = "fetch",
-) -> set[str]:
-    """Fetch ``ids`` into ``store``; return the ids worth polling again (pending, transient)."""
-    from tqdm.auto import tqdm
-
-    stop = threading.Event()
-    writer = _Writer(store, client)
-    again: set[str] = set()
-    pending: set[Future[tuple[Outcome, bool]]] = set()
-    place: dict[Future[tuple[Outcome, bool]], int] = {}  # future -> its id's place
-    running: set[int] = set()  # places of the ids still being asked
-    asked: set[Future[tuple[Outcome, bool]]] = set()  # their futures
-    held: dict[int, Future[tuple[Outcome, bool]]] = {}  # answered before an earlier id
-    held_since = 0.0
-    seq = itertools.count()
-    it = iter(ids)
-    window = 2 * workers
-    give_up = max(_GIVE_UP_MIN, _GIVE_UP_ROUNDS * workers)
-    failures = 0
-    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="veo-fetch")
-    bar = tqdm(total=len(ids), desc=desc, unit="task", disable=not progress, leave=False)
-
-    def take(fut: Future[tuple[Outcome, bool]], *, notify: bool = True) -> None:
-        nonlocal failures
-        pending.discard(fut)
-        outcome, poll = fut.result()
-        writer.add(outcome)
-        if poll:
-            again.add(outcome.task_id)
-        failures = failures + 1 if outcome.raw is None and poll else 0
-        bar.update(1)
-        if notify and on_update is not None:
-            on_update(outcome)
-
-    try:
-        while True:
-            while len(pending) < window and (tid := next(it, None)) is not None:
-                fut = executor.submit(_one, client, tid, stop)
-                place[fut] = n = next(seq)
-                running.add(n)
-                pending.add(fut)
-                asked.add(fut)
-            if not pending:
-                break
-            if asked:
-                done, _ = wait(asked, timeout=_FLUSH_SECONDS, return_when=FIRST_COMPLETED)
-            else:
-                done = set()
-            asked -= done
-            # stored in the order the ids were given: an answer waits for the earlier ids'
-            # (at most _FLUSH_SECONDS, then what is held is stored, still in order)
-            for fut in done:
-                n = place.pop(fut)
-                running.discard(n)
-                if not held:
-                    held_since = time.monotonic()
-                held[n] = fut
-            first = min(running, default=None)
-            late = bool(held) and time.monotonic() - held_since >= _FLUSH_SECONDS
-            for n in sorted(held):
-                if first is not None and n > first and not late:
-                    break
-                take(held.pop(n))  # a future stays in `pending` until taken
-            if held:
-                held_since = time.monotonic() if late else held_since
-            writer.tick()
-            if failures >= give_up:
-                where = "the store" if store.path == ":memory:" else store.path
-                raise TransientError(
-                    f"{failures} tasks in a row failed after all retries; the API looks down "
-                    f"(everything answered so far is in {where})"
-                )
-    except BaseException as exc:
-        stop.set()
-        for fut in list(pending):
-            fut.cancel()
-        if isinstance(exc, EndpointError):
-            writer.buf.clear()  # answers from a URL that is not kie.ai's API: not history
-        else:
-            for n in sorted(held):  # answered, held for an earlier id: kept, in order
-                fut = held.pop(n)
-                if fut.exception() is None:
-                    take(fut, notify=False)
-            for fut in list(pending):  # answered but not yet taken: kept too
-                if fut.done() and not fut.cancelled() and fut.exception() is None:
-                    take(fut, notify=False)
-        raise
-    finally:
-        try:
-            writer.flush()
-        finally:
-            executor.shutdown(wait=False, cancel_futures=True)
-            bar.close()
-    return again
-
-
 def _check_refresh(refresh: str) -> None:
-    if refresh not in ("pending", "all", "none"):
-        raise InputError(f"refresh must be 'pending', 'all' or 'none', got {refresh!r}")
+    if refresh not in REFRESH_MODES:
+        raise InputError(f"refresh must be one of {', '.join(REFRESH_MODES)}; got {refresh!r}")
 
 
 def fetch_records(
@@ -276,7 +121,8 @@ def fetch_records(
         Task ids, kept exactly as given (no stripping); None, NaN and blank strings are
         dropped, ints become str, duplicates keep their first place.
     client : Client, optional
-        Default ``Client()`` (key from ``KIE_API_KEY``, base ``https://api.kie.ai``).
+        Default ``Client()`` (key from ``KIE_API_KEY``; base URL from ``KIE_BASE_URL``,
+        else ``https://api.kie.ai``).
     store : Store or path, optional
         Where answers are written as they arrive; default an in-memory store.
     refresh : {"pending", "all", "none"}
@@ -320,24 +166,31 @@ def fetch_records(
     with _open_store(store, create=refresh != "none") as st, _closing_if(made, client):
         if refresh != "none" and ids:
             assert client is not None
-            done = st.terminal_ids(ids) if refresh == "pending" else set()
-            todo = [i for i in ids if i not in done]
-            log.info(
-                "fetch: %d ids, %d already terminal in the store, %d to query",
-                len(ids),
-                len(done),
-                len(todo),
-            )
-            if todo:
-                _run(
-                    client,
-                    todo,
-                    st,
-                    workers=max_workers or client.max_in_flight,
-                    progress=progress,
-                    on_update=on_update,
-                )
+            _ask(st, ids, client, refresh, max_workers, progress, on_update)
         return _frame_for(st, ids)
+
+
+def _ask(
+    st: Store,
+    ids: list[str],
+    client: Client,
+    refresh: Refresh,
+    max_workers: int | None,
+    progress: bool,
+    on_update: OnUpdate | None,
+) -> None:
+    """Query those of ``ids`` that ``refresh`` asks for ("pending": not terminal in ``st``)."""
+    done = st.terminal_ids(ids) if refresh == "pending" else set()
+    todo = [i for i in ids if i not in done]
+    log.info(
+        "fetch: %d ids, %d already terminal in the store, %d to query",
+        len(ids),
+        len(done),
+        len(todo),
+    )
+    if todo:
+        workers = max_workers or client.max_in_flight
+        _run(client, todo, st, workers=workers, progress=progress, on_update=on_update)
 
 
 def watch(

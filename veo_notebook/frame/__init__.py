@@ -87,7 +87,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..store import RawRecords, Store
-from . import _build, _cache
+from . import _build, dataset
 from ._build import split_urls
 from ._read import each, read_objects
 
@@ -114,7 +114,7 @@ BLOCK_WORKERS = min(MAX_BLOCK_WORKERS, 2 * (os.cpu_count() or 1))
 #: rows :func:`from_store` parses at a time (a whole store, or many ids): a reader chunk,
 #: so one chunk's texts and buffers are alive at once, not the store's (the build stays
 #: within 3x the raw bytes; the cache makes a whole-store parse rare: bench/README.md)
-STORE_CHUNK_ROWS = 16_384
+STORE_CHUNK_ROWS = dataset.BLOCK_ROWS
 
 
 def to_frame(records: Iterable[Any], *, naive_tz: str = DEFAULT_NAIVE_TZ) -> pd.DataFrame:
@@ -226,9 +226,9 @@ def from_store(
     skipped), or of every record in the order it was first stored.
 
     The store hands out the UTF-8 bytes SQLite holds; they go to :func:`from_raw` as they are.
-    The frame of every record of a store file is kept beside it (``<store>.frame-cache.arrow``,
-    see :mod:`veo_notebook.frame._cache`): the next call parses only the records written
-    since. ``cache=False`` parses everything and leaves the cache alone.
+    The frame of every record of a store file is kept beside it as a Parquet dataset
+    (``<store>.frame/``, see :mod:`veo_notebook.frame.dataset`): the next call parses only
+    the records written since. ``cache=False`` parses everything and leaves it alone.
 
     >>> from veo_notebook import Store
     >>> with Store(":memory:") as st:
@@ -245,8 +245,8 @@ def from_store(
     if ids is None and store.versioned:
         _check_zone(naive_tz)
         if cache and store.path != ":memory:":
-            return _cache.cached_frame(store, naive_tz, parse, STORE_CHUNK_ROWS)
-        return _cache.full_frame(store, parse, STORE_CHUNK_ROWS)
+            return dataset.store_frame(store, parse, naive_tz)
+        return dataset.full_frame(store, parse)
     if ids is None:  # a read-only store made before row versions
         return parse(store.raw_records())
     order = list(dict.fromkeys(ids))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -107,24 +107,7 @@ def build(
     has_data = np.asarray(data_arr.is_valid()) & env.present
 
     # paramJson, read in bulk like the envelopes
-    pj = v["data.paramJson"]
-    par = read_objects(pj, PARAM_SCHEMA, "paramJson", sources.PARAM_ALIASES, workers=workers)
-    for row, text in par.notes.items():
-        notes.setdefault(row, []).append(text)
-    pj_null = has_data & ~np.asarray(pj.is_valid())
-    note(np.flatnonzero(pj_null), "paramJson is null")
-    short = has_data & np.asarray(
-        pc.fill_null(pc.less(pc.binary_length(pj), _BLANK_CHECK_BYTES), False)
-    )
-    if short.any():  # a filter, not a take: no copy of the whole chunked column
-        values = pc.filter(pj, pa.array(short)).to_pylist()
-        rows = np.flatnonzero(short).tolist()
-        note([r for r, v in zip(rows, values, strict=True) if not v.strip()], "paramJson is empty")
-    params = {
-        f"{sources.PARAM}.{k}": par.table.column(k).combine_chunks(memory_pool=frame_pool())
-        for k in PARAM_SCHEMA.names
-    }
-    v.update(_null_strings(params))
+    par = _read_params(v, has_data, note, notes, workers)
 
     # every column read from a path (the source table), first path with a value wins
     times: dict[str, np.ndarray] = {}
@@ -142,17 +125,7 @@ def build(
     cols["fetched_at"] = _utc(_time.epoch_to_utc(_time.epoch_seconds(fetched, n)))
 
     # the task's outcome
-    msg = cols["error_message"]
-    blank = pc.equal(pc.utf8_trim_whitespace(msg, memory_pool=frame_pool()), "")
-    cols["error_message"] = pc.if_else(blank, pa.scalar(None, _S), msg, memory_pool=frame_pool())
-    flag_np = cols["success_flag"].to_numpy(zero_copy_only=False)
-    status = np.where(has_data, _UNKNOWN_STATUS, _NO_CODE).astype(np.int8)
-    for k in range(_UNKNOWN_STATUS):
-        status[flag_np == k] = k
-    create, complete = times["create_time"], times["complete_time"]
-    lat = (complete.astype("int64") - create.astype("int64")) / _NS_PER_S
-    lat = np.where(np.isnat(create) | np.isnat(complete) | (status == 0), np.nan, lat)
-    cols["latency_s"] = pa.array(lat, _F, from_pandas=True, memory_pool=frame_pool())
+    status = _outcome(cols, has_data, times)
 
     # the answer
     cols["origin_urls"] = _empty_where_null(cols["origin_urls"], has_data)
@@ -167,6 +140,51 @@ def build(
     df["status"] = pd.Categorical.from_codes(status, dtype=dt["status"])
     df["task_type"] = pd.Categorical.from_codes(ttype, dtype=dt["task_type"])
     return schema.enforce(df)
+
+
+def _read_params(
+    v: dict[str, Any],
+    has_data: np.ndarray,
+    note: Callable[[Any, str], None],
+    notes: dict[int, list[str]],
+    workers: int | None,
+) -> Result:
+    """Read every paramJson in bulk (noting null and empty ones) into ``v``'s columns."""
+    pj = v["data.paramJson"]
+    par = read_objects(pj, PARAM_SCHEMA, "paramJson", sources.PARAM_ALIASES, workers=workers)
+    for row, text in par.notes.items():
+        notes.setdefault(row, []).append(text)
+    pj_null = has_data & ~np.asarray(pj.is_valid())
+    note(np.flatnonzero(pj_null), "paramJson is null")
+    short = has_data & np.asarray(
+        pc.fill_null(pc.less(pc.binary_length(pj), _BLANK_CHECK_BYTES), False)
+    )
+    if short.any():  # a filter, not a take: no copy of the whole chunked column
+        values = pc.filter(pj, pa.array(short)).to_pylist()
+        rows = np.flatnonzero(short).tolist()
+        note([r for r, t in zip(rows, values, strict=True) if not t.strip()], "paramJson is empty")
+    params = {
+        f"{sources.PARAM}.{k}": par.table.column(k).combine_chunks(memory_pool=frame_pool())
+        for k in PARAM_SCHEMA.names
+    }
+    v.update(_null_strings(params))
+    return par
+
+
+def _outcome(cols: dict[str, Any], has_data: np.ndarray, times: dict[str, np.ndarray]) -> Any:
+    """The status codes; blank error messages nulled and ``latency_s`` set in ``cols``."""
+    msg = cols["error_message"]
+    blank = pc.equal(pc.utf8_trim_whitespace(msg, memory_pool=frame_pool()), "")
+    cols["error_message"] = pc.if_else(blank, pa.scalar(None, _S), msg, memory_pool=frame_pool())
+    flag_np = cols["success_flag"].to_numpy(zero_copy_only=False)
+    status = np.where(has_data, _UNKNOWN_STATUS, _NO_CODE).astype(np.int8)
+    for k in range(_UNKNOWN_STATUS):
+        status[flag_np == k] = k
+    create, complete = times["create_time"], times["complete_time"]
+    lat = (complete.astype("int64") - create.astype("int64")) / _NS_PER_S
+    lat = np.where(np.isnat(create) | np.isnat(complete) | (status == 0), np.nan, lat)
+    cols["latency_s"] = pa.array(lat, _F, from_pandas=True, memory_pool=frame_pool())
+    return status
 
 
 def _take(

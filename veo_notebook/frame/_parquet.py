@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -60,8 +61,14 @@ def day_of(times: pd.Series) -> pd.Series:
     >>> day_of(pd.Series(pd.to_datetime(["2026-03-01T23:59Z", None], utc=True))).tolist()
     ['2026-03-01', 'none']
     """
-    days = times.dt.tz_convert("UTC").dt.strftime(DAY_FORMAT)
-    return days.astype(object).where(times.notna(), NO_VALUE)
+    stamps = times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]")
+    ok = ~np.isnat(stamps)
+    day = stamps.astype("datetime64[D]")
+    uniq, where = np.unique(day[ok], return_inverse=True)  # a name per distinct day only
+    names = np.array([pd.Timestamp(d).strftime(DAY_FORMAT) for d in uniq], dtype=object)
+    out = np.full(len(times), NO_VALUE, dtype=object)
+    out[ok] = names[where]
+    return pd.Series(out, index=times.index, dtype=object)
 
 
 def partition_values(values: pd.Series) -> pd.Series:

@@ -10,6 +10,12 @@ HTTP 403 ``error code: 1010``, as from the CDN in front of kie.ai.
 
 Times in the default ``"plain"`` format are wall times in UTC+8 (Asia/Shanghai).
 
+The corpus holds task families as kie.ai makes them (extends of extends, 1080p and 4K
+upgrades of extended videos, failed upgrades retried, parents past the 14 days while their
+children are not): their shape and shares are documented in :mod:`.corpus`. With
+``clock_speed=0`` sim time moves only by ``sim.advance(seconds)``: a test makes pending
+tasks finish, or records expire, without sleeping.
+
 >>> from veo_notebook import simulator
 >>> with simulator.serve(n_tasks=20) as base_url:
 ...     base_url.startswith("http://127.0.0.1:")

@@ -17,13 +17,14 @@ log-normal by model x type; failure odds scale with the model, the task type, th
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
 
 from . import _vocab as V
-from ._constants import BLOCK, DAY_S, KIE_MEDIA_HOST
+from ._constants import BLOCK, DAY_S, KIE_MEDIA_HOST, TASK_TIME_FORMATS
 
 _DAY = DAY_S
 _URL = KIE_MEDIA_HOST
@@ -37,6 +38,9 @@ _GEN_MED = np.array([V.LATENCY[("generate", m)][0] for m in _MODELS])
 _GEN_SIG = np.array([V.LATENCY[("generate", m)][1] for m in _MODELS])
 _GEN_FAIL = np.array([V.FAILURE_RATE[m] for m in _MODELS])
 _SCALE = np.array([V.TYPE_FAILURE_SCALE[t] for t in _TYPES])
+#: The day [5, 6) days before the anchor has elevated failures and latency.
+BAD_DAY = 5
+_PROBES = 8  # videos tried before an upgrade may repeat one (a second 1080p of a video)
 _FAIL_TEXT = [f for f in V.FAILURES if not f[3]]
 _CUM_ALL = (np.cumsum([f[2] for f in V.FAILURES]) / sum(f[2] for f in V.FAILURES)).tolist()
 _CUM_TEXT = (np.cumsum([f[2] for f in _FAIL_TEXT]) / sum(f[2] for f in _FAIL_TEXT)).tolist()
@@ -119,6 +123,13 @@ U_NAMES = (
 )
 #: The normal draws: the latency, a failure's latency, a child's delay after its parent.
 Z_NAMES = ("z_latency", "z_failure_latency", "z_child_delay")
+#: The draws that shape families (their own stream: generate tasks do not depend on them).
+F_NAMES = (
+    "f_chain",  # a child of an extended video rather than of a generate task
+    "f_late",  # a child made days after its parent
+    "f_late_days",  # how many days
+    "f_retry",  # a failed upgrade retried later
+)
 #: The integer draws: parent pick and watermark text, time format, seeds and image count,
 #: prompt subject and setting (or extend prompt), prompt action and style.
 W_NAMES = ("w_parent_watermark", "w_time_format", "w_seeds", "w_prompt_a", "w_prompt_b")
@@ -162,6 +173,10 @@ class Draw(NamedTuple):
     w_seeds: int
     w_prompt_a: int
     w_prompt_b: int
+    f_chain: float
+    f_late: float
+    f_late_days: float
+    f_retry: float
 
 
 class Outcome(NamedTuple):
@@ -173,28 +188,37 @@ class Outcome(NamedTuple):
     complete: float
 
 
+def _day_factors(age: float, span: float) -> tuple[float, float]:
+    """Latency factor and failure-odds factor of a task ``age`` seconds old: older days
+    fail more, and the bad day (:data:`BAD_DAY`) fails 3x and runs 1.7x slower."""
+    bad = BAD_DAY * _DAY <= age < (BAD_DAY + 1) * _DAY
+    trend = (0.75 + 0.5 * min(age / span, 1.0)) * (3.0 if bad else 1.0)
+    return (1.7 if bad else 1.0), trend
+
+
 def _badness(
     create: np.ndarray, anchor: float, span: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Age, latency factor and failure-odds factor of tasks created at ``create``."""
     age = anchor - create
-    bad = (age >= 5 * _DAY) & (age < 6 * _DAY)
-    trend = (0.75 + 0.5 * np.minimum(age / span, 1.0)) * np.where(bad, 3.0, 1.0)
-    return age, np.where(bad, 1.7, 1.0), trend
+    factors = [_day_factors(a, span) for a in age.tolist()]
+    return age, np.array([f[0] for f in factors]), np.array([f[1] for f in factors])
 
 
-def _child_table(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Latency median, sigma and failure rate of children (0 extend-fast, 1 extend-quality,
-    2 1080p, 3 4k)."""
-    kinds = (("extend", "fast"), ("extend", "quality"), ("1080p", ""), ("4k", ""))
-    med = np.array([V.LATENCY[k][0] for k in kinds])[key]
-    sig = np.array([V.LATENCY[k][1] for k in kinds])[key]
-    rate = np.array([V.FAILURE_RATE["fast"], V.FAILURE_RATE["quality"], 0.05, 0.05])[key]
-    return med, sig, rate
+#: Latency median, sigma and failure rate of children, by key: 0 extend-fast,
+#: 1 extend-quality, 2 1080p, 3 4k.
+_CHILD = [
+    (*V.LATENCY[("extend", "fast")], V.FAILURE_RATE["fast"]),
+    (*V.LATENCY[("extend", "quality")], V.FAILURE_RATE["quality"]),
+    (*V.LATENCY[("1080p", "")], V.UPGRADE_FAILURE_RATE),
+    (*V.LATENCY[("4k", "")], V.UPGRADE_FAILURE_RATE),
+]
+_SCALE_LIST = _SCALE.tolist()
 
 
 def numbers(seed: int, block: int, anchor: float, span: float, pending_share: float) -> list[Draw]:
-    """Every draw of a block, vectorised, and where each task sits in time and family."""
+    """Every draw of a block, vectorised, each task placed as if it were a generate task
+    (:func:`families` then places the extends and upgrades)."""
     n = BLOCK
     rng = np.random.default_rng([seed, block, 0x5EED])
     tt, mi = _choose(rng, V.TASK_TYPES, n), _choose(rng, V.MODELS, n)
@@ -203,48 +227,29 @@ def numbers(seed: int, block: int, anchor: float, span: float, pending_share: fl
     z = dict(zip(Z_NAMES, rng.standard_normal((n, len(Z_NAMES))).T, strict=True))
     ages = _diurnal_ages(rng, n, anchor, span)
     w = dict(zip(W_NAMES, rng.integers(0, 1 << 30, (n, len(W_NAMES))).T, strict=True))
+    # family draws come from their own stream: the draws above (and so every generate
+    # task) do not depend on how families are shaped
+    frng = np.random.default_rng([seed, block, 0xFA3])
+    f = dict(zip(F_NAMES, frng.random((n, len(F_NAMES))).T, strict=True))
     pending = u["u_pending"] < pending_share
     tt[pending] = 0
     mi[gi == _REF] = _FAST
-
-    # every task as if it were a generate task first
     create = anchor - np.where(pending, 10.0 + u["u_pending_age"] * 230.0, ages)
     age, slow, trend = _badness(create, anchor, span)
     latency = _GEN_MED[mi] * np.exp(_GEN_SIG[mi] * z["z_latency"]) * slow
-    is_gen = tt == 0
-    non_english = is_gen & (u["u_non_english"] < V.NON_ENGLISH_SHARE)
-    fail = u["u_fail"] < _GEN_FAIL[mi] * trend
-    parent = _parents(
-        tt,
-        w["w_parent_watermark"],
-        is_gen & ~fail & ~non_english & ~pending & (create + latency < anchor - 60.0),
-    )
-    child = parent >= 0
-
-    # children: after their parent, own latency and odds
-    p_done = (create + latency)[np.maximum(parent, 0)]
-    delay = 60.0 * np.exp(1.5 + 1.2 * z["z_child_delay"])
-    c_create = np.maximum(p_done + 1.0, np.minimum(p_done + delay, anchor - 30.0))
-    create = np.where(child, c_create, create)
-    age, slow, trend = _badness(create, anchor, span)
-    quality = mi == _MODELS.index("veo3")
-    c_med, c_sig, c_rate = _child_table(np.where(tt == 1, np.where(quality, 1, 0), tt))
-    latency = np.where(child, c_med * np.exp(c_sig * z["z_latency"]) * slow, latency)
-    p_fail = np.where(child, c_rate, _GEN_FAIL[mi]) * _SCALE[tt] * trend
-    fail = ~non_english & (u["u_fail"] < p_fail)
-    create = np.round(create, 3)
+    non_english = (tt == 0) & (u["u_non_english"] < V.NON_ENGLISH_SHARE)
+    fail = ~non_english & (u["u_fail"] < _GEN_FAIL[mi] * trend)
     held = np.where(pending, np.maximum(latency, age + 20.0 + 280.0 * u["u_hold"]), latency)
-    complete = np.round(create + np.maximum(held, 1.0), 3)  # for tasks that do not fail
     columns = {
         "task_type": tt,
         "model": mi,
         "generation_type": gi,
         "aspect": ai,
-        "quality": quality,
+        "quality": mi == _MODELS.index("veo3"),
         "pending": pending,
-        "parent": parent,
+        "parent": np.full(n, -1),
         "create": create,
-        "complete": complete,
+        "complete": np.round(np.round(create, 3) + np.maximum(held, 1.0), 3),
         "age": age,
         "latency": latency,
         "non_english": non_english,
@@ -252,25 +257,115 @@ def numbers(seed: int, block: int, anchor: float, span: float, pending_share: fl
         **u,
         **z,
         **w,
+        **f,
     }
     lists = [columns[name].tolist() for name in Draw._fields]
     return [Draw(*row) for row in zip(*lists, strict=True)]
 
 
-def _parents(tt: np.ndarray, pick: np.ndarray, eligible: np.ndarray) -> np.ndarray:
-    """Each child's parent (index in the block; -1: none): an earlier eligible task.
+class _Family:
+    """The running state of :func:`families`: who can be a parent, what waits for a retry."""
 
-    A task that drew a child type but has no eligible task before it becomes a generate
-    task (``tt`` is changed in place).
+    def __init__(self) -> None:
+        self.generates: list[int] = []  # finished successful generate tasks, in index order
+        self.extends: list[int] = []  # finished successful extends with room below them
+        self.depth: dict[int, int] = {}
+        self.parent_of: dict[int, int] = {}
+        self.done_at: dict[int, float] = {}  # unrounded completion of possible parents
+        self.upgraded: set[tuple[int, int]] = set()  # (parent, upgrade type) already asked
+        self.to_retry: dict[int, list[int]] = {2: [], 3: []}  # failed upgrades, by type
+
+
+def families(draws: list[Draw], anchor: float, span: float) -> list[Draw]:
+    """Place the extends and upgrades of a block under their parents (in index order).
+
+    A child's parent is an earlier finished, successful video of the block: a generate
+    task, or (share :data:`~._vocab.CHAIN_SHARE`) an extend, so extends of extends and
+    upgrades of extended videos occur, down to :data:`~._vocab.MAX_DEPTH`. A failed
+    upgrade is retried (share :data:`~._vocab.RETRIED_SHARE`) by the next upgrade of its
+    type: same parent, created after the failure. A share of children
+    (:data:`~._vocab.LATE_SHARE`) come days after their parent, so some parents are past
+    the 14-day limit while their children are not. A task drawn as a child with no parent
+    available is a generate task.
     """
-    before = np.concatenate([[0], np.cumsum(eligible)[:-1]])
-    tt[(tt != 0) & (before == 0)] = 0  # no parent yet: a generate task
-    child = tt != 0
-    elig_idx = np.flatnonzero(eligible)
-    if not len(elig_idx):
-        return np.full(len(tt), -1)
-    chosen = elig_idx[np.minimum(pick % np.maximum(before, 1), len(elig_idx) - 1)]
-    return np.where(child, chosen, -1)
+    fam = _Family()
+    out: list[Draw] = []
+    for i, d in enumerate(draws):
+        if d.task_type != 0:
+            d = _place_child(i, d, fam, anchor, span)
+        out.append(d)
+        _remember(i, d, fam, anchor)
+    return out
+
+
+def _place_child(i: int, d: Draw, fam: _Family, anchor: float, span: float) -> Draw:
+    retry = fam.to_retry.get(d.task_type)
+    if retry:  # the retry of an earlier failed upgrade of this type
+        failed = retry.pop(0)
+        parent, start = fam.parent_of[failed], fam.done_at[failed]
+    else:
+        parent = _pick_parent(d, fam)
+        if parent < 0:
+            return d._replace(task_type=0)  # no parent yet: a generate task
+        start = fam.done_at[parent]
+    delay = 60.0 * math.exp(1.5 + 1.2 * d.z_child_delay)
+    if d.f_late < V.LATE_SHARE and start + V.LATE_DAYS[1] * _DAY < anchor - 3600.0:
+        lo, hi = V.LATE_DAYS
+        delay += (lo + (hi - lo) * d.f_late_days) * _DAY
+    create = max(start + 1.0, min(start + delay, anchor - 30.0))
+    age = anchor - create
+    slow, trend = _day_factors(age, span)
+    key = (1 if d.quality else 0) if d.task_type == 1 else d.task_type
+    med, sig, rate = _CHILD[key]
+    latency = med * math.exp(sig * d.z_latency) * slow
+    fail = d.u_fail < rate * _SCALE_LIST[d.task_type] * trend
+    create = round(create, 3)
+    fam.depth[i] = fam.depth[parent] + 1
+    fam.parent_of[i] = parent
+    return d._replace(
+        parent=parent,
+        create=create,
+        complete=round(create + max(latency, 1.0), 3),
+        age=age,
+        latency=latency,
+        non_english=False,
+        fail=fail,
+    )
+
+
+def _pick_parent(d: Draw, fam: _Family) -> int:
+    """An earlier video for ``d`` (-1: none): an extend (share CHAIN_SHARE) or a generate
+    task; an upgrade is not asked twice of one video (its retry is placed apart)."""
+    pool = fam.extends if d.f_chain < V.CHAIN_SHARE and fam.extends else fam.generates
+    if not pool:
+        return -1
+    k = d.w_parent_watermark % len(pool)
+    for probe in range(_PROBES):
+        parent = pool[(k + probe) % len(pool)]
+        if d.task_type == 1 or (parent, d.task_type) not in fam.upgraded:
+            return parent
+    return pool[k]
+
+
+def _remember(i: int, d: Draw, fam: _Family, anchor: float) -> None:
+    """Note what task ``i`` offers later tasks: a parent, or a failed upgrade to retry."""
+    if d.task_type in (2, 3) and d.parent >= 0:
+        fam.upgraded.add((d.parent, d.task_type))
+        if d.fail and d.f_retry < V.RETRIED_SHARE:
+            fam.done_at[i] = outcome(d, _TYPES[d.task_type], False).complete
+            fam.to_retry[d.task_type].append(i)
+        return
+    done = d.create + d.latency
+    if d.fail or d.non_english or d.pending or done >= anchor - 60.0:
+        return
+    depth = fam.depth.setdefault(i, 0)
+    if d.task_type == 0:
+        fam.generates.append(i)
+    elif depth < V.MAX_DEPTH:
+        fam.extends.append(i)
+    else:
+        return
+    fam.done_at[i] = done
 
 
 def outcome(d: Draw, task_type: str, image_based: bool) -> Outcome:
@@ -405,7 +500,8 @@ def make_block(
     pending_share: float = 0.03,
 ) -> list[Task]:
     """The :data:`BLOCK` tasks with indices ``block*BLOCK ...``, made deterministically."""
-    draws = numbers(seed, block, anchor, span_days * _DAY, pending_share)
+    span = span_days * _DAY
+    draws = families(numbers(seed, block, anchor, span, pending_share), anchor, span)
     ids = [task_id_for(seed, block * BLOCK + i) for i in range(BLOCK)]
     out: list[Task] = []
     for i, d in enumerate(draws):
@@ -438,7 +534,7 @@ def make_block(
                 param_json=orjson.dumps(params).decode(),
                 response=resp,
                 fallback=fallback,
-                time_format=("plain", "iso", "epoch_ms")[d.w_time_format % 3],
+                time_format=TASK_TIME_FORMATS[d.w_time_format % len(TASK_TIME_FORMATS)],
             )
         )
     return out

@@ -31,6 +31,8 @@ DAY_S = 86400.0
 #: kie.ai answers 422 for records (and 404 for files) older than this.
 EXPIRY_DAYS = 14
 EXPIRY_S = EXPIRY_DAYS * DAY_S
+#: The time shapes a task's record can use (``time_format="mixed"``: each task picks one).
+TASK_TIME_FORMATS = ("plain", "iso", "epoch_ms")
 #: Plain (zone-less) times are UTC+8 (Asia/Shanghai).
 PLAIN_OFFSET_S = 8 * 3600
 #: Tasks are made in blocks of this many (the unit of determinism and of numpy work).

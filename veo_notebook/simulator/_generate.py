@@ -9,11 +9,12 @@ from typing import Any
 import orjson
 
 from . import _vocab as V
+from ._constants import KIE_MEDIA_HOST, TASK_TIME_FORMATS
 from .corpus import Task, task_id_for
 
-_MODELS = ("veo3", "veo3_fast", "veo3_lite")
-_GTYPES = ("TEXT_2_VIDEO", "FIRST_AND_LAST_FRAMES_2_VIDEO", "REFERENCE_2_VIDEO")
-_ASPECTS = ("16:9", "9:16", "Auto")
+_MODELS = tuple(sorted(m for m, _ in V.MODELS))  # veo3, veo3_fast, veo3_lite
+_GTYPES = tuple(g for g, _ in V.GENERATION_TYPES)
+_ASPECTS = tuple(a for a, _ in V.ASPECT_RATIOS)
 _RESOLUTIONS = ("720p", "1080p", "4k")
 
 
@@ -93,7 +94,7 @@ def make_task(
     complete = round(now + max(latency, 1.0), 3)
     response: dict[str, Any] | None = None
     if flag == 1:
-        base = f"https://tempfile.aiquickdraw.com/v/{task_id[4:]}_{int(complete)}"
+        base = f"{KIE_MEDIA_HOST}/v/{task_id[4:]}_{int(complete)}"
         response = {
             "taskId": task_id,
             "resultUrls": [f"{base}_0.mp4"],
@@ -118,5 +119,5 @@ def make_task(
         param_json=orjson.dumps(body).decode(),
         response=response,
         fallback=None,
-        time_format=("plain", "iso", "epoch_ms")[counter % 3],
+        time_format=TASK_TIME_FORMATS[counter % len(TASK_TIME_FORMATS)],
     )

@@ -63,10 +63,10 @@ class Backend(Protocol):
     def admin(self, method: str, path: str, query: str, body: Any) -> Any:
         """The JSON answer of an admin route; None when there is no such route."""
 
-    def opened(self, conn: socket.socket) -> None:
+    def connection_opened(self, conn: socket.socket) -> None:
         """A connection was accepted (closed by ``stop`` if still open)."""
 
-    def closed(self, conn: socket.socket) -> None:
+    def connection_closed(self, conn: socket.socket) -> None:
         """A connection ended."""
 
 
@@ -234,10 +234,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.server.backend.opened(self.connection)
+        self.server.backend.connection_opened(self.connection)
 
     def finish(self) -> None:
-        self.server.backend.closed(self.connection)
+        self.server.backend.connection_closed(self.connection)
         with contextlib.suppress(OSError):
             super().finish()
 

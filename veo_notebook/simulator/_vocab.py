@@ -34,9 +34,17 @@ FAILURE_RATE = {
     "fast": 0.06,
     "quality": 0.04,
 }
+UPGRADE_FAILURE_RATE = 0.05  # 1080p and 4k, before TYPE_FAILURE_SCALE
 TYPE_FAILURE_SCALE = {"generate": 1.0, "extend": 1.2, "1080p": 0.5, "4k": 1.4}
 NON_ENGLISH_SHARE = 0.012  # of generate prompts; these fail with the language error
 GENERATION_FAILED_SHARE = 0.45  # of 500/501 failures answered with successFlag 3
+
+# --- families (how extends and upgrades hang together; see corpus.py) --------------------
+CHAIN_SHARE = 0.35  # of extends and upgrades: built on an extended video, not the first clip
+MAX_DEPTH = 4  # generate (0) -> extend (1) -> extend (2) -> extend (3) -> upgrade (4)
+RETRIED_SHARE = 0.6  # of failed upgrades: retried later by an upgrade of the same type
+LATE_SHARE = 0.12  # of children: made days after their parent (a user coming back)
+LATE_DAYS = (1.0, 6.0)  # how many days later, uniform
 
 LANGUAGE_ERROR = (400, "Only English prompts are supported at this time.")
 K4_UNAVAILABLE = (500, "The 4K version of this video is unavailable. Please try a different video.")

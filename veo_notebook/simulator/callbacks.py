@@ -76,6 +76,7 @@ CREDITS_4K = 120  # creditsConsumed of a 4K callback (the figure in kie.ai's doc
 STRING_URLS_SHARE = 0.2  # successes whose resultUrls come as the string "[http://…]"
 SUCCESS_MSG = "Veo3.1 video generated successfully."
 _AGENT = "kie-sim-callbacks/1.0"
+_STEP_PAST_S = 0.001  # a stepped clock lands just past a due time, never just short of it
 
 
 class CallbackFault(NamedFault):
@@ -261,14 +262,31 @@ class CallbackSender:
         with self._cond:
             return len(self._heap) + self._busy
 
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait (real seconds) until nothing is left to send; False at the timeout."""
+    def wait_idle(self, timeout: float, *, step: Callable[[float], None] | None = None) -> bool:
+        """Wait (real seconds) until nothing is left to send; False at the timeout.
+
+        With ``step`` (the simulator's ``advance``), sim time is stepped to each next
+        delivery as soon as the sender has nothing due: on a frozen clock a test sees every
+        delivery and retry (minutes apart in sim time) without waiting for them.
+        """
         deadline = time.monotonic() + timeout
         while self.pending():
             if time.monotonic() > deadline:
                 return False
-            time.sleep(0.02)
+            gap = self._gap() if step is not None else 0.0
+            if step is not None and gap > 0:
+                step(gap)
+            else:
+                time.sleep(0.02)  # real time: a POST is under way
         return True
+
+    def _gap(self) -> float:
+        """Sim seconds to the next delivery when nothing is due or being sent, else 0."""
+        with self._cond:
+            if self._busy or not self._heap:
+                return 0.0
+            gap = self._heap[0][0] - self._clock.now()
+        return gap + _STEP_PAST_S if gap > 0 else 0.0
 
     # --- sending --------------------------------------------------------------------
     def _start(self) -> None:

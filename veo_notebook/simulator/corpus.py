@@ -22,6 +22,46 @@ The shape follows kie.ai's docs and public captures (``shared/api-facts.md``):
   ``aspectRatio``/``aspect_ratio`` and ``waterMark``/``watermark`` both spelt; a few
   older records with ``resultUrls`` as the string ``'[https://a, https://b]'``.
 
+Families (one video's story; :func:`~._blocks.families` places them, the shares are
+constants in ``_vocab.py``). An extend or upgrade is a task of its own whose parent is
+named **only in its request**: ``paramJson.taskId`` (the frame's ``parent_task_id``);
+record-info has no ``parentTaskId`` field, in kie.ai's answers or here. By task type:
+
+==========  ===========================================  =================================
+type        ``paramJson``                                ``response`` once successful
+==========  ===========================================  =================================
+generate    ``prompt``, ``model`` (veo3 / veo3_fast /    ``resultUrls`` (the clip),
+            veo3_lite), ``generationType``, aspect        ``resolution`` 720p or 1080p,
+            ratio, ``seeds``, ...; no ``taskId``         ``originUrls`` unless 16:9
+extend      ``taskId`` (parent: a generate or an         ``resultUrls`` (the new clip),
+            extend), ``prompt``, ``seeds``, ``model``    ``fullResultUrls`` (the stitched
+            ``fast`` / ``quality``                       video), ``resolution`` 720p
+1080p       ``taskId`` (parent: a generate or an         ``resultUrls``, ``resolution``
+            extend), ``index`` (0, sometimes 1)          ``1080p``
+4k          ``taskId``, ``index``, as 1080p              ``resolution`` ``4k``,
+                                                         ``mediaIds`` (or ``media_ids``),
+                                                         ``imageUrls``; no ``fallbackFlag``
+==========  ===========================================  =================================
+
+A failed 4K upgrade often says "The 4K version of this video is unavailable. ..." (else
+its request reads like a 1080p one). The shape of families, on the default corpus:
+
+* about 19 % of tasks are children and 30 % belong to a family of two or more tasks
+  (about 14 % of first videos get an extend or an upgrade; most are never touched);
+* a parent is always an earlier, finished, successful generate or extend of the same
+  block (upgrades are never parents), and a child is created after its parent completed;
+* about a third of children build on an extended video (``CHAIN_SHARE``): extends of
+  extends and 1080p/4K upgrades of extended videos; depth (ancestors above a task) goes
+  up to 4 (``MAX_DEPTH``: generate -> extend -> extend -> extend -> upgrade), about
+  13 % / 4.5 % / 1.6 % / 0.5 % of tasks at depth 1 / 2 / 3 / 4;
+* a video is upgraded once per type, except that a failed upgrade is retried, with the
+  same parent and a later create time, about 60 % of the time (``RETRIED_SHARE``);
+  the other failed upgrades are never retried;
+* some children come 1-6 days after their parent (``LATE_SHARE``), so about 3 % of the
+  children still within 14 days have a parent past them: record-info answers that parent
+  422 "Temporarily supports records within 14 days." (an unknown id is 422 "record is
+  null."), and its media is gone (404).
+
 Time formats: ``"iso"`` (``2024-03-20T10:30:00Z``), ``"plain"`` (``2024-03-20 18:30:00``,
 wall time in **UTC+8 / Asia/Shanghai**, as in the spec's example), ``"epoch_ms"``
 (integer milliseconds) and ``"mixed"`` (each task picks one of the three, deterministically).
@@ -44,8 +84,8 @@ import numpy as np
 import orjson
 
 from . import _blocks
-from ._blocks import Task, task_id_for
-from ._constants import BLOCK, EXPIRY_DAYS, PLAIN_OFFSET_S
+from ._blocks import BAD_DAY, Task, task_id_for
+from ._constants import BLOCK, EXPIRY_DAYS, PLAIN_OFFSET_S, TASK_TIME_FORMATS
 
 __all__ = [
     "BAD_DAY",
@@ -64,8 +104,7 @@ __all__ = [
 
 #: "now" of the corpus when no anchor is given: 2026-03-20 12:00:00 UTC.
 DEFAULT_ANCHOR = float(calendar.timegm((2026, 3, 20, 12, 0, 0)))
-TIME_FORMATS = ("iso", "plain", "epoch_ms", "mixed")
-BAD_DAY = 5  # the day [5, 6) days before the anchor has elevated failures and latency
+TIME_FORMATS = (*TASK_TIME_FORMATS, "mixed")
 
 
 def format_time(ts: float, fmt: str) -> str | int:

@@ -18,6 +18,11 @@ incomplete     HTTP 200 promising the full Content-Length, half the body, then t
 nonjson        HTTP 200 with an HTML body
 =============  ============================================================================
 
+Which fault meets each event is chosen by a :class:`FaultPlan`: scripts first, then rates.
+It is generic over the fault kind, so the API (:class:`Fault`), the media host
+(``media.MediaFault``) and the callback sender (``callbacks.CallbackFault``) share one
+plan, one validation and one script rule.
+
 ``"ok"`` in a script means "answer normally". What each fault does is one entry of
 :data:`BEHAVIOUR` (a :class:`Canned` answer or a :class:`Wire` trick): adding a fault is a
 member of :class:`Fault`, a row of the table above and an entry there. Every fault is

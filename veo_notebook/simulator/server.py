@@ -44,7 +44,7 @@ import orjson
 from . import _generate
 from ._constants import BLOCK, DEFAULT_API_KEY, EXPIRY_S, GENERATE_PATH, RECORD_PATH
 from ._http import Server, envelope_bytes
-from ._resubmit import resubmit
+from ._resubmit import resubmit as resubmit_tasks
 from ._state import SimClock, SlidingWindowLimiter, Stats
 from .callbacks import CallbackSender, check_url
 from .corpus import TIME_FORMATS, Task, envelope, make_block
@@ -72,6 +72,19 @@ _KINDS = (
 )
 
 
+def _corpus(
+    seed: int, n: int, anchor: float, span_days: float, pending_share: float, resubmit: float
+) -> list[Task]:
+    """The first ``n`` tasks of the corpus as of ``anchor``, re-submissions included."""
+    tasks: list[Task] = []
+    for block in range((n + BLOCK - 1) // BLOCK):
+        made = make_block(
+            seed, block, anchor=anchor, span_days=span_days, pending_share=pending_share
+        )
+        tasks += resubmit_tasks(made, seed=seed, block=block, share=resubmit, now=anchor)
+    return tasks[:n]
+
+
 class Simulator:
     """The kie.ai Veo record-info API on loopback, seeded and deterministic.
 
@@ -82,7 +95,8 @@ class Simulator:
     latency : seconds added to every answer.
     rate_limit : requests per second (sliding 1-second window) before HTTP 429; None: no limit.
     clock_speed : sim seconds per real second (tasks finish faster with > 1; 0 freezes time,
-        so pending tasks stay pending and every answer is reproducible with ``start_time``).
+        so pending tasks stay pending and every answer is reproducible with ``start_time``;
+        :meth:`advance` steps it, which is how tests make sim minutes pass).
     time_format : "plain" (UTC+8 wall time), "iso", "epoch_ms" or "mixed".
     faults : ``{fault name: probability}`` per request (see :mod:`.faults`).
     slow_seconds : how long a "slow" fault holds its answer.
@@ -134,18 +148,9 @@ class Simulator:
         self.limiter = SlidingWindowLimiter(rate_limit) if rate_limit else None
         self._stats = Stats()
         self._lock = threading.Lock()
-        self._tasks: list[Task] = []
-        for block in range((n_tasks + BLOCK - 1) // BLOCK):
-            tasks = make_block(
-                seed,
-                block,
-                anchor=self.clock.start,
-                span_days=span_days,
-                pending_share=pending_share,
-            )
-            now = self.clock.start
-            self._tasks += resubmit(tasks, seed=seed, block=block, share=resubmit_share, now=now)
-        del self._tasks[n_tasks:]
+        self._tasks = _corpus(
+            seed, n_tasks, self.clock.start, span_days, pending_share, resubmit_share
+        )
         self._by_id: dict[str, Task] = {t.task_id: t for t in self._tasks}
         self._generated: list[Task] = []
         self._cache: dict[str, bytes] = {}
@@ -357,12 +362,12 @@ class Simulator:
         """Answer a request for one of the media host's files."""
         self.media.serve(h, method, path)
 
-    def opened(self, conn: socket.socket) -> None:
+    def connection_opened(self, conn: socket.socket) -> None:
         """Track a connection (``stop`` shuts down those still open)."""
         with self._lock:
             self._conns.add(conn)
 
-    def closed(self, conn: socket.socket) -> None:
+    def connection_closed(self, conn: socket.socket) -> None:
         """Forget a connection that ended."""
         with self._lock:
             self._conns.discard(conn)

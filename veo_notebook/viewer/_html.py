@@ -171,7 +171,7 @@ def detail_html(row: pd.Series, category: Any) -> str:
         ("task id", esc(row["task_id"])),
         (
             "status",
-            _pill(str(row["status"])) if isinstance(row["status"], str) else _pill("unread"),
+            _pill(str(row["status"])) if isinstance(row["status"], str) else _pill(UNREAD),
         ),
         ("model", esc(row["model"])),
         ("task type", esc(row["task_type"])),

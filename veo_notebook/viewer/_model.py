@@ -447,7 +447,7 @@ class TableModel:
         facet = self.facets["status"]
         counts = np.bincount(facet.codes + 1, minlength=len(facet.labels) + 1)
         out = {label: int(counts[i + 1]) for i, label in enumerate(facet.labels)}
-        out["unread"] = int(counts[0])
+        out[schema.UNREAD] = int(counts[0])
         return out
 
     def pending_positions(self) -> np.ndarray:
