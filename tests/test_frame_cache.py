@@ -203,3 +203,16 @@ def test_sync_takes_a_store_path_and_refuses_what_it_cannot_do(tmp_path: Path) -
     with Store(tmp_path / "e.sqlite") as st:  # an empty store: one empty file, the schema
         root = dataset.sync(st)
         assert pd.read_parquet(root).shape == (0, len(schema.COLUMNS) + 1)
+
+
+def test_an_empty_store_then_its_first_rows(tmp_path: Path) -> None:
+    with Store(tmp_path / "e.sqlite") as st:
+        root = dataset.sync(st)  # one empty file in create_date=none
+        st.put("u", None, fetched_at=0.0, fetch_error="503 Service Unavailable")
+        st.put("a", _env(1), fetched_at=1.0)
+        pd.testing.assert_frame_equal(frame.from_store(st), _truth(st))
+        assert sorted(pd.read_parquet(dataset.sync(st))["task_id"]) == ["a", "u"]
+        with sqlite3.connect(st.path) as conn:  # every row deleted: the schema stays
+            conn.execute("DELETE FROM records")
+        assert pd.read_parquet(dataset.sync(st)).empty and (root / "create_date=none").is_dir()
+        assert frame.from_store(st).empty

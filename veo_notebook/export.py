@@ -70,8 +70,6 @@ _KEY_VERSION = _parquet.KEY_VERSION
 _KEY_DERIVED = b"veo_notebook.derived_partition"
 #: partition columns made from the frame on write (and dropped on read)
 DERIVED_PARTITIONS = ("create_date",)
-_COMPRESSION = "zstd"
-_ROW_GROUP = 65_536
 
 
 @contextlib.contextmanager
@@ -227,7 +225,8 @@ class _Out:
         """Write ``table`` at ``rel`` under the destination ("" for the destination itself)."""
 
         def put(tmp: Path) -> None:
-            pq.write_table(table, tmp, compression=_COMPRESSION, row_group_size=_ROW_GROUP)
+            options = _parquet.write_options(table.schema)
+            pq.write_table(table, tmp, row_group_size=_parquet.ROW_GROUP_ROWS, **options)
 
         self._publish(rel, put)
 

@@ -41,6 +41,7 @@ __all__ = [
     "partition_values",
     "to_frame",
     "to_table",
+    "write_options",
 ]
 
 KEY_SCHEMA = b"veo_notebook.schema_version"
@@ -49,6 +50,41 @@ _PANDAS = b"pandas"
 #: every time column on disk: what Spark, DuckDB, Polars and pandas all read
 TIME_TYPE = pa.timestamp("us", tz="UTC")
 _PANDAS_TIME = "datetime64[us]"
+#: the compression of every file (small files, quick to read)
+COMPRESSION = "zstd"
+#: rows per row group
+ROW_GROUP_ROWS = 65_536
+#: columns with few distinct values, dictionary-encoded; the others (ids, prompts, URLs,
+#: JSON texts) are plain-encoded: a dictionary there only costs time to build and to read
+DICTIONARY_COLUMNS = frozenset(
+    {
+        "status",
+        "task_type",
+        "success_flag",
+        "error_code",
+        "error_message",
+        "model",
+        "aspect_ratio",
+        "generation_type",
+        "duration",
+        "resolution",
+        "fallback",
+        "watermark",
+        "callback_url",
+        "enable_translation",
+        "has_audio",
+        "fetch_error",
+        "parse_note",
+    }
+)
+
+
+def write_options(table_schema: pa.Schema) -> dict[str, object]:
+    """Keyword arguments of ``pq.write_table`` / ``pq.ParquetWriter`` for a frame table."""
+    dictionary = [n for n in table_schema.names if n in DICTIONARY_COLUMNS]
+    return {"compression": COMPRESSION, "use_dictionary": dictionary}
+
+
 #: the partition value of a row without one (a hive dataset holds no null partition)
 NO_VALUE = "none"
 #: the format of a UTC creation day, the ``create_date`` partition

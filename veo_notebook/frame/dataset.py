@@ -73,12 +73,11 @@ _PART_ID = b"veo_notebook.part_id"
 #: store rows parsed at a time (a reader chunk: one chunk's texts and buffers are alive)
 BLOCK_ROWS = 16_384
 #: rows per Parquet row group
-ROW_GROUP_ROWS = 65_536
+ROW_GROUP_ROWS = _parquet.ROW_GROUP_ROWS
 #: parsed rows held before the largest days are written out (bounds a build's memory)
 BUFFER_ROWS = 4 * ROW_GROUP_ROWS
 #: an update touching more than this share of the rows is a full rebuild instead
 REBUILD_SHARE = 0.5
-_COMPRESSION = "zstd"
 
 Parse = Callable[[RawRecords], pd.DataFrame]
 
@@ -217,14 +216,6 @@ def _locked(root: Path) -> Iterator[None]:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _table(df: pd.DataFrame) -> pa.Table:
-    return _parquet.to_table(df)
-
-
-def _days(df: pd.DataFrame) -> np.ndarray:
-    return _parquet.day_of(df["create_time"]).to_numpy(dtype=object)
-
-
 def _rows(table: pa.Table, at: np.ndarray) -> pa.Table:
     """The rows at ascending positions ``at``: a zero-copy slice when they are one run."""
     if len(at) and int(at[-1]) - int(at[0]) + 1 == len(at):
@@ -254,7 +245,8 @@ def _blocks(store: Store, parse: Parse, since: int, days: _Days, bar: Any) -> It
         page = store.changes_since(since, after=after, limit=BLOCK_ROWS)
         if page.rowids:
             df = parse(page.records)
-            yield _Block(np.asarray(page.rowids, np.int64), _table(df), days.codes(_days(df)))
+            day = _parquet.day_of(df["create_time"]).to_numpy(dtype=object)
+            yield _Block(np.asarray(page.rowids, np.int64), _parquet.to_table(df), days.codes(day))
             bar.update(len(page.rowids))
         if len(page.rowids) < BLOCK_ROWS:
             yield page.version
@@ -269,7 +261,7 @@ class _Writer:
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {**(schema_.metadata or {}), _PART_ID: part_id.encode()}
         self.writer = pq.ParquetWriter(
-            str(path), schema_.with_metadata(meta), compression=_COMPRESSION
+            str(path), schema_.with_metadata(meta), **_parquet.write_options(schema_)
         )
         self.pending: list[pa.Table] = []
         self.rows = 0
@@ -331,7 +323,7 @@ def _build(
             w.writer.close()
         if not writers:  # an empty store: one empty file carries the schema
             files[NO_DAY] = uuid.uuid4().hex
-            _write_file(build, NO_DAY, _table(schema.empty_frame()), files[NO_DAY])
+            _write_file(build, NO_DAY, _parquet.to_table(schema.empty_frame()), files[NO_DAY])
         state = State(version, _cat(ids, np.int64), _cat(codes, np.int32), days.names, files)
         _write_state(build, state, key)
         _swap(build, root)
@@ -368,8 +360,8 @@ def _write_file(root: Path, day: str, table: pa.Table, part_id: str) -> None:
         pq.write_table(
             table.replace_schema_metadata(meta),
             tmp,
-            compression=_COMPRESSION,
             row_group_size=ROW_GROUP_ROWS,
+            **_parquet.write_options(table.schema),
         )
         os.replace(tmp, folder / FILE_NAME)
     finally:
@@ -437,17 +429,18 @@ def _update(
         return state._replace(version=version), {}
     was = np.isin(state.rowids, gone)
     touched = sorted(set(state.codes[was].tolist()) | set(new_codes.tolist()))
-    fresh = pa.concat_tables([b.table for b in blocks]) if blocks else None
+    fresh = _concat([b.table for b in blocks]) if blocks else None
     before = state.by_day()
+    none = np.empty(0, np.int64)
     files, out = dict(state.files), Fresh()
     for code in touched:
         day = days.names[code]
         parts_ids, parts = [], []
         if day in state.files:
-            old = _read_day(root, state, day, before[day])
-            stay = ~np.isin(before[day], gone)
-            parts_ids.append(before[day][stay])
-            parts.append(old.filter(pa.array(stay)))
+            old_ids = before.get(day, none)
+            stay = ~np.isin(old_ids, gone)
+            parts_ids.append(old_ids[stay])
+            parts.append(_read_day(root, state, day, old_ids).filter(pa.array(stay)))
         mine = np.flatnonzero(new_codes == code)
         if len(mine) and fresh is not None:
             parts_ids.append(changed[mine])
@@ -464,7 +457,7 @@ def _update(
         out[day] = (day_ids[order], table)
     if not files:  # every row deleted: one empty file carries the schema
         files[NO_DAY] = uuid.uuid4().hex
-        _write_file(root, NO_DAY, _table(schema.empty_frame()), files[NO_DAY])
+        _write_file(root, NO_DAY, _parquet.to_table(schema.empty_frame()), files[NO_DAY])
         days.codes(np.array([NO_DAY], dtype=object))
     rowids = np.concatenate([state.rowids[~was], changed])
     codes = np.concatenate([state.codes[~was], new_codes])
@@ -475,12 +468,19 @@ def _update(
     return new, out
 
 
+class _NoBar:
+    """A progress bar that shows nothing (and costs no import of tqdm's notebook parts)."""
+
+    def update(self, n: int) -> None:
+        """Nothing to show."""
+
+
 def _bar(store: Store, show: bool) -> Any:
+    if not show:
+        return contextlib.nullcontext(_NoBar())
     from tqdm.auto import tqdm
 
-    return tqdm(
-        total=store.count() if show else None, unit="rows", desc="dataset", disable=not show
-    )
+    return tqdm(total=store.count(), unit="rows", desc="dataset")
 
 
 def _sync(
