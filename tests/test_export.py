@@ -370,11 +370,14 @@ def _read_s3(s3: dict[str, Any], url: str) -> pd.DataFrame:
     """A dataset on S3 read back through pyarrow and s3fs, as the typed frame, sorted."""
     import s3fs
 
-    from veo_notebook.frame import _parquet
+    from veo_notebook.frame import _parquet, _roots
 
     fs = s3fs.S3FileSystem(**_s3_options(s3))
     table = pds.dataset(url.removeprefix("s3://"), filesystem=fs, partitioning="hive").to_table()
-    return _sorted(_parquet.to_frame(table.drop_columns(["create_date"])))
+    df = _parquet.to_frame(table.drop_columns(["create_date"]))
+    if df["root_task_id"].isna().all():  # a store's dataset leaves the roots to its reader
+        _roots.assign(df)
+    return _sorted(df)
 
 
 def _store_of(path: Path, texts: list[str]) -> Path:

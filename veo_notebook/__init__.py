@@ -47,6 +47,8 @@ _EXPORTS: dict[str, str] = {
     "classify_errors": "analysis",
     "failure_breakdown": "analysis",
     "stuck_tasks": "analysis",
+    "families": "analysis",
+    "family_of": "analysis",
     "cost_summary": "analysis",
     "duplicate_submissions": "analysis",
     "expiring": "analysis",

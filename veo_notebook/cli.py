@@ -453,6 +453,12 @@ def _fetch_args(p: argparse.ArgumentParser) -> None:
         default="pending",
         help="; ".join(f"{k}: {v}" for k, v in REFRESH_MODES.items()) + " (default: pending)",
     )
+    p.add_argument(
+        "--with-parents",
+        action="store_true",
+        help="also fetch the parents the records name (an extend's, an upgrade's), each "
+        "once: whole task families (see veo.families)",
+    )
 
 
 @command(
@@ -481,7 +487,14 @@ def _fetch(args: argparse.Namespace) -> int:
     if args.refresh == "none":  # reading only: no key, and the store must exist
         ids = _ids(args)
         store = _store_to_read(args)
-        df = fetch_records(ids, store=store, refresh="none", progress=False, from_callbacks=hooks)
+        df = fetch_records(
+            ids,
+            store=store,
+            refresh="none",
+            progress=False,
+            from_callbacks=hooks,
+            with_parents=args.with_parents,
+        )
     else:
         client = _client(args)
         ids = _ids(args)
@@ -494,6 +507,7 @@ def _fetch(args: argparse.Namespace) -> int:
                 refresh=args.refresh,
                 progress=not args.no_progress,
                 from_callbacks=hooks,
+                with_parents=args.with_parents,
             )
     if args.out is not None:
         _write_frame(df, args.out)

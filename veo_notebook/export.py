@@ -51,7 +51,7 @@ import pyarrow.parquet as pq
 
 from . import schema
 from .errors import InputError, SchemaVersionError, VeoError
-from .frame import _parquet
+from .frame import _parquet, _roots
 from .store import Store
 
 __all__ = [
@@ -331,6 +331,8 @@ def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
     if path.is_dir():
         df = df.sort_values(["create_time", "task_id"], kind="stable", na_position="last")
         df = df.reset_index(drop=True)
+    if df[_roots.ROOT_COLUMN].isna().all():  # a file from before the column, or a dataset
+        _roots.assign(df)  # beside a store (its files leave it to the reader: see _roots)
     return df
 
 
@@ -368,4 +370,4 @@ def to_csv(df: pd.DataFrame, path: str | os.PathLike[str], *, escape_formulas: b
 
 
 _FORMULA_START = r"[=+\-@\t\r]"
-_ID_COLUMNS = frozenset({"task_id", "parent_task_id"})
+_ID_COLUMNS = frozenset({"task_id", "parent_task_id", "root_task_id"})

@@ -290,7 +290,9 @@ def latency_percentiles_over_time(
     df = fmt.readable(df)
     if not len(df):
         return _say(ax, NO_TASKS, title)
-    summary = analysis.latency_summary(df, by=freq, percentiles=percentiles, confidence=confidence)
+    summary = analysis.latency_summary(
+        df, by=freq, percentiles=percentiles, confidence=confidence, upgrades="pooled"
+    )
     summary = summary[summary.index.notna() & (summary["completed"] > 0)]
     if not len(summary):
         return _say(ax, "No task has succeeded yet.", title)
@@ -368,7 +370,9 @@ def failure_rate_over_time(
         return _say(ax, NO_TASKS, title)
     if by is not None:
         df, _ = _pooled(df, by, MAX_LINES, min_tasks=0)
-    rates = analysis.failure_rates(df, by=by, freq=freq, rolling=rolling, confidence=confidence)
+    rates = analysis.failure_rates(
+        df, by=by, freq=freq, rolling=rolling, confidence=confidence, upgrades="pooled"
+    )
     if not (rates["n"] > 0).any():
         return _say(ax, "No task has finished yet.", title)
     top = _rate_top(rates)
@@ -451,8 +455,12 @@ def failure_rate_panels(
     keys = [k for k in _top_groups(df, by, MAX_PANELS + 1) if k != POOLED]
     if (df[by] == POOLED).any():
         keys.append(POOLED)
-    overall = analysis.failure_rates(df, freq=freq, rolling=rolling, confidence=confidence)
-    rates = analysis.failure_rates(df, by=by, freq=freq, rolling=rolling, confidence=confidence)
+    overall = analysis.failure_rates(
+        df, freq=freq, rolling=rolling, confidence=confidence, upgrades="pooled"
+    )
+    rates = analysis.failure_rates(
+        df, by=by, freq=freq, rolling=rolling, confidence=confidence, upgrades="pooled"
+    )
     ncols = min(3, len(keys))
     nrows = int(np.ceil(len(keys) / ncols))
     if nrows > 1:

@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 #: Bumped whenever a column is added, removed or changes dtype or meaning.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class Status(str, Enum):
@@ -295,6 +295,14 @@ COLUMNS: tuple[Column, ...] = (
     ),
     Column("parent_task_id", _STR, "string", "Parent taskId of an extend / 1080p / 4k task."),
     Column(
+        "root_task_id",
+        _STR,
+        "string",
+        "The task's family: the first id up the parent chain with no parent in this frame "
+        "(itself without a parent; a parent the frame lacks is its children's root; a "
+        "cycle is cut at its lowest id). Derived over the whole frame (frame/_roots.py).",
+    ),
+    Column(
         "result_urls", _LIST, "list[string]", "response.resultUrls (a string '[a, b]' is split)."
     ),
     Column("origin_urls", _LIST, "list[string]", "response.originUrls; null → empty list."),
@@ -372,7 +380,7 @@ def empty_frame() -> pd.DataFrame:
     """A frame with every column and no rows.
 
     >>> empty_frame().shape
-    (0, 35)
+    (0, 36)
     """
     return pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in COLUMNS})  # type: ignore[call-overload]
 

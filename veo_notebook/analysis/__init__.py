@@ -25,6 +25,13 @@ Definitions used throughout:
 * **credits** — reported by the API where the frame has it, else estimated from a dated
   price table (:mod:`veo_notebook.pricing`); failed tasks cost 0 unless billed. Duplicate
   submissions and expiring media: :mod:`veo_notebook.analysis.cost`.
+* **families** — every task under one root (``root_task_id``): a generate, its extends,
+  its 1080p and 4K upgrades; the final deliverable is the best succeeded member, 4K >
+  1080p > extended > base (:mod:`veo_notebook.analysis.family`).
+* **generations and upgrades apart** — a 1080p/4K upgrade's latency and failures are not
+  a generation's: ``latency_summary``, ``km_latency`` and ``failure_rates`` group them
+  apart by a first key ``work`` when ``by`` names no column (``attrs["note"]`` says so);
+  ``upgrades="pooled"`` mixes them.
 * **groups** — ``by`` takes column names and/or time buckets such as ``"1D"`` or
   ``"1h"`` on ``create_time`` (UTC), which appear as the ``period`` key (bucket start).
 
@@ -37,12 +44,15 @@ from __future__ import annotations
 from .cost import cost_summary, duplicate_submissions, expiring
 from .error_rules import CATEGORY_MEANINGS, ERROR_RULES, ErrorRule
 from .failures import FailureBreakdown, classify_errors, failure_breakdown, failure_rates
+from .family import FACET_LABELS, FORMS, families, family_of
 from .latency import DEFAULT_PERCENTILES, km_curve, km_latency, latency_summary, stuck_tasks
 
 __all__ = [
     "CATEGORY_MEANINGS",
     "DEFAULT_PERCENTILES",
     "ERROR_RULES",
+    "FACET_LABELS",
+    "FORMS",
     "ErrorRule",
     "FailureBreakdown",
     "classify_errors",
@@ -51,6 +61,8 @@ __all__ = [
     "expiring",
     "failure_breakdown",
     "failure_rates",
+    "families",
+    "family_of",
     "km_curve",
     "km_latency",
     "latency_summary",

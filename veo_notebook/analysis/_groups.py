@@ -11,16 +11,21 @@ Timestamp('2026-03-01 00:00:00+0000', tz='UTC')
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..fmt import UPGRADE_TYPES
 from . import _kernels as _stats
 
 __all__ = [
+    "APART_NOTE",
+    "WORK",
     "By",
     "age_s",
+    "apart",
     "bucket",
     "codes",
     "group_keys",
@@ -28,6 +33,7 @@ __all__ = [
     "latency",
     "now_utc",
     "status_mask",
+    "work",
 ]
 
 By = str | Sequence[str] | None
@@ -65,6 +71,9 @@ def group_keys(
         if item in df.columns:
             keys.append(df[item])
             names.append(item)
+        elif item == WORK:
+            keys.append(work(df))
+            names.append(WORK)
         elif isinstance(item, str) and is_freq(item):
             if "period" in names:
                 raise InputError("only one time bucket can be asked for (by or freq)")
@@ -115,3 +124,37 @@ def age_s(df: pd.DataFrame, now: pd.Timestamp) -> np.ndarray:
 
 def latency(df: pd.DataFrame) -> np.ndarray:
     return df["latency_s"].to_numpy(dtype=float, na_value=np.nan)
+
+
+# --- generations and upgrades apart ------------------------------------------------------
+#: The derived key that keeps generations (generate, extend) and 1080p/4K upgrades apart.
+WORK = "work"
+GENERATION, UPGRADE = "generation", "upgrade"
+Upgrades = Literal["apart", "pooled"]
+#: What a table grouped by :data:`WORK` says about itself (its ``attrs["note"]``).
+APART_NOTE = (
+    "generations (generate, extend) and 1080p/4K upgrades are apart (the 'work' key): "
+    "an upgrade's latency and failures are not a generation's; upgrades='pooled' pools them"
+)
+
+
+def work(df: pd.DataFrame) -> pd.Series:
+    """``upgrade`` for a 1080p/4K task, ``generation`` for any other (the :data:`WORK` key)."""
+    up = df["task_type"].isin(sorted(UPGRADE_TYPES)).to_numpy(dtype=bool, na_value=False)
+    return pd.Series(np.where(up, UPGRADE, GENERATION), index=df.index, name=WORK)
+
+
+def apart(df: pd.DataFrame, by: By, upgrades: str) -> tuple[By, bool]:
+    """``by`` with :data:`WORK` first when it would pool generations and upgrades (no
+    column among its keys, and the frame holds both kinds), and whether it was added."""
+    if upgrades not in ("apart", "pooled"):
+        raise InputError(f"upgrades must be 'apart' or 'pooled', not {upgrades!r}")
+    items = [] if by is None else [by] if isinstance(by, str) else list(by)
+    if upgrades == "pooled" or "task_type" not in df.columns:
+        return by, False
+    if any(i in df.columns for i in items):  # a column (model, task type, ...) splits them
+        return by, False
+    kinds = work(df)
+    if kinds.nunique() < 2:
+        return by, False
+    return [WORK, *items], True

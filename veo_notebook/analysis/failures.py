@@ -14,7 +14,8 @@ import pandas as pd
 from ..errors import InputError
 from ..schema import TERMINAL_STATUSES
 from . import _kernels as _stats
-from ._groups import By
+from ._groups import APART_NOTE, By, Upgrades
+from ._groups import apart as _apart
 from ._groups import codes as _codes
 from ._groups import status_mask as _status_mask
 from .error_rules import ERROR_RULES, ErrorRule, classify
@@ -38,6 +39,7 @@ def failure_rates(
     freq: str | None = None,
     confidence: float = _stats.CONFIDENCE,
     rolling: int | str | None = None,
+    upgrades: Upgrades = "apart",
 ) -> pd.DataFrame:
     """Failure rate per group (and per ``freq`` bucket of ``create_time``), with Wilson intervals.
 
@@ -45,10 +47,14 @@ def failure_rates(
     ``generation_failed`` (flag 3); ``rate`` = (failed + generation_failed) / n;
     ``ci_low``/``ci_high`` = Wilson score interval at ``confidence``. With ``rolling``
     (a number of buckets, or a span such as ``"7D"``; needs a time bucket) the counts
-    are summed over the trailing window before the rate is taken.
+    are summed over the trailing window before the rate is taken. ``upgrades="apart"``
+    (default): when ``by`` names no column and the frame holds both, generations and
+    1080p/4K upgrades are grouped apart by a first key ``work`` (the table's
+    ``attrs["note"]`` says so); ``"pooled"`` mixes them.
 
     >>> failure_rates(df, by="model", freq="1D", rolling=7)   # doctest: +SKIP
     """
+    by, split = _apart(df, by, upgrades)
     terminal = _status_mask(df, tuple(TERMINAL_STATUSES))
     codes, index = _codes(df, by, freq, mask=terminal)
     g = len(index)
@@ -65,7 +71,10 @@ def failure_rates(
     counts = pd.DataFrame(data, index=index)
     if rolling is not None:
         counts = _roll(counts, rolling, freq)
-    return _rate_frame(counts, confidence)
+    out = _rate_frame(counts, confidence)
+    if split:
+        out.attrs["note"] = APART_NOTE
+    return out
 
 
 def _roll(counts: pd.DataFrame, rolling: int | str, freq: str | None) -> pd.DataFrame:

@@ -16,8 +16,9 @@ import pandas as pd
 from ..errors import InputError
 from ..schema import FAILED_STATUSES, Status
 from . import _kernels as _stats
-from ._groups import By, now_utc
+from ._groups import APART_NOTE, By, Upgrades, now_utc
 from ._groups import age_s as _age_s
+from ._groups import apart as _apart
 from ._groups import codes as _codes
 from ._groups import latency as _latency
 from ._groups import status_mask as _status_mask
@@ -46,6 +47,7 @@ def latency_summary(
     *,
     confidence: float = _stats.CONFIDENCE,
     outcome: Literal["success", "failed"] = "success",
+    upgrades: Upgrades = "apart",
 ) -> pd.DataFrame:
     """Latency percentiles per group, with exact confidence intervals.
 
@@ -56,6 +58,10 @@ def latency_summary(
     percentiles : quantiles in [0, 1]; columns are named ``p50``, ``p99.5``, ...
     confidence : level of the order-statistic intervals (``p90_ci_low``/``p90_ci_high``).
     outcome : ``"success"`` (time-to-success) or ``"failed"`` (time-to-failure, flags 2/3).
+    upgrades : ``"apart"`` (default): when ``by`` names no column and the frame holds
+        both, generations and 1080p/4K upgrades are grouped apart by a first key ``work``
+        (``generation`` / ``upgrade``; the table's ``attrs["note"]`` says so); ``"pooled"``
+        mixes them.
 
     Returns
     -------
@@ -68,8 +74,16 @@ def latency_summary(
     """
     if outcome not in _OUTCOMES:
         raise InputError(f"outcome must be 'success' or 'failed', not {outcome!r}")
+    by, split = _apart(df, by, upgrades)
     codes, index = _codes(df, by)
-    return _summary(df, codes, index, percentiles, confidence, outcome)
+    return _noted(_summary(df, codes, index, percentiles, confidence, outcome), split)
+
+
+def _noted(out: pd.DataFrame, split: bool) -> pd.DataFrame:
+    """The table, saying when generations and upgrades were kept apart."""
+    if split:
+        out.attrs["note"] = APART_NOTE
+    return out
 
 
 def _summary(
@@ -165,6 +179,7 @@ def km_latency(
     now: object = None,
     confidence: float = _stats.CONFIDENCE,
     failed: Failed = "censor",
+    upgrades: Upgrades = "apart",
 ) -> pd.DataFrame:
     """Censoring-aware time-to-success percentiles (Kaplan–Meier) beside the naive ones.
 
@@ -186,10 +201,12 @@ def km_latency(
     ``max_followup_s``, then
     the KM intervals ``km_p50_ci_low``/``km_p50_ci_high`` (Brookmeyer–Crowley with the
     log-transformed Greenwood band, as R's ``quantile.survfit``).
-    Time-to-failure is ``latency_summary(df, outcome="failed")``.
+    Time-to-failure is ``latency_summary(df, outcome="failed")``. ``upgrades`` as in
+    :func:`latency_summary` (generations and upgrades apart by default).
 
     >>> km_latency(df, by="model")[["p50", "km_p50"]]        # doctest: +SKIP
     """
+    by, split = _apart(df, by, upgrades)
     codes, index = _codes(df, by)
     g = len(index)
     time, event, usable = _km_inputs(df, now_utc(df, now), failed)
@@ -216,7 +233,7 @@ def km_latency(
         follow[last.index.to_numpy()] = last.to_numpy()
     out["max_followup_s"] = follow
     out.update(cis)
-    return pd.DataFrame(out, index=index)
+    return _noted(pd.DataFrame(out, index=index), split)
 
 
 def _to_seconds(value: str | float | timedelta | pd.Timedelta) -> float:

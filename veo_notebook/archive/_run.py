@@ -63,6 +63,7 @@ def archive_videos(
     verify: bool = False,
     origin: bool = False,
     timeout: float = DEFAULT_TIMEOUT_S,
+    final_only: bool = False,
 ) -> pd.DataFrame:
     """Download the final video of every succeeded task into ``dest``; one row per task.
 
@@ -89,6 +90,10 @@ def archive_videos(
         ``<yyyy-mm-dd>/<task_id>.origin.mp4``, in the columns ``origin_path``,
         ``origin_bytes``, ``origin_sha256`` and ``origin_error``.
     timeout : seconds to wait for the media host (connect and each read).
+    final_only : one file per family (:func:`veo_notebook.families`): its final
+        deliverable only (4K > 1080p > extended > base), not the base clip beside the 4K
+        file; the rows gain ``root_task_id`` and ``final_form``, naming the family and
+        the form of the member each file came from (its ``task_id``).
 
     Raises
     ------
@@ -108,9 +113,11 @@ def archive_videos(
         raise InputError(f"workers must be at least 1, not {workers}")
     if origin and "origin_urls" not in df.columns:
         raise InputError("archive_videos(origin=True) needs the frame's origin_urls column")
-    targets = _targets(df, origin)
+    finals = _family_finals(df) if final_only else None
+    chosen = df if finals is None else df[df["task_id"].isin(finals.index).to_numpy(bool)]
+    targets = _targets(chosen, origin)
     if not targets:
-        return _frame([], [], origin)
+        return _with_family(_frame([], [], origin), finals)
     destination = Destination(dest, storage_options)
     with _opened(store) as st:
         prior: dict[tuple[str, str], dict[str, Any]] = {}
@@ -122,7 +129,31 @@ def archive_videos(
         rows = _run(targets, destination, table, prior, workers, progress, probe, verify, timeout)
     videos = [rows[(t.task_id, t.kind)] for t in targets if t.kind == ARCHIVE_VIDEO]
     origins = [rows[(t.task_id, t.kind)] for t in targets if t.kind == ARCHIVE_ORIGIN]
-    return _frame(videos, origins, origin)
+    return _with_family(_frame(videos, origins, origin), finals)
+
+
+def _family_finals(df: pd.DataFrame) -> pd.DataFrame:
+    """The final member of each family that has one: index its task id, columns
+    ``root_task_id`` and ``final_form``."""
+    if "parent_task_id" not in df.columns:
+        raise InputError("archive_videos(final_only=True) needs the frame's parent_task_id column")
+    from ..analysis.family import families
+
+    fam = families(df)
+    fam = fam[fam["final_task_id"].notna().to_numpy(bool)]
+    return fam.set_index("final_task_id")[["root_task_id", "final_form"]]
+
+
+def _with_family(out: pd.DataFrame, finals: pd.DataFrame | None) -> pd.DataFrame:
+    if finals is None:
+        return out
+    at = finals.reindex(out["task_id"])
+    out.insert(1, "root_task_id", at["root_task_id"].to_numpy())
+    out.insert(
+        2, "final_form", pd.Categorical(at["final_form"], finals["final_form"].cat.categories)
+    )
+    out["root_task_id"] = out["root_task_id"].astype(pd.StringDtype("pyarrow"))
+    return out
 
 
 @contextmanager

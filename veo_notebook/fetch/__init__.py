@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 POLL_SCHEDULE = ((30.0, 2.5), (120.0, 7.5))
 #: ... and after the last step.
 POLL_LATE_S = 20.0
+#: ``with_parents`` follows parents this many levels up at most (kie.ai families are a
+#: generate, extends of it and upgrades: a few levels; a cycle in bad data stops sooner,
+#: as every id is asked once).
+MAX_PARENT_DEPTH = 16
 
 
 # ---------------------------------------------------------------------------- schedule
@@ -112,6 +116,7 @@ def fetch_records(
     max_workers: int | None = None,
     on_update: OnUpdate | None = None,
     from_callbacks: Store | str | os.PathLike[str] | None = None,
+    with_parents: bool = False,
 ) -> pd.DataFrame:
     """Fetch the record of every task id; one typed row per unique non-blank id.
 
@@ -140,6 +145,12 @@ def fetch_records(
     from_callbacks : Store or path, optional
         Also the ids the callback receiver has seen (its store, or a JSONL file of
         callback bodies), after ``task_ids``: ``fetch_records([], from_callbacks=store)``.
+    with_parents : bool
+        Also the parents the records name (an extend's, an upgrade's: ``parent_task_id``)
+        that are not among the ids, and theirs, up to :data:`MAX_PARENT_DEPTH` levels:
+        each asked once (by the same ``refresh`` rule), stored like any record; their rows
+        follow the ids' rows. A parent older than kie.ai's 14 days is a row whose
+        ``fetch_error`` says so (``veo.families`` names it).
 
     Raises
     ------
@@ -167,6 +178,8 @@ def fetch_records(
         if refresh != "none" and ids:
             assert client is not None
             _ask(st, ids, client, refresh, max_workers, progress, on_update)
+        if with_parents:
+            ids = ids + _parents(st, ids, client, refresh, max_workers, progress, on_update)
         return _frame_for(st, ids)
 
 
@@ -191,6 +204,32 @@ def _ask(
     if todo:
         workers = max_workers or client.max_in_flight
         _run(client, todo, st, workers=workers, progress=progress, on_update=on_update)
+
+
+def _parents(
+    st: Store,
+    ids: list[str],
+    client: Client | None,
+    refresh: Refresh,
+    max_workers: int | None,
+    progress: bool,
+    on_update: OnUpdate | None,
+) -> list[str]:
+    """The ancestors of ``ids`` not among them, fetched level by level, each id once."""
+    seen = set(ids)
+    added: list[str] = []
+    level = ids
+    for _ in range(MAX_PARENT_DEPTH):
+        named = from_store(st, level)["parent_task_id"].dropna().unique().tolist()
+        level = [p for p in named if p not in seen]
+        if not level:
+            break
+        seen.update(level)
+        added += level
+        if refresh != "none":
+            assert client is not None
+            _ask(st, level, client, refresh, max_workers, progress, on_update)
+    return added
 
 
 def watch(

@@ -87,7 +87,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..store import RawRecords, Store
-from . import _build, dataset
+from . import _build, _roots, dataset
 from ._build import split_urls
 from ._read import each, read_objects
 
@@ -186,6 +186,7 @@ def from_raw(
     fetch_errors: Sequence[str | None] | None = None,
     *,
     naive_tz: str = DEFAULT_NAIVE_TZ,
+    roots: bool = True,
 ) -> pd.DataFrame:
     """Build the typed frame from raw envelope JSON texts: the columnar fast path.
 
@@ -200,6 +201,9 @@ def from_raw(
         Why a record could not be fetched; such rows keep only id, error and time.
     naive_tz : str
         Zone of plain times (see :func:`to_frame`).
+    roots : bool
+        Derive ``root_task_id`` over these rows (False leaves it NA: for a caller that
+        joins parts first and derives it once over the whole, as :func:`from_store` does).
 
     >>> from_raw(['{"code":200,"data":{"taskId":"t1","successFlag":3}}']).loc[0, "status"]
     'generation_failed'
@@ -212,7 +216,7 @@ def from_raw(
     ):
         if seq is not None and len(seq) != n:
             raise InputError(f"{name} has {len(seq)} items for {n} texts")
-    return _frame(list(texts), task_ids, fetched_at, fetch_errors, naive_tz, {})
+    return _frame(list(texts), task_ids, fetched_at, fetch_errors, naive_tz, {}, roots=roots)
 
 
 def from_store(
@@ -237,26 +241,29 @@ def from_store(
     'success'
     """
 
-    def parse(raw: RawRecords) -> pd.DataFrame:
+    def parse(raw: RawRecords) -> pd.DataFrame:  # roots are derived once, over the whole
         return from_raw(
-            raw.texts, raw.task_ids, raw.fetched_at, raw.fetch_errors, naive_tz=naive_tz
-        )
+            raw.texts, raw.task_ids, raw.fetched_at, raw.fetch_errors, naive_tz=naive_tz,
+            roots=False,
+        )  # fmt: skip
 
+    _check_zone(naive_tz)
     if ids is None and store.versioned:
-        _check_zone(naive_tz)
         if cache and store.path != ":memory:":
-            return dataset.store_frame(store, parse, naive_tz)
-        return dataset.full_frame(store, parse)
+            return _roots.assign(dataset.store_frame(store, parse, naive_tz))
+        return _roots.assign(dataset.full_frame(store, parse))
     if ids is None:  # a read-only store made before row versions
-        return parse(store.raw_records())
+        return _roots.assign(parse(store.raw_records()))
     order = list(dict.fromkeys(ids))
     if len(order) <= STORE_CHUNK_ROWS:
-        return parse(store.raw_records(order))
-    return _build.finish(
-        [
-            parse(store.raw_records(order[lo : lo + STORE_CHUNK_ROWS]))
-            for lo in range(0, len(order), STORE_CHUNK_ROWS)
-        ]
+        return _roots.assign(parse(store.raw_records(order)))
+    return _roots.assign(
+        _build.finish(
+            [
+                parse(store.raw_records(order[lo : lo + STORE_CHUNK_ROWS]))
+                for lo in range(0, len(order), STORE_CHUNK_ROWS)
+            ]
+        )
     )
 
 
@@ -267,6 +274,8 @@ def _frame(
     errors: Sequence[str | None] | None,
     naive_tz: str,
     notes: dict[int, str],
+    *,
+    roots: bool = True,
 ) -> pd.DataFrame:
     _check_zone(naive_tz)
     if errors is not None and any(e is not None for e in errors):
@@ -292,7 +301,8 @@ def _frame(
 
     top_level = threading.current_thread() is threading.main_thread()
     with parse_settings() if top_level else contextlib.nullcontext():
-        return _build.finish(each(block, spans, BLOCK_WORKERS))
+        df = _build.finish(each(block, spans, BLOCK_WORKERS))
+    return _roots.assign(df) if roots else df
 
 
 def _check_zone(naive_tz: str) -> None:

@@ -38,6 +38,7 @@ DERIVED = frozenset(
         "fetched_at",
         "extra",
         "parse_note",
+        "root_task_id",
     }
 )
 #: the envelope code of an answer that holds a task; any other code is a fetch error

@@ -617,8 +617,8 @@ def sync(store: Store | str | os.PathLike[str], *, progress: bool = False) -> Pa
     """
     from . import DEFAULT_NAIVE_TZ, from_raw
 
-    def parse(raw: RawRecords) -> pd.DataFrame:
-        return from_raw(raw.texts, raw.task_ids, raw.fetched_at, raw.fetch_errors)
+    def parse(raw: RawRecords) -> pd.DataFrame:  # root_task_id: derived by the reader
+        return from_raw(raw.texts, raw.task_ids, raw.fetched_at, raw.fetch_errors, roots=False)
 
     if not isinstance(store, Store):
         with Store(store, create=False) as opened:

@@ -12,7 +12,7 @@ one line in :data:`SECTIONS`. The parts:
 * :mod:`.blocks` (the blocks and :class:`Section`), :mod:`.context` (:class:`Context`,
   figures), :mod:`._cells` (counts, seconds, times, lengths in words);
 * the sections, by concept: :mod:`.headline`, :mod:`.tasks`, :mod:`.latency`,
-  :mod:`.failures`, :mod:`.money`, :mod:`.videos`, :mod:`.callbacks`,
+  :mod:`.failures`, :mod:`.money`, :mod:`.families`, :mod:`.videos`, :mod:`.callbacks`,
   :mod:`.definitions`;
 * the renderers: :mod:`.render_html`, :mod:`.render_markdown`.
 
@@ -46,6 +46,7 @@ from .callbacks import callbacks_section
 from .context import Context, auto_freq
 from .definitions import DEFINITIONS, definitions
 from .failures import failure_rates, why_fail
+from .families import families_section
 from .headline import CHANGE_COVER, CHANGE_PERIODS, headline
 from .latency import KM_PERCENTILES, PERCENTILES, latency, min_n_for_interval
 from .money import money
@@ -84,6 +85,7 @@ SECTIONS: list[Callable[[Context], Section | None]] = [
     why_fail,
     stuck,
     money,
+    families_section,
     at_risk,
     delivery,
     callbacks_section,

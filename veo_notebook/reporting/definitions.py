@@ -11,6 +11,7 @@ from __future__ import annotations
 from .. import fmt
 from ..analysis._kernels import pct_name
 from ..analysis.cost import DEFAULT_WINDOW, REQUEST_COLUMNS
+from ..analysis.family import FORMS
 from ..analysis.latency import STUCK_AFTER
 from ..schema import MEDIA_RETENTION
 from ._cells import CONFIDENCE, in_words
@@ -54,6 +55,13 @@ DEFINITIONS: list[tuple[str, str]] = [
         f"the {_CI} Brookmeyer–Crowley interval (log-transformed Greenwood band).",
     ),
     ("time to failure", "complete_time − create_time of tasks that failed (successFlag 2 or 3)."),
+    (
+        "family (video)",
+        "a root task and every task under it by parentTaskId (extends, 1080p and 4K "
+        "upgrades); the final file is the best member that succeeded, "
+        + ", then ".join(FORMS)
+        + "; time to final runs from the root's creation to that member's completion.",
+    ),
     (
         "failure rate",
         "(failed + generation_failed) / finished tasks; tasks still generating, of unknown "

@@ -32,10 +32,10 @@ Row = tuple[str, str]
 
 def _success_and_p50(frame: pd.DataFrame) -> tuple[Interval, Interval, int]:
     """(success rate, lo, hi), (p50, lo, hi) and the finished count of ``frame``."""
-    r = analysis.failure_rates(frame).iloc[0]
+    r = analysis.failure_rates(frame, upgrades="pooled").iloc[0]
     n = int(r["n"])
     success = (1 - r["rate"], 1 - r["ci_high"], 1 - r["ci_low"]) if n else (np.nan,) * 3
-    s = analysis.latency_summary(frame, percentiles=(0.5,)).iloc[0]
+    s = analysis.latency_summary(frame, percentiles=(0.5,), upgrades="pooled").iloc[0]
     return success, (s["p50"], s["p50_ci_low"], s["p50_ci_high"]), n
 
 
@@ -95,7 +95,8 @@ def _unread_rows(df: pd.DataFrame, unread: int) -> list[Row]:
 
 
 def _latency_row(read: pd.DataFrame) -> Row:
-    s = analysis.latency_summary(read, percentiles=BRIEF_PERCENTILES).iloc[0]
+    s = analysis.latency_summary(read, percentiles=BRIEF_PERCENTILES, upgrades="pooled")
+    s = s.iloc[0]
     if not int(s["completed"]):
         return ("Latency", "n/a (no task has succeeded yet)")
     parts = [

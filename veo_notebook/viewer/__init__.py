@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema
-from ..analysis import classify_errors
+from ..analysis import classify_errors, family_of
 from ..errors import InputError, VeoError
 from ..frame import from_store
 from ..store import Store
@@ -74,6 +74,18 @@ class _Categories:
         cats = classify_errors(frame).tolist()
         for k, c in zip(keys, cats, strict=True):
             self._memo[k] = None if c is None or c is pd.NA else c
+
+
+def _family(df: pd.DataFrame, row: pd.Series) -> pd.DataFrame | None:
+    """The family tree of ``row``'s task (None for a task alone in its family): only the
+    rows of its ``root_task_id`` are read, so a click costs one comparison of the column."""
+    root = row.get("root_task_id")
+    if not isinstance(root, str):
+        return None
+    members = df[(df["root_task_id"] == root).to_numpy(dtype=bool, na_value=False)]
+    if len(members) < 2 and members["parent_task_id"].isna().all():
+        return None
+    return family_of(members, str(row["task_id"]))
 
 
 def _parse_time(text: str) -> pd.Timestamp | None:
@@ -373,7 +385,8 @@ class StatusViewer(w.VBox):
             self.controls.detail.value = f"<i>No task {H.esc(self._selected)} in this frame.</i>"
             return
         row = self._model.df.iloc[pos : pos + 1]
-        self.controls.detail.value = H.detail_html(row.iloc[0], self._categories(row)[0])
+        family = H.family_html(_family(self._model.df, row.iloc[0]), self._selected)
+        self.controls.detail.value = H.detail_html(row.iloc[0], self._categories(row)[0], family)
 
     # -- export ---------------------------------------------------------------------------
     def _export(self, fmt: str) -> None:

@@ -21,7 +21,7 @@ import pandas as pd
 from .. import fmt
 from ..schema import STATUS_COLOURS, UNREAD
 
-__all__ = ["STYLE", "detail_html", "esc", "header_html", "safe_url", "table_html"]
+__all__ = ["STYLE", "detail_html", "esc", "family_html", "header_html", "safe_url", "table_html"]
 
 
 STYLE = """<style>
@@ -165,8 +165,30 @@ def _wrap(cls: str, text: str) -> str:
     return f'<span class="{cls}">{text}</span>' if text else ""
 
 
-def detail_html(row: pd.Series, category: Any) -> str:
-    """Everything about one task: fields, timings, error, parameters, links, video."""
+def family_html(tree: pd.DataFrame | None, selected: str | None) -> str:
+    """The family tree of the task shown (``family_of``'s frame): each member, indented
+    under its parent, with its state; the final deliverable and this task marked."""
+    if tree is None or tree.empty:
+        return ""
+    rows = []
+    for r in tree.itertuples(index=False):
+        depth = int(r.depth)
+        status = str(r.status)
+        marks = [m for m, on in (("final", bool(r.final)), ("this task", r.task_id == selected),
+                                 ("replaced", bool(r.replaced))) if on]  # fmt: skip
+        note = "" if fmt.is_missing(r.note) else str(r.note)
+        rows.append(
+            f'<tr data-task-id="{esc(r.task_id)}"><td style="padding-left:{6 + 16 * depth}px">'
+            f"{esc(str(r.tree).strip())}</td>"
+            f'<td class="veo-mono">{esc(r.task_id)}</td><td>{_pill(status)}</td>'
+            f"<td>{esc(', '.join(marks))}</td><td>{esc(note)}</td></tr>"
+        )
+    return f'<h5>Family</h5><table class="veo-t veo-family">{"".join(rows)}</table>'
+
+
+def detail_html(row: pd.Series, category: Any, family: str = "") -> str:
+    """Everything about one task: fields, timings, error, parameters, links, video, and
+    its family (:func:`family_html`)."""
     kv = [
         ("task id", esc(row["task_id"])),
         (
@@ -206,7 +228,7 @@ def detail_html(row: pd.Series, category: Any) -> str:
     )
     return (
         f'<h4>Task <span class="veo-mono">{esc(row["task_id"])}</span></h4>'
-        f'<table class="veo-t veo-kv">{fields}</table>'
+        f'<table class="veo-t veo-kv">{fields}</table>{family}'
         f"<h5>Parameters</h5>{_params(row['param_json'])}"
         f'<h5>Results</h5><ul class="veo-links">{"".join(links) or "<li><i>none</i></li>"}</ul>'
         f"{player}"

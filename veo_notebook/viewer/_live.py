@@ -23,6 +23,7 @@ import pandas as pd
 from .. import schema
 from ..errors import AuthError, ConfigError, VeoError
 from ..fetch import fetch_records, poll_interval
+from ..frame import _roots
 
 __all__ = ["LiveRefresh", "merge_rows"]
 
@@ -68,7 +69,16 @@ def _merge(
     combined = pd.concat([df, rows], ignore_index=True)
     take = np.arange(len(df))
     take[np.asarray(dst)] = len(df) + np.arange(len(src))
-    return combined.take(take).reset_index(drop=True), np.asarray(dst, dtype=np.intp)
+    out = combined.take(take).reset_index(drop=True)
+    # the answers' roots were derived over the answers alone: keep the frame's, unless a
+    # refreshed row now names another parent (an unread row read at last)
+    old_parent = df["parent_task_id"].iloc[dst].reset_index(drop=True)
+    new_parent = out["parent_task_id"].iloc[dst].reset_index(drop=True)
+    if old_parent.equals(new_parent):
+        out[_roots.ROOT_COLUMN] = df[_roots.ROOT_COLUMN]
+    else:
+        _roots.assign(out)
+    return out, np.asarray(dst, dtype=np.intp)
 
 
 if TYPE_CHECKING:

@@ -24,8 +24,19 @@ import numpy as np
 import pandas as pd
 
 from .. import schema
+from ..analysis.family import family_facet
 
-__all__ = ["FACETS", "SORT_KEYS", "Facet", "TableModel"]
+__all__ = ["FACETS", "FAMILY", "SORT_KEYS", "Facet", "TableModel", "facet_values"]
+
+
+#: The family facet: not a frame column but each row's family by its final form
+#: (``analysis.family.family_facet``: has 4K / has 1080p / extended / base only / no video).
+FAMILY = "family"
+
+
+def facet_values(df: pd.DataFrame, column: str) -> pd.Series:
+    """The values a facet filters on: the frame's column, or the derived family facet."""
+    return family_facet(df) if column == FAMILY else df[column]
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,7 @@ FACETS = (
     Facet("model", "model"),
     Facet("task_type", "task type"),
     Facet("generation_type", "gen. type", width="330px"),
+    Facet(FAMILY, "family"),
 )
 _FACET_COLUMNS = frozenset(f.column for f in FACETS)
 #: Sort keys offered by the viewer → column.
@@ -114,6 +126,18 @@ def _patched(facet: _Facet, column: pd.Series, rows: np.ndarray) -> _Facet | Non
     if any(c is None for c in new):
         return None
     codes[rows] = np.asarray(new, dtype=codes.dtype)
+    return _Facet(codes, facet.labels)
+
+
+def _family_patched(facet: _Facet, df: pd.DataFrame, rows: np.ndarray) -> _Facet:
+    """The family facet with the families of ``rows`` read again (every member of each:
+    one member's new state can change its family's form), found by ``root_task_id``."""
+    roots = df["root_task_id"] if "root_task_id" in df.columns else None
+    if roots is None or roots.iloc[rows].isna().any():
+        return _facet(family_facet(df))
+    members = np.flatnonzero(roots.isin(roots.iloc[rows].unique()).to_numpy(bool, na_value=False))
+    codes = facet.codes.copy()
+    codes[members] = family_facet(df.iloc[members]).cat.codes.to_numpy()
     return _Facet(codes, facet.labels)
 
 
@@ -227,7 +251,7 @@ class TableModel:
         """Take a new frame (same filters kept, masks and sort orders rebuilt)."""
         self.df = df.reset_index(drop=True)
         self.n = len(self.df)
-        self.facets = {f.column: _facet(self.df[f.column]) for f in FACETS}
+        self.facets = {f.column: _facet(facet_values(self.df, f.column)) for f in FACETS}
         self._created, self._created_unit = _time_ints(self.df["create_time"])
         self._orders: dict[tuple[str, bool], np.ndarray] = {}
         self._ranks: dict[tuple[str, bool], np.ndarray] = {}
@@ -263,6 +287,9 @@ class TableModel:
         rows = np.asarray(rows, dtype=np.intp)
         new.facets = {}
         for name, facet in self.facets.items():
+            if name == FAMILY:  # a refreshed row can change its whole family's form
+                new.facets[name] = _family_patched(facet, new.df, rows)
+                continue
             patched = _patched(facet, new.df[name], rows)
             new.facets[name] = patched if patched is not None else _facet(new.df[name])
         new._created, new._created_unit = self._created.copy(), self._created_unit

@@ -2,7 +2,7 @@
 
 Every important widget carries a ``veo-*`` CSS class: ``veo-header``, ``veo-progress``,
 ``veo-message``, ``veo-refresh``, ``veo-auto``, one ``veo-filter-<column>`` per facet
-(``veo-filter-status`` / ``-model`` / ``-task-type`` / ``-generation-type``),
+(``veo-filter-status`` / ``-model`` / ``-task-type`` / ``-generation-type`` / ``-family``),
 ``veo-filter-from`` / ``-to`` / ``-text``, ``veo-sort``, ``veo-sort-order``,
 ``veo-page-size``, ``veo-prev``, ``veo-next``, ``veo-page-label``, ``veo-table``,
 ``veo-select``, ``veo-detail``, ``veo-export-path``, ``veo-export-parquet``,
@@ -10,7 +10,7 @@ Every important widget carries a ``veo-*`` CSS class: ``veo-header``, ``veo-prog
 
 >>> c = Controls(page_size=25, sort_by="created", descending=True)
 >>> sorted(c.facet_filters), c.sort_by.options[0]
-(['generation_type', 'model', 'status', 'task_type'], ('created', 'created'))
+(['family', 'generation_type', 'model', 'status', 'task_type'], ('created', 'created'))
 """
 
 from __future__ import annotations
