@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     frames = {n: synthetic_frame(n, seed=1) for n in (small, large)}
-    analysis.latency_summary(frames[small])  # warm-up: imports scipy, numpy kernels
+    analysis.latency_summary(frames[small])  # warm-up: imports, numpy kernels
     analysis.failure_rates(frames[small], freq="1D")
 
     print(f"analysis on synthetic typed frames: best of {repeat}, seconds\n")

@@ -12,7 +12,7 @@ from _frames import T0, make_frame, synthetic_frame
 from scipy.stats import binom, binomtest
 
 from veo_notebook import analysis, schema
-from veo_notebook.analysis._kernels import pct_name, wilson_interval
+from veo_notebook.analysis._kernels import binom_ppf, pct_name, wilson_interval
 from veo_notebook.errors import InputError
 
 API_FACTS = Path("/work/shared/api-facts.md")
@@ -77,6 +77,14 @@ def test_order_statistic_interval_covers_and_is_nan_when_too_small():
     assert out["p99_ci_low"] <= out["p99"] <= out["p99_ci_high"]
     small = analysis.latency_summary(_successes([1.0, 2.0, 3.0]), percentiles=(0.99,)).loc["all"]
     assert np.isnan(small["p99_ci_high"])  # 3 values cannot bound a 99th percentile
+
+
+@pytest.mark.parametrize("q", [0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999])
+@pytest.mark.parametrize("p", [0.005, 0.025, 0.05, 0.95, 0.975, 0.995])
+def test_the_exact_binomial_quantile_is_scipys(p: float, q: float) -> None:
+    # every size to 600, then large ones: the ranks of every interval the toolkit gives
+    n = np.concatenate([np.arange(0, 601), [1_000, 4_999, 12_345, 100_000, 1_000_000]])
+    assert binom_ppf(p, n, q).tolist() == binom.ppf(p, n, q).astype(np.int64).tolist()
 
 
 def test_order_statistic_coverage_by_simulation():
@@ -386,3 +394,55 @@ def test_failure_breakdown_is_a_pareto_with_messages_params_and_prompts():
     for _, grp in by.groupby(level="model"):
         assert grp["share"].sum() == pytest.approx(1.0)
     assert "<table" in fb._repr_html_()
+
+
+# --- no NA group key ----------------------------------------------------------------
+def _mixed_frame() -> pd.DataFrame:
+    """Generate tasks, upgrade tasks (no model of their own) and unread records."""
+    df = make_frame(
+        task_id=[f"t{i}" for i in range(8)],
+        model=["veo3", "veo3", "veo3_fast", None, None, None, None, None],
+        task_type=["generate", "generate", "generate", "1080p", "4k", None, None, "generate"],
+        status=["success", "failed", "success", "success", "success", None, None, "success"],
+        fetch_error=[None] * 5 + ["422 Temporarily supports records within 14 days."] * 2 + [None],
+        create_s=[0, 10, 20, 30, 40, np.nan, np.nan, 50],
+        complete_s=[100, 110, 150, 300, 500, np.nan, np.nan, 160],
+    )
+    return df
+
+
+def _keys(table: pd.DataFrame) -> list[str]:
+    index = table.index
+    values = index.to_flat_index() if isinstance(index, pd.MultiIndex) else index
+    return [str(v) for v in values]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda df: analysis.latency_summary(df, by="model"), id="latency-model"),
+        pytest.param(lambda df: analysis.km_latency(df, by="task_type"), id="km-task_type"),
+        pytest.param(lambda df: analysis.failure_rates(df, by="model"), id="failures-model"),
+        pytest.param(lambda df: analysis.cost_summary(df, by="model"), id="cost-model"),
+        pytest.param(
+            lambda df: analysis.cost_summary(df, by=["task_type", "1D"]), id="cost-type-day"
+        ),
+        pytest.param(lambda df: analysis.latency_summary(df, by="1D"), id="latency-day"),
+    ],
+)
+def test_every_group_key_is_labelled_none_is_na(call) -> None:
+    table = call(_mixed_frame())
+    flat = [k for key in table.index for k in (key if isinstance(key, tuple) else (key,))]
+    assert not any(pd.isna(k) for k in flat), table.index
+    assert not {"nan", "NaN", "<NA>", "None", "NaT"} & {str(k) for k in flat}, _keys(table)
+
+
+def test_the_labels_say_what_a_missing_key_is() -> None:
+    df = _mixed_frame()
+    by_model = analysis.latency_summary(df, by="model")
+    assert set(by_model.index) == {"veo3", "veo3_fast", "upgrade task", "unread", "n/a"}
+    assert by_model.loc["unread", "n"] == 2 and by_model.loc["upgrade task", "n"] == 2
+    by_type = analysis.km_latency(df, by="task_type")
+    assert set(by_type.index) == {"generate", "1080p", "4k", "unread"}
+    by_day = analysis.latency_summary(df, by="1D", upgrades="pooled")
+    assert "unread" in set(by_day.index) and by_day.loc["unread", "n"] == 2

@@ -52,21 +52,21 @@ def test_fetch_a_file_of_ids_into_a_store_and_a_csv(fresh_sim, tmp_path, env_key
     sim = fresh_sim(n_tasks=60)
     ids = sim.task_ids()[:40]
     src = tmp_path / "ids.txt"
-    src.write_text("\n".join([*ids, "", ids[0], "unknown id"]) + "\n", encoding="utf-8")
+    src.write_text("\n".join([*ids, "", ids[0], "unknown_id"]) + "\n", encoding="utf-8")
     store, out_csv = tmp_path / "s.sqlite", tmp_path / "out.csv"
     argv = ["fetch", str(src), "--store", str(store), "--base-url", sim.base_url, "--no-progress"]
     assert main([*argv, "--out", str(out_csv)]) == 0
     out, _ = _no_key_in(capsys)
     assert out.startswith("41 tasks (") and "could not be read" in out and "nan" not in out
     df = pd.read_csv(out_csv)
-    assert df["task_id"].tolist() == [*ids, "unknown id"]
+    assert df["task_id"].tolist() == [*ids, "unknown_id"]
     with Store(store) as st:
         assert len(st) == 41
     sim.reset_stats()
     assert main([*argv, "--refresh", "none", "--out", str(tmp_path / "out.parquet")]) == 0
     assert sim.stats()["requests"] == 0
     back = read_parquet(tmp_path / "out.parquet")
-    assert back["task_id"].tolist() == [*ids, "unknown id"]
+    assert back["task_id"].tolist() == [*ids, "unknown_id"]
 
 
 def test_fetch_ids_from_stdin_as_a_csv(fresh_sim, env_key, monkeypatch, capsys) -> None:
@@ -338,7 +338,7 @@ def test_a_server_that_is_not_kie_ai_stops_at_its_first_answer(cli: Cli) -> None
     finally:
         web.shutdown()
         web.server_close()
-    _error(proc, 2, f"HTTP 404 from {url} without an API envelope", "check base_url")
+    _error(proc, 2, f"HTTP 404 from {url} without an API envelope", "check the base URL")
     with Store(cli.tmp / "s.sqlite", create=False) as st:
         assert len(st) == 0
 
@@ -402,6 +402,121 @@ def test_the_ids_column_is_found_in_any_case_and_named(
     assert proc.returncode == 0, proc.stderr
     assert f"task ids from column '{column}' of <stdin>" in proc.stderr
     assert proc.stdout.startswith("3 tasks (")
+
+
+# --- input refused before any request --------------------------------------------------
+NOTES = "veo_task_1\n\nveo_task_2\nthe second one failed, ask support\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "needles"),
+    [
+        pytest.param(
+            "notes.txt", NOTES, ["notes.txt, line 4", "'the second one failed"], id="notes"
+        ),
+        pytest.param(
+            "README.md",
+            "```bash\nveo-notebook demo\n```\n",
+            ["README.md, line 1", "'```bash'"],
+            id="markdown",
+        ),
+        pytest.param(
+            "ids.csv",
+            "taskId,model\nt1,veo3\nt 2,veo3\n",
+            ["ids.csv, line 3, column 'taskId'", "'t 2'"],
+            id="csv-cell",
+        ),
+    ],
+)
+def test_an_ids_file_that_is_not_ids_is_refused_and_nothing_is_sent(
+    cli: Cli, msim: Simulator, name: str, text: str, needles: list[str]
+) -> None:
+    (cli.tmp / name).write_text(text, encoding="utf-8")
+    msim.reset_stats()
+    proc = cli("fetch", name, "--store", "s.sqlite", "--base-url", msim.base_url, "--no-progress")
+    _error(proc, 2, *needles, "is not a task id", "nothing was sent")
+    assert msim.stats()["requests"] == 0
+    assert not (cli.tmp / "s.sqlite").exists()
+
+
+@pytest.mark.parametrize("kind", ["parquet", "arrow"])
+def test_a_parquet_or_arrow_file_of_tasks_is_read_through_its_task_id_column(
+    cli: Cli, msim: Simulator, kind: str
+) -> None:
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    ids = msim.task_ids("terminal")[:4]
+    table = pa.table({"model": ["veo3"] * 4, "task_id": ids})
+    path = cli.tmp / f"tasks.{kind}"
+    if kind == "parquet":
+        pd.DataFrame({"model": ["veo3"] * 4, "task_id": ids}).to_parquet(path)
+    else:
+        feather.write_feather(table, path)  # the Arrow IPC file format
+    msim.reset_stats()
+    proc = cli("fetch", path.name, "--base-url", msim.base_url, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("4 tasks (")
+    assert f"task ids from column 'task_id' of {path.name}" in proc.stderr
+    assert set(msim.stats()["by_task"]) == set(ids)
+
+
+def test_a_frame_written_by_fetch_feeds_the_next_fetch(cli: Cli, msim: Simulator) -> None:
+    (cli.tmp / "ids.txt").write_text("\n".join(msim.task_ids("terminal")[:3]) + "\n")
+    base = ["--base-url", msim.base_url, "--no-progress"]
+    assert cli("fetch", "ids.txt", "--out", "tasks.parquet", *base).returncode == 0
+    again = cli("fetch", "tasks.parquet", "--refresh", "all", *base)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("3 tasks (")
+
+
+@pytest.mark.parametrize(
+    ("argv", "needles"),
+    [
+        pytest.param(
+            ["fetch", "ids.txt", "--output", "x.parquet"],
+            ["unrecognized arguments: --output x.parquet", "did you mean --out?"],
+            id="output",
+        ),
+        pytest.param(
+            ["fetch", "ids.txt", "--base_url", "http://127.0.0.1:1"],
+            ["did you mean --base-url?"],
+            id="base_url-spelling",
+        ),
+        pytest.param(
+            ["fetch", "ids.txt", "--base-url", "127.0.0.1:8765"],
+            ["--base-url must be an http(s) URL", "'127.0.0.1:8765'"],
+            id="scheme-less-base-url",
+        ),
+        pytest.param(
+            ["fetch", "ids.txt", "--base-url", "http://api.kie.ai"],
+            ["--base-url refuses to send the API key over plain http"],
+            id="remote-plain-http",
+        ),
+        pytest.param(
+            ["archive", "--dest", "v", "--workers", "100000"],
+            ["argument --workers", "from 1 to 64", "'100000'"],
+            id="huge-workers",
+        ),
+    ],
+)
+def test_a_mistyped_option_is_named_as_typed_and_nothing_is_sent(
+    cli: Cli, msim: Simulator, argv: list[str], needles: list[str]
+) -> None:
+    (cli.tmp / "ids.txt").write_text("\n".join(msim.task_ids()[:5]) + "\n")
+    msim.reset_stats()
+    line = _error(cli(*argv), 2, *needles)
+    assert not any(f"{p} must" in line for p in ("base_url", "workers"))  # no Python parameter
+    assert msim.stats()["requests"] == 0
+    assert not cli.default_store.exists()
+
+
+def test_the_workers_maximum_is_documented() -> None:
+    from veo_notebook.archive import MAX_WORKERS
+
+    parser = build_parser()
+    text = parser.commands["archive"].format_help()
+    assert f"1 to {MAX_WORKERS}" in " ".join(text.split())
 
 
 def test_every_mistake_is_one_line_with_exit_2(cli: Cli, msim: Simulator) -> None:

@@ -221,3 +221,68 @@ def test_resubmissions_in_the_simulator_are_found_and_priced(fresh_sim, sentinel
     summary = cost_summary(df, by=None)
     assert summary.loc["all", "duplicates"] == len(dups)
     assert summary.loc["all", "wasted_credits"] == dups["wasted_credits"].sum() > 0
+
+
+# --- request defaults and unpriced models ---------------------------------------------
+def test_a_request_without_a_model_costs_what_an_explicit_veo3_fast_costs(fresh_sim) -> None:
+    from veo_notebook.simulator.callbacks import create_task
+
+    sim = fresh_sim(n_tasks=10)
+    key = sim.api_key
+    bare = create_task(sim.base_url, key, {"prompt": "a fox"})
+    named = create_task(sim.base_url, key, {"prompt": "a fox", "model": "veo3_fast"})
+    with veo.Client(key, base_url=sim.base_url) as client:
+        df = veo.fetch_records([bare, named], client=client, progress=False).set_index("task_id")
+    assert df.loc[bare, "model"] == df.loc[named, "model"] == "veo3_fast"
+    assert list(df.loc[bare, "defaults_applied"]) == ["model", "enable_translation"]
+    assert list(df.loc[named, "defaults_applied"]) == ["enable_translation"]
+    priced = veo.with_credits(df)
+    assert priced.loc[bare, "credits"] == priced.loc[named, "credits"] > 0
+    s = cost_summary(df.reset_index(), by="model")
+    assert list(s.index) == ["veo3_fast"] and s.loc["veo3_fast", "unpriced"] == 0
+
+
+def test_defaults_apply_to_generate_requests_only() -> None:
+    from veo_notebook.frame import to_frame
+
+    def record(task_id: str, params: dict) -> dict:
+        import json
+
+        data = {"taskId": task_id, "successFlag": 1, "paramJson": json.dumps(params)}
+        return {"code": 200, "msg": "success", "data": data}
+
+    df = to_frame(
+        [
+            record("g", {"prompt": "p", "enableTranslation": False}),
+            record("e", {"prompt": "more", "taskId": "g", "model": "fast"}),
+            record("u", {"taskId": "g", "index": 0}),
+        ]
+    ).set_index("task_id")
+    assert df.loc["g", "model"] == "veo3_fast" and not df.loc["g", "enable_translation"]
+    assert list(df.loc["g", "defaults_applied"]) == ["model"]
+    assert df.loc["e", "model"] == "fast" and list(df.loc["e", "defaults_applied"]) == []
+    assert pd.isna(df.loc["u", "model"]) and list(df.loc["u", "defaults_applied"]) == []
+
+
+def test_a_price_table_that_omits_a_model_says_unpriced_never_zero() -> None:
+    df = pd.concat(
+        [
+            submissions([0, 3600], prompt=["a", "b"]),
+            submissions(
+                [0, 7200, 9000],
+                model=["veo3"] * 3,
+                prompt=["c", "d", "e"],
+                status=["success", "success", "failed"],  # failed: 0, not billed
+            ),
+        ],
+        ignore_index=True,
+    )
+    df["task_id"] = [f"t{i}" for i in range(len(df))]
+    s = cost_summary(df, by="model", prices={"veo3_fast": 60})
+    assert s.loc["veo3_fast", "credits"] == 120.0 and s.loc["veo3_fast", "unpriced"] == 0
+    veo3 = s.loc["veo3"]
+    assert veo3["unpriced"] == 2 and veo3["succeeded"] == 2
+    assert np.isnan(veo3["credits"]) and np.isnan(veo3["credits_per_success"])  # never 0.0
+    everything = cost_summary(df, by=None, prices={"veo3_fast": 60}).loc["all"]
+    assert everything["credits"] == 120.0 and everything["unpriced"] == 2  # the failed one is 0
+    assert everything["credits_per_success"] == 60.0  # of the priced successes only

@@ -137,5 +137,41 @@ def test_the_videos_are_archived_and_checked(demo_run: tuple[dict, str, str]) ->
     assert all(Path(p).is_file() and Path(p).parent.parent == r["videos"] for p in saved["path"])
     with veo.Store(r["store"]) as store:
         assert len(ArchiveTable(store).rows()) == len(archive)
-    assert "videos of succeeded tasks" in text
+    assert "succeeded tasks: archived" in text
     assert "<h2>Delivery</h2>" in Path(r["report"]).read_text(encoding="utf-8")
+
+
+def test_the_faults_are_said_before_they_happen_and_refusals_are_expected(
+    demo_run: tuple[dict, str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    r, text, _key = demo_run
+    intro, _, summary = text.partition("\nsummary: ")
+    assert "Faults injected on purpose" in intro
+    for said in ("older than 14 days", "wrong signature 5%", "refuses the forged ones (401)"):
+        assert said in intro, said
+    assert "no audio track" in intro and "bytes that do not decode" in intro
+    assert f"{r['callbacks']['refused']:,} forged deliveries refused (401)" in summary
+    assert "WARNING" not in text
+
+
+def test_counts_read_unambiguously_one_format_per_column(demo_run: tuple[dict, str, str]) -> None:
+    import re
+
+    r, text, _key = demo_run
+    archive = r["archive"]
+    ok = int(archive["archive_error"].isna().sum())
+    failed = len(archive) - ok
+    line = next(ln for ln in text.splitlines() if ln.startswith("videos of the "))
+    assert f"archived {ok:,} files (" in line and f"; {failed:,} failed" in line
+    assert "with an error" not in text
+    head = text.splitlines().index(next(ln for ln in text.splitlines() if "completed" in ln))
+    rows = []
+    for ln in text.splitlines()[head + 2 :]:
+        if not ln.strip():
+            break
+        rows.append(ln.split()[-4:])
+    assert len(rows) == len(r["latency"])
+    for completed, *seconds in rows:
+        assert re.fullmatch(r"[\d,]+", completed), completed
+        assert all(re.fullmatch(r"[\d,]+\.\d", s) for s in seconds), seconds  # one decimal
+    assert "n/a " not in text.split("latency of successful tasks")[1].split("top failure")[0]

@@ -385,15 +385,77 @@ def test_poll_interval_follows_kie_ais_advice() -> None:
 # --- reading ids ----------------------------------------------------------------------------
 def test_read_ids_from_text_csv_file_object_and_stdin(tmp_path, monkeypatch) -> None:
     txt = tmp_path / "ids.txt"
-    txt.write_text("a\n\n  b  \r\nc d\n", encoding="utf-8")
-    assert read_task_ids(txt) == ["a", "b", "c d"]
-    assert read_task_ids(str(txt)) == ["a", "b", "c d"]
+    txt.write_text("a\n\n  b  \r\nc.d\n", encoding="utf-8")
+    assert read_task_ids(txt) == ["a", "b", "c.d"]
+    assert read_task_ids(str(txt)) == ["a", "b", "c.d"]
     csv = tmp_path / "ids.csv"
-    csv.write_text('\ufeffmodel,taskId\nveo3,"x,1"\nveo3,\nfast,y\n', encoding="utf-8")
-    assert read_task_ids(csv) == ["x,1", "y"]
+    csv.write_text('\ufeffmodel,taskId\nveo3,"x_1"\nveo3,\nfast,y\n', encoding="utf-8")
+    assert read_task_ids(csv) == ["x_1", "y"]
     assert read_task_ids(io.StringIO("task_id\tn\nt1\t1\nt1\t2\n")) == ["t1", "t1"]
     monkeypatch.setattr(sys, "stdin", io.StringIO("s1\ns2\n"))
     assert read_task_ids("-") == ["s1", "s2"]
+
+
+def test_a_task_id_is_a_token_and_published_ids_all_are(sim) -> None:
+    from veo_notebook.fetch import TASK_ID_PATTERN, is_task_id
+
+    published = [
+        "4c9a31a5bb61db65d10f1210d78cc08a",  # a real one: 32 hex characters
+        "veo_task_abcdef123456",  # kie.ai's docs
+        *sim.task_ids("all")[:50],  # the simulator's
+        "task-2026.03_01",
+    ]
+    assert all(is_task_id(i) for i in published)
+    for bad in ["", "c d", "# notes", "`id`", "a,b", "id\t2", "ü", "https://x/y", "a/b"]:
+        assert not is_task_id(bad), bad
+    assert TASK_ID_PATTERN.pattern == "[A-Za-z0-9_.-]+"  # the one rule, as documented
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "shown"),
+    [
+        pytest.param("t1\n\nsee the notes below\n", "line 3", "'see the notes below'", id="prose"),
+        pytest.param("## Tasks\nt1\n", "line 1", "'## Tasks'", id="markdown"),
+        pytest.param("task_id;x\nt1;1\nt 2;2\n", "line 3, column 'task_id'", "'t 2'", id="csv"),
+        pytest.param("t1\n" + "x" * 200 + " y\n", "line 2", "'" + "x" * 60 + "…'", id="long"),
+    ],
+)
+def test_a_file_with_a_line_that_is_not_a_task_id_is_refused_whole(
+    tmp_path, text: str, where: str, shown: str
+) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        read_task_ids(path)
+    assert str(info.value) == (
+        f"{path}, {where}: {shown} is not a task id (letters, digits, _ - . only); nothing was sent"
+    )
+
+
+def test_a_parquet_or_arrow_file_is_read_through_its_task_id_column(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.feather as feather
+    import pyarrow.parquet as pq
+
+    table = pa.table({"model": ["veo3", "veo3", None], "TaskID": ["a1", None, "b2"]})
+    pq.write_table(table, tmp_path / "t.parquet")
+    feather.write_feather(table, tmp_path / "t.arrow")
+    with (
+        pa.OSFile(str(tmp_path / "t.arrows"), "wb") as sink,
+        pa.ipc.new_stream(sink, table.schema) as writer,
+    ):
+        writer.write_table(table)
+    for name in ("t.parquet", "t.arrow", "t.arrows"):
+        assert read_task_ids(tmp_path / name) == ["a1", "b2"], name
+    pq.write_table(pa.table({"id": ["a1"]}), tmp_path / "no-column.parquet")
+    with pytest.raises(InputError, match=r"no-column.parquet: a table of task ids needs"):
+        read_task_ids(tmp_path / "no-column.parquet")
+    pq.write_table(pa.table({"task_id": ["a1", "a 2"]}), tmp_path / "bad.parquet")
+    with pytest.raises(InputError, match=r"bad.parquet, row 2, column 'task_id': 'a 2'"):
+        read_task_ids(tmp_path / "bad.parquet")
+    (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    with pytest.raises(InputError, match="is not a text file of task ids"):
+        read_task_ids(tmp_path / "image.png")
 
 
 def test_a_csv_without_an_id_column_is_an_input_error(tmp_path) -> None:

@@ -68,6 +68,16 @@ def test_group_column_names_why_a_model_is_missing():
     assert len(fmt.readable(df)) == 3
 
 
+def test_group_column_labels_a_derived_key_by_the_same_rule():
+    df = make_frame(status=["success", None], create_s=[0.0, np.nan])
+    df["fetch_error"] = pd.array([None, "422 record is null."], dtype="string")
+    day = df["create_time"].dt.floor("1D").rename("period")
+    got = fmt.group_column(df, "period", day)
+    assert got.iloc[0] == day.iloc[0] and got.iloc[1] == "unread"
+    assert fmt.group_column(df.iloc[:1], "period", day.iloc[:1]).dtype == day.dtype  # untouched
+    assert fmt.UNPRICED == "unpriced"
+
+
 def test_table_has_no_missing_cells_or_labels():
     frame = pd.DataFrame(
         {"n": [1, 2], "p50": [np.nan, 1.25], "name": [None, "x"]},

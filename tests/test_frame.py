@@ -951,7 +951,7 @@ PUBLISHED = [
         {
             "error_code": None,
             "error_message": None,
-            "model": None,
+            "model": "veo3_fast",  # "null" is no model: kie.ai's default (defaults_applied)
             "aspect_ratio": None,
             "parse_note": None,
             "extra": None,

@@ -142,6 +142,51 @@ def test_panels_one_per_group_shared_y_small_groups_pooled(df):
     assert all(ax.lines for ax in axes)
 
 
+def _thin_spike() -> pd.DataFrame:
+    """Day 0..4: 20 finished tasks a day, 1 failed; day 5: one task, failed (100%)."""
+    days = [d for d in range(5) for _ in range(20)] + [5]
+    status = ["failed" if i % 20 == 0 else "success" for i in range(100)] + ["failed"]
+    return make_frame(
+        status=status,
+        model=["veo3_fast"] * 101,
+        create_s=[d * 86400.0 + 60 for d in days],
+        complete_s=[d * 86400.0 + 160 for d in days],
+    )
+
+
+def test_the_rate_scale_holds_every_band_and_explains_its_markers():
+    frame = _thin_spike()
+    fig = Figure()
+    axes = plots.failure_rate_panels(frame, freq="1D", by="model", fig=fig)
+    rates = analysis.failure_rates(frame, by="model", freq="1D")
+    solid = rates[rates["n"] >= plots.MIN_BUCKET_TASKS]
+    top = axes[0].get_ylim()[1]
+    assert solid["ci_high"].max() <= top < 1.0  # no band cut, and the 1-of-1 spike is not the scale
+    label = fig.get_supxlabel()
+    assert f"fewer than {plots.MIN_BUCKET_TASKS} finished tasks" in label
+    assert "▲: one above the scale, its rate written beside it" in label
+    assert "100%" in [t.get_text() for t in axes[0].texts]
+    one = plots.failure_rate_over_time(frame, freq="1D", ax=Figure().add_subplot())
+    assert "▲" in one.get_xlabel() and "100%" in [t.get_text() for t in one.texts]
+    plain = plots.failure_rate_over_time(frame.iloc[:100], freq="1D", ax=Figure().add_subplot())
+    assert "▲" not in plain.get_xlabel() and "hollow" not in plain.get_xlabel()
+
+
+def test_time_plots_leave_out_tasks_without_a_creation_time():
+    frame = schema.enforce(
+        pd.concat(
+            [_thin_spike(), make_frame(status=["failed"], model=["veo3"], complete_s=[50.0])],
+            ignore_index=True,
+        )
+    )
+    assert "n/a" in set(analysis.failure_rates(frame, freq="1D").index)  # counted in tables
+    fig = Figure()
+    assert plots.failure_rate_panels(frame, freq="1D", by="model", fig=fig)
+    assert plots.failure_rate_over_time(frame, freq="1D", ax=Figure().add_subplot()).lines
+    priced = frame.assign(credits=60.0)
+    assert plots.spend_over_time(priced, freq="1D", ax=Figure().add_subplot()).patches
+
+
 def test_no_placeholder_in_labels_legends_or_ticks():
     sample = read_parquet(ROOT / "data" / "sample_tasks.parquet")
     bad = re.compile(r"\bNaN\b|<NA>|\bNone\b|\bnan\b|\bNA\b|n=0\b")

@@ -190,3 +190,15 @@ def test_lookup_on_a_sample_is_vectorised_and_matches_a_row_by_row_reading():
 def test_public_names():
     assert veo.with_credits is with_credits
     assert isinstance(pricing.load_prices(), PriceTable)
+
+
+def test_a_partial_price_table_leaves_the_other_models_unpriced() -> None:
+    df = make_frame(
+        model=["veo3_fast", "veo3", "veo3"],
+        task_type=["generate"] * 3,
+        status=["success", "success", "failed"],
+    )
+    got = with_credits(df, prices={"veo3_fast": 60})
+    assert got["credits"].iloc[0] == 60.0
+    assert np.isnan(got["credits"].iloc[1]) and pd.isna(got["credits_source"].iloc[1])
+    assert got["credits"].iloc[2] == 0.0  # failed: not billed, whatever the table

@@ -33,12 +33,14 @@ def test_errors_form_one_tree():
         "StoreNotFoundError",
         "EndpointError",
         "SchemaVersionError",
+        "MissingExtraError",
     ]:
         assert issubclass(getattr(veo_notebook, name), veo_notebook.VeoError)
     assert issubclass(veo_notebook.AuthError, veo_notebook.ApiError)
     assert issubclass(veo_notebook.InputError, ValueError)
     assert issubclass(veo_notebook.EndpointError, (veo_notebook.ConfigError, veo_notebook.ApiError))
     assert issubclass(veo_notebook.StoreNotFoundError, veo_notebook.InputError)
+    assert issubclass(veo_notebook.MissingExtraError, (veo_notebook.ConfigError, ImportError))
 
 
 def test_lazy_table_matches_all():

@@ -123,7 +123,7 @@ def test_report_of_the_sample_has_no_placeholder(tmp_path):
     found = sorted(set(PLACEHOLDERS.findall(text)))
     assert not found, found
     assert "unread" in text and "upgrade task" in text  # the two reasons, said
-    assert "Unread 361 tasks whose record could not be read" in " ".join(text.split())
+    assert "Unread 336 tasks whose record could not be read" in " ".join(text.split())
     assert "≥ " in text  # an open interval bound reads as such
     assert "n/a (too few)" in text or "not reached" in text
 
@@ -142,7 +142,7 @@ def test_headline_leads_with_the_answer(tmp_path):
         assert label in head
     assert "last 7 days" in head and "vs the 7 days before" in head
     assert "intervals overlap" in head or "CHANGED" in head
-    assert "132 still generating, 0 stuck" in head
+    assert "131 still generating, 0 stuck" in head
 
 
 def test_change_is_flagged_when_the_intervals_part(tmp_path):
@@ -290,3 +290,32 @@ def test_the_prose_is_built_from_the_constants_it_names(html_text):
     assert ", ".join(c.replace("_", " ") for c in REQUEST_COLUMNS) in text
     assert f"deletes ({in_words(MEDIA_RETENTION)} after completion) within" in text
     assert f"within {in_words(AT_RISK_WITHIN)}" in text
+def test_sub_second_callback_delays_read_as_such_and_long_differences_wrap(frame, tmp_path):
+    from veo_notebook.callbacks import read_callbacks
+
+    done = frame[frame["complete_time"].notna() & (frame["status"] == "success")].head(3)
+    lines = []
+    for (_, row), delay in zip(done.iterrows(), (0.06, 0.5, 1.0), strict=True):
+        when = (row["complete_time"] + pd.Timedelta(seconds=delay)).isoformat()
+        info = {"resultUrls": ["https://elsewhere.example/" + "x" * 120 + ".mp4"]}
+        body = {"code": 200, "data": {"taskId": row["task_id"], "info": info}, "received_at": when}
+        lines.append(orjson.dumps(body))
+    log = tmp_path / "hooks.jsonl"
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    text = report(frame, tmp_path / "cb.html", callbacks=read_callbacks(log), figures=False)
+    section = text.read_text(encoding="utf-8").split("<h2>Callbacks</h2>")[1].split("<h2>")[0]
+    for fact, value in (("p50", "0.50 s"), ("p90", "0.90 s"), ("max", "1.00 s")):
+        assert f"<th>first delay {fact}</th><td>{value}</td>" in section, fact
+    assert "<td>0.06 s</td>" in section and '<td class="wrap">video: ' in section
+
+
+def test_a_model_the_price_table_omits_reads_unpriced_never_zero(frame, tmp_path):
+    import veo_notebook as veo
+
+    priced = veo.with_credits(frame, prices={"veo3_fast": 60})
+    text = report(priced, tmp_path / "m.html", figures=False).read_text(encoding="utf-8")
+    money = text.split("<h2>Money</h2>")[1].split("<h2>")[0]
+    row = money.split("<td>veo3</td>")[1].split("</tr>")[0]
+    cells = re.findall(r"<td>(.*?)</td>", row)
+    assert cells[2:4] == ["unpriced", "unpriced"], cells  # credits, credits / success
+    assert int(cells[5].replace(",", "")) > 0  # counted

@@ -23,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     "ConfigError": "errors",
     "EndpointError": "errors",
     "InputError": "errors",
+    "MissingExtraError": "errors",
     "ApiError": "errors",
     "ArchiveError": "errors",
     "AuthError": "errors",

@@ -80,6 +80,7 @@ EXIT_CODES = {
 _USAGE_ERRORS = (InputError, ConfigError, AuthError)
 
 _FRAME_SUFFIXES = (".parquet", ".csv")
+_CLOSE_ENOUGH = 0.6  # difflib ratio of an unknown option's name to a known one (output ~ out)
 _REPORT_SUFFIXES = (".html", ".md")
 
 
@@ -126,11 +127,35 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _TopParser(_Parser):
-    """The top parser: its description names the default store, found only when asked."""
+    """The top parser: its description names the default store, found only when asked; an
+    unknown option gets the nearest of its sub-command's ("did you mean --out?")."""
+
+    commands: dict[str, argparse.ArgumentParser]
 
     def format_help(self) -> str:
         self.description = _top_description()
         return super().format_help()
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            sub = getattr(self, "commands", {}).get(getattr(ns, "command", None), self)
+            self.error(f"unrecognized arguments: {' '.join(extras)}{_did_you_mean(extras, sub)}")
+        return ns
+
+
+def _did_you_mean(extras: Sequence[str], parser: argparse.ArgumentParser) -> str:
+    """``"; did you mean --out?"`` for the first unknown option close to a known one."""
+    import difflib
+
+    known = [o[2:] for o in parser._option_string_actions if o.startswith("--")]
+    for word in extras:
+        if word.startswith("--"):
+            name = word[2:].split("=", 1)[0]
+            close = difflib.get_close_matches(name, known, n=1, cutoff=_CLOSE_ENOUGH)
+            if close:
+                return f"; did you mean --{close[0]}?"
+    return ""
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):
@@ -197,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
+    parser.commands = {}
     for c in _COMMANDS.values():
         p = sub.add_parser(
             c.name,
@@ -207,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         c.arguments(p)
         _verbose(p, "verbose_sub", argparse.SUPPRESS)
+        parser.commands[c.name] = p
     return parser
 
 
@@ -249,6 +276,21 @@ _whole = _number(int, 0, "must be a whole number of at least 0")
 _seconds = _number(float, 0.0, "must be a number of seconds, at least 0")
 
 
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    """A whole number from ``low`` to ``high`` (the message says both)."""
+    what = f"must be a whole number from {low} to {high}"
+    whole = _number(int, low, what)
+
+    def parse(text: str) -> int:
+        value = int(whole(text))
+        if value > high:
+            raise argparse.ArgumentTypeError(f"{what}, got {text!r}")
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
 def _positive(text: str) -> float:
     value = _seconds(text)
     if value == 0:
@@ -285,8 +327,8 @@ def _source_args(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
         "ids",
         metavar="IDS",
         nargs="?" if optional else None,
-        help="a file of task ids (one per line), a CSV with a taskId/task_id/TaskID column "
-        "(any case), or - for stdin",
+        help="a file of task ids (one per line; letters, digits, _ - . only), a CSV, Parquet or "
+        "Arrow file with a taskId/task_id/TaskID column (any case), or - for stdin",
     )
     _store_option(p, "read and write")
     p.add_argument(
@@ -357,8 +399,15 @@ def _ids(args: argparse.Namespace) -> list[str]:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    from .client import Client
+    from .client import Client, base_url_problem
+    from .config import base_url
 
+    url = args.base_url if args.base_url is not None else base_url()
+    problem = base_url_problem(url)
+    if problem is not None:  # named as the user gave it: the flag, or the variable
+        raise ConfigError(
+            f"{'--base-url' if args.base_url is not None else ENV_BASE_URL} {problem}"
+        )
     if not os.environ.get(ENV_KEY, "").strip():
         raise ConfigError(
             f"no API key: set {ENV_KEY} (fetch and watch need it; fetch --refresh none does not)"
@@ -768,8 +817,14 @@ def _archive_args(p: argparse.ArgumentParser) -> None:
         metavar="DIR_OR_URL",
         help="a folder or an fsspec URL (s3://bucket/prefix; credentials as boto3 finds them)",
     )
+    from .archive import MAX_WORKERS  # the archive package's constants load without pandas
+
     p.add_argument(
-        "--workers", type=_count, default=8, help="parallel downloads (default: %(default)s)"
+        "--workers",
+        type=_bounded(1, MAX_WORKERS),
+        default=8,
+        metavar="N",
+        help=f"parallel downloads, 1 to {MAX_WORKERS} (default: %(default)s)",
     )
     p.add_argument("--verify", action="store_true", help="re-hash the files already archived first")
     p.add_argument(

@@ -4,9 +4,11 @@
 
     VeoError                      anything this toolkit raises on purpose
     ├── ConfigError               missing/invalid configuration (no API key, key over plain http)
-    │   └── EndpointError (+ApiError) the base URL is not a kie.ai API that answers: nothing
-    │                             reachable there at first contact (refused, DNS, TLS), or
-    │                             its first answers all the same batch-wide error (404 ...)
+    │   ├── EndpointError (+ApiError) the base URL is not a kie.ai API that answers: nothing
+    │   │                         reachable there at first contact (refused, DNS, TLS), or
+    │   │                         its first answers all the same batch-wide error (404 ...)
+    │   └── MissingExtraError (+ImportError) a feature's optional extra is not installed;
+    │                             the message names the command (pip install '...[archive]')
     ├── InputError (ValueError)   input that is not what was asked for (no id column, not a record)
     ├── ApiError                  the API refused a query; carries code, message, task_id
     │   ├── AuthError             401: the key was refused; stops a whole batch at once
@@ -31,6 +33,7 @@ __all__ = [
     "ConfigError",
     "EndpointError",
     "InputError",
+    "MissingExtraError",
     "SchemaVersionError",
     "StoreError",
     "StoreNotFoundError",
@@ -105,6 +108,21 @@ class EndpointError(ConfigError, ApiError):
     Raised before any task is recorded as failed, so a typo in ``base_url`` costs a few
     requests and one clear message rather than a batch of rows that all say "404".
     """
+
+
+class MissingExtraError(ConfigError, ImportError):
+    """A feature needs an optional extra that is not installed; ``extra`` names it."""
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
+
+    def __reduce__(self):  # keep pickling working (the keyword-only argument)
+        return (_rebuild_extra, (self.args[0], self.extra))
+
+
+def _rebuild_extra(message: str, extra: str) -> MissingExtraError:
+    return MissingExtraError(message, extra=extra)
 
 
 class ArchiveError(VeoError):

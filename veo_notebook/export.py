@@ -206,8 +206,9 @@ class _Out:
         self.url = os.fspath(path)
         self.fs: Any = None
         if "://" in self.url and not self.url.startswith("file://"):
-            import fsspec
+            from .extras import require_url
 
+            fsspec = require_url(self.url, f"writing to {self.url!r}")
             try:
                 self.fs, self.root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
             except (ImportError, ValueError) as exc:

@@ -7,6 +7,8 @@ never meets ``NaN``, ``<NA>``, ``None`` or ``nan%``:
   are counted on their own line, never as a model or a task type.
 * **n/a** — a field that does not apply; where the reason is known it is said instead
   (``upgrade task``: a 1080p / 4K upgrade has no model of its own).
+* **unpriced** — credits no price applies to (a model the price table omits, an unread
+  record): counted apart, never 0.
 * an interval with a bound the sample cannot give reads ``≥ 182.0`` or ``≤ 95.0``; with
   neither bound, ``n/a (too few)``.
 
@@ -31,6 +33,7 @@ __all__ = [
     "MISSING",
     "NOT_REACHED",
     "TOO_FEW",
+    "UNPRICED",
     "UNREAD",
     "UPGRADE",
     "UPGRADE_TYPES",
@@ -39,10 +42,12 @@ __all__ = [
     "is_missing",
     "label",
     "labelled",
+    "missing_labels",
     "num",
     "pct",
     "rate_interval",
     "readable",
+    "seconds_format",
     "table",
     "task_rows",
     "unread_mask",
@@ -52,6 +57,7 @@ MISSING = "n/a"
 UPGRADE = "upgrade task"
 TOO_FEW = "n/a (too few)"
 NOT_REACHED = "not reached"
+UNPRICED = "unpriced"
 #: Task types that upgrade another task's video and so have no model of their own.
 UPGRADE_TYPES = frozenset({TaskType.P1080.value, TaskType.K4.value})
 _SECONDS = "{:.1f}"
@@ -72,6 +78,25 @@ def is_missing(value: Any) -> bool:
 def num(value: Any, fmt: str = _SECONDS, missing: str = MISSING) -> str:
     """A number as text; ``missing`` where there is none."""
     return missing if is_missing(value) else fmt.format(value)
+
+
+#: (below this many seconds, decimals): a column of durations shows its smallest value
+#: with two significant digits, so 0.06 s never reads "0 s" nor 1.0 s "1 s" beside it.
+_SECONDS_DECIMALS = ((1.0, 2), (10.0, 1))
+
+
+def seconds_format(values: Iterable[Any]) -> str:
+    """One format for a column of seconds: enough decimals for its smallest value.
+
+    >>> seconds_format([0.06, 1.0]), seconds_format([3.5, 240.0]), seconds_format([98, 240.9])
+    ('{:,.2f}', '{:,.1f}', '{:,.0f}')
+    """
+    present = [abs(float(v)) for v in values if not is_missing(v) and float(v) != 0]
+    smallest = min(present, default=float("inf"))
+    for below, decimals in _SECONDS_DECIMALS:
+        if smallest < below:
+            return f"{{:,.{decimals}f}}"
+    return "{:,.0f}"
 
 
 def pct(value: Any, digits: int = 1, missing: str = MISSING) -> str:
@@ -148,23 +173,40 @@ def readable(df: pd.DataFrame) -> pd.DataFrame:
     return df[~unread] if unread.any() else df
 
 
-def group_column(df: pd.DataFrame, column: str) -> pd.Series:
+def missing_labels(df: pd.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
+    """The label of each missing ``column`` cell at positions ``rows`` of ``df`` (the one
+    rule): ``unread`` (record not read), ``upgrade task`` (the model of a 1080p/4k
+    upgrade), else ``n/a``. Only those rows are looked at."""
+    fill = np.full(len(rows), MISSING, dtype=object)
+    if column == "model" and "task_type" in df.columns:
+        kind = df["task_type"].iloc[rows]  # isin on the categorical: no text conversion
+        fill[kind.isin(list(UPGRADE_TYPES)).to_numpy(dtype=bool)] = UPGRADE
+    fill[unread_mask(df)[rows]] = UNREAD
+    return fill
+
+
+def group_column(df: pd.DataFrame, column: str, values: pd.Series | None = None) -> pd.Series:
     """``df[column]`` as display labels: missing → ``upgrade task`` (model of an upgrade),
-    ``unread`` (record not read), else ``n/a``.
+    ``unread`` (record not read), else ``n/a`` (:func:`missing_labels`).
+
+    ``values`` replaces ``df[column]`` (a key derived from it, e.g. a time bucket): its
+    missing cells are labelled by the same rule; present values keep their type.
 
     >>> group_column(df, "model").value_counts()              # doctest: +SKIP
     """
-    values = df[column].astype("string").rename(column)
+    values = df[column] if values is None else values
+    text = isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(
+        values.dtype
+    )
+    if text:
+        values = values.astype("string")
+    values = values.rename(column)
     missing = values.isna().to_numpy(dtype=bool)
     if not missing.any():
         return values
-    fill = np.full(len(df), MISSING, dtype=object)
-    if column == "model" and "task_type" in df.columns:
-        upgrade = df["task_type"].astype("string").isin(list(UPGRADE_TYPES))
-        fill[upgrade.fillna(False).to_numpy(dtype=bool)] = UPGRADE
-    fill[unread_mask(df)] = UNREAD
-    out = values.copy()
-    out.iloc[np.flatnonzero(missing)] = fill[missing]  # only the missing cells are touched
+    rows = np.flatnonzero(missing)
+    out = values.copy() if text else values.astype(object)
+    out.iloc[rows] = missing_labels(df, column, rows)  # only the missing cells are touched
     return out
 
 

@@ -87,6 +87,12 @@ def _legend(ax: Axes, **kwargs: Any) -> None:
         ax.legend(handles, labels, fontsize="small", **kwargs)
 
 
+def _dated(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a per-bucket table whose bucket is a time (a task without a creation
+    time is in a labelled bucket, ``n/a`` or ``unread``: counted in tables, not drawn)."""
+    return frame[[isinstance(k, pd.Timestamp) for k in frame.index]]
+
+
 def _utc_naive(index: pd.Index) -> np.ndarray:
     """Timestamps as naive UTC datetime64 (matplotlib's date axis then reads as UTC)."""
     idx = pd.DatetimeIndex(index)
@@ -293,7 +299,7 @@ def latency_percentiles_over_time(
     summary = analysis.latency_summary(
         df, by=freq, percentiles=percentiles, confidence=confidence, upgrades="pooled"
     )
-    summary = summary[summary.index.notna() & (summary["completed"] > 0)]
+    summary = _dated(summary[summary["completed"].to_numpy() > 0])
     if not len(summary):
         return _say(ax, "No task has succeeded yet.", title)
     x = _utc_naive(summary.index)
@@ -320,10 +326,11 @@ def latency_percentiles_over_time(
 
 def _rate_line(
     ax: Axes, part: pd.DataFrame, color: str, label: str | None, top: float, alpha: float = 0.18
-) -> None:
+) -> tuple[int, int]:
     """One group's rate per bucket: line and Wilson band through the buckets with enough
-    tasks; thinner buckets are hollow grey points (▲ at the top edge when off the scale)."""
-    part = part[part.index.notna() & (part["n"] > 0)]
+    tasks; thinner buckets are hollow grey points, and one above the scale is a ▲ at the
+    top edge with its rate written beside it. Returns (thin buckets, of them above)."""
+    part = _dated(part[part["n"].to_numpy() > 0])
     x = _utc_naive(part.index)
     small = part["n"].to_numpy() < MIN_BUCKET_TASKS
     rate = part["rate"].to_numpy(dtype=float)
@@ -332,18 +339,38 @@ def _rate_line(
     ax.plot(xs, solid["rate"], color=color, lw=1.4, marker="o", ms=3, label=label)
     if alpha:
         ax.fill_between(xs, solid["ci_low"], solid["ci_high"], color=color, alpha=alpha, lw=0)
+    off = rate[small] > top
     if small.any():
-        off = rate[small] > top
         y = np.minimum(rate[small], top * 0.97)
         ax.plot(x[small][~off], y[~off], "o", ms=4, mfc="white", mec=_SMALL)
         ax.plot(x[small][off], y[off], "^", ms=5, mfc="white", mec=_SMALL)
+        for xi, r in zip(x[small][off], rate[small][off], strict=True):
+            where = (xi, top * 0.97)
+            ax.annotate(
+                fmt.pct(r, 0),
+                where,
+                xytext=(4, -3),
+                textcoords="offset points",
+                fontsize="x-small",
+                color=_SMALL,
+            )
+    return int(small.sum()), int(off.sum())
+
+
+def _thin_note(small: int, off: int) -> str:
+    """What the hollow points and ▲ markers mean (empty when none was drawn)."""
+    if not small:
+        return ""
+    text = f"hollow points: buckets with fewer than {MIN_BUCKET_TASKS} finished tasks"
+    return text + ("; ▲: one above the scale, its rate written beside it" if off else "")
 
 
 def _rate_top(rates: pd.DataFrame) -> float:
-    """A y limit from the buckets with enough tasks (a 1-of-1 spike must not set the scale)."""
+    """A y limit that holds every bucket with enough tasks, its interval included (a 1-of-1
+    spike must not set the scale: a thin bucket above it is marked, see :func:`_rate_line`)."""
     solid = rates[rates["n"] >= MIN_BUCKET_TASKS]
-    top = float(np.nanmax(solid["rate"])) if len(solid) else 1.0
-    return min(1.0, max(top * 1.4, 0.1))
+    top = float(np.nanmax(solid[["rate", "ci_high"]].to_numpy())) if len(solid) else 1.0
+    return min(1.0, max(top * 1.1, 0.1))
 
 
 def failure_rate_over_time(
@@ -378,6 +405,7 @@ def failure_rate_over_time(
     top = _rate_top(rates)
     keys = _top_groups(df, by)
     keys = [k for k in keys if k != POOLED] + [k for k in keys if k == POOLED]
+    thin = (0, 0)
     for i, key in enumerate(keys):
         if by is None:
             part = rates
@@ -390,18 +418,19 @@ def failure_rate_over_time(
         color = _SMALL if key == POOLED else f"C{i % 10}"
         # several groups: faint bands (one band per group is for failure_rate_panels)
         alpha = 0.18 if by is None else 0.0 if key == POOLED else 0.07
-        _rate_line(ax, part, color, fmt.label(key) if by else "failure rate", top, alpha)
-    _rate_axes(ax, freq, rolling)
+        got = _rate_line(ax, part, color, fmt.label(key) if by else "failure rate", top, alpha)
+        thin = (thin[0] + got[0], thin[1] + got[1])
+    _rate_axes(ax, freq, rolling, _thin_note(*thin))
     ax.set_ylim(0, top)
     ax.set_title(title)
     _legend(ax)
     return ax
 
 
-def _rate_axes(ax: Axes, freq: str, rolling: int | str | None) -> None:
+def _rate_axes(ax: Axes, freq: str, rolling: int | str | None, note: str = "") -> None:
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     win = f", rolling {rolling}" if rolling is not None else ""
-    ax.set_xlabel(f"task created (UTC, {freq} buckets{win})")
+    ax.set_xlabel(f"task created (UTC, {freq} buckets{win})" + (f"\n{note}" if note else ""))
     ax.set_ylabel("failed / finished tasks")
     ax.grid(True, alpha=0.3)
     _date_axis(ax)
@@ -467,14 +496,16 @@ def failure_rate_panels(
         fig.set_size_inches(PAGE_WIDTH_IN, 2.6 * nrows + 0.6)
     axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).ravel()
     top = _rate_top(rates)
-    base = overall[overall["n"] > 0]
+    base = _dated(overall[overall["n"].to_numpy() > 0])
+    thin = (0, 0)
     for i, (ax, key) in enumerate(zip(axes, keys, strict=False)):
         part = rates.xs(key, level=by) if key in rates.index.get_level_values(by) else None
         ax.plot(_utc_naive(base.index), base["rate"], color="#bbbbbb", lw=1.0, zorder=1)
         n = 0 if part is None else int(part["n"].sum())
         if part is not None and n:
             color = _SMALL if key == POOLED else f"C{i % 10}"
-            _rate_line(ax, part, color, None, top)
+            got = _rate_line(ax, part, color, None, top)
+            thin = (thin[0] + got[0], thin[1] + got[1])
         name = fmt.label(key)
         if key == POOLED:
             names = ", ".join(fmt.label(k) for k in pooled[:3]) + (", …" if len(pooled) > 3 else "")
@@ -489,7 +520,9 @@ def failure_rate_panels(
     for ax in axes[::ncols]:
         ax.set_ylabel("failed / finished")
     win = f", rolling {rolling}" if rolling is not None else ""
-    fig.supxlabel(f"task created (UTC, {freq} buckets{win}); grey line: all tasks", fontsize=10)
+    note = _thin_note(*thin)
+    label = f"task created (UTC, {freq} buckets{win}); grey line: all tasks"
+    fig.supxlabel(label + (f"\n{note}" if note else ""), fontsize=10)
     fig.suptitle(title)
     return list(axes[: len(keys)])
 
@@ -606,7 +639,8 @@ def spend_over_time(
         names = _top_groups(priced, by)
         spent = {fmt.label(k): flat[flat[by] == k].set_index("period")["credits"] for k in names}
         wasted = flat.groupby("period")["wasted_credits"].sum()
-    periods = pd.DatetimeIndex(sorted({t for v in spent.values() for t in v.index if pd.notna(t)}))
+    times = {t for v in spent.values() for t in v.index if isinstance(t, pd.Timestamp)}
+    periods = pd.DatetimeIndex(sorted(times))
     if len(periods) == 0 or total <= 0:
         return _say(ax, "No task has a price.", title)
     x = _utc_naive(periods)

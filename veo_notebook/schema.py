@@ -25,6 +25,7 @@ __all__ = [
     "FAILED_STATUSES",
     "MEDIA_RETENTION",
     "NOT_IN_STORE",
+    "REQUEST_DEFAULTS",
     "SCHEMA_VERSION",
     "STATUS_BY_FLAG",
     "STATUS_CATEGORIES",
@@ -53,7 +54,12 @@ __all__ = [
 ]
 
 #: Bumped whenever a column is added, removed or changes dtype or meaning.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+
+#: kie.ai's documented defaults of ``POST /api/v1/veo/generate`` (column -> value): a
+#: generate task whose request names none of these has the default in the column, and
+#: the column's name in ``defaults_applied``, so it is counted and priced as what it is.
+REQUEST_DEFAULTS: dict[str, object] = {"model": "veo3_fast", "enable_translation": True}
 
 
 class Status(str, Enum):
@@ -276,7 +282,13 @@ COLUMNS: tuple[Column, ...] = (
         "Float64",
         "data.creditsConsumed (credits the API says the task used), where an answer has it.",
     ),
-    Column("model", _STR, "string", "veo3 / veo3_fast / veo3_lite (extends: fast / quality)."),
+    Column(
+        "model",
+        _STR,
+        "string",
+        "veo3 / veo3_fast / veo3_lite (extends: fast / quality); a generate request that names "
+        "none: veo3_fast, kie.ai's default (see defaults_applied).",
+    ),
     Column("prompt", _STR, "string", "The prompt from paramJson."),
     Column("aspect_ratio", _STR, "string", "16:9 / 9:16 / Auto (aspect_ratio or aspectRatio)."),
     Column(
@@ -324,7 +336,18 @@ COLUMNS: tuple[Column, ...] = (
     Column("image_urls", _LIST, "list[string]", "paramJson imageUrls: the input images, if any."),
     Column("seeds", "Int64", "Int64", "paramJson seeds, else response.seeds[0]."),
     Column(
-        "enable_translation", "boolean", "boolean", "paramJson enableTranslation; NA where absent."
+        "enable_translation",
+        "boolean",
+        "boolean",
+        "paramJson enableTranslation; a generate request that names none: true, kie.ai's "
+        "default; NA where it does not apply.",
+    ),
+    Column(
+        "defaults_applied",
+        _LIST,
+        "list[string]",
+        "The columns holding kie.ai's documented default because the request named none "
+        "(model → veo3_fast, enable_translation → true, generate tasks only); empty when none.",
     ),
     Column("has_audio", "boolean", "boolean", "response.hasAudioList[0]; NA where absent."),
     Column("media_ids", _LIST, "list[string]", "response.mediaIds / media_ids (4K tasks)."),
@@ -380,7 +403,7 @@ def empty_frame() -> pd.DataFrame:
     """A frame with every column and no rows.
 
     >>> empty_frame().shape
-    (0, 36)
+    (0, 37)
     """
     return pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in COLUMNS})  # type: ignore[call-overload]
 

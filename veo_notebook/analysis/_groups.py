@@ -3,6 +3,10 @@
 ``by`` takes column names and/or time buckets (``"1D"``, ``"1h"``) on ``create_time``;
 a bucket appears as the ``period`` key (bucket start, UTC).
 
+**No group key is ever missing**: a missing key reads as :mod:`veo_notebook.fmt` says
+(:func:`~veo_notebook.fmt.group_column`: ``unread``, ``upgrade task``, ``n/a``), here,
+once, for every analysis table.
+
 >>> import pandas as pd
 >>> bucket(pd.Series(pd.to_datetime(["2026-03-01 10:30"], utc=True)), "1D").iloc[0]
 Timestamp('2026-03-01 00:00:00+0000', tz='UTC')
@@ -17,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..fmt import UPGRADE_TYPES
+from ..fmt import UPGRADE_TYPES, missing_labels
 from . import _kernels as _stats
 
 __all__ = [
@@ -69,7 +73,7 @@ def group_keys(
     names: list[str] = []
     for item in items:
         if item in df.columns:
-            keys.append(df[item])
+            keys.append(_labelled(df, item, df[item]))
             names.append(item)
         elif item == WORK:
             keys.append(work(df))
@@ -77,13 +81,35 @@ def group_keys(
         elif isinstance(item, str) and is_freq(item):
             if "period" in names:
                 raise InputError("only one time bucket can be asked for (by or freq)")
-            keys.append(bucket(df["create_time"], item))
+            keys.append(_labelled(df, "period", bucket(df["create_time"], item)))
             names.append("period")
         else:
             raise InputError(
                 f"by: {item!r} is neither a column nor a time bucket like '1D' or '1h'"
             )
     return keys, names
+
+
+def _labelled(df: pd.DataFrame, name: str, key: pd.Series) -> pd.Series:
+    """``key`` itself when no value is missing, else a categorical whose missing values
+    are labelled (:func:`~veo_notebook.fmt.missing_labels`), labels after the values.
+
+    Built from integer codes: only the missing rows are looked at, no text is copied.
+    """
+    missing = key.isna().to_numpy(dtype=bool)
+    if not missing.any():
+        return key
+    codes, uniques = pd.factorize(key, sort=True)  # a missing value: -1
+    rows = np.flatnonzero(missing)
+    at, found = pd.factorize(missing_labels(df, name, rows))
+    labels = sorted(str(lb) for lb in found)
+    at = np.array([labels.index(str(lb)) for lb in found], dtype=np.intp)[at]
+    categories = [*uniques, *(lb for lb in labels if lb not in set(uniques))]
+    position = {c: i for i, c in enumerate(categories)}
+    codes = codes.astype(np.int64, copy=True)
+    codes[rows] = np.array([position[lb] for lb in labels], dtype=np.int64)[at]
+    cat = pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object))
+    return pd.Series(cat, index=key.index, name=name)
 
 
 def codes(

@@ -196,8 +196,11 @@ def cost_summary(
     """Credits per group (and per ``freq`` bucket of ``create_time``).
 
     Columns: ``n`` tasks, ``succeeded``, ``credits`` (sum; tasks without a price left
-    out), ``unpriced`` (tasks no price applies to), ``reported_credits`` (the part the
-    API reported), ``credits_per_success`` (credits / succeeded; NaN with no success),
+    out; NaN, never 0, when the group has tasks without a price and none of its priced
+    tasks costs anything, failed ones being free), ``unpriced`` (tasks no
+    price applies to: a model the price table omits, an unread record), ``reported_credits``
+    (the part the API reported), ``credits_per_success`` (credits of the priced successes /
+    their number; NaN with none),
     ``duplicates`` (extra submissions, see :func:`duplicate_submissions` with
     ``window``) and ``wasted_credits``; with a USD rate (``usd_per_credit``, else the
     price table's own) also ``usd``, ``usd_per_success`` and ``wasted_usd``.
@@ -229,21 +232,26 @@ def cost_summary(
         sel = codes if mask is None else codes[mask]
         return np.bincount(sel, weights=weights, minlength=g)
 
-    succeeded = total(mask=_status_mask(priced, (Status.SUCCESS.value,)))
+    success = _status_mask(priced, (Status.SUCCESS.value,))
+    succeeded = total(mask=success)
     spent = total(np.where(priced_mask, credits, 0.0))
+    unpriced = total(mask=~priced_mask)
     out = pd.DataFrame(
         {
             "n": total(),
             "succeeded": succeeded,
-            "credits": spent,
-            "unpriced": total(mask=~priced_mask),
+            # unpriced tasks beside nothing that costs (failed ones are 0): NaN, never 0
+            "credits": np.where((unpriced > 0) & (spent == 0), np.nan, spent),
+            "unpriced": unpriced,
             "reported_credits": total(np.where(reported, credits, 0.0)),
         },
         index=index,
     )
+    priced_ok = total(mask=success & priced_mask)
+    spent_ok = total(np.where(success & priced_mask, credits, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         out["credits_per_success"] = np.where(
-            succeeded > 0, spent / np.maximum(succeeded, 1), np.nan
+            priced_ok > 0, spent_ok / np.maximum(priced_ok, 1), np.nan
         )
     out["duplicates"] = np.bincount(codes[extra], minlength=g)
     out["wasted_credits"] = np.bincount(codes[extra], weights=wasted, minlength=g)

@@ -21,9 +21,8 @@ with PyAV, and only then put at its final name; with a store, each row is record
 
 from __future__ import annotations
 
-from ._delivery import DEFAULT_DURATION_S, DELIVERY_ISSUES, delivery_check
-from ._run import ARCHIVE_DTYPES, UNREADABLE, archive_videos
-from ._table import ARCHIVE_FIELDS, ARCHIVE_KINDS, ArchiveTable
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "ARCHIVE_DTYPES",
@@ -31,8 +30,44 @@ __all__ = [
     "ARCHIVE_KINDS",
     "DEFAULT_DURATION_S",
     "DELIVERY_ISSUES",
+    "MAX_WORKERS",
     "UNREADABLE",
     "ArchiveTable",
     "archive_videos",
     "delivery_check",
 ]
+
+#: Most parallel downloads :func:`archive_videos` (and ``archive --workers``) takes: a
+#: media host throttles past a few dozen connections, and each holds a socket and a file.
+MAX_WORKERS = 64
+
+# the rest loads on first use (``veo-notebook --help`` reads MAX_WORKERS without pandas)
+_EXPORTS = {
+    "ARCHIVE_DTYPES": "_run",
+    "UNREADABLE": "_run",
+    "archive_videos": "_run",
+    "DEFAULT_DURATION_S": "_delivery",
+    "DELIVERY_ISSUES": "_delivery",
+    "delivery_check": "_delivery",
+    "ARCHIVE_FIELDS": "_table",
+    "ARCHIVE_KINDS": "_table",
+    "ArchiveTable": "_table",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._delivery import DEFAULT_DURATION_S, DELIVERY_ISSUES, delivery_check
+    from ._run import ARCHIVE_DTYPES, UNREADABLE, archive_videos
+    from ._table import ARCHIVE_FIELDS, ARCHIVE_KINDS, ArchiveTable

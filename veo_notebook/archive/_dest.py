@@ -68,8 +68,9 @@ class Destination:
                 raise InputError(f"archive destination {text!r} is a file, not a folder")
             self.staging = self.root
         else:
-            import fsspec
+            from ..extras import require_url
 
+            fsspec = require_url(text, f"archive destination {text!r}")
             try:
                 self.fs, root = fsspec.core.url_to_fs(text, **(storage_options or {}))
             except (ImportError, ValueError) as exc:

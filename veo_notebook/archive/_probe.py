@@ -25,8 +25,9 @@ def probe(path: str | os.PathLike[str]) -> MediaFacts | None:
     "Decodes" means: a container FFmpeg can open, a video stream, every packet the
     container lists can be read, and the first frame decodes.
     """
-    import av
+    from ..extras import require
 
+    av = require("av", "probing videos (archive)")
     try:
         with av.open(os.fspath(path)) as container:
             if not container.streams.video:

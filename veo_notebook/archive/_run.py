@@ -17,6 +17,7 @@ import requests
 from ..errors import ArchiveError, InputError
 from ..schema import MEDIA_RETENTION, Status
 from ..store import Store
+from . import MAX_WORKERS
 from ._dest import Destination
 from ._download import DEFAULT_RETRY, GaveUp, Gone, Refused, download, media_session
 from ._probe import probe as probe_file
@@ -85,6 +86,7 @@ def archive_videos(
     df : a task frame (``fetch_records``, ``frame.from_store``).
     dest : folder or fsspec URL.
     store : a :class:`~veo_notebook.Store` or the path of one.
+    workers : parallel downloads, 1 to :data:`MAX_WORKERS`.
     probe : read each file with PyAV for the ``media_*`` columns.
     origin : also save ``originUrls[0]`` (the uncropped original of a non-16:9 video) as
         ``<yyyy-mm-dd>/<task_id>.origin.mp4``, in the columns ``origin_path``,
@@ -99,6 +101,9 @@ def archive_videos(
     ------
     InputError
         ``df`` is not a task frame, or ``dest`` cannot be used.
+    MissingExtraError
+        PyAV (``probe=True``), fsspec (a URL) or s3fs (``s3://``) is not installed: the
+        ``archive`` and ``s3`` extras.
 
     >>> import veo_notebook as veo
     >>> veo.archive_videos(veo.schema.empty_frame(), "videos", progress=False).shape
@@ -109,10 +114,14 @@ def archive_videos(
         raise InputError(
             f"archive_videos takes a task frame; missing: {', '.join(sorted(missing))}"
         )
-    if workers < 1:
-        raise InputError(f"workers must be at least 1, not {workers}")
+    if not 1 <= workers <= MAX_WORKERS:
+        raise InputError(f"workers must be from 1 to {MAX_WORKERS}, not {workers}")
     if origin and "origin_urls" not in df.columns:
         raise InputError("archive_videos(origin=True) needs the frame's origin_urls column")
+    if probe:  # before any download: a missing extra is one line, not a batch of errors
+        from ..extras import require
+
+        require("av", "archiving videos (each file is read to check it)")
     finals = _family_finals(df) if final_only else None
     chosen = df if finals is None else df[df["task_id"].isin(finals.index).to_numpy(bool)]
     targets = _targets(chosen, origin)

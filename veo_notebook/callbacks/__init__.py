@@ -16,7 +16,8 @@ stays the authority. This stage has three parts, data flowing one way:
 ...     url.endswith("/callback")
 True
 
-Starlette and uvicorn load only when a receiver is made.
+Starlette and uvicorn (the ``callbacks`` extra) load only when a receiver is made;
+reading and auditing callbacks needs neither.
 """
 
 from __future__ import annotations
@@ -47,9 +48,17 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)  # the names are written once, in _EXPORTS
 
+#: The receiver's modules: they need the ``callbacks`` extra.
+_RECEIVER = ("_app", "_serve")
+
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
+        if _EXPORTS[name] in _RECEIVER:
+            from ..extras import require
+
+            for module in ("starlette", "uvicorn"):
+                require(module, "the callback receiver")
         value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
         globals()[name] = value
         return value

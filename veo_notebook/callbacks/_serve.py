@@ -52,7 +52,9 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _server(app, sock: socket.socket):  # type: ignore[no-untyped-def]
-    import uvicorn
+    from ..extras import require
+
+    uvicorn = require("uvicorn", "the callback receiver")
 
     config = uvicorn.Config(
         app,

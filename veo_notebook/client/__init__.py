@@ -66,7 +66,7 @@ from ._pacing import (
     check_max_in_flight,
 )
 
-__all__ = ["ENV_KEY", "RECORD_PATH", "Client", "Outcome"]
+__all__ = ["ENV_KEY", "RECORD_PATH", "Client", "Outcome", "base_url_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +232,24 @@ def _short(text: str, n: int = 80) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def base_url_problem(base_url: str) -> str | None:
+    """Why ``base_url`` cannot be the API's address, in words that name no parameter (the
+    client prefixes ``base_url``, the CLI ``--base-url``); None when it can.
+
+    >>> base_url_problem("127.0.0.1:8765")
+    "must be an http(s) URL such as https://api.kie.ai, got '127.0.0.1:8765'"
+    """
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"must be an http(s) URL such as https://api.kie.ai, got {base_url!r}"
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        return (
+            f"refuses to send the API key over plain http to {parts.hostname!r}; "
+            "use https (plain http is only allowed on loopback)"
+        )
+    return None
+
+
 class Client:
     """A client of kie.ai's Veo record-info endpoint.
 
@@ -293,14 +311,10 @@ class Client:
                 f"no API key: pass api_key= or set the {ENV_KEY} environment variable"
             )
         base_url = _env_base_url() if base_url is None else base_url
+        problem = base_url_problem(base_url)
+        if problem is not None:
+            raise ConfigError(f"base_url {problem}")
         parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"base_url must be an http(s) URL, got {base_url!r}")
-        if parts.scheme == "http" and not is_loopback(parts.hostname):
-            raise ConfigError(
-                f"refusing to send the API key over plain http to {parts.hostname!r}; "
-                "use https (plain http is only allowed on loopback)"
-            )
         if max_workers is not None:
             max_in_flight = max_workers
         check_max_in_flight(max_in_flight)
@@ -359,8 +373,8 @@ class Client:
                     and attempt >= min(_FIRST_CONTACT_RETRIES, self.retry.max_retries)
                 ):
                     raise EndpointError(
-                        f"cannot reach {self.base_url}: {r.unreachable}; check base_url "
-                        f"({ENV_BASE_URL}) and the network",
+                        f"cannot reach {self.base_url}: {r.unreachable}; check the base URL "
+                        f"(--base-url, {ENV_BASE_URL}) and the network",
                         task_id=task_id,
                     ) from r.__cause__
                 if attempt >= self.retry.max_retries:
@@ -503,8 +517,8 @@ class Client:
                 return Outcome(task_id, None, None, reason, False, attempts)
             raise EndpointError(
                 f"HTTP {status} from {self.base_url} without an API envelope "
-                f"({_short(body.decode('utf-8', 'replace'))!r}); check base_url, or a proxy/CDN "
-                "refused the request",
+                f"({_short(body.decode('utf-8', 'replace'))!r}); check the base URL, or a "
+                "proxy/CDN refused the request",
                 code=status,
                 http_status=status,
                 task_id=task_id,

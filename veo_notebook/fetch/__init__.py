@@ -32,14 +32,23 @@ from ..errors import InputError
 from ..frame import from_store, to_frame
 from ..schema import NOT_IN_STORE
 from ..store import Store
-from ._ids import IdsRead, read_ids, read_task_ids, unique_ids
+from ._ids import TASK_ID_PATTERN, IdsRead, is_task_id, read_ids, read_task_ids, unique_ids
 from ._run import OnUpdate
 from ._run import run as _run
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["IdsRead", "fetch_records", "poll_interval", "read_ids", "read_task_ids", "watch"]
+__all__ = [
+    "TASK_ID_PATTERN",
+    "IdsRead",
+    "fetch_records",
+    "is_task_id",
+    "poll_interval",
+    "read_ids",
+    "read_task_ids",
+    "watch",
+]
 
 log = logging.getLogger(__name__)
 

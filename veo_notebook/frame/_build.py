@@ -39,6 +39,7 @@ DERIVED = frozenset(
         "extra",
         "parse_note",
         "root_task_id",
+        "defaults_applied",
     }
 )
 #: the envelope code of an answer that holds a task; any other code is a fetch error
@@ -132,6 +133,7 @@ def build(
     cols["origin_urls"] = _empty_where_null(cols["origin_urls"], has_data)
     cols["video_url"] = _coalesce(_first(cols["full_result_urls"]), _first(cols["result_urls"]))
     ttype = _task_types(cols, v, has_data)
+    cols["defaults_applied"] = _request_defaults(cols, ttype == _TYPE_CODE["generate"])
 
     # what no column takes
     cols["extra"] = _extra_column(n, env, par, v)
@@ -251,6 +253,22 @@ def _task_types(cols: dict[str, Any], v: dict[str, Any], has_data: np.ndarray) -
     conds = [~has_data, k4, p1080, extend, generate]
     codes = [_NO_CODE, *(_TYPE_CODE[t] for t in ("4k", "1080p", "extend", "generate"))]
     return np.select(conds, codes, _TYPE_CODE["unknown"]).astype(np.int8)
+
+
+def _request_defaults(cols: dict[str, Any], generate: np.ndarray) -> pa.Array:
+    """Fill kie.ai's documented request defaults (``schema.REQUEST_DEFAULTS``) into the
+    generate tasks whose request names none; the ``defaults_applied`` lists."""
+    applied = []
+    for col, value in schema.REQUEST_DEFAULTS.items():
+        arr = cols[col]
+        fill = generate & ~np.asarray(arr.is_valid())
+        if fill.any():
+            cols[col] = pc.if_else(pa.array(fill), pa.scalar(value, arr.type), arr)
+        applied.append(fill)
+    which = np.column_stack(applied)
+    offsets = np.concatenate(([0], np.cumsum(which.sum(axis=1)))).astype(np.int32)
+    names = np.array(list(schema.REQUEST_DEFAULTS), dtype=object)[np.nonzero(which)[1]]
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(names, _S))
 
 
 def _hide_failed_answers(env: Result) -> pa.Table:

@@ -84,9 +84,9 @@ def count(n: object) -> str:
     return f"{int(n):,}"  # type: ignore[call-overload]
 
 
-def credits(value: object) -> str:
-    """Credits, whole, with thousands separators (``n/a`` when missing)."""
-    return fmt.num(value, "{:,.0f}")
+def credits(value: object, missing: str = fmt.MISSING) -> str:
+    """Credits, whole, with thousands separators (``missing`` when there are none)."""
+    return fmt.num(value, "{:,.0f}", missing)
 
 
 def seconds(v: tuple, missing: str = fmt.MISSING) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import fmt, plots
-from ._cells import LISTED, SECONDS, flat
+from ._cells import LISTED, flat
 from .blocks import Block, Facts, Section, Table, Text
 from .context import Context
 
@@ -19,14 +19,16 @@ def _count(mask: pd.Series) -> str:
     return f"{int(mask.fillna(False).sum()):,}"
 
 
-def _delay(value: object, unit: bool) -> str:
-    return fmt.num(value, SECONDS, NONE_YET) + " s" * unit
+def _delays(values: pd.Series) -> list[str]:
+    """First delays in seconds, one format for all (sub-second delays read as such)."""
+    form = fmt.seconds_format(values)
+    return [fmt.num(v, form, NONE_YET) + (" s" if not fmt.is_missing(v) else "") for v in values]
 
 
 def _facts(ctx: Context, audit: pd.DataFrame) -> list[tuple[str, str]]:
     assert ctx.callbacks is not None
     delay = audit["first_delay_s"].dropna()
-    unit = bool(len(delay))
+    p50, p90, top = _delays(pd.Series([delay.median(), delay.quantile(0.9), delay.max()]))
     return [
         ("deliveries kept", f"{len(ctx.callbacks):,}"),
         ("of which duplicates", _count(ctx.callbacks["duplicate"])),
@@ -35,9 +37,9 @@ def _facts(ctx: Context, audit: pd.DataFrame) -> list[tuple[str, str]]:
         ("terminal tasks with no callback", _count(audit["disagreement"] == "no callback")),
         ("callbacks with no record", _count(audit["disagreement"] == "no record")),
         ("callbacks that disagree with record-info", _count(audit["agrees"] == False)),  # noqa: E712
-        ("first delay p50", _delay(delay.median(), unit)),
-        ("first delay p90", _delay(delay.quantile(0.9), unit)),
-        ("first delay max", _delay(delay.max(), unit)),
+        ("first delay p50", p50),
+        ("first delay p90", p90),
+        ("first delay max", top),
     ]
 
 
@@ -49,7 +51,7 @@ def _problems(problems: pd.DataFrame) -> pd.DataFrame:
                 "record status": problems["status"].astype("string").fillna("no record"),
                 "callback status": problems["callback_status"].astype("string").fillna("none kept"),
                 "deliveries": problems["deliveries"].astype("int64"),
-                "first delay s": [fmt.num(v, SECONDS, NONE_YET) for v in problems["first_delay_s"]],
+                "first delay": _delays(problems["first_delay_s"]),
                 "what differs": problems["disagreement"],
             }
         )

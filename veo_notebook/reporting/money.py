@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import analysis, fmt, plots, pricing
+from .. import analysis, fmt, plots, pricing, schema
 from ..analysis.cost import DEFAULT_WINDOW
 from ._cells import LISTED, count, credits, flat, in_words, table_times
 from .blocks import Block, Section, Table, Text
@@ -26,13 +26,28 @@ def _facts(df: pd.DataFrame, priced: pd.DataFrame, dups: pd.DataFrame) -> str:
         dates = sorted(set(pricing.default_prices().rows["as_of"].dropna()))
         origin = f"the shipped price table, figures as of {', '.join(dates) or 'no date'}"
         failed = "Failed tasks cost 0. "
+    defaulted = _defaulted_models(df)
     return (
         f"{credits(spent.sum())} credits for {len(df):,} tasks: {credits(estimated)} "
         f"estimated ({origin}), {credits(reported)} reported by the API; "
-        f"{int(spent.isna().sum())} tasks without a price (unread, or no price applies). "
-        f"{failed}"
+        f"{int(spent.isna().sum())} tasks without a price (unread, or no price applies: "
+        f"'{fmt.UNPRICED}'). {failed}{defaulted}"
         f"{len(dups)} duplicate submissions (the same request within "
         f"{in_words(DEFAULT_WINDOW)}) wasted {credits(dups['wasted_credits'].sum())} credits."
+    )
+
+
+def _defaulted_models(df: pd.DataFrame) -> str:
+    """A sentence on the requests that named no model (priced as kie.ai's default)."""
+    if "defaults_applied" not in df.columns:
+        return ""
+    n = sum("model" in list(v) for v in df["defaults_applied"].dropna())
+    if not n:
+        return ""
+    model = schema.REQUEST_DEFAULTS["model"]
+    return (
+        f"{n:,} requests named no model: they are {model} tasks (kie.ai's default; the "
+        "frame's defaults_applied column says which) and priced as such. "
     )
 
 
@@ -42,8 +57,11 @@ def _by_model(priced: pd.DataFrame) -> pd.DataFrame:
         {
             "tasks": [count(v) for v in table["n"]],
             "succeeded": [count(v) for v in table["succeeded"]],
-            "credits": [credits(v) for v in table["credits"]],
-            "credits / success": [fmt.num(v) for v in table["credits_per_success"]],
+            "credits": [credits(v, fmt.UNPRICED) for v in table["credits"]],
+            "credits / success": [
+                fmt.num(v, "{:,.1f}", fmt.UNPRICED if u else fmt.MISSING)
+                for v, u in zip(table["credits_per_success"], table["unpriced"], strict=True)
+            ],
             "reported": [credits(v) for v in table["reported_credits"]],
             "unpriced": [count(v) for v in table["unpriced"]],
             "duplicates": [count(v) for v in table["duplicates"]],

@@ -24,13 +24,13 @@ h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;font-size:13px}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top;
 font-variant-numeric:tabular-nums;white-space:nowrap}th{background:#f3f3f3}
-td.wrap{white-space:normal;min-width:16em}
+td.wrap{white-space:normal;min-width:16em;overflow-wrap:anywhere}
 table.facts{font-size:15px;margin:.6em 0 1.2em}table.facts th{width:9em;background:#f7f7f7}
 table.facts td{white-space:normal}
 figure{margin:1.2em 0}figcaption{font-size:13px;color:#555;margin-top:.3em}
 img{width:100%;height:auto}
 """
-_WRAP = {"error_message", "prompt", "meaning"}
+_WRAP = {"error_message", "prompt", "meaning", "what differs"}  # long text: wrapped
 
 
 def _esc(text: str) -> str:

@@ -29,6 +29,9 @@ defect                share       what is served
 
 A file is gone (HTTP 404) once its task completed more than 14 sim days ago.
 
+Without PyAV (the ``archive`` extra) the media host is off: the API is served as usual,
+``GET /media/...`` answers 503, and the simulator says so once (a log warning).
+
 Faults, scripted per task id (:meth:`MediaHost.script`) or drawn from rates
 (:meth:`MediaHost.set_rates`), one per request:
 
@@ -49,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import os
 import re
 import tempfile
@@ -80,6 +84,8 @@ __all__ = [
     "mp4_bytes",
 ]
 
+log = logging.getLogger("veo_notebook.simulator")
+
 PREFIX = MEDIA_PREFIX
 #: Veo's clip length when the request names none, and what an extend adds to its parent.
 DEFAULT_DURATION_S = 8
@@ -92,6 +98,8 @@ _PATH = re.compile(r"^/media/(v|o|full)/([0-9a-f]{24})_\d+_(\d+|origin)\.mp4$")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 64 * 1024
 _RESET_GRACE_S = 0.1  # before a reset, time for the client to read what was sent
+_FEATURE = "the simulator's media host (MP4 files)"
+_said_off = threading.Event()  # the media-off warning is said once per process
 
 # (defect, lower bound, upper bound) of the task's draw in [0, 1)
 _SHARES = (
@@ -255,8 +263,11 @@ def _corrupt(data: bytes) -> bytes:
 
 
 def _encode(spec: FileSpec) -> bytes:
-    import av
     import numpy as np
+
+    from ..extras import require
+
+    av = require("av", _FEATURE)
 
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:
@@ -284,6 +295,21 @@ def _encode(spec: FileSpec) -> bytes:
 
 
 # --- serving ---------------------------------------------------------------------------
+def _off_reason() -> str | None:
+    """Why the media host is off (PyAV missing), said once per process; None when on."""
+    from ..errors import MissingExtraError
+    from ..extras import require
+
+    try:
+        require("av", _FEATURE)
+    except MissingExtraError as exc:
+        if not _said_off.is_set():
+            _said_off.set()
+            log.warning("media off (GET /media/... answers 503): %s", exc)
+        return str(exc)
+    return None
+
+
 class MediaHost:
     """The media host of one simulator: files, faults, counters.
 
@@ -306,6 +332,7 @@ class MediaHost:
         self.slow_seconds = slow_seconds
         self._lock = threading.Lock()
         self.faults = FaultPlan(seed=f"media:{seed}", kind=MediaFault)
+        self.off = _off_reason()
         self.reset_stats()
 
     # control
@@ -361,6 +388,8 @@ class MediaHost:
                 self._by_task[task_id]["requests"] += 1
         if match is None or task is None or task.response is None or method != "GET":
             return self._status(h, 404, "not_found", task_id)
+        if self.off is not None:
+            return self._status(h, 503, "media_off", task_id)
         if self._now() - task.complete_ts > EXPIRY_S:
             return self._status(h, 404, "expired", task_id)
         fault = self.faults.next(task.task_id)
