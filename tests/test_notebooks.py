@@ -32,6 +32,7 @@ def test_the_notebooks_are_there() -> None:
         "06_cost_and_archive",
         "07_callbacks",
         "09_families",
+        "10_checks",
     ]
 
 

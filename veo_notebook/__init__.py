@@ -55,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     "expiring": "analysis",
     "with_credits": "pricing",
     "report": "reporting",
+    "check": "checks",
     # callbacks
     "read_callbacks": "callbacks",
     "callback_audit": "callbacks",

@@ -44,6 +44,7 @@ from .config import (
     DEFAULT_BASE_URL,
     ENV_BASE_URL,
     ENV_KEY,
+    ENV_NOTIFY,
     ENV_STORE,
     ENV_WEBHOOK_KEY,
     REFRESH_MODES,
@@ -70,7 +71,7 @@ EXIT_INTERRUPTED = 130
 EXIT_CODES = {
     EXIT_OK: "done",
     EXIT_FAILED: "failed (one line on stderr; -v shows the traceback); archive: some videos "
-    "could not be archived (each is listed)",
+    "could not be archived (each is listed); check: a rule breached (one line each)",
     EXIT_USAGE: "usage, input or configuration error: a bad option, a missing file or store, "
     "an output with an unknown extension, no key, a refused key, a base URL that is not kie.ai",
     EXIT_TIMEOUT: "watch timed out with tasks still generating (it says how many)",
@@ -195,6 +196,7 @@ def _top_description() -> str:
         f"  {ENV_BASE_URL}  the API base URL (default {DEFAULT_BASE_URL})\n"
         f"  {ENV_STORE}     the default store instead of the one below\n"
         f"  {ENV_WEBHOOK_KEY}  the webhook key callbacks verifies signatures with\n"
+        f"  {ENV_NOTIFY}  the webhook check tells of a change (a secret: shown masked)\n"
         "\n"
         f"default store: {default_store_path()}\n"
         "  fetch and watch keep every answer there unless --store PATH is given, so the\n"
@@ -736,16 +738,19 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 )
 def _report(args: argparse.Namespace) -> int:
     _check_out(args.out, _REPORT_SUFFIXES)
+    runs = None
     if args.parquet is not None:
         from .export import read_parquet
 
         df = read_parquet(args.parquet)
     else:
+        from .checks import history
         from .frame import from_store
         from .store import Store
 
         with Store(_store_to_read(args), create=False) as store:
             df = from_store(store)
+            runs = history(store)  # veo-notebook check's runs: the Checks section
     hooks = None
     if args.callbacks is not None:
         from .callbacks import read_callbacks
@@ -760,6 +765,7 @@ def _report(args: argparse.Namespace) -> int:
         figures=not args.no_figures,
         callbacks=hooks,
         callback_url=args.callback_url,
+        checks=runs,
     )
     sys.stdout.write(f"wrote {path}\n")
     return EXIT_OK
@@ -1012,6 +1018,127 @@ def _callbacks(args: argparse.Namespace) -> int:
         run(store, host=args.host, port=args.port, path=args.path, verify=not args.no_signature)
     _note(f"callbacks: stopped; every delivery kept is in {store}")
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- check
+def _check_args(p: argparse.ArgumentParser) -> None:
+    from functools import partial
+
+    _store_option(p, "check (it keeps each run, and the state it announced)")
+    p.add_argument(
+        "--rules",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help='a TOML file: rules = ["failure_rate > 5%%", ...], optionally window and by',
+    )
+    p.add_argument(
+        "--window",
+        default=None,
+        metavar="SPAN",
+        help="check the tasks created in the last SPAN before the latest fetch "
+        "(default: the file's window, else 1D)",
+    )
+    p.add_argument(
+        "--by",
+        action="append",
+        default=None,
+        metavar="COLUMN",
+        help="check each group apart: model, task_type, ... (repeatable)",
+    )
+    p.add_argument(
+        "--notify",
+        default=None,
+        metavar="URL",
+        help="POST one JSON message (Slack-compatible) when a rule's state changes "
+        f"(default: ${ENV_NOTIFY}; a secret, shown masked)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="compare point estimates, not intervals (noisy on small windows)",
+    )
+    p.add_argument(
+        "--fetch",
+        action="store_true",
+        help="first re-fetch the tasks still pending (needs KIE_API_KEY)",
+    )
+    p.add_argument(
+        "--base-url",
+        default=None,  # the client reads $KIE_BASE_URL
+        metavar="URL",
+        help=f"the API base URL for --fetch (default: ${ENV_BASE_URL} or {DEFAULT_BASE_URL})",
+    )
+    p.format_help = partial(_check_help, p)  # type: ignore[method-assign]
+
+
+def _check_help(p: argparse.ArgumentParser) -> str:
+    """The help with the rule table (built when shown: pandas loads only then)."""
+    from .checks import rules_help
+
+    p.epilog = (
+        f"rules (a breach: the 95 % interval lies wholly beyond the threshold):\n"
+        f"{rules_help()}\n\n" + _examples(_CHECK_EXAMPLES)
+    )
+    return argparse.ArgumentParser.format_help(p)
+
+
+_CHECK_EXAMPLES = [
+    f"{PROG} check --store veo.sqlite --rules rules.toml",
+    f"{ENV_NOTIFY}=https://hooks.slack.com/... {PROG} check --rules rules.toml --fetch",
+    f"{PROG} check --rules rules.toml --window 1h --by model",
+]
+
+
+@command(
+    "check",
+    "check rules (failure rate, p90 latency, stuck, spend ...) and notify on a change",
+    "Evaluate each rule of --rules on the store's tasks: a rule is breached when its whole\n"
+    "95 % interval lies beyond the threshold, suspect when only the point estimate does.\n"
+    "Prints one line per breach and exits 1 if any (0 all clear). Each run is kept in the\n"
+    "store; --notify posts one message only when a rule's state changes, so cron can run\n"
+    "it every few minutes without repeating itself.",
+    examples=_CHECK_EXAMPLES,
+    arguments=_check_args,
+)
+def _check(args: argparse.Namespace) -> int:
+    from .checks import load_rules, run
+    from .checks._notify import mask_url, notify_url
+    from .checks._run import breach_lines
+    from .store import Store
+
+    url = notify_url(args.notify)
+    spec = load_rules(args.rules)
+    path = _store_to_read(args)
+    Store(path, create=False).close()  # a missing store is one line, before any fetch
+    if args.fetch:
+        from .fetch import fetch_records
+
+        client = _client(args)
+        with Store(path, create=False) as store, client:
+            fetch_records(store.ids(), client=client, store=store, progress=False)
+    by = args.by or list(spec.by) or None
+    with Store(path, create=False) as store:
+        result = run(
+            store,
+            spec.rules,
+            window=args.window or spec.window or "1D",
+            by=by,
+            notify=url,
+            strict=args.strict,
+        )
+    for line in breach_lines(result.rows):
+        sys.stdout.write(f"BREACHED {line}\n")
+    rows = result.rows
+    _note(
+        f"check: {len(spec.rules)} rules, {len(rows)} rows: {int(rows['breached'].sum())} "
+        f"breached, {int(rows['suspect'].sum())} suspect"
+    )
+    if result.delivery is not None and url is not None:
+        _note(f"check: told {mask_url(url)} of {len(result.changes)} changes")
+    if result.notify_error is not None:
+        _note(f"error: {result.notify_error}")
+    return EXIT_FAILED if rows["breached"].any() or result.notify_error else EXIT_OK
 
 
 # ---------------------------------------------------------------------------- main

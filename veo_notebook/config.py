@@ -3,7 +3,8 @@
 Light on purpose (standard library only): the command line builds its parser and help
 from these without loading pandas, and each owner imports its names from here — the
 client reads :data:`ENV_KEY` and :data:`ENV_BASE_URL` (:func:`base_url`), the store
-:data:`ENV_STORE`, the callback receiver :data:`ENV_WEBHOOK_KEY`, ``fetch_records`` its
+:data:`ENV_STORE`, the callback receiver :data:`ENV_WEBHOOK_KEY`, the checks
+:data:`ENV_NOTIFY`, ``fetch_records`` its
 ``refresh`` modes (:data:`REFRESH_MODES`).
 
 >>> base_url() if ENV_BASE_URL not in os.environ else DEFAULT_BASE_URL
@@ -21,6 +22,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "ENV_BASE_URL",
     "ENV_KEY",
+    "ENV_NOTIFY",
     "ENV_STORE",
     "ENV_WEBHOOK_KEY",
     "REFRESH_MODES",
@@ -38,6 +40,8 @@ DEFAULT_BASE_URL = "https://api.kie.ai"
 ENV_STORE = "VEO_STORE"
 #: The kie.ai webhook HMAC key the callback receiver verifies signatures with.
 ENV_WEBHOOK_KEY = "KIE_WEBHOOK_HMAC_KEY"
+#: The webhook ``veo-notebook check`` tells of a change of state (a secret: shown masked).
+ENV_NOTIFY = "VEO_NOTIFY_URL"
 
 # --- option values --------------------------------------------------------------------------
 #: ``fetch_records(refresh=...)`` / ``veo-notebook fetch --refresh``: which ids are asked.

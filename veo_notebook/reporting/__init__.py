@@ -13,6 +13,7 @@ one line in :data:`SECTIONS`. The parts:
   figures), :mod:`._cells` (counts, seconds, times, lengths in words);
 * the sections, by concept: :mod:`.headline`, :mod:`.tasks`, :mod:`.latency`,
   :mod:`.failures`, :mod:`.money`, :mod:`.families`, :mod:`.videos`, :mod:`.callbacks`,
+  :mod:`.checks`,
   :mod:`.definitions`;
 * the renderers: :mod:`.render_html`, :mod:`.render_markdown`.
 
@@ -43,6 +44,7 @@ from ..export import atomic_path
 from . import render_html, render_markdown
 from .blocks import Block, Facts, Fig, Section, Table, Text
 from .callbacks import callbacks_section
+from .checks import checks_section
 from .context import Context, auto_freq
 from .definitions import DEFINITIONS, definitions
 from .failures import failure_rates, why_fail
@@ -89,6 +91,7 @@ SECTIONS: list[Callable[[Context], Section | None]] = [
     at_risk,
     delivery,
     callbacks_section,
+    checks_section,
     definitions,
 ]
 
@@ -108,6 +111,7 @@ def report(
     callbacks: pd.DataFrame | None = None,
     callback_url: str | Sequence[str] | None = None,
     archive: pd.DataFrame | None = None,
+    checks: pd.DataFrame | None = None,
 ) -> Path:
     """Write a one-file report on the tasks in ``df``; return its path.
 
@@ -121,7 +125,9 @@ def report(
     ``callback_url`` (the receiver's URL) limits "terminal with no callback" to the tasks
     that named it (default: any callBackUrl); ``archive`` (what
     :func:`~veo_notebook.archive_videos` returned) adds a "Delivery" section and leaves
-    the videos it saved out of "At risk".
+    the videos it saved out of "At risk"; ``checks``
+    (:func:`veo_notebook.checks.history` of the store) adds a "Checks" section: the last
+    run of each rule, what tripped and when.
 
     >>> report(df, "out/report.html", title="March batch")     # doctest: +SKIP
     PosixPath('out/report.html')
@@ -136,6 +142,7 @@ def report(
         callbacks=callbacks,
         callback_url=callback_url,
         archive=archive,
+        checks=checks,
     )
     sections = _sections(ctx)
     if path.suffix.lower() == ".md":

@@ -38,6 +38,7 @@ class Context:
     callbacks: pd.DataFrame | None = None  # read_callbacks' frame: adds the Callbacks section
     callback_url: str | Sequence[str] | None = None  # the receiver's URL(s), for the audit
     archive: pd.DataFrame | None = None  # archive_videos' rows: adds the Delivery section
+    checks: pd.DataFrame | None = None  # veo_notebook.checks.history: adds the Checks section
     read: pd.DataFrame = field(init=False)
 
     def __post_init__(self) -> None:
