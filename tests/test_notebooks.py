@@ -31,6 +31,7 @@ def test_the_notebooks_are_there() -> None:
         "05_export_and_report",
         "06_cost_and_archive",
         "07_callbacks",
+        "08_big_history",
         "09_families",
         "10_checks",
     ]

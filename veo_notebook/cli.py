@@ -623,8 +623,29 @@ def _watch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _engine_option(p: argparse.ArgumentParser, *choices: str) -> None:
+    from .engine import PANDAS_MAX_ROWS
+
+    p.add_argument(
+        "--engine",
+        choices=choices,
+        default=None,
+        help=f"who reads the history (default: pandas up to {PANDAS_MAX_ROWS:,} tasks, "
+        "DuckDB above: never loaded whole); spark uses the active SparkSession "
+        "(spark-submit, Databricks, SPARK_REMOTE)",
+    )
+
+
+def _store_engine(store: Any, engine: str | None) -> Any:
+    """The engine over a store's frame dataset (brought up to date first)."""
+    from .engine import resolve
+
+    return resolve(store, engine)
+
+
 def _export_args(p: argparse.ArgumentParser) -> None:
     _store_option(p, "read")
+    _engine_option(p, "pandas", "duckdb")
     p.add_argument(
         "--out",
         required=True,
@@ -667,7 +688,14 @@ def _export(args: argparse.Namespace) -> int:
     from .frame import from_store
     from .store import Store
 
+    csv = args.out.suffix.lower() == ".csv"
     with Store(_store_to_read(args), create=False) as store:
+        if not csv and args.partition_by is None and args.engine != "pandas":
+            eng = _store_engine(store, args.engine)  # above the size: DuckDB
+            if eng.name == "duckdb":  # streamed from the frame dataset, never loaded whole
+                eng.write_parquet(args.out)
+                sys.stdout.write(f"wrote {eng.count()} rows to {args.out}\n")
+                return EXIT_OK
         if args.partition_by == "create_date":  # block by block, bounded memory
             from .export import export_store
 
@@ -675,7 +703,7 @@ def _export(args: argparse.Namespace) -> int:
             sys.stdout.write(f"wrote {rows} rows to {args.out}\n")
             return EXIT_OK
         df = from_store(store)
-    if args.out.suffix.lower() == ".csv":
+    if csv:
         to_csv(df, args.out)
     else:
         to_parquet(df, args.out, partition_by=args.partition_by)
@@ -778,6 +806,7 @@ def _store_args(p: argparse.ArgumentParser) -> None:
         help="path: print where the default store is; info: its path, size and counts",
     )
     _store_option(p, "describe")
+    _engine_option(p, "pandas", "duckdb", "spark")
 
 
 @command(
@@ -811,8 +840,26 @@ def _store(args: argparse.Namespace) -> int:
     if c["fetch_errors"]:
         n = c["fetch_errors"]
         lines.append(f"  {'no record read':<20} {n:>10,}  (a fetch error, e.g. 422)")
+    if args.engine is not None:
+        lines += _frame_lines(path, args.engine)
     sys.stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
+
+
+def _frame_lines(path: Path, engine: str) -> list[str]:
+    """The frame dataset beside the store, read by ``engine``: where, and tasks by model."""
+    from . import analysis
+    from .frame import dataset
+    from .store import Store
+
+    with Store(path, create=False) as store:
+        folder = dataset.path_for(store)
+    eng = _store_engine(path, engine)
+    rates = analysis.failure_rates(eng, by="model")
+    lines = [f"frame     {folder} ({eng.count():,} tasks, read by {eng.name})"]
+    for model, row in rates.iterrows():
+        lines.append(f"  {model!s:<20} {int(row['n']):>10,}  finished, {row['rate']:.1%} failed")
+    return lines
 
 
 def _archive_args(p: argparse.ArgumentParser) -> None:

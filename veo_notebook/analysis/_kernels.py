@@ -26,10 +26,14 @@ __all__ = [
     "grouped_order",
     "grouped_sort_values",
     "km_bands",
+    "km_from_counts",
     "km_quantiles",
     "km_table",
+    "linear_combine",
     "linear_quantiles",
+    "linear_ranks",
     "order_stat_ci",
+    "order_stat_ranks",
     "pct_name",
     "wilson_interval",
 ]
@@ -124,6 +128,34 @@ def grouped_order(values: np.ndarray, codes: np.ndarray, n_groups: int):
     return order, starts, counts
 
 
+def linear_ranks(counts: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The two 1-based ranks ``numpy.quantile(method="linear")`` interpolates between, and
+    the weight of the second, for samples of ``counts`` values (ranks 0 where empty)."""
+    n = np.asarray(counts, dtype=np.int64)
+    virtual = (np.maximum(n, 1) - 1) * q
+    prev = np.floor(virtual)
+    nxt = prev + 1
+    above = virtual >= n - 1
+    prev[above] = n[above] - 1
+    nxt[above] = n[above] - 1
+    gamma = virtual - prev  # as numpy: from the virtual index before clipping
+    empty = n <= 0
+    lo = (prev + 1).astype(np.int64)
+    hi = (nxt + 1).astype(np.int64)
+    lo[empty] = 0
+    hi[empty] = 0
+    return lo, hi, gamma
+
+
+def linear_combine(a: np.ndarray, b: np.ndarray, gamma: np.ndarray) -> np.ndarray:
+    """``a + (b − a)·gamma`` computed exactly as numpy's ``linear`` quantile does."""
+    diff = b - a
+    res = a + diff * gamma
+    hi = gamma >= 0.5
+    res[hi] = b[hi] - diff[hi] * (1 - gamma[hi])
+    return res
+
+
 def linear_quantiles(
     xs: np.ndarray, starts: np.ndarray, counts: np.ndarray, q: float
 ) -> np.ndarray:
@@ -132,22 +164,9 @@ def linear_quantiles(
     ok = counts > 0
     if not ok.any():
         return out
-    n = counts[ok]
+    lo, hi, gamma = linear_ranks(counts[ok], q)
     s = starts[ok]
-    virtual = (n - 1) * q
-    prev = np.floor(virtual)
-    nxt = prev + 1
-    above = virtual >= n - 1
-    prev[above] = n[above] - 1
-    nxt[above] = n[above] - 1
-    gamma = virtual - prev  # as numpy: from the virtual index before clipping
-    a = xs[s + prev.astype(np.intp)]
-    b = xs[s + nxt.astype(np.intp)]
-    diff = b - a
-    res = a + diff * gamma
-    hi = gamma >= 0.5
-    res[hi] = b[hi] - diff[hi] * (1 - gamma[hi])
-    out[ok] = res
+    out[ok] = linear_combine(xs[s + lo - 1], xs[s + hi - 1], gamma)
     return out
 
 
@@ -193,17 +212,30 @@ def _binom_ppf_one(p: float, n: int, q: float) -> int:
     return lo + min(idx, hi - lo)
 
 
+def order_stat_ranks(
+    counts: np.ndarray, q: float, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """1-based ranks of the exact distribution-free interval for the ``q`` quantile.
+
+    ``l = F⁻¹(α/2)``, ``u = F⁻¹(1 − α/2) + 1`` with F the Binomial(n, q) distribution,
+    so that the coverage is at least ``confidence`` (for continuous data). A rank
+    outside 1..n means the sample is too small to give that bound.
+    """
+    alpha = 1.0 - confidence
+    n = np.asarray(counts, dtype=np.int64)
+    l_rank = binom_ppf(alpha / 2, n, q)
+    u_rank = binom_ppf(1 - alpha / 2, n, q) + 1
+    return l_rank, u_rank
+
+
 def order_stat_ci(
     xs: np.ndarray, starts: np.ndarray, counts: np.ndarray, q: float, confidence: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact distribution-free interval for the ``q`` quantile of each segment.
 
-    The bounds are order statistics X(l) and X(u) with ranks from Binomial(n, q):
-    ``l = F⁻¹(α/2)``, ``u = F⁻¹(1 − α/2) + 1`` (1-based), so that the coverage is at
-    least ``confidence`` (for continuous data). A bound that would need a rank outside
-    1..n is NaN: the sample is too small to give it.
+    The bounds are the order statistics at :func:`order_stat_ranks`; a bound that would
+    need a rank outside 1..n is NaN: the sample is too small to give it.
     """
-    alpha = 1.0 - confidence
     lo = np.full(len(counts), np.nan)
     hi = np.full(len(counts), np.nan)
     ok = counts > 0
@@ -211,8 +243,7 @@ def order_stat_ci(
         return lo, hi
     n = counts[ok]
     s = starts[ok]
-    l_rank = binom_ppf(alpha / 2, n, q)  # 1-based rank of the lower bound
-    u_rank = binom_ppf(1 - alpha / 2, n, q) + 1
+    l_rank, u_rank = order_stat_ranks(n, q, confidence)
     lo_ok = l_rank >= 1
     hi_ok = u_rank <= n
     lo_v = np.full(len(n), np.nan)
@@ -255,15 +286,40 @@ def km_table(
 ) -> pd.DataFrame:
     """Kaplan–Meier product-limit table of every group, one row per distinct time.
 
-    ``events`` is True for an observed event, False for a right-censored time. At a
-    time with both, events come first (the censored are still at risk then), the usual
-    convention. Columns: ``group`` (code), ``time_s``, ``at_risk``, ``events``,
-    ``censored``, ``survival`` and ``greenwood`` (Σ d / (n (n − d)) so far: the
-    variance of log Ŝ(t); infinite once Ŝ reaches 0).
+    ``events`` is True for an observed event, False for a right-censored time. The
+    counts per distinct (group, time) go to :func:`km_from_counts`.
     """
     times = np.asarray(times, dtype=float)
     events = np.asarray(events, dtype=bool)
-    if len(times) == 0:
+    order, _starts, counts = grouped_order(times, codes, n_groups)
+    xs = times[order]
+    ev = events[order]
+    order_codes = np.repeat(np.arange(n_groups), counts)
+    new = np.ones(len(xs), dtype=bool)
+    new[1:] = (xs[1:] != xs[:-1]) | (order_codes[1:] != order_codes[:-1])
+    run_start = np.flatnonzero(new)
+    run_id = np.cumsum(new) - 1
+    size = np.bincount(run_id).astype(np.int64) if len(xs) else np.zeros(0, np.int64)
+    d = np.bincount(run_id, weights=ev).astype(np.int64) if len(xs) else np.zeros(0, np.int64)
+    return km_from_counts(order_codes[run_start], xs[run_start], d, size - d, n_groups)
+
+
+def km_from_counts(
+    group: np.ndarray, time: np.ndarray, events: np.ndarray, censored: np.ndarray, n_groups: int
+) -> pd.DataFrame:
+    """Kaplan–Meier table from event and censoring counts per distinct (group, time).
+
+    What every engine computes is these counts; the product-limit step is this one
+    function. At a time with both, events come first (the censored are still at risk
+    then), the usual convention. Columns: ``group`` (code), ``time_s``, ``at_risk``,
+    ``events``, ``censored``, ``survival`` and ``greenwood`` (Σ d / (n (n − d)) so far:
+    the variance of log Ŝ(t); infinite once Ŝ reaches 0).
+    """
+    group = np.asarray(group, dtype=np.intp)
+    time = np.asarray(time, dtype=float)
+    d = np.asarray(events, dtype=np.int64)
+    c = np.asarray(censored, dtype=np.int64)
+    if len(time) == 0:
         return pd.DataFrame(
             {
                 "group": np.zeros(0, np.intp),
@@ -275,33 +331,28 @@ def km_table(
                 "greenwood": np.zeros(0),
             }
         )
-    order, starts, counts = grouped_order(times, codes, n_groups)
-    xs = times[order]
-    ev = events[order]
-    order_codes = np.repeat(np.arange(n_groups), counts)
-    # boundaries of distinct (group, time) runs
-    new = np.ones(len(xs), dtype=bool)
-    new[1:] = (xs[1:] != xs[:-1]) | (order_codes[1:] != order_codes[:-1])
-    run_start = np.flatnonzero(new)
-    run_id = np.cumsum(new) - 1
-    size = np.bincount(run_id)
-    d = np.bincount(run_id, weights=ev).astype(np.int64)
-    g = order_codes[run_start]
-    # at risk = group size − observations strictly before this time in the group
-    at_risk = counts[g] - (run_start - starts[g])
+    order = np.lexsort((time, group))
+    group, time, d, c = group[order], time[order], d[order], c[order]
+    size = d + c
+    totals = np.bincount(group, weights=size, minlength=n_groups).astype(np.int64)
+    before = np.cumsum(size) - size  # rows before this time, over all groups
+    first = np.ones(len(group), dtype=bool)
+    first[1:] = group[1:] != group[:-1]
+    group_start = np.maximum.accumulate(np.where(first, before, 0))
+    at_risk = totals[group] - (before - group_start)
     step = 1.0 - d / at_risk
-    surv = pd.Series(step).groupby(g).cumprod().to_numpy()
+    surv = pd.Series(step).groupby(group).cumprod().to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         gw_step = np.where(d > 0, d / (at_risk * (at_risk - d)), 0.0)
     gw_step[(d > 0) & (d >= at_risk)] = np.inf
-    greenwood = pd.Series(gw_step).groupby(g).cumsum().to_numpy()
+    greenwood = pd.Series(gw_step).groupby(group).cumsum().to_numpy()
     return pd.DataFrame(
         {
-            "group": g,
-            "time_s": xs[run_start],
+            "group": group,
+            "time_s": time,
             "at_risk": at_risk.astype(np.int64),
             "events": d,
-            "censored": size - d,
+            "censored": c,
             "survival": surv,
             "greenwood": greenwood,
         }

@@ -21,26 +21,30 @@ frame that already has a ``credits`` column is used as it is when no ``prices`` 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from ..engine import Engine, resolve
+from ..engine import _plan as p
+from ..engine._pandas import PandasEngine, row_codes
 from ..errors import InputError
 from ..pricing import (
     DURATION_COLUMNS,
     NOT_BILLED,
+    REPORTED_COLUMN,
     PricesLike,
+    PriceTable,
     load_prices,
     usd_rate,
     with_credits,
 )
+from ..pricing import KEYS as PRICE_KEYS
 from ..schema import MEDIA_RETENTION, Status
 from ._groups import By
-from ._groups import codes as _codes
 from ._groups import now_utc as _now_utc
-from ._groups import status_mask as _status_mask
+from ._keys import Groups, group_index, plan_keys
 
 __all__ = ["REQUEST_COLUMNS", "cost_summary", "duplicate_submissions", "expiring"]
 
@@ -56,8 +60,19 @@ REQUEST_COLUMNS = (
     "task_type",
 )
 DEFAULT_WINDOW = "15min"
-_LIST_SEP = "\x1f"  # joins image URLs into one key (a character no URL holds)
-_MAX_CODE = 2**62  # combined request codes stay below this (int64)
+Source = Any  # a DataFrame, a Parquet path/URL, a Store, a DuckDB relation, a Spark DataFrame
+
+#: Columns a duplicate's row needs besides the request (credits, labels, the table).
+_DUP_COLUMNS = (
+    "task_id",
+    "create_time",
+    "status",
+    "fetch_error",
+    "credits",
+    "credits_source",
+    "credits_consumed",
+    "resolution",
+)
 
 
 def _priced(df: pd.DataFrame, prices: PricesLike, bill_failed: bool) -> pd.DataFrame:
@@ -77,31 +92,16 @@ def _timedelta(value: object, name: str) -> pd.Timedelta:
 
 
 # --- duplicate submissions ----------------------------------------------------------
-def _request_codes(df: pd.DataFrame) -> np.ndarray:
-    """One integer per row, equal for rows whose request columns are all equal (NA = NA).
+def _request_names(columns: Iterable[str]) -> list[str]:
+    """The columns that make two submissions the same request, of those present."""
+    present = list(columns)
+    names = [c for c in REQUEST_COLUMNS if c in present]
+    return names + [c for c in DURATION_COLUMNS if c in present][:1]
 
-    Like :func:`._kernels.group_codes` without the group index, and compacted whenever the
-    mixed-radix code could overflow: prompts, seeds and image URLs have many values each.
-    """
-    names = [c for c in REQUEST_COLUMNS if c in df.columns]
-    names += [c for c in DURATION_COLUMNS if c in df.columns][:1]
-    combined = np.zeros(len(df), dtype=np.int64)
-    size = 1
-    for name in names:
-        s = df[name]
-        if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_list(s.dtype.pyarrow_dtype):
-            joined = pc.fill_null(pc.binary_join(pa.array(s.array), _LIST_SEP), "")
-            s = pd.Series(joined, index=s.index, dtype=pd.ArrowDtype(pa.string()))
-        elif s.dtype == object:  # lists from outside the schema: compare their text
-            s = s.astype("string")
-        codes, uniques = pd.factorize(s, use_na_sentinel=False)
-        radix = max(len(uniques), 1)
-        if size * radix >= _MAX_CODE:
-            combined, seen = pd.factorize(combined)
-            size = max(len(seen), 1)
-        combined = combined * radix + codes
-        size *= radix
-    return combined
+
+def _request_codes(df: pd.DataFrame) -> np.ndarray:
+    """One integer per row, equal for rows whose request columns are all equal (NA = NA)."""
+    return row_codes(df, _request_names(df.columns))
 
 
 def _ns(times: pd.Series) -> np.ndarray:
@@ -140,25 +140,45 @@ def _runs(df: pd.DataFrame, window: pd.Timedelta) -> dict[str, np.ndarray]:
     }
 
 
+def _candidates(eng: Engine, span: pd.Timedelta, more: Iterable[str] = ()) -> pd.DataFrame:
+    """The rows that may be duplicate submissions (an identical request within ``span``),
+    in creation order: a bounded set the exact rule (:func:`_runs`) then reads."""
+    columns = eng.columns()
+    names = _request_names(columns)
+    has_request = p.Any(tuple(p.NotNull(c) for c in ("prompt", "parent_task_id") if c in columns))
+    wanted = list(dict.fromkeys([*names, *_DUP_COLUMNS, *DURATION_COLUMNS, *more]))
+    within = -(-span.value // 1000)  # µs, rounded up: a superset
+    rows = eng.repeats(names, within, has_request, wanted)
+    return rows.sort_values(["create_time", "task_id"], kind="stable").reset_index(drop=True)
+
+
 def duplicate_submissions(
-    df: pd.DataFrame,
+    df: Source,
     window: str | pd.Timedelta = DEFAULT_WINDOW,
     *,
     prices: PricesLike = None,
     bill_failed: bool = False,
+    engine: str | None = None,
 ) -> pd.DataFrame:
     """One row per extra submission of a request already made within ``window``.
 
     Columns: ``task_id``, ``first_task_id`` (the run's first submission), ``create_time``,
     ``delay_s`` (seconds after the first), ``model``, ``status``, ``credits`` (of this
     submission) and ``wasted_credits`` (its credits when an earlier submission of the run
-    did not fail, else 0). Rows in creation order. Requests an hour apart are not
-    duplicates at the default window of 15 minutes.
+    did not fail, else 0). Rows in creation order (ties: by task id). Requests an hour
+    apart are not duplicates at the default window of 15 minutes. ``df`` is the typed
+    frame or any source :func:`veo_notebook.engine.resolve` takes: the engine finds the
+    candidate rows, the rule above runs on them.
 
     >>> duplicate_submissions(df, window="15min")["wasted_credits"].sum()  # doctest: +SKIP
     """
     span = _timedelta(window, "window")
-    priced = _priced(df, prices, bill_failed)
+    eng = resolve(df, engine)
+    priced = _priced(_candidates(eng, span), prices, bill_failed)
+    return _duplicates(priced, span)
+
+
+def _duplicates(priced: pd.DataFrame, span: pd.Timedelta) -> pd.DataFrame:
     runs = _runs(priced, span)
     extra, first = runs["extra"], runs["first"]
     t = _ns(priced["create_time"]) if len(priced) else np.zeros(0, dtype=np.int64)
@@ -184,7 +204,7 @@ def duplicate_submissions(
 
 # --- cost per group -------------------------------------------------------------------
 def cost_summary(
-    df: pd.DataFrame,
+    df: Source,
     by: By = "model",
     prices: PricesLike = None,
     freq: str | None = None,
@@ -192,6 +212,7 @@ def cost_summary(
     *,
     bill_failed: bool = False,
     window: str | pd.Timedelta = DEFAULT_WINDOW,
+    engine: str | None = None,
 ) -> pd.DataFrame:
     """Credits per group (and per ``freq`` bucket of ``create_time``).
 
@@ -205,7 +226,10 @@ def cost_summary(
     ``window``) and ``wasted_credits``; with a USD rate (``usd_per_credit``, else the
     price table's own) also ``usd``, ``usd_per_success`` and ``wasted_usd``.
     ``prices`` is anything :func:`veo_notebook.pricing.load_prices` takes, at least a
-    ``{model: credits}`` mapping.
+    ``{model: credits}`` mapping. ``df`` is the typed frame or any source
+    :func:`veo_notebook.engine.resolve` takes: an engine counts tasks per group and per
+    distinct (model, task type, resolution, duration, status), and the price table is
+    looked up for those few combinations.
 
     >>> cost_summary(df, by="model", usd_per_credit=0.005)     # doctest: +SKIP
     >>> cost_summary(df, by=None, freq="1D", prices={"veo3_fast": 60})  # doctest: +SKIP
@@ -213,53 +237,135 @@ def cost_summary(
     span = _timedelta(window, "window")
     table = None if prices is None else load_prices(prices, usd_per_credit)
     rate = usd_rate(usd_per_credit) if table is None else table.usd_per_credit
-    priced = _priced(df, table, bill_failed)
-    codes, index = _codes(priced, by, freq)
-    g = len(index)
-    credits = priced["credits"].to_numpy(dtype=float, na_value=np.nan)
-    priced_mask = ~np.isnan(credits)
-    source = priced.get("credits_source")  # a frame's own credits may come without a source
-    reported = (
-        np.zeros(len(priced), dtype=bool)
-        if source is None
-        else (source == "reported").to_numpy(dtype=bool, na_value=False)
-    )
-    runs = _runs(priced, span)
-    extra = runs["extra"]
-    wasted = np.where(runs["wasted"], np.nan_to_num(credits[extra]), 0.0)
-
-    def total(weights: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
-        sel = codes if mask is None else codes[mask]
-        return np.bincount(sel, weights=weights, minlength=g)
-
-    success = _status_mask(priced, (Status.SUCCESS.value,))
-    succeeded = total(mask=success)
-    spent = total(np.where(priced_mask, credits, 0.0))
-    unpriced = total(mask=~priced_mask)
+    eng = resolve(df, engine)
+    keys, names = plan_keys(eng, by, freq)
+    success = p.In("status", (Status.SUCCESS.value,))
+    counted = eng.grouped(keys, {"n": p.Count(), "succeeded": p.Count(success)})
+    groups = group_index(counted, keys, names)
+    own = table is None and not bill_failed and "credits" in eng.columns()
+    sums = (_own_credits if own else _priced_credits)(eng, keys, groups, table, bill_failed)
+    spent, unpriced = sums["spent"], sums["unpriced"]
+    succeeded = groups.frame["succeeded"].to_numpy(dtype=np.int64)
     out = pd.DataFrame(
         {
-            "n": total(),
+            "n": groups.frame["n"].to_numpy(dtype=np.int64),
             "succeeded": succeeded,
             # unpriced tasks beside nothing that costs (failed ones are 0): NaN, never 0
             "credits": np.where((unpriced > 0) & (spent == 0), np.nan, spent),
             "unpriced": unpriced,
-            "reported_credits": total(np.where(reported, credits, 0.0)),
+            "reported_credits": sums["reported"],
         },
-        index=index,
+        index=groups.index,
     )
-    priced_ok = total(mask=success & priced_mask)
-    spent_ok = total(np.where(success & priced_mask, credits, 0.0))
+    priced_ok, spent_ok = sums["priced_ok"], sums["spent_ok"]
     with np.errstate(invalid="ignore", divide="ignore"):
         out["credits_per_success"] = np.where(
             priced_ok > 0, spent_ok / np.maximum(priced_ok, 1), np.nan
         )
-    out["duplicates"] = np.bincount(codes[extra], minlength=g)
-    out["wasted_credits"] = np.bincount(codes[extra], weights=wasted, minlength=g)
+    out["duplicates"], out["wasted_credits"] = _wasted_by_group(
+        eng, keys, groups, span, table, bill_failed, by
+    )
     if rate is not None:
         out["usd"] = out["credits"] * rate
         out["usd_per_success"] = out["credits_per_success"] * rate
         out["wasted_usd"] = out["wasted_credits"] * rate
     return out
+
+
+def _spread(groups: Groups, agg: pd.DataFrame, n_keys: int, column: str | np.ndarray):
+    values = agg[column].to_numpy(dtype=float) if isinstance(column, str) else column
+    return np.bincount(groups.positions(agg, n_keys), weights=values, minlength=len(groups))
+
+
+def _own_credits(eng: Engine, keys: p.Keys, groups: Groups, table: object, bill: bool):
+    """The source's own ``credits`` column, summed per group."""
+    success = p.In("status", (Status.SUCCESS.value,))
+    measures: dict[str, p.Measure] = {
+        "credits": p.Sum("credits"),
+        "unpriced": p.Count(p.Not(p.NotNull("credits"))),
+        "priced_ok": p.Count(p.All((success, p.NotNull("credits")))),
+        "spent_ok": p.Sum("credits", success),
+    }
+    if "credits_source" in eng.columns():
+        measures["reported"] = p.Sum("credits", p.In("credits_source", ("reported",)))
+    agg = eng.grouped(keys, measures)
+    n = len(keys)
+    reported = _spread(groups, agg, n, "reported") if "reported" in agg else np.zeros(len(groups))
+    return {
+        "spent": _spread(groups, agg, n, "credits"),
+        "unpriced": _spread(groups, agg, n, "unpriced").astype(np.int64),
+        "reported": reported,
+        "priced_ok": _spread(groups, agg, n, "priced_ok").astype(np.int64),
+        "spent_ok": _spread(groups, agg, n, "spent_ok"),
+    }
+
+
+def _priced_credits(
+    eng: Engine, keys: p.Keys, groups: Groups, table: PriceTable | None, bill_failed: bool
+):
+    """Credits per group: reported where the source has them, else the price table's
+    estimate for each distinct (price keys, status) — as :func:`with_credits` prices a row."""
+    columns = eng.columns()
+    price_keys = [c for c in PRICE_KEYS[:3] if c in columns]
+    price_keys += [c for c in DURATION_COLUMNS if c in columns][:1]
+    measures: dict[str, p.Measure] = {"rows": p.Count()}
+    if REPORTED_COLUMN in columns:
+        measures["reported_n"] = p.Count(p.NotNull(REPORTED_COLUMN))
+        measures["reported_sum"] = p.Sum(REPORTED_COLUMN)
+    agg = eng.grouped(keys, measures, extra=(*price_keys, "status"))
+    combos = pd.DataFrame({c: agg[f"x{i}"].tolist() for i, c in enumerate(price_keys)})
+    estimate = (table or load_prices(None)).lookup(combos)
+    status = agg[f"x{len(price_keys)}"]
+    if not bill_failed:
+        estimate[status.isin(NOT_BILLED).to_numpy(dtype=bool)] = 0.0
+    rows = agg["rows"].to_numpy(dtype=np.int64)
+    told = agg["reported_n"].to_numpy(dtype=np.int64) if "reported_n" in agg else 0 * rows
+    told_sum = agg["reported_sum"].to_numpy(dtype=float) if "reported_n" in agg else 0.0 * rows
+    rest = rows - told
+    priced = ~np.isnan(estimate)
+    credits = told_sum + np.where(priced & (rest > 0), rest * np.nan_to_num(estimate), 0.0)
+    n = len(keys)
+    ok = status.eq(Status.SUCCESS.value).to_numpy(dtype=bool)
+    priced_rows = told + np.where(priced, rest, 0)
+    return {
+        "spent": _spread(groups, agg, n, credits),
+        "unpriced": _spread(groups, agg, n, np.where(priced, 0, rest).astype(float)).astype(
+            np.int64
+        ),
+        "reported": _spread(groups, agg, n, told_sum),
+        "priced_ok": _spread(groups, agg, n, np.where(ok, priced_rows, 0).astype(float)).astype(
+            np.int64
+        ),
+        "spent_ok": _spread(groups, agg, n, np.where(ok, credits, 0.0)),
+    }
+
+
+def _wasted_by_group(
+    eng: Engine,
+    keys: p.Keys,
+    groups: Groups,
+    span: pd.Timedelta,
+    table: PriceTable | None,
+    bill_failed: bool,
+    by: By,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Extra submissions and the credits they wasted, per group."""
+    g = len(groups)
+    by_columns = [b for b in ([] if by is None else [by] if isinstance(by, str) else by)]
+    candidates = _candidates(eng, span, [c for c in by_columns if c in eng.columns()])
+    priced = _priced(candidates, table, bill_failed)
+    runs = _runs(priced, span)
+    extra = runs["extra"]
+    if len(extra) == 0:
+        return np.zeros(g, dtype=np.int64), np.zeros(g)
+    credits = priced["credits"].to_numpy(dtype=float, na_value=np.nan)[extra]
+    rows = priced.take(extra).reset_index(drop=True)
+    rows["_wasted"] = np.where(runs["wasted"], np.nan_to_num(credits), 0.0)
+    agg = PandasEngine(rows).grouped(keys, {"dup": p.Count(), "wasted": p.Sum("_wasted")})
+    where = groups.positions(agg, len(keys))
+    dups = np.bincount(where, weights=agg["dup"].to_numpy(dtype=float), minlength=g)
+    wasted = np.bincount(where, weights=agg["wasted"].to_numpy(dtype=float), minlength=g)
+    return dups.astype(np.int64), wasted
 
 
 # --- media about to be deleted --------------------------------------------------------
@@ -294,10 +400,12 @@ def _archived_ids(archived: object) -> set[str]:
 
 
 def expiring(
-    df: pd.DataFrame,
+    df: Source,
     within: str | pd.Timedelta = "3D",
     now: object = None,
     archived: object = None,
+    *,
+    engine: str | None = None,
 ) -> pd.DataFrame:
     """Succeeded tasks whose media kie.ai deletes within ``within`` of ``now``, not archived.
 
@@ -307,6 +415,8 @@ def expiring(
     today, not on the last fetch). ``archived`` (optional): the frame
     ``archive_videos`` returned (rows with an ``archive_error`` do not count), a
     :class:`~veo_notebook.Store` (its ``archive`` table, if it has one), or task ids.
+    ``df`` is the typed frame or any source :func:`veo_notebook.engine.resolve` takes;
+    an engine returns only the succeeded rows past the cut-off, four columns of them.
 
     Columns: ``task_id``, ``model``, ``task_type``, ``video_url``, ``complete_time``,
     ``expires_at``, ``expires_in_s`` (negative once expired), ``expired``.
@@ -315,10 +425,14 @@ def expiring(
     >>> at_risk[~at_risk["expired"]]                           # doctest: +SKIP
     """
     span = _timedelta(within, "within")
-    now_ts = pd.Timestamp.now(tz="UTC") if now is None else _now_utc(df, now)
-    success = _status_mask(df, (Status.SUCCESS.value,)) & df["complete_time"].notna().to_numpy()
-    cols = [c for c in ("task_id", "model", "task_type", "video_url") if c in df.columns]
-    done = df[[*cols, "complete_time"]][success]  # only the columns shown, never the whole frame
+    now_ts = pd.Timestamp.now(tz="UTC") if now is None else _now_utc(pd.DataFrame(), now)
+    eng = resolve(df, engine)
+    cutoff = (now_ts + span - MEDIA_RETENTION).value // 1000 + 1  # µs, a superset
+    where = p.All((p.In("status", (Status.SUCCESS.value,)), p.TimeBefore("complete_time", cutoff)))
+    shown = ("task_id", "model", "task_type", "video_url")
+    cols = [c for c in shown if c in eng.columns()]
+    done = eng.rows([*cols, "complete_time"], where)
+    done = done.sort_values("task_id", kind="stable")  # one order, whatever the engine's
     saved = _archived_ids(archived)
     if saved:
         done = done[~done["task_id"].isin(saved).to_numpy(dtype=bool, na_value=False)]

@@ -7,20 +7,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..engine import Engine, resolve
+from ..engine import _plan as p
 from ..errors import InputError
-from ..schema import TERMINAL_STATUSES
+from ..schema import FAILED_STATUSES, TERMINAL_STATUSES, Status
 from . import _kernels as _stats
-from ._groups import APART_NOTE, By, Upgrades
-from ._groups import apart as _apart
-from ._groups import codes as _codes
-from ._groups import status_mask as _status_mask
+from ._groups import By, Upgrades
+from ._keys import apart, group_index, noted, plan_keys
 from .error_rules import ERROR_RULES, ErrorRule, classify
 
 __all__ = ["FailureBreakdown", "classify_errors", "failure_breakdown", "failure_rates"]
+
+_STR = pd.StringDtype("pyarrow")
+Source = Any  # a DataFrame, a Parquet path/URL, a Store, a DuckDB relation, a Spark DataFrame
 
 
 def _rate_frame(counts: pd.DataFrame, confidence: float) -> pd.DataFrame:
@@ -33,12 +37,13 @@ def _rate_frame(counts: pd.DataFrame, confidence: float) -> pd.DataFrame:
 
 
 def failure_rates(
-    df: pd.DataFrame,
+    df: Source,
     by: By = None,
     *,
     freq: str | None = None,
     confidence: float = _stats.CONFIDENCE,
     rolling: int | str | None = None,
+    engine: str | None = None,
     upgrades: Upgrades = "apart",
 ) -> pd.DataFrame:
     """Failure rate per group (and per ``freq`` bucket of ``create_time``), with Wilson intervals.
@@ -50,31 +55,32 @@ def failure_rates(
     are summed over the trailing window before the rate is taken. ``upgrades="apart"``
     (default): when ``by`` names no column and the frame holds both, generations and
     1080p/4K upgrades are grouped apart by a first key ``work`` (the table's
-    ``attrs["note"]`` says so); ``"pooled"`` mixes them.
+    ``attrs["note"]`` says so); ``"pooled"`` mixes them. ``df`` is the typed frame or
+    any source :func:`veo_notebook.engine.resolve` takes; ``engine`` forces one.
 
     >>> failure_rates(df, by="model", freq="1D", rolling=7)   # doctest: +SKIP
     """
-    by, split = _apart(df, by, upgrades)
-    terminal = _status_mask(df, tuple(TERMINAL_STATUSES))
-    codes, index = _codes(df, by, freq, mask=terminal)
-    g = len(index)
-
-    def count(status: str) -> np.ndarray:
-        return np.bincount(codes[_status_mask(df, (status,))[terminal]], minlength=g)
-
-    data = {
-        "n": np.bincount(codes, minlength=g),
-        "succeeded": count("success"),
-        "failed": count("failed"),
-        "generation_failed": count("generation_failed"),
-    }
-    counts = pd.DataFrame(data, index=index)
+    eng = resolve(df, engine)
+    by, split = apart(eng, by, upgrades)
+    keys, names = plan_keys(eng, by, freq)
+    agg = eng.grouped(
+        keys,
+        {
+            "n": p.Count(),
+            "succeeded": p.Count(p.In("status", (Status.SUCCESS.value,))),
+            "failed": p.Count(p.In("status", (Status.FAILED.value,))),
+            "generation_failed": p.Count(p.In("status", (Status.GENERATION_FAILED.value,))),
+        },
+        where=p.In("status", tuple(sorted(TERMINAL_STATUSES))),
+    )
+    groups = group_index(agg, keys, names)
+    cols = ["n", "succeeded", "failed", "generation_failed"]
+    counts = pd.DataFrame(
+        {c: groups.frame[c].to_numpy(dtype=np.int64) for c in cols}, index=groups.index
+    )
     if rolling is not None:
         counts = _roll(counts, rolling, freq)
-    out = _rate_frame(counts, confidence)
-    if split:
-        out.attrs["note"] = APART_NOTE
-    return out
+    return noted(_rate_frame(counts, confidence), split)
 
 
 def _roll(counts: pd.DataFrame, rolling: int | str, freq: str | None) -> pd.DataFrame:
@@ -109,7 +115,7 @@ def _roll(counts: pd.DataFrame, rolling: int | str, freq: str | None) -> pd.Data
 PARAM_COLUMNS = ("model", "generation_type", "aspect_ratio")
 
 
-def classify_errors(df: pd.DataFrame, rules: Sequence[ErrorRule] | None = None) -> pd.Series:
+def classify_errors(df: Source, rules: Sequence[ErrorRule] | None = None) -> pd.Series:
     """Error category of each failed task, from ``error_code`` + ``error_message``.
 
     Table-driven: the first matching rule of ``rules`` (default
@@ -121,6 +127,11 @@ def classify_errors(df: pd.DataFrame, rules: Sequence[ErrorRule] | None = None) 
     >>> df["error_category"] = classify_errors(df)            # doctest: +SKIP
     >>> df["error_category"].value_counts()                    # doctest: +SKIP
     """
+    if not isinstance(df, pd.DataFrame):
+        raise InputError(
+            "classify_errors gives one category per row of a DataFrame; for a dataset, a "
+            "store or an engine use failure_breakdown (categories counted by the engine)"
+        )
     return classify(df["error_code"], df["error_message"], df["status"], rules or ERROR_RULES)
 
 
@@ -158,86 +169,108 @@ def _pareto(counts: pd.Series) -> pd.DataFrame:
 
 
 def failure_breakdown(
-    df: pd.DataFrame,
+    df: Source,
     by: str | Sequence[str] | None = None,
     top: int = 5,
     *,
     rules: Sequence[ErrorRule] | None = None,
+    engine: str | None = None,
 ) -> FailureBreakdown:
     """Failures by category (a Pareto), with the top raw messages, params and prompts.
 
     ``by`` splits the category table by column(s) (shares are then within each group);
     the other tables are over the whole frame. ``top`` rows are kept per category in
-    ``messages`` and in total in ``params`` and ``prompts``.
+    ``messages`` and in total in ``params`` and ``prompts``. An engine counts failures
+    per distinct (error code, message, status); the rules classify those few rows.
 
     >>> fb = failure_breakdown(df)                            # doctest: +SKIP
     >>> fb.categories.head(3)                                  # doctest: +SKIP
     """
-
-    cat = classify_errors(df, rules)
-    failed = cat.notna().to_numpy()
-    sub = df.loc[failed]
-    fcat = cat[failed]
+    eng = resolve(df, engine)
+    rules = rules or ERROR_RULES
+    failed = p.In("status", tuple(sorted(FAILED_STATUSES)))
+    base = _classified(eng, (), failed, rules)
     if by is None:
-        categories = _pareto(fcat.value_counts(sort=False))
+        categories = _pareto(base.groupby("error_category", observed=False)["count"].sum())
         categories.index.name = "error_category"
     else:
-        keys = [by] if isinstance(by, str) else list(by)
-        counts = (
-            sub[keys]
-            .assign(error_category=fcat)
-            .groupby([*keys, "error_category"], observed=True, dropna=False)
-            .size()
-        )
-        parts = [
-            _pareto(grp.droplevel(keys)).assign(
-                **dict(zip(keys, k if isinstance(k, tuple) else (k,), strict=True))
-            )
-            for k, grp in counts.groupby(level=keys, observed=True, dropna=False, sort=True)
-        ]
-        categories = (
-            pd.concat(parts).reset_index().set_index([*keys, "error_category"])
-            if parts
-            else pd.DataFrame(columns=["count", "share", "cumulative_share"])
-        )
-    msg = (
-        pd.DataFrame(
-            {
-                "error_category": fcat,
-                "error_code": sub["error_code"],
-                "error_message": sub["error_message"],
-            }
-        )
-        .groupby(["error_category", "error_code", "error_message"], observed=True, dropna=False)
-        .size()
-        .rename("count")
-        .reset_index()
-    )
+        categories = _category_table(eng, by, failed, rules)
+    by_message = ["error_category", "error_code", "error_message"]
+    msg = base.groupby(by_message, observed=True, dropna=False)["count"].sum().reset_index()
     msg = msg[msg["count"] > 0].sort_values(["count"], ascending=False, kind="stable")
     messages = msg.groupby("error_category", observed=True, sort=False).head(top)
     messages = messages.sort_values(
         ["error_category", "count"], ascending=[True, False], kind="stable"
     )
     messages = messages.reset_index(drop=True)
-    cols = [c for c in PARAM_COLUMNS if c in df.columns]
-    rates = failure_rates(df, by=cols) if cols else failure_rates(df)
+    cols = [c for c in PARAM_COLUMNS if c in eng.columns()]
+    rates = failure_rates(eng, by=cols) if cols else failure_rates(eng)
     rates.insert(1, "failures", rates["failed"] + rates["generation_failed"])
     params = rates.sort_values(["failures", "rate"], ascending=False, kind="stable").head(top)
     params = params[params["failures"] > 0]
-    if "prompt" in df.columns and len(sub):
-        pr = pd.DataFrame({"prompt": sub["prompt"], "error_category": fcat})
-        counts = pr.groupby("prompt", dropna=True).size().rename("failures")
-        prompts = counts.sort_values(ascending=False, kind="stable").head(top).to_frame()
-        mine = pr[pr["prompt"].isin(prompts.index)]
-        main = (
-            mine.groupby(["prompt", "error_category"], observed=True)
-            .size()
-            .sort_values(ascending=False)
-            .reset_index()
-            .drop_duplicates("prompt")
-            .set_index("prompt")["error_category"]
-        )
-        prompts["main_category"] = main.reindex(prompts.index).astype("string")
-    else:
-        prompts = pd.DataFrame(columns=["failures"])
+    prompts = _prompts(eng, failed, rules, top)
     return FailureBreakdown(categories, messages, params, prompts)
+
+
+def _classified(
+    eng: Engine, keys: p.Keys, where: p.Cond, rules: Sequence[ErrorRule], extra: tuple = ()
+) -> pd.DataFrame:
+    """Failures counted per group and distinct (code, message, status), classified."""
+    cols = ("error_code", "error_message", "status")
+    agg = eng.grouped(keys, {"count": p.Count()}, where=where, extra=(*extra, *cols))
+    first = len(extra)
+    out = agg.rename(columns={f"x{first + i}": c for i, c in enumerate(cols)})
+    out["error_code"] = pd.array(out["error_code"].tolist(), dtype="Int64")
+    out["error_message"] = pd.array(out["error_message"].tolist(), dtype=_STR)
+    out["status"] = pd.array(out["status"].tolist(), dtype=_STR)
+    out["error_category"] = classify(out["error_code"], out["error_message"], out["status"], rules)
+    out["count"] = out["count"].astype(np.int64)
+    return out
+
+
+def _category_table(
+    eng: Engine, by: str | Sequence[str], failed: p.Cond, rules: Sequence[ErrorRule]
+) -> pd.DataFrame:
+    keys, names = plan_keys(eng, by)
+    groups = group_index(eng.grouped(keys, {"n": p.Count()}, where=failed), keys, names)
+    agg = _classified(eng, keys, failed, rules)
+    where = groups.positions(agg, len(keys))
+    labels = groups.index.take(where).to_frame(index=False)
+    labels.columns = names
+    frame = pd.concat([labels, agg[["error_category", "count"]]], axis=1)
+    counts = frame.groupby([*names, "error_category"], observed=True, dropna=False)["count"].sum()
+    parts = [
+        _pareto(grp.droplevel(names)).assign(
+            **dict(zip(names, k if isinstance(k, tuple) else (k,), strict=True))
+        )
+        for k, grp in counts.groupby(level=names, observed=True, dropna=False, sort=True)
+    ]
+    if not parts:
+        return pd.DataFrame(columns=["count", "share", "cumulative_share"])
+    return pd.concat(parts).reset_index().set_index([*names, "error_category"])
+
+
+def _prompts(eng: Engine, failed: p.Cond, rules: Sequence[ErrorRule], top: int) -> pd.DataFrame:
+    """The prompts that failed most (ties: by prompt) and each one's main category."""
+    if "prompt" not in eng.columns():
+        return pd.DataFrame(columns=["failures"])
+    with_prompt = p.All((failed, p.NotNull("prompt")))
+    best = eng.grouped((), {"failures": p.Count()}, where=with_prompt, extra=("prompt",), top=top)
+    if best.empty:
+        return pd.DataFrame(columns=["failures"])
+    names = tuple(str(x) for x in best["x0"])
+    prompts = pd.DataFrame(
+        {"failures": best["failures"].to_numpy(dtype=np.int64)},
+        index=pd.Index(pd.array(names, dtype=_STR), name="prompt"),
+    )
+    mine = _classified(eng, (), p.All((with_prompt, p.In("prompt", names))), rules, ("prompt",))
+    main = (
+        mine.groupby(["x0", "error_category"], observed=True)["count"]
+        .sum()
+        .sort_values(ascending=False, kind="stable")
+        .reset_index()
+        .drop_duplicates("x0")
+        .set_index("x0")["error_category"]
+    )
+    prompts["main_category"] = main.reindex(list(names)).astype("string").to_numpy()
+    return prompts

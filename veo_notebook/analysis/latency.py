@@ -8,20 +8,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from ..engine import Engine, resolve
+from ..engine import _plan as p
+from ..engine._base import key_columns
+from ..engine._pandas import PandasEngine
 from ..errors import InputError
 from ..schema import FAILED_STATUSES, Status
 from . import _kernels as _stats
-from ._groups import APART_NOTE, By, Upgrades, now_utc
+from ._groups import By, Upgrades, now_utc
 from ._groups import age_s as _age_s
-from ._groups import apart as _apart
-from ._groups import codes as _codes
-from ._groups import latency as _latency
-from ._groups import status_mask as _status_mask
+from ._keys import Groups, apart, group_index, noted, plan_keys
 
 __all__ = [
     "DEFAULT_PERCENTILES",
@@ -34,6 +35,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+Source = Any  # a DataFrame, a Parquet path/URL, a Store, a DuckDB relation, a Spark DataFrame
+
 DEFAULT_PERCENTILES = (0.5, 0.9, 0.95, 0.99)
 #: A task still generating this long after creation is stuck (stuck_tasks, the report).
 STUCK_AFTER = "30min"
@@ -41,23 +44,26 @@ _OUTCOMES = {"success": (Status.SUCCESS.value,), "failed": tuple(sorted(FAILED_S
 
 
 def latency_summary(
-    df: pd.DataFrame,
+    df: Source,
     by: By = None,
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     *,
     confidence: float = _stats.CONFIDENCE,
     outcome: Literal["success", "failed"] = "success",
+    engine: str | None = None,
     upgrades: Upgrades = "apart",
 ) -> pd.DataFrame:
     """Latency percentiles per group, with exact confidence intervals.
 
     Parameters
     ----------
-    df : the typed frame.
+    df : the typed frame, or any source :func:`veo_notebook.engine.resolve` takes (a
+        Parquet file or dataset, a Store, a DuckDB relation, a Spark DataFrame).
     by : column name(s) and/or a time bucket on ``create_time`` (``"1D"``, ``"1h"``).
     percentiles : quantiles in [0, 1]; columns are named ``p50``, ``p99.5``, ...
     confidence : level of the order-statistic intervals (``p90_ci_low``/``p90_ci_high``).
     outcome : ``"success"`` (time-to-success) or ``"failed"`` (time-to-failure, flags 2/3).
+    engine : ``"pandas"``, ``"duckdb"`` or ``"spark"`` (default: chosen by the source).
     upgrades : ``"apart"`` (default): when ``by`` names no column and the frame holds
         both, generations and 1080p/4K upgrades are grouped apart by a first key ``work``
         (``generation`` / ``upgrade``; the table's ``attrs["note"]`` says so); ``"pooled"``
@@ -74,82 +80,188 @@ def latency_summary(
     """
     if outcome not in _OUTCOMES:
         raise InputError(f"outcome must be 'success' or 'failed', not {outcome!r}")
-    by, split = _apart(df, by, upgrades)
-    codes, index = _codes(df, by)
-    return _noted(_summary(df, codes, index, percentiles, confidence, outcome), split)
+    eng = resolve(df, engine)
+    by, split = apart(eng, by, upgrades)
+    keys, names = plan_keys(eng, by)
+    return noted(_summary(eng, keys, names, percentiles, confidence, outcome)[0], split)
 
 
-def _noted(out: pd.DataFrame, split: bool) -> pd.DataFrame:
-    """The table, saying when generations and upgrades were kept apart."""
-    if split:
-        out.attrs["note"] = APART_NOTE
-    return out
+def _use(outcome: str) -> p.Cond:
+    return p.All((p.In("status", _OUTCOMES[outcome]), p.NotNull("latency_s")))
 
 
 def _summary(
-    df: pd.DataFrame,
-    codes: np.ndarray,
-    index: pd.Index,
+    eng: Engine,
+    keys: p.Keys,
+    names: list[str],
     percentiles: Sequence[float],
     confidence: float | None,
     outcome: str,
-) -> pd.DataFrame:
-    """latency_summary on precomputed group codes (``confidence=None``: no intervals)."""
-    g = len(index)
-    lat = _latency(df)
-    use = _status_mask(df, _OUTCOMES[outcome]) & ~np.isnan(lat)
-    generating = np.bincount(codes[_status_mask(df, ("generating",))], minlength=g)
-    x = lat[use]
-    c = codes[use]
-    xs, starts, counts = _stats.grouped_sort_values(x, c, g)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.bincount(c, weights=x, minlength=g) / counts
-    out: dict[str, np.ndarray] = {
-        "n": np.bincount(codes, minlength=g),
-        "completed": counts,
-        "generating": generating,
-        "mean_s": mean,
-    }
-    cis: dict[str, np.ndarray] = {}
+) -> tuple[pd.DataFrame, Groups]:
+    """latency_summary on an engine (``confidence=None``: no intervals) and its groups."""
+    use = _use(outcome)
+    agg = eng.grouped(
+        keys,
+        {
+            "n": p.Count(),
+            "completed": p.Count(use),
+            "generating": p.Count(p.In("status", (Status.GENERATING.value,))),
+            "sum_us": p.SumMicros("latency_s", use),
+            "max_s": p.Max("latency_s", use),
+        },
+    )
+    groups = group_index(agg, keys, names)
+    frame = groups.frame
+    counts = frame["completed"].to_numpy(dtype=np.int64)
+    plan: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+    cis: list[tuple[str, np.ndarray, np.ndarray]] = []
     for q in percentiles:
         name = _stats.pct_name(q)
-        out[name] = _stats.linear_quantiles(xs, starts, counts, q)
+        lo, hi, gamma = _stats.linear_ranks(counts, q)
+        plan.append((name, lo, hi, gamma))
         if confidence is not None:
-            cis[f"{name}_ci_low"], cis[f"{name}_ci_high"] = _stats.order_stat_ci(
-                xs, starts, counts, q, confidence
-            )
-    max_s = np.full(g, np.nan)
-    ok = counts > 0
-    max_s[ok] = xs[starts[ok] + counts[ok] - 1]
-    out["max_s"] = max_s
-    out.update(cis)
-    return pd.DataFrame(out, index=index)
+            lr, ur = _stats.order_stat_ranks(counts, q, confidence)
+            cis.append((name, lr, ur))
+    wanted = [r for _, lo, hi, _ in plan for r in (lo, hi)] + [r for _, a, b in cis for r in (a, b)]
+    at = _values_at_ranks(eng, keys, use, groups, counts, wanted)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = frame["sum_us"].to_numpy(dtype=float) / 1e6 / counts
+    out: dict[str, np.ndarray] = {
+        "n": frame["n"].to_numpy(dtype=np.int64),
+        "completed": counts,
+        "generating": frame["generating"].to_numpy(dtype=np.int64),
+        "mean_s": mean,
+    }
+    for name, lo, hi, gamma in plan:
+        value = np.full(len(counts), np.nan)
+        ok = counts > 0
+        value[ok] = _stats.linear_combine(at(lo)[ok], at(hi)[ok], gamma[ok])
+        out[name] = value
+    out["max_s"] = frame["max_s"].to_numpy(dtype=float)
+    for name, lr, ur in cis:
+        out[f"{name}_ci_low"] = at(lr)
+        out[f"{name}_ci_high"] = at(ur)
+    return pd.DataFrame(out, index=groups.index), groups
+
+
+def _values_at_ranks(
+    eng: Engine,
+    keys: p.Keys,
+    use: p.Cond,
+    groups: Groups,
+    counts: np.ndarray,
+    wanted: list[np.ndarray],
+):
+    """Ask the engine once for every (group, rank) in ``wanted``; return a lookup
+    ``at(ranks) -> values`` (NaN where the rank is outside 1..n)."""
+    g = len(counts)
+    pairs: set[tuple[int, int]] = set()
+    for ranks in wanted:
+        ok = (ranks >= 1) & (ranks <= counts)
+        pairs.update(zip(np.flatnonzero(ok).tolist(), ranks[ok].tolist(), strict=True))
+    cols = key_columns(len(keys))
+    table = pd.DataFrame(sorted(pairs), columns=["_g", "rank"])
+    ask = groups.frame[cols].iloc[table["_g"].to_numpy()].reset_index(drop=True)
+    ask["rank"] = table["rank"].to_numpy(dtype=np.int64)
+    got = eng.ranks(keys, "latency_s", use, ask) if len(ask) else ask.assign(value=[])
+    found = dict(
+        zip(
+            zip(groups.positions(got, len(keys)).tolist(), got["rank"].tolist(), strict=True),
+            got["value"].tolist(),
+            strict=True,
+        )
+    )
+
+    def at(ranks: np.ndarray) -> np.ndarray:
+        return np.array(
+            [found.get((i, int(r)), np.nan) for i, r in zip(range(g), ranks, strict=True)],
+            dtype=float,
+        )
+
+    return at
 
 
 Failed = Literal["censor", "exclude"]
 
 
-def _km_inputs(
-    df: pd.DataFrame, now: pd.Timestamp, failed: Failed = "censor"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(time, is_event, usable) per row for time-to-success."""
+def _km_counts(
+    eng: Engine, keys: p.Keys, groups: Groups, now: pd.Timestamp, failed: Failed
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Event and censoring counts per (group, time) for time-to-success, and per group
+    the tasks used, the generating ones used and the failed ones used."""
     if failed not in ("censor", "exclude"):
         raise InputError(f"failed must be 'censor' or 'exclude', not {failed!r}")
-    lat = _latency(df)
-    success = _status_mask(df, ("success",))
-    is_failed = _status_mask(df, _OUTCOMES["failed"])
-    generating = _status_mask(df, ("generating",))
-    age = np.clip(_age_s(df, now), 0.0, None)
-    time = np.where(generating, age, lat)
-    usable = (success | generating | (is_failed if failed == "censor" else False)) & ~np.isnan(time)
-    dropped = int(((success | is_failed) & np.isnan(lat)).sum())
-    if dropped:
-        log.debug("km: %d terminal tasks without a latency left out", dropped)
-    return time, success, usable
+    statuses = ("success", *(_OUTCOMES["failed"] if failed == "censor" else ()))
+    success = p.In("status", ("success",))
+    done = eng.grouped(
+        keys,
+        {"events": p.Count(success), "censored": p.Count(p.Not(success))},
+        where=p.All((p.In("status", statuses), p.NotNull("latency_s"))),
+        extra=("latency_s",),
+    )
+    running = eng.grouped(
+        keys,
+        {"censored": p.Count()},
+        where=p.All((p.In("status", ("generating",)), p.NotNull("create_time"))),
+        extra=(p.Micros("create_time"),),
+    )
+    created = pd.to_datetime(running["x0"].to_numpy(dtype=np.int64), unit="us", utc=True)
+    age = np.clip((now - pd.Series(created)).dt.total_seconds().to_numpy(dtype=float), 0.0, None)
+    g = len(groups)
+    parts = pd.DataFrame(
+        {
+            "group": np.concatenate(
+                [groups.positions(done, len(keys)), groups.positions(running, len(keys))]
+            ),
+            "time_s": np.concatenate([done["x0"].to_numpy(dtype=float), age]),
+            "events": np.concatenate(
+                [done["events"].to_numpy(np.int64), np.zeros(len(running), np.int64)]
+            ),
+            "censored": np.concatenate(
+                [done["censored"].to_numpy(np.int64), running["censored"].to_numpy(np.int64)]
+            ),
+        }
+    )
+    counts = parts.groupby(["group", "time_s"], sort=False, as_index=False).sum()
+    gen = np.bincount(
+        groups.positions(running, len(keys)), weights=running["censored"], minlength=g
+    )
+    fail_rows = done["censored"].to_numpy(np.int64)
+    fails = np.bincount(groups.positions(done, len(keys)), weights=fail_rows, minlength=g)
+    used = np.bincount(counts["group"], weights=counts["events"] + counts["censored"], minlength=g)
+    return counts, used.astype(np.int64), gen.astype(np.int64), fails.astype(np.int64)
+
+
+def _now(eng: Engine, now: object) -> pd.Timestamp:
+    """``now`` as UTC; by default the latest ``fetched_at`` of the source, else the clock."""
+    if now is not None or "fetched_at" not in eng.columns():
+        return now_utc(pd.DataFrame(), now)
+    agg = eng.grouped((), {"last": p.Max(p.Micros("fetched_at"))})
+    last = agg["last"].iloc[0]
+    if last is None or pd.isna(last):
+        return pd.Timestamp.now(tz="UTC")
+    return pd.Timestamp(int(last), unit="us", tz="UTC")
+
+
+def _km(eng: Engine, keys: p.Keys, groups: Groups, now: object, failed: Failed):
+    counts, used, gen, fails = _km_counts(eng, keys, groups, _now(eng, now), failed)
+    table = _stats.km_from_counts(
+        counts["group"].to_numpy(),
+        counts["time_s"].to_numpy(),
+        counts["events"].to_numpy(),
+        counts["censored"].to_numpy(),
+        len(groups),
+    )
+    return table, used, gen, fails
 
 
 def km_curve(
-    df: pd.DataFrame, by: By = None, *, now: object = None, failed: Failed = "censor"
+    df: Source,
+    by: By = None,
+    *,
+    now: object = None,
+    failed: Failed = "censor",
+    engine: str | None = None,
 ) -> pd.DataFrame:
     """The Kaplan–Meier curve of time-to-success, one row per group and distinct time.
 
@@ -157,28 +269,31 @@ def km_curve(
     time), ``censored`` (still generating, or failed, at that time), ``survival`` (share
     of tasks not yet succeeded) and ``greenwood`` (variance of log survival). ``now``
     (default: the latest ``fetched_at``, else the clock) sets the age of tasks still
-    generating; ``failed`` is as in :func:`km_latency`.
+    generating; ``failed`` is as in :func:`km_latency`; ``df`` and ``engine`` as in
+    :func:`latency_summary`.
 
     >>> km_curve(df, by="model").head()                       # doctest: +SKIP
     """
-    codes, index = _codes(df, by)
-    time, event, usable = _km_inputs(df, now_utc(df, now), failed)
-    table = _stats.km_table(time[usable], event[usable], codes[usable], len(index))
-    keys = index.take(table.pop("group").to_numpy())
-    keys_frame = keys.to_frame(index=False) if by is not None else None
-    if keys_frame is None:
-        return table
+    eng = resolve(df, engine)
+    keys, names = plan_keys(eng, by)
+    agg = eng.grouped(keys, {"n": p.Count()})
+    groups = group_index(agg, keys, names)
+    table = _km(eng, keys, groups, now, failed)[0]
+    if by is None:
+        return table.drop(columns="group")
+    keys_frame = groups.index.take(table.pop("group").to_numpy()).to_frame(index=False)
     return pd.concat([keys_frame, table], axis=1)
 
 
 def km_latency(
-    df: pd.DataFrame,
+    df: Source,
     by: By = None,
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     *,
     now: object = None,
     confidence: float = _stats.CONFIDENCE,
     failed: Failed = "censor",
+    engine: str | None = None,
     upgrades: Upgrades = "apart",
 ) -> pd.DataFrame:
     """Censoring-aware time-to-success percentiles (Kaplan–Meier) beside the naive ones.
@@ -201,25 +316,24 @@ def km_latency(
     ``max_followup_s``, then
     the KM intervals ``km_p50_ci_low``/``km_p50_ci_high`` (Brookmeyer–Crowley with the
     log-transformed Greenwood band, as R's ``quantile.survfit``).
-    Time-to-failure is ``latency_summary(df, outcome="failed")``. ``upgrades`` as in
-    :func:`latency_summary` (generations and upgrades apart by default).
+    Time-to-failure is ``latency_summary(df, outcome="failed")``. ``df``, ``engine`` and
+    ``upgrades`` as in :func:`latency_summary` (generations and upgrades apart by default).
 
     >>> km_latency(df, by="model")[["p50", "km_p50"]]        # doctest: +SKIP
     """
-    by, split = _apart(df, by, upgrades)
-    codes, index = _codes(df, by)
-    g = len(index)
-    time, event, usable = _km_inputs(df, now_utc(df, now), failed)
-    c = codes[usable]
-    table = _stats.km_table(time[usable], event[usable], c, g)
-    naive = _summary(df, codes, index, percentiles, None, "success")
+    eng = resolve(df, engine)
+    by, split = apart(eng, by, upgrades)
+    keys, names = plan_keys(eng, by)
+    naive, groups = _summary(eng, keys, names, percentiles, None, "success")
+    g = len(groups)
+    table, used, gen, fails = _km(eng, keys, groups, now, failed)
     lower, upper = _stats.km_bands(table, confidence)
     cis: dict[str, np.ndarray] = {}
     out: dict[str, np.ndarray] = {
-        "n": np.bincount(c, minlength=g),
+        "n": used,
         "succeeded": naive["completed"].to_numpy(),
-        "generating": np.bincount(codes[usable & _status_mask(df, ("generating",))], minlength=g),
-        "failed": np.bincount(codes[usable & _status_mask(df, _OUTCOMES["failed"])], minlength=g),
+        "generating": gen,
+        "failed": fails if failed == "censor" else np.zeros(g, dtype=np.int64),
     }
     for q in percentiles:
         name = _stats.pct_name(q)
@@ -233,7 +347,7 @@ def km_latency(
         follow[last.index.to_numpy()] = last.to_numpy()
     out["max_followup_s"] = follow
     out.update(cis)
-    return _noted(pd.DataFrame(out, index=index), split)
+    return noted(pd.DataFrame(out, index=groups.index), split)
 
 
 def _to_seconds(value: str | float | timedelta | pd.Timedelta) -> float:
@@ -243,19 +357,31 @@ def _to_seconds(value: str | float | timedelta | pd.Timedelta) -> float:
 
 
 def stuck_tasks(
-    df: pd.DataFrame, older_than: str | float | timedelta = STUCK_AFTER, now: object = None
+    df: Source,
+    older_than: str | float | timedelta = STUCK_AFTER,
+    now: object = None,
+    *,
+    engine: str | None = None,
 ) -> pd.DataFrame:
     """Tasks still generating for longer than ``older_than``, oldest first.
 
     ``older_than`` is a Timedelta string (``"30min"``, ``"2h"``), a timedelta or seconds.
     The rows of ``df`` are returned with an ``age_s`` column (seconds since creation, at
-    ``now``: default the latest ``fetched_at``, else the clock).
+    ``now``: default the latest ``fetched_at``, else the clock). From an engine only the
+    stuck rows come back (a bounded set: tasks still generating), never the history.
 
     >>> stuck_tasks(df, "15min")[["task_id", "age_s"]]       # doctest: +SKIP
     """
     limit = _to_seconds(older_than)
-    age = _age_s(df, now_utc(df, now))
-    mask = _status_mask(df, ("generating",)) & (age > limit)
-    out = df.loc[mask].copy()
-    out["age_s"] = age[mask]
-    return out.sort_values("age_s", ascending=False, kind="stable")
+    eng = resolve(df, engine)
+    now_ts = _now(eng, now)
+    cutoff = (now_ts - pd.Timedelta(seconds=limit)).value // 1000 + 1  # a superset, exact below
+    where = p.All((p.In("status", ("generating",)), p.TimeBefore("create_time", cutoff)))
+    rows = eng.rows(eng.columns(), where)
+    if isinstance(eng, PandasEngine):
+        rows = rows.copy()
+    age = _age_s(rows, now_ts)
+    keep = age > limit
+    out = rows.loc[keep].copy()
+    out["age_s"] = age[keep]
+    return out.sort_values(["age_s", "task_id"], ascending=[False, True], kind="stable")

@@ -1,0 +1,258 @@
+"""One analysis, several engines: pandas and DuckDB (and Spark, tests/test_engine_spark.py)
+give the same tables, cell for cell, and no engine path pulls a whole source into pandas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from _frames import synthetic_frame
+
+from veo_notebook import analysis, engine, export
+from veo_notebook.engine import _duckdb, _source
+from veo_notebook.errors import InputError
+
+N = 20_000
+NOW = pd.Timestamp("2026-03-20", tz="UTC")  # some of the history's media has expired by then
+
+
+def history(n: int, seed: int = 3) -> pd.DataFrame:
+    """A synthetic frame with what grouping must label: upgrades without a model, unread rows."""
+    df = synthetic_frame(n, seed=seed)
+    upgrade = df["task_type"].isin(["1080p", "4k"]).to_numpy()
+    df.loc[upgrade, "model"] = pd.NA
+    unread = np.zeros(n, dtype=bool)
+    unread[::97] = True
+    for col in ("status", "model", "latency_s", "complete_time", "task_type", "prompt"):
+        df.loc[unread, col] = pd.NA
+    df.loc[unread, "fetch_error"] = "422 record is null."
+    again = np.flatnonzero(~unread)[5:200:7]  # a client that re-submitted a minute later
+    df.loc[again + 1, ["prompt", "model", "task_type", "generation_type", "aspect_ratio"]] = df.loc[
+        again, ["prompt", "model", "task_type", "generation_type", "aspect_ratio"]
+    ].to_numpy()
+    df.loc[again + 1, "create_time"] = df.loc[again, "create_time"].to_numpy() + pd.Timedelta(
+        "1min"
+    )
+    for col in ("create_time", "complete_time", "fetched_at"):  # a dataset holds µs
+        df[col] = df[col].dt.floor("us")
+    return df
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return history(N)
+
+
+@pytest.fixture(scope="module")
+def dataset(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("engine") / "history"
+    return export.to_parquet(frame, path, partition_by="create_date")
+
+
+#: (name, call) of every table the analysis gives on a history.
+CALLS = [
+    ("latency", lambda s, e: analysis.latency_summary(s, engine=e)),
+    ("latency_model", lambda s, e: analysis.latency_summary(s, by="model", engine=e)),
+    (
+        "latency_model_type",
+        lambda s, e: analysis.latency_summary(s, by=["model", "task_type"], engine=e),
+    ),
+    ("latency_day", lambda s, e: analysis.latency_summary(s, by="1D", engine=e)),
+    (
+        "latency_failed",
+        lambda s, e: analysis.latency_summary(s, by="model", outcome="failed", engine=e),
+    ),
+    ("km_latency", lambda s, e: analysis.km_latency(s, by="task_type", engine=e)),
+    ("km_curve", lambda s, e: analysis.km_curve(s, by="model", engine=e)),
+    ("rates", lambda s, e: analysis.failure_rates(s, by="model", engine=e)),
+    (
+        "rates_rolling",
+        lambda s, e: analysis.failure_rates(s, by="model", freq="1D", rolling=3, engine=e),
+    ),
+    ("stuck", lambda s, e: analysis.stuck_tasks(s, "10min", engine=e).reset_index(drop=True)),
+    ("cost", lambda s, e: analysis.cost_summary(s, engine=e)),
+    (
+        "cost_week",
+        lambda s, e: analysis.cost_summary(s, by="task_type", freq="W", bill_failed=True, engine=e),
+    ),
+    ("duplicates", lambda s, e: analysis.duplicate_submissions(s, engine=e)),
+    ("expiring", lambda s, e: analysis.expiring(s, within="3D", now=NOW, engine=e)),
+]
+BREAKDOWN = ("categories", "messages", "params", "prompts")
+
+
+def tables(source: object, engine_name: str | None) -> dict[str, pd.DataFrame]:
+    out = {name: call(source, engine_name) for name, call in CALLS}
+    fb = analysis.failure_breakdown(source, by="model", engine=engine_name)
+    out.update({f"breakdown_{t}": getattr(fb, t) for t in BREAKDOWN})
+    fb_all = analysis.failure_breakdown(source, engine=engine_name)
+    out["breakdown_categories_all"] = fb_all.categories
+    return out
+
+
+def assert_same(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name], check_exact=True, obj=name)
+
+
+@pytest.fixture(scope="module")
+def pandas_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    return tables(frame, None)
+
+
+def test_pandas_path_labels_every_group(pandas_tables: dict[str, pd.DataFrame]) -> None:
+    by_model = pandas_tables["latency_model"]
+    assert {"unread", "upgrade task"} <= set(by_model.index)
+    assert not by_model.index.isna().any()
+    assert by_model.loc["unread", "n"] == len(range(0, N, 97))
+
+
+def test_duckdb_dataset_equals_pandas(dataset: Path, pandas_tables) -> None:
+    assert engine.resolve(dataset, "duckdb").name == "duckdb"
+    assert_same(pandas_tables, tables(dataset, "duckdb"))
+
+
+def test_duckdb_relation_equals_pandas(dataset: Path, pandas_tables) -> None:
+    con = duckdb.connect()
+    rel = con.sql(f"SELECT * FROM read_parquet('{dataset}/**/*.parquet', hive_partitioning=true)")
+    assert engine.resolve(rel).name == "duckdb"
+    assert_same(pandas_tables, tables(rel, None))
+
+
+def test_dataset_by_default_is_read_by_size(dataset: Path, monkeypatch) -> None:
+    assert engine.resolve(dataset).name == "pandas"  # N is below the threshold
+    monkeypatch.setattr(_source, "PANDAS_MAX_ROWS", N // 2)
+    assert engine.resolve(dataset).name == "duckdb"
+
+
+def test_no_engine_path_pulls_the_source_into_pandas(
+    dataset: Path, frame: pd.DataFrame, monkeypatch
+) -> None:
+    """Only aggregates come back: every way DuckDB has of returning a whole relation as
+    pandas raises, and every result is small; the largest are Kaplan–Meier's event-time
+    counts (one row per distinct latency of a group: what its product-limit step needs)
+    and expiring's answer itself (every succeeded task past its deletion date)."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a whole relation was pulled into pandas")
+
+    rel_type = type(duckdb.connect().sql("SELECT 1"))
+    for name in ("df", "fetchdf", "to_df", "fetch_df", "pl", "fetchnumpy"):
+        if hasattr(rel_type, name):
+            monkeypatch.setattr(rel_type, name, refuse)
+    sizes: list[int] = []
+    fetch = _duckdb.DuckDBEngine._fetch
+
+    def counting(self, sql: str):
+        table = fetch(self, sql)
+        sizes.append(table.num_rows)
+        return table
+
+    monkeypatch.setattr(_duckdb.DuckDBEngine, "_fetch", counting)
+    monkeypatch.setattr(export, "read_parquet", refuse)
+    tables(dataset, "duckdb")
+    big = [n for n in sizes if n > N // 3]  # the rest: counts, bins, the values of a few bins
+    assert len(big) == 3  # km_latency's and km_curve's event-time counts, expiring's rows
+    timed = frame.dropna(subset=["latency_s"])
+    distinct = max(
+        timed.groupby(k, dropna=False, observed=True)["latency_s"].nunique().sum()
+        for k in ("model", "task_type")
+    )
+    running = int((frame["status"] == "generating").sum())
+    assert max(big) <= distinct + running  # distinct (group, time) pairs, not rows
+
+
+def test_unknown_engine_and_source_are_one_line_errors(frame: pd.DataFrame) -> None:
+    with pytest.raises(InputError, match="engine: 'polars' is not one of"):
+        analysis.latency_summary(frame, engine="polars")
+    with pytest.raises(InputError, match="is not a source of tasks"):
+        analysis.latency_summary(42)
+    with pytest.raises(InputError, match="calendar bucket the duckdb engine does not cut"):
+        analysis.failure_rates(frame, freq="MS", engine="duckdb")
+    with pytest.raises(InputError, match="one category per row"):
+        analysis.classify_errors(Path("x.parquet"))
+
+
+def test_a_store_is_read_through_its_frame_dataset(tmp_path: Path) -> None:
+    """A Store (or its path) is analysed over the dataset kept beside it: the same tables
+    as the frame read from the store, on pandas and on DuckDB."""
+    import orjson
+
+    from veo_notebook import frame as frame_mod
+    from veo_notebook.simulator import corpus
+    from veo_notebook.store import Store
+
+    path = tmp_path / "h.sqlite"
+    with Store(path) as st:
+        envs = corpus.iter_envelopes(3000, seed=2)
+        st.put_many([(e["data"]["taskId"], orjson.dumps(e).decode(), 1e9, None) for e in envs])
+        df = frame_mod.from_store(st)
+        expected = analysis.latency_summary(df, by="model")
+        assert engine.resolve(st).name == "pandas"
+        pd.testing.assert_frame_equal(analysis.latency_summary(st, by="model"), expected)
+    got = analysis.latency_summary(path, by="model", engine="duckdb")
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    rates = analysis.failure_rates(str(path), by="task_type", engine="duckdb")
+    pd.testing.assert_frame_equal(rates, analysis.failure_rates(df, by="task_type"))
+
+
+def test_cli_store_info_and_export_on_duckdb(tmp_path: Path, capsys) -> None:
+    import orjson
+
+    from veo_notebook import frame as frame_mod
+    from veo_notebook.cli import main
+    from veo_notebook.simulator import corpus
+    from veo_notebook.store import Store
+
+    path = tmp_path / "h.sqlite"
+    with Store(path) as st:
+        envs = corpus.iter_envelopes(2000, seed=4)
+        st.put_many([(e["data"]["taskId"], orjson.dumps(e).decode(), 1e9, None) for e in envs])
+        df = frame_mod.from_store(st)
+    assert main(["store", "info", "--store", str(path), "--engine", "duckdb"]) == 0
+    out = capsys.readouterr().out
+    assert f"({len(df):,} tasks, read by duckdb)" in out and "upgrade task" in out
+    target = tmp_path / "all.parquet"
+    assert main(["export", "--store", str(path), "--engine", "duckdb", "--out", str(target)]) == 0
+    back = export.read_parquet(target).sort_values("task_id", ignore_index=True)
+    pd.testing.assert_frame_equal(back, df.sort_values("task_id", ignore_index=True))
+
+
+# --- the report's tables at 100k tasks: pandas, DuckDB and Spark, cell by cell ----------
+BIG = 100_000
+
+#: Every table the report shows (its sections call these, by model).
+REPORT_CALLS = [
+    ("latency", lambda s: analysis.latency_summary(s, by="model")),
+    ("latency_type", lambda s: analysis.latency_summary(s, by="task_type")),
+    ("km", lambda s: analysis.km_latency(s, by="model", percentiles=(0.5, 0.9), now=NOW)),
+    ("rates", lambda s: analysis.failure_rates(s, by="model")),
+    ("rates_day", lambda s: analysis.failure_rates(s, by="model", freq="1D")),
+    ("stuck", lambda s: analysis.stuck_tasks(s, now=NOW).reset_index(drop=True)),
+    ("cost", lambda s: analysis.cost_summary(s, by="model")),
+    ("duplicates", lambda s: analysis.duplicate_submissions(s)),
+    ("expiring", lambda s: analysis.expiring(s, within="3D", now=NOW)),
+]
+
+
+def report_tables(source: object) -> dict[str, pd.DataFrame]:
+    out = {name: call(source) for name, call in REPORT_CALLS}
+    fb = analysis.failure_breakdown(source, top=5)
+    out.update({f"breakdown_{t}": getattr(fb, t) for t in BREAKDOWN})
+    return out
+
+
+def test_report_tables_at_100k_are_identical_on_pandas_duckdb_and_spark(
+    spark, tmp_path: Path
+) -> None:
+    big = history(BIG, seed=7)
+    path = export.to_parquet(big, tmp_path / "big", partition_by="create_date")
+    expected = report_tables(big)
+    assert_same(expected, report_tables(_duckdb.DuckDBEngine(path=str(path))))
+    tasks = spark.read.parquet(str(path)).cache()  # read once: each table is a few jobs
+    assert_same(expected, report_tables(tasks))
+    tasks.unpersist()

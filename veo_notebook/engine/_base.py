@@ -1,0 +1,132 @@
+"""What every engine answers, and the helpers all of them share (private).
+
+An engine answers five questions about a source of task rows, each with a small table:
+
+* :meth:`Engine.grouped` — per group (and per distinct ``extra`` value): counts, exact
+  sums, maxima;
+* :meth:`Engine.ranks` — per group, the values at given 1-based ranks of a column
+  sorted ascending (exact order statistics; never an approximate quantile);
+* :meth:`Engine.rows` — a bounded set of rows (stuck tasks, media about to expire);
+* :meth:`Engine.repeats` — the rows with an identical request close in time (the
+  candidates of a duplicate submission);
+* :meth:`Engine.count` — the number of rows.
+
+Group keys come back as columns ``k0, k0_na, k1, k1_na, ...``: the key's value (NA where
+missing) and, where it is missing, the label :func:`veo_notebook.fmt.group_column` gives
+it (``unread``, ``upgrade task``, ``n/a``), computed inside the engine so that rows with
+the same label form one group.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from functools import cache
+
+import pandas as pd
+
+from . import _plan as p
+
+__all__ = [
+    "UNREAD_COLUMN",
+    "UPGRADE_COLUMN",
+    "Engine",
+    "key_columns",
+    "missing_label_of",
+    "missing_labels",
+]
+
+#: The columns the missing-key labels are decided by (see fmt.group_column).
+UNREAD_COLUMN = "fetch_error"
+UPGRADE_COLUMN = "task_type"
+
+
+def key_columns(n: int) -> list[str]:
+    """Names of the key columns of ``n`` keys: ``k0, k0_na, k1, k1_na, ...``."""
+    return [name for i in range(n) for name in (f"k{i}", f"k{i}_na")]
+
+
+@cache
+def missing_labels(column: str) -> tuple[tuple[bool, bool, str], ...]:
+    """The label of a missing ``column`` value by (unread, upgrade): the rule of
+    :func:`veo_notebook.fmt.group_column`, asked of it on four rows (never retyped)."""
+    from .. import fmt
+
+    combos = [(u, g) for u in (False, True) for g in (False, True)]
+    upgrade = sorted(fmt.UPGRADE_TYPES)[0]
+    mini = pd.DataFrame(
+        {
+            column: pd.Series([None] * 4, dtype="string"),
+            UNREAD_COLUMN: pd.Series(["x" if u else None for u, _ in combos], dtype="string"),
+        }
+    )
+    if column != UPGRADE_COLUMN:
+        mini[UPGRADE_COLUMN] = pd.Series(
+            [upgrade if g else None for _, g in combos], dtype="string"
+        )
+    labels = fmt.group_column(mini, column).tolist()
+    return tuple((u, g, str(text)) for (u, g), text in zip(combos, labels, strict=True))
+
+
+def missing_label_of(labels: tuple[tuple[bool, bool, str], ...]) -> dict[tuple[bool, bool], str]:
+    return {(u, g): text for u, g, text in labels}
+
+
+class Engine(ABC):
+    """The aggregates an analysis asks for; see the module docstring."""
+
+    name: str
+
+    @abstractmethod
+    def columns(self) -> list[str]:
+        """Column names of the source."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """Number of rows of the source."""
+
+    @abstractmethod
+    def grouped(
+        self,
+        keys: p.Keys,
+        measures: Mapping[str, p.Measure],
+        where: p.Cond | None = None,
+        extra: Sequence[p.Value] = (),
+        top: int | None = None,
+    ) -> pd.DataFrame:
+        """One row per group (and distinct ``extra`` values ``x0, x1, ...``) of the rows
+        where ``where`` holds, with the key columns and one column per measure; with no
+        keys and no extra, exactly one row. With ``top``: only the ``top`` rows with the
+        largest first measure (ties: by the group columns, ascending, missing last)."""
+
+    @abstractmethod
+    def ranks(
+        self, keys: p.Keys, value: str, where: p.Cond | None, wanted: pd.DataFrame
+    ) -> pd.DataFrame:
+        """The ``value`` at each 1-based ``rank`` of ``wanted`` (key columns + ``rank``)
+        within its group, the column sorted ascending over the rows where ``where``
+        holds (and the value is set): ``wanted``'s columns + ``value``."""
+
+    @abstractmethod
+    def rows(
+        self, columns: Sequence[str], where: p.Cond | None = None, limit: int | None = None
+    ) -> pd.DataFrame:
+        """The rows where ``where`` holds (at most ``limit``), the ``columns`` the source
+        has, typed as the frame (:mod:`veo_notebook.schema`)."""
+
+    @abstractmethod
+    def repeats(
+        self,
+        same: Sequence[str],
+        within_us: int,
+        where: p.Cond | None,
+        columns: Sequence[str],
+    ) -> pd.DataFrame:
+        """The rows (where ``where`` holds and ``create_time`` is set) that have another
+        row with the same values in ``same`` created at most ``within_us`` µs before or
+        after them: the candidates of a duplicate submission, a bounded set. SQL engines
+        compare a 64-bit hash of ``same`` (a collision only adds rows; the caller checks
+        them exactly), typed as :meth:`rows`."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"

@@ -1,0 +1,321 @@
+"""The pandas engine: the aggregates of :mod:`._plan` over an in-memory typed frame (private).
+
+Vectorised numpy over integer group codes (:mod:`veo_notebook.analysis._kernels`): one
+pass per measure, no Python loop per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import InputError
+from . import _plan as p
+from ._base import UNREAD_COLUMN, UPGRADE_COLUMN, Engine, key_columns, missing_label_of
+
+__all__ = ["PandasEngine"]
+
+_US = 1_000_000
+
+
+def _kernels():  # type: ignore[no-untyped-def]
+    """The analysis kernels, imported on first use (analysis imports this engine)."""
+    from ..analysis import _kernels as kernels
+
+    return kernels
+
+
+def _micros(s: pd.Series) -> np.ndarray:
+    """A time column as float µs since the epoch (NaN where missing): exact below 2^53."""
+    values = s.to_numpy(dtype="datetime64[us]", na_value=np.datetime64("NaT"))
+    out = values.view(np.int64).astype(float)
+    out[np.isnat(values)] = np.nan
+    return out
+
+
+class PandasEngine(Engine):
+    """Aggregates computed by numpy over a pandas DataFrame (the typed frame)."""
+
+    name = "pandas"
+
+    def __init__(self, df: pd.DataFrame) -> None:
+        self.df = df
+
+    # --- the basics ---------------------------------------------------------------
+    def columns(self) -> list[str]:
+        return [str(c) for c in self.df.columns]
+
+    def count(self) -> int:
+        return len(self.df)
+
+    def cond(self, c: p.Cond | None) -> np.ndarray:
+        """The rows where ``c`` holds (all rows for None)."""
+        df = self.df
+        if c is None:
+            return np.ones(len(df), dtype=bool)
+        if isinstance(c, p.In):
+            col = df[c.column]
+            if isinstance(col.dtype, pd.CategoricalDtype):
+                cats = list(col.cat.categories)
+                wanted = [cats.index(v) for v in c.values if v in cats]
+                return np.isin(col.cat.codes.to_numpy(), wanted)
+            return col.isin(list(c.values)).to_numpy(dtype=bool, na_value=False)
+        if isinstance(c, p.NotNull):
+            return df[c.column].notna().to_numpy(dtype=bool)
+        if isinstance(c, p.TimeBefore):
+            t = _micros(df[c.column])
+            with np.errstate(invalid="ignore"):
+                return t < c.micros
+        if isinstance(c, p.All):
+            out = np.ones(len(df), dtype=bool)
+            for part in c.parts:
+                out &= self.cond(part)
+            return out
+        if isinstance(c, p.Any):
+            out = np.zeros(len(df), dtype=bool)
+            for part in c.parts:
+                out |= self.cond(part)
+            return out
+        if isinstance(c, p.Not):
+            return ~self.cond(c.part)
+        raise TypeError(f"not a condition: {c!r}")
+
+    def value(self, v: p.Value) -> pd.Series:
+        """A column as it is, or a time column as µs (Int64), on a fresh RangeIndex."""
+        if isinstance(v, p.Micros):
+            t = _micros(self.df[v.column])
+            ok = ~np.isnan(t)
+            us = pd.array(np.where(ok, t, 0).astype(np.int64), dtype="Int64")
+            us[~ok] = pd.NA
+            return pd.Series(us)
+        return self.df[v].reset_index(drop=True)
+
+    # --- keys -----------------------------------------------------------------------
+    def _key_series(self, keys: p.Keys) -> list[tuple[pd.Series, pd.Series]]:
+        """(value, missing label) per key, as object Series (None where absent)."""
+        df = self.df
+        unread = df[UNREAD_COLUMN].notna().to_numpy(bool) if UNREAD_COLUMN in df else None
+        upgrade = None
+        out = []
+        for key in keys:
+            if isinstance(key, p.Bucket):
+                t = _micros(df[key.column])
+                ok = ~np.isnan(t)
+                b = np.zeros(len(df), dtype=np.int64)
+                if key.period is not None:
+                    b[ok] = _period_starts(df[key.column][ok], key.period)
+                else:
+                    tt = t[ok].astype(np.int64)
+                    b[ok] = tt - (tt - key.offset) % key.step
+                value = pd.Series(pd.array(b, dtype="Int64")).where(ok)
+                missing = ~ok
+            elif key.kind == "work":  # generation / upgrade, from the task type
+                up = df[key.column].isin(_upgrade_values()).to_numpy(bool, na_value=False)
+                value = pd.Series(np.where(up, key.labels_work[1], key.labels_work[0]))
+                value = value.astype(object)
+                missing = np.zeros(len(df), dtype=bool)
+            else:
+                if key.column not in df.columns:
+                    raise InputError(f"by: no column {key.column!r} in the frame")
+                col = df[key.column]
+                missing = col.isna().to_numpy(dtype=bool)
+                value = pd.Series(col.to_numpy(dtype=object), dtype=object)
+                value[missing] = None
+            label = np.full(len(df), None, dtype=object)
+            if key.labels is not None and missing.any():
+                if upgrade is None:
+                    upgrade = (
+                        df[UPGRADE_COLUMN].isin(_upgrade_values()).to_numpy(bool, na_value=False)
+                        if UPGRADE_COLUMN in df
+                        else np.zeros(len(df), dtype=bool)
+                    )
+                rd = unread if unread is not None else np.zeros(len(df), dtype=bool)
+                for (u, g), text in missing_label_of(key.labels).items():
+                    label[missing & (rd == u) & (upgrade == g)] = text
+            out.append((value, pd.Series(label, dtype=object)))
+        return out
+
+    def _all_codes(self, keys: p.Keys) -> tuple[np.ndarray, pd.DataFrame]:
+        """Group code of every row and the groups' key columns (cached per keys)."""
+        cache = self.__dict__.setdefault("_code_cache", {})
+        if keys not in cache:
+            series: list[pd.Series] = []
+            for value, label in self._key_series(keys):
+                series += [value, label]
+            codes, index = _kernels().group_codes(series, key_columns(len(keys)))
+            cache[keys] = (codes, _index_frame(index, key_columns(len(keys))))
+        return cache[keys]
+
+    def _codes(
+        self, keys: p.Keys, mask: np.ndarray, extra: Sequence[p.Value] = ()
+    ) -> tuple[np.ndarray, pd.DataFrame]:
+        """Group code of each row in ``mask`` and the groups' key columns."""
+        n = int(mask.sum())
+        if not keys and not extra:
+            return np.zeros(n, dtype=np.intp), pd.DataFrame(index=[0])
+        series: list[pd.Series] = []
+        names: list[str] = []
+        frame = pd.DataFrame()
+        if keys:
+            all_codes, frame = self._all_codes(keys)
+            series.append(pd.Series(all_codes[mask]))
+            names.append("_g")
+        for j, v in enumerate(extra):
+            series.append(self.value(v)[mask].reset_index(drop=True))
+            names.append(f"x{j}")
+        codes, index = _kernels().group_codes(series, names)
+        out = _index_frame(index, names)
+        if keys:
+            g = out.pop("_g").to_numpy(dtype=np.intp)
+            out = pd.concat([frame.iloc[g].reset_index(drop=True), out], axis=1)
+        return codes, out
+
+    # --- aggregates -----------------------------------------------------------------
+    def grouped(
+        self,
+        keys: p.Keys,
+        measures: Mapping[str, p.Measure],
+        where: p.Cond | None = None,
+        extra: Sequence[p.Value] = (),
+        top: int | None = None,
+    ) -> pd.DataFrame:
+        mask = self.cond(where)
+        codes, frame = self._codes(keys, mask, extra)
+        g = len(frame)
+        for name, m in measures.items():
+            sel = self.cond(m.where)[mask] if m.where is not None else None
+            frame[name] = self._measure(m, codes, mask, sel, g)
+        if top is not None and len(frame):
+            groups = [c for c in frame.columns if c not in measures]
+            first = next(iter(measures))
+            frame = frame.sort_values(groups, na_position="last", kind="stable")
+            frame = frame.sort_values(first, ascending=False, kind="stable").head(top)
+            frame = frame.reset_index(drop=True)
+        return frame
+
+    def _measure(
+        self, m: p.Measure, codes: np.ndarray, mask: np.ndarray, sel: np.ndarray | None, g: int
+    ) -> np.ndarray:
+        c = codes if sel is None else codes[sel]
+        if isinstance(m, p.Count):
+            return np.bincount(c, minlength=g).astype(np.int64)
+        if isinstance(m, p.Max):
+            x = self.value(m.value).to_numpy(dtype=float, na_value=np.nan)[mask]
+            x = x if sel is None else x[sel]
+            ok = ~np.isnan(x)
+            out = np.full(g, np.nan)
+            if ok.any():
+                best = pd.Series(x[ok]).groupby(c[ok]).max()
+                out[best.index.to_numpy()] = best.to_numpy()
+            return out
+        x = self.df[m.column].to_numpy(dtype=float, na_value=np.nan)[mask]
+        x = x if sel is None else x[sel]
+        ok = ~np.isnan(x)
+        if isinstance(m, p.SumMicros):
+            us = np.rint(x[ok] * _US).astype(np.int64)
+            total = pd.Series(us).groupby(c[ok]).sum()
+            out_i = np.zeros(g, dtype=np.int64)
+            out_i[total.index.to_numpy()] = total.to_numpy()
+            return out_i
+        return np.bincount(c[ok], weights=x[ok], minlength=g)
+
+    def ranks(
+        self, keys: p.Keys, value: str, where: p.Cond | None, wanted: pd.DataFrame
+    ) -> pd.DataFrame:
+        mask = self.cond(where)
+        codes, frame = self._codes(keys, mask)
+        x = self.df[value].to_numpy(dtype=float, na_value=np.nan)[mask]
+        xs, starts, _counts = _kernels().grouped_sort_values(x, codes, len(frame))
+        frame["_g"] = np.arange(len(frame))
+        cols = key_columns(len(keys))
+        hit = wanted.merge(frame, on=cols, how="inner") if cols else wanted.assign(_g=0)
+        pos = starts[hit["_g"].to_numpy()] + hit["rank"].to_numpy(dtype=np.int64) - 1
+        return hit.drop(columns="_g").assign(value=xs[pos])
+
+    def rows(
+        self,
+        columns: Sequence[str],
+        where: p.Cond | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        cols = [c for c in columns if c in self.df.columns]
+        out = self.df.loc[self.cond(where), cols]
+        return out if limit is None else out.head(limit)
+
+    def repeats(
+        self,
+        same: Sequence[str],
+        within_us: int,
+        where: p.Cond | None,
+        columns: Sequence[str],
+    ) -> pd.DataFrame:
+        df = self.df
+        mask = self.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
+        pos = np.flatnonzero(mask)
+        group = row_codes(df, same)[pos]
+        t = df["create_time"].to_numpy(dtype="datetime64[us]").view(np.int64)[pos]
+        order = np.lexsort((pos, t, group))
+        g, ts = group[order], t[order]
+        near = (g[1:] == g[:-1]) & (ts[1:] - ts[:-1] <= within_us)
+        keep = np.zeros(len(order), dtype=bool)
+        keep[1:] |= near
+        keep[:-1] |= near
+        chosen = np.zeros(len(df), dtype=bool)
+        chosen[pos[order][keep]] = True
+        return df.loc[chosen, [c for c in columns if c in df.columns]]
+
+
+_LIST_SEP = "\x1f"  # joins the items of a list into one key (a character no URL holds)
+_MAX_CODE = 2**62  # combined codes stay below this (int64)
+
+
+def row_codes(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """One integer per row, equal for rows whose ``columns`` are all equal (NA = NA).
+
+    Like :func:`~veo_notebook.analysis._kernels.group_codes` without the group index,
+    compacted whenever the mixed-radix code could overflow (prompts, seeds and image
+    URLs have many values each); list columns compare item by item.
+    """
+    combined = np.zeros(len(df), dtype=np.int64)
+    size = 1
+    for name in columns:
+        s = df[name]
+        if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_list(s.dtype.pyarrow_dtype):
+            joined = pc.fill_null(pc.binary_join(pa.array(s.array), _LIST_SEP), "")
+            s = pd.Series(joined, index=s.index, dtype=pd.ArrowDtype(pa.string()))
+        elif s.dtype == object:  # lists from outside the schema: compare their text
+            s = s.astype("string")
+        codes, uniques = pd.factorize(s, use_na_sentinel=False)
+        radix = max(len(uniques), 1)
+        if size * radix >= _MAX_CODE:
+            combined, seen = pd.factorize(combined)
+            size = max(len(seen), 1)
+        combined = combined * radix + codes
+        size *= radix
+    return combined
+
+
+def _period_starts(times: pd.Series, period: str) -> np.ndarray:
+    """Start of the calendar period of each time (UTC), in µs."""
+    naive = times.dt.tz_convert("UTC").dt.tz_localize(None)
+    starts = naive.dt.to_period(period).dt.start_time
+    return starts.to_numpy(dtype="datetime64[us]").view(np.int64)
+
+
+def _index_frame(index: pd.Index, names: list[str]) -> pd.DataFrame:
+    """The groups of :func:`~veo_notebook.analysis._kernels.group_codes` as plain columns."""
+    if isinstance(index, pd.MultiIndex):
+        frame = index.to_frame(index=False)
+    else:
+        frame = pd.DataFrame({names[0]: np.asarray(index, dtype=object)})
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def _upgrade_values() -> list[str]:
+    from ..fmt import UPGRADE_TYPES
+
+    return sorted(UPGRADE_TYPES)

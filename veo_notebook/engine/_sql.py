@@ -1,0 +1,367 @@
+"""The aggregates of :mod:`._plan` as SQL text, shared by DuckDB and Spark (private).
+
+One query builder, two small dialects (how a name is quoted, how a time becomes epoch
+microseconds, how a string type is spelt). Every query returns a small table: the
+engine does the scan, the sort and the grouping; only aggregates come back.
+
+Order statistics are exact: the rows are counted per distinct (group, value), a running
+sum over those counts gives each distinct value's rank range, and the ranks asked for
+are joined against the ranges. No approximate quantile function is ever called.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .. import schema
+from ..errors import InputError
+from . import _plan as p
+from ._base import UNREAD_COLUMN, UPGRADE_COLUMN, Engine, key_columns, missing_label_of
+
+__all__ = ["Dialect", "SqlEngine"]
+
+_US = 1_000_000
+#: Order statistics are found in two passes over log-scale bins this fine (~1 % wide).
+BINS_PER_OCTAVE = 64
+_LOW_BIN = -(2**40)  # the bin of values ≤ 0
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the SQL engines."""
+
+    quote: str  # identifier quote
+    micros: str  # epoch µs of a timestamp: a format string with {}
+    string: str  # the string type
+    null_eq: str  # null-safe equality: a format string with {a} and {b}
+    hash: str  # a 64-bit hash of several values: a format string with {}
+
+
+def _lit(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool | np.bool_):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    text = str(value).replace("\\", "\\\\").replace("'", "''")
+    return f"'{text}'"
+
+
+class SqlEngine(Engine):
+    """Aggregates as SQL over the relation named ``src``; subclasses run the text."""
+
+    dialect: Dialect
+    src: str  # the name the source is known by in every query
+
+    @abstractmethod
+    def _fetch(self, sql: str) -> pa.Table:
+        """Run ``sql`` (over ``self.src``) and return its (small) result."""
+
+    # --- SQL pieces -------------------------------------------------------------------
+    def q(self, name: str) -> str:
+        return f"{self.dialect.quote}{name}{self.dialect.quote}"
+
+    def has(self, column: str) -> bool:
+        return column in self._columns()
+
+    def _columns(self) -> set[str]:
+        if not hasattr(self, "_column_set"):
+            self._column_set = set(self.columns())
+        return self._column_set
+
+    def columns(self) -> list[str]:
+        """The source's columns (asked once)."""
+        if not hasattr(self, "_column_list"):
+            self._column_list = self._source_columns()
+        return list(self._column_list)
+
+    @abstractmethod
+    def _source_columns(self) -> list[str]:
+        """The source's columns, derived partitions left out."""
+
+    def us(self, column: str) -> str:
+        return self.dialect.micros.format(self.q(column))
+
+    def cond(self, c: p.Cond | None) -> str:
+        if c is None:
+            return "TRUE"
+        if isinstance(c, p.In):
+            if not c.values or not self.has(c.column):
+                return "FALSE"
+            return f"{self.q(c.column)} IN ({', '.join(_lit(v) for v in c.values)})"
+        if isinstance(c, p.NotNull):
+            return f"{self.q(c.column)} IS NOT NULL" if self.has(c.column) else "FALSE"
+        if isinstance(c, p.TimeBefore):
+            return f"{self.us(c.column)} < {int(c.micros)}"
+        if isinstance(c, p.All):
+            return "(" + " AND ".join(self.cond(x) for x in c.parts) + ")" if c.parts else "TRUE"
+        if isinstance(c, p.Any):
+            return "(" + " OR ".join(self.cond(x) for x in c.parts) + ")" if c.parts else "FALSE"
+        if isinstance(c, p.Not):
+            return f"NOT coalesce({self.cond(c.part)}, FALSE)"
+        raise TypeError(f"not a condition: {c!r}")
+
+    def value(self, v: p.Value) -> str:
+        return self.us(v.column) if isinstance(v, p.Micros) else self.q(v)
+
+    def _label(self, missing: str, labels: tuple[tuple[bool, bool, str], ...] | None) -> str:
+        if labels is None:
+            return f"CAST(NULL AS {self.dialect.string})"
+        unread = self.cond(p.NotNull(UNREAD_COLUMN))
+        from ..fmt import UPGRADE_TYPES
+
+        upgrade = self.cond(p.In(UPGRADE_COLUMN, tuple(sorted(UPGRADE_TYPES))))
+        table = missing_label_of(labels)
+        arms = " ".join(
+            f"WHEN coalesce({unread}, FALSE) = {_lit(u)} AND coalesce({upgrade}, FALSE) = "
+            f"{_lit(g)} THEN {_lit(text)}"
+            for (u, g), text in table.items()
+        )
+        return f"CASE WHEN {missing} THEN CASE {arms} END END"
+
+    def keys(self, keys: p.Keys) -> list[str]:
+        """SQL of the key columns ``k0, k0_na, ...``."""
+        out = []
+        for i, key in enumerate(keys):
+            if isinstance(key, p.Bucket):
+                if key.period is not None:
+                    raise InputError(
+                        f"by: {key.period!r} is a calendar bucket the {self.name} engine does "
+                        "not cut; give a fixed one such as '1D', '7D' or a week ('W')"
+                    )
+                t = self.us(key.column)
+                step, offset = int(key.step), int(key.offset)
+                out.append(f"({t} - ({t} - {offset}) % {step}) AS k{i}")
+                missing = f"{self.q(key.column)} IS NULL"
+            elif key.kind == "work":
+                from ..fmt import UPGRADE_TYPES
+
+                up = self.cond(p.In(key.column, tuple(sorted(UPGRADE_TYPES))))
+                other, upgrade = key.labels_work
+                out.append(
+                    f"CASE WHEN coalesce({up}, FALSE) THEN {_lit(upgrade)} ELSE {_lit(other)} "
+                    f"END AS k{i}"
+                )
+                missing = "FALSE"
+            else:
+                col = self.q(key.column)
+                typed = f"CAST({col} AS {self._type(key)})"
+                out.append(f"{typed} AS k{i}")
+                missing = f"{col} IS NULL"
+            out.append(f"{self._label(missing, key.labels)} AS k{i}_na")
+        return out
+
+    def measure(self, m: p.Measure) -> str:
+        w = None if m.where is None else self.cond(m.where)
+        if isinstance(m, p.Count):
+            return "count(*)" if w is None else f"count(CASE WHEN {w} THEN 1 END)"
+        if isinstance(m, p.Max):
+            v = self.value(m.value)
+            return f"max({v})" if w is None else f"max(CASE WHEN {w} THEN {v} END)"
+        col = self.q(m.column)
+        x = f"CAST(round({col} * {_US}) AS BIGINT)" if isinstance(m, p.SumMicros) else col
+        inner = x if w is None else f"CASE WHEN {w} THEN {x} END"
+        cast = "BIGINT" if isinstance(m, p.SumMicros) else "DOUBLE"
+        return f"CAST(coalesce(sum({inner}), 0) AS {cast})"
+
+    # --- the four questions -------------------------------------------------------------
+    def count(self) -> int:
+        return int(self._fetch(f"SELECT count(*) AS n FROM {self.src}").column(0)[0].as_py())
+
+    def grouped(
+        self,
+        keys: p.Keys,
+        measures: Mapping[str, p.Measure],
+        where: p.Cond | None = None,
+        extra: Sequence[p.Value] = (),
+        top: int | None = None,
+    ) -> pd.DataFrame:
+        select = self.keys(keys) + [f"{self.value(v)} AS x{j}" for j, v in enumerate(extra)]
+        n_keys = len(select)
+        select += [f"{self.measure(m)} AS {self.q(name)}" for name, m in measures.items()]
+        sql = f"SELECT {', '.join(select)} FROM {self.src} WHERE {self.cond(where)}"
+        if n_keys:
+            sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(n_keys))
+        if top is not None:
+            order = [f"{n_keys + 1} DESC", *(f"{i + 1} ASC NULLS LAST" for i in range(n_keys))]
+            sql += f" ORDER BY {', '.join(order)} LIMIT {int(top)}"
+        frame = _plain(self._fetch(sql))
+        for name, m in measures.items():
+            if isinstance(m, p.Count | p.SumMicros):
+                frame[name] = frame[name].astype(np.int64)
+            else:
+                frame[name] = frame[name].astype(float)
+        return frame
+
+    def ranks(
+        self, keys: p.Keys, value: str, where: p.Cond | None, wanted: pd.DataFrame
+    ) -> pd.DataFrame:
+        """Two passes, both exact: rows counted per group and log-scale bin of the value
+        (:data:`BINS_PER_OCTAVE`); then only the bins that hold a wanted rank are read,
+        their distinct values counted, and each rank found by its running count."""
+        cols = key_columns(len(keys))
+        if wanted.empty:
+            return wanted.assign(value=np.zeros(0))
+        ks = self.keys(keys)
+        cond = self.cond(p.All(((where or p.All(())), p.NotNull(value))))
+        b = self._bin(self.q(value))
+        n = len(ks)
+        by = ", ".join(str(i + 1) for i in range(n + 1))
+        bins = _plain(
+            self._fetch(
+                f"SELECT {', '.join([*ks, f'{b} AS b'])}, count(*) AS c "
+                f"FROM {self.src} WHERE {cond} GROUP BY {by}"
+            )
+        )
+        bins["b"] = bins["b"].astype(np.int64)
+        bins["c"] = bins["c"].astype(np.int64)
+        bins = bins.sort_values([*cols, "b"], na_position="last", kind="stable")
+        running = bins.groupby(cols, dropna=False, sort=False)["c"] if cols else bins["c"]
+        bins["before"] = running.cumsum() - bins["c"]
+        ask = _place(wanted, bins, cols)
+        need = ask[[*cols, "b"]].drop_duplicates()
+        on = " AND ".join(self.dialect.null_eq.format(a=f"r.{c}", b=f"v.{c}") for c in cols)
+        on = f"{on} AND r.rnk = v.b" if on else "r.rnk = v.b"
+        inline = self._values(need.rename(columns={"b": "rank"}), keys)
+        picked = ", ".join(f"v.{c}" for c in [*cols, "b", "x"])
+        group = ", ".join(str(i + 1) for i in range(len(cols) + 2))
+        sql = (
+            f"WITH v AS (SELECT {', '.join([*ks, f'{b} AS b', f'{self.q(value)} AS x'])} "
+            f"FROM {self.src} WHERE {cond}), r AS ({inline}) "
+            f"SELECT {picked}, count(*) AS c FROM v JOIN r ON {on} GROUP BY {group}"
+        )
+        values = _plain(self._fetch(sql))
+        values["b"] = values["b"].astype(np.int64)
+        values["x"] = values["x"].astype(float)
+        values["c"] = values["c"].astype(np.int64)
+        return _pick(ask, values, cols, wanted)
+
+    def _bin(self, x: str) -> str:
+        """The log-scale bin of a value (values ≤ 0 share one bin, below every other)."""
+        return (
+            f"CASE WHEN {x} > 0 THEN CAST(floor(log2({x}) * {BINS_PER_OCTAVE}) AS BIGINT) "
+            f"ELSE {_LOW_BIN} END"
+        )
+
+    def _type(self, key: p.Key | p.Bucket) -> str:
+        if isinstance(key, p.Bucket):
+            return "BIGINT"
+        return {"int": "BIGINT", "bool": "BOOLEAN"}.get(key.kind, self.dialect.string)
+
+    def _values(self, wanted: pd.DataFrame, keys: p.Keys) -> str:
+        """``wanted`` as an inline table ``r(k0, k0_na, ..., rnk)`` with explicit types."""
+        cols = key_columns(len(keys))
+        types = []
+        for key in keys:
+            types += [self._type(key), self.dialect.string]
+        rows = wanted[[*cols, "rank"]].itertuples(index=False, name=None)
+        body = ", ".join("(" + ", ".join(_lit(_py(v)) for v in row) + ")" for row in rows)
+        names = [*cols, "rnk"]
+        casts = ", ".join(
+            f"CAST(t.c{i} AS {t}) AS {n}"
+            for i, (n, t) in enumerate(zip(names, [*types, "BIGINT"], strict=True))
+        )
+        aliases = ", ".join(f"c{i}" for i in range(len(names)))
+        return f"SELECT {casts} FROM (VALUES {body}) AS t({aliases})"
+
+    def rows(
+        self, columns: Sequence[str], where: p.Cond | None = None, limit: int | None = None
+    ) -> pd.DataFrame:
+        cols = [c for c in columns if self.has(c)]
+        names = ", ".join(self.q(c) for c in cols)
+        sql = f"SELECT {names} FROM {self.src} WHERE {self.cond(where)}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return self._typed(self._fetch(sql))
+
+    def repeats(
+        self,
+        same: Sequence[str],
+        within_us: int,
+        where: p.Cond | None,
+        columns: Sequence[str],
+    ) -> pd.DataFrame:
+        cols = [c for c in columns if self.has(c)]
+        names = ", ".join(self.q(c) for c in cols)
+        present = [self.q(c) for c in same if self.has(c)]
+        h = self.dialect.hash.format(", ".join(present)) if present else "0"
+        t = self.us("create_time")
+        cond = self.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
+        w = "OVER (PARTITION BY veo_h ORDER BY veo_t)"  # equal times: a gap of 0 either way
+        near = f"veo_before <= {int(within_us)} OR veo_after <= {int(within_us)}"
+        keyed = f"SELECT {{}}, {h} AS veo_h, {t} AS veo_t FROM {self.src} WHERE {cond}"
+        sql = (  # the window sorts two integers a row; the rows are fetched by a join
+            f"WITH c AS (SELECT DISTINCT veo_h, veo_t FROM (SELECT veo_h, veo_t, "
+            f"veo_t - lag(veo_t) {w} AS veo_before, lead(veo_t) {w} - veo_t AS veo_after "
+            f"FROM ({keyed.format('1 AS veo_one')}) AS a) AS b WHERE {near}) "
+            f"SELECT {', '.join(f's.{self.q(c)}' for c in cols)} FROM ({keyed.format(names)}) AS s "
+            "JOIN c ON s.veo_h = c.veo_h AND s.veo_t = c.veo_t"
+        )
+        return self._typed(self._fetch(sql))
+
+    def _typed(self, table: pa.Table) -> pd.DataFrame:
+        """Rows as the frame types them (:mod:`veo_notebook.schema`)."""
+        df = table.to_pandas(types_mapper=schema.pandas_type)
+        types = schema.dtypes()
+        for c in df.columns:
+            want = types.get(c)
+            if want is not None and df[c].dtype != want:
+                if isinstance(want, pd.DatetimeTZDtype):
+                    df[c] = pd.to_datetime(df[c], utc=True).astype(want)
+                else:
+                    df[c] = df[c].astype(want)  # type: ignore[call-overload]
+        return df
+
+
+def _place(wanted: pd.DataFrame, bins: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """The bin of each wanted rank: the first whose running count reaches it."""
+    out = []
+    groups = bins.groupby(cols, dropna=False, sort=False) if cols else [((), bins)]
+    by_key = {_key(k): g for k, g in groups}
+    for row in wanted.itertuples(index=False):
+        part = by_key[_key(tuple(getattr(row, c) for c in cols))]
+        reach = part["before"].to_numpy() + part["c"].to_numpy()
+        i = int(np.searchsorted(reach, int(row.rank), side="left"))
+        out.append((int(part["b"].iloc[i]), int(part["before"].iloc[i])))
+    placed = wanted.copy()
+    placed["b"] = [b for b, _ in out]
+    placed["before"] = [n for _, n in out]
+    return placed
+
+
+def _pick(ask: pd.DataFrame, values: pd.DataFrame, cols: list[str], wanted: pd.DataFrame):
+    """Each wanted rank's value from the distinct values of its bin."""
+    got = []
+    groups = values.groupby([*cols, "b"], dropna=False, sort=False)
+    by_key = {_key(k): g.sort_values("x", kind="stable") for k, g in groups}
+    for row in ask.itertuples(index=False):
+        part = by_key[_key((*(getattr(row, c) for c in cols), row.b))]
+        reach = row.before + np.cumsum(part["c"].to_numpy())
+        i = int(np.searchsorted(reach, int(row.rank), side="left"))
+        got.append(float(part["x"].iloc[i]))
+    return wanted.assign(value=got)
+
+
+def _key(k: object) -> tuple:
+    items = k if isinstance(k, tuple) else (k,)
+    return tuple(None if (not isinstance(v, str) and pd.isna(v)) else v for v in items)
+
+
+def _py(value: object) -> object:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[call-overload]
+        return None
+    return value
+
+
+def _plain(table: pa.Table) -> pd.DataFrame:
+    """A small result as plain Python values (object keys, None for missing)."""
+    data = {name: table.column(name).to_pylist() for name in table.column_names}
+    frame = pd.DataFrame(data, dtype=object)
+    return frame
