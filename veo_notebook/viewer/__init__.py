@@ -18,25 +18,32 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
-import numpy as np
 import pandas as pd
 
 from .. import schema
 from ..analysis import classify_errors, family_of
 from ..errors import InputError, VeoError
+from ..export import read_parquet
 from ..frame import from_store
 from ..store import Store
 from . import _html as H
-from ._live import LiveRefresh
+from ._duckdb_model import DatasetModel, is_dataset_source
+from ._live import READ_ONLY, LiveRefresh
 from ._model import FACETS, TableModel
 from ._widgets import Controls
 
-__all__ = ["StatusViewer"]
+__all__ = ["MEMORY_MAX_ROWS", "StatusViewer"]
+
+#: A Store with more tasks than this is viewed through its frame dataset and DuckDB.
+MEMORY_MAX_ROWS = 1_000_000
+_STORE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 
 logger = logging.getLogger(__name__)
 
@@ -76,13 +83,13 @@ class _Categories:
             self._memo[k] = None if c is None or c is pd.NA else c
 
 
-def _family(df: pd.DataFrame, row: pd.Series) -> pd.DataFrame | None:
+def _family(model: TableModel | DatasetModel, row: pd.Series) -> pd.DataFrame | None:
     """The family tree of ``row``'s task (None for a task alone in its family): only the
-    rows of its ``root_task_id`` are read, so a click costs one comparison of the column."""
+    rows of its ``root_task_id`` are read (one comparison of the column, or one query)."""
     root = row.get("root_task_id")
     if not isinstance(root, str):
         return None
-    members = df[(df["root_task_id"] == root).to_numpy(dtype=bool, na_value=False)]
+    members = model.family_rows(root)
     if len(members) < 2 and members["parent_task_id"].isna().all():
         return None
     return family_of(members, str(row["task_id"]))
@@ -103,10 +110,16 @@ class StatusViewer(w.VBox):
 
     Parameters
     ----------
-    source : DataFrame | Store | iterable of str
+    source : DataFrame | Store | str | path | DuckDB relation | iterable of str
         A typed frame (``to_frame`` / ``fetch_records``), a :class:`~veo_notebook.Store`
-        (read with ``to_frame``; refreshes write to it) or task ids (fetched now through
-        ``fetch_records`` with ``client`` / ``store``).
+        (refreshes write to it), task ids (fetched now through ``fetch_records`` with
+        ``client`` / ``store``), or a history too big for memory: a Parquet file or hive
+        dataset folder, a store file (``.sqlite``; its frame dataset, synced first) or a
+        DuckDB relation, viewed through DuckDB queries (see ``docs/viewer.md``).
+    engine : {None, "pandas", "duckdb"}
+        ``"duckdb"`` views a Store through its frame dataset; ``"pandas"`` loads a path
+        whole. None: a frame or a Store with up to :data:`MEMORY_MAX_ROWS` tasks in
+        memory, a bigger Store, a path or a relation through DuckDB.
     client, store
         What refreshes use (passed to ``fetch_records``; no client → its default).
     page_size : int
@@ -136,6 +149,7 @@ class StatusViewer(w.VBox):
         auto_timeout: float = 900.0,
         sort_by: str = "created",
         descending: bool = True,
+        engine: str | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self._suspend = False
@@ -148,9 +162,12 @@ class StatusViewer(w.VBox):
         self.live = LiveRefresh(
             self, client=client, store=store, poll_scale=poll_scale, auto_timeout=auto_timeout
         )
-        self._model = TableModel(self._load(source))
+        self._model: TableModel | DatasetModel = self._open(source, engine)
         self.controls = Controls(page_size=page_size, sort_by=sort_by, descending=descending)
         self._wire()
+        if self.read_only:  # nothing to write answers to: the buttons say so when clicked
+            self.controls.refresh_button.tooltip = READ_ONLY
+            self.controls.auto_button.tooltip = READ_ONLY
         super().__init__(children=self.controls.layout())
         self.add_class("veo-viewer")
         self._after_frame_change()
@@ -158,6 +175,28 @@ class StatusViewer(w.VBox):
             self.start()
 
     # -- loading ------------------------------------------------------------------------
+    def _open(self, source: Any, engine: str | None) -> TableModel | DatasetModel:
+        """The model for ``source``: in memory, or DuckDB queries over a dataset."""
+        if engine not in (None, "pandas", "duckdb"):
+            raise InputError(f"engine: {engine!r} is not one of pandas, duckdb")
+        if isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            if path.suffix.lower() in _STORE_SUFFIXES:
+                source = Store(path, create=False)
+            elif engine == "pandas":
+                return TableModel(read_parquet(path))
+        if isinstance(source, Store):
+            if self.live.store is None:
+                self.live.store = source
+            if engine == "duckdb" or (engine is None and source.count() > MEMORY_MAX_ROWS):
+                return DatasetModel.from_store(source)
+            return TableModel(from_store(source))
+        if is_dataset_source(source):
+            if isinstance(source, (str, os.PathLike)):
+                return DatasetModel.from_path(source)
+            return DatasetModel.from_relation(source)
+        return TableModel(self._load(source))
+
     def _load(self, source: Any) -> pd.DataFrame:
         if isinstance(source, pd.DataFrame):
             return schema.enforce(source.copy(deep=False))
@@ -167,7 +206,8 @@ class StatusViewer(w.VBox):
             return from_store(source)
         if isinstance(source, (str, bytes)) or not isinstance(source, Iterable):
             raise InputError(
-                "StatusViewer takes a typed frame, a Store or a list of task ids, "
+                "StatusViewer takes a typed frame, a Store, a Parquet path, a DuckDB "
+                "relation or a list of task ids, "
                 f"not {type(source).__name__}"
             )
         ids = [str(x) for x in source]
@@ -189,8 +229,25 @@ class StatusViewer(w.VBox):
     # -- public -------------------------------------------------------------------------
     @property
     def frame(self) -> pd.DataFrame:
-        """The whole typed frame as the viewer holds it now (refreshed rows included)."""
+        """The whole typed frame as the viewer holds it now (refreshed rows included).
+
+        Raises
+        ------
+        InputError
+            For a dataset viewer: it never holds the history (use :meth:`view`).
+        """
+        if not isinstance(self._model, TableModel):
+            raise InputError(
+                "a dataset viewer does not hold the whole history in memory: use "
+                "viewer.view() for the filtered rows, or veo.read_parquet on the dataset"
+            )
         return self._model.df
+
+    @property
+    def read_only(self) -> bool:
+        """True for a viewer over a Parquet dataset or a DuckDB relation (no store to
+        refresh into): Refresh and Auto-refresh say so instead of polling."""
+        return isinstance(self._model, DatasetModel) and self._model.store is None
 
     @property
     def page(self) -> int:
@@ -200,13 +257,15 @@ class StatusViewer(w.VBox):
     def page_frame(self) -> pd.DataFrame:
         """The rows of the current page, in display order."""
         with self._lock:
-            return self._model.df.iloc[self._page_positions()]
+            size = int(self.controls.page_size.value)
+            m = self._model
+            return m.rows(self._page, size, *self._sort(), list(m.df.columns)
+                          if isinstance(m, TableModel) else m.view_columns)  # fmt: skip
 
     def view(self) -> pd.DataFrame:
         """The filtered, sorted view (every page): what the export buttons write."""
         with self._lock:
-            pos = self._model.positions(*self._sort())
-            return self._model.df.iloc[pos].reset_index(drop=True)
+            return self._model.view_frame(*self._sort())
 
     def select(self, task_id: str | None) -> None:
         """Show ``task_id`` in the detail pane (any task of the frame, not only this page)."""
@@ -310,15 +369,11 @@ class StatusViewer(w.VBox):
     def _pages(self) -> int:
         return max(1, math.ceil(self._model.count() / int(self.controls.page_size.value)))
 
-    def _page_positions(self) -> np.ndarray:
-        size = int(self.controls.page_size.value)
-        return self._model.page_positions(self._page, size, *self._sort())
-
     def _sort(self) -> tuple[str, bool]:
         """The sort key and direction the controls ask for."""
         return self.controls.sort_by.value, bool(self.controls.sort_order.value)
 
-    def _install(self, model: TableModel | None) -> None:
+    def _install(self, model: TableModel | DatasetModel | None) -> None:
         """Take a refreshed model (None: nothing changed), keeping the filters set meanwhile."""
         with self._lock:
             if model is not None:
@@ -331,7 +386,7 @@ class StatusViewer(w.VBox):
         with self._lock:
             m = self._model
             self._counts = m.status_counts()
-            self._pending = len(m.pending_positions())
+            self._pending = m.pending_count()
             done = m.n - self._pending
             self.controls.progress.max = max(1, m.n)
             self.controls.progress.value = done
@@ -352,8 +407,8 @@ class StatusViewer(w.VBox):
         with self._lock:
             m = self._model
             self._page = min(max(self._page, 0), self._pages() - 1)
-            pos = self._page_positions()
-            page = m.df.iloc[pos, [m.df.columns.get_loc(c) for c in _TABLE_COLUMNS]]
+            size = int(self.controls.page_size.value)
+            page = m.rows(self._page, size, *self._sort(), _TABLE_COLUMNS)
             self.controls.header.value = H.header_html(self._counts, m.n, m.count(), self._pending)
             self.controls.table.value = H.table_html(page, self._categories(page))
             self.controls.page_label.value = (
@@ -380,12 +435,11 @@ class StatusViewer(w.VBox):
                 "<i>Choose a task to see its parameters, error and video.</i>"
             )
             return
-        pos = self._model.find(self._selected)
-        if pos is None:
+        row = self._model.task(self._selected)
+        if row is None:
             self.controls.detail.value = f"<i>No task {H.esc(self._selected)} in this frame.</i>"
             return
-        row = self._model.df.iloc[pos : pos + 1]
-        family = H.family_html(_family(self._model.df, row.iloc[0]), self._selected)
+        family = H.family_html(_family(self._model, row.iloc[0]), self._selected)
         self.controls.detail.value = H.detail_html(row.iloc[0], self._categories(row)[0], family)
 
     # -- export ---------------------------------------------------------------------------

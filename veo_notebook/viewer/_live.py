@@ -24,8 +24,16 @@ from .. import schema
 from ..errors import AuthError, ConfigError, VeoError
 from ..fetch import fetch_records, poll_interval
 from ..frame import _roots
+from ._model import TableModel
 
-__all__ = ["LiveRefresh", "merge_rows"]
+__all__ = ["READ_ONLY", "LiveRefresh", "merge_rows"]
+
+#: What a viewer over a Parquet file or a DuckDB relation says when asked to refresh: it
+#: has no store to write answers to, so it shows the data as it was read.
+READ_ONLY = (
+    "read-only: this viewer shows a Parquet dataset or a DuckDB relation as it is; "
+    "view a Store to refresh"
+)
 
 logger = logging.getLogger("veo_notebook.viewer")
 
@@ -123,8 +131,7 @@ class LiveRefresh:
         """Task ids a refresh would re-poll (:func:`veo_notebook.schema.is_pending`)."""
         v = self.viewer
         with v._lock:
-            pos = v._model.pending_positions()
-            return v._model.df["task_id"].iloc[pos].tolist()
+            return v._model.pending_ids()
 
     def refresh(self) -> int:
         """Re-poll the pending tasks once (synchronously); return how many were polled."""
@@ -132,7 +139,9 @@ class LiveRefresh:
         with self._refresh_lock:
             with v._lock:
                 model = v._model
-                pending = model.pending_positions()
+            if not isinstance(model, TableModel):
+                return self._refresh_dataset(model)
+            pending = model.pending_positions()
             ids = model.df["task_id"].iloc[pending].tolist()
             if not ids:
                 v._say("every task is terminal: nothing to refresh")
@@ -149,12 +158,34 @@ class LiveRefresh:
             with v._lock:
                 self.count += 1
                 v._install(fresh)  # filters changed while we polled are kept
-                left = len(v._model.pending_positions())
+                left = v._model.pending_count()
             v._say(
                 f"{time.strftime('%H:%M:%S')}: re-polled {len(ids):,} tasks, "
                 f"{replaced:,} updated, {left:,} still pending"
             )
             return len(ids)
+
+    def _refresh_dataset(self, model: Any) -> int:
+        """A dataset viewer's refresh: re-poll its pending tasks into its store, re-sync the
+        store's frame dataset (only the touched days are rewritten) and view it again."""
+        v = self.viewer
+        if model.store is None:
+            v._say(READ_ONLY)
+            return 0
+        ids = model.pending_ids()
+        if not ids:
+            v._say("every task is terminal: nothing to refresh")
+            return 0
+        if self.store is None:
+            self.store = model.store
+        self.fetch(ids)
+        fresh = model.reopened()
+        with v._lock:
+            self.count += 1
+            v._install(fresh)
+            left = v._model.pending_count()
+        v._say(f"{time.strftime('%H:%M:%S')}: re-polled {len(ids):,} tasks, {left:,} still pending")
+        return len(ids)
 
     def refresh_clicked(self) -> None:
         """The Refresh button: one refresh in a background thread (the kernel stays free)."""
@@ -185,6 +216,10 @@ class LiveRefresh:
         """Start auto-refresh in a background thread (no-op if it already runs)."""
         with self.viewer._lock:
             if self.running:
+                return
+            if self.viewer.read_only:
+                self.viewer._say(READ_ONLY)
+                self._set_auto_button(False)
                 return
             self._stop_event = threading.Event()
             self._thread = threading.Thread(

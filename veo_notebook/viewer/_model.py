@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -315,7 +315,7 @@ class TableModel:
             new._set(name, value)
         return new
 
-    def adopt_spec(self, other: TableModel) -> None:
+    def adopt_spec(self, other: Any) -> None:
         """Apply the filters of ``other`` that differ from this model's."""
         for name, value in other._spec.items():
             if self._spec.get(name) != value:
@@ -488,6 +488,37 @@ class TableModel:
         """Position of ``task_id`` (first match) or None."""
         hits = np.flatnonzero((self.df["task_id"] == task_id).fillna(False).to_numpy(dtype=bool))
         return int(hits[0]) if len(hits) else None
+
+    # -- the model interface the viewer uses (shared with ``_duckdb_model.DatasetModel``) --
+    in_memory = True
+
+    def rows(
+        self, page: int, page_size: int, by: str, descending: bool, columns: list[str]
+    ) -> pd.DataFrame:
+        """The rows on ``page`` of the filtered, sorted view: ``columns`` only."""
+        pos = self.page_positions(page, page_size, by, descending)
+        return self.df.iloc[pos, [self.df.columns.get_loc(c) for c in columns]]
+
+    def view_frame(self, by: str, descending: bool) -> pd.DataFrame:
+        """Every row of the filtered view, sorted (what an export writes)."""
+        return self.df.iloc[self.positions(by, descending)].reset_index(drop=True)
+
+    def task(self, task_id: str) -> pd.DataFrame | None:
+        """The one row of ``task_id``, or None."""
+        pos = self.find(task_id)
+        return None if pos is None else self.df.iloc[pos : pos + 1]
+
+    def family_rows(self, root: str) -> pd.DataFrame:
+        """The rows whose ``root_task_id`` is ``root`` (a task's family)."""
+        return self.df[(self.df["root_task_id"] == root).to_numpy(dtype=bool, na_value=False)]
+
+    def pending_ids(self) -> list[str]:
+        """Task ids a refresh would re-poll."""
+        return cast("list[str]", self.df["task_id"].iloc[self.pending_positions()].tolist())
+
+    def pending_count(self) -> int:
+        """How many tasks a refresh would re-poll."""
+        return len(self.pending_positions())
 
 
 def _as_int(ts: pd.Timestamp, unit: str) -> int:
