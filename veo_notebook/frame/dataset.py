@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -47,11 +46,16 @@ from .. import schema
 from ..errors import InputError, StoreError
 from ..store import RawRecords, Store
 from . import _parquet
-
-try:  # POSIX: one sync at a time per dataset, across processes
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no cross-process lock
-    fcntl = None  # type: ignore[assignment]
+from ._dataset_state import (
+    FILE_NAME,
+    PARTITION,
+    State,
+    _Days,
+    day_dir,
+    locked,
+    read_state,
+    write_state,
+)
 
 __all__ = ["NO_DAY", "PARTITION", "SUFFIX", "path_for", "read_frame", "sync"]
 
@@ -62,13 +66,8 @@ log = logging.getLogger(__name__)
 PARSER_VERSION = 1
 #: the dataset folder beside ``<store>``: ``<store>`` + this suffix
 SUFFIX = ".frame"
-#: the partition column: the UTC day of ``create_time``
-PARTITION = "create_date"
 #: the partition of rows without a creation time
 NO_DAY = _parquet.NO_VALUE
-#: the one file of each day
-FILE_NAME = "part-0.parquet"
-_STATE = ".veo-state.arrow"
 _PART_ID = b"veo_notebook.part_id"
 #: store rows parsed at a time (a reader chunk: one chunk's texts and buffers are alive)
 BLOCK_ROWS = 16_384
@@ -119,101 +118,6 @@ def _key(store: Store, naive_tz: str) -> dict[str, object]:
         "source": _DIGEST,
         "naive_tz": naive_tz,
     }
-
-
-class State(NamedTuple):
-    """What the dataset holds: each row's rowid (ascending) and day, and each day's file id."""
-
-    version: int  # the store's row version the dataset is complete up to
-    rowids: np.ndarray  # int64, ascending
-    codes: np.ndarray  # int32, parallel to rowids: the day, as a position in ``names``
-    names: list[str]  # the days
-    files: dict[str, str]  # day → id of its file
-
-    def by_day(self) -> dict[str, np.ndarray]:
-        """Each day's rowids, ascending (the order of its file's rows)."""
-        order = np.argsort(self.codes, kind="stable")
-        bounds = np.flatnonzero(np.diff(self.codes[order])) + 1
-        return {
-            self.names[int(self.codes[run[0]])]: self.rowids[run]
-            for run in np.split(order, bounds)
-            if len(run)
-        }
-
-
-class _Days:
-    """Day names → codes, growing as new days come."""
-
-    def __init__(self, names: list[str] | None = None) -> None:
-        self.names = list(names or [])
-        self.index = {n: i for i, n in enumerate(self.names)}
-
-    def codes(self, days: np.ndarray) -> np.ndarray:
-        local, uniq = pd.factorize(days)
-        ids = np.empty(len(uniq), np.int32)
-        for j, d in enumerate(uniq):
-            if str(d) not in self.index:
-                self.index[str(d)] = len(self.names)
-                self.names.append(str(d))
-            ids[j] = self.index[str(d)]
-        return ids[local]
-
-
-def _day_dir(root: Path, day: str) -> Path:
-    return root / f"{PARTITION}={day}"
-
-
-def _read_state(root: Path, key: dict[str, object]) -> State | None:
-    try:
-        with pa.memory_map(str(root / _STATE), "r") as f:
-            table = pa.ipc.open_file(f).read_all()
-        meta = json.loads((table.schema.metadata or {})[b"veo_notebook.dataset"])
-    except (OSError, pa.ArrowInvalid, KeyError, ValueError) as exc:
-        if not isinstance(exc, FileNotFoundError):
-            log.debug("dataset state in %s unreadable (%s): rebuilt", root, exc)
-        return None
-    if meta.get("key") != key:
-        return None
-    files = {str(d): str(i) for d, i in meta["files"].items()}
-    if not all((_day_dir(root, d) / FILE_NAME).is_file() for d in files):
-        return None  # a day deleted by hand: rebuilt
-    day = table.column("day").combine_chunks()
-    codes = day.indices.to_numpy(zero_copy_only=False).astype(np.int32)
-    rowids = table.column("rowid").to_numpy()
-    return State(int(meta["version"]), rowids, codes, day.dictionary.to_pylist(), files)
-
-
-def _write_state(root: Path, state: State, key: dict[str, object]) -> None:
-    meta = {"key": key, "version": state.version, "files": state.files}
-    table = pa.table(
-        {
-            "rowid": pa.array(state.rowids, pa.int64()),
-            "day": pa.DictionaryArray.from_arrays(
-                pa.array(state.codes, pa.int32()), pa.array(state.names, pa.string())
-            ),
-        }
-    ).replace_schema_metadata({b"veo_notebook.dataset": json.dumps(meta).encode()})
-    tmp = root / f".{_STATE}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with pa.OSFile(str(tmp), "wb") as f, pa.ipc.new_file(f, table.schema) as w:
-            w.write_table(table)
-        os.replace(tmp, root / _STATE)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    """One writer of the dataset at a time (other processes wait)."""
-    lock = root.with_name(root.name + ".lock")
-    with open(lock, "a+b") as f:
-        if fcntl is not None:
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _rows(table: pa.Table, at: np.ndarray) -> pa.Table:
@@ -310,7 +214,7 @@ def _build(
                     if code not in writers:
                         day = days.names[code]
                         files[day] = uuid.uuid4().hex
-                        path = _day_dir(build, day) / FILE_NAME
+                        path = day_dir(build, day) / FILE_NAME
                         writers[code] = _Writer(path, block.table.schema, files[day])
                     writers[code].add(_rows(block.table, at))
                     held += len(at)
@@ -325,7 +229,7 @@ def _build(
             files[NO_DAY] = uuid.uuid4().hex
             _write_file(build, NO_DAY, _parquet.to_table(schema.empty_frame()), files[NO_DAY])
         state = State(version, _cat(ids, np.int64), _cat(codes, np.int32), days.names, files)
-        _write_state(build, state, key)
+        write_state(build, state, key)
         _swap(build, root)
     except BaseException:
         for w in writers.values():
@@ -352,7 +256,7 @@ def _swap(build: Path, root: Path) -> None:
 
 def _write_file(root: Path, day: str, table: pa.Table, part_id: str) -> None:
     """A day's file, written under a temporary name and renamed over the old one."""
-    folder = _day_dir(root, day)
+    folder = day_dir(root, day)
     folder.mkdir(parents=True, exist_ok=True)
     meta = {**(table.schema.metadata or {}), _PART_ID: part_id.encode()}
     tmp = folder / f".{FILE_NAME}.{uuid.uuid4().hex[:8]}.tmp"
@@ -374,7 +278,7 @@ class _Stale(Exception):
 
 def _read_day(root: Path, state: State, day: str, rowids: np.ndarray) -> pa.Table:
     """A day's rows, checked against the state (its file id and row count)."""
-    with pq.ParquetFile(_day_dir(root, day) / FILE_NAME) as f:
+    with pq.ParquetFile(day_dir(root, day) / FILE_NAME) as f:
         table = f.read()
     found = (table.schema.metadata or {}).get(_PART_ID, b"").decode()
     if found != state.files.get(day) or table.num_rows != len(rowids):
@@ -448,7 +352,7 @@ def _update(
         day_ids = _cat(parts_ids, np.int64)
         if not len(day_ids):
             files.pop(day, None)
-            shutil.rmtree(_day_dir(root, day), ignore_errors=True)
+            shutil.rmtree(day_dir(root, day), ignore_errors=True)
             continue
         order = np.argsort(day_ids, kind="stable")
         table = _concat(parts).take(order)
@@ -463,7 +367,7 @@ def _update(
     codes = np.concatenate([state.codes[~was], new_codes])
     order = np.argsort(rowids, kind="stable")
     new = State(version, rowids[order], codes[order], days.names, files)
-    _write_state(root, new, key)
+    write_state(root, new, key)
     log.info("dataset %s: %d rows changed, %d days rewritten", root, len(gone), len(out))
     return new, out
 
@@ -503,8 +407,8 @@ def _sync(
             "opened read-only): open it once writable to add them"
         )
     key = _key(store, naive_tz)
-    with _locked(root):
-        state = _read_state(root, key)
+    with locked(root):
+        state = read_state(root, key)
         if state is not None:
             try:
                 done = _update(store, parse, root, state, key)
