@@ -1,45 +1,59 @@
 """Pacing for the client: an adaptive limiter of rate and concurrency, and the retry policy.
 
-record-info's query limit is not published, so the client has to find it, in both
-directions: fast up when the API is generous, just under the limit when it is not. The
-limiter spaces requests evenly (one slot every ``1/rate`` seconds, first come first
-served, no bursts: a burst is what a sliding-window limit punishes) and caps the
-requests in flight at about ``rate x round-trip`` (with headroom, never above
-``max_in_flight``). ``rate`` adapts like TCP congestion control:
+record-info's query limit is not published, nor how it is counted (a sliding or a fixed
+window, a token bucket with a burst, a cap on requests in flight; ``Retry-After`` as 1,
+as the real wait, or absent), so the client has to find it, in both directions: fast up
+when the API is generous, just under the limit when it is not. The limiter spaces
+requests evenly (one slot every ``1/rate`` seconds, first come first served, no bursts:
+a burst is what a window punishes) and caps the requests in flight at about
+``rate x round-trip`` (with headroom, never above ``max_in_flight``). ``rate`` adapts
+like TCP congestion control:
 
-* **slow start**: the rate grows x ``SLOW_START_GAIN`` every round-trip (and the
-  requests in flight with it) while answers are clean, until
-  refusals cluster (several 429s among the last few answers), the server asks for a
-  long ``Retry-After``, or the round-trip time rises well above its minimum (a queue);
-* **back off**: at a congestion signal the rate is cut to a little under what the
-  server accepted in the second before the refused request (about its window, i.e. its
-  limit), and the next second, once the server's window has turned over, is a
-  **check**: if refusals go on at the lower rate as before, they were not the rate's
-  doing (random 429s that are not the limit) and the rate goes back to where it was.
-  Either way, the share of refusals seen in checks and while holding under a limit
-  found is the *background* the congestion signal is judged against;
+* **slow start**: the rate grows x ``SLOW_START_GAIN`` every round-trip while answers are
+  clean, until refusals cluster (several 429s among the last few answers), the server
+  asks for a long ``Retry-After``, or the round-trip rises far above its minimum;
+* **back off** to the limit as the server counted it: what it let in during the second
+  before the refused request — answered, or still in flight (a refusal comes back at
+  once, so those were let in) — less a little; the next second sends only as that
+  second's slots leave a sliding window, and the one after is a **check**;
+* **cut again** while refusals go on: a token bucket's burst or a fixed window's double
+  second (it lets up to twice its rate through a sliding second) inflate the first
+  estimate, so if requests sent after the cut are refused too, the limiter measures what
+  the server let in between them (or, a full fixed window, in the second before) and
+  cuts to that at once; a check that still sees refusals cuts to what the server
+  accepted during it. When the share refused does not fall after a cut, the refusals
+  are not the rate's doing (random 429s): that share is the *background* the congestion
+  signal is judged against, and the rate goes back up;
+* **a concurrency cap is not a rate limit**: every request remembers how many were in
+  flight when it was sent; when all refusals come above a count that nearly every
+  accepted request was at or below, that count is a cap on requests in flight
+  (:attr:`AdaptiveLimiter.cap`), a rate cut is undone, and the cap is tried one higher
+  every ``CAP_PROBE_S`` seconds;
 * **probe**: a limit found once may be a fluke, so the rate climbs back quickly
   (``FAST_GAIN``, doubling every ``PROBE_ACCEL_S`` clean seconds) to find it again; far
   past it with no congestion (``RESTART``), slow start resumes. A limit found twice
   holds the rate just under it (``HOLD``) for ``PLATEAU_S``, then probes gently
-  (``PROBE_GAIN``) for a limit that rose. Congestion is refusals significantly above
-  the background (:func:`congested`).
+  (``PROBE_GAIN``). A trickle of refusals over ``HOLD_LOOK_S`` above the background
+  (holding just over a fixed window's limit) is a cut too, to what the server accepted
+  over those seconds. Congestion is refusals significantly above the background
+  (:func:`congested`).
 
 The rate grows only while requests wait for the limiter (when the caller is the
 bottleneck there is nothing to learn), and never above ``max_rate`` when one is given.
+How each piece was measured: ``bench/README.md`` (``bench/fetch.py`` against
+``bench/limits.py``).
 """
 
 from __future__ import annotations
 
 import math
-import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ._retry import RetryPolicy, congested
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "AdaptiveLimiter", "Cancelled", "RetryPolicy", "congested"]
 
@@ -60,15 +74,13 @@ MIN_WINDOW = 4
 #: a cut sets the rate to this share of what the server accepted in the last second
 BACKOFF = 0.95
 #: once a check confirms the limit, the rate holds at this share of it ...
-HOLD = 0.97
+HOLD = 0.98
 #: ... for this many seconds before probing above it again
 PLATEAU_S = 30.0
 #: a check judges at least this many answers (fewer say too little about the cause)
 CHECK_ANSWERS = 30
 #: the congestion signal looks at the last second's answers, or at least this many
 SIGNAL_ANSWERS = 20
-#: a refusal count is congestion beyond this many standard deviations above the background
-SIGMAS = 3.0
 #: answers remembered for the signals (several seconds' worth at the in-flight cap)
 ANSWERS_KEPT = 4096
 #: the background share of refusals is taken to be at most this
@@ -83,13 +95,47 @@ FAST_GAIN = 0.1
 SAME_CEILING = 0.1
 #: a clean rate this many times the limit found means there was none: slow start again
 RESTART = 1.25
+#: ... for this many seconds (a fixed window refuses the excess only at its second's end)
+RESTART_S = 2.0
 #: seconds of answers the congestion signal looks at (the server's window is 1 s)
 SIGNAL_S = 1.0
+#: a check that still sees refusals cuts again to what the server accepted during it, at
+#: most this many times in a row, while the share refused falls to this share of the
+#: check before (a cut that did not help: a token bucket's burst or a fixed window's
+#: double second had inflated the estimate); when it does not fall, it is the background
+RECUTS = 3
+#: the share refused "fell" when it is this many standard deviations under the last
+FELL_SIGMAS = 2.0
+#: a share refused above this is never taken for the background: the cuts go on, each
+#: at least to this share of the last estimate (a fixed window's estimate can stay high)
+NOT_BACKGROUND = 0.15
+STEP = 0.85
+#: a check re-cuts at once when this many requests sent after the cut were refused over
+#: at least this many seconds: it measures what the server let in between them
+EARLY_REFUSALS = 6
+EARLY_SPAN = 0.2
+#: ... and at least this share of those sent in between (random 429s rarely are)
+EARLY_SHARE = 0.25
+#: a trickle of refusals over this many seconds, above the background, is the limit too
+#: (a limit found a little high: a fixed window lets up to twice its rate through a
+#: sliding second); the cut is then to what the server accepted over them
+HOLD_LOOK_S = 5.0
+#: at most this many such cuts (random 429s under the background learned so far would
+#: otherwise ratchet the rate down, a few per cent each time)
+TRICKLE_CUTS = 2
+#: a concurrency cap is read from refusals that all come above some number in flight
+#: while nearly all accepted requests were at or below it: at least this many refusals, ...
+CAP_REFUSALS = 3
+#: ... at most this share of accepted requests above it, over the last this many seconds
+CAP_ABOVE = 0.1
+CAP_LOOK_S = 2.0
+#: a cap found is probed one higher after this many seconds without a refusal
+CAP_PROBE_S = 5.0
 #: slow start ends when this many of the last SLOW_START_LOOK answers were refused
 SLOW_START_REFUSED = 4
 SLOW_START_LOOK = 8
 #: slow start ends when the smoothed round-trip exceeds its minimum by this factor
-RTT_RISE = 2.0
+RTT_RISE = 4.0
 #: a slot the server's window frees is used this share of a round-trip after it frees
 REPLAY_MARGIN = 0.1
 #: a Retry-After longer than this pauses every request, not just the refused one
@@ -106,41 +152,15 @@ class Cancelled(Exception):
     """The batch was cancelled while this worker waited."""
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to retry what is transient: exponential backoff, full jitter.
+def _fell(refused: int, answers: int, before: float | None) -> bool:
+    """Whether ``refused`` of ``answers`` is significantly under a share ``before``.
 
-    ``delay(n)`` is uniform in ``[0, min(cap, base * 2**n)]`` (AWS's "full jitter"), and
-    never shorter than a ``Retry-After`` the server gave.
-
-    >>> RetryPolicy(max_retries=3, base=0.5, cap=4.0).delay(10, retry_after=2.0) >= 2.0
-    True
+    True too when there is no share before, or too few answers to tell.
     """
-
-    max_retries: int = 6
-    base: float = 0.5
-    cap: float = 30.0
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry number ``attempt`` (0-based)."""
-        backoff = random.uniform(0.0, min(self.cap, self.base * 2.0**attempt))
-        return max(backoff, retry_after or 0.0)
-
-
-def congested(refused: int, answers: int, background: float, *, slack: float = 1.0) -> bool:
-    """Whether ``refused`` of ``answers`` is significantly more than a ``background`` share.
-
-    More than the expected count plus three standard deviations plus ``slack``: with no
-    background, two refusals; with a 5 % background at 50 answers, nine (it is asked
-    at every 429, so it must rarely fire by chance). Probing past a limit already
-    found, the slack is 0: one refusal with no background is the limit again.
-
-    >>> congested(2, 50, 0.0), congested(8, 50, 0.05), congested(9, 50, 0.05)
-    (True, False, True)
-    """
-    p = min(max(background, 0.0), 1.0)
-    expected = answers * p
-    return refused > expected + SIGMAS * math.sqrt(answers * p * (1.0 - p)) + slack
+    if before is None:
+        return True
+    bound = answers * before - FELL_SIGMAS * math.sqrt(answers * before * (1.0 - before))
+    return refused < bound or bound < 0.5
 
 
 def check_max_in_flight(max_in_flight: int) -> None:
@@ -204,14 +224,27 @@ class AdaptiveLimiter:
         self._grown_at: float | None = None
         self.background = 0.0  # share of refusals that are not the rate's doing
         self._checked = [0, 0]  # refusals and answers seen below the limit (checks, holds)
-        self._answers: deque[tuple[float, bool]] = deque()  # (answered at, refused)
-        self._accepted: deque[float] = deque()  # send times of accepted requests, last 2 s
+        self._answers: deque[tuple[float, bool, int]] = deque()  # (answered at, refused, in flight)
+        self._out: dict[float, list[int]] = {}  # send time -> requests in flight when sent
+        self._chain = 0  # cuts in a row whose checks still saw refusals
+        self._chain_rate = self._rate  # the rate the first of them checked
+        self._cut_at = 0.0  # when the last cut was made
+        self._trickle = False  # it was for a trickle of refusals (HOLD_LOOK_S)
+        self._above_since = 0.0  # since when the rate is above the limit found
+        self._trickles = 0  # cuts for a trickle of refusals
+        self._post: list[float] = []  # send times of refused requests sent after it
+        self._check_share: float | None = None  # refused share of the check before
+        self.cap: int | None = None  # a concurrency cap found (requests in flight)
+        self._cap_found = 0  # the cap before a probe one above it
+        self._cap_since = 0.0  # when the cap last changed
+        self._accepted: deque[float] = deque()  # send times of accepted requests (HOLD_LOOK_S)
         self._replay: deque[float] = deque()  # send times of the slots a cut waits for
         self._bound_at = -math.inf  # when a request last waited for the limiter
         self.throttled = 0  # 429s seen
         self.drops = 0  # cuts made
         self.restores = 0  # cuts undone by a check (the refusals were not the rate's doing)
         self.pauses = 0  # pauses of every request
+        self.caps = 0  # concurrency caps found
 
     # ---------------------------------------------------------------- state
     def _clamp(self, rate: float) -> float:
@@ -227,6 +260,14 @@ class AdaptiveLimiter:
     def phase(self) -> str:
         """``"slow_start"``, ``"check"`` (just cut) or ``"probe"``."""
         return self._phase
+
+    @property
+    def estimate(self) -> float | None:
+        """The server's rate limit as estimated now: the one a check confirmed, else the
+        last cut's estimate (None before any cut), requests/s."""
+        if self.ceiling is not None:
+            return self.ceiling
+        return self._ceiling_guess if self.drops else None
 
     @property
     def next_free(self) -> float:
@@ -246,7 +287,8 @@ class AdaptiveLimiter:
             w = max(MIN_WINDOW, math.ceil(self._rate * 0.1))
         else:
             w = max(MIN_WINDOW, math.ceil(self._rate * self._rtt * WINDOW_HEADROOM))
-        return min(w, self.max_in_flight)
+        w = min(w, self.max_in_flight)
+        return min(w, self.cap) if self.cap is not None else w
 
     # ---------------------------------------------------------------- sending
     def acquire(self, cancel: threading.Event | None = None) -> float:
@@ -273,6 +315,10 @@ class AdaptiveLimiter:
                         if self._replay:
                             self._replay.popleft()
                         self._in_flight += 1
+                        self._out.setdefault(now, []).append(self._in_flight)
+                        if len(self._out) > 8 * self.max_in_flight:  # releases without a time
+                            for t in [t for t in self._out if t < now - 120.0]:
+                                del self._out[t]
                         return now
                     waited = True
                     wait = CANCEL_POLL
@@ -284,14 +330,20 @@ class AdaptiveLimiter:
                 if self._queue:
                     self._queue[0].notify()
 
-    def _answered(self, now: float, refused: bool) -> None:
+    def _sent_with(self, sent_at: float | None) -> int:
+        """Forget the request sent at ``sent_at``; the requests in flight when it was sent."""
+        if sent_at is None or sent_at not in self._out:
+            return 0
+        counts = self._out[sent_at]
+        c = counts.pop()
+        if not counts:
+            del self._out[sent_at]
+        return c
+
+    def _answered(self, now: float, refused: bool, sent_at: float | None) -> None:
         self._in_flight = max(0, self._in_flight - 1)
-        if self._phase == "probe" and self._confirmed >= 2 and now - self._clean_since < PLATEAU_S:
-            # holding under the limit found: what is refused now is the background
-            self._checked[0] += refused
-            self._checked[1] += 1
-            self.background = self._checked[0] / self._checked[1]
-        self._answers.append((now, refused))
+        c = self._sent_with(sent_at)
+        self._answers.append((now, refused, c))
         while len(self._answers) > ANSWERS_KEPT:
             self._answers.popleft()
         if self._queue:
@@ -300,7 +352,7 @@ class AdaptiveLimiter:
     def _recent(self, since: float) -> tuple[int, int]:
         """(refused, answers) answered after ``since``."""
         n = k = 0
-        for t, refused in reversed(self._answers):
+        for t, refused, _ in reversed(self._answers):
             if t <= since:
                 break
             n += 1
@@ -313,34 +365,36 @@ class AdaptiveLimiter:
         if n >= SIGNAL_ANSWERS:
             return k, n
         last = list(self._answers)[-SIGNAL_ANSWERS:]
-        return sum(r for _, r in last), len(last)
+        return sum(r for _, r, _ in last), len(last)
 
-    def release(self) -> None:
+    def release(self, sent_at: float | None = None) -> None:
         """A request that got no answer the limiter can learn from (an error, a cancel)."""
         with self._lock:
             self._in_flight = max(0, self._in_flight - 1)
+            self._sent_with(sent_at)
             if self._queue:
                 self._queue[0].notify()
 
     def on_error(self, sent_at: float | None = None) -> None:
         """A transient failure that is not a 429 (5xx, reset): room in flight, no signal."""
-        self.release()
+        self.release(sent_at)
 
     # ---------------------------------------------------------------- answers
     def on_success(self, sent_at: float | None = None) -> None:
         """A request sent at ``sent_at`` was answered: learn the round-trip, probe upwards."""
         with self._lock:
             now = self._clock()
-            self._answered(now, refused=False)
+            self._answered(now, False, sent_at)
             if sent_at is not None:
                 self._accepted.append(sent_at)
-                while self._accepted and self._accepted[0] < now - 2.0 * SIGNAL_S - 1.0:
+                while self._accepted and self._accepted[0] < now - HOLD_LOOK_S - SIGNAL_S:
                     self._accepted.popleft()
                 rtt = max(now - sent_at, 1e-4)
                 self._rtt = rtt if self._rtt is None else self._rtt + RTT_WEIGHT * (rtt - self._rtt)
                 self._rtt_min = rtt if self._rtt_min is None else min(self._rtt_min, rtt)
             self._evaluate(now)
             self._grow(now)
+            self._probe_cap(now)
 
     def on_throttle(self, sent_at: float, retry_after: float | None = None) -> None:
         """A request sent at ``sent_at`` got a 429: count it; back off if refusals cluster.
@@ -351,7 +405,13 @@ class AdaptiveLimiter:
         with self._lock:
             now = self._clock()
             self.throttled += 1
-            self._answered(now, refused=True)
+            self._answered(now, True, sent_at)
+            c = self._answers[-1][2]
+            if self.cap is not None and self.cap > self._cap_found and c > self._cap_found:
+                self.cap, self._cap_since = self._cap_found, now  # a probe above the cap
+                return
+            if self._find_cap(now):
+                return
             wait = retry_after or 0.0
             if wait > LONG_RETRY_AFTER:
                 self._pause_until = max(self._pause_until, now + wait)
@@ -361,20 +421,38 @@ class AdaptiveLimiter:
                 return
             if self._phase == "slow_start":
                 last = list(self._answers)[-SLOW_START_LOOK:]
-                if sum(r for _, r in last) >= SLOW_START_REFUSED:
+                if sum(r for _, r, _ in last) >= SLOW_START_REFUSED:
                     self._cut(now, sent_at)
             elif self._phase == "probe":
                 k, n = self._recent_signal(now)
                 past = self.ceiling is not None and self._rate > self.ceiling
                 if congested(k, n, self.background, slack=0.0 if past else 1.0):
                     self._cut(now, sent_at)
+                    return
+                k, n = self._recent(now - HOLD_LOOK_S)
+                if (
+                    self._found
+                    and self._trickles < TRICKLE_CUTS
+                    and congested(k, n, self.background)
+                ):
+                    self._trickles += 1
+                    self._cut(now, sent_at, HOLD_LOOK_S)
             else:
+                if sent_at >= self._cut_at:
+                    self._early(now, sent_at)
                 self._evaluate(now)
 
-    def _cut(self, now: float, sent_at: float) -> None:
-        """Back off to a little under what the server accepted in the second before."""
-        held = [s for s in self._accepted if sent_at - SIGNAL_S < s <= sent_at]
-        accepted = len(held)
+    def _cut(self, now: float, sent_at: float, span: float = SIGNAL_S) -> None:
+        """Back off to a little under what the server accepted in the ``span`` before."""
+        held = [s for s in self._accepted if sent_at - span < s <= sent_at]
+        # requests still in flight that were sent before it were let in (a refusal comes
+        # back at once): without them the estimate is short by rate x round-trip
+        held += [s for s, cs in self._out.items() if sent_at - span < s < sent_at for _ in cs]
+        accepted = len(held) / span
+        self._trickle = span > SIGNAL_S
+        if self._phase != "check":
+            self._chain, self._check_share = 0, None
+        self._cut_at, self._post = now, []
         # the background's refusals took slots of the server's window too
         window = accepted / (1.0 - min(self.background, MAX_BACKGROUND))
         base = min(self._rate, window) if window >= self.min_rate else self._rate
@@ -386,7 +464,9 @@ class AdaptiveLimiter:
         # for the next second, send only as the server's window frees a slot: when each
         # request it accepted in the second before leaves it (sooner would be refused)
         margin = REPLAY_MARGIN * (self._rtt or 0.0)
-        self._replay = deque(max(now, t + SIGNAL_S + margin) for t in held if t + SIGNAL_S > now)
+        self._replay = deque(
+            max(now, t + SIGNAL_S + margin) for t in sorted(held) if t + SIGNAL_S > now
+        )
         self._next = max(now, self._pause_until)
         self._grown_at = None
         self.drops += 1
@@ -403,6 +483,11 @@ class AdaptiveLimiter:
         if n < CHECK_ANSWERS:
             return
         helped = not congested(k, n, self.background)
+        if not helped and self._recut(now, k, n):
+            return
+        # after cuts again, a share that did not fall is the background, however small
+        helped = helped and _fell(k, n, self._check_share)
+        chain, self._chain, self._check_share = self._chain, 0, None
         self._checked[0] += k
         self._checked[1] += n
         self.background = self._checked[0] / self._checked[1]
@@ -411,16 +496,118 @@ class AdaptiveLimiter:
             c, guess = self.ceiling, self._ceiling_guess
             same = c is not None and abs(guess - c) <= SAME_CEILING * c
             self._confirmed = self._confirmed + 1 if same else 1
-            # what the server accepted is at most its limit: the higher estimate is closer
-            self.ceiling = max(guess, c) if same and c is not None else guess
+            # what the server accepted in a second is at most its limit, so the higher
+            # estimate is closer; but a trickle of refusals at the higher one said it is not
+            higher = same and c is not None and not self._trickle
+            self.ceiling = max(guess, c) if higher and c is not None else guess
             self._rate = self._clamp(max(self._rate, HOLD * self.ceiling))
             self._phase = "probe"
         else:  # the refusals were not the rate's doing: back to where it was
-            self._rate = self._clamp(max(self._rate, self._before_cut))
+            back = self._chain_rate if chain else self._before_cut
+            self._rate = self._clamp(max(self._rate, back))
             self._phase = "probe" if self._found else "slow_start"
             self.restores += 1
         self._clean_since = now
         self._grown_at = now
+
+    def _recut(self, now: float, refused: int, answers: int) -> bool:
+        """A check still saw refusals: cut again to what the server accepted during it.
+
+        While saturated, what a server accepts per second is its limit, whatever its
+        kind: a token bucket's burst or a fixed window's double second, which inflated
+        the first estimate, are spent by now. If the share refused did not fall after a
+        cut, the refusals are not the rate's doing (False: the background).
+        """
+        share, p = refused / answers, self._check_share
+        high = share > NOT_BACKGROUND
+        if not high and (self._chain >= RECUTS or not _fell(refused, answers, p)):
+            return False  # as many refused as before the cut: not the rate's doing
+        if p is None:
+            self._chain_rate = self._rate
+        span = max(now - self._check_from, 1e-3)
+        self._check_share = share
+        measured = (answers - refused) / span
+        self._recheck(now, min(measured, STEP * self._ceiling_guess) if high else measured)
+        return True
+
+    def _let_in(self, lo: float, hi: float) -> int:
+        """Requests sent in ``[lo, hi]`` the server let in (answered, or still in flight)."""
+        n = sum(lo <= s <= hi for s in self._accepted)
+        return n + sum(len(cs) for s, cs in self._out.items() if lo <= s <= hi)
+
+    def _early(self, now: float, sent_at: float) -> None:
+        """Refusals of requests sent after the cut: it was too shallow; cut again now.
+
+        What the server let in between the first and the last of them is its rate once
+        a token bucket's burst is spent. A full fixed window lets nothing in between:
+        then what it let in during the second before the first refusal is its limit.
+        """
+        self._post.append(sent_at)
+        a, b = self._post[0], sent_at
+        if len(self._post) < EARLY_REFUSALS or b - a < EARLY_SPAN or self._chain >= RECUTS:
+            return
+        between = self._let_in(a, b)
+        if len(self._post) < EARLY_SHARE * (len(self._post) + between):
+            return
+        measured = float(self._let_in(a - SIGNAL_S, a))
+        if between >= 2:
+            measured = min(measured, between / (b - a))
+        self._recheck(
+            now, min(max(measured, 0.5 * self._ceiling_guess), STEP * self._ceiling_guess)
+        )
+
+    def _recheck(self, now: float, measured: float) -> None:
+        """Cut again to a little under ``measured`` and check again."""
+        self._chain += 1
+        self._ceiling_guess = min(measured, self._ceiling_guess)
+        self._rate = self._clamp(self._ceiling_guess * BACKOFF)
+        self._check_from = now + SIGNAL_S + (self._rtt or 0.0)
+        self._cut_at, self._post = now, []
+        self._replay.clear()
+        self._next = now
+        self.drops += 1
+
+    def _find_cap(self, now: float) -> bool:
+        """Whether refusals read as a cap on requests in flight (then it is the window's cap).
+
+        Over a concurrency cap N, requests sent with more than N in flight are refused and
+        the others accepted: every refusal comes above some count that nearly every accepted
+        request was at or below. Over a rate limit, refusals come at the counts accepted
+        requests had. The count a request was sent with includes answers on their way
+        back, so it can only overstate the server's: the cap read is never below N.
+        """
+        refused: list[int] = []
+        ok: list[int] = []
+        for t, r, c in reversed(self._answers):
+            if t <= now - CAP_LOOK_S:
+                break
+            if c:
+                (refused if r else ok).append(c)
+        if len(refused) < CAP_REFUSALS or len(ok) < SIGNAL_ANSWERS // 2:
+            return False
+        cap = min(refused) - 1
+        if cap < 1 or (self.cap is not None and cap >= self.cap):
+            return False
+        if sum(c > cap for c in ok) > CAP_ABOVE * len(ok):
+            return False
+        self.cap = self._cap_found = cap
+        self._cap_since = now
+        self.caps += 1
+        if self._phase == "check":  # the cut was for a rate limit there is not: undo it
+            self._rate = self._clamp(max(self._rate, self._before_cut))
+            self._phase = "probe" if self._found else "slow_start"
+            self._replay.clear()
+            self._chain, self._check_share = 0, None
+        return True
+
+    def _probe_cap(self, now: float) -> None:
+        """A cap found is tried one higher now and then (a cap that rose, or a false one)."""
+        if self.cap is None or now - self._cap_since < CAP_PROBE_S:
+            return
+        if self.cap > self._cap_found:  # the probe drew no refusal: keep it
+            self._cap_found, self._cap_since = self.cap, now
+        elif self.cap < self.max_in_flight and now - self._bound_at <= BOUND_S:
+            self.cap, self._cap_since = self.cap + 1, now
 
     def _grow(self, now: float) -> None:
         if self._phase == "check":
@@ -442,7 +629,9 @@ class AdaptiveLimiter:
             self._grown_at = now
             clean = now - self._clean_since
             c = self.ceiling
-            if c is not None and r > RESTART * c:  # far past the limit found, all clean
+            if c is None or r <= c:
+                self._above_since = now
+            if c is not None and r > RESTART * c and now - self._above_since >= RESTART_S:
                 self._phase, self.ceiling, self._confirmed = "slow_start", None, 0
                 return
             if self._confirmed >= 2:  # a limit found twice: hold under it, then probe
