@@ -67,7 +67,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
 EXIT_INTERRUPTED = 130
-#: What each exit status means (printed by ``--help``; the README has the same table).
+#: What each exit status means (printed by ``--help``; docs/cli.md has the same table).
 EXIT_CODES = {
     EXIT_OK: "done",
     EXIT_FAILED: "failed (one line on stderr; -v shows the traceback); archive: some videos "

@@ -3,7 +3,7 @@
 Every column of the frame returned by :func:`veo_notebook.to_frame` (and by
 ``fetch_records``) is declared here once: its name, its pandas dtype and its meaning.
 The parser enforces it (:func:`empty_frame`, :func:`enforce`), Parquet export writes it,
-and the README prints it (:func:`markdown_table`; a test keeps the README in step).
+and the docs print it (:func:`markdown_table`; a test keeps docs/columns.md in step).
 
 >>> from veo_notebook.schema import COLUMNS, column_names
 >>> column_names()[:3]
@@ -429,7 +429,7 @@ def enforce(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown_table() -> str:
-    """The column table as Markdown (the README embeds this text verbatim)."""
+    """The column table as Markdown (docs/columns.md embeds this text verbatim)."""
     lines = ["| column | type | meaning |", "|---|---|---|"]
     lines += [f"| `{c.name}` | {c.type_name} | {c.meaning} |" for c in COLUMNS]
     return "\n".join(lines)

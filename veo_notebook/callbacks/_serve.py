@@ -150,7 +150,7 @@ def run(
         if not is_loopback(host):
             out.write(
                 f"note: listening on {host}, not loopback; put a TLS reverse proxy in front "
-                "(see the README, 'Callbacks')\n"
+                "(see docs/callbacks.md, 'Deploying')\n"
             )
         health = url[: -len(path)] + HEALTH_PATH
         checked = "signatures verified" if key is not None else "signatures NOT checked"
