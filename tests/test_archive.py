@@ -67,7 +67,7 @@ def _size(sim: Simulator, task_id: str) -> int:
 
 # --- the happy path ----------------------------------------------------------------------
 def test_archives_each_succeeded_task_hashed_probed_and_laid_out_by_day(sim, tmp_path) -> None:
-    ids = _pick(sim, 6)
+    ids = _pick(sim, 6, kind="generate")  # extends: their stitched video, tested below
     failed = sim.task_ids("failed")[:2]
     df = _frame(sim, [*ids, *failed])
     out = veo.archive_videos(df, tmp_path / "videos", progress=False)
