@@ -39,6 +39,8 @@ _RUN_COLUMNS = (
     "suspect",
     "strict",
 )
+#: The stored columns whose names are SQL keywords, as :func:`history` shows them.
+_SHOWN_AS = {"grp": "group", "win": "window"}
 
 
 class RunsTable(Table):
@@ -157,20 +159,7 @@ def history(store: Database, last: int | None = None) -> pd.DataFrame:
     ...     history(s).empty
     True
     """
-    names = [
-        "run_at",
-        "rule",
-        "group",
-        "window",
-        "value",
-        "ci_low",
-        "ci_high",
-        "threshold",
-        "n",
-        "breached",
-        "suspect",
-        "strict",
-    ]
+    names = [_SHOWN_AS.get(c, c) for c in _RUN_COLUMNS]
     rows: list[tuple[Any, ...]] = []
     if RunsTable(store).exists():
         sql = f"SELECT {','.join(_RUN_COLUMNS)} FROM check_runs ORDER BY run_at DESC, rowid"
