@@ -31,7 +31,6 @@ import tempfile
 import threading
 import uuid
 import weakref
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
 
@@ -42,7 +41,7 @@ from .. import schema
 from ..errors import InputError
 from ..extras import require
 from ..frame import _parquet
-from ._model import FACETS, SORT_KEYS
+from ._model import FACETS, SORT_KEYS, Filters
 
 __all__ = ["VIEW_MAX_ROWS", "DatasetModel", "connect"]
 
@@ -107,7 +106,7 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-class DatasetModel:
+class DatasetModel(Filters):
     """Filter / sort / page state over a DuckDB view (see the module docstring).
 
     Parameters
@@ -230,33 +229,15 @@ class DatasetModel:
         ]
 
     # -- data -------------------------------------------------------------------------------
-    def adopt_spec(self, other: Any) -> None:
-        """Apply the filters of ``other`` that differ from this model's."""
-        for name, value in other._spec.items():
-            if self._spec.get(name) != value:
-                self._set(name, value)
-
     def options(self, facet: str) -> list[str]:
         """The values a facet filter can take."""
         return list(self._options[facet])
 
-    # -- filters ------------------------------------------------------------------------------
-    def set_facet(self, name: str, values: Iterable[str] | None) -> None:
-        """Keep rows whose ``name`` is one of ``values`` (empty / None: no filter)."""
-        self._set(name, tuple(values or ()))
+    # -- filters (the setters: _model.Filters) -------------------------------------------------
+    def _applied(self, name: str) -> bool:
+        return name in self._where
 
-    def set_created_range(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> None:
-        """Keep rows created in ``[start, end]`` (UTC; either bound may be None)."""
-        self._set("created", (start, end))
-
-    def set_text(self, text: str | None) -> None:
-        """Keep rows whose task id, prompt or error message contains ``text`` (any case)."""
-        self._set("text", (text or "").strip())
-
-    def _set(self, name: str, value: object) -> None:
-        if name in self._where and self._spec.get(name) == value:
-            return
-        self._spec[name] = value
+    def _apply(self, name: str, value: object) -> None:
         self._where[name] = self._condition(name, value)
         where, params = self._filter_sql()
         self._count = (

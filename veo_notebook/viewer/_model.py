@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ import pandas as pd
 from .. import schema
 from ..analysis.family import family_facet
 
-__all__ = ["FACETS", "FAMILY", "SORT_KEYS", "Facet", "TableModel", "facet_values"]
+__all__ = ["FACETS", "FAMILY", "SORT_KEYS", "Facet", "Filters", "TableModel", "facet_values"]
 
 
 #: The family facet: not a frame column but each row's family by its final form
@@ -239,7 +239,44 @@ def _pair_signatures(texts: list[str], chunk: int = 65536) -> np.ndarray | None:
     return out
 
 
-class TableModel:
+class Filters:
+    """The filter setters both table models share (in memory, and over a dataset): each
+    remembers what it was given, and a model says how a filter applies (``_apply``)."""
+
+    _spec: dict[str, object]
+
+    def set_facet(self, name: str, values: Iterable[str] | None) -> None:
+        """Keep rows whose ``name`` is one of ``values`` (empty / None: no filter)."""
+        self._set(name, tuple(values or ()))
+
+    def set_created_range(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> None:
+        """Keep rows created in ``[start, end]`` (UTC; either bound may be None)."""
+        self._set("created", (start, end))
+
+    def set_text(self, text: str | None) -> None:
+        """Keep rows whose task id, prompt or error message contains ``text`` (any case)."""
+        self._set("text", (text or "").strip())
+
+    def adopt_spec(self, other: Filters) -> None:
+        """Apply the filters of ``other`` that differ from this model's."""
+        for name, value in other._spec.items():
+            if self._spec.get(name) != value:
+                self._set(name, value)
+
+    def _set(self, name: str, value: object) -> None:
+        if self._applied(name) and self._spec.get(name) == value:
+            return  # unchanged: the viewer re-reads every control on any change
+        self._spec[name] = value
+        self._apply(name, value)
+
+    def _applied(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def _apply(self, name: str, value: object) -> None:
+        raise NotImplementedError
+
+
+class TableModel(Filters):
     """Filter / sort / page state over one typed frame (see the module docstring)."""
 
     def __init__(self, df: pd.DataFrame) -> None:
@@ -315,33 +352,14 @@ class TableModel:
             new._set(name, value)
         return new
 
-    def adopt_spec(self, other: Any) -> None:
-        """Apply the filters of ``other`` that differ from this model's."""
-        for name, value in other._spec.items():
-            if self._spec.get(name) != value:
-                self._set(name, value)
-
     def options(self, facet: str) -> list[str]:
         """The values a facet filter can take (labels of its codes)."""
         return list(self.facets[facet].labels)
 
-    # -- filters ----------------------------------------------------------------------
-    def set_facet(self, name: str, values: Iterable[str] | None) -> None:
-        """Keep rows whose ``name`` is one of ``values`` (empty / None: no filter)."""
-        self._set(name, tuple(values or ()))
+    def _applied(self, name: str) -> bool:
+        return name in self._masks
 
-    def set_created_range(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> None:
-        """Keep rows created in ``[start, end]`` (UTC; either bound may be None)."""
-        self._set("created", (start, end))
-
-    def set_text(self, text: str | None) -> None:
-        """Keep rows whose task id, prompt or error message contains ``text`` (any case)."""
-        self._set("text", (text or "").strip())
-
-    def _set(self, name: str, value: object) -> None:
-        if name in self._masks and self._spec.get(name) == value:
-            return  # unchanged: the viewer re-reads every control on any change
-        self._spec[name] = value
+    def _apply(self, name: str, value: object) -> None:
         self._masks[name] = self._build_mask(name, value)
         masks = [m for m in self._masks.values() if m is not None]
         if not masks:
