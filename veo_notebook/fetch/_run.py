@@ -16,10 +16,11 @@ The parts, each small enough to test alone:
 from __future__ import annotations
 
 import itertools
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 from ..client import Client, Outcome
@@ -211,15 +212,17 @@ def run(
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="veo-fetch")
     bar = tqdm(total=len(ids), desc=desc, unit="task", disable=not progress, leave=False)
     take = _Taker(writer, rule, bar, on_update)
+    finished: queue.SimpleQueue[Asked] = queue.SimpleQueue()  # answered, as they finish
     try:
         while True:
             while len(pending) < WINDOW_ROUNDS * workers and (tid := next(it, None)) is not None:
                 fut = executor.submit(_one, client, tid, stop)
                 pending[fut] = order.start()
                 asked.add(fut)
+                fut.add_done_callback(finished.put)
             if not pending:
                 break
-            done = wait(asked, FLUSH_SECONDS, FIRST_COMPLETED)[0] if asked else set()
+            done = _finished(finished, FLUSH_SECONDS) if asked else set()
             asked -= done
             for fut in done:
                 order.finish(pending[fut], fut)
@@ -240,6 +243,22 @@ def run(
             executor.shutdown(wait=False, cancel_futures=True)
             bar.close()
     return take.again
+
+
+def _finished(finished: queue.SimpleQueue[Asked], timeout: float) -> set[Asked]:
+    """The requests answered since the last call, waiting up to ``timeout`` for the first.
+
+    Not ``concurrent.futures.wait``: it takes every future's lock in a Python loop, and a
+    Ctrl-C landing there leaves a lock held that a worker then waits on forever (the
+    process hangs at exit joining it). ``SimpleQueue.get`` is interrupted cleanly."""
+    done: set[Asked] = set()
+    try:
+        done.add(finished.get(timeout=timeout))
+        while True:
+            done.add(finished.get_nowait())
+    except queue.Empty:
+        pass
+    return done
 
 
 def _save(
