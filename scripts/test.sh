@@ -10,7 +10,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev]'
+# Pinned (scripts/constraints.txt, written by scripts/lock.sh): without pins pip's resolver
+# backtracks through s3fs/aiobotocore/botocore/moto/dask for half an hour and gives up.
+.venv/bin/python -m pip install -q -c scripts/constraints.txt -e '.[dev]'
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
