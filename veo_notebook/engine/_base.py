@@ -11,6 +11,15 @@ An engine answers five questions about a source of task rows, each with a small 
   candidates of a duplicate submission);
 * :meth:`Engine.count` — the number of rows.
 
+And four the report asks for (:mod:`veo_notebook.reporting.over_engine`), so that a
+history it cannot hold is still drawn from aggregates:
+
+* :meth:`Engine.subset` — the same source narrowed to some rows (lazily on SQL engines);
+* :meth:`Engine.time_span` — the first and last value of a time column;
+* :meth:`Engine.histogram` — per group, rows counted per log-scale bin of a value (the
+  bins of the order statistics' first pass, :data:`._sql.BINS_PER_OCTAVE` an octave);
+* :meth:`Engine.first` — a bounded list of rows in a stated order (``LIMIT``).
+
 Group keys come back as columns ``k0, k0_na, k1, k1_na, ...``: the key's value (NA where
 missing) and, where it is missing, the label :func:`veo_notebook.fmt.group_column` gives
 it (``unread``, ``upgrade task``, ``n/a``), computed inside the engine so that rows with
@@ -127,6 +136,34 @@ class Engine(ABC):
         after them: the candidates of a duplicate submission, a bounded set. SQL engines
         compare a 64-bit hash of ``same`` (a collision only adds rows; the caller checks
         them exactly), typed as :meth:`rows`."""
+
+    @abstractmethod
+    def subset(self, where: p.Cond) -> Engine:
+        """The same source narrowed to the rows where ``where`` holds; nothing is read."""
+
+    @abstractmethod
+    def time_span(self, column: str, where: p.Cond | None = None) -> tuple[int, int] | None:
+        """(first, last) of a time column in µs over the rows where ``where`` holds (and
+        the time is set); None when there is none."""
+
+    @abstractmethod
+    def histogram(self, keys: p.Keys, value: str, where: p.Cond | None) -> pd.DataFrame:
+        """Per group, rows (where ``where`` holds and ``value`` is set) counted per
+        log-scale bin ``b`` of ``value`` (``floor(log2(value) · BINS_PER_OCTAVE)``,
+        values ≤ 0 in one lowest bin): key columns, ``b``, ``c``,
+        sorted by group then bin."""
+
+    @abstractmethod
+    def first(
+        self,
+        columns: Sequence[str],
+        where: p.Cond | None,
+        order: str,
+        limit: int,
+        descending: bool = False,
+    ) -> pd.DataFrame:
+        """At most ``limit`` rows where ``where`` holds, sorted by ``order`` (missing
+        last, ties by ``task_id``), the ``columns`` the source has, typed as :meth:`rows`."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"

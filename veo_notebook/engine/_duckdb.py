@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from ..errors import InputError
 from ..export import DERIVED_PARTITIONS
+from . import _plan as p
 from ._sql import Dialect, SqlEngine
 
 __all__ = ["DuckDBEngine", "parquet_glob"]
@@ -96,6 +97,16 @@ class DuckDBEngine(SqlEngine):
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 tmp.unlink(missing_ok=True)
+        return out
+
+    def subset(self, where: p.Cond) -> DuckDBEngine:
+        cond = self.cond(where)
+        if self._relation is not None:
+            narrowed = self._relation.filter(cond)
+        else:
+            narrowed = self._con.sql(f"SELECT * FROM {self.src} WHERE {cond}")
+        out = DuckDBEngine(narrowed)
+        out._parent = self  # the connection the view lives on stays open
         return out
 
     def _run(self, sql: str) -> None:

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from ..errors import InputError
 from . import _plan as p
 from ._base import UNREAD_COLUMN, UPGRADE_COLUMN, Engine, key_columns, missing_label_of
+from ._sql import _LOW_BIN, BINS_PER_OCTAVE
 
 __all__ = ["PandasEngine"]
 
@@ -267,6 +268,47 @@ class PandasEngine(Engine):
         chosen = np.zeros(len(df), dtype=bool)
         chosen[pos[order][keep]] = True
         return df.loc[chosen, [c for c in columns if c in df.columns]]
+
+    # --- what the report asks for ---------------------------------------------------------
+    def subset(self, where: p.Cond) -> PandasEngine:
+        return PandasEngine(self.df.loc[self.cond(where)])
+
+    def time_span(self, column: str, where: p.Cond | None = None) -> tuple[int, int] | None:
+        if column not in self.df.columns:
+            return None
+        t = _micros(self.df[column])[self.cond(where)]
+        t = t[~np.isnan(t)]
+        return (int(t.min()), int(t.max())) if len(t) else None
+
+    def histogram(self, keys: p.Keys, value: str, where: p.Cond | None) -> pd.DataFrame:
+        mask = self.cond(p.All(((where or p.All(())), p.NotNull(value))))
+        codes, frame = self._codes(keys, mask)
+        x = self.df[value].to_numpy(dtype=float, na_value=np.nan)[mask]
+        b = np.full(len(x), _LOW_BIN, dtype=np.int64)
+        pos = x > 0
+        b[pos] = np.floor(np.log2(x[pos]) * BINS_PER_OCTAVE).astype(np.int64)
+        counts = pd.DataFrame({"_g": codes, "b": b}).value_counts(sort=False).reset_index()
+        g = counts["_g"].to_numpy(dtype=np.intp)
+        out = frame.iloc[g].reset_index(drop=True) if keys else pd.DataFrame(index=g)
+        out = out.reset_index(drop=True).assign(
+            b=counts["b"].to_numpy(np.int64), c=counts["count"].to_numpy(np.int64)
+        )
+        cols = [*key_columns(len(keys)), "b"]
+        return out.sort_values(cols, na_position="last", kind="stable").reset_index(drop=True)
+
+    def first(
+        self,
+        columns: Sequence[str],
+        where: p.Cond | None,
+        order: str,
+        limit: int,
+        descending: bool = False,
+    ) -> pd.DataFrame:
+        cols = [c for c in columns if c in self.df.columns]
+        rows = self.df.loc[self.cond(where)]
+        by = [order, "task_id"] if "task_id" in rows.columns else [order]
+        rows = rows.sort_values(by, ascending=[not descending, True][: len(by)], kind="stable")
+        return rows[cols].head(limit).reset_index(drop=True)
 
 
 _LIST_SEP = "\x1f"  # joins the items of a list into one key (a character no URL holds)

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..export import DERIVED_PARTITIONS
+from . import _plan as p
 from ._sql import Dialect, SqlEngine
 
 __all__ = ["SparkEngine", "active_session"]
@@ -53,6 +54,9 @@ class SparkEngine(SqlEngine):
 
     def _source_columns(self) -> list[str]:
         return [c for c in self.frame.columns if c not in DERIVED_PARTITIONS]
+
+    def subset(self, where: p.Cond) -> SparkEngine:
+        return SparkEngine(self.session.sql(f"SELECT * FROM {self.src} WHERE {self.cond(where)}"))
 
     def _fetch(self, sql: str) -> pa.Table:
         return self.session.sql(sql).toArrow()

@@ -306,6 +306,49 @@ class SqlEngine(Engine):
         )
         return self._typed(self._fetch(sql))
 
+    # --- what the report asks for ---------------------------------------------------------
+    def time_span(self, column: str, where: p.Cond | None = None) -> tuple[int, int] | None:
+        if not self.has(column):
+            return None
+        t = self.us(column)
+        cond = self.cond(p.All(((where or p.All(())), p.NotNull(column))))
+        row = self._fetch(f"SELECT min({t}) AS lo, max({t}) AS hi FROM {self.src} WHERE {cond}")
+        lo, hi = row.column(0)[0].as_py(), row.column(1)[0].as_py()
+        return None if lo is None else (int(lo), int(hi))
+
+    def histogram(self, keys: p.Keys, value: str, where: p.Cond | None) -> pd.DataFrame:
+        ks = self.keys(keys)
+        cond = self.cond(p.All(((where or p.All(())), p.NotNull(value))))
+        by = ", ".join(str(i + 1) for i in range(len(ks) + 1))
+        out = _plain(
+            self._fetch(
+                f"SELECT {', '.join([*ks, f'{self._bin(self.q(value))} AS b'])}, "
+                f"count(*) AS c FROM {self.src} WHERE {cond} GROUP BY {by}"
+            )
+        )
+        out["b"] = out["b"].astype(np.int64)
+        out["c"] = out["c"].astype(np.int64)
+        cols = [*key_columns(len(keys)), "b"]
+        return out.sort_values(cols, na_position="last", kind="stable").reset_index(drop=True)
+
+    def first(
+        self,
+        columns: Sequence[str],
+        where: p.Cond | None,
+        order: str,
+        limit: int,
+        descending: bool = False,
+    ) -> pd.DataFrame:
+        cols = [c for c in columns if self.has(c)]
+        names = ", ".join(self.q(c) for c in cols)
+        way = "DESC" if descending else "ASC"
+        ties = f", {self.q('task_id')} ASC" if self.has("task_id") else ""
+        sql = (
+            f"SELECT {names} FROM {self.src} WHERE {self.cond(where)} "
+            f"ORDER BY {self.q(order)} {way} NULLS LAST{ties} LIMIT {int(limit)}"
+        )
+        return self._typed(self._fetch(sql))
+
     def _typed(self, table: pa.Table) -> pd.DataFrame:
         """Rows as the frame types them (:mod:`veo_notebook.schema`)."""
         df = table.to_pandas(types_mapper=schema.pandas_type)
