@@ -40,8 +40,11 @@ import pandas as pd
 
 from ..analysis._groups import now_utc
 from ..analysis.latency import STUCK_AFTER
+from ..analysis.latency import _now as latency_now
+from ..engine import resolve
+from ..engine._pandas import PandasEngine
 from ..export import atomic_path
-from . import render_html, render_markdown
+from . import over_engine, over_engine_money, render_html, render_markdown
 from .blocks import Block, Facts, Fig, Section, Table, Text
 from .callbacks import callbacks_section
 from .checks import checks_section
@@ -52,6 +55,7 @@ from .families import families_section
 from .headline import CHANGE_COVER, CHANGE_PERIODS, headline
 from .latency import KM_PERCENTILES, PERCENTILES, latency, min_n_for_interval
 from .money import money
+from .over_engine import SourceContext, auto_freq_of
 from .tasks import overview, stuck
 from .videos import AT_RISK_WITHIN, at_risk, delivery
 
@@ -60,6 +64,7 @@ __all__ = [
     "CHANGE_COVER",
     "CHANGE_PERIODS",
     "DEFINITIONS",
+    "ENGINE_SECTIONS",
     "KM_PERCENTILES",
     "PERCENTILES",
     "SECTIONS",
@@ -69,8 +74,10 @@ __all__ = [
     "Facts",
     "Fig",
     "Section",
+    "SourceContext",
     "Table",
     "Text",
+    "build",
     "min_n_for_interval",
     "report",
 ]
@@ -96,12 +103,68 @@ SECTIONS: list[Callable[[Context], Section | None]] = [
 ]
 
 
+#: The report over an engine (:mod:`.over_engine`): the same order, each section built
+#: from aggregates; the ones that need every row say so in a sentence.
+ENGINE_SECTIONS: list[Callable[[SourceContext], Section | None]] = [
+    over_engine.headline,
+    over_engine.overview,
+    over_engine.latency,
+    over_engine.failure_rates,
+    why_fail,  # type: ignore[list-item]  # uses the breakdown only
+    stuck,  # type: ignore[list-item]  # uses the stuck tasks only (a bounded set)
+    over_engine_money.money,
+    over_engine_money.families_section,
+    over_engine_money.at_risk,
+    over_engine_money.delivery,
+    over_engine_money.callbacks_section,
+    checks_section,  # type: ignore[list-item]  # uses the checks table only
+    definitions,  # type: ignore[list-item]
+]
+
+
 def _sections(ctx: Context) -> list[Section]:
     return [s for s in (make(ctx) for make in SECTIONS) if s is not None]
 
 
+def _engine_sections(ctx: SourceContext) -> list[Section]:
+    return [s for s in (make(ctx) for make in ENGINE_SECTIONS) if s is not None]
+
+
+def build(
+    source: object,
+    *,
+    engine: str | None = None,
+    freq: str | None = None,
+    now: object = None,
+    figures: bool = True,
+    callbacks: pd.DataFrame | None = None,
+    callback_url: str | Sequence[str] | None = None,
+    archive: pd.DataFrame | None = None,
+    checks: pd.DataFrame | None = None,
+) -> tuple[list[Section], int]:
+    """The report's sections on ``source`` and its number of tasks (see :func:`report`).
+
+    A pandas frame (and a source its engine reads whole) is reported in memory; any
+    other engine builds every section from aggregates (:mod:`.over_engine`).
+    """
+    options = {"callbacks": callbacks, "callback_url": callback_url, "archive": archive}
+    options["checks"] = checks
+    if isinstance(source, pd.DataFrame) and engine in (None, "pandas"):
+        df = source
+    else:
+        eng = resolve(source, engine)
+        if not isinstance(eng, PandasEngine):
+            sctx = SourceContext(
+                eng, latency_now(eng, now), freq or auto_freq_of(eng), figures, **options
+            )
+            return _engine_sections(sctx), sctx.n
+        df = eng.df
+    ctx = Context(df, now_utc(df, now), freq or auto_freq(df), figures, **options)
+    return _sections(ctx), len(df)
+
+
 def report(
-    df: pd.DataFrame,
+    df: object,
     path: str | Path,
     *,
     title: str = "Veo task report",
@@ -112,9 +175,16 @@ def report(
     callback_url: str | Sequence[str] | None = None,
     archive: pd.DataFrame | None = None,
     checks: pd.DataFrame | None = None,
+    engine: str | None = None,
 ) -> Path:
     """Write a one-file report on the tasks in ``df``; return its path.
 
+    ``df`` is the typed frame or any source :func:`veo_notebook.engine.resolve` takes (a
+    Parquet file or hive dataset, a ``Store`` or store path, a DuckDB relation, a Spark
+    DataFrame); ``engine`` forces one. A frame is reported in memory; over DuckDB or
+    Spark every table and figure comes from aggregates the engine computes, and the
+    video families, the delivery check and the callback audit (which need every row)
+    are a sentence each (``docs/engines.md``).
     ``path`` ending in ``.md`` gives Markdown with the figures as PNG files in a
     ``<name>_figures`` folder beside it; anything else gives self-contained HTML.
     ``freq`` is the time bucket of the over-time figures (default: from the time span);
@@ -131,25 +201,27 @@ def report(
 
     >>> report(df, "out/report.html", title="March batch")     # doctest: +SKIP
     PosixPath('out/report.html')
+    >>> report("history/", "big.html", engine="duckdb")        # doctest: +SKIP
+    PosixPath('big.html')
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ctx = Context(
+    sections, n = build(
         df,
-        now_utc(df, now),
-        freq or auto_freq(df),
-        figures,
+        engine=engine,
+        freq=freq,
+        now=now,
+        figures=figures,
         callbacks=callbacks,
         callback_url=callback_url,
         archive=archive,
         checks=checks,
     )
-    sections = _sections(ctx)
     if path.suffix.lower() == ".md":
         text = render_markdown.render(title, sections, path.with_name(f"{path.stem}_figures"))
     else:
         text = render_html.render(title, sections)
     with atomic_path(path) as tmp:  # no half-written report under the final name
         tmp.write_text(text, encoding="utf-8")
-    log.info("report: %d tasks → %s", len(df), path)
+    log.info("report: %d tasks → %s", n, path)
     return path

@@ -19,7 +19,7 @@ from .. import analysis, fmt, plots
 from ..analysis.latency import STUCK_AFTER
 from .blocks import Block, Fig
 
-__all__ = ["FIGURE_DPI", "Context", "auto_freq", "on_ax"]
+__all__ = ["FIGURE_DPI", "Context", "auto_freq", "figure_block", "on_ax"]
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +59,36 @@ class Context:
         """Tasks generating for longer than :data:`STUCK_AFTER` at :attr:`now`."""
         return analysis.stuck_tasks(self.read, STUCK_AFTER, now=self.now)
 
+    @property
+    def n(self) -> int:
+        """How many tasks the report is on."""
+        return len(self.df)
+
+    @property
+    def n_read(self) -> int:
+        """How many records were read (the sections with nothing to say leave themselves out)."""
+        return len(self.read)
+
     def figure(self, name: str, caption: str, draw: Callable[[Figure], object]) -> list[Block]:
         """``[Fig]`` drawn by ``draw(fig)``, or ``[]`` without figures or if drawing fails."""
-        if not self.figures:
-            return []
-        try:
-            fig = Figure(figsize=plots.DEFAULT_SIZE, layout="constrained")
-            draw(fig)
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
-        except Exception:  # a figure that cannot be drawn must not sink the report
-            log.exception("report: figure %s could not be drawn", name)
-            return []
-        return [Fig(name, caption, buf.getvalue())]
+        return figure_block(self.figures, name, caption, draw)
+
+
+def figure_block(
+    figures: bool, name: str, caption: str, draw: Callable[[Figure], object]
+) -> list[Block]:
+    """``[Fig]`` drawn by ``draw(fig)``, or ``[]`` when ``figures`` is off or drawing fails."""
+    if not figures:
+        return []
+    try:
+        fig = Figure(figsize=plots.DEFAULT_SIZE, layout="constrained")
+        draw(fig)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
+    except Exception:  # a figure that cannot be drawn must not sink the report
+        log.exception("report: figure %s could not be drawn", name)
+        return []
+    return [Fig(name, caption, buf.getvalue())]
 
 
 def on_ax(plot: Callable[..., object], *args: object, **kwargs: object):

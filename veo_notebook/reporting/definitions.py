@@ -108,7 +108,7 @@ DEFINITIONS: list[tuple[str, str]] = [
 
 def definitions(ctx: Context) -> Section | None:
     """What each number means (once, at the end)."""
-    if not len(ctx.df):
+    if not ctx.n:
         return None
     needs = _needs()  # computed on first use: it scans interval bounds up to 1,000 tasks
     rows = [(k, v.replace("{needs}", needs)) for k, v in DEFINITIONS]

@@ -37,7 +37,7 @@ def _rate_table(frame: pd.DataFrame, by: str | Sequence[str]) -> pd.DataFrame:
 
 def failure_rates(ctx: Context) -> Section | None:
     """Failure rates by model and task type, and over time (small multiples)."""
-    if not len(ctx.read):
+    if not ctx.n_read:
         return None
     blocks: list[Block] = [
         Text(
@@ -82,7 +82,7 @@ def _params(fb: analysis.FailureBreakdown) -> pd.DataFrame:
 
 def why_fail(ctx: Context) -> Section | None:
     """Error categories (a Pareto), their raw messages, parameters and prompts."""
-    if not len(ctx.read):
+    if not ctx.n_read:
         return None
     fb = ctx.breakdown
     if not len(fb.categories):

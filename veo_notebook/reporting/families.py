@@ -41,7 +41,13 @@ def _forms(fam: pd.DataFrame) -> pd.DataFrame:
 
 def _upgrade_failures(df: pd.DataFrame) -> pd.DataFrame:
     children = df[df["task_type"].isin(CHILD_TYPES).to_numpy(dtype=bool, na_value=False)]
-    rates = analysis.failure_rates(children.astype({"task_type": "string"}), by="task_type")
+    return upgrade_view(
+        analysis.failure_rates(children.astype({"task_type": "string"}), by="task_type")
+    )
+
+
+def upgrade_view(rates: pd.DataFrame) -> pd.DataFrame:
+    """``failure_rates(by="task_type")`` of the extends and upgrades as the report's cells."""
     rates = rates.reindex([t for t in CHILD_TYPES if t in rates.index])
     view = pd.DataFrame(
         {

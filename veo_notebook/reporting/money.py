@@ -52,7 +52,11 @@ def _defaulted_models(df: pd.DataFrame) -> str:
 
 
 def _by_model(priced: pd.DataFrame) -> pd.DataFrame:
-    table = analysis.cost_summary(fmt.labelled(priced, "model"), by="model")
+    return _by_model_view(analysis.cost_summary(fmt.labelled(priced, "model"), by="model"))
+
+
+def _by_model_view(table: pd.DataFrame) -> pd.DataFrame:
+    """``cost_summary(by="model")`` as the report's cells."""
     view = pd.DataFrame(
         {
             "tasks": [count(v) for v in table["n"]],

@@ -44,7 +44,7 @@ def overview(ctx: Context) -> Section | None:
 
 def stuck(ctx: Context) -> Section | None:
     """Tasks generating for longer than ``STUCK_AFTER``, oldest first."""
-    if not len(ctx.read):
+    if not ctx.n_read:
         return None
     s = ctx.stuck
     if not len(s):

@@ -1,0 +1,379 @@
+"""The report over an engine (DuckDB, Spark): the same sections, built from aggregates.
+
+:func:`veo_notebook.report` comes here for a source too big to hold — a Parquet dataset
+above :data:`~veo_notebook.engine.PANDAS_MAX_ROWS`, a store's dataset, a DuckDB relation,
+a Spark DataFrame — or when ``engine=`` names one. :class:`SourceContext` holds the
+engine of every task and the engine of the read ones (a lazy subset). Each section asks
+the engine-capable analysis functions (``latency_summary``, ``km_latency``,
+``failure_rates``, ``failure_breakdown``, ``stuck_tasks``, ``cost_summary``,
+``duplicate_submissions``) and formats their tables with the same helpers as the
+in-memory report, so a table reads the same on every engine; the figures are drawn from
+aggregates (:mod:`.figures`). What comes back as rows is bounded: the stuck tasks (still
+generating), the duplicate candidates, and ``LIMIT``-ed lists.
+
+A section that needs every row (the video families) says so in one sentence.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .. import analysis, fmt
+from ..analysis._keys import plan_keys
+from ..analysis.latency import STUCK_AFTER
+from ..engine import Engine
+from ..engine import _plan as p
+from ..schema import Status
+from . import figures
+from ._cells import count, day, in_words, span
+from .blocks import Block, Facts, Section, Table, Text
+from .context import TOP_CATEGORIES, figure_block
+from .failures import NONE_FINISHED, _rate_table
+from .headline import (
+    CHANGE_COVER,
+    CHANGE_PERIODS,
+    _latency_row,
+    _success_and_p50,
+    _top_failure_row,
+    _verdict,
+)
+from .headline import _apart as apart
+from .latency import LATENCY_IS, PERCENTILES, _latency_table, _time_to_failure
+
+__all__ = [
+    "SourceContext",
+    "auto_freq_of",
+    "by_label",
+    "failure_rates",
+    "headline",
+    "latency",
+    "micros",
+    "overview",
+]
+
+_US = 1000  # ns per µs
+
+
+def _when(us: int) -> pd.Timestamp:
+    return pd.Timestamp(int(us), unit="us", tz="UTC")
+
+
+def micros(ts: pd.Timestamp) -> int:
+    """A time as µs since the epoch (what the engines compare times in)."""
+    return int(ts.value // _US)
+
+
+def _window(lo: pd.Timestamp, hi: pd.Timestamp) -> p.Cond:
+    """Created in (lo, hi] (µs resolution: a dataset holds µs)."""
+    return p.All(
+        (
+            p.NotNull("create_time"),
+            p.Not(p.TimeBefore("create_time", micros(lo) + 1)),
+            p.TimeBefore("create_time", micros(hi) + 1),
+        )
+    )
+
+
+@dataclass
+class SourceContext:
+    """What every section over an engine may use: the engines, the counts, the clock."""
+
+    eng: Engine  # every task
+    now: pd.Timestamp
+    freq: str
+    figures: bool = True
+    callbacks: pd.DataFrame | None = None
+    callback_url: str | Sequence[str] | None = None
+    archive: pd.DataFrame | None = None
+    checks: pd.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        unread = "fetch_error" in self.eng.columns()
+        self.read = self.eng.subset(p.Not(p.NotNull("fetch_error"))) if unread else self.eng
+        self.n = self.eng.count()
+        self.n_read = self.read.count() if unread else self.n
+        self.span = self.eng.time_span("create_time")
+
+    @property
+    def by_model(self) -> Engine:
+        """The read tasks; an engine labels a missing model itself (``upgrade task``)."""
+        return self.read
+
+    @functools.cached_property
+    def breakdown(self) -> analysis.FailureBreakdown:
+        return analysis.failure_breakdown(self.read, top=TOP_CATEGORIES)
+
+    @functools.cached_property
+    def stuck(self) -> pd.DataFrame:
+        """Tasks generating for longer than STUCK_AFTER: still generating, a bounded set."""
+        return analysis.stuck_tasks(self.read, STUCK_AFTER, now=self.now)
+
+    def figure(self, name: str, caption: str, draw: Callable[[Figure], object]) -> list[Block]:
+        return figure_block(self.figures, name, caption, draw)
+
+    def created(self) -> str:
+        """``first – last UTC`` of the creation times (the in-memory report's words)."""
+        if self.span is None:
+            return span(pd.Series([], dtype="datetime64[us, UTC]"))
+        return span(pd.Series([_when(self.span[0]), _when(self.span[1])]))
+
+
+def auto_freq_of(eng: Engine) -> str:
+    """The over-time bucket from the creation times' span (the rule of ``auto_freq``)."""
+    from .context import auto_freq
+
+    got = eng.time_span("create_time")
+    times = [] if got is None else [_when(got[0]), _when(got[1])]
+    return auto_freq(pd.DataFrame({"create_time": pd.Series(times, dtype="datetime64[us, UTC]")}))
+
+
+# --- the headline --------------------------------------------------------------------
+def _change_rows(ctx: SourceContext) -> list[tuple[str, str]]:
+    got = ctx.read.time_span("create_time")
+    if got is None or got[0] == got[1]:
+        return [("Change", "n/a (fewer than two tasks with a creation time)")]
+    first, end = _when(got[0]), _when(got[1])
+    fits = [
+        (n, pd.Timedelta(q))
+        for n, q in CHANGE_PERIODS
+        if end - first >= CHANGE_COVER * pd.Timedelta(q)
+    ]
+    if not fits:
+        shortest = CHANGE_COVER * pd.Timedelta(CHANGE_PERIODS[-1][1])
+        return [("Change", f"n/a (the tasks span less than {in_words(shortest)})")]
+    name, length = fits[0]
+    s1, p1, n1 = _success_and_p50(ctx.read.subset(_window(end - length, end)))
+    s0, p0, n0 = _success_and_p50(ctx.read.subset(_window(end - 2 * length, end - length)))
+    from ._cells import seconds
+    from .latency import NONE_SUCCEEDED
+
+    when = f"last {name} ({day(end - length)} – {day(end)}) vs the {name} before"
+    rate_txt = (
+        f"{fmt.rate_interval(*s1)} of {n1:,} finished vs {fmt.rate_interval(*s0)} of {n0:,}: "
+        f"{_verdict(apart(s1, s0), s1[0], s0[0], 'higher', 'lower')}"
+    )
+    p50_txt = (
+        f"{seconds(p1, NONE_SUCCEEDED)} s vs {seconds(p0, NONE_SUCCEEDED)} s: "
+        f"{_verdict(apart(p1, p0), p1[0], p0[0], 'slower', 'faster')}"
+    )
+    return [("Change", when), ("· success rate", rate_txt), ("· p50 latency", p50_txt)]
+
+
+def _unread_row(ctx: SourceContext) -> list[tuple[str, str]]:
+    unread = ctx.n - ctx.n_read
+    if not unread:
+        return []
+    keys = (p.Key("fetch_error"),)
+    top = ctx.eng.grouped(keys, {"n": p.Count()}, p.NotNull("fetch_error"), top=1)
+    why = f"; most often: {top['k0'].iloc[0]}" if len(top) else ""
+    return [("Unread", f"{unread:,} tasks whose record could not be read (left out below{why})")]
+
+
+def headline(ctx: SourceContext) -> Section:
+    if not ctx.n:
+        return Section("Headline", [Text("No tasks in this frame.")])
+    rows = [("Tasks", f"{ctx.n:,} tasks, created {ctx.created()}"), *_unread_row(ctx)]
+    if not ctx.n_read:
+        rows.append(("Read", "no task record could be read"))
+        return Section("Headline", [Facts(rows)])
+    (rate, lo, hi), _, n = _success_and_p50(ctx.read)
+    rows.append(("Success rate", f"{fmt.rate_interval(rate, lo, hi)} of {n:,} finished tasks"))
+    generating = ctx.read.grouped((), {"n": p.Count(p.In("status", (Status.GENERATING.value,)))})
+    flight = (
+        f"{int(generating['n'].iloc[0]):,} still generating, {len(ctx.stuck):,} stuck "
+        f"(generating for more than {in_words(STUCK_AFTER)} at {day(ctx.now)} UTC)"
+    )
+    rows += [
+        _latency_row(ctx.read),
+        _top_failure_row(ctx),
+        *_change_rows(ctx),
+        ("In flight", flight),
+    ]
+    return Section("Headline", [Facts(rows)])
+
+
+# --- tasks, latency, failures ----------------------------------------------------------
+def by_label(table: pd.DataFrame, column: str = "model") -> pd.DataFrame:
+    """A by-model table in the order of its labels as text: the in-memory report groups
+    the labelled models (``upgrade task`` among them), an engine puts missing keys last."""
+    order = table[column].astype(str).sort_values(kind="stable").index
+    return table.loc[order].reset_index(drop=True)
+
+
+def _label(frame: pd.DataFrame, i: int) -> list:
+    """Key ``i``'s display value per row: the value, else its missing label."""
+    return [
+        v if v is not None else na for v, na in zip(frame[f"k{i}"], frame[f"k{i}_na"], strict=True)
+    ]
+
+
+def overview(ctx: SourceContext) -> Section | None:
+    if not ctx.n:
+        return None
+    counts = ctx.eng.grouped((p.Key("status"),), {"n": p.Count()})
+    names = [fmt.UNREAD if v is None else str(v) for v in counts["k0"]]
+    status = pd.Series(counts["n"].to_numpy(np.int64), index=names).sort_values(
+        ascending=False, kind="stable"
+    )
+    table = pd.DataFrame(
+        {
+            "status": status.index,
+            "tasks": [count(v) for v in status],
+            "share": [fmt.pct(v / ctx.n) for v in status],
+        }
+    )
+    table.loc[len(table)] = ["all", count(ctx.n), fmt.pct(1.0)]
+    blocks: list[Block] = [
+        Text(
+            f"Tasks created {ctx.created()}. "
+            f"{fmt.UNREAD}: the record could not be read (the reason is in fetch_error)."
+        ),
+        Table(table),
+    ]
+
+    def draw(fig: Figure) -> None:
+        keys, _ = plan_keys(ctx.eng, "model")
+        both = ctx.eng.grouped((*keys, p.Key("status")), {"n": p.Count()})
+        both = both.assign(
+            model=_label(both, 0), status=[fmt.UNREAD if v is None else v for v in both["k1"]]
+        )
+        crossed = both.pivot_table(
+            index="model", columns="status", values="n", aggfunc="sum", fill_value=0
+        )
+        figures.status_bars(fig.add_subplot(), crossed, "model")
+
+    blocks += ctx.figure(
+        "status",
+        "Tasks by status and model (one bar per model, its length the tasks, coloured by "
+        "status): look for a model whose bar is mostly red or orange (failed) or blue "
+        "(still generating).",
+        draw,
+    )
+    return Section("Overview", blocks)
+
+
+def _ecdf(ctx: SourceContext) -> pd.DataFrame:
+    """The naive ECDF of successful tasks' latency by model: exact order statistics at
+    :func:`figures.grid_ranks` (``group``, ``value``, ``share``)."""
+    keys, _ = plan_keys(ctx.read, "model")
+    done = p.All((p.In("status", (Status.SUCCESS.value,)), p.NotNull("latency_s")))
+    sizes = ctx.read.grouped(keys, {"n": p.Count()}, done)
+    sizes = sizes[sizes["n"] > 0].sort_values("n", ascending=False, kind="stable")
+    cols = [c for c in sizes.columns if c != "n"]
+    wanted = [
+        {**{c: row[c] for c in cols}, "rank": int(r), "_n": int(row["n"])}
+        for _, row in sizes.head(figures.MAX_GROUPS).iterrows()
+        for r in figures.grid_ranks(int(row["n"]))
+    ]
+    if not wanted:
+        return pd.DataFrame({"group": [], "value": [], "share": []})
+    asked = pd.DataFrame(wanted)
+    got = ctx.read.ranks(keys, "latency_s", done, asked.drop(columns="_n"))
+    got = got.merge(asked, on=[*cols, "rank"])
+    return pd.DataFrame(
+        {"group": _label(got, 0), "value": got["value"], "share": got["rank"] / got["_n"]}
+    )
+
+
+def _latency_figures(ctx: SourceContext) -> list[Block]:
+    read = ctx.read
+
+    def ecdf(fig: Figure) -> None:
+        km = analysis.km_curve(read, by="model", now=ctx.now)
+        figures.latency_ecdf(fig.add_subplot(), _ecdf(ctx), km, "model")
+
+    def hist(fig: Figure) -> None:
+        keys, _ = plan_keys(read, "task_type")
+        h = read.histogram(keys, "latency_s", p.In("status", (Status.SUCCESS.value,)))
+        figures.latency_hist(fig.add_subplot(), h.assign(group=_label(h, 0)), "task_type")
+
+    def over_time(fig: Figure) -> None:
+        summary = analysis.latency_summary(
+            read, by=ctx.freq, percentiles=PERCENTILES, upgrades="pooled"
+        )
+        figures.latency_over_time(fig.add_subplot(), summary, ctx.freq, PERCENTILES)
+
+    step = 2 ** (1 / figures.HIST_PER_OCTAVE)
+    return [
+        *ctx.figure(
+            "latency_ecdf",
+            "Share of tasks succeeded by time since creation, one colour per model: solid, "
+            "Kaplan–Meier (tasks still generating counted at their age); dashed, the naive "
+            f"share of successful tasks (exact order statistics at {figures.ECDF_GRID} "
+            "evenly spaced shares). A curve further right is a slower model; solid right of "
+            "dashed means slow tasks are still generating.",
+            ecdf,
+        ),
+        *ctx.figure(
+            "latency_hist",
+            "Successful tasks per latency bin, one outline per task type (bins "
+            f"{(step - 1):.0%} wide on the log scale, counted by the engine): 4k upgrades "
+            "take several times longer than the rest; a second hump is a slow channel.",
+            hist,
+        ),
+        *ctx.figure(
+            "latency_over_time",
+            f"Latency percentiles per {ctx.freq} of creation time (a line per percentile, "
+            "its band the interval): a rising line whose band clears the earlier ones is a "
+            "real slow-down (no band where a bucket has too few tasks for an interval).",
+            over_time,
+        ),
+    ]
+
+
+def latency(ctx: SourceContext) -> Section | None:
+    if not ctx.n_read:
+        return None
+    from ._cells import CONFIDENCE
+
+    blocks: list[Block] = [
+        Text(
+            f"{LATENCY_IS} Successful tasks only; brackets: {fmt.pct(CONFIDENCE, 0)} intervals. "
+            "KM: Kaplan–Meier, counting tasks still generating (see Definitions)."
+        ),
+        Text("By model."),
+        Table(by_label(_latency_table(ctx, ctx.read, "model"))),  # type: ignore[arg-type]
+        Text("By task type."),
+        Table(_latency_table(ctx, ctx.read, "task_type")),  # type: ignore[arg-type]
+        Text("Time to failure, by model."),
+        Table(by_label(_time_to_failure(ctx)), "No task failed."),  # type: ignore[arg-type]
+    ]
+    return Section("Latency (time to success)", blocks + _latency_figures(ctx))
+
+
+def failure_rates(ctx: SourceContext) -> Section | None:
+    if not ctx.n_read:
+        return None
+    from ..plots import MIN_BUCKET_TASKS
+    from ._cells import CONFIDENCE
+
+    blocks: list[Block] = [
+        Text(
+            "Failed / finished tasks (tasks still generating are not counted); "
+            f"brackets: {fmt.pct(CONFIDENCE, 0)} Wilson score interval. "
+            "By model, then by task type."
+        ),
+        Table(by_label(_rate_table(ctx.read, "model")), NONE_FINISHED),  # type: ignore[arg-type]
+        Table(_rate_table(ctx.read, "task_type"), NONE_FINISHED),  # type: ignore[arg-type]
+    ]
+
+    def draw(fig: Figure) -> None:
+        overall = analysis.failure_rates(ctx.read, freq=ctx.freq, upgrades="pooled")
+        rates = analysis.failure_rates(ctx.read, by="model", freq=ctx.freq, upgrades="pooled")
+        figures.failure_panels(fig, overall, rates, "model", ctx.freq)
+
+    blocks += ctx.figure(
+        "failure_rate",
+        f"Failure rate per {ctx.freq} of creation time, one panel per model (line and band: "
+        f"its rate and interval; grey: all tasks; hollow points: fewer than "
+        f"{MIN_BUCKET_TASKS} finished tasks that {ctx.freq}): look for a panel whose band "
+        "sits above the grey line.",
+        draw,
+    )
+    return Section("Failure rates", blocks)
