@@ -735,6 +735,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--title", default="Veo task report", help="title of the report")
     p.add_argument("--no-figures", action="store_true", help="tables only (quicker)")
+    _engine_option(p, "pandas", "duckdb", "spark")
     p.add_argument(
         "--callbacks",
         default=None,
@@ -755,48 +756,59 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     "report",
     "a self-contained HTML (or Markdown) report",
     "Headline counts, latency by model with confidence intervals, failure categories and\n"
-    "figures, from a store (default: the default store) or a Parquet file. HTML is one\n"
-    "file; Markdown puts its figures in a <name>_figures folder beside it.",
+    "figures, from a store (default: the default store) or a Parquet file or dataset. HTML\n"
+    "is one file; Markdown puts its figures in a <name>_figures folder beside it. Above\n"
+    "the size (--engine) the history is never loaded whole: DuckDB (or Spark) computes\n"
+    "every table and figure from aggregates.",
     examples=[
         f"{PROG} report --out report.html",
         f"{PROG} report --parquet tasks.parquet --out report.md --title 'March batch'",
         f"{PROG} report --callbacks hooks.sqlite --out report.html",
+        f"{PROG} report --store big.sqlite --engine duckdb --out report.html",
+        f"{PROG} report --parquet history/ --out report.html",
     ],
     arguments=_report_args,
 )
 def _report(args: argparse.Namespace) -> int:
     _check_out(args.out, _REPORT_SUFFIXES)
-    runs = None
-    if args.parquet is not None:
-        from .export import read_parquet
-
-        df = read_parquet(args.parquet)
-    else:
-        from .checks import history
-        from .frame import from_store
-        from .store import Store
-
-        with Store(_store_to_read(args), create=False) as store:
-            df = from_store(store)
-            runs = history(store)  # veo-notebook check's runs: the Checks section
     hooks = None
     if args.callbacks is not None:
         from .callbacks import read_callbacks
 
         hooks = read_callbacks(args.callbacks)
-    from .reporting import report
+    options = {
+        "title": args.title,
+        "figures": not args.no_figures,
+        "callbacks": hooks,
+        "callback_url": args.callback_url,
+        "engine": args.engine,
+    }
+    if args.parquet is not None:  # read whole below the size, by DuckDB above (engine.resolve)
+        path = _write_report(str(args.parquet), args.out, options)
+    else:
+        from .checks import history
+        from .engine import PANDAS_MAX_ROWS
+        from .frame import from_store
+        from .store import Store
 
-    path = report(
-        df,
-        args.out,
-        title=args.title,
-        figures=not args.no_figures,
-        callbacks=hooks,
-        callback_url=args.callback_url,
-        checks=runs,
-    )
+        with Store(_store_to_read(args), create=False) as store:
+            runs = history(store)  # veo-notebook check's runs: the Checks section
+            small = store.counts()["records"] <= PANDAS_MAX_ROWS
+            if args.engine == "pandas" or (args.engine is None and small):
+                source: Any = from_store(store)
+                options["engine"] = None
+            else:  # the store's frame dataset, brought up to date, read by the engine
+                source = store
+                options["engine"] = args.engine or "duckdb"
+            path = _write_report(source, args.out, {**options, "checks": runs})
     sys.stdout.write(f"wrote {path}\n")
     return EXIT_OK
+
+
+def _write_report(source: Any, out: Path, options: dict[str, Any]) -> Path:
+    from .reporting import report
+
+    return report(source, out, **options)
 
 
 def _store_args(p: argparse.ArgumentParser) -> None:

@@ -42,6 +42,7 @@ class DuckDBEngine(SqlEngine):
 
     name = "duckdb"
     dialect = DIALECT
+    _parent: DuckDBEngine | None = None  # a subset's source: keeps its connection open
 
     def __init__(self, relation: Any = None, *, path: str | None = None) -> None:
         import duckdb

@@ -1,9 +1,9 @@
 """The report's figures over an engine, drawn from aggregate tables (never from rows).
 
 Each function draws one figure of :mod:`veo_notebook.plots` from what an engine returned:
-the status bars from counts per (model, status), the latency ECDF from exact order
-statistics at a grid of ranks (plus the Kaplan–Meier curve), the latency histogram from
-counts per log-scale bin, the percentiles over time from ``latency_summary`` per bucket,
+the status bars from counts per (model, status), the latency ECDF and histogram from
+counts per log-scale bin (the ECDF exact at each bin's edge; the Kaplan–Meier curve from
+its event-time counts), the percentiles over time from ``latency_summary`` per bucket,
 the failure-rate panels from counts per (group, bucket), the spend from ``cost_summary``
 per bucket. The look (colours, axes, legends) is the one of :mod:`veo_notebook.plots`.
 """
@@ -42,7 +42,6 @@ from ..plots import (
 from ..schema import STATUS_COLOURS, STATUS_ORDER
 
 __all__ = [
-    "ECDF_GRID",
     "HIST_PER_OCTAVE",
     "failure_panels",
     "latency_ecdf",
@@ -52,8 +51,6 @@ __all__ = [
     "status_bars",
 ]
 
-#: Ranks of the naive ECDF: the exact order statistics at this many evenly spaced shares.
-ECDF_GRID = 200
 #: Bars of the latency histogram per doubling of latency (the engine counts 64 an octave).
 HIST_PER_OCTAVE = 8
 
@@ -79,16 +76,9 @@ def status_bars(ax: Axes, counts: pd.DataFrame, by: str) -> Axes:
     return ax
 
 
-def grid_ranks(n: int, grid: int = ECDF_GRID) -> np.ndarray:
-    """The 1-based ranks read for the ECDF of ``n`` values: the first, the last, and one
-    at each ``1/grid`` share of them."""
-    shares = np.arange(1, grid + 1) / grid
-    return np.unique(np.concatenate([[1], np.ceil(shares * n).astype(np.int64)]))
-
-
 def latency_ecdf(ax: Axes, naive: pd.DataFrame, km: pd.DataFrame, by: str) -> Axes:
     """Share succeeded by time: Kaplan–Meier (solid, from ``km_curve``'s table) and the
-    naive ECDF (dashed, ``naive``: ``group``, ``value``, ``share`` at the grid's ranks)."""
+    naive ECDF (dashed, ``naive``: ``group``, ``value``, ``share``, a point per bin)."""
     title = f"Time to success by {by}"
     if not len(naive) and not len(km):
         return _say(ax, "No task succeeded and none is generating.", title)

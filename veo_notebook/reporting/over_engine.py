@@ -29,6 +29,8 @@ from ..analysis._keys import plan_keys
 from ..analysis.latency import STUCK_AFTER
 from ..engine import Engine
 from ..engine import _plan as p
+from ..engine._sql import _LOW_BIN as LOW_BIN
+from ..engine._sql import BINS_PER_OCTAVE
 from ..schema import Status
 from . import figures
 from ._cells import count, day, in_words, span
@@ -191,7 +193,7 @@ def headline(ctx: SourceContext) -> Section:
     )
     rows += [
         _latency_row(ctx.read),
-        _top_failure_row(ctx),
+        _top_failure_row(ctx),  # type: ignore[arg-type]
         *_change_rows(ctx),
         ("In flight", flight),
     ]
@@ -259,26 +261,22 @@ def overview(ctx: SourceContext) -> Section | None:
 
 
 def _ecdf(ctx: SourceContext) -> pd.DataFrame:
-    """The naive ECDF of successful tasks' latency by model: exact order statistics at
-    :func:`figures.grid_ranks` (``group``, ``value``, ``share``)."""
+    """The naive ECDF of successful tasks' latency by model, exact at the upper edge of
+    each of the engine's log-scale bins (``group``, ``value``, ``share``): one count per
+    (model, bin), a cumulative sum here."""
     keys, _ = plan_keys(ctx.read, "model")
     done = p.All((p.In("status", (Status.SUCCESS.value,)), p.NotNull("latency_s")))
-    sizes = ctx.read.grouped(keys, {"n": p.Count()}, done)
-    sizes = sizes[sizes["n"] > 0].sort_values("n", ascending=False, kind="stable")
-    cols = [c for c in sizes.columns if c != "n"]
-    wanted = [
-        {**{c: row[c] for c in cols}, "rank": int(r), "_n": int(row["n"])}
-        for _, row in sizes.head(figures.MAX_GROUPS).iterrows()
-        for r in figures.grid_ranks(int(row["n"]))
-    ]
-    if not wanted:
-        return pd.DataFrame({"group": [], "value": [], "share": []})
-    asked = pd.DataFrame(wanted)
-    got = ctx.read.ranks(keys, "latency_s", done, asked.drop(columns="_n"))
-    got = got.merge(asked, on=[*cols, "rank"])
+    h = ctx.read.histogram(keys, "latency_s", done)
+    h = h.assign(group=_label(h, 0))
+    h = h[h["b"].to_numpy() != LOW_BIN]
+    running = h.groupby("group", sort=False)["c"]
     return pd.DataFrame(
-        {"group": _label(got, 0), "value": got["value"], "share": got["rank"] / got["_n"]}
-    )
+        {
+            "group": h["group"],
+            "value": 2.0 ** ((h["b"].to_numpy(np.int64) + 1) / BINS_PER_OCTAVE),
+            "share": running.cumsum() / running.transform("sum"),
+        }
+    ).reset_index(drop=True)
 
 
 def _latency_figures(ctx: SourceContext) -> list[Block]:
@@ -305,8 +303,9 @@ def _latency_figures(ctx: SourceContext) -> list[Block]:
             "latency_ecdf",
             "Share of tasks succeeded by time since creation, one colour per model: solid, "
             "Kaplan–Meier (tasks still generating counted at their age); dashed, the naive "
-            f"share of successful tasks (exact order statistics at {figures.ECDF_GRID} "
-            "evenly spaced shares). A curve further right is a slower model; solid right of "
+            "share of successful tasks (counted by the engine in bins "
+            f"{(2 ** (1 / BINS_PER_OCTAVE) - 1):.0%} wide, exact at each bin's upper edge). A "
+            "curve further right is a slower model; solid right of "
             "dashed means slow tasks are still generating.",
             ecdf,
         ),

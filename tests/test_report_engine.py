@@ -1,0 +1,179 @@
+"""The report over an engine: the same tables as the in-memory report, cell by cell, on
+DuckDB and Spark; figures drawn from aggregates; nothing pulled whole into pandas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from test_engine import NOW, history
+
+from veo_notebook import export, reporting
+from veo_notebook.engine import _duckdb, resolve
+from veo_notebook.engine import _plan as p
+from veo_notebook.engine._pandas import PandasEngine
+from veo_notebook.reporting import over_engine, over_engine_money
+from veo_notebook.reporting.blocks import Facts, Fig, Section, Table, Text
+
+N = 20_000
+#: What only the in-memory report shows: the families need every row (over an engine the
+#: section is a sentence and the upgrade failures).
+IN_MEMORY_ONLY = {"Families"}
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return history(N, seed=11)
+
+
+@pytest.fixture(scope="module")
+def dataset(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("report_engine") / "history"
+    return export.to_parquet(frame, path, partition_by="create_date")
+
+
+def shown(sections: list[Section]) -> dict[str, list[object]]:
+    """What a reader sees, per section: the texts, facts and tables (as text cells)."""
+    out: dict[str, list[object]] = {}
+    for s in sections:
+        items: list[object] = []
+        for b in s.blocks:
+            if isinstance(b, Table):  # the row labels of a listing are not data ("index")
+                items.append(b.frame.drop(columns="index", errors="ignore").astype(str))
+            elif isinstance(b, Text | Facts):
+                items.append(b)
+        out[s.heading] = items
+    return out
+
+
+def assert_same_report(a: list[Section], b: list[Section]) -> None:
+    got, want = shown(b), shown(a)
+    assert list(got) == list(want)
+    for heading in want:
+        if heading in IN_MEMORY_ONLY:
+            continue
+        assert len(got[heading]) == len(want[heading]), heading
+        for x, y in zip(want[heading], got[heading], strict=True):
+            if isinstance(x, pd.DataFrame):
+                pd.testing.assert_frame_equal(x.reset_index(drop=True), y.reset_index(drop=True))
+            else:
+                assert x == y, heading
+
+
+@pytest.fixture(scope="module")
+def in_memory(frame: pd.DataFrame) -> list[Section]:
+    return reporting.build(frame, now=NOW, figures=False)[0]
+
+
+def test_report_over_duckdb_shows_the_in_memory_numbers(dataset: Path, in_memory) -> None:
+    sections, n = reporting.build(dataset, engine="duckdb", now=NOW, figures=False)
+    assert n == N
+    assert_same_report(in_memory, sections)
+    families = shown(sections)["Families"]
+    assert families[0] == Text(over_engine_money.NO_FAMILIES)
+    assert isinstance(families[1], pd.DataFrame) and len(families[1]) == 3
+
+
+def test_a_relation_and_a_frame_forced_to_duckdb_give_the_same(frame, dataset, in_memory) -> None:
+    con = duckdb.connect()
+    rel = con.sql(f"SELECT * FROM read_parquet('{dataset}/**/*.parquet', hive_partitioning=true)")
+    assert_same_report(in_memory, reporting.build(rel, now=NOW, figures=False)[0])
+    forced = reporting.build(frame.head(3000), engine="duckdb", now=NOW, figures=False)[0]
+    assert_same_report(reporting.build(frame.head(3000), now=NOW, figures=False)[0], forced)
+
+
+def test_a_small_dataset_is_reported_in_memory(dataset: Path, in_memory) -> None:
+    """Below PANDAS_MAX_ROWS a path is read whole: the in-memory report, families too."""
+    sections = reporting.build(dataset, now=NOW, figures=False)[0]
+    assert shown(sections)["Families"][0] == shown(in_memory)["Families"][0]
+
+
+def test_report_over_spark_shows_the_same_numbers(spark, dataset: Path, frame) -> None:
+    """Spark runs each aggregate as a job (~0.5 s on local[1]), so here: the sections built
+    on the engine's own report aggregates (status counts, ordered rows) and those
+    aggregates (subset, time span, histogram); every analysis table the other sections
+    show is compared on Spark in tests/test_engine.py."""
+    tasks = spark.read.parquet(str(dataset)).cache()
+    made = {"pandas": PandasEngine(frame), "spark": resolve(tasks)}
+    got = {}
+    for name, eng in made.items():
+        ctx = over_engine.SourceContext(eng, NOW, "1D", figures=False)
+        sections = [over_engine.overview(ctx), over_engine_money.at_risk(ctx)]
+        got[name] = [s for s in sections if s is not None]
+    assert_same_report(got["pandas"], got["spark"])
+    keys = (p.Key("task_type"),)
+    success = p.In("status", ("success",))
+    pd.testing.assert_frame_equal(
+        made["pandas"].histogram(keys, "latency_s", success),
+        made["spark"].histogram(keys, "latency_s", success),
+    )
+    window = p.All((p.In("task_type", ("4k",)), p.TimeBefore("create_time", NOW.value // 1000)))
+    late = {name: eng.subset(window) for name, eng in made.items()}
+    assert late["pandas"].count() == late["spark"].count() > 0
+    assert late["pandas"].time_span("create_time") == late["spark"].time_span("create_time")
+    tasks.unpersist()
+
+
+def test_no_pull_to_pandas_over_duckdb(dataset: Path, frame, monkeypatch, tmp_path) -> None:
+    """The whole report with figures over DuckDB: every way of returning a relation as
+    pandas raises, and every answer is small (the largest: Kaplan–Meier's event-time
+    counts, one row per distinct latency of a group)."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a whole relation was pulled into pandas")
+
+    rel_type = type(duckdb.connect().sql("SELECT 1"))
+    for name in ("df", "fetchdf", "to_df", "fetch_df", "pl", "fetchnumpy"):
+        if hasattr(rel_type, name):
+            monkeypatch.setattr(rel_type, name, refuse)
+    monkeypatch.setattr(export, "read_parquet", refuse)
+    sizes: list[int] = []
+    fetch = _duckdb.DuckDBEngine._fetch
+
+    def counting(self, sql: str):
+        table = fetch(self, sql)
+        sizes.append(table.num_rows)
+        return table
+
+    monkeypatch.setattr(_duckdb.DuckDBEngine, "_fetch", counting)
+    drawn = reporting.build(dataset, engine="duckdb", now=NOW)[0]
+    figs = [b.name for s in drawn for b in s.blocks if isinstance(b, Fig)]
+    assert figs == [
+        "status",
+        "latency_ecdf",
+        "latency_hist",
+        "latency_over_time",
+        "failure_rate",
+        "failure_pareto",
+        "spend",
+    ]
+    timed = frame.dropna(subset=["latency_s"])
+    distinct = timed.groupby("model", dropna=False, observed=True)["latency_s"].nunique().sum()
+    running = int((frame["status"] == "generating").sum())
+    assert max(sizes) <= distinct + running < N  # distinct (group, time) pairs, not rows
+    big = [n for n in sizes if n > N // 4]  # km_latency (model, task type), km_curve
+    assert len(big) == 3, sizes
+
+
+def test_cli_report_over_duckdb(tmp_path: Path, capsys) -> None:
+    import orjson
+
+    from veo_notebook.cli import main
+    from veo_notebook.simulator import corpus
+    from veo_notebook.store import Store
+
+    path = tmp_path / "h.sqlite"
+    with Store(path) as st:
+        envs = corpus.iter_envelopes(1500, seed=5)
+        st.put_many([(e["data"]["taskId"], orjson.dumps(e).decode(), 1e9, None) for e in envs])
+    out = tmp_path / "r.html"
+    args = ["report", "--store", str(path), "--engine", "duckdb", "--out", str(out)]
+    assert main([*args, "--no-figures"]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    html = out.read_text(encoding="utf-8")
+    assert "1,500 tasks" in html and "not built over an engine" in html
+    small = tmp_path / "small.md"
+    assert main(["report", "--store", str(path), "--out", str(small), "--no-figures"]) == 0
+    assert "not built over an engine" not in small.read_text(encoding="utf-8")  # in memory
