@@ -10,7 +10,13 @@ times, each in a fresh subprocess that reports its own peak RSS:
   ``cost_summary(by="model")`` on DuckDB over the dataset;
 * at the smallest size, the same three calls on pandas (the frame read whole, then the
   call) beside DuckDB, and checks that the tables are identical, cell for cell;
-* with ``--spark``, the three calls on Spark ``local[2]`` over the same dataset.
+* with ``--spark``, the three calls on Spark ``local[2]`` over the same dataset;
+* with ``--report``, the whole ``report(path, "r.html", engine="duckdb")`` (figures
+  included, drawn from aggregates) at every size, its time and peak RSS, and the ratio
+  of the peaks (largest / smallest size).
+
+``--keep DIR`` reuses the histories already in DIR (``history-<n>``), read only in
+``--report`` mode.
 
 Rows are ``tests/_frames.synthetic_frame``'s (three models, four task types, log-normal
 latencies at millisecond resolution, ~10 % failures with kie.ai's messages, a batch still
@@ -112,6 +118,41 @@ print(json.dumps({{"read_s": t1 - t0, "call_s": t2 - t1, "rss_mb": rss}}))
 """
 
 
+_REPORT_CHILD = """
+import json, sys, tempfile, time
+from pathlib import Path
+from veo_notebook import report
+t0 = time.perf_counter()
+with tempfile.TemporaryDirectory() as tmp:
+    report({path!r}, Path(tmp) / "r.html", engine={engine!r})
+took = time.perf_counter() - t0
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+print(json.dumps({{"call_s": took, "rss_mb": int(hwm.split()[1]) / 1024}}))
+"""
+
+
+def measure_report(path: Path, engine: str = "duckdb") -> dict:
+    """``report()`` on the dataset in a fresh process: its time and peak RSS."""
+    code = _REPORT_CHILD.format(path=str(path), engine=engine)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def reports(root: Path, sizes: list[int]) -> None:
+    """``report()`` over DuckDB at each size; the peak's growth from the smallest."""
+    peaks = []
+    for n in sizes:
+        got = measure_report(root / f"history-{n}")
+        peaks.append(got["rss_mb"])
+        print(f"{n:>11,} report()         duckdb {got['call_s']:6.1f} s {got['rss_mb']:6.0f} MB")
+    if len(peaks) > 1:
+        print(f"peak RSS {sizes[-1]:,} / {sizes[0]:,}: {peaks[-1] / peaks[0]:.2f}x")
+
+
 def measure(path: Path, engine: str, name: str, keep: Path | None = None) -> dict:
     """Time one call in a fresh process; its peak RSS too."""
     code = _CHILD.format(
@@ -174,11 +215,22 @@ def main() -> None:
     ap.add_argument("--spark", action="store_true")
     ap.add_argument("--layer", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, help="write the histories here")
+    ap.add_argument("--report", action="store_true", help="time report() over DuckDB")
     args = ap.parse_args()
     import pandas as pd
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="veo-history-"))
     sizes = sorted(int(s) for s in args.sizes)
+    if args.report:
+        for n in sizes:
+            if not (root / f"history-{n}").exists():
+                print(f"{n:>11,} rows written in {write_history(root / f'history-{n}', n):.1f} s")
+        try:
+            reports(root, sizes)
+        finally:
+            if args.keep is None:
+                shutil.rmtree(root, ignore_errors=True)
+        return
     try:
         for i, n in enumerate(sizes):
             path = root / f"history-{n}"

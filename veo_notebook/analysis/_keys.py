@@ -137,8 +137,15 @@ class Groups:
         cols = key_columns(n_keys)
         if not cols:
             return np.zeros(len(frame), dtype=np.intp)
-        tuples = frame[cols].itertuples(index=False, name=None)
-        return np.array([self._pos.get(_norm(t), -1) for t in tuples], dtype=np.intp)
+        if frame.empty:
+            return np.zeros(0, dtype=np.intp)
+        # each distinct key looked up once (an answer can hold a row per distinct time)
+        keys = frame[cols].reset_index(drop=True).astype(object)
+        keys = keys.where(keys.notna(), None)
+        by = keys.groupby(cols, dropna=False, sort=False)
+        firsts = by.head(1).itertuples(index=False, name=None)
+        lookup = np.array([self._pos.get(_norm(t), -1) for t in firsts], dtype=np.intp)
+        return lookup[by.ngroup().to_numpy()]
 
 
 def _in_order(value: pd.Series, key: p.Key | p.Bucket) -> pd.Series:

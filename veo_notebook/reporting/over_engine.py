@@ -30,7 +30,7 @@ from ..analysis.latency import STUCK_AFTER
 from ..engine import Engine
 from ..engine import _plan as p
 from ..engine._sql import _LOW_BIN as LOW_BIN
-from ..engine._sql import BINS_PER_OCTAVE
+from ..engine._sql import BINS_PER_OCTAVE, SqlEngine
 from ..schema import Status
 from . import figures
 from ._cells import count, day, in_words, span
@@ -82,6 +82,23 @@ def _window(lo: pd.Timestamp, hi: pd.Timestamp) -> p.Cond:
     )
 
 
+def remember(eng: Engine) -> None:
+    """Let a SQL engine answer a query it already answered from memory: the sections ask
+    some aggregates more than once (the duplicate candidates for each cost table, the
+    Kaplan–Meier counts for the table and the curve), and each answer is small."""
+    if not isinstance(eng, SqlEngine) or "_fetch" in vars(eng):
+        return
+    fetch = eng._fetch
+    answers: dict[str, object] = {}
+
+    def fetch_once(sql: str):  # type: ignore[no-untyped-def]
+        if sql not in answers:
+            answers[sql] = fetch(sql)
+        return answers[sql]
+
+    eng._fetch = fetch_once  # type: ignore[method-assign]
+
+
 @dataclass
 class SourceContext:
     """What every section over an engine may use: the engines, the counts, the clock."""
@@ -96,8 +113,10 @@ class SourceContext:
     checks: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
+        remember(self.eng)
         unread = "fetch_error" in self.eng.columns()
         self.read = self.eng.subset(p.Not(p.NotNull("fetch_error"))) if unread else self.eng
+        remember(self.read)
         self.n = self.eng.count()
         self.n_read = self.read.count() if unread else self.n
         self.span = self.eng.time_span("create_time")
