@@ -55,7 +55,10 @@ def money(ctx: SourceContext) -> Section | None:
         return None
     total = analysis.cost_summary(ctx.eng, by=None).iloc[0]
     dups = analysis.duplicate_submissions(ctx.eng)
-    cost = analysis.cost_summary(ctx.read, by="model")
+    # over every task (the duplicate candidates are then asked once for the whole
+    # section); unread tasks only repeat each other, so their row is all they change
+    cost = analysis.cost_summary(ctx.eng, by="model")
+    cost = cost[cost.index != fmt.UNREAD]
     blocks: list[Block] = [
         Text(_facts(ctx, total, dups)),
         Text(f"By model ({fmt.UPGRADE}: a 1080p/4k upgrade, which has no model of its own)."),
