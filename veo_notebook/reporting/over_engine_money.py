@@ -43,9 +43,20 @@ def _facts(ctx: SourceContext, total: pd.Series, dups: pd.DataFrame) -> str:
         f"{credits(spent)} credits for {ctx.n:,} tasks: {credits(spent - reported)} "
         f"estimated ({origin}), {credits(reported)} reported by the API; "
         f"{int(total['unpriced'])} tasks without a price (unread, or no price applies: "
-        f"'{fmt.UNPRICED}'). {failed}"
+        f"'{fmt.UNPRICED}'). {failed}{_defaulted(ctx)}"
         f"{len(dups)} duplicate submissions (the same request within "
         f"{in_words(DEFAULT_WINDOW)}) wasted {credits(dups['wasted_credits'].sum())} credits."
+    )
+
+
+def _defaulted(ctx: SourceContext) -> str:
+    """The in-memory report counts the requests that named no model; an engine does not
+    look inside the list column that says so."""
+    if "defaults_applied" not in ctx.eng.columns():
+        return ""
+    return (
+        "Requests that named no model (kie.ai's default, priced as such) are not counted "
+        "over an engine: the frame's defaults_applied column says which. "
     )
 
 
