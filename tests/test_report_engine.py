@@ -25,7 +25,11 @@ IN_MEMORY_ONLY = {"Families"}
 
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
-    return history(N, seed=11)
+    """The engine tests' history, some requests naming no model (priced as the default)."""
+    df = history(N, seed=11)
+    named = [["model", "aspect_ratio"] if i % 7 == 0 else None for i in range(N)]
+    df["defaults_applied"] = pd.Series(named, dtype=df["defaults_applied"].dtype)
+    return df
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +75,7 @@ def test_report_over_duckdb_shows_the_in_memory_numbers(dataset: Path, in_memory
     sections, n = reporting.build(dataset, engine="duckdb", now=NOW, figures=False)
     assert n == N
     assert_same_report(in_memory, sections)
+    assert "requests named no model" in shown(sections)["Money"][0].text  # type: ignore[union-attr]
     families = shown(sections)["Families"]
     assert families[0] == Text(over_engine_money.NO_FAMILIES)
     assert isinstance(families[1], pd.DataFrame) and len(families[1]) == 3

@@ -154,6 +154,7 @@ def build(
     else:
         eng = resolve(source, engine)
         if not isinstance(eng, PandasEngine):
+            over_engine.remember(eng)  # the clock and the span are asked again below
             sctx = SourceContext(
                 eng, latency_now(eng, now), freq or auto_freq_of(eng), figures, **options
             )

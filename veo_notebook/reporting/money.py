@@ -41,7 +41,11 @@ def _defaulted_models(df: pd.DataFrame) -> str:
     """A sentence on the requests that named no model (priced as kie.ai's default)."""
     if "defaults_applied" not in df.columns:
         return ""
-    n = sum("model" in list(v) for v in df["defaults_applied"].dropna())
+    return defaulted_sentence(sum("model" in list(v) for v in df["defaults_applied"].dropna()))
+
+
+def defaulted_sentence(n: int) -> str:
+    """The sentence on ``n`` requests that named no model (nothing when there are none)."""
     if not n:
         return ""
     model = schema.REQUEST_DEFAULTS["model"]

@@ -57,6 +57,7 @@ __all__ = [
     "latency",
     "micros",
     "overview",
+    "remember",
 ]
 
 _US = 1000  # ns per µs

@@ -10,12 +10,13 @@ from matplotlib.figure import Figure
 from .. import analysis, fmt, pricing
 from ..analysis.cost import DEFAULT_WINDOW
 from ..engine import _plan as p
+from ..engine._pandas import PandasEngine
 from ..schema import MEDIA_RETENTION, Status
 from . import figures
 from ._cells import LISTED, TABLE_TIME, credits, flat, in_words, table_times
 from .blocks import Block, Section, Table, Text
 from .families import CHILD_TYPES, upgrade_view
-from .money import _by_model_view, _worst_duplicates
+from .money import _by_model_view, _defaulted_models, _worst_duplicates, defaulted_sentence
 from .over_engine import SourceContext, by_label, micros
 from .videos import AT_RISK_WITHIN
 
@@ -50,14 +51,16 @@ def _facts(ctx: SourceContext, total: pd.Series, dups: pd.DataFrame) -> str:
 
 
 def _defaulted(ctx: SourceContext) -> str:
-    """The in-memory report counts the requests that named no model; an engine does not
-    look inside the list column that says so."""
+    """The requests that named no model, counted over the distinct ``defaults_applied``
+    lists (a handful: which request fields kie.ai filled in)."""
     if "defaults_applied" not in ctx.eng.columns():
         return ""
-    return (
-        "Requests that named no model (kie.ai's default, priced as such) are not counted "
-        "over an engine: the frame's defaults_applied column says which. "
-    )
+    if isinstance(ctx.eng, PandasEngine):  # numpy does not group list cells
+        return _defaulted_models(ctx.eng.df)
+    named = p.NotNull("defaults_applied")
+    lists = ctx.eng.grouped((), {"n": p.Count()}, named, extra=("defaults_applied",))
+    n = sum(int(c) for v, c in zip(lists["x0"], lists["n"], strict=True) if "model" in list(v))
+    return defaulted_sentence(n)
 
 
 def money(ctx: SourceContext) -> Section | None:
