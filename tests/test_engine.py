@@ -256,3 +256,14 @@ def test_report_tables_at_100k_are_identical_on_pandas_duckdb_and_spark(
     tasks = spark.read.parquet(str(path)).cache()  # read once: each table is a few jobs
     assert_same(expected, report_tables(tasks))
     tasks.unpersist()
+
+
+def test_duckdb_unifies_the_files_schemas_only_when_they_differ(tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    pd.DataFrame({"task_id": ["a"], "status": ["success"]}).to_parquet(folder / "a.parquet")
+    pd.DataFrame({"task_id": ["b"]}).to_parquet(folder / "b.parquet")  # an older file
+    assert _duckdb.one_schema(str(folder / "a.parquet"))
+    assert not _duckdb.one_schema(str(folder))
+    eng = _duckdb.DuckDBEngine(path=str(folder))
+    assert eng.count() == 2 and "status" in eng.columns()
