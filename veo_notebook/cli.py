@@ -81,6 +81,8 @@ EXIT_CODES = {
 _USAGE_ERRORS = (InputError, ConfigError, AuthError)
 
 _FRAME_SUFFIXES = (".parquet", ".csv")
+#: the partition a store's own dataset has (export streams it, or one file)
+_BY_DAY = "create_date"
 _CLOSE_ENOUGH = 0.6  # difflib ratio of an unknown option's name to a known one (output ~ out)
 _REPORT_SUFFIXES = (".html", ".md")
 
@@ -689,17 +691,12 @@ def _export(args: argparse.Namespace) -> int:
     from .store import Store
 
     csv = args.out.suffix.lower() == ".csv"
+    streamed = args.partition_by in (None, _BY_DAY) and not csv and args.engine != "pandas"
     with Store(_store_to_read(args), create=False) as store:
-        if not csv and args.partition_by is None and args.engine != "pandas":
-            eng = _store_engine(store, args.engine)  # above the size: DuckDB
-            if eng.name == "duckdb":  # streamed from the frame dataset, never loaded whole
-                eng.write_parquet(args.out)
-                sys.stdout.write(f"wrote {eng.count()} rows to {args.out}\n")
-                return EXIT_OK
-        if args.partition_by == "create_date":  # block by block, bounded memory
+        if streamed:  # from the store's frame dataset, a row group at a time
             from .export import export_store
 
-            rows = export_store(store, args.out)
+            rows = export_store(store, args.out, partition_by=args.partition_by)
             sys.stdout.write(f"wrote {rows} rows to {args.out}\n")
             return EXIT_OK
         df = from_store(store)
@@ -712,14 +709,18 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _export_url(args: argparse.Namespace) -> int:
-    """``export --out s3://...``: a dataset by creation day, written from the store's own."""
+    """``export --out s3://...``: a dataset by creation day or one Parquet file, streamed
+    from the store's own dataset."""
     from .export import export_store
     from .store import Store
 
-    if args.partition_by != "create_date":
-        raise InputError(f"--out {args.out}: a URL takes a dataset; add --partition-by create_date")
+    one_file = args.partition_by is None and args.out.lower().endswith(".parquet")
+    if args.partition_by != _BY_DAY and not one_file:
+        raise InputError(
+            f"--out {args.out}: a URL takes a .parquet file or a dataset (--partition-by {_BY_DAY})"
+        )
     with Store(_store_to_read(args), create=False) as store:
-        rows = export_store(store, args.out)
+        rows = export_store(store, args.out, partition_by=args.partition_by)
     sys.stdout.write(f"wrote {rows} rows to {args.out}\n")
     return EXIT_OK
 

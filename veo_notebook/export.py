@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -159,37 +158,65 @@ def export_store(
     store: Store | str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
+    partition_by: str | None = "create_date",
     storage_options: dict[str, Any] | None = None,
     progress: bool = False,
 ) -> int:
-    """Write a store's frame as a hive dataset by UTC creation day, at a path or fsspec URL.
+    """Write a store's frame as a hive dataset by UTC creation day, or as one Parquet file,
+    at a path or fsspec URL, never holding the whole frame.
 
     The store's own dataset (:func:`veo_notebook.frame.dataset.sync`) is brought up to date
-    block by block, then copied file by file: memory is bounded by a block, not by the
-    history. Days present at ``out`` that the store lacks are left as they are.
+    block by block, then streamed out a row group at a time with each task's
+    ``root_task_id`` filled in (the dataset's own files leave it to the reader): memory is
+    bounded by a row group and the parent links, not by the history. Days present at
+    ``out`` that the store lacks are left as they are. One file (``partition_by=None``)
+    holds the rows day by day (creation day, then the order they were stored).
 
     Returns
     -------
     int
         The number of rows written.
 
+    Raises
+    ------
+    InputError
+        ``partition_by`` other than ``"create_date"`` or None (use :func:`to_parquet`).
+
     >>> import tempfile, pathlib
     >>> from veo_notebook import Store
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> with Store(d / "s.sqlite") as st:
     ...     st.put("t1", '{"code":200,"data":{"successFlag":1}}', fetched_at=0.0)
-    ...     export_store(st, d / "out")
-    1
+    ...     export_store(st, d / "out"), export_store(st, d / "t.parquet", partition_by=None)
+    (1, 1)
     """
-    from .frame import dataset
+    from .frame import _stream, dataset
+    from .frame._dataset_state import locked
 
+    if partition_by not in (None, dataset.PARTITION):
+        raise InputError(
+            f"a store exports by {dataset.PARTITION} or as one file, not by {partition_by!r}: "
+            "read the frame (veo.from_store) and write it with veo.to_parquet"
+        )
     root = dataset.sync(store, progress=progress)
     dest = _Out(out, storage_options)
-    rows = 0
-    for f in sorted(root.glob(f"{dataset.PARTITION}=*/{dataset.FILE_NAME}")):
-        rows += pq.ParquetFile(f).metadata.num_rows
-        dest.copy(f"{f.parent.name}/{PART_FILE}", f)
-    log.info("wrote %d rows from %s to dataset %s", rows, root, dest.url)
+    with locked(root):  # no sync rewrites a day meanwhile
+        days = _stream.day_files(root)
+        schema_ = _stream.file_schema([f for _, f in days])
+        roots = _stream.Roots.of([f for _, f in days])
+        if partition_by is None:
+            parts = (b for _, f in days for b in _stream.batches(f, schema_, roots))
+            rows = dest.stream("", schema_, parts)
+        else:
+            meta = {**(schema_.metadata or {}), _KEY_DERIVED: partition_by.encode()}
+            schema_ = schema_.with_metadata(meta)
+            rows = sum(
+                dest.stream(
+                    f"{partition_by}={day}/{PART_FILE}", schema_, _stream.batches(f, schema_, roots)
+                )
+                for day, f in days
+            )
+    log.info("wrote %d rows from %s to %s", rows, root, dest.url)
     return rows
 
 
@@ -231,9 +258,20 @@ class _Out:
 
         self._publish(rel, put)
 
-    def copy(self, rel: str, src: Path) -> None:
-        """Put the file ``src`` at ``rel``."""
-        self._publish(rel, lambda tmp: shutil.copyfile(src, tmp))
+    def stream(self, rel: str, schema_: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
+        """Write ``batches`` at ``rel`` as they come (a row group each); returns the rows."""
+        rows = 0
+
+        def put(tmp: Path) -> None:
+            nonlocal rows
+            options = _parquet.write_options(schema_)
+            with pq.ParquetWriter(tmp, schema_, **options) as w:  # type: ignore[arg-type]
+                for b in batches:
+                    w.write_batch(b, row_group_size=_parquet.ROW_GROUP_ROWS)
+                    rows += b.num_rows
+
+        self._publish(rel, put)
+        return rows
 
     def _publish(self, rel: str, make: Any) -> None:
         try:

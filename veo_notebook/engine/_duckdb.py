@@ -7,10 +7,7 @@ of aggregates; nothing here ever asks DuckDB for a whole relation.
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -68,41 +65,6 @@ class DuckDBEngine(SqlEngine):
         else:
             names = list(self._con.sql(f"SELECT * FROM {self.src} LIMIT 0").columns)
         return [c for c in names if c not in DERIVED_PARTITIONS]
-
-    def write_parquet(self, out: Path, partition_by: str | None = None) -> Path:
-        """The whole source as one zstd Parquet file (times in µs, UTC), or as a hive
-        dataset partitioned by a column, streamed by DuckDB (memory bounded by its row
-        groups, never the history). Written under a temporary name, then renamed."""
-        out = Path(out)
-        if out.exists() and partition_by is not None:
-            raise InputError(f"--out {out}: already exists; give a new dataset folder")
-        tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-        keep = ", ".join(self.q(c) for c in self.columns())
-        target = str(tmp).replace("'", "''")
-        if partition_by is None:
-            options = "FORMAT parquet, COMPRESSION zstd"
-            select = f"SELECT {keep} FROM {self.src}"
-        else:
-            part = self.q(partition_by)
-            options = f"FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({part})"
-            extra = "" if partition_by in self.columns() else f", {part}"
-            select = f"SELECT {keep}{extra} FROM {self.src}"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._run(f"COPY ({select}) TO '{target}' ({options})")
-            os.replace(tmp, out)
-        finally:
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink(missing_ok=True)
-        return out
-
-    def _run(self, sql: str) -> None:
-        if self._relation is not None:
-            self._relation.query(self.src, sql).fetchall()
-        else:
-            self._con.execute(sql)
 
     def _fetch(self, sql: str) -> pa.Table:
         if self._relation is not None:

@@ -1,0 +1,100 @@
+"""A frame dataset read back a row group at a time, ``root_task_id`` filled (private).
+
+What :func:`veo_notebook.export_store` hands on: the day files of a store's dataset
+(:mod:`veo_notebook.frame.dataset`) leave ``root_task_id`` empty (a root depends on
+rows of other days), so a file handed on would carry no families. The roots are found
+first from the only rows that can change one, those naming a parent: their
+``(task_id, parent_task_id)`` pairs are read a row group at a time and resolved by the
+one rule (:func:`veo_notebook.frame._roots.links`; a parent outside those rows is a
+root). Every other task is its own root. Memory is bounded by a row group plus the
+pairs of the tasks that have a parent, never by the whole history.
+
+>>> import pyarrow as pa
+>>> r = Roots(pa.array(["b", "c"]), pa.array(["a", "a"]))
+>>> r.column(pa.array(["a", "b", "c", None])).to_pylist()
+['a', 'a', 'a', None]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from . import _parquet, _roots
+from ._dataset_state import FILE_NAME, PARTITION
+
+__all__ = ["Roots", "batches", "day_files", "file_schema"]
+
+_PARENT = "parent_task_id"
+#: schema metadata of a dataset's own bookkeeping, not handed on
+_PRIVATE = (b"veo_notebook.part_id",)
+
+
+def day_files(root: Path) -> list[tuple[str, Path]]:
+    """``(day, file)`` of each day of the dataset at ``root``, days in order (``none`` last)."""
+    files = sorted(root.glob(f"{PARTITION}=*/{FILE_NAME}"))
+    return [(f.parent.name.split("=", 1)[1], f) for f in files]
+
+
+def file_schema(files: Sequence[Path]) -> pa.Schema:
+    """The schema every file handed on is written with: the first day's, metadata and all,
+    without the dataset's own keys."""
+    first = pq.read_schema(files[0])
+    meta = {k: v for k, v in (first.metadata or {}).items() if k not in _PRIVATE}
+    return first.with_metadata(meta)
+
+
+class Roots:
+    """Each task with a parent, and its root; :meth:`column` gives any rows' roots."""
+
+    def __init__(self, children: pa.Array, roots: pa.Array) -> None:
+        self.children = children.cast(pa.string())
+        self.roots = roots.cast(pa.string())
+
+    @classmethod
+    def of(cls, files: Sequence[Path]) -> Roots:
+        """The roots of the tasks in ``files`` that name a parent (see the module docstring)."""
+        kids: list[pa.Array] = []
+        parents: list[pa.Array] = []
+        for f in files:
+            with pq.ParquetFile(f) as pf:
+                for b in pf.iter_batches(_parquet.ROW_GROUP_ROWS, columns=["task_id", _PARENT]):
+                    has = pc.is_valid(b.column(1))
+                    kids.append(b.column(0).filter(has).cast(pa.string()))
+                    parents.append(b.column(1).filter(has).cast(pa.string()))
+        if not kids or not sum(len(k) for k in kids):
+            empty = pa.array([], pa.string())
+            return cls(empty, empty)
+        child = pa.concat_arrays(kids)
+        ln = _roots.links(
+            pd.Series(pd.arrays.ArrowStringArray(child)),
+            pd.Series(pd.arrays.ArrowStringArray(pa.concat_arrays(parents))),
+        )
+        return cls(child, ln.ids.take(pa.array(ln.row_root())))
+
+    def column(self, task_id: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """The root of each of these task ids (itself for a task without a parent)."""
+        ids = task_id.cast(pa.string())
+        if isinstance(ids, pa.ChunkedArray):
+            ids = ids.combine_chunks()
+        if not len(self.children):
+            return ids
+        at = pc.index_in(ids, value_set=self.children)
+        return pc.if_else(pc.is_valid(at), self.roots.take(at), ids)
+
+
+def batches(path: Path, schema: pa.Schema, roots: Roots) -> Iterator[pa.RecordBatch]:
+    """The rows of one day file, a row group at a time, in ``schema`` with roots filled."""
+    with pq.ParquetFile(path) as pf:
+        for b in pf.iter_batches(_parquet.ROW_GROUP_ROWS):
+            cols = list(b.columns)
+            where = b.schema.get_field_index(_roots.ROOT_COLUMN)
+            if where >= 0:
+                cols[where] = roots.column(b.column("task_id"))
+            table = pa.Table.from_arrays(cols, names=b.schema.names)
+            yield from table.select(schema.names).cast(schema).to_batches()
