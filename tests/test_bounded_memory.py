@@ -5,9 +5,9 @@ process (``tests/_memory_child.py``) that first runs the same path on a small st
 every import, thread pool and engine is loaded, then caps its own address space
 (``RLIMIT_AS``) at what it holds plus :data:`MARGIN_MB`, and runs the path on the big
 store. The margin is far below what the pandas frame of the big store takes, and the same
-child reading that frame whole (``veo.read_parquet`` of the dataset) must fail under the
-same limit: the test shows the limit bites, so a path that loaded the history whole
-would fail it too.
+child reading that frame whole (``veo.read_parquet`` of the dataset, or ``export
+--engine pandas``, which builds the frame) must fail under the same limit: the limit
+bites, so a path that loaded the history whole would fail it too.
 
 The child's allocators are made to map what they use (``ARROW_DEFAULT_MEMORY_POOL=system``,
 ``MALLOC_ARENA_MAX=2``: jemalloc and glibc's per-thread arenas would otherwise reserve
@@ -131,10 +131,20 @@ def test_a_big_history_path_runs_under_the_limit(
         assert pds.dataset(written, partitioning="hive").count_rows() == ROWS
 
 
+WHOLE = [
+    pytest.param(["pandas"], id="read_parquet"),
+    pytest.param(
+        ["cli", "export", "--store", "{store}", "--out", "{out}/t.parquet", "--engine", "pandas"],
+        id="export-pandas",
+    ),
+]
+
+
+@pytest.mark.parametrize("action", WHOLE)
 def test_reading_the_history_whole_fails_under_the_same_limit(
-    stores: tuple[Path, Path], tmp_path: Path
+    stores: tuple[Path, Path], tmp_path: Path, action: list[str]
 ) -> None:
-    done = _child(stores, tmp_path, "pandas")
+    done = _child(stores, tmp_path, *action)
     assert done.stdout.startswith("limit "), done.stderr  # the warm-up read fits
     assert done.returncode != 0, done.stdout
     assert "out of memory" in done.stdout or "MemoryError" in done.stderr, done.stderr[-2000:]

@@ -165,7 +165,7 @@ def test_csv_escapes_formula_cells_but_not_ids(tmp_path: Path) -> None:
     assert raw["prompt"].tolist() == ['=HYPERLINK("http://x")', "+1", "a calm sea"]
 
 
-@pytest.mark.parametrize("partition", [None, "create_date"])
+@pytest.mark.parametrize("partition", [None, "create_date", "status"])
 def test_cli_export(
     tmp_path: Path, partition: str | None, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -456,7 +456,7 @@ def test_every_reader_opens_the_store_dataset(
     pd.testing.assert_frame_equal(read_parquet(root), _sorted(expected))
 
 
-@pytest.mark.parametrize("partition", [None, "create_date"])
+@pytest.mark.parametrize("partition", [None, "create_date", "model"])
 def test_store_export_carries_each_tasks_root(tmp_path: Path, partition: str | None) -> None:
     from veo_notebook.export import export_store
     from veo_notebook.frame import dataset
@@ -468,9 +468,25 @@ def test_store_export_carries_each_tasks_root(tmp_path: Path, partition: str | N
         expected = from_store(store, cache=False)
         days = pd.read_parquet(dataset.sync(store))
     assert days["root_task_id"].isna().all()  # the store's own files leave roots to readers
+    pd.testing.assert_frame_equal(_sorted(read_parquet(out)), _sorted(expected))
     got = pd.read_parquet(out)  # as a colleague opens it, without veo-notebook
     want = dict(zip(expected["task_id"], expected["root_task_id"], strict=True))
     assert dict(zip(got["task_id"], got["root_task_id"], strict=True)) == want
     deep = expected["parent_task_id"].isin(expected["task_id"]) & expected["parent_task_id"].notna()
     parents = expected.set_index("task_id")["parent_task_id"]
     assert deep.any() and parents.reindex(expected.loc[deep, "parent_task_id"]).notna().any()
+
+
+def test_store_export_by_a_column_of_many_values_is_refused_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from veo_notebook import export
+
+    monkeypatch.setattr(export, "MAX_PARTITIONS", 10)
+    store = _store_of(tmp_path / "s.sqlite", list(corpus.iter_raw_texts(40)))
+    with pytest.raises(InputError, match="more than 10 values"):
+        export.export_store(store, tmp_path / "ds", partition_by="task_id")
+    with pytest.raises(InputError, match="not a column"):
+        export.export_store(store, tmp_path / "ds", partition_by="colour")
+    assert not (tmp_path / "ds").exists()  # nothing half written
+    assert not [p for p in tmp_path.iterdir() if ".stage-" in p.name]

@@ -81,7 +81,7 @@ EXIT_CODES = {
 _USAGE_ERRORS = (InputError, ConfigError, AuthError)
 
 _FRAME_SUFFIXES = (".parquet", ".csv")
-#: the partition a store's own dataset has (export streams it, or one file)
+#: the partition of a store's own frame dataset (one folder a UTC creation day)
 _BY_DAY = "create_date"
 _CLOSE_ENOUGH = 0.6  # difflib ratio of an unknown option's name to a known one (output ~ out)
 _REPORT_SUFFIXES = (".html", ".md")
@@ -647,7 +647,13 @@ def _store_engine(store: Any, engine: str | None) -> Any:
 
 def _export_args(p: argparse.ArgumentParser) -> None:
     _store_option(p, "read")
-    _engine_option(p, "pandas", "duckdb")
+    p.add_argument(
+        "--engine",
+        choices=["pandas", "duckdb"],
+        default=None,
+        help="pandas: build the whole frame in memory first; otherwise Parquet is streamed "
+        "from the store's frame dataset a row group at a time (never loaded whole)",
+    )
     p.add_argument(
         "--out",
         required=True,
@@ -666,9 +672,10 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 @command(
     "export",
     "write the store as Parquet (one file or a hive dataset) or CSV",
-    "Read every record of the store into the typed frame and write it as one Parquet or CSV\n"
-    "file, or as a hive-partitioned Parquet dataset (DuckDB, Spark, Dask read it). The\n"
-    "store must exist; the file appears only when complete.",
+    "Write the store's typed frame as one Parquet or CSV file, or as a hive-partitioned\n"
+    "Parquet dataset (pandas, Dask, Spark, DuckDB, Polars read it). Parquet is streamed from\n"
+    "the store's frame dataset a row group at a time, never loaded whole (CSV is built in\n"
+    "memory). The store must exist; each file appears only when complete.",
     examples=[
         f"{PROG} export --out tasks.parquet",
         f"{PROG} export --store march.sqlite --out tasks/ --partition-by create_date",
@@ -691,7 +698,7 @@ def _export(args: argparse.Namespace) -> int:
     from .store import Store
 
     csv = args.out.suffix.lower() == ".csv"
-    streamed = args.partition_by in (None, _BY_DAY) and not csv and args.engine != "pandas"
+    streamed = not csv and args.engine != "pandas"
     with Store(_store_to_read(args), create=False) as store:
         if streamed:  # from the store's frame dataset, a row group at a time
             from .export import export_store
@@ -715,7 +722,7 @@ def _export_url(args: argparse.Namespace) -> int:
     from .store import Store
 
     one_file = args.partition_by is None and args.out.lower().endswith(".parquet")
-    if args.partition_by != _BY_DAY and not one_file:
+    if args.partition_by is None and not one_file:
         raise InputError(
             f"--out {args.out}: a URL takes a .parquet file or a dataset (--partition-by {_BY_DAY})"
         )

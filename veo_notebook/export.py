@@ -31,11 +31,8 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,8 +46,9 @@ import pyarrow.dataset as pds
 import pyarrow.parquet as pq
 
 from . import schema
-from .errors import InputError, SchemaVersionError, VeoError
-from .frame import _parquet, _roots
+from ._out import PART_FILE, Out, atomic_path
+from .errors import InputError, SchemaVersionError
+from .frame import _parquet, _roots, _stream
 from .store import Store
 
 __all__ = [
@@ -69,29 +67,6 @@ _KEY_VERSION = _parquet.KEY_VERSION
 _KEY_DERIVED = b"veo_notebook.derived_partition"
 #: partition columns made from the frame on write (and dropped on read)
 DERIVED_PARTITIONS = ("create_date",)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temporary name beside ``path`` to write to; renamed to ``path`` only on success.
-
-    No partial file is ever seen under the final name: a crash, a full disk or an error
-    leaves the old file (or none) there, and the temporary file is removed.
-
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
-    >>> with atomic_path(p) as tmp:
-    ...     _ = tmp.write_text("done")
-    >>> p.read_text()
-    'done'
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def to_parquet(
@@ -126,7 +101,7 @@ def to_parquet(
     >>> to_parquet(empty_frame(), pathlib.Path(tempfile.mkdtemp()) / "x.parquet").suffix
     '.parquet'
     """
-    out = _Out(path, storage_options)
+    out = Out(path, storage_options)
     df = schema.enforce(df)
     if partition_by is None:
         out.write("", _parquet.to_table(df))
@@ -190,24 +165,24 @@ def export_store(
     ...     export_store(st, d / "out"), export_store(st, d / "t.parquet", partition_by=None)
     (1, 1)
     """
-    from .frame import _stream, dataset
+    from .frame import dataset
     from .frame._dataset_state import locked
 
-    if partition_by not in (None, dataset.PARTITION):
+    if partition_by not in (None, dataset.PARTITION, *schema.column_names()):
         raise InputError(
-            f"a store exports by {dataset.PARTITION} or as one file, not by {partition_by!r}: "
-            "read the frame (veo.from_store) and write it with veo.to_parquet"
+            f"cannot partition by {partition_by!r}: not a column "
+            f"(columns and {DERIVED_PARTITIONS} are allowed)"
         )
     root = dataset.sync(store, progress=progress)
-    dest = _Out(out, storage_options)
+    dest = Out(out, storage_options)
     with locked(root):  # no sync rewrites a day meanwhile
         days = _stream.day_files(root)
         schema_ = _stream.file_schema([f for _, f in days])
         roots = _stream.Roots.of([f for _, f in days])
+        every = (b for _, f in days for b in _stream.batches(f, schema_, roots))
         if partition_by is None:
-            parts = (b for _, f in days for b in _stream.batches(f, schema_, roots))
-            rows = dest.stream("", schema_, parts)
-        else:
+            rows = dest.stream("", schema_, every)
+        elif partition_by == dataset.PARTITION:  # the store's own partitions, file by file
             meta = {**(schema_.metadata or {}), _KEY_DERIVED: partition_by.encode()}
             schema_ = schema_.with_metadata(meta)
             rows = sum(
@@ -216,89 +191,52 @@ def export_store(
                 )
                 for day, f in days
             )
+        else:
+            rows = _split(dest, schema_, partition_by, every)
     log.info("wrote %d rows from %s to %s", rows, root, dest.url)
     return rows
 
 
-#: the one file of each partition of a dataset we write
-PART_FILE = "part-0.parquet"
+#: partitions a streamed export writes at once (one open file each)
+MAX_PARTITIONS = 512
 
 
-class _Out:
-    """Where :func:`to_parquet` writes: a local path (temporary name, then rename) or an
-    fsspec URL (a local temporary file, then one upload). Errors of the backend are
-    translated here, at one boundary."""
+def _open(stage: Path, i: int, kept: pa.Schema, column: str) -> pq.ParquetWriter:
+    """The staged file of the ``i``-th partition."""
+    if i >= MAX_PARTITIONS:
+        raise InputError(
+            f"cannot partition by {column!r}: more than {MAX_PARTITIONS} values "
+            "(a partition column has few values, like model or status)"
+        )
+    options: Any = _parquet.write_options(kept)
+    return pq.ParquetWriter(stage / f"{i}.parquet", kept, **options)
 
-    def __init__(self, path: str | os.PathLike[str], storage_options: dict[str, Any] | None):
-        self.url = os.fspath(path)
-        self.fs: Any = None
-        if "://" in self.url and not self.url.startswith("file://"):
-            from .extras import require_url
 
-            fsspec = require_url(self.url, f"writing to {self.url!r}")
-            try:
-                self.fs, self.root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
-            except (ImportError, ValueError) as exc:
-                raise InputError(f"cannot write to {self.url!r}: {exc}") from exc
-            self.root = self.root.rstrip("/")
-        elif storage_options:
-            raise InputError("storage_options apply to URLs such as s3://..., not to a path")
-        self.local = Path(self.url.removeprefix("file://"))
-
-    @property
-    def result(self) -> Path | str:
-        return self.local if self.fs is None else self.url
-
-    def write(self, rel: str, table: pa.Table) -> None:
-        """Write ``table`` at ``rel`` under the destination ("" for the destination itself)."""
-
-        def put(tmp: Path) -> None:
-            options = _parquet.write_options(table.schema)
-            pq.write_table(table, tmp, row_group_size=_parquet.ROW_GROUP_ROWS, **options)
-
-        self._publish(rel, put)
-
-    def stream(self, rel: str, schema_: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
-        """Write ``batches`` at ``rel`` as they come (a row group each); returns the rows."""
-        rows = 0
-
-        def put(tmp: Path) -> None:
-            nonlocal rows
-            options = _parquet.write_options(schema_)
-            with pq.ParquetWriter(tmp, schema_, **options) as w:  # type: ignore[arg-type]
-                for b in batches:
-                    w.write_batch(b, row_group_size=_parquet.ROW_GROUP_ROWS)
-                    rows += b.num_rows
-
-        self._publish(rel, put)
-        return rows
-
-    def _publish(self, rel: str, make: Any) -> None:
+def _split(dest: Out, schema_: pa.Schema, column: str, batches: Iterator[pa.RecordBatch]) -> int:
+    """Write ``batches`` as a hive dataset by ``column``: each batch's rows appended to their
+    partition's file (all open at once, in a staging folder), each file published whole."""
+    kept = _parquet.without(schema_, column)
+    writers: dict[str, pq.ParquetWriter] = {}
+    rows = 0
+    with dest.staging() as stage:
         try:
-            if self.fs is None:
-                target = self.local / rel if rel else self.local
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_path(target) as tmp:
-                    make(tmp)
-                self._clear_others(target)
-                return
-            with tempfile.TemporaryDirectory(prefix="veo-export-") as d:
-                tmp = Path(d) / "part.parquet"
-                make(tmp)
-                self.fs.put_file(str(tmp), f"{self.root}/{rel}" if rel else self.root)
-        except VeoError:
-            raise
-        except Exception as exc:  # the one boundary to the filesystem and fsspec backends
-            raise InputError(f"cannot write {rel or 'the file'} to {self.url!r}: {exc}") from exc
-
-    @staticmethod
-    def _clear_others(target: Path) -> None:
-        """A partition holds one file: drop the others (written by an older version)."""
-        if target.parent.name.count("=") != 1:
-            return
-        for other in target.parent.glob("*.parquet"):
-            if other != target:
-                other.unlink(missing_ok=True)
+            for b in batches:
+                names = _stream.partition_names(b.column(column)).to_numpy(dtype=object)
+                table = pa.Table.from_batches([b]).drop_columns([column])
+                codes, uniq = pd.factorize(names)
+                order = np.argsort(codes, kind="stable")
+                for run in np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)[: len(uniq)]:
+                    name = str(uniq[codes[run[0]]])
+                    if name not in writers:
+                        writers[name] = _open(stage, len(writers), kept, column)
+                    writers[name].write_table(table.take(pa.array(run)), _parquet.ROW_GROUP_ROWS)
+                rows += b.num_rows
+        finally:
+            for w in writers.values():
+                w.close()
+        for i, name in enumerate(writers):
+            dest.move(f"{column}={name}/{PART_FILE}", stage / f"{i}.parquet")
+    return rows
 
 
 def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -25,10 +25,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .. import schema
 from . import _parquet, _roots
 from ._dataset_state import FILE_NAME, PARTITION
 
-__all__ = ["Roots", "batches", "day_files", "file_schema"]
+__all__ = ["Roots", "batches", "day_files", "file_schema", "partition_names"]
 
 _PARENT = "parent_task_id"
 #: schema metadata of a dataset's own bookkeeping, not handed on
@@ -98,3 +99,10 @@ def batches(path: Path, schema: pa.Schema, roots: Roots) -> Iterator[pa.RecordBa
                 cols[where] = roots.column(b.column("task_id"))
             table = pa.Table.from_arrays(cols, names=b.schema.names)
             yield from table.select(schema.names).cast(schema).to_batches()
+
+
+def partition_names(column: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """Each value's partition name, as :func:`veo_notebook.to_parquet` names it (text;
+    :data:`~veo_notebook.frame._parquet.NO_VALUE` where missing)."""
+    values = column.to_pandas(types_mapper=schema.pandas_type)
+    return _parquet.partition_values(pd.Series(values))
