@@ -6,13 +6,15 @@ rows of other days), so a file handed on would carry no families. The roots are 
 first from the only rows that can change one, those naming a parent: their
 ``(task_id, parent_task_id)`` pairs are read a row group at a time and resolved by the
 one rule (:func:`veo_notebook.frame._roots.links`; a parent outside those rows is a
-root). Every other task is its own root. Memory is bounded by a row group plus the
-pairs of the tasks that have a parent, never by the whole history.
+root), and handed out in the order they were read, as the rows stream past again (no
+lookup). Every other task is its own root. Memory is bounded by a row group plus the
+pairs of the tasks that have a parent (about half a kilobyte each while their roots are
+found), never by the whole history.
 
 >>> import pyarrow as pa
->>> r = Roots(pa.array(["b", "c"]), pa.array(["a", "a"]))
->>> r.column(pa.array(["a", "b", "c", None])).to_pylist()
-['a', 'a', 'a', None]
+>>> r = Roots(pa.array(["a", "a"]))  # the roots of b and c, the tasks with a parent
+>>> r.column(pa.array(["a", "b", "c"]), pa.array([None, "a", "b"])).to_pylist()
+['a', 'a', 'a']
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from ._dataset_state import FILE_NAME, PARTITION
 __all__ = ["Roots", "batches", "day_files", "file_schema", "partition_names"]
 
 _PARENT = "parent_task_id"
+#: rows read at a time (a quarter of a row group: what a writer gathers stays small)
+BATCH_ROWS = _parquet.ROW_GROUP_ROWS // 4
 #: schema metadata of a dataset's own bookkeeping, not handed on
 _PRIVATE = (b"veo_notebook.part_id",)
 
@@ -51,11 +55,12 @@ def file_schema(files: Sequence[Path]) -> pa.Schema:
 
 
 class Roots:
-    """Each task with a parent, and its root; :meth:`column` gives any rows' roots."""
+    """The root of each task that names a parent, in the order the files hold them;
+    :meth:`column` gives the roots of the next rows read, in that same order."""
 
-    def __init__(self, children: pa.Array, roots: pa.Array) -> None:
-        self.children = children.cast(pa.string())
+    def __init__(self, roots: pa.Array) -> None:
         self.roots = roots.cast(pa.string())
+        self.at = 0  # the roots handed out so far
 
     @classmethod
     def of(cls, files: Sequence[Path]) -> Roots:
@@ -64,39 +69,42 @@ class Roots:
         parents: list[pa.Array] = []
         for f in files:
             with pq.ParquetFile(f) as pf:
-                for b in pf.iter_batches(_parquet.ROW_GROUP_ROWS, columns=["task_id", _PARENT]):
+                for b in pf.iter_batches(BATCH_ROWS, columns=["task_id", _PARENT]):
                     has = pc.is_valid(b.column(1))
                     kids.append(b.column(0).filter(has).cast(pa.string()))
                     parents.append(b.column(1).filter(has).cast(pa.string()))
-        if not kids or not sum(len(k) for k in kids):
-            empty = pa.array([], pa.string())
-            return cls(empty, empty)
-        child = pa.concat_arrays(kids)
+        if not sum(len(k) for k in kids):
+            return cls(pa.array([], pa.string()))
         ln = _roots.links(
-            pd.Series(pd.arrays.ArrowStringArray(child)),
+            pd.Series(pd.arrays.ArrowStringArray(pa.concat_arrays(kids))),
             pd.Series(pd.arrays.ArrowStringArray(pa.concat_arrays(parents))),
         )
-        return cls(child, ln.ids.take(pa.array(ln.row_root())))
+        root = ln.row_root()
+        return cls(ln.ids.take(pa.array(root, mask=root < 0)))
 
-    def column(self, task_id: pa.Array | pa.ChunkedArray) -> pa.Array:
-        """The root of each of these task ids (itself for a task without a parent)."""
+    def column(self, task_id: pa.Array, parent: pa.Array) -> pa.Array:
+        """The roots of the next rows: each task's own id, but the found root of those with
+        a parent (read in the order :meth:`of` read them)."""
         ids = task_id.cast(pa.string())
-        if isinstance(ids, pa.ChunkedArray):
-            ids = ids.combine_chunks()
-        if not len(self.children):
+        has = pc.is_valid(parent)
+        n = pc.sum(has).as_py() or 0
+        if not n:
             return ids
-        at = pc.index_in(ids, value_set=self.children)
-        return pc.if_else(pc.is_valid(at), self.roots.take(at), ids)
+        mine = self.roots.slice(self.at, n)
+        if len(mine) != n:
+            raise ValueError("more rows with a parent than when the roots were found")
+        self.at += n
+        return pc.replace_with_mask(ids, has, mine)
 
 
 def batches(path: Path, schema: pa.Schema, roots: Roots) -> Iterator[pa.RecordBatch]:
     """The rows of one day file, a row group at a time, in ``schema`` with roots filled."""
     with pq.ParquetFile(path) as pf:
-        for b in pf.iter_batches(_parquet.ROW_GROUP_ROWS):
+        for b in pf.iter_batches(BATCH_ROWS):
             cols = list(b.columns)
             where = b.schema.get_field_index(_roots.ROOT_COLUMN)
             if where >= 0:
-                cols[where] = roots.column(b.column("task_id"))
+                cols[where] = roots.column(b.column("task_id"), b.column(_PARENT))
             table = pa.Table.from_arrays(cols, names=b.schema.names)
             yield from table.select(schema.names).cast(schema).to_batches()
 
