@@ -45,11 +45,11 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pds
 import pyarrow.parquet as pq
 
-from . import schema
+from .. import schema
+from ..errors import InputError, SchemaVersionError
+from ..frame import _parquet, _roots, _stream
+from ..store import Store
 from ._out import PART_FILE, Out, atomic_path
-from .errors import InputError, SchemaVersionError
-from .frame import _parquet, _roots, _stream
-from .store import Store
 
 __all__ = [
     "DERIVED_PARTITIONS",
@@ -165,8 +165,8 @@ def export_store(
     ...     export_store(st, d / "out"), export_store(st, d / "t.parquet", partition_by=None)
     (1, 1)
     """
-    from .frame import dataset
-    from .frame._dataset_state import locked
+    from ..frame import dataset
+    from ..frame._dataset_state import locked
 
     if partition_by not in (None, dataset.PARTITION, *schema.column_names()):
         raise InputError(

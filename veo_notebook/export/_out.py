@@ -19,8 +19,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import InputError, VeoError
-from .frame import _parquet
+from ..errors import InputError, VeoError
+from ..frame import _parquet
 
 __all__ = ["PART_FILE", "Out", "atomic_path"]
 
@@ -60,7 +60,7 @@ class Out:
         self.url = os.fspath(path)
         self.fs: Any = None
         if "://" in self.url and not self.url.startswith("file://"):
-            from .extras import require_url
+            from ..extras import require_url
 
             fsspec = require_url(self.url, f"writing to {self.url!r}")
             try:
