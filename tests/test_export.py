@@ -490,3 +490,35 @@ def test_store_export_by_a_column_of_many_values_is_refused_whole(
         export.export_store(store, tmp_path / "ds", partition_by="colour")
     assert not (tmp_path / "ds").exists()  # nothing half written
     assert not [p for p in tmp_path.iterdir() if ".stage-" in p.name]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_store_exported_to_s3_reads_back_and_is_analysed_there(
+    tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import veo_notebook as veo
+    from veo_notebook.export import export_store
+
+    _bucket(s3, "analysed")
+    for name, value in {
+        "AWS_ENDPOINT_URL": s3["endpoint"],
+        "AWS_ACCESS_KEY_ID": s3["creds"]["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": s3["creds"]["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    store = _store_of(tmp_path / "s.sqlite", list(corpus.iter_raw_texts(300)))
+    export_store(store, "s3://analysed/ds")
+    export_store(store, "s3://analysed/t.parquet", partition_by=None)
+    with Store(store) as st:
+        expected = _sorted(from_store(st))
+    for url in ("s3://analysed/ds", "s3://analysed/t.parquet"):
+        pd.testing.assert_frame_equal(_sorted(read_parquet(url)), expected)
+        for call in (veo.latency_summary, veo.failure_rates, veo.cost_summary):
+            pd.testing.assert_frame_equal(call(url, engine="duckdb"), call(expected))
+    opts = _s3_options(s3)
+    assert len(read_parquet("s3://analysed/t.parquet", storage_options=opts)) == 301
+    with pytest.raises(InputError, match="no such Parquet file or dataset: s3://analysed/none"):
+        read_parquet("s3://analysed/none")
+    with pytest.raises(InputError, match="not a readable Parquet file or dataset"):
+        veo.latency_summary("s3://analysed/none", engine="duckdb")

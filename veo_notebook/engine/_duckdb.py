@@ -1,6 +1,7 @@
 """The DuckDB engine: the SQL of :mod:`._sql` run in process (private).
 
-A source is a Parquet file, a hive dataset (a folder, or a URL DuckDB reaches), a DuckDB
+A source is a Parquet file, a hive dataset (a folder, or a URL: ``s3://`` and every
+other fsspec protocol, read through fsspec with the environment's credentials), a DuckDB
 relation, or a pandas DataFrame (scanned in place). Results come back as Arrow tables
 of aggregates; nothing here ever asks DuckDB for a whole relation.
 """
@@ -33,6 +34,21 @@ def parquet_glob(path: str) -> str:
     return text if text.endswith(".parquet") else f"{text}/**/*.parquet"
 
 
+def _reach(con: Any, path: str) -> None:
+    """Let ``con`` read a URL through fsspec (``s3://``, ``gs://``, ...): the credentials
+    and backends the toolkit writes with, no DuckDB extension to download."""
+    protocol = path.split("://", 1)[0].lower() if "://" in path else "file"
+    if protocol == "file":
+        return
+    from ..extras import require_url
+
+    fsspec = require_url(path, f"reading {path!r} with DuckDB")
+    try:
+        con.register_filesystem(fsspec.filesystem(protocol))
+    except (ImportError, ValueError) as exc:
+        raise InputError(f"cannot read {path!r}: {exc}") from exc
+
+
 class DuckDBEngine(SqlEngine):
     """Aggregates computed by DuckDB (an in-process connection, or a relation's own)."""
 
@@ -50,6 +66,7 @@ class DuckDBEngine(SqlEngine):
                 raise InputError("a DuckDB engine needs a relation or a Parquet path")
             self._con = duckdb.connect()
             self._con.execute("SET preserve_insertion_order = false")
+            _reach(self._con, path)
             glob = parquet_glob(path).replace("'", "''")
             try:
                 self._con.execute(
@@ -57,7 +74,8 @@ class DuckDBEngine(SqlEngine):
                     "hive_partitioning = true, union_by_name = true)"
                 )
             except duckdb.Error as exc:
-                raise InputError(f"{path}: not a readable Parquet file or dataset ({exc})") from exc
+                why = str(exc).strip().splitlines()[0]  # DuckDB adds the query, line by line
+                raise InputError(f"{path}: not a readable Parquet file or dataset ({why})") from exc
 
     def _source_columns(self) -> list[str]:
         if self._relation is not None:

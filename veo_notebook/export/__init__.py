@@ -239,8 +239,45 @@ def _split(dest: Out, schema_: pa.Schema, column: str, batches: Iterator[pa.Reco
     return rows
 
 
-def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a frame written by :func:`to_parquet` (a file or a dataset folder).
+def _read_table(
+    path: str | os.PathLike[str], storage_options: dict[str, Any] | None
+) -> tuple[pa.Table, list[str], bool]:
+    """(the table, its hive partition columns, whether it is a dataset) of a file or a
+    dataset folder at a path or fsspec URL; every backend error an :class:`InputError`."""
+    text = os.fspath(path)
+    fs: Any = None
+    if "://" in text and not text.startswith("file://"):
+        from ..extras import require_url
+
+        fsspec = require_url(text, f"reading {text!r}")
+        try:
+            fs, where = fsspec.core.url_to_fs(text, **(storage_options or {}))
+            folder, found = fs.isdir(where), fs.exists(where)
+        except Exception as exc:  # the one boundary to the fsspec backends
+            raise InputError(f"cannot read {text!r}: {exc}") from exc
+    elif storage_options:
+        raise InputError("storage_options apply to URLs such as s3://..., not to a path")
+    else:
+        where = Path(text.removeprefix("file://"))
+        folder, found = where.is_dir(), where.exists()
+    if not found:
+        raise InputError(f"no such Parquet file or dataset: {text}")
+    try:
+        if not folder:
+            return pq.read_table(where, filesystem=fs), [], False
+        dataset = pds.dataset(where, filesystem=fs, format="parquet", partitioning="hive")
+        partitions = dataset.partitioning.schema.names if dataset.partitioning else []
+        return dataset.to_table(), partitions, True
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{text} is not a readable Parquet file or dataset: {exc}") from exc
+
+
+def read_parquet(
+    path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """Read a frame written by :func:`to_parquet` (a file or a dataset folder), at a path or
+    an fsspec URL (``s3://bucket/tasks``, with ``storage_options`` for the backend;
+    without them, its usual environment: ``AWS_*`` for S3).
 
     A dataset comes back sorted by ``create_time`` then ``task_id`` (its files hold rows
     partition by partition); a file comes back in the order written.
@@ -258,19 +295,7 @@ def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
     >>> read_parquet(p).shape[1] == len(empty_frame().columns)
     True
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no such Parquet file or dataset: {path}")
-    try:
-        partitions: list[str] = []
-        if path.is_dir():
-            dataset = pds.dataset(path, format="parquet", partitioning="hive")
-            partitions = dataset.partitioning.schema.names if dataset.partitioning else []
-            table = dataset.to_table()
-        else:
-            table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path} is not a readable Parquet file or dataset: {exc}") from exc
+    table, partitions, folder = _read_table(path, storage_options)
     meta = table.schema.metadata or {}
     if _KEY_SCHEMA in meta:
         try:
@@ -305,7 +330,7 @@ def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
         df = _parquet.to_frame(table)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{path}: columns do not fit the frame schema: {exc}") from exc
-    if path.is_dir():
+    if folder:
         df = df.sort_values(["create_time", "task_id"], kind="stable", na_position="last")
         df = df.reset_index(drop=True)
     if df[_roots.ROOT_COLUMN].isna().all():  # a file from before the column, or a dataset
