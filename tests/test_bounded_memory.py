@@ -48,11 +48,18 @@ MARGIN_MB = 256
 _CHILD = Path(__file__).with_name("_memory_child.py")
 _DAY = "create_date"
 _ID = re.compile(r"veo_[0-9a-f]{4}")
+_PROMPT = '\\"prompt\\":\\"'  # inside paramJson, a JSON string in the JSON
+
+
+def _copy(text: str, new: str) -> str:
+    """A record with every task id's first characters and its prompt's start set to ``new``."""
+    return _ID.sub(new, text).replace(_PROMPT, f"{_PROMPT}{new} ", 1)
 
 
 def _store(path: Path, n: int) -> Path:
-    """A store of ``n`` corpus records (families kept: every id of a copy is renamed
-    alike), its frame dataset built."""
+    """A store of ``n`` corpus records, its frame dataset built. The corpus is repeated
+    under new task ids (families kept: every id of a copy is renamed alike), each copy's
+    prompts marked so that no copy is a duplicate submission of another."""
     texts = list(corpus.iter_raw_texts(min(n, DISTINCT)))
     envelopes = [json.loads(t) for t in texts]
     ids = [e["data"]["taskId"] for e in envelopes]
@@ -62,7 +69,7 @@ def _store(path: Path, n: int) -> Path:
             new = f"veo_{k:04x}"
             m = min(len(texts), n - k * len(texts))
             store.put_many(
-                Answer(new + ids[j][8:], _ID.sub(new, texts[j]), 1.77e9, None, facts[j])
+                Answer(new + ids[j][8:], _copy(texts[j], new), 1.77e9, None, facts[j])
                 for j in range(m)
             )
     dataset.sync(path)
@@ -92,22 +99,15 @@ def _peak(done: subprocess.CompletedProcess) -> dict[str, int]:
     return result
 
 
+def _export(out: str, *more: str) -> list[str]:
+    return ["cli", "export", "--store", "{store}", "--out", out, *more]
+
+
 BOUNDED = [
     pytest.param(["cli", "store", "info", "--store", "{store}", "--engine", "duckdb"], id="info"),
-    pytest.param(["cli", "export", "--store", "{store}", "--out", "{out}/t.parquet"], id="file"),
-    pytest.param(
-        [
-            "cli",
-            "export",
-            "--store",
-            "{store}",
-            "--out",
-            "{out}/ds",
-            "--partition-by",
-            "create_date",
-        ],
-        id="dataset",
-    ),
+    pytest.param(_export("{out}/t.parquet"), id="file"),
+    pytest.param(_export("{out}/ds", "--partition-by", _DAY), id="dataset"),
+    pytest.param(_export("{out}/ds", "--partition-by", "model"), id="dataset-by-model"),
     pytest.param(["call", "latency_summary"], id="latency_summary"),
     pytest.param(["call", "failure_rates"], id="failure_rates"),
     pytest.param(["call", "cost_summary"], id="cost_summary"),
@@ -133,10 +133,7 @@ def test_a_big_history_path_runs_under_the_limit(
 
 WHOLE = [
     pytest.param(["pandas"], id="read_parquet"),
-    pytest.param(
-        ["cli", "export", "--store", "{store}", "--out", "{out}/t.parquet", "--engine", "pandas"],
-        id="export-pandas",
-    ),
+    pytest.param(_export("{out}/t.parquet", "--engine", "pandas"), id="export-pandas"),
 ]
 
 

@@ -86,28 +86,18 @@ class Out:
         self._publish(rel, put)
 
     def stream(self, rel: str, schema_: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
-        """Write ``batches`` at ``rel`` as they come, in whole row groups (short batches, as
-        at the end of each day, are gathered first); returns the rows."""
+        """Write ``batches`` at ``rel`` as they come, a row group each (no more than a batch
+        is held: a day's last, shorter row group is not merged with the next day's first);
+        returns the rows."""
         rows = 0
-        size = _parquet.ROW_GROUP_ROWS
 
         def put(tmp: Path) -> None:
             nonlocal rows
             options: Any = _parquet.write_options(schema_)
-            pending: list[pa.RecordBatch] = []
-            held = 0
             with pq.ParquetWriter(tmp, schema_, **options) as w:
                 for b in batches:
-                    pending.append(b)
-                    held += b.num_rows
+                    w.write_batch(b, row_group_size=_parquet.ROW_GROUP_ROWS)
                     rows += b.num_rows
-                    if held >= size:
-                        table = pa.Table.from_batches(pending, schema_)
-                        cut = held - held % size
-                        w.write_table(table.slice(0, cut), size)
-                        pending, held = table.slice(cut).to_batches(), held - cut
-                if held:
-                    w.write_table(pa.Table.from_batches(pending, schema_), size)
 
         self._publish(rel, put)
         return rows

@@ -34,8 +34,8 @@ from ._dataset_state import FILE_NAME, PARTITION
 __all__ = ["Roots", "batches", "day_files", "file_schema", "partition_names"]
 
 _PARENT = "parent_task_id"
-#: rows read at a time (a quarter of a row group: what a writer gathers stays small)
-BATCH_ROWS = _parquet.ROW_GROUP_ROWS // 4
+#: rows read (and written on) at a time
+BATCH_ROWS = _parquet.ROW_GROUP_ROWS
 #: schema metadata of a dataset's own bookkeeping, not handed on
 _PRIVATE = (b"veo_notebook.part_id",)
 
