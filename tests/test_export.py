@@ -522,3 +522,30 @@ def test_a_store_exported_to_s3_reads_back_and_is_analysed_there(
         read_parquet("s3://analysed/none")
     with pytest.raises(InputError, match="not a readable Parquet file or dataset"):
         veo.latency_summary("s3://analysed/none", engine="duckdb")
+
+
+@pytest.fixture(scope="module")
+def store_exports(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], pd.DataFrame]:
+    """A store streamed out by ``export_store``: one file, by day, by model; its frame."""
+    from veo_notebook.export import export_store
+
+    base = tmp_path_factory.mktemp("exports")
+    texts = list(corpus.iter_raw_texts(300, time_format="mixed"))
+    path = _store_of(base / "s.sqlite", texts)
+    outs = {"file": base / "t.parquet", "create_date": base / "by-day", "model": base / "by-model"}
+    for kind, out in outs.items():
+        export_store(path, out, partition_by=None if kind == "file" else kind)
+    with Store(path) as store:
+        return outs, from_store(store, cache=False)
+
+
+@pytest.mark.parametrize("kind", ["file", "create_date", "model"])
+@pytest.mark.parametrize("reader", READERS)
+def test_every_reader_opens_a_store_export(
+    store_exports: tuple[dict[str, Path], pd.DataFrame],
+    kind: str,
+    reader: Any,
+    request: pytest.FixtureRequest,
+) -> None:
+    outs, expected = store_exports
+    assert reader(outs[kind], _lazy_spark(request, reader)) == _pandas_rows(expected)
