@@ -23,7 +23,7 @@ without ``task_id`` is an :class:`InputError`.
 
 >>> import tempfile, pathlib, pandas as pd
 >>> from veo_notebook.schema import enforce
->>> df = enforce(pd.DataFrame({"task_id": ["a"], "status": ["success"]}))
+>>> df = enforce(pd.DataFrame({"task_id": ["a"], "root_task_id": ["a"], "status": ["success"]}))
 >>> p = to_parquet(df, pathlib.Path(tempfile.mkdtemp()) / "t.parquet")
 >>> read_parquet(p).equals(df)
 True
