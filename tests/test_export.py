@@ -549,3 +549,27 @@ def test_every_reader_opens_a_store_export(
 ) -> None:
     outs, expected = store_exports
     assert reader(outs[kind], _lazy_spark(request, reader)) == _pandas_rows(expected)
+
+
+def test_store_export_to_csv_streams_what_to_csv_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from veo_notebook.export import export_store
+    from veo_notebook.frame import _stream
+
+    monkeypatch.setattr(_stream, "BATCH_ROWS", 50)  # many batches: one header
+    texts = list(corpus.iter_raw_texts(300, time_format="mixed"))
+    store = _store_of(tmp_path / "s.sqlite", texts)
+    assert export_store(store, tmp_path / "streamed.csv", partition_by=None) == 301
+    with Store(store) as st:
+        to_csv(from_store(st), tmp_path / "whole.csv")
+
+    def back(name: str) -> pd.DataFrame:
+        df = pd.read_csv(tmp_path / name, dtype=str, keep_default_na=False)
+        return df.sort_values("task_id", ignore_index=True)
+
+    pd.testing.assert_frame_equal(back("streamed.csv"), back("whole.csv"))
+    with Store(tmp_path / "empty.sqlite"):
+        pass
+    assert export_store(tmp_path / "empty.sqlite", tmp_path / "e.csv", partition_by=None) == 0
+    assert (tmp_path / "e.csv").read_text().startswith("task_id,")

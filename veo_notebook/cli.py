@@ -651,7 +651,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
         "--engine",
         choices=["pandas", "duckdb"],
         default=None,
-        help="pandas: build the whole frame in memory first; otherwise Parquet is streamed "
+        help="pandas: build the whole frame in memory first; otherwise the file is streamed "
         "from the store's frame dataset a row group at a time (never loaded whole)",
     )
     p.add_argument(
@@ -673,9 +673,9 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     "export",
     "write the store as Parquet (one file or a hive dataset) or CSV",
     "Write the store's typed frame as one Parquet or CSV file, or as a hive-partitioned\n"
-    "Parquet dataset (pandas, Dask, Spark, DuckDB, Polars read it). Parquet is streamed from\n"
-    "the store's frame dataset a row group at a time, never loaded whole (CSV is built in\n"
-    "memory). The store must exist; each file appears only when complete.",
+    "Parquet dataset (pandas, Dask, Spark, DuckDB, Polars read it), streamed from the\n"
+    "store's frame dataset a row group at a time: never loaded whole. The store must\n"
+    "exist; each file appears only when complete.",
     examples=[
         f"{PROG} export --out tasks.parquet",
         f"{PROG} export --store march.sqlite --out tasks/ --partition-by create_date",
@@ -698,7 +698,7 @@ def _export(args: argparse.Namespace) -> int:
     from .store import Store
 
     csv = args.out.suffix.lower() == ".csv"
-    streamed = not csv and args.engine != "pandas"
+    streamed = args.engine != "pandas"
     with Store(_store_to_read(args), create=False) as store:
         if streamed:  # from the store's frame dataset, a row group at a time
             from .export import export_store

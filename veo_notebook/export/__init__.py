@@ -145,7 +145,8 @@ def export_store(
     ``root_task_id`` filled in (the dataset's own files leave it to the reader): memory is
     bounded by a row group and the parent links, not by the history. Days present at
     ``out`` that the store lacks are left as they are. One file (``partition_by=None``)
-    holds the rows day by day (creation day, then the order they were stored).
+    holds the rows day by day (creation day, then the order they were stored); a name
+    ending in ``.csv`` makes it CSV, as :func:`to_csv` writes it (formulas escaped).
 
     Returns
     -------
@@ -180,7 +181,9 @@ def export_store(
         schema_ = _stream.file_schema([f for _, f in days])
         roots = _stream.Roots.of([f for _, f in days])
         every = (b for _, f in days for b in _stream.batches(f, schema_, roots))
-        if partition_by is None:
+        if partition_by is None and os.fspath(out).lower().endswith(".csv"):
+            rows = _stream_csv(dest, every, escape_formulas=True)
+        elif partition_by is None:
             rows = dest.stream("", schema_, every)
         elif partition_by == dataset.PARTITION:  # the store's own partitions, file by file
             meta = {**(schema_.metadata or {}), _KEY_DERIVED: partition_by.encode()}
@@ -356,6 +359,13 @@ def to_csv(df: pd.DataFrame, path: str | os.PathLike[str], *, escape_formulas: b
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        _csv_cells(df, escape_formulas).to_csv(tmp, index=False, date_format=_CSV_TIME)
+    return path
+
+
+def _csv_cells(df: pd.DataFrame, escape_formulas: bool) -> pd.DataFrame:
+    """The frame's cells as :func:`to_csv` writes them (lists as JSON, formulas escaped)."""
     out = df.copy(deep=False)
     for name in out.columns:
         s = out[name]
@@ -366,10 +376,28 @@ def to_csv(df: pd.DataFrame, path: str | os.PathLike[str], *, escape_formulas: b
             risky = s.str.match(_FORMULA_START).fillna(False).to_numpy(dtype=bool)
             if risky.any():
                 out[name] = s.mask(risky, "'" + s)
-    with atomic_path(path) as tmp:
-        out.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
-    return path
+    return out
 
 
+def _stream_csv(dest: Out, batches: Iterator[pa.RecordBatch], escape_formulas: bool) -> int:
+    """Write ``batches`` as one CSV file, a batch at a time (the header once)."""
+    rows = 0
+
+    def put(tmp: Path) -> None:
+        nonlocal rows
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            for b in batches:
+                chunk = _parquet.to_frame(pa.Table.from_batches([b]))
+                cells = _csv_cells(chunk, escape_formulas)
+                cells.to_csv(fh, header=rows == 0, index=False, date_format=_CSV_TIME)
+                rows += b.num_rows
+            if not rows:
+                schema.empty_frame().to_csv(fh, index=False)
+
+    dest.publish("", put)
+    return rows
+
+
+_CSV_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 _FORMULA_START = r"[=+\-@\t\r]"
 _ID_COLUMNS = frozenset({"task_id", "parent_task_id", "root_task_id"})

@@ -83,7 +83,7 @@ class Out:
             options = _parquet.write_options(table.schema)
             pq.write_table(table, tmp, row_group_size=_parquet.ROW_GROUP_ROWS, **options)
 
-        self._publish(rel, put)
+        self.publish(rel, put)
 
     def stream(self, rel: str, schema_: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
         """Write ``batches`` at ``rel`` as they come, a row group each (no more than a batch
@@ -99,7 +99,7 @@ class Out:
                     w.write_batch(b, row_group_size=_parquet.ROW_GROUP_ROWS)
                     rows += b.num_rows
 
-        self._publish(rel, put)
+        self.publish(rel, put)
         return rows
 
     @contextlib.contextmanager
@@ -115,9 +115,11 @@ class Out:
 
     def move(self, rel: str, src: Path) -> None:
         """Publish the finished file ``src`` (from :meth:`staging`) at ``rel``."""
-        self._publish(rel, lambda tmp: shutil.move(src, tmp))
+        self.publish(rel, lambda tmp: shutil.move(src, tmp))
 
-    def _publish(self, rel: str, make: Any) -> None:
+    def publish(self, rel: str, make: Any) -> None:
+        """Run ``make(tmp)`` to write a file at a temporary local path, then put it at
+        ``rel`` whole (rename, or one upload)."""
         try:
             if self.fs is None:
                 target = self.local / rel if rel else self.local
