@@ -432,8 +432,11 @@ def test_cli_export_to_s3(
     assert "wrote 81 rows to s3://cli/veo" in capsys.readouterr().out
     with Store(store) as st:
         pd.testing.assert_frame_equal(_read_s3(s3, "s3://cli/veo"), _sorted(from_store(st)))
-    assert cli.main(argv) == 2  # a URL takes a dataset: one line saying so
+    assert cli.main(argv) == 2  # a URL takes a dataset or a .parquet file: one line
     assert "--partition-by create_date" in capsys.readouterr().err
+    assert cli.main(["export", "--store", str(store), "--out", "s3://cli/t.parquet"]) == 0
+    assert "wrote 81 rows to s3://cli/t.parquet" in capsys.readouterr().out
+    assert len(read_parquet("s3://cli/t.parquet")) == 81
 
 
 @pytest.fixture(scope="module")
