@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from .. import schema
 from . import _parquet, _roots
-from ._dataset_state import FILE_NAME, PARTITION
+from ._dataset_state import FILE_NAME, PART_ID, PARTITION
 
 __all__ = ["Roots", "batches", "day_files", "file_schema", "partition_names"]
 
@@ -37,7 +37,7 @@ _PARENT = "parent_task_id"
 #: rows read (and written on) at a time
 BATCH_ROWS = _parquet.ROW_GROUP_ROWS
 #: schema metadata of a dataset's own bookkeeping, not handed on
-_PRIVATE = (b"veo_notebook.part_id",)
+_PRIVATE = (PART_ID,)
 
 
 def day_files(root: Path) -> list[tuple[str, Path]]:
