@@ -165,7 +165,7 @@ def test_csv_escapes_formula_cells_but_not_ids(tmp_path: Path) -> None:
     assert raw["prompt"].tolist() == ['=HYPERLINK("http://x")', "+1", "a calm sea"]
 
 
-@pytest.mark.parametrize("partition", [None, "create_date"])
+@pytest.mark.parametrize("partition", [None, "create_date", "status"])
 def test_cli_export(
     tmp_path: Path, partition: str | None, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -178,8 +178,8 @@ def test_cli_export(
     argv = ["export", "--store", str(tmp_path / "s.db"), "--out", str(out)]
     assert cli.main([*argv, "--partition-by", partition] if partition else argv) == 0
     assert "wrote 50 rows" in capsys.readouterr().out
-    back = read_parquet(out)
-    pd.testing.assert_frame_equal(back, _sorted(expected) if partition else expected)
+    back = read_parquet(out)  # a store's file holds its rows day by day
+    pd.testing.assert_frame_equal(_sorted(back), _sorted(expected))
 
 
 def test_atomic_path_leaves_no_partial_file_under_the_final_name(tmp_path: Path) -> None:
@@ -432,8 +432,11 @@ def test_cli_export_to_s3(
     assert "wrote 81 rows to s3://cli/veo" in capsys.readouterr().out
     with Store(store) as st:
         pd.testing.assert_frame_equal(_read_s3(s3, "s3://cli/veo"), _sorted(from_store(st)))
-    assert cli.main(argv) == 2  # a URL takes a dataset: one line saying so
+    assert cli.main(argv) == 2  # a URL takes a dataset or a .parquet file: one line
     assert "--partition-by create_date" in capsys.readouterr().err
+    assert cli.main(["export", "--store", str(store), "--out", "s3://cli/t.parquet"]) == 0
+    assert "wrote 81 rows to s3://cli/t.parquet" in capsys.readouterr().out
+    assert len(read_parquet("s3://cli/t.parquet")) == 81
 
 
 @pytest.fixture(scope="module")
@@ -454,3 +457,122 @@ def test_every_reader_opens_the_store_dataset(
     root, expected = store_dataset
     assert reader(root, _lazy_spark(request, reader)) == _pandas_rows(expected)
     pd.testing.assert_frame_equal(read_parquet(root), _sorted(expected))
+
+
+@pytest.mark.parametrize("partition", [None, "create_date", "model"])
+def test_store_export_carries_each_tasks_root(tmp_path: Path, partition: str | None) -> None:
+    from veo_notebook.export import export_store
+    from veo_notebook.frame import dataset
+
+    texts = list(corpus.iter_raw_texts(600, time_format="mixed"))
+    with Store(_store_of(tmp_path / "s.sqlite", texts)) as store:
+        out = tmp_path / ("ds" if partition else "t.parquet")
+        assert export_store(store, out, partition_by=partition) == 601
+        expected = from_store(store, cache=False)
+        days = pd.read_parquet(dataset.sync(store))
+    assert days["root_task_id"].isna().all()  # the store's own files leave roots to readers
+    pd.testing.assert_frame_equal(_sorted(read_parquet(out)), _sorted(expected))
+    got = pd.read_parquet(out)  # as a colleague opens it, without veo-notebook
+    want = dict(zip(expected["task_id"], expected["root_task_id"], strict=True))
+    assert dict(zip(got["task_id"], got["root_task_id"], strict=True)) == want
+    deep = expected["parent_task_id"].isin(expected["task_id"]) & expected["parent_task_id"].notna()
+    parents = expected.set_index("task_id")["parent_task_id"]
+    assert deep.any() and parents.reindex(expected.loc[deep, "parent_task_id"]).notna().any()
+
+
+def test_store_export_by_a_column_of_many_values_is_refused_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from veo_notebook import export
+
+    monkeypatch.setattr(export, "MAX_PARTITIONS", 10)
+    store = _store_of(tmp_path / "s.sqlite", list(corpus.iter_raw_texts(40)))
+    with pytest.raises(InputError, match="more than 10 values"):
+        export.export_store(store, tmp_path / "ds", partition_by="task_id")
+    with pytest.raises(InputError, match="not a column"):
+        export.export_store(store, tmp_path / "ds", partition_by="colour")
+    assert not (tmp_path / "ds").exists()  # nothing half written
+    assert not [p for p in tmp_path.iterdir() if ".stage-" in p.name]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_store_exported_to_s3_reads_back_and_is_analysed_there(
+    tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import veo_notebook as veo
+    from veo_notebook.export import export_store
+
+    _bucket(s3, "analysed")
+    for name, value in {
+        "AWS_ENDPOINT_URL": s3["endpoint"],
+        "AWS_ACCESS_KEY_ID": s3["creds"]["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": s3["creds"]["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    store = _store_of(tmp_path / "s.sqlite", list(corpus.iter_raw_texts(300)))
+    export_store(store, "s3://analysed/ds")
+    export_store(store, "s3://analysed/t.parquet", partition_by=None)
+    with Store(store) as st:
+        expected = _sorted(from_store(st))
+    for url in ("s3://analysed/ds", "s3://analysed/t.parquet"):
+        pd.testing.assert_frame_equal(_sorted(read_parquet(url)), expected)
+        for call in (veo.latency_summary, veo.failure_rates, veo.cost_summary):
+            pd.testing.assert_frame_equal(call(url, engine="duckdb"), call(expected))
+    opts = _s3_options(s3)
+    assert len(read_parquet("s3://analysed/t.parquet", storage_options=opts)) == 301
+    with pytest.raises(InputError, match="no such Parquet file or dataset: s3://analysed/none"):
+        read_parquet("s3://analysed/none")
+    with pytest.raises(InputError, match="not a readable Parquet file or dataset"):
+        veo.latency_summary("s3://analysed/none", engine="duckdb")
+
+
+@pytest.fixture(scope="module")
+def store_exports(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], pd.DataFrame]:
+    """A store streamed out by ``export_store``: one file, by day, by model; its frame."""
+    from veo_notebook.export import export_store
+
+    base = tmp_path_factory.mktemp("exports")
+    texts = list(corpus.iter_raw_texts(300, time_format="mixed"))
+    path = _store_of(base / "s.sqlite", texts)
+    outs = {"file": base / "t.parquet", "create_date": base / "by-day", "model": base / "by-model"}
+    for kind, out in outs.items():
+        export_store(path, out, partition_by=None if kind == "file" else kind)
+    with Store(path) as store:
+        return outs, from_store(store, cache=False)
+
+
+@pytest.mark.parametrize("kind", ["file", "create_date", "model"])
+@pytest.mark.parametrize("reader", READERS)
+def test_every_reader_opens_a_store_export(
+    store_exports: tuple[dict[str, Path], pd.DataFrame],
+    kind: str,
+    reader: Any,
+    request: pytest.FixtureRequest,
+) -> None:
+    outs, expected = store_exports
+    assert reader(outs[kind], _lazy_spark(request, reader)) == _pandas_rows(expected)
+
+
+def test_store_export_to_csv_streams_what_to_csv_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from veo_notebook.export import export_store
+    from veo_notebook.frame import _stream
+
+    monkeypatch.setattr(_stream, "BATCH_ROWS", 50)  # many batches: one header
+    texts = list(corpus.iter_raw_texts(300, time_format="mixed"))
+    store = _store_of(tmp_path / "s.sqlite", texts)
+    assert export_store(store, tmp_path / "streamed.csv", partition_by=None) == 301
+    with Store(store) as st:
+        to_csv(from_store(st), tmp_path / "whole.csv")
+
+    def back(name: str) -> pd.DataFrame:
+        df = pd.read_csv(tmp_path / name, dtype=str, keep_default_na=False)
+        return df.sort_values("task_id", ignore_index=True)
+
+    pd.testing.assert_frame_equal(back("streamed.csv"), back("whole.csv"))
+    with Store(tmp_path / "empty.sqlite"):
+        pass
+    assert export_store(tmp_path / "empty.sqlite", tmp_path / "e.csv", partition_by=None) == 0
+    assert (tmp_path / "e.csv").read_text().startswith("task_id,")

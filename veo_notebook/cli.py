@@ -81,6 +81,8 @@ EXIT_CODES = {
 _USAGE_ERRORS = (InputError, ConfigError, AuthError)
 
 _FRAME_SUFFIXES = (".parquet", ".csv")
+#: the partition of a store's own frame dataset (one folder a UTC creation day)
+_BY_DAY = "create_date"
 _CLOSE_ENOUGH = 0.6  # difflib ratio of an unknown option's name to a known one (output ~ out)
 _REPORT_SUFFIXES = (".html", ".md")
 
@@ -645,7 +647,13 @@ def _store_engine(store: Any, engine: str | None) -> Any:
 
 def _export_args(p: argparse.ArgumentParser) -> None:
     _store_option(p, "read")
-    _engine_option(p, "pandas", "duckdb")
+    p.add_argument(
+        "--engine",
+        choices=["pandas", "duckdb"],
+        default=None,
+        help="pandas: build the whole frame in memory first; otherwise the file is streamed "
+        "from the store's frame dataset a row group at a time (never loaded whole)",
+    )
     p.add_argument(
         "--out",
         required=True,
@@ -664,9 +672,10 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 @command(
     "export",
     "write the store as Parquet (one file or a hive dataset) or CSV",
-    "Read every record of the store into the typed frame and write it as one Parquet or CSV\n"
-    "file, or as a hive-partitioned Parquet dataset (DuckDB, Spark, Dask read it). The\n"
-    "store must exist; the file appears only when complete.",
+    "Write the store's typed frame as one Parquet or CSV file, or as a hive-partitioned\n"
+    "Parquet dataset (pandas, Dask, Spark, DuckDB, Polars read it), streamed from the\n"
+    "store's frame dataset a row group at a time: never loaded whole. The store must\n"
+    "exist; each file appears only when complete.",
     examples=[
         f"{PROG} export --out tasks.parquet",
         f"{PROG} export --store march.sqlite --out tasks/ --partition-by create_date",
@@ -689,17 +698,12 @@ def _export(args: argparse.Namespace) -> int:
     from .store import Store
 
     csv = args.out.suffix.lower() == ".csv"
+    streamed = args.engine != "pandas"
     with Store(_store_to_read(args), create=False) as store:
-        if not csv and args.partition_by is None and args.engine != "pandas":
-            eng = _store_engine(store, args.engine)  # above the size: DuckDB
-            if eng.name == "duckdb":  # streamed from the frame dataset, never loaded whole
-                eng.write_parquet(args.out)
-                sys.stdout.write(f"wrote {eng.count()} rows to {args.out}\n")
-                return EXIT_OK
-        if args.partition_by == "create_date":  # block by block, bounded memory
+        if streamed:  # from the store's frame dataset, a row group at a time
             from .export import export_store
 
-            rows = export_store(store, args.out)
+            rows = export_store(store, args.out, partition_by=args.partition_by)
             sys.stdout.write(f"wrote {rows} rows to {args.out}\n")
             return EXIT_OK
         df = from_store(store)
@@ -712,14 +716,18 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _export_url(args: argparse.Namespace) -> int:
-    """``export --out s3://...``: a dataset by creation day, written from the store's own."""
+    """``export --out s3://...``: a dataset by creation day or one Parquet file, streamed
+    from the store's own dataset."""
     from .export import export_store
     from .store import Store
 
-    if args.partition_by != "create_date":
-        raise InputError(f"--out {args.out}: a URL takes a dataset; add --partition-by create_date")
+    one_file = args.partition_by is None and args.out.lower().endswith(".parquet")
+    if args.partition_by is None and not one_file:
+        raise InputError(
+            f"--out {args.out}: a URL takes a .parquet file or a dataset (--partition-by {_BY_DAY})"
+        )
     with Store(_store_to_read(args), create=False) as store:
-        rows = export_store(store, args.out)
+        rows = export_store(store, args.out, partition_by=args.partition_by)
     sys.stdout.write(f"wrote {rows} rows to {args.out}\n")
     return EXIT_OK
 

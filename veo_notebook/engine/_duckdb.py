@@ -1,14 +1,13 @@
 """The DuckDB engine: the SQL of :mod:`._sql` run in process (private).
 
-A source is a Parquet file, a hive dataset (a folder, or a URL DuckDB reaches), a DuckDB
+A source is a Parquet file, a hive dataset (a folder, or a URL: ``s3://`` and every
+other fsspec protocol, read through fsspec with the environment's credentials), a DuckDB
 relation, or a pandas DataFrame (scanned in place). Results come back as Arrow tables
 of aggregates; nothing here ever asks DuckDB for a whole relation.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -61,6 +60,21 @@ def one_schema(path: str) -> bool:
     return first is not None
 
 
+def _reach(con: Any, path: str) -> None:
+    """Let ``con`` read a URL through fsspec (``s3://``, ``gs://``, ...): the credentials
+    and backends the toolkit writes with, no DuckDB extension to download."""
+    protocol = path.split("://", 1)[0].lower() if "://" in path else "file"
+    if protocol == "file":
+        return
+    from ..extras import require_url
+
+    fsspec = require_url(path, f"reading {path!r} with DuckDB")
+    try:
+        con.register_filesystem(fsspec.filesystem(protocol))
+    except (ImportError, ValueError) as exc:
+        raise InputError(f"cannot read {path!r}: {exc}") from exc
+
+
 class DuckDBEngine(SqlEngine):
     """Aggregates computed by DuckDB (an in-process connection, or a relation's own)."""
 
@@ -79,6 +93,7 @@ class DuckDBEngine(SqlEngine):
                 raise InputError("a DuckDB engine needs a relation or a Parquet path")
             self._con = duckdb.connect()
             self._con.execute("SET preserve_insertion_order = false")
+            _reach(self._con, path)
             glob = parquet_glob(path).replace("'", "''")
             try:
                 self._con.execute(
@@ -86,7 +101,8 @@ class DuckDBEngine(SqlEngine):
                     f"hive_partitioning = true, union_by_name = {not one_schema(path)!s})"
                 )
             except duckdb.Error as exc:
-                raise InputError(f"{path}: not a readable Parquet file or dataset ({exc})") from exc
+                why = str(exc).strip().splitlines()[0]  # DuckDB adds the query, line by line
+                raise InputError(f"{path}: not a readable Parquet file or dataset ({why})") from exc
 
     def _source_columns(self) -> list[str]:
         if self._relation is not None:
@@ -94,35 +110,6 @@ class DuckDBEngine(SqlEngine):
         else:
             names = list(self._con.sql(f"SELECT * FROM {self.src} LIMIT 0").columns)
         return [c for c in names if c not in DERIVED_PARTITIONS]
-
-    def write_parquet(self, out: Path, partition_by: str | None = None) -> Path:
-        """The whole source as one zstd Parquet file (times in µs, UTC), or as a hive
-        dataset partitioned by a column, streamed by DuckDB (memory bounded by its row
-        groups, never the history). Written under a temporary name, then renamed."""
-        out = Path(out)
-        if out.exists() and partition_by is not None:
-            raise InputError(f"--out {out}: already exists; give a new dataset folder")
-        tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-        keep = ", ".join(self.q(c) for c in self.columns())
-        target = str(tmp).replace("'", "''")
-        if partition_by is None:
-            options = "FORMAT parquet, COMPRESSION zstd"
-            select = f"SELECT {keep} FROM {self.src}"
-        else:
-            part = self.q(partition_by)
-            options = f"FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({part})"
-            extra = "" if partition_by in self.columns() else f", {part}"
-            select = f"SELECT {keep}{extra} FROM {self.src}"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._run(f"COPY ({select}) TO '{target}' ({options})")
-            os.replace(tmp, out)
-        finally:
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink(missing_ok=True)
-        return out
 
     def subset(self, where: p.Cond) -> DuckDBEngine:
         cond = self.cond(where)
@@ -133,12 +120,6 @@ class DuckDBEngine(SqlEngine):
         out = DuckDBEngine(narrowed)
         out._parent = self  # the connection the view lives on stays open
         return out
-
-    def _run(self, sql: str) -> None:
-        if self._relation is not None:
-            self._relation.query(self.src, sql).fetchall()
-        else:
-            self._con.execute(sql)
 
     def _fetch(self, sql: str) -> pa.Table:
         if self._relation is not None:

@@ -26,7 +26,16 @@ try:  # POSIX: one sync at a time per dataset, across processes
 except ImportError:  # pragma: no cover - Windows: no cross-process lock
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["FILE_NAME", "PARTITION", "State", "day_dir", "locked", "read_state", "write_state"]
+__all__ = [
+    "FILE_NAME",
+    "PARTITION",
+    "PART_ID",
+    "State",
+    "day_dir",
+    "locked",
+    "read_state",
+    "write_state",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +43,8 @@ log = logging.getLogger(__name__)
 PARTITION = "create_date"
 #: the one file of each day
 FILE_NAME = "part-0.parquet"
+#: the schema metadata key of a day file's id (the state names the file it expects)
+PART_ID = b"veo_notebook.part_id"
 _STATE = ".veo-state.arrow"
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "partition_values",
     "to_frame",
     "to_table",
+    "without",
     "write_options",
 ]
 
@@ -110,6 +111,19 @@ def day_of(times: pd.Series) -> pd.Series:
 def partition_values(values: pd.Series) -> pd.Series:
     """A column's values as partition names: text, :data:`NO_VALUE` where missing."""
     return values.astype("string").astype(object).where(values.notna(), NO_VALUE)
+
+
+def without(table_schema: pa.Schema, name: str) -> pa.Schema:
+    """``table_schema`` less the column ``name``, its pandas metadata entry too (a hive
+    dataset keeps a partition column in its folder names, not in its files)."""
+    out = table_schema.remove(table_schema.get_field_index(name))
+    meta = dict(table_schema.metadata or {})
+    if _PANDAS in meta:
+        pandas_meta = json.loads(meta[_PANDAS])
+        cols = pandas_meta.get("columns", [])
+        pandas_meta["columns"] = [c for c in cols if c.get("field_name") != name]
+        meta[_PANDAS] = json.dumps(pandas_meta).encode()
+    return out.with_metadata(meta)
 
 
 def to_table(df: pd.DataFrame, meta: dict[bytes, bytes] | None = None) -> pa.Table:

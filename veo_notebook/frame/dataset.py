@@ -48,6 +48,7 @@ from ..store import RawRecords, Store
 from . import _parquet
 from ._dataset_state import (
     FILE_NAME,
+    PART_ID,
     PARTITION,
     State,
     _Days,
@@ -68,7 +69,6 @@ PARSER_VERSION = 1
 SUFFIX = ".frame"
 #: the partition of rows without a creation time
 NO_DAY = _parquet.NO_VALUE
-_PART_ID = b"veo_notebook.part_id"
 #: store rows parsed at a time (a reader chunk: one chunk's texts and buffers are alive)
 BLOCK_ROWS = 16_384
 #: rows per Parquet row group
@@ -163,7 +163,7 @@ class _Writer:
 
     def __init__(self, path: Path, schema_: pa.Schema, part_id: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {**(schema_.metadata or {}), _PART_ID: part_id.encode()}
+        meta = {**(schema_.metadata or {}), PART_ID: part_id.encode()}
         self.writer = pq.ParquetWriter(
             str(path), schema_.with_metadata(meta), **_parquet.write_options(schema_)
         )
@@ -258,7 +258,7 @@ def _write_file(root: Path, day: str, table: pa.Table, part_id: str) -> None:
     """A day's file, written under a temporary name and renamed over the old one."""
     folder = day_dir(root, day)
     folder.mkdir(parents=True, exist_ok=True)
-    meta = {**(table.schema.metadata or {}), _PART_ID: part_id.encode()}
+    meta = {**(table.schema.metadata or {}), PART_ID: part_id.encode()}
     tmp = folder / f".{FILE_NAME}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         pq.write_table(
@@ -280,7 +280,7 @@ def _read_day(root: Path, state: State, day: str, rowids: np.ndarray) -> pa.Tabl
     """A day's rows, checked against the state (its file id and row count)."""
     with pq.ParquetFile(day_dir(root, day) / FILE_NAME) as f:
         table = f.read()
-    found = (table.schema.metadata or {}).get(_PART_ID, b"").decode()
+    found = (table.schema.metadata or {}).get(PART_ID, b"").decode()
     if found != state.files.get(day) or table.num_rows != len(rowids):
         raise _Stale(day)
     return table

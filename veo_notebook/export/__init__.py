@@ -23,7 +23,7 @@ without ``task_id`` is an :class:`InputError`.
 
 >>> import tempfile, pathlib, pandas as pd
 >>> from veo_notebook.schema import enforce
->>> df = enforce(pd.DataFrame({"task_id": ["a"], "status": ["success"]}))
+>>> df = enforce(pd.DataFrame({"task_id": ["a"], "root_task_id": ["a"], "status": ["success"]}))
 >>> p = to_parquet(df, pathlib.Path(tempfile.mkdtemp()) / "t.parquet")
 >>> read_parquet(p).equals(df)
 True
@@ -31,12 +31,8 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,10 +45,11 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pds
 import pyarrow.parquet as pq
 
-from . import schema
-from .errors import InputError, SchemaVersionError, VeoError
-from .frame import _parquet, _roots
-from .store import Store
+from .. import schema
+from ..errors import InputError, SchemaVersionError
+from ..frame import _parquet, _roots, _stream
+from ..store import Store
+from ._out import PART_FILE, Out, atomic_path
 
 __all__ = [
     "DERIVED_PARTITIONS",
@@ -70,29 +67,6 @@ _KEY_VERSION = _parquet.KEY_VERSION
 _KEY_DERIVED = b"veo_notebook.derived_partition"
 #: partition columns made from the frame on write (and dropped on read)
 DERIVED_PARTITIONS = ("create_date",)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temporary name beside ``path`` to write to; renamed to ``path`` only on success.
-
-    No partial file is ever seen under the final name: a crash, a full disk or an error
-    leaves the old file (or none) there, and the temporary file is removed.
-
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
-    >>> with atomic_path(p) as tmp:
-    ...     _ = tmp.write_text("done")
-    >>> p.read_text()
-    'done'
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def to_parquet(
@@ -127,7 +101,7 @@ def to_parquet(
     >>> to_parquet(empty_frame(), pathlib.Path(tempfile.mkdtemp()) / "x.parquet").suffix
     '.parquet'
     """
-    out = _Out(path, storage_options)
+    out = Out(path, storage_options)
     df = schema.enforce(df)
     if partition_by is None:
         out.write("", _parquet.to_table(df))
@@ -159,112 +133,154 @@ def export_store(
     store: Store | str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
+    partition_by: str | None = "create_date",
     storage_options: dict[str, Any] | None = None,
     progress: bool = False,
 ) -> int:
-    """Write a store's frame as a hive dataset by UTC creation day, at a path or fsspec URL.
+    """Write a store's frame as a hive dataset by UTC creation day, or as one Parquet file,
+    at a path or fsspec URL, never holding the whole frame.
 
     The store's own dataset (:func:`veo_notebook.frame.dataset.sync`) is brought up to date
-    block by block, then copied file by file: memory is bounded by a block, not by the
-    history. Days present at ``out`` that the store lacks are left as they are.
+    block by block, then streamed out a row group at a time with each task's
+    ``root_task_id`` filled in (the dataset's own files leave it to the reader): memory is
+    bounded by a row group and the parent links, not by the history. Days present at
+    ``out`` that the store lacks are left as they are. One file (``partition_by=None``)
+    holds the rows day by day (creation day, then the order they were stored); a name
+    ending in ``.csv`` makes it CSV, as :func:`to_csv` writes it (formulas escaped).
 
     Returns
     -------
     int
         The number of rows written.
 
+    Raises
+    ------
+    InputError
+        ``partition_by`` other than ``"create_date"`` or None (use :func:`to_parquet`).
+
     >>> import tempfile, pathlib
     >>> from veo_notebook import Store
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> with Store(d / "s.sqlite") as st:
     ...     st.put("t1", '{"code":200,"data":{"successFlag":1}}', fetched_at=0.0)
-    ...     export_store(st, d / "out")
-    1
+    ...     export_store(st, d / "out"), export_store(st, d / "t.parquet", partition_by=None)
+    (1, 1)
     """
-    from .frame import dataset
+    from ..frame import dataset
+    from ..frame._dataset_state import locked
 
+    if partition_by not in (None, dataset.PARTITION, *schema.column_names()):
+        raise InputError(
+            f"cannot partition by {partition_by!r}: not a column "
+            f"(columns and {DERIVED_PARTITIONS} are allowed)"
+        )
     root = dataset.sync(store, progress=progress)
-    dest = _Out(out, storage_options)
-    rows = 0
-    for f in sorted(root.glob(f"{dataset.PARTITION}=*/{dataset.FILE_NAME}")):
-        rows += pq.ParquetFile(f).metadata.num_rows
-        dest.copy(f"{f.parent.name}/{PART_FILE}", f)
-    log.info("wrote %d rows from %s to dataset %s", rows, root, dest.url)
+    dest = Out(out, storage_options)
+    with locked(root):  # no sync rewrites a day meanwhile
+        days = _stream.day_files(root)
+        schema_ = _stream.file_schema([f for _, f in days])
+        roots = _stream.Roots.of([f for _, f in days])
+        every = (b for _, f in days for b in _stream.batches(f, schema_, roots))
+        if partition_by is None and os.fspath(out).lower().endswith(".csv"):
+            rows = _stream_csv(dest, every, escape_formulas=True)
+        elif partition_by is None:
+            rows = dest.stream("", schema_, every)
+        elif partition_by == dataset.PARTITION:  # the store's own partitions, file by file
+            meta = {**(schema_.metadata or {}), _KEY_DERIVED: partition_by.encode()}
+            schema_ = schema_.with_metadata(meta)
+            rows = sum(
+                dest.stream(
+                    f"{partition_by}={day}/{PART_FILE}", schema_, _stream.batches(f, schema_, roots)
+                )
+                for day, f in days
+            )
+        else:
+            rows = _split(dest, schema_, partition_by, every)
+    log.info("wrote %d rows from %s to %s", rows, root, dest.url)
     return rows
 
 
-#: the one file of each partition of a dataset we write
-PART_FILE = "part-0.parquet"
+#: partitions a streamed export writes at once (one open file each)
+MAX_PARTITIONS = 512
 
 
-class _Out:
-    """Where :func:`to_parquet` writes: a local path (temporary name, then rename) or an
-    fsspec URL (a local temporary file, then one upload). Errors of the backend are
-    translated here, at one boundary."""
+def _open(stage: Path, i: int, kept: pa.Schema, column: str) -> pq.ParquetWriter:
+    """The staged file of the ``i``-th partition."""
+    if i >= MAX_PARTITIONS:
+        raise InputError(
+            f"cannot partition by {column!r}: more than {MAX_PARTITIONS} values "
+            "(a partition column has few values, like model or status)"
+        )
+    options: Any = _parquet.write_options(kept)
+    return pq.ParquetWriter(stage / f"{i}.parquet", kept, **options)
 
-    def __init__(self, path: str | os.PathLike[str], storage_options: dict[str, Any] | None):
-        self.url = os.fspath(path)
-        self.fs: Any = None
-        if "://" in self.url and not self.url.startswith("file://"):
-            from .extras import require_url
 
-            fsspec = require_url(self.url, f"writing to {self.url!r}")
-            try:
-                self.fs, self.root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
-            except (ImportError, ValueError) as exc:
-                raise InputError(f"cannot write to {self.url!r}: {exc}") from exc
-            self.root = self.root.rstrip("/")
-        elif storage_options:
-            raise InputError("storage_options apply to URLs such as s3://..., not to a path")
-        self.local = Path(self.url.removeprefix("file://"))
-
-    @property
-    def result(self) -> Path | str:
-        return self.local if self.fs is None else self.url
-
-    def write(self, rel: str, table: pa.Table) -> None:
-        """Write ``table`` at ``rel`` under the destination ("" for the destination itself)."""
-
-        def put(tmp: Path) -> None:
-            options = _parquet.write_options(table.schema)
-            pq.write_table(table, tmp, row_group_size=_parquet.ROW_GROUP_ROWS, **options)
-
-        self._publish(rel, put)
-
-    def copy(self, rel: str, src: Path) -> None:
-        """Put the file ``src`` at ``rel``."""
-        self._publish(rel, lambda tmp: shutil.copyfile(src, tmp))
-
-    def _publish(self, rel: str, make: Any) -> None:
+def _split(dest: Out, schema_: pa.Schema, column: str, batches: Iterator[pa.RecordBatch]) -> int:
+    """Write ``batches`` as a hive dataset by ``column``: each batch's rows appended to their
+    partition's file (all open at once, in a staging folder), each file published whole."""
+    kept = _parquet.without(schema_, column)
+    writers: dict[str, pq.ParquetWriter] = {}
+    rows = 0
+    with dest.staging() as stage:
         try:
-            if self.fs is None:
-                target = self.local / rel if rel else self.local
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_path(target) as tmp:
-                    make(tmp)
-                self._clear_others(target)
-                return
-            with tempfile.TemporaryDirectory(prefix="veo-export-") as d:
-                tmp = Path(d) / "part.parquet"
-                make(tmp)
-                self.fs.put_file(str(tmp), f"{self.root}/{rel}" if rel else self.root)
-        except VeoError:
-            raise
-        except Exception as exc:  # the one boundary to the filesystem and fsspec backends
-            raise InputError(f"cannot write {rel or 'the file'} to {self.url!r}: {exc}") from exc
-
-    @staticmethod
-    def _clear_others(target: Path) -> None:
-        """A partition holds one file: drop the others (written by an older version)."""
-        if target.parent.name.count("=") != 1:
-            return
-        for other in target.parent.glob("*.parquet"):
-            if other != target:
-                other.unlink(missing_ok=True)
+            for b in batches:
+                names = _stream.partition_names(b.column(column)).to_numpy(dtype=object)
+                table = pa.Table.from_batches([b]).drop_columns([column])
+                codes, uniq = pd.factorize(names)
+                order = np.argsort(codes, kind="stable")
+                for run in np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)[: len(uniq)]:
+                    name = str(uniq[codes[run[0]]])
+                    if name not in writers:
+                        writers[name] = _open(stage, len(writers), kept, column)
+                    writers[name].write_table(table.take(pa.array(run)), _parquet.ROW_GROUP_ROWS)
+                rows += b.num_rows
+        finally:
+            for w in writers.values():
+                w.close()
+        for i, name in enumerate(writers):
+            dest.move(f"{column}={name}/{PART_FILE}", stage / f"{i}.parquet")
+    return rows
 
 
-def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a frame written by :func:`to_parquet` (a file or a dataset folder).
+def _read_table(
+    path: str | os.PathLike[str], storage_options: dict[str, Any] | None
+) -> tuple[pa.Table, list[str], bool]:
+    """(the table, its hive partition columns, whether it is a dataset) of a file or a
+    dataset folder at a path or fsspec URL; every backend error an :class:`InputError`."""
+    text = os.fspath(path)
+    fs: Any = None
+    if "://" in text and not text.startswith("file://"):
+        from ..extras import require_url
+
+        fsspec = require_url(text, f"reading {text!r}")
+        try:
+            fs, where = fsspec.core.url_to_fs(text, **(storage_options or {}))
+            folder, found = fs.isdir(where), fs.exists(where)
+        except Exception as exc:  # the one boundary to the fsspec backends
+            raise InputError(f"cannot read {text!r}: {exc}") from exc
+    elif storage_options:
+        raise InputError("storage_options apply to URLs such as s3://..., not to a path")
+    else:
+        where = Path(text.removeprefix("file://"))
+        folder, found = where.is_dir(), where.exists()
+    if not found:
+        raise InputError(f"no such Parquet file or dataset: {text}")
+    try:
+        if not folder:
+            return pq.read_table(where, filesystem=fs), [], False
+        dataset = pds.dataset(where, filesystem=fs, format="parquet", partitioning="hive")
+        partitions = dataset.partitioning.schema.names if dataset.partitioning else []
+        return dataset.to_table(), partitions, True
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{text} is not a readable Parquet file or dataset: {exc}") from exc
+
+
+def read_parquet(
+    path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """Read a frame written by :func:`to_parquet` (a file or a dataset folder), at a path or
+    an fsspec URL (``s3://bucket/tasks``, with ``storage_options`` for the backend;
+    without them, its usual environment: ``AWS_*`` for S3).
 
     A dataset comes back sorted by ``create_time`` then ``task_id`` (its files hold rows
     partition by partition); a file comes back in the order written.
@@ -282,19 +298,7 @@ def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
     >>> read_parquet(p).shape[1] == len(empty_frame().columns)
     True
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no such Parquet file or dataset: {path}")
-    try:
-        partitions: list[str] = []
-        if path.is_dir():
-            dataset = pds.dataset(path, format="parquet", partitioning="hive")
-            partitions = dataset.partitioning.schema.names if dataset.partitioning else []
-            table = dataset.to_table()
-        else:
-            table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path} is not a readable Parquet file or dataset: {exc}") from exc
+    table, partitions, folder = _read_table(path, storage_options)
     meta = table.schema.metadata or {}
     if _KEY_SCHEMA in meta:
         try:
@@ -329,7 +333,7 @@ def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
         df = _parquet.to_frame(table)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{path}: columns do not fit the frame schema: {exc}") from exc
-    if path.is_dir():
+    if folder:
         df = df.sort_values(["create_time", "task_id"], kind="stable", na_position="last")
         df = df.reset_index(drop=True)
     if df[_roots.ROOT_COLUMN].isna().all():  # a file from before the column, or a dataset
@@ -355,6 +359,13 @@ def to_csv(df: pd.DataFrame, path: str | os.PathLike[str], *, escape_formulas: b
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        _csv_cells(df, escape_formulas).to_csv(tmp, index=False, date_format=_CSV_TIME)
+    return path
+
+
+def _csv_cells(df: pd.DataFrame, escape_formulas: bool) -> pd.DataFrame:
+    """The frame's cells as :func:`to_csv` writes them (lists as JSON, formulas escaped)."""
     out = df.copy(deep=False)
     for name in out.columns:
         s = out[name]
@@ -365,10 +376,28 @@ def to_csv(df: pd.DataFrame, path: str | os.PathLike[str], *, escape_formulas: b
             risky = s.str.match(_FORMULA_START).fillna(False).to_numpy(dtype=bool)
             if risky.any():
                 out[name] = s.mask(risky, "'" + s)
-    with atomic_path(path) as tmp:
-        out.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
-    return path
+    return out
 
 
+def _stream_csv(dest: Out, batches: Iterator[pa.RecordBatch], escape_formulas: bool) -> int:
+    """Write ``batches`` as one CSV file, a batch at a time (the header once)."""
+    rows = 0
+
+    def put(tmp: Path) -> None:
+        nonlocal rows
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            for b in batches:
+                chunk = _parquet.to_frame(pa.Table.from_batches([b]))
+                cells = _csv_cells(chunk, escape_formulas)
+                cells.to_csv(fh, header=rows == 0, index=False, date_format=_CSV_TIME)
+                rows += b.num_rows
+            if not rows:
+                schema.empty_frame().to_csv(fh, index=False)
+
+    dest.publish("", put)
+    return rows
+
+
+_CSV_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 _FORMULA_START = r"[=+\-@\t\r]"
 _ID_COLUMNS = frozenset({"task_id", "parent_task_id", "root_task_id"})
