@@ -9,6 +9,8 @@ An engine answers five questions about a source of task rows, each with a small 
 * :meth:`Engine.rows` — a bounded set of rows (stuck tasks, media about to expire);
 * :meth:`Engine.repeats` — the rows with an identical request close in time (the
   candidates of a duplicate submission);
+* :meth:`Engine.extras` — grouped counts and sums over the extra submissions of those
+  repeats (each after the first of a run of identical requests), computed in the engine;
 * :meth:`Engine.count` — the number of rows.
 
 Group keys come back as columns ``k0, k0_na, k1, k1_na, ...``: the key's value (NA where
@@ -28,6 +30,7 @@ import pandas as pd
 from . import _plan as p
 
 __all__ = [
+    "EARLIER",
     "UNREAD_COLUMN",
     "UPGRADE_COLUMN",
     "Engine",
@@ -39,6 +42,8 @@ __all__ = [
 #: The columns the missing-key labels are decided by (see fmt.group_column).
 UNREAD_COLUMN = "fetch_error"
 UPGRADE_COLUMN = "task_type"
+#: The last extra column of :meth:`Engine.extras`: an earlier row of the run is ``ok``.
+EARLIER = "veo_earlier"
 
 
 def key_columns(n: int) -> list[str]:
@@ -127,6 +132,25 @@ class Engine(ABC):
         after them: the candidates of a duplicate submission, a bounded set. SQL engines
         compare a 64-bit hash of ``same`` (a collision only adds rows; the caller checks
         them exactly), typed as :meth:`rows`."""
+
+    @abstractmethod
+    def extras(
+        self,
+        same: Sequence[str],
+        within_us: int,
+        where: p.Cond | None,
+        ok: p.Cond,
+        keys: p.Keys,
+        measures: Mapping[str, p.Measure],
+        extra: Sequence[p.Value] = (),
+    ) -> pd.DataFrame:
+        """:meth:`grouped` over the extra submissions: the rows (where ``where`` holds and
+        ``create_time`` is set), ordered by ``create_time`` then ``task_id`` within equal
+        values of ``same`` (missing equals missing; a list compares item by item), that
+        follow the previous such row by at most ``within_us`` µs — every row of a run
+        after its first. One more extra column (the last ``x``) says whether an earlier
+        row of the row's run satisfies ``ok``. SQL engines compare the 64-bit hash of
+        ``same`` (see :meth:`._sql.SqlEngine.extras`); pandas the values."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"

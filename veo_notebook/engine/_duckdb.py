@@ -26,6 +26,7 @@ DIALECT = Dialect(
     micros="epoch_us(CAST({} AS TIMESTAMPTZ))",
     string="VARCHAR",
     hash="hash({})",
+    join="array_to_string({}, chr(31))",
     null_eq="{a} IS NOT DISTINCT FROM {b}",
 )
 

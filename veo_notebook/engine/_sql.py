@@ -22,7 +22,14 @@ import pyarrow as pa
 from .. import schema
 from ..errors import InputError
 from . import _plan as p
-from ._base import UNREAD_COLUMN, UPGRADE_COLUMN, Engine, key_columns, missing_label_of
+from ._base import (
+    EARLIER,
+    UNREAD_COLUMN,
+    UPGRADE_COLUMN,
+    Engine,
+    key_columns,
+    missing_label_of,
+)
 
 __all__ = ["Dialect", "SqlEngine"]
 
@@ -41,6 +48,7 @@ class Dialect:
     string: str  # the string type
     null_eq: str  # null-safe equality: a format string with {a} and {b}
     hash: str  # a 64-bit hash of several values: a format string with {}
+    join: str  # a list's items joined by the unit separator (U+001F): a format string with {}
 
 
 def _lit(value: object) -> str:
@@ -183,10 +191,22 @@ class SqlEngine(Engine):
         extra: Sequence[p.Value] = (),
         top: int | None = None,
     ) -> pd.DataFrame:
+        return self._grouped_over(self.src, keys, measures, where, extra, top)
+
+    def _grouped_over(
+        self,
+        source: str,
+        keys: p.Keys,
+        measures: Mapping[str, p.Measure],
+        where: p.Cond | None = None,
+        extra: Sequence[p.Value] = (),
+        top: int | None = None,
+    ) -> pd.DataFrame:
+        """:meth:`grouped` over ``source`` (the source's name, or a subquery of its rows)."""
         select = self.keys(keys) + [f"{self.value(v)} AS x{j}" for j, v in enumerate(extra)]
         n_keys = len(select)
         select += [f"{self.measure(m)} AS {self.q(name)}" for name, m in measures.items()]
-        sql = f"SELECT {', '.join(select)} FROM {self.src} WHERE {self.cond(where)}"
+        sql = f"SELECT {', '.join(select)} FROM {source} WHERE {self.cond(where)}"
         if n_keys:
             sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(n_keys))
         if top is not None:
@@ -306,6 +326,63 @@ class SqlEngine(Engine):
         )
         return self._typed(self._fetch(sql))
 
+    def extras(
+        self,
+        same: Sequence[str],
+        within_us: int,
+        where: p.Cond | None,
+        ok: p.Cond,
+        keys: p.Keys,
+        measures: Mapping[str, p.Measure],
+        extra: Sequence[p.Value] = (),
+    ) -> pd.DataFrame:
+        """Two scans, one small answer. The first finds the creation times of the rows
+        with a row of the same request within ``within_us`` (a window over two integers
+        a row: the costly sort never carries the rows); the second keeps the rows created
+        at one of those times (a superset of the runs' rows), orders them within their
+        request, marks each run's extras and groups those. A request is its 64-bit hash
+        (:data:`Dialect.hash` of the ``same`` values): two different requests are merged
+        only if their hashes collide and they were made within ``within_us`` of each other."""
+        present = [self._same(c) for c in same if self.has(c)]
+        h = self.dialect.hash.format(", ".join(present)) if present else "0"
+        t, w = self.us("create_time"), int(within_us)
+        cond = self.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
+        near = "OVER (PARTITION BY veo_h ORDER BY veo_t)"
+        times = (
+            f"SELECT veo_t FROM (SELECT veo_t, veo_t - lag(veo_t) {near} AS veo_b, "
+            f"lead(veo_t) {near} - veo_t AS veo_a FROM (SELECT {h} AS veo_h, {t} AS veo_t "
+            f"FROM {self.src} WHERE {cond}) AS a) AS b WHERE veo_b <= {w} OR veo_a <= {w}"
+        )
+        part = f"PARTITION BY veo_h ORDER BY veo_t, {self.q('task_id')}"
+        rows = (
+            f"SELECT *, {t} AS veo_t, {h} AS veo_h FROM {self.src} "
+            f"WHERE {cond} AND {t} IN ({times})"
+        )
+        marked = (
+            f"SELECT *, coalesce(veo_t - lag(veo_t) OVER ({part}) <= {w}, FALSE) AS veo_rep, "
+            f"row_number() OVER ({part}) AS veo_rn, "
+            f"CASE WHEN coalesce({self.cond(ok)}, FALSE) THEN 1 ELSE 0 END AS veo_ok "
+            f"FROM ({rows}) AS r"
+        )
+        before = f"{part} ROWS BETWEEN UNBOUNDED PRECEDING AND"
+        runs = (
+            f"SELECT *, max(CASE WHEN NOT veo_rep THEN veo_rn END) OVER ({before} CURRENT ROW) "
+            f"AS veo_start, max(CASE WHEN veo_ok = 1 THEN veo_rn END) OVER ({before} 1 PRECEDING) "
+            f"AS veo_last_ok FROM ({marked}) AS m"
+        )
+        flagged = (
+            f"(SELECT *, coalesce(veo_last_ok >= veo_start, FALSE) AS {EARLIER} "
+            f"FROM ({runs}) AS u WHERE veo_rep) AS x"
+        )
+        return self._grouped_over(flagged, keys, measures, None, (*extra, EARLIER))
+
+    def _same(self, column: str) -> str:
+        """A request column as compared: a list by its items joined (missing: empty), as
+        the pandas engine compares it (:func:`._pandas.row_codes`)."""
+        if pa.types.is_list(_arrow_type(column)):
+            return f"coalesce({self.dialect.join.format(self.q(column))}, '')"
+        return self.q(column)
+
     def _typed(self, table: pa.Table) -> pd.DataFrame:
         """Rows as the frame types them (:mod:`veo_notebook.schema`)."""
         df = table.to_pandas(types_mapper=schema.pandas_type)
@@ -347,6 +424,14 @@ def _pick(ask: pd.DataFrame, values: pd.DataFrame, cols: list[str], wanted: pd.D
         i = int(np.searchsorted(reach, int(row.rank), side="left"))
         got.append(float(part["x"].iloc[i]))
     return wanted.assign(value=got)
+
+
+def _arrow_type(column: str) -> pa.DataType:
+    """The Arrow type the frame gives ``column`` (string for a column it does not know)."""
+    dtype = schema.dtypes().get(column)
+    if isinstance(dtype, pd.ArrowDtype):
+        return dtype.pyarrow_dtype
+    return pa.string()
 
 
 def _key(k: object) -> tuple:
