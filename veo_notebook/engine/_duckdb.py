@@ -31,6 +31,11 @@ DIALECT = Dialect(
 )
 
 
+#: per connection: no order kept that a query does not ask for; each file's footer read
+#: once per engine, not at every query (a call asks several queries of one dataset)
+_SETTINGS = ("SET preserve_insertion_order = false", "SET parquet_metadata_cache = true")
+
+
 def parquet_glob(path: str) -> str:
     """What ``read_parquet`` is given for a file, a dataset folder or a URL."""
     text = str(path).rstrip("/")
@@ -53,15 +58,28 @@ class DuckDBEngine(SqlEngine):
             if path is None:
                 raise InputError("a DuckDB engine needs a relation or a Parquet path")
             self._con = duckdb.connect()
-            self._con.execute("SET preserve_insertion_order = false")
+            for setting in _SETTINGS:
+                self._con.execute(setting)
             glob = parquet_glob(path).replace("'", "''")
             try:
+                union = ", union_by_name = true" if self._mixed(glob) else ""
                 self._con.execute(
                     f"CREATE VIEW {self.src} AS SELECT * FROM read_parquet('{glob}', "
-                    "hive_partitioning = true, union_by_name = true)"
+                    f"hive_partitioning = true{union})"
                 )
             except duckdb.Error as exc:
                 raise InputError(f"{path}: not a readable Parquet file or dataset ({exc})") from exc
+
+    def _mixed(self, glob: str) -> bool:
+        """Whether the files' columns differ (names or types): only then are they read
+        by name (``union_by_name``, which opens every file's footer anew at each query)."""
+        kind = "coalesce(type, '') || ' ' || coalesce(CAST(logical_type AS VARCHAR), '')"
+        sig = f"name || ' ' || {kind}"
+        found = self._con.sql(
+            f"SELECT count(DISTINCT s) FROM (SELECT file_name, string_agg({sig}, ',' "
+            f"ORDER BY name) AS s FROM parquet_schema('{glob}') GROUP BY file_name) AS f"
+        ).fetchall()
+        return int(found[0][0]) > 1
 
     def _source_columns(self) -> list[str]:
         if self._relation is not None:

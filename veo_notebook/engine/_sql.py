@@ -37,6 +37,7 @@ _US = 1_000_000
 #: Order statistics are found in two passes over log-scale bins this fine (~1 % wide).
 BINS_PER_OCTAVE = 64
 _LOW_BIN = -(2**40)  # the bin of values ≤ 0
+_WIDEN = 1e-9  # a bin's value range is widened by this much either way before the exact test
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,8 @@ class SqlEngine(Engine):
         group = ", ".join(str(i + 1) for i in range(len(cols) + 2))
         sql = (
             f"WITH v AS (SELECT {', '.join([*ks, f'{b} AS b', f'{self.q(value)} AS x'])} "
-            f"FROM {self.src} WHERE {cond}), r AS ({inline}) "
+            f"FROM {self.src} WHERE {cond} AND {self._in_bins(self.q(value), need['b'])}), "
+            f"r AS ({inline}) "
             f"SELECT {picked}, count(*) AS c FROM v JOIN r ON {on} GROUP BY {group}"
         )
         values = _plain(self._fetch(sql))
@@ -269,6 +271,29 @@ class SqlEngine(Engine):
             f"CASE WHEN {x} > 0 THEN CAST(floor(log2({x}) * {BINS_PER_OCTAVE}) AS BIGINT) "
             f"ELSE {_LOW_BIN} END"
         )
+
+    def _in_bins(self, x: str, bins: pd.Series) -> str:
+        """A cheap test a value may fall in one of ``bins``: its value range, widened a
+        little (the bin itself is then compared exactly), so that the second pass
+        computes keys and bins only for the few rows near a wanted rank."""
+        ranges: list[tuple[float, float]] = []
+        for b in sorted({int(v) for v in bins}):
+            if b == _LOW_BIN:
+                ranges.append((-np.inf, 0.0))
+                continue
+            lo = 2.0 ** (b / BINS_PER_OCTAVE) * (1 - _WIDEN)
+            hi = 2.0 ** ((b + 1) / BINS_PER_OCTAVE) * (1 + _WIDEN)
+            if ranges and lo <= ranges[-1][1]:
+                ranges[-1] = (ranges[-1][0], hi)
+            else:
+                ranges.append((lo, hi))
+        parts = []
+        for lo, hi in ranges:
+            upper = f"{x} <= CAST('{hi!r}' AS DOUBLE)"
+            parts.append(
+                upper if lo == -np.inf else f"({x} >= CAST('{lo!r}' AS DOUBLE) AND {upper})"
+            )
+        return "(" + (" OR ".join(parts) or "FALSE") + ")"
 
     def _type(self, key: p.Key | p.Bucket) -> str:
         if isinstance(key, p.Bucket):
