@@ -16,6 +16,7 @@ from veo_notebook.engine import _duckdb, _source
 from veo_notebook.errors import InputError
 
 N = 20_000
+TERMINAL = ["success", "failed", "generation_failed"]
 NOW = pd.Timestamp("2026-03-20", tz="UTC")  # some of the history's media has expired by then
 
 
@@ -121,6 +122,20 @@ def test_duckdb_relation_equals_pandas(dataset: Path, pandas_tables) -> None:
     rel = con.sql(f"SELECT * FROM read_parquet('{dataset}/**/*.parquet', hive_partitioning=true)")
     assert engine.resolve(rel).name == "duckdb"
     assert_same(pandas_tables, tables(rel, None))
+
+
+def test_a_dataset_whose_files_differ_is_read_by_column_name(
+    frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Files written before a column existed: read by name (missing values where absent)."""
+    old, new = frame.iloc[:100].drop(columns=["credits_consumed"]), frame.iloc[100:300]
+    (tmp_path / "h").mkdir()
+    export.to_parquet(old, tmp_path / "h" / "a.parquet")
+    export.to_parquet(new, tmp_path / "h" / "b.parquet")
+    got = analysis.failure_rates(tmp_path / "h", engine="duckdb", upgrades="pooled")
+    assert int(got["n"].sum()) == int(frame.iloc[:300]["status"].isin(TERMINAL).sum())
+    eng = _duckdb.DuckDBEngine(path=str(tmp_path / "h"))
+    assert eng.count() == 300 and "credits_consumed" in eng.columns()
 
 
 def test_dataset_by_default_is_read_by_size(dataset: Path, monkeypatch) -> None:
