@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from _frames import synthetic_frame
 
@@ -128,14 +129,16 @@ def test_a_dataset_whose_files_differ_is_read_by_column_name(
     frame: pd.DataFrame, tmp_path: Path
 ) -> None:
     """Files written before a column existed: read by name (missing values where absent)."""
-    old, new = frame.iloc[:100].drop(columns=["credits_consumed"]), frame.iloc[100:300]
     (tmp_path / "h").mkdir()
-    export.to_parquet(old, tmp_path / "h" / "a.parquet")
-    export.to_parquet(new, tmp_path / "h" / "b.parquet")
+    export.to_parquet(frame.iloc[100:300], tmp_path / "h" / "b.parquet")
+    whole = export.to_parquet(frame.iloc[:100], tmp_path / "a.parquet")
+    table = pq.read_table(whole)
+    pq.write_table(table.drop_columns(["credits_consumed"]), tmp_path / "h" / "a.parquet")
     got = analysis.failure_rates(tmp_path / "h", engine="duckdb", upgrades="pooled")
     assert int(got["n"].sum()) == int(frame.iloc[:300]["status"].isin(TERMINAL).sum())
     eng = _duckdb.DuckDBEngine(path=str(tmp_path / "h"))
     assert eng.count() == 300 and "credits_consumed" in eng.columns()
+    assert not _duckdb.DuckDBEngine(path=str(tmp_path / "a.parquet"))._mixed(str(whole))
 
 
 def test_dataset_by_default_is_read_by_size(dataset: Path, monkeypatch) -> None:
