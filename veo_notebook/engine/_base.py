@@ -112,6 +112,12 @@ class Engine(ABC):
         within its group, the column sorted ascending over the rows where ``where``
         holds (and the value is set): ``wanted``'s columns + ``value``."""
 
+    def will_rank(self, keys: p.Keys, value: str, where: p.Cond | None) -> None:
+        """A hint: :meth:`ranks` of ``value`` over ``keys`` where ``where`` holds follows
+        the next :meth:`grouped` of the same keys (SQL engines then count the ranks' bins
+        in that grouped scan: one scan of the source instead of two)."""
+        return None  # the pandas engine has nothing to share
+
     @abstractmethod
     def rows(
         self, columns: Sequence[str], where: p.Cond | None = None, limit: int | None = None
