@@ -107,14 +107,16 @@ elif eng == "spark":
 else:
     src = path
 t1 = time.perf_counter()
+c1 = time.process_time()
 out = eval(call)
 t2 = time.perf_counter()
+cpu = time.process_time() - c1  # every thread's, DuckDB's included
 if {keep!r}:
     out.to_pickle({keep!r})
 # VmHWM: this process's own peak (ru_maxrss keeps the forking parent's across exec)
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
 rss = int(hwm.split()[1]) / 1024
-print(json.dumps({{"read_s": t1 - t0, "call_s": t2 - t1, "rss_mb": rss}}))
+print(json.dumps({{"read_s": t1 - t0, "call_s": t2 - t1, "cpu_s": cpu, "rss_mb": rss}}))
 """
 
 
@@ -242,7 +244,7 @@ def main() -> None:
             for name in CALLS:
                 duck = measure(path, "duckdb", name, keep=root / "duck.pkl")
                 line = f"{n:>11,} {name:<16} duckdb {duck['call_s']:6.2f} s "
-                line += f"{duck['rss_mb']:6.0f} MB"
+                line += f"(CPU {duck['cpu_s']:5.1f} s) {duck['rss_mb']:6.0f} MB"
                 if i == 0:
                     pand = measure(path, "pandas", name, keep=root / "pandas.pkl")
                     duck_t = pd.read_pickle(root / "duck.pkl")

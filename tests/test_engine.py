@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from _frames import synthetic_frame
 
@@ -16,6 +17,7 @@ from veo_notebook.engine import _duckdb, _source
 from veo_notebook.errors import InputError
 
 N = 20_000
+TERMINAL = ["success", "failed", "generation_failed"]
 NOW = pd.Timestamp("2026-03-20", tz="UTC")  # some of the history's media has expired by then
 
 
@@ -121,6 +123,22 @@ def test_duckdb_relation_equals_pandas(dataset: Path, pandas_tables) -> None:
     rel = con.sql(f"SELECT * FROM read_parquet('{dataset}/**/*.parquet', hive_partitioning=true)")
     assert engine.resolve(rel).name == "duckdb"
     assert_same(pandas_tables, tables(rel, None))
+
+
+def test_a_dataset_whose_files_differ_is_read_by_column_name(
+    frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Files written before a column existed: read by name (missing values where absent)."""
+    (tmp_path / "h").mkdir()
+    export.to_parquet(frame.iloc[100:300], tmp_path / "h" / "b.parquet")
+    whole = export.to_parquet(frame.iloc[:100], tmp_path / "a.parquet")
+    table = pq.read_table(whole)
+    pq.write_table(table.drop_columns(["credits_consumed"]), tmp_path / "h" / "a.parquet")
+    got = analysis.failure_rates(tmp_path / "h", engine="duckdb", upgrades="pooled")
+    assert int(got["n"].sum()) == int(frame.iloc[:300]["status"].isin(TERMINAL).sum())
+    eng = _duckdb.DuckDBEngine(path=str(tmp_path / "h"))
+    assert eng.count() == 300 and "credits_consumed" in eng.columns()
+    assert not _duckdb.DuckDBEngine(path=str(tmp_path / "a.parquet"))._mixed(str(whole))
 
 
 def test_dataset_by_default_is_read_by_size(dataset: Path, monkeypatch) -> None:
@@ -263,7 +281,8 @@ def test_duckdb_unifies_the_files_schemas_only_when_they_differ(tmp_path: Path) 
     folder.mkdir()
     pd.DataFrame({"task_id": ["a"], "status": ["success"]}).to_parquet(folder / "a.parquet")
     pd.DataFrame({"task_id": ["b"]}).to_parquet(folder / "b.parquet")  # an older file
-    assert _duckdb.one_schema(str(folder / "a.parquet"))
-    assert not _duckdb.one_schema(str(folder))
+    one = _duckdb.DuckDBEngine(path=str(folder / "a.parquet"))
+    assert not one._mixed(_duckdb.parquet_glob(str(folder / "a.parquet")))
     eng = _duckdb.DuckDBEngine(path=str(folder))
+    assert eng._mixed(_duckdb.parquet_glob(str(folder)))
     assert eng.count() == 2 and "status" in eng.columns()

@@ -117,8 +117,20 @@ def test_filters_and_search_match(pair):
         )
     assert counts["a"] > N // 2 and counts["zz-no-such-text"] == 0  # none to most
     assert counts["100%"] == counts["\\"] == 5 and counts["1_0"] == 0  # no wildcards
-    mem.set_text(None)
-    db.set_text(None)
+    # a search under filters, then a filter widened and narrowed while it is on
+    for m in (mem, db):
+        m.set_facet("model", ["veo3"])
+        m.set_facet("status", ["failed"])
+        m.set_text("a")
+    for status in (["failed", "success"], None, ["generating"]):
+        for m in (mem, db):
+            m.set_facet("status", status)
+        assert db.count() == mem.count() > 0, status
+        _same_page(mem, db, 0, 25, "created", True)
+    for m in (mem, db):
+        m.set_text(None)
+        m.set_facet("model", None)
+        m.set_facet("status", None)
 
 
 def test_one_task_and_a_missing_one(pair):

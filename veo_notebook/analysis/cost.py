@@ -28,7 +28,7 @@ import pandas as pd
 
 from ..engine import Engine, resolve
 from ..engine import _plan as p
-from ..engine._pandas import PandasEngine, row_codes
+from ..engine._pandas import row_codes, run_flags
 from ..errors import InputError
 from ..pricing import (
     DURATION_COLUMNS,
@@ -124,20 +124,10 @@ def _runs(df: pd.DataFrame, window: pd.Timedelta) -> dict[str, np.ndarray]:
     group = _request_codes(df)[pos]
     t = _ns(df["create_time"])[pos]
     order = np.lexsort((pos, t, group))
-    g, ts, p = group[order], t[order], pos[order]
-    repeat = np.zeros(len(p), dtype=bool)
-    repeat[1:] = (g[1:] == g[:-1]) & (ts[1:] - ts[:-1] <= window.value)
-    run = np.cumsum(~repeat) - 1
-    starts = np.flatnonzero(~repeat)
     failed = df["status"].isin(NOT_BILLED).to_numpy(dtype=bool, na_value=False)
-    ok = (~failed[p]).astype(np.int64)
-    ok_before = np.cumsum(ok) - ok
-    earlier_ok = ok_before - ok_before[starts][run]
-    return {
-        "extra": p[repeat],
-        "first": p[starts][run][repeat],
-        "wasted": (earlier_ok > 0)[repeat],
-    }
+    p = pos[order]
+    repeat, first, wasted = run_flags(group[order], t[order], window.value, ~failed[p])
+    return {"extra": p[repeat], "first": p[first][repeat], "wasted": wasted[repeat]}
 
 
 def _candidates(eng: Engine, span: pd.Timedelta, more: Iterable[str] = ()) -> pd.DataFrame:
@@ -263,7 +253,7 @@ def cost_summary(
             priced_ok > 0, spent_ok / np.maximum(priced_ok, 1), np.nan
         )
     out["duplicates"], out["wasted_credits"] = _wasted_by_group(
-        eng, keys, groups, span, table, bill_failed, by
+        eng, keys, groups, span, table, bill_failed, own
     )
     if rate is not None:
         out["usd"] = out["credits"] * rate
@@ -300,19 +290,25 @@ def _own_credits(eng: Engine, keys: p.Keys, groups: Groups, table: object, bill:
     }
 
 
-def _priced_credits(
-    eng: Engine, keys: p.Keys, groups: Groups, table: PriceTable | None, bill_failed: bool
-):
-    """Credits per group: reported where the source has them, else the price table's
-    estimate for each distinct (price keys, status) — as :func:`with_credits` prices a row."""
-    columns = eng.columns()
-    price_keys = [c for c in PRICE_KEYS[:3] if c in columns]
-    price_keys += [c for c in DURATION_COLUMNS if c in columns][:1]
+def _price_keys(columns: list[str]) -> list[str]:
+    keys = [c for c in PRICE_KEYS[:3] if c in columns]
+    return keys + [c for c in DURATION_COLUMNS if c in columns][:1]
+
+
+def _price_measures(columns: list[str]) -> dict[str, p.Measure]:
+    """What pricing a combination needs: its rows, and those with reported credits."""
     measures: dict[str, p.Measure] = {"rows": p.Count()}
     if REPORTED_COLUMN in columns:
         measures["reported_n"] = p.Count(p.NotNull(REPORTED_COLUMN))
         measures["reported_sum"] = p.Sum(REPORTED_COLUMN)
-    agg = eng.grouped(keys, measures, extra=(*price_keys, "status"))
+    return measures
+
+
+def _combo_credits(
+    agg: pd.DataFrame, price_keys: list[str], table: PriceTable | None, bill_failed: bool
+) -> dict[str, np.ndarray]:
+    """Credits of each (price keys ``x0..``, status) row of ``agg``, as :func:`with_credits`
+    prices a row: reported where told, else the table's estimate (failed: 0 unless billed)."""
     combos = pd.DataFrame({c: agg[f"x{i}"].tolist() for i, c in enumerate(price_keys)})
     estimate = (table or load_prices(None)).lookup(combos)
     status = agg[f"x{len(price_keys)}"]
@@ -324,15 +320,34 @@ def _priced_credits(
     rest = rows - told
     priced = ~np.isnan(estimate)
     credits = told_sum + np.where(priced & (rest > 0), rest * np.nan_to_num(estimate), 0.0)
+    return {
+        "credits": credits,
+        "told": told,
+        "told_sum": told_sum,
+        "rest": rest,
+        "priced": priced,
+        "ok": status.eq(Status.SUCCESS.value).to_numpy(dtype=bool),
+    }
+
+
+def _priced_credits(
+    eng: Engine, keys: p.Keys, groups: Groups, table: PriceTable | None, bill_failed: bool
+):
+    """Credits per group: reported where the source has them, else the price table's
+    estimate for each distinct (price keys, status) — as :func:`with_credits` prices a row."""
+    columns = eng.columns()
+    price_keys = _price_keys(columns)
+    agg = eng.grouped(keys, _price_measures(columns), extra=(*price_keys, "status"))
+    c = _combo_credits(agg, price_keys, table, bill_failed)
+    credits, told, rest, priced, ok = c["credits"], c["told"], c["rest"], c["priced"], c["ok"]
     n = len(keys)
-    ok = status.eq(Status.SUCCESS.value).to_numpy(dtype=bool)
     priced_rows = told + np.where(priced, rest, 0)
     return {
         "spent": _spread(groups, agg, n, credits),
         "unpriced": _spread(groups, agg, n, np.where(priced, 0, rest).astype(float)).astype(
             np.int64
         ),
-        "reported": _spread(groups, agg, n, told_sum),
+        "reported": _spread(groups, agg, n, c["told_sum"]),
         "priced_ok": _spread(groups, agg, n, np.where(ok, priced_rows, 0).astype(float)).astype(
             np.int64
         ),
@@ -347,25 +362,31 @@ def _wasted_by_group(
     span: pd.Timedelta,
     table: PriceTable | None,
     bill_failed: bool,
-    by: By,
+    own: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Extra submissions and the credits they wasted, per group."""
-    g = len(groups)
-    by_columns = [b for b in ([] if by is None else [by] if isinstance(by, str) else by)]
-    candidates = _candidates(eng, span, [c for c in by_columns if c in eng.columns()])
-    priced = _priced(candidates, table, bill_failed)
-    runs = _runs(priced, span)
-    extra = runs["extra"]
-    if len(extra) == 0:
-        return np.zeros(g, dtype=np.int64), np.zeros(g)
-    credits = priced["credits"].to_numpy(dtype=float, na_value=np.nan)[extra]
-    rows = priced.take(extra).reset_index(drop=True)
-    rows["_wasted"] = np.where(runs["wasted"], np.nan_to_num(credits), 0.0)
-    agg = PandasEngine(rows).grouped(keys, {"dup": p.Count(), "wasted": p.Sum("_wasted")})
-    where = groups.positions(agg, len(keys))
-    dups = np.bincount(where, weights=agg["dup"].to_numpy(dtype=float), minlength=g)
-    wasted = np.bincount(where, weights=agg["wasted"].to_numpy(dtype=float), minlength=g)
-    return dups.astype(np.int64), wasted
+    """Extra submissions and the credits they wasted, per group: the engine counts the
+    extras (and prices' combinations) per group and whether their run had an earlier
+    submission that did not fail; the credits are priced here, as for the totals."""
+    columns = eng.columns()
+    has_request = p.Any(tuple(p.NotNull(c) for c in ("prompt", "parent_task_id") if c in columns))
+    ok = p.Not(p.In("status", NOT_BILLED))
+    within = span.value // 1000  # µs: the frame's times are µs on every engine
+    same = _request_names(columns)
+    if own:
+        measures: dict[str, p.Measure] = {"rows": p.Count(), "credits": p.Sum("credits")}
+        agg = eng.extras(same, within, has_request, ok, keys, measures)
+        credits = agg["credits"].to_numpy(dtype=float)
+        n_extra = 0
+    else:
+        price_keys = _price_keys(columns)
+        extra = (*price_keys, "status")
+        agg = eng.extras(same, within, has_request, ok, keys, _price_measures(columns), extra)
+        credits = _combo_credits(agg, price_keys, table, bill_failed)["credits"]
+        n_extra = len(extra)
+    wasted = agg[f"x{n_extra}"].astype(bool).to_numpy()
+    n = len(keys)
+    dups = _spread(groups, agg, n, "rows").astype(np.int64)
+    return dups, _spread(groups, agg, n, np.where(wasted, credits, 0.0))
 
 
 # --- media about to be deleted --------------------------------------------------------

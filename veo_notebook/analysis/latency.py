@@ -100,6 +100,7 @@ def _summary(
 ) -> tuple[pd.DataFrame, Groups]:
     """latency_summary on an engine (``confidence=None``: no intervals) and its groups."""
     use = _use(outcome)
+    eng.will_rank(keys, "latency_s", use)
     agg = eng.grouped(
         keys,
         {

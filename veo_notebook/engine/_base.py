@@ -9,6 +9,8 @@ An engine answers five questions about a source of task rows, each with a small 
 * :meth:`Engine.rows` — a bounded set of rows (stuck tasks, media about to expire);
 * :meth:`Engine.repeats` — the rows with an identical request close in time (the
   candidates of a duplicate submission);
+* :meth:`Engine.extras` — grouped counts and sums over the extra submissions of those
+  repeats (each after the first of a run of identical requests), computed in the engine;
 * :meth:`Engine.count` — the number of rows.
 
 And four the report asks for (:mod:`veo_notebook.reporting.over_engine`), so that a
@@ -37,6 +39,7 @@ import pandas as pd
 from . import _plan as p
 
 __all__ = [
+    "EARLIER",
     "UNREAD_COLUMN",
     "UPGRADE_COLUMN",
     "Engine",
@@ -48,6 +51,8 @@ __all__ = [
 #: The columns the missing-key labels are decided by (see fmt.group_column).
 UNREAD_COLUMN = "fetch_error"
 UPGRADE_COLUMN = "task_type"
+#: The last extra column of :meth:`Engine.extras`: an earlier row of the run is ``ok``.
+EARLIER = "veo_earlier"
 
 
 def key_columns(n: int) -> list[str]:
@@ -116,6 +121,12 @@ class Engine(ABC):
         within its group, the column sorted ascending over the rows where ``where``
         holds (and the value is set): ``wanted``'s columns + ``value``."""
 
+    def will_rank(self, keys: p.Keys, value: str, where: p.Cond | None) -> None:
+        """A hint: :meth:`ranks` of ``value`` over ``keys`` where ``where`` holds follows
+        the next :meth:`grouped` of the same keys (SQL engines then count the ranks' bins
+        in that grouped scan: one scan of the source instead of two)."""
+        return None  # the pandas engine has nothing to share
+
     @abstractmethod
     def rows(
         self, columns: Sequence[str], where: p.Cond | None = None, limit: int | None = None
@@ -136,6 +147,25 @@ class Engine(ABC):
         after them: the candidates of a duplicate submission, a bounded set. SQL engines
         compare a 64-bit hash of ``same`` (a collision only adds rows; the caller checks
         them exactly), typed as :meth:`rows`."""
+
+    @abstractmethod
+    def extras(
+        self,
+        same: Sequence[str],
+        within_us: int,
+        where: p.Cond | None,
+        ok: p.Cond,
+        keys: p.Keys,
+        measures: Mapping[str, p.Measure],
+        extra: Sequence[p.Value] = (),
+    ) -> pd.DataFrame:
+        """:meth:`grouped` over the extra submissions: the rows (where ``where`` holds and
+        ``create_time`` is set), ordered by ``create_time`` then ``task_id`` within equal
+        values of ``same`` (missing equals missing; a list compares item by item), that
+        follow the previous such row by at most ``within_us`` µs — every row of a run
+        after its first. One more extra column (the last ``x``) says whether an earlier
+        row of the row's run satisfies ``ok``. SQL engines compare the 64-bit hash of
+        ``same`` (see :meth:`._sql.SqlEngine.extras`); pandas the values."""
 
     @abstractmethod
     def subset(self, where: p.Cond) -> Engine:

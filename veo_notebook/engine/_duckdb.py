@@ -9,7 +9,6 @@ of aggregates; nothing here ever asks DuckDB for a whole relation.
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -19,45 +18,27 @@ from ..export import DERIVED_PARTITIONS
 from . import _plan as p
 from ._sql import Dialect, SqlEngine
 
-__all__ = ["DuckDBEngine", "one_schema", "parquet_glob"]
+__all__ = ["DuckDBEngine", "parquet_glob"]
 
 DIALECT = Dialect(
     quote='"',
     micros="epoch_us(CAST({} AS TIMESTAMPTZ))",
     string="VARCHAR",
     hash="hash({})",
+    join="array_to_string({}, chr(31))",
     null_eq="{a} IS NOT DISTINCT FROM {b}",
 )
+
+
+#: per connection: no order kept that a query does not ask for; each file's footer read
+#: once per engine, not at every query (a call asks several queries of one dataset)
+_SETTINGS = ("SET preserve_insertion_order = false", "SET parquet_metadata_cache = true")
 
 
 def parquet_glob(path: str) -> str:
     """What ``read_parquet`` is given for a file, a dataset folder or a URL."""
     text = str(path).rstrip("/")
     return text if text.endswith(".parquet") else f"{text}/**/*.parquet"
-
-
-def one_schema(path: str) -> bool:
-    """Whether every file of a local Parquet file or dataset has the same columns and
-    types (read once from the footers): then DuckDB need not unify the files' schemas at
-    every query (``union_by_name``), which costs more than a small aggregate at 20M rows
-    in ~1,000 files. A URL, or any file that cannot be read here, counts as mixed."""
-    import pyarrow.parquet as pq
-
-    local = Path(path)
-    if "://" in str(path) or not local.exists():
-        return False
-    files = [local] if local.is_file() else sorted(local.rglob("*.parquet"))
-    first = None
-    try:
-        for f in files:
-            schema = pq.read_schema(f).remove_metadata()
-            if first is None:
-                first = schema
-            elif not schema.equals(first):
-                return False
-    except (OSError, ValueError):
-        return False
-    return first is not None
 
 
 def _reach(con: Any, path: str) -> None:
@@ -92,17 +73,30 @@ class DuckDBEngine(SqlEngine):
             if path is None:
                 raise InputError("a DuckDB engine needs a relation or a Parquet path")
             self._con = duckdb.connect()
-            self._con.execute("SET preserve_insertion_order = false")
+            for setting in _SETTINGS:
+                self._con.execute(setting)
             _reach(self._con, path)
             glob = parquet_glob(path).replace("'", "''")
             try:
+                union = ", union_by_name = true" if self._mixed(glob) else ""
                 self._con.execute(
                     f"CREATE VIEW {self.src} AS SELECT * FROM read_parquet('{glob}', "
-                    f"hive_partitioning = true, union_by_name = {not one_schema(path)!s})"
+                    f"hive_partitioning = true{union})"
                 )
             except duckdb.Error as exc:
                 why = str(exc).strip().splitlines()[0]  # DuckDB adds the query, line by line
                 raise InputError(f"{path}: not a readable Parquet file or dataset ({why})") from exc
+
+    def _mixed(self, glob: str) -> bool:
+        """Whether the files' columns differ (names or types): only then are they read
+        by name (``union_by_name``, which opens every file's footer anew at each query)."""
+        kind = "coalesce(type, '') || ' ' || coalesce(CAST(logical_type AS VARCHAR), '')"
+        sig = f"name || ' ' || {kind}"
+        found = self._con.sql(
+            f"SELECT count(DISTINCT s) FROM (SELECT file_name, string_agg({sig}, ',' "
+            f"ORDER BY name) AS s FROM parquet_schema('{glob}') GROUP BY file_name) AS f"
+        ).fetchall()
+        return int(found[0][0]) > 1
 
     def _source_columns(self) -> list[str]:
         if self._relation is not None:

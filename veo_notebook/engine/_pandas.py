@@ -15,7 +15,14 @@ import pyarrow.compute as pc
 
 from ..errors import InputError
 from . import _plan as p
-from ._base import UNREAD_COLUMN, UPGRADE_COLUMN, Engine, key_columns, missing_label_of
+from ._base import (
+    EARLIER,
+    UNREAD_COLUMN,
+    UPGRADE_COLUMN,
+    Engine,
+    key_columns,
+    missing_label_of,
+)
 from ._sql import _LOW_BIN, BINS_PER_OCTAVE
 
 __all__ = ["PandasEngine"]
@@ -255,19 +262,52 @@ class PandasEngine(Engine):
         columns: Sequence[str],
     ) -> pd.DataFrame:
         df = self.df
+        chosen = self._near(same, within_us * 1000, where)
+        return df.loc[chosen, [c for c in columns if c in df.columns]]
+
+    def _near(self, same: Sequence[str], within_ns: int, where: p.Cond | None) -> np.ndarray:
+        """The rows (where ``where`` holds, created) with another row of equal ``same``
+        values created at most ``within_ns`` apart."""
+        df = self.df
         mask = self.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
         pos = np.flatnonzero(mask)
-        group = row_codes(df, same)[pos]
-        t = df["create_time"].to_numpy(dtype="datetime64[us]").view(np.int64)[pos]
+        group = row_codes(df, [c for c in same if c in df.columns])[pos]
+        t = _nanos(df["create_time"])[pos]
         order = np.lexsort((pos, t, group))
         g, ts = group[order], t[order]
-        near = (g[1:] == g[:-1]) & (ts[1:] - ts[:-1] <= within_us)
+        near = (g[1:] == g[:-1]) & (ts[1:] - ts[:-1] <= within_ns)
         keep = np.zeros(len(order), dtype=bool)
         keep[1:] |= near
         keep[:-1] |= near
         chosen = np.zeros(len(df), dtype=bool)
         chosen[pos[order][keep]] = True
-        return df.loc[chosen, [c for c in columns if c in df.columns]]
+        return chosen
+
+    def extras(
+        self,
+        same: Sequence[str],
+        within_us: int,
+        where: p.Cond | None,
+        ok: p.Cond,
+        keys: p.Keys,
+        measures: Mapping[str, p.Measure],
+        extra: Sequence[p.Value] = (),
+    ) -> pd.DataFrame:
+        within = within_us * 1000
+        sub = self.df.loc[self._near(same, within, where)]
+        order = pd.DataFrame(
+            {
+                "g": row_codes(sub, [c for c in same if c in sub.columns]),
+                "t": _nanos(sub["create_time"]),
+                "id": sub["task_id"].to_numpy(dtype=object, na_value=None),
+            }
+        ).sort_values(["g", "t", "id"], kind="stable", na_position="last")
+        at = order.index.to_numpy()
+        repeat, _first, earlier = run_flags(
+            order["g"].to_numpy(), order["t"].to_numpy(), within, PandasEngine(sub).cond(ok)[at]
+        )
+        rows = sub.iloc[at[repeat]].assign(**{EARLIER: earlier[repeat]})
+        return PandasEngine(rows).grouped(keys, measures, None, (*extra, EARLIER))
 
     # --- what the report asks for ---------------------------------------------------------
     def subset(self, where: p.Cond) -> PandasEngine:
@@ -309,6 +349,26 @@ class PandasEngine(Engine):
         by = [order, "task_id"] if "task_id" in rows.columns else [order]
         rows = rows.sort_values(by, ascending=[not descending, True][: len(by)], kind="stable")
         return rows[cols].head(limit).reset_index(drop=True)
+
+
+def _nanos(times: pd.Series) -> np.ndarray:
+    return times.to_numpy(dtype="datetime64[ns]").view(np.int64)
+
+
+def run_flags(
+    group: np.ndarray, t: np.ndarray, within: int, ok: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of rows sorted by (group, time, tie-break): whether each row repeats the one
+    before (same group, at most ``within`` later), the position of its run's first row,
+    and whether an earlier row of its run is ``ok``. The one rule of a duplicate
+    submission's run, for the frame and for the pandas engine."""
+    repeat = np.zeros(len(group), dtype=bool)
+    repeat[1:] = (group[1:] == group[:-1]) & (t[1:] - t[:-1] <= within)
+    run = np.cumsum(~repeat) - 1
+    starts = np.flatnonzero(~repeat)
+    good = ok.astype(np.int64)
+    before = np.cumsum(good) - good
+    return repeat, starts[run], (before - before[starts][run]) > 0
 
 
 _LIST_SEP = "\x1f"  # joins the items of a list into one key (a character no URL holds)

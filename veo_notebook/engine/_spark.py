@@ -24,6 +24,7 @@ DIALECT = Dialect(
     micros="unix_micros({})",
     string="STRING",
     hash="xxhash64({})",
+    join="array_join({}, char(31))",
     null_eq="{a} <=> {b}",
 )
 

@@ -22,7 +22,14 @@ import pyarrow as pa
 from .. import schema
 from ..errors import InputError
 from . import _plan as p
-from ._base import UNREAD_COLUMN, UPGRADE_COLUMN, Engine, key_columns, missing_label_of
+from ._base import (
+    EARLIER,
+    UNREAD_COLUMN,
+    UPGRADE_COLUMN,
+    Engine,
+    key_columns,
+    missing_label_of,
+)
 
 __all__ = ["Dialect", "SqlEngine"]
 
@@ -30,6 +37,7 @@ _US = 1_000_000
 #: Order statistics are found in two passes over log-scale bins this fine (~1 % wide).
 BINS_PER_OCTAVE = 64
 _LOW_BIN = -(2**40)  # the bin of values ≤ 0
+_WIDEN = 1e-9  # a bin's value range is widened by this much either way before the exact test
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class Dialect:
     string: str  # the string type
     null_eq: str  # null-safe equality: a format string with {a} and {b}
     hash: str  # a 64-bit hash of several values: a format string with {}
+    join: str  # a list's items joined by the unit separator (U+001F): a format string with {}
 
 
 def _lit(value: object) -> str:
@@ -183,10 +192,60 @@ class SqlEngine(Engine):
         extra: Sequence[p.Value] = (),
         top: int | None = None,
     ) -> pd.DataFrame:
+        hint = self.__dict__.pop("_rank_hint", None)
+        fuse = hint is not None and hint[0] == keys and keys and where is None
+        fuse = fuse and not extra and top is None
+        if fuse and all(isinstance(m, p.Count | p.SumMicros | p.Max) for m in measures.values()):
+            return self._grouped_and_bins(keys, measures, hint[1], hint[2])
+        return self._grouped_over(self.src, keys, measures, where, extra, top)
+
+    def will_rank(self, keys: p.Keys, value: str, where: p.Cond | None) -> None:
+        self._rank_hint = (keys, value, where)
+
+    def _grouped_and_bins(
+        self, keys: p.Keys, measures: Mapping[str, p.Measure], value: str, where: p.Cond | None
+    ) -> pd.DataFrame:
+        """:meth:`grouped` and the first pass of :meth:`ranks` in one scan: grouped by key
+        and bin (none for the rows not ranked), the bins kept for :meth:`ranks`, the
+        measures added up per key here (counts and µs sums are integers, maxima maxima:
+        the same numbers as one ``GROUP BY`` of the keys)."""
+        ks = self.keys(keys)
+        cols = key_columns(len(keys))
+        cond = self.cond(p.All(((where or p.All(())), p.NotNull(value))))
+        b = f"CASE WHEN coalesce({cond}, FALSE) THEN {self._bin(self.q(value))} END AS b"
+        select = [*ks, b] + [f"{self.measure(m)} AS {self.q(n)}" for n, m in measures.items()]
+        by = ", ".join(str(i + 1) for i in range(len(ks) + 1))
+        fine = _plain(
+            self._fetch(f"SELECT {', '.join(select)}, count(*) AS c FROM {self.src} GROUP BY {by}")
+        )
+        ranked = fine["b"].notna().to_numpy(dtype=bool)
+        self._bins = ((keys, value, where), fine.loc[ranked, [*cols, "b", "c"]])
+        parts = fine[cols].astype(object).where(fine[cols].notna(), "\x00")  # None: a key
+        groups = parts.groupby(cols, sort=False, dropna=False)
+        first = groups.ngroup().to_numpy()
+        frame = fine[cols].iloc[groups.head(1).index].reset_index(drop=True)
+        for name, m in measures.items():
+            x = pd.to_numeric(fine[name], errors="coerce")
+            if isinstance(m, p.Max):
+                frame[name] = x.groupby(first).max().to_numpy(dtype=float)
+            else:
+                frame[name] = x.fillna(0).astype(np.int64).groupby(first).sum().to_numpy()
+        return frame
+
+    def _grouped_over(
+        self,
+        source: str,
+        keys: p.Keys,
+        measures: Mapping[str, p.Measure],
+        where: p.Cond | None = None,
+        extra: Sequence[p.Value] = (),
+        top: int | None = None,
+    ) -> pd.DataFrame:
+        """:meth:`grouped` over ``source`` (the source's name, or a subquery of its rows)."""
         select = self.keys(keys) + [f"{self.value(v)} AS x{j}" for j, v in enumerate(extra)]
         n_keys = len(select)
         select += [f"{self.measure(m)} AS {self.q(name)}" for name, m in measures.items()]
-        sql = f"SELECT {', '.join(select)} FROM {self.src} WHERE {self.cond(where)}"
+        sql = f"SELECT {', '.join(select)} FROM {source} WHERE {self.cond(where)}"
         if n_keys:
             sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(n_keys))
         if top is not None:
@@ -214,12 +273,16 @@ class SqlEngine(Engine):
         b = self._bin(self.q(value))
         n = len(ks)
         by = ", ".join(str(i + 1) for i in range(n + 1))
-        bins = _plain(
-            self._fetch(
-                f"SELECT {', '.join([*ks, f'{b} AS b'])}, count(*) AS c "
-                f"FROM {self.src} WHERE {cond} GROUP BY {by}"
+        kept = self.__dict__.pop("_bins", None)
+        if kept is not None and kept[0] == (keys, value, where):
+            bins = kept[1].reset_index(drop=True)  # counted by the grouped scan before
+        else:
+            bins = _plain(
+                self._fetch(
+                    f"SELECT {', '.join([*ks, f'{b} AS b'])}, count(*) AS c "
+                    f"FROM {self.src} WHERE {cond} GROUP BY {by}"
+                )
             )
-        )
         bins["b"] = bins["b"].astype(np.int64)
         bins["c"] = bins["c"].astype(np.int64)
         bins = bins.sort_values([*cols, "b"], na_position="last", kind="stable")
@@ -234,7 +297,8 @@ class SqlEngine(Engine):
         group = ", ".join(str(i + 1) for i in range(len(cols) + 2))
         sql = (
             f"WITH v AS (SELECT {', '.join([*ks, f'{b} AS b', f'{self.q(value)} AS x'])} "
-            f"FROM {self.src} WHERE {cond}), r AS ({inline}) "
+            f"FROM {self.src} WHERE {cond} AND {self._in_bins(self.q(value), need['b'])}), "
+            f"r AS ({inline}) "
             f"SELECT {picked}, count(*) AS c FROM v JOIN r ON {on} GROUP BY {group}"
         )
         values = _plain(self._fetch(sql))
@@ -249,6 +313,29 @@ class SqlEngine(Engine):
             f"CASE WHEN {x} > 0 THEN CAST(floor(log2({x}) * {BINS_PER_OCTAVE}) AS BIGINT) "
             f"ELSE {_LOW_BIN} END"
         )
+
+    def _in_bins(self, x: str, bins: pd.Series) -> str:
+        """A cheap test a value may fall in one of ``bins``: its value range, widened a
+        little (the bin itself is then compared exactly), so that the second pass
+        computes keys and bins only for the few rows near a wanted rank."""
+        ranges: list[tuple[float, float]] = []
+        for b in sorted({int(v) for v in bins}):
+            if b == _LOW_BIN:
+                ranges.append((-np.inf, 0.0))
+                continue
+            lo = 2.0 ** (b / BINS_PER_OCTAVE) * (1 - _WIDEN)
+            hi = 2.0 ** ((b + 1) / BINS_PER_OCTAVE) * (1 + _WIDEN)
+            if ranges and lo <= ranges[-1][1]:
+                ranges[-1] = (ranges[-1][0], hi)
+            else:
+                ranges.append((lo, hi))
+        parts = []
+        for lo, hi in ranges:
+            upper = f"{x} <= CAST('{hi!r}' AS DOUBLE)"
+            parts.append(
+                upper if lo == -np.inf else f"({x} >= CAST('{lo!r}' AS DOUBLE) AND {upper})"
+            )
+        return "(" + (" OR ".join(parts) or "FALSE") + ")"
 
     def _type(self, key: p.Key | p.Bucket) -> str:
         if isinstance(key, p.Bucket):
@@ -305,6 +392,63 @@ class SqlEngine(Engine):
             "JOIN c ON s.veo_h = c.veo_h AND s.veo_t = c.veo_t"
         )
         return self._typed(self._fetch(sql))
+
+    def extras(
+        self,
+        same: Sequence[str],
+        within_us: int,
+        where: p.Cond | None,
+        ok: p.Cond,
+        keys: p.Keys,
+        measures: Mapping[str, p.Measure],
+        extra: Sequence[p.Value] = (),
+    ) -> pd.DataFrame:
+        """Two scans, one small answer. The first finds the creation times of the rows
+        with a row of the same request within ``within_us`` (a window over two integers
+        a row: the costly sort never carries the rows); the second keeps the rows created
+        at one of those times (a superset of the runs' rows), orders them within their
+        request, marks each run's extras and groups those. A request is its 64-bit hash
+        (:data:`Dialect.hash` of the ``same`` values): two different requests are merged
+        only if their hashes collide and they were made within ``within_us`` of each other."""
+        present = [self._same(c) for c in same if self.has(c)]
+        h = self.dialect.hash.format(", ".join(present)) if present else "0"
+        t, w = self.us("create_time"), int(within_us)
+        cond = self.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
+        near = "OVER (PARTITION BY veo_h ORDER BY veo_t)"
+        times = (
+            f"SELECT veo_t FROM (SELECT veo_t, veo_t - lag(veo_t) {near} AS veo_b, "
+            f"lead(veo_t) {near} - veo_t AS veo_a FROM (SELECT {h} AS veo_h, {t} AS veo_t "
+            f"FROM {self.src} WHERE {cond}) AS a) AS b WHERE veo_b <= {w} OR veo_a <= {w}"
+        )
+        part = f"PARTITION BY veo_h ORDER BY veo_t, {self.q('task_id')}"
+        rows = (
+            f"SELECT *, {t} AS veo_t, {h} AS veo_h FROM {self.src} "
+            f"WHERE {cond} AND {t} IN ({times})"
+        )
+        marked = (
+            f"SELECT *, coalesce(veo_t - lag(veo_t) OVER ({part}) <= {w}, FALSE) AS veo_rep, "
+            f"row_number() OVER ({part}) AS veo_rn, "
+            f"CASE WHEN coalesce({self.cond(ok)}, FALSE) THEN 1 ELSE 0 END AS veo_ok "
+            f"FROM ({rows}) AS r"
+        )
+        before = f"{part} ROWS BETWEEN UNBOUNDED PRECEDING AND"
+        runs = (
+            f"SELECT *, max(CASE WHEN NOT veo_rep THEN veo_rn END) OVER ({before} CURRENT ROW) "
+            f"AS veo_start, max(CASE WHEN veo_ok = 1 THEN veo_rn END) OVER ({before} 1 PRECEDING) "
+            f"AS veo_last_ok FROM ({marked}) AS m"
+        )
+        flagged = (
+            f"(SELECT *, coalesce(veo_last_ok >= veo_start, FALSE) AS {EARLIER} "
+            f"FROM ({runs}) AS u WHERE veo_rep) AS x"
+        )
+        return self._grouped_over(flagged, keys, measures, None, (*extra, EARLIER))
+
+    def _same(self, column: str) -> str:
+        """A request column as compared: a list by its items joined (missing: empty), as
+        the pandas engine compares it (:func:`._pandas.row_codes`)."""
+        if pa.types.is_list(_arrow_type(column)):
+            return f"coalesce({self.dialect.join.format(self.q(column))}, '')"
+        return self.q(column)
 
     # --- what the report asks for ---------------------------------------------------------
     def time_span(self, column: str, where: p.Cond | None = None) -> tuple[int, int] | None:
@@ -390,6 +534,14 @@ def _pick(ask: pd.DataFrame, values: pd.DataFrame, cols: list[str], wanted: pd.D
         i = int(np.searchsorted(reach, int(row.rank), side="left"))
         got.append(float(part["x"].iloc[i]))
     return wanted.assign(value=got)
+
+
+def _arrow_type(column: str) -> pa.DataType:
+    """The Arrow type the frame gives ``column`` (string for a column it does not know)."""
+    dtype = schema.dtypes().get(column)
+    if isinstance(dtype, pd.ArrowDtype):
+        return dtype.pyarrow_dtype
+    return pa.string()
 
 
 def _key(k: object) -> tuple:

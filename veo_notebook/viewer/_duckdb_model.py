@@ -239,6 +239,8 @@ class DatasetModel(Filters):
 
     def _apply(self, name: str, value: object) -> None:
         self._where[name] = self._condition(name, value)
+        if name != "text" and self._text[0] and self.view != self.source:
+            self._search()  # the search's hits, under the filters as they are now
         where, params = self._filter_sql()
         self._count = (
             int(self._scalar(f"SELECT COUNT(*) FROM {self._base}{where}", params))
@@ -275,17 +277,26 @@ class DatasetModel(Filters):
             cond, params = f"COALESCE({sql}, FALSE)", [needle] * len(cols)
             if self.view == self.source:  # a relation: searched by each query
                 return cond, params
-            # the texts are scanned once per search: its hits are copied to a temp table
-            # that the count and every page then read instead of the whole view
-            with self._lock:
-                self.con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE veo_hits AS SELECT * "
-                    f"FROM {self.view} WHERE {cond}",
-                    params,
-                )
-            self._base, self._text = "veo_hits", (cond, params)
+            self._text = (cond, params)
+            self._search()
             return "", []
         raise KeyError(name)
+
+    def _search(self) -> None:
+        """Copy the rows the search and the other filters keep to a temp table, which the
+        count and every page then read instead of the whole view: the texts are scanned
+        once per search (and again when another filter changes), and only in the rows the
+        other filters keep."""
+        others = {k: w for k, w in self._where.items() if k != "text" and w[0]}
+        conds = [f"({s})" for s, _ in others.values()] + [self._text[0]]
+        params = [p for _, ps in others.values() for p in ps] + self._text[1]
+        with self._lock:
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE veo_hits AS SELECT * "
+                f"FROM {self.view} WHERE {' AND '.join(conds)}",
+                params,
+            )
+        self._base = "veo_hits"
 
     def count(self) -> int:
         """Rows matching every active filter."""
