@@ -153,6 +153,8 @@ class AdaptiveLimiter:
         self._cap_since = 0.0  # when the cap last changed
         self._accepted: deque[float] = deque()  # send times of accepted requests (tune.HOLD_LOOK_S)
         self._replay: deque[float] = deque()  # send times of the slots a cut waits for
+        self._sent: deque[float] = deque()  # send times of the last second
+        self._room_at = 0.0  # when the last second's sends leave room for one more
         self._bound_at = -math.inf  # when a request last waited for the limiter
         self.throttled = 0  # 429s seen
         self.drops = 0  # cuts made
@@ -186,7 +188,7 @@ class AdaptiveLimiter:
     @property
     def next_free(self) -> float:
         """Clock time of the next slot (a pause and a cut's wait for the server included)."""
-        free = max(self._next, self._pause_until)
+        free = max(self._next, self._pause_until, self._room_at)
         return max(free, self._replay[0]) if self._replay else free
 
     @property
@@ -222,10 +224,9 @@ class AdaptiveLimiter:
                     free = self.next_free
                     head = self._queue[0] is me
                     if head and now >= free and self._in_flight < self.window:
-                        gap = 1.0 / self._rate  # a late wake-up may catch up one slot
-                        if waited or now - free < gap:  # the limiter, not the caller, binds
+                        if waited or now - free < 1.0 / self._rate:  # the limiter binds
                             self._bound_at = now
-                        self._next = (self._next if now - self._next < gap else now) + gap
+                        self._take_slot(now)
                         if self._replay:
                             self._replay.popleft()
                         self._in_flight += 1
@@ -243,6 +244,29 @@ class AdaptiveLimiter:
                 self._queue.remove(me)
                 if self._queue:
                     self._queue[0].notify()
+
+    def _take_slot(self, now: float) -> None:
+        """Move the schedule past a slot taken at ``now``.
+
+        A wake-up later than one slot used to restart the schedule from ``now``, losing
+        the slots missed (a loaded machine wakes threads tens of milliseconds late); now
+        the schedule keeps its pace, and the slots of the last ``CATCH_UP_S`` are sent at
+        once, but never more requests within a second than the rate's count (no burst
+        past a window). Not while a cut waits for the server's window (its slots are the
+        ones the window freed).
+        """
+        sent = self._sent
+        while sent and sent[0] <= now - tune.SIGNAL_S:
+            sent.popleft()
+        sent.append(now)
+        gap = 1.0 / self._rate
+        if self._replay:
+            self._next = (self._next if now - self._next < gap else now) + gap
+            return
+        self._next = max(self._next, now - tune.CATCH_UP_S) + gap
+        room = math.ceil(self._rate * tune.SIGNAL_S)
+        # the next send waits for the room-th last to leave the second
+        self._room_at = sent[-room] + tune.SIGNAL_S if len(sent) >= room else 0.0
 
     def _sent_with(self, sent_at: float | None) -> int:
         """Forget the request sent at ``sent_at``; the requests in flight when it was sent."""
@@ -384,6 +408,8 @@ class AdaptiveLimiter:
             max(now, t + tune.SIGNAL_S + margin) for t in sorted(held) if t + tune.SIGNAL_S > now
         )
         self._next = max(now, self._pause_until)
+        self._sent.clear()  # the rate's count per second starts again (not a stall)
+        self._room_at = 0.0
         self._grown_at = None
         self.drops += 1
 
@@ -485,6 +511,8 @@ class AdaptiveLimiter:
         self._cut_at, self._post = now, []
         self._replay.clear()
         self._next = now
+        self._sent.clear()
+        self._room_at = 0.0
         self.drops += 1
 
     def _find_cap(self, now: float) -> bool:

@@ -87,6 +87,10 @@ RTT_RISE = 4.0
 REPLAY_MARGIN = 0.1
 #: a Retry-After longer than this pauses every request, not just the refused one
 LONG_RETRY_AFTER = 1.0
+#: a sender that wakes late sends the slots it missed in the last this many seconds at
+#: once (while the last second's sends stay under the rate): a loaded machine wakes its
+#: threads tens of milliseconds late, and each slot lost is a request not sent
+CATCH_UP_S = 0.2
 #: the rate grows only if a request waited for the limiter within this many seconds
 BOUND_S = 1.0
 #: weight of a new round-trip sample in the smoothed round-trip (TCP's 1/8)
