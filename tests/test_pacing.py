@@ -74,6 +74,7 @@ def simulate(
     duration: float = 60.0,
     seed: int = 0,
     late: float = 0.0,
+    busy: tuple[float, float] = (0.0, 0.0),
     **kw: Any,
 ) -> Run:
     """A discrete-event run of the limiter against a model of ``bench/limits.py``.
@@ -84,7 +85,8 @@ def simulate(
     request after ``latency`` (jitter 0-10 %) and a refused one at once, with the
     ``retry_after`` behaviour of the server. A refused request waits what the client
     would (``Retry-After``, else a jittered backoff) and is sent again. A caller waiting
-    for a slot wakes ``late`` seconds after it on average (exponential: a loaded machine).
+    for a slot wakes ``late`` seconds after it on average (exponential: a loaded machine);
+    requests sent within ``busy`` (from, to) take ten times as long.
     """
     rng = random.Random(seed)
     clock = _Clock()
@@ -112,7 +114,8 @@ def simulate(
         elif what == "arrive":
             real = limits.RANDOM_WAIT if rng.random() < random_429 else server.admit(t)
             if real is None:
-                done = t + latency * rng.uniform(1.0, 1.1)
+                slow = 10.0 if busy[0] <= t < busy[1] else 1.0
+                done = t + slow * latency * rng.uniform(1.0, 1.1)
                 heapq.heappush(events, (done, next(seq), "ok", sent, 0.0))
             else:
                 heapq.heappush(events, (t + 0.001, next(seq), "429", sent, real))
@@ -152,6 +155,13 @@ def test_slow_start_grows_every_round_trip_while_answers_are_clean() -> None:
     run = simulate(latency=0.3, duration=5.0)
     assert run.limiter.phase == "slow_start" and run.limiter.drops == 0
     assert run.peak_in_flight == DEFAULT_MAX_IN_FLIGHT  # the cap, not the limiter, binds
+
+
+def test_a_busy_machine_pauses_slow_start_and_does_not_end_it() -> None:
+    # answers take 10x as long for a while early on (a loaded machine): slow start
+    # waits, then climbs on; leaving it for the probe's gentle gain crawled up for seconds
+    run = simulate(limit=100, latency=0.05, duration=6.0, busy=(0.2, 1.0))
+    assert run.limiter.drops >= 1 and run.rate >= 0.75 * 100, run
 
 
 @pytest.mark.parametrize("latency", [0.1, 0.3])

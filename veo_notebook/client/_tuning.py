@@ -81,8 +81,12 @@ CAP_PROBE_S = 5.0
 #: slow start ends when this many of the last SLOW_START_LOOK answers were refused
 SLOW_START_REFUSED = 4
 SLOW_START_LOOK = 8
-#: slow start ends when the smoothed round-trip exceeds its minimum by this factor
+#: slow start pauses while the smoothed round-trip exceeds its recent minimum by this
+#: factor (a queue building, or a busy machine) ...
 RTT_RISE = 4.0
+#: ... the least round-trip of the last this many seconds (a slower machine is the new
+#: normal after a while: slow start resumes)
+RTT_MIN_S = 3.0
 #: a slot the server's window frees is used this share of a round-trip after it frees
 REPLAY_MARGIN = 0.1
 #: a Retry-After longer than this pauses every request, not just the refused one
