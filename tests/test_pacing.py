@@ -220,6 +220,38 @@ def test_a_sender_that_wakes_late_catches_up_without_passing_the_limit(
     assert run.share_429 <= 0.02, run
 
 
+def _send_due(lim: AdaptiveLimiter, clock: _Clock) -> list[float]:
+    """Every request the limiter lets out at ``clock.t`` (each released at once)."""
+    sent = []
+    while lim.next_free <= clock.t:
+        sent.append(lim.acquire())
+        lim.release(sent[-1])
+    return sent
+
+
+@pytest.mark.parametrize(("late", "caught_up"), [(0.3, 3), (0.1, 2)])
+def test_a_late_wake_up_sends_the_slots_it_missed_within_the_rate(
+    late: float, caught_up: int
+) -> None:
+    clock = _Clock()
+    lim = AdaptiveLimiter(start=12.0, clock=clock)
+    times = []
+    for slot in range(12):  # on time for a second: one request every 1/12 s
+        clock.t = slot / 12 + 1e-9
+        times += _send_due(lim, clock)
+    clock.t = 1.0 + late  # the slot at 1.0 was missed by the thread that waits for it
+    now = _send_due(lim, clock)
+    # the slots of the last 0.2 s go at once (one, before catching up: the schedule
+    # restarted from the wake-up)
+    assert len(now) == caught_up
+    times += now
+    for t in [i / 100 for i in range(300)]:
+        clock.t = max(clock.t, t)
+        times += _send_due(lim, clock)
+    per_second = [sum(t - 1.0 + 1e-9 < s <= t for s in times) for t in times]
+    assert max(per_second) <= 12  # 12/s at most
+
+
 @pytest.mark.parametrize("latency", [0.1, 0.3])
 def test_a_concurrency_cap_is_told_from_a_rate_limit(latency: float) -> None:
     run = simulate(limit=8, kind="concurrent", latency=latency, duration=10.0)

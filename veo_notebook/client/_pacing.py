@@ -5,13 +5,15 @@ window, a token bucket with a burst, a cap on requests in flight; ``Retry-After`
 as the real wait, or absent), so the client has to find it, in both directions: fast up
 when the API is generous, just under the limit when it is not. The limiter spaces
 requests evenly (one slot every ``1/rate`` seconds, first come first served, no bursts:
-a burst is what a window punishes) and caps the requests in flight at about
-``rate x round-trip`` (with headroom, never above ``max_in_flight``). ``rate`` adapts
-like TCP congestion control:
+a burst is what a window punishes; a sender that wakes late sends the slots it missed,
+never more than the rate's count within a second) and caps the requests in flight at
+about ``rate x round-trip`` (with headroom, never above ``max_in_flight``). ``rate``
+adapts like TCP congestion control:
 
 * **slow start**: the rate grows x ``SLOW_START_GAIN`` every round-trip while answers are
-  clean, until refusals cluster (several 429s among the last few answers), the server
-  asks for a long ``Retry-After``, or the round-trip rises far above its minimum;
+  clean, until refusals cluster (several 429s among the last few answers) or the server
+  asks for a long ``Retry-After``; it pauses while the round-trip is far above its
+  recent minimum (a queue, or a busy machine);
 * **back off** to the limit as the server counted it: what it let in during the second
   before the refused request — answered, or still in flight (a refusal comes back at
   once, so those were let in) — less a little; the next second sends only as that
@@ -33,10 +35,10 @@ like TCP congestion control:
   (``FAST_GAIN``, doubling every ``PROBE_ACCEL_S`` clean seconds) to find it again; far
   past it with no congestion (``RESTART``), slow start resumes. A limit found twice
   holds the rate just under it (``HOLD``) for ``PLATEAU_S``, then probes gently
-  (``PROBE_GAIN``). A trickle of refusals over ``HOLD_LOOK_S`` above the background
-  (holding just over a fixed window's limit) is a cut too, to what the server accepted
-  over those seconds. Congestion is refusals significantly above the background
-  (:func:`congested`).
+  (``PROBE_GAIN``). A trickle of refusals over ``HOLD_LOOK_S`` since the probe began,
+  above the background (holding just over a fixed window's limit), is a cut too, to
+  what the server accepted over those seconds. Congestion is refusals significantly
+  above the background (:func:`congested`).
 
 The rate grows only while requests wait for the limiter (when the caller is the
 bottleneck there is nothing to learn), and never above ``max_rate`` when one is given.
