@@ -394,7 +394,7 @@ class AdaptiveLimiter:
                     self._found
                     and self._trickles < tune.TRICKLE_CUTS
                     and span > tune.SIGNAL_S
-                    and congested(k, n, self.background)
+                    and congested(k, n, self.background, slack=tune.TRICKLE_SLACK)
                 ):
                     self._trickles += 1
                     self._cut(now, sent_at, span)

@@ -67,6 +67,9 @@ EARLY_SHARE = 0.25
 #: (a limit found a little high: a fixed window lets up to twice its rate through a
 #: sliding second); the cut is then to what the server accepted over them
 HOLD_LOOK_S = 5.0
+#: ... when more refusals than the background explains by this many (a refusal or two
+#: in 5 s come from a loaded machine's jitter: requests sent on time, delayed on their way)
+TRICKLE_SLACK = 3.0
 #: at most this many such cuts (random 429s under the background learned so far would
 #: otherwise ratchet the rate down, a few per cent each time)
 TRICKLE_CUTS = 2
