@@ -463,6 +463,10 @@ class AdaptiveLimiter:
             # estimate is closer; but a trickle of refusals at the higher one said it is not
             higher = same and c is not None and not self._trickle
             self.ceiling = max(guess, c) if higher and c is not None else guess
+            if higher and c is not None and self._before_cut <= c:
+                # refused while holding under it: it was a little high (the second
+                # counted on this side's clock, requests delayed on their way)
+                self.ceiling = max(guess, tune.LOWER * c)
             self._rate = self._clamp(max(self._rate, tune.HOLD * self.ceiling))
             self._phase = "probe"
         else:  # the refusals were not the rate's doing: back to where it was

@@ -40,6 +40,8 @@ PROBE_ACCEL_S = 2.0
 FAST_GAIN = 0.1
 #: ... and a limit found again within this share of the first is taken as found
 SAME_CEILING = 0.1
+#: refused while holding under a limit found again, the limit is lowered by this factor
+LOWER = 0.98
 #: a clean rate this many times the limit found means there was none: slow start again
 RESTART = 1.25
 #: ... for this many seconds (a fixed window refuses the excess only at its second's end)
