@@ -383,7 +383,10 @@ class AdaptiveLimiter:
             elif self._phase == "probe":
                 k, n = self._recent_signal(now)
                 past = self.ceiling is not None and self._rate > self.ceiling
-                if congested(k, n, self.background, slack=0.0 if past else 1.0):
+                # holding under a limit found twice, a pair of refusals is jitter (requests
+                # sent on time, delayed on their way on a loaded machine), not the limit
+                slack = 0.0 if past else tune.HOLD_SLACK if self._confirmed >= 2 else 1.0
+                if congested(k, n, self.background, slack=slack):
                     self._cut(now, sent_at)
                     return
                 # a trickle since the probe began: the refusals that made the last cut,

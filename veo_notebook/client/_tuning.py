@@ -22,6 +22,9 @@ MIN_WINDOW = 4
 BACKOFF = 0.95
 #: once a check confirms the limit, the rate holds at this share of it ...
 HOLD = 0.98
+#: ... holding there, a cut needs this many refusals in a second more than the background
+#: explains (elsewhere 1; past the limit, 0)
+HOLD_SLACK = 2.0
 #: ... for this many seconds before probing above it again
 PLATEAU_S = 30.0
 #: a check judges at least this many answers (fewer say too little about the cause)
