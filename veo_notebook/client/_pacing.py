@@ -227,9 +227,9 @@ class AdaptiveLimiter:
                     free = self.next_free
                     head = self._queue[0] is me
                     if head and now >= free and self._in_flight < self.window:
+                        self._take_slot(now)
                         if waited or now - free < 1.0 / self._rate:  # the limiter binds
                             self._bound_at = now
-                        self._take_slot(now)
                         if self._replay:
                             self._replay.popleft()
                         self._in_flight += 1
@@ -255,7 +255,8 @@ class AdaptiveLimiter:
         the slots missed (a loaded machine wakes threads tens of milliseconds late); now
         the schedule keeps its pace, and the slots of the last ``CATCH_UP_S`` are sent at
         once, but never more requests within a second than the rate's count (no burst
-        past a window). Not while a cut waits for the server's window (its slots are the
+        past a window). Not after a second or more without requests (an idle limiter
+        missed nothing), nor while a cut waits for the server's window (its slots are the
         ones the window freed).
         """
         sent = self._sent
@@ -266,7 +267,10 @@ class AdaptiveLimiter:
         if self._replay:
             self._next = (self._next if now - self._next < gap else now) + gap
             return
-        self._next = max(self._next, now - tune.CATCH_UP_S) + gap
+        if now - self._next <= tune.SIGNAL_S:  # late, not idle for a while
+            self._next = max(self._next, now - tune.CATCH_UP_S) + gap
+        else:
+            self._next = (self._next if now - self._next < gap else now) + gap
         room = math.ceil(self._rate * tune.SIGNAL_S)
         # the next send waits for the room-th last to leave the second
         self._room_at = sent[-room] + tune.SIGNAL_S if len(sent) >= room else 0.0
