@@ -251,13 +251,12 @@ class AdaptiveLimiter:
     def _take_slot(self, now: float) -> None:
         """Move the schedule past a slot taken at ``now``.
 
-        A wake-up later than one slot used to restart the schedule from ``now``, losing
-        the slots missed (a loaded machine wakes threads tens of milliseconds late); now
-        the schedule keeps its pace, and the slots of the last ``CATCH_UP_S`` are sent at
-        once, but never more requests within a second than the rate's count (no burst
-        past a window). Not after a second or more without requests (an idle limiter
-        missed nothing), nor while a cut waits for the server's window (its slots are the
-        ones the window freed).
+        A loaded machine wakes the waiting thread tens of milliseconds late, and each
+        slot missed is a request not sent: the schedule keeps its pace, and the slots of
+        the last ``CATCH_UP_S`` go at once, but never more requests within a second than
+        the rate's count (no burst past a window). Not after a second or more without
+        requests (an idle limiter missed nothing), nor while a cut waits for the server's
+        window (its slots are the ones the window freed).
         """
         sent = self._sent
         while sent and sent[0] <= now - tune.SIGNAL_S:
@@ -589,14 +588,13 @@ class AdaptiveLimiter:
         elif self.cap < self.max_in_flight and now - self._bound_at <= tune.BOUND_S:
             self.cap, self._cap_since = self.cap + 1, now
 
-    def _slow_start(self, now: float) -> float | None:
+    def _slow_start(self) -> float | None:
         """The rate after one more clean answer in slow start: x ``SLOW_START_GAIN`` per
         round-trip's worth of answers (per answer when fewer than one a round-trip).
 
         None (no growth, slow start goes on) while the round-trip is ``RTT_RISE`` x its
-        recent minimum: a queue is building somewhere, or the machine is busy. Leaving
-        slow start for the probe's gentle gain there climbed 8, 12, 15, 19, 26, 44 req/s
-        on a loaded machine instead of reaching a 100/s limit within a second.
+        recent minimum: a queue is building somewhere, or the machine is busy. Slow start
+        does not end there: the probe's gentle gain would take seconds to find a limit.
         """
         r, rtt, low = self._rate, self._rtt, self._rtt_min
         if rtt is not None and low is not None and rtt > tune.RTT_RISE * low:
@@ -609,7 +607,7 @@ class AdaptiveLimiter:
             return
         r = self._rate
         if self._phase == "slow_start":
-            grown = self._slow_start(now)
+            grown = self._slow_start()
             if grown is None:
                 return
             new = grown
