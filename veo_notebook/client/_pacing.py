@@ -5,13 +5,15 @@ window, a token bucket with a burst, a cap on requests in flight; ``Retry-After`
 as the real wait, or absent), so the client has to find it, in both directions: fast up
 when the API is generous, just under the limit when it is not. The limiter spaces
 requests evenly (one slot every ``1/rate`` seconds, first come first served, no bursts:
-a burst is what a window punishes) and caps the requests in flight at about
-``rate x round-trip`` (with headroom, never above ``max_in_flight``). ``rate`` adapts
-like TCP congestion control:
+a burst is what a window punishes; a sender that wakes late sends the slots it missed,
+never more than the rate's count within a second) and caps the requests in flight at
+about ``rate x round-trip`` (with headroom, never above ``max_in_flight``). ``rate``
+adapts like TCP congestion control:
 
 * **slow start**: the rate grows x ``SLOW_START_GAIN`` every round-trip while answers are
-  clean, until refusals cluster (several 429s among the last few answers), the server
-  asks for a long ``Retry-After``, or the round-trip rises far above its minimum;
+  clean, until refusals cluster (several 429s among the last few answers) or the server
+  asks for a long ``Retry-After``; it pauses while the round-trip is far above its
+  recent minimum (a queue, or a busy machine);
 * **back off** to the limit as the server counted it: what it let in during the second
   before the refused request — answered, or still in flight (a refusal comes back at
   once, so those were let in) — less a little; the next second sends only as that
@@ -33,10 +35,10 @@ like TCP congestion control:
   (``FAST_GAIN``, doubling every ``PROBE_ACCEL_S`` clean seconds) to find it again; far
   past it with no congestion (``RESTART``), slow start resumes. A limit found twice
   holds the rate just under it (``HOLD``) for ``PLATEAU_S``, then probes gently
-  (``PROBE_GAIN``). A trickle of refusals over ``HOLD_LOOK_S`` above the background
-  (holding just over a fixed window's limit) is a cut too, to what the server accepted
-  over those seconds. Congestion is refusals significantly above the background
-  (:func:`congested`).
+  (``PROBE_GAIN``). A trickle of refusals over ``HOLD_LOOK_S`` since the probe began,
+  above the background (holding just over a fixed window's limit), is a cut too, to
+  what the server accepted over those seconds. Congestion is refusals significantly
+  above the background (:func:`congested`).
 
 The rate grows only while requests wait for the limiter (when the caller is the
 bottleneck there is nothing to learn), and never above ``max_rate`` when one is given.
@@ -126,7 +128,8 @@ class AdaptiveLimiter:
         self._pause_until = 0.0
         self._in_flight = 0
         self._rtt: float | None = None  # smoothed round-trip
-        self._rtt_min: float | None = None
+        self._rtt_min: float | None = None  # least round-trip of the last tune.RTT_MIN_S
+        self._rtt_lows: deque[tuple[float, float]] = deque()  # (answered at, round-trip) rising
         self._phase = "slow_start"  # "slow_start", "check" or "probe"
         self._found = False  # a check confirmed a limit
         self._confirmed = 0  # checks in a row that found about the same limit
@@ -153,6 +156,8 @@ class AdaptiveLimiter:
         self._cap_since = 0.0  # when the cap last changed
         self._accepted: deque[float] = deque()  # send times of accepted requests (tune.HOLD_LOOK_S)
         self._replay: deque[float] = deque()  # send times of the slots a cut waits for
+        self._sent: deque[float] = deque()  # send times of the last second
+        self._room_at = 0.0  # when the last second's sends leave room for one more
         self._bound_at = -math.inf  # when a request last waited for the limiter
         self.throttled = 0  # 429s seen
         self.drops = 0  # cuts made
@@ -186,7 +191,7 @@ class AdaptiveLimiter:
     @property
     def next_free(self) -> float:
         """Clock time of the next slot (a pause and a cut's wait for the server included)."""
-        free = max(self._next, self._pause_until)
+        free = max(self._next, self._pause_until, self._room_at)
         return max(free, self._replay[0]) if self._replay else free
 
     @property
@@ -222,10 +227,9 @@ class AdaptiveLimiter:
                     free = self.next_free
                     head = self._queue[0] is me
                     if head and now >= free and self._in_flight < self.window:
-                        gap = 1.0 / self._rate  # a late wake-up may catch up one slot
-                        if waited or now - free < gap:  # the limiter, not the caller, binds
+                        self._take_slot(now)
+                        if waited or now - free < 1.0 / self._rate:  # the limiter binds
                             self._bound_at = now
-                        self._next = (self._next if now - self._next < gap else now) + gap
                         if self._replay:
                             self._replay.popleft()
                         self._in_flight += 1
@@ -243,6 +247,32 @@ class AdaptiveLimiter:
                 self._queue.remove(me)
                 if self._queue:
                     self._queue[0].notify()
+
+    def _take_slot(self, now: float) -> None:
+        """Move the schedule past a slot taken at ``now``.
+
+        A loaded machine wakes the waiting thread tens of milliseconds late, and each
+        slot missed is a request not sent: the schedule keeps its pace, and the slots of
+        the last ``CATCH_UP_S`` go at once, but never more requests within a second than
+        the rate's count (no burst past a window). Not after a second or more without
+        requests (an idle limiter missed nothing), nor while a cut waits for the server's
+        window (its slots are the ones the window freed).
+        """
+        sent = self._sent
+        while sent and sent[0] <= now - tune.SIGNAL_S:
+            sent.popleft()
+        sent.append(now)
+        gap = 1.0 / self._rate
+        if self._replay:
+            self._next = (self._next if now - self._next < gap else now) + gap
+            return
+        if now - self._next <= tune.SIGNAL_S:  # late, not idle for a while
+            self._next = max(self._next, now - tune.CATCH_UP_S) + gap
+        else:
+            self._next = (self._next if now - self._next < gap else now) + gap
+        room = math.ceil(self._rate * tune.SIGNAL_S)
+        # the next send waits for the room-th last to leave the second
+        self._room_at = sent[-room] + tune.SIGNAL_S if len(sent) >= room else 0.0
 
     def _sent_with(self, sent_at: float | None) -> int:
         """Forget the request sent at ``sent_at``; the requests in flight when it was sent."""
@@ -307,10 +337,24 @@ class AdaptiveLimiter:
                 self._rtt = (
                     rtt if self._rtt is None else self._rtt + tune.RTT_WEIGHT * (rtt - self._rtt)
                 )
-                self._rtt_min = rtt if self._rtt_min is None else min(self._rtt_min, rtt)
+                self._learn_rtt_min(now, rtt)
             self._evaluate(now)
             self._grow(now)
             self._probe_cap(now)
+
+    def _learn_rtt_min(self, now: float, rtt: float) -> None:
+        """The least round-trip of the last ``RTT_MIN_S`` seconds (a running minimum).
+
+        Over a recent span, not the whole run: a machine that became slower (load) is
+        a new normal after a few seconds, not a queue building for ever.
+        """
+        lows = self._rtt_lows
+        while lows and lows[-1][1] >= rtt:
+            lows.pop()
+        lows.append((now, rtt))
+        while lows[0][0] < now - tune.RTT_MIN_S:
+            lows.popleft()
+        self._rtt_min = lows[0][1]
 
     def on_throttle(self, sent_at: float, retry_after: float | None = None) -> None:
         """A request sent at ``sent_at`` got a 429: count it; back off if refusals cluster.
@@ -342,17 +386,24 @@ class AdaptiveLimiter:
             elif self._phase == "probe":
                 k, n = self._recent_signal(now)
                 past = self.ceiling is not None and self._rate > self.ceiling
-                if congested(k, n, self.background, slack=0.0 if past else 1.0):
+                # holding under a limit found twice, a pair of refusals is jitter (requests
+                # sent on time, delayed on their way on a loaded machine), not the limit
+                slack = 0.0 if past else tune.HOLD_SLACK if self._confirmed >= 2 else 1.0
+                if congested(k, n, self.background, slack=slack):
                     self._cut(now, sent_at)
                     return
-                k, n = self._recent(now - tune.HOLD_LOOK_S)
+                # a trickle since the probe began: the refusals that made the last cut,
+                # and the slower check after it, are not this rate's doing
+                span = min(tune.HOLD_LOOK_S, now - self._clean_since)
+                k, n = self._recent(now - span)
                 if (
                     self._found
                     and self._trickles < tune.TRICKLE_CUTS
-                    and congested(k, n, self.background)
+                    and span > tune.SIGNAL_S
+                    and congested(k, n, self.background, slack=tune.TRICKLE_SLACK)
                 ):
                     self._trickles += 1
-                    self._cut(now, sent_at, tune.HOLD_LOOK_S)
+                    self._cut(now, sent_at, span)
             else:
                 if sent_at >= self._cut_at:
                     self._early(now, sent_at)
@@ -384,6 +435,8 @@ class AdaptiveLimiter:
             max(now, t + tune.SIGNAL_S + margin) for t in sorted(held) if t + tune.SIGNAL_S > now
         )
         self._next = max(now, self._pause_until)
+        self._sent.clear()  # the rate's count per second starts again (not a stall)
+        self._room_at = 0.0
         self._grown_at = None
         self.drops += 1
 
@@ -416,6 +469,10 @@ class AdaptiveLimiter:
             # estimate is closer; but a trickle of refusals at the higher one said it is not
             higher = same and c is not None and not self._trickle
             self.ceiling = max(guess, c) if higher and c is not None else guess
+            if higher and c is not None and self._before_cut <= c:
+                # refused while holding under it: it was a little high (the second
+                # counted on this side's clock, requests delayed on their way)
+                self.ceiling = max(guess, tune.LOWER * c)
             self._rate = self._clamp(max(self._rate, tune.HOLD * self.ceiling))
             self._phase = "probe"
         else:  # the refusals were not the rate's doing: back to where it was
@@ -485,6 +542,8 @@ class AdaptiveLimiter:
         self._cut_at, self._post = now, []
         self._replay.clear()
         self._next = now
+        self._sent.clear()
+        self._room_at = 0.0
         self.drops += 1
 
     def _find_cap(self, now: float) -> bool:
@@ -529,21 +588,29 @@ class AdaptiveLimiter:
         elif self.cap < self.max_in_flight and now - self._bound_at <= tune.BOUND_S:
             self.cap, self._cap_since = self.cap + 1, now
 
+    def _slow_start(self) -> float | None:
+        """The rate after one more clean answer in slow start: x ``SLOW_START_GAIN`` per
+        round-trip's worth of answers (per answer when fewer than one a round-trip).
+
+        None (no growth, slow start goes on) while the round-trip is ``RTT_RISE`` x its
+        recent minimum: a queue is building somewhere, or the machine is busy. Slow start
+        does not end there: the probe's gentle gain would take seconds to find a limit.
+        """
+        r, rtt, low = self._rate, self._rtt, self._rtt_min
+        if rtt is not None and low is not None and rtt > tune.RTT_RISE * low:
+            return None
+        turns = 1.0 / max(1.0, r * (rtt or 1.0 / r))  # 1 / answers per round-trip
+        return r * tune.SLOW_START_GAIN**turns
+
     def _grow(self, now: float) -> None:
         if self._phase == "check":
             return
         r = self._rate
         if self._phase == "slow_start":
-            if (
-                self._rtt is not None
-                and self._rtt_min is not None
-                and self._rtt > tune.RTT_RISE * self._rtt_min
-            ):
-                self._phase = "probe"  # answers slow down: a queue is building somewhere
-                self._clean_since = self._grown_at = now
+            grown = self._slow_start()
+            if grown is None:
                 return
-            turns = 1.0 / max(1.0, r * (self._rtt or 1.0 / r))  # 1 / answers per round-trip
-            new = r * tune.SLOW_START_GAIN**turns  # x tune.SLOW_START_GAIN every round-trip
+            new = grown
         else:
             last = self._grown_at if self._grown_at is not None else now
             self._grown_at = now

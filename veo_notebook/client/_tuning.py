@@ -22,6 +22,9 @@ MIN_WINDOW = 4
 BACKOFF = 0.95
 #: once a check confirms the limit, the rate holds at this share of it ...
 HOLD = 0.98
+#: ... holding there, a cut needs this many refusals in a second more than the background
+#: explains (elsewhere 1; past the limit, 0)
+HOLD_SLACK = 2.0
 #: ... for this many seconds before probing above it again
 PLATEAU_S = 30.0
 #: a check judges at least this many answers (fewer say too little about the cause)
@@ -40,6 +43,8 @@ PROBE_ACCEL_S = 2.0
 FAST_GAIN = 0.1
 #: ... and a limit found again within this share of the first is taken as found
 SAME_CEILING = 0.1
+#: refused while holding under a limit found again, the limit is lowered by this factor
+LOWER = 0.98
 #: a clean rate this many times the limit found means there was none: slow start again
 RESTART = 1.25
 #: ... for this many seconds (a fixed window refuses the excess only at its second's end)
@@ -67,6 +72,9 @@ EARLY_SHARE = 0.25
 #: (a limit found a little high: a fixed window lets up to twice its rate through a
 #: sliding second); the cut is then to what the server accepted over them
 HOLD_LOOK_S = 5.0
+#: ... when more refusals than the background explains by this many (a refusal or two
+#: in 5 s come from a loaded machine's jitter: requests sent on time, delayed on their way)
+TRICKLE_SLACK = 3.0
 #: at most this many such cuts (random 429s under the background learned so far would
 #: otherwise ratchet the rate down, a few per cent each time)
 TRICKLE_CUTS = 2
@@ -81,12 +89,20 @@ CAP_PROBE_S = 5.0
 #: slow start ends when this many of the last SLOW_START_LOOK answers were refused
 SLOW_START_REFUSED = 4
 SLOW_START_LOOK = 8
-#: slow start ends when the smoothed round-trip exceeds its minimum by this factor
+#: slow start pauses while the smoothed round-trip exceeds its recent minimum by this
+#: factor (a queue building, or a busy machine) ...
 RTT_RISE = 4.0
+#: ... the least round-trip of the last this many seconds (a slower machine is the new
+#: normal after a while: slow start resumes)
+RTT_MIN_S = 3.0
 #: a slot the server's window frees is used this share of a round-trip after it frees
 REPLAY_MARGIN = 0.1
 #: a Retry-After longer than this pauses every request, not just the refused one
 LONG_RETRY_AFTER = 1.0
+#: a sender that wakes late sends the slots it missed in the last this many seconds at
+#: once (while the last second's sends stay under the rate): a loaded machine wakes its
+#: threads tens of milliseconds late, and each slot lost is a request not sent
+CATCH_UP_S = 0.2
 #: the rate grows only if a request waited for the limiter within this many seconds
 BOUND_S = 1.0
 #: weight of a new round-trip sample in the smoothed round-trip (TCP's 1/8)
