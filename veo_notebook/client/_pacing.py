@@ -8,42 +8,13 @@ requests evenly (one slot every ``1/rate`` seconds, first come first served, no 
 a burst is what a window punishes; a sender that wakes late sends the slots it missed,
 never more than the rate's count within a second) and caps the requests in flight at
 about ``rate x round-trip`` (with headroom, never above ``max_in_flight``). ``rate``
-adapts like TCP congestion control:
+adapts like TCP congestion control — slow start, back off to the limit as the server
+counted it, cut again while refusals go on, random refusals taken as background, a
+concurrency cap told from a rate limit, then probe — each phase described, for whoever
+changes it, in ``docs/pacing.md`` ("The limiter, phase by phase").
 
-* **slow start**: the rate grows x ``SLOW_START_GAIN`` every round-trip while answers are
-  clean, until refusals cluster (several 429s among the last few answers) or the server
-  asks for a long ``Retry-After``; it pauses while the round-trip is far above its
-  recent minimum (a queue, or a busy machine);
-* **back off** to the limit as the server counted it: what it let in during the second
-  before the refused request — answered, or still in flight (a refusal comes back at
-  once, so those were let in) — less a little; the next second sends only as that
-  second's slots leave a sliding window, and the one after is a **check**;
-* **cut again** while refusals go on: a token bucket's burst or a fixed window's double
-  second (it lets up to twice its rate through a sliding second) inflate the first
-  estimate, so if requests sent after the cut are refused too, the limiter measures what
-  the server let in between them (or, a full fixed window, in the second before) and
-  cuts to that at once; a check that still sees refusals cuts to what the server
-  accepted during it. When the share refused does not fall after a cut, the refusals
-  are not the rate's doing (random 429s): that share is the *background* the congestion
-  signal is judged against, and the rate goes back up;
-* **a concurrency cap is not a rate limit**: every request remembers how many were in
-  flight when it was sent; when all refusals come above a count that nearly every
-  accepted request was at or below, that count is a cap on requests in flight
-  (:attr:`AdaptiveLimiter.cap`), a rate cut is undone, and the cap is tried one higher
-  every ``CAP_PROBE_S`` seconds;
-* **probe**: a limit found once may be a fluke, so the rate climbs back quickly
-  (``FAST_GAIN``, doubling every ``PROBE_ACCEL_S`` clean seconds) to find it again; far
-  past it with no congestion (``RESTART``), slow start resumes. A limit found twice
-  holds the rate just under it (``HOLD``) for ``PLATEAU_S``, then probes gently
-  (``PROBE_GAIN``). A trickle of refusals over ``HOLD_LOOK_S`` since the probe began,
-  above the background (holding just over a fixed window's limit), is a cut too, to
-  what the server accepted over those seconds. Congestion is refusals significantly
-  above the background (:func:`congested`).
-
-The rate grows only while requests wait for the limiter (when the caller is the
-bottleneck there is nothing to learn), and never above ``max_rate`` when one is given.
-How each piece was measured: ``bench/README.md`` (``bench/fetch.py`` against
-``bench/limits.py``).
+The rate grows only while requests wait for the limiter (the caller is not the
+bottleneck), never above ``max_rate``. Measured: ``bench/README.md`` (``bench/fetch.py``).
 """
 
 from __future__ import annotations
@@ -56,7 +27,7 @@ from collections.abc import Callable
 
 from ..errors import ConfigError
 from . import _tuning as tune
-from ._retry import RetryPolicy, congested
+from ._retry import RetryPolicy, congested, fell
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "AdaptiveLimiter", "Cancelled", "RetryPolicy", "congested"]
 
@@ -66,17 +37,6 @@ DEFAULT_MAX_IN_FLIGHT = 64
 
 class Cancelled(Exception):
     """The batch was cancelled while this worker waited."""
-
-
-def _fell(refused: int, answers: int, before: float | None) -> bool:
-    """Whether ``refused`` of ``answers`` is significantly under a share ``before``.
-
-    True too when there is no share before, or too few answers to tell.
-    """
-    if before is None:
-        return True
-    bound = answers * before - tune.FELL_SIGMAS * math.sqrt(answers * before * (1.0 - before))
-    return refused < bound or bound < 0.5
 
 
 def check_max_in_flight(max_in_flight: int) -> None:
@@ -455,7 +415,7 @@ class AdaptiveLimiter:
         if not helped and self._recut(now, k, n):
             return
         # after cuts again, a share that did not fall is the background, however small
-        helped = helped and _fell(k, n, self._check_share)
+        helped = helped and fell(k, n, self._check_share)
         chain, self._chain, self._check_share = self._chain, 0, None
         self._checked[0] += k
         self._checked[1] += n
@@ -493,7 +453,7 @@ class AdaptiveLimiter:
         """
         share, p = refused / answers, self._check_share
         high = share > tune.NOT_BACKGROUND
-        if not high and (self._chain >= tune.RECUTS or not _fell(refused, answers, p)):
+        if not high and (self._chain >= tune.RECUTS or not fell(refused, answers, p)):
             return False  # as many refused as before the cut: not the rate's doing
         if p is None:
             self._chain_rate = self._rate

@@ -1,7 +1,8 @@
 """The retry policy (exponential backoff, full jitter) and the congestion test of the limiter.
 
 Both are pure: :class:`RetryPolicy` says how long to wait before a retry,
-:func:`congested` whether a count of refusals is more than a background share explains.
+:func:`congested` whether a count of refusals is more than a background share explains,
+:func:`fell` whether it is significantly under a share seen before.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import math
 import random
 from dataclasses import dataclass
 
-__all__ = ["RetryPolicy", "congested"]
+from . import _tuning as tune
+
+__all__ = ["RetryPolicy", "congested", "fell"]
 
 #: a refusal count is congestion beyond this many standard deviations above the background
 SIGMAS = 3.0
@@ -51,3 +54,14 @@ def congested(refused: int, answers: int, background: float, *, slack: float = 1
     p = min(max(background, 0.0), 1.0)
     expected = answers * p
     return refused > expected + SIGMAS * math.sqrt(answers * p * (1.0 - p)) + slack
+
+
+def fell(refused: int, answers: int, before: float | None) -> bool:
+    """Whether ``refused`` of ``answers`` is significantly under a share ``before``.
+
+    True too when there is no share before, or too few answers to tell.
+    """
+    if before is None:
+        return True
+    bound = answers * before - tune.FELL_SIGMAS * math.sqrt(answers * before * (1.0 - before))
+    return refused < bound or bound < 0.5
