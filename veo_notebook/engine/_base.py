@@ -87,6 +87,10 @@ class Engine(ABC):
     """The aggregates an analysis asks for; see the module docstring."""
 
     name: str
+    #: Results a caller lets the engine keep while its source does not change (the
+    #: report sets a dict: the latency table and its figure ask for the same curve);
+    #: None, the default, keeps nothing.
+    answers: dict | None = None
 
     @abstractmethod
     def columns(self) -> list[str]:

@@ -88,9 +88,11 @@ def _window(lo: pd.Timestamp, hi: pd.Timestamp) -> p.Cond:
 def remember(eng: Engine) -> None:
     """Let a SQL engine answer a query it already answered from memory: the sections ask
     some aggregates more than once (the duplicate candidates for each cost table, the
-    Kaplan–Meier counts for the table and the curve), and each answer is small."""
+    Kaplan–Meier counts for the table and the curve), and each answer is small. The
+    engine also keeps what the analysis computes from them (:attr:`Engine.answers`)."""
     if not isinstance(eng, SqlEngine) or "_fetch" in vars(eng):
         return
+    eng.answers = {}
     fetch = eng._fetch
     answers: dict[str, object] = {}
 
