@@ -34,6 +34,7 @@ from ..engine._sql import BINS_PER_OCTAVE, SqlEngine
 from ..schema import Status
 from . import figures
 from ._cells import count, day, in_words, span
+from ._rollup import share_counts
 from .blocks import Block, Facts, Section, Table, Text
 from .context import TOP_CATEGORIES, figure_block
 from .failures import NONE_FINISHED, _rate_table
@@ -122,6 +123,7 @@ class SourceContext:
         unread = "fetch_error" in self.eng.columns()
         self.read = self.eng.subset(p.Not(p.NotNull("fetch_error"))) if unread else self.eng
         remember(self.read)
+        share_counts(self.read, self.freq)
         self.n = self.eng.count()
         self.n_read = self.read.count() if unread else self.n
         self.span = self.eng.time_span("create_time")
