@@ -244,25 +244,25 @@ def _now(eng: Engine, now: object) -> pd.Timestamp:
 
 
 def _km(eng: Engine, keys: p.Keys, groups: Groups, now: object, failed: Failed):
-    """The Kaplan–Meier table and the per-group counts; computed once per curve on an
-    engine that keeps answers (:attr:`Engine.answers`), each caller given its own copy."""
+    """The Kaplan–Meier table and the per-group counts. An engine that keeps answers
+    (:attr:`Engine.answers`) keeps them for the next caller asking the same curve (the
+    report's latency table, then its figure); that caller takes them away."""
     now_ts = _now(eng, now)
     asked = ("km", keys, tuple(groups.index), now_ts, failed)
     kept = eng.answers
-    if kept is None or asked not in kept:
-        counts, used, gen, fails = _km_counts(eng, keys, groups, now_ts, failed)
-        table = _stats.km_from_counts(
-            counts["group"].to_numpy(),
-            counts["time_s"].to_numpy(),
-            counts["events"].to_numpy(),
-            counts["censored"].to_numpy(),
-            len(groups),
-        )
-        if kept is None:
-            return table, used, gen, fails
-        kept[asked] = (table, used, gen, fails)
-    table, used, gen, fails = kept[asked]
-    return table.copy(), used.copy(), gen.copy(), fails.copy()
+    if kept is not None and asked in kept:
+        return kept.pop(asked)
+    counts, used, gen, fails = _km_counts(eng, keys, groups, now_ts, failed)
+    table = _stats.km_from_counts(
+        counts["group"].to_numpy(),
+        counts["time_s"].to_numpy(),
+        counts["events"].to_numpy(),
+        counts["censored"].to_numpy(),
+        len(groups),
+    )
+    if kept is not None:  # the first caller gets a copy: the next one may change its own
+        kept[asked] = (table.copy(), used.copy(), gen.copy(), fails.copy())
+    return table, used, gen, fails
 
 
 def km_curve(

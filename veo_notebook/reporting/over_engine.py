@@ -370,7 +370,10 @@ def latency(ctx: SourceContext) -> Section | None:
         Text("Time to failure, by model."),
         Table(by_label(_time_to_failure(ctx)), "No task failed."),  # type: ignore[arg-type]
     ]
-    return Section("Latency (time to success)", blocks + _latency_figures(ctx))
+    blocks += _latency_figures(ctx)
+    if ctx.read.answers is not None:  # the curves kept for the figure (~100 MB at 20M)
+        ctx.read.answers.clear()
+    return Section("Latency (time to success)", blocks)
 
 
 def failure_rates(ctx: SourceContext) -> Section | None:
