@@ -182,3 +182,26 @@ def test_cli_report_over_duckdb(tmp_path: Path, capsys) -> None:
     small = tmp_path / "small.md"
     assert main(["report", "--store", str(path), "--out", str(small), "--no-figures"]) == 0
     assert "not built over an engine" not in small.read_text(encoding="utf-8")  # in memory
+
+
+def test_counts_rolled_up_equal_the_engines_own(dataset: Path) -> None:
+    """What ``share_counts`` answers from one finer count is what the engine answers."""
+    from veo_notebook.analysis._keys import plan_keys
+    from veo_notebook.reporting._rollup import share_counts
+
+    own = _duckdb.DuckDBEngine(path=str(dataset))
+    shared = _duckdb.DuckDBEngine(path=str(dataset))
+    share_counts(shared, "1D")
+    measures = {
+        "n": p.Count(),
+        "ok": p.Count(p.In("status", ("success",))),
+        "us": p.SumMicros("latency_s", p.In("status", ("success",))),
+        "max": p.Max("latency_s"),
+    }
+    where = p.In("status", ("success", "failed", "generating"))
+    for by in ([], ["model"], ["task_type"], ["1D"], ["model", "1D"], ["1D", "task_type"]):
+        keys, _ = plan_keys(own, by)
+        cols = [f"k{i}{s}" for i in range(len(keys)) for s in ("", "_na")]
+        a, b = (e.grouped(keys, measures, where) for e in (own, shared))
+        a, b = (x.sort_values(cols).reset_index(drop=True) if cols else x for x in (a, b))
+        pd.testing.assert_frame_equal(a, b, check_dtype=True)

@@ -245,7 +245,15 @@ def _now(eng: Engine, now: object) -> pd.Timestamp:
 
 
 def _km(eng: Engine, keys: p.Keys, groups: Groups, now: object, failed: Failed):
-    counts, used, gen, fails = _km_counts(eng, keys, groups, _now(eng, now), failed)
+    """The Kaplan–Meier table and the per-group counts. An engine that keeps answers
+    (:attr:`Engine.answers`) keeps them for the next caller asking the same curve (the
+    report's latency table, then its figure); that caller takes them away."""
+    now_ts = _now(eng, now)
+    asked = ("km", keys, tuple(groups.index), now_ts, failed)
+    kept = eng.answers
+    if kept is not None and asked in kept:
+        return kept.pop(asked)
+    counts, used, gen, fails = _km_counts(eng, keys, groups, now_ts, failed)
     table = _stats.km_from_counts(
         counts["group"].to_numpy(),
         counts["time_s"].to_numpy(),
@@ -253,6 +261,8 @@ def _km(eng: Engine, keys: p.Keys, groups: Groups, now: object, failed: Failed):
         counts["censored"].to_numpy(),
         len(groups),
     )
+    if kept is not None:  # the first caller gets a copy: the next one may change its own
+        kept[asked] = (table.copy(), used.copy(), gen.copy(), fails.copy())
     return table, used, gen, fails
 
 

@@ -20,7 +20,9 @@ history it cannot hold is still drawn from aggregates:
 * :meth:`Engine.time_span` — the first and last value of a time column;
 * :meth:`Engine.histogram` — per group, rows counted per log-scale bin of a value (the
   bins of the order statistics' first pass, :data:`._sql.BINS_PER_OCTAVE` an octave);
-* :meth:`Engine.first` — a bounded list of rows in a stated order (``LIMIT``).
+* :meth:`Engine.first` — a bounded list of rows in a stated order (``LIMIT``);
+* :meth:`Engine.project` — the same rows with only some columns, so that a query asking
+  for every column (:meth:`Engine.rows` of ``columns()``) reads only those.
 
 Group keys come back as columns ``k0, k0_na, k1, k1_na, ...``: the key's value (NA where
 missing) and, where it is missing, the label :func:`veo_notebook.fmt.group_column` gives
@@ -90,6 +92,10 @@ class Engine(ABC):
     """The aggregates an analysis asks for; see the module docstring."""
 
     name: str
+    #: Results a caller lets the engine keep while its source does not change (the
+    #: report sets a dict: the latency table and its figure ask for the same curve);
+    #: None, the default, keeps nothing.
+    answers: dict | None = None
 
     @abstractmethod
     def columns(self) -> list[str]:
@@ -194,6 +200,11 @@ class Engine(ABC):
     ) -> pd.DataFrame:
         """At most ``limit`` rows where ``where`` holds, sorted by ``order`` (missing
         last, ties by ``task_id``), the ``columns`` the source has, typed as :meth:`rows`."""
+
+    def project(self, columns: Sequence[str]) -> Engine:
+        """The same rows with only ``columns`` (those the source has); nothing is read.
+        By default the engine itself: an engine whose rows are in memory reads nothing."""
+        return self
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"

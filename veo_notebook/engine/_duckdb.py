@@ -9,6 +9,7 @@ of aggregates; nothing here ever asks DuckDB for a whole relation.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -113,6 +114,16 @@ class DuckDBEngine(SqlEngine):
             narrowed = self._con.sql(f"SELECT * FROM {self.src} WHERE {cond}")
         out = DuckDBEngine(narrowed)
         out._parent = self  # the connection the view lives on stays open
+        return out
+
+    def project(self, columns: Sequence[str]) -> DuckDBEngine:
+        names = ", ".join(self.q(c) for c in columns if self.has(c))
+        if self._relation is not None:
+            narrowed = self._relation.project(names)
+        else:
+            narrowed = self._con.sql(f"SELECT {names} FROM {self.src}")
+        out = DuckDBEngine(narrowed)
+        out._parent = self
         return out
 
     def _fetch(self, sql: str) -> pa.Table:

@@ -9,6 +9,7 @@ the source DataFrame itself is never collected.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -58,6 +59,10 @@ class SparkEngine(SqlEngine):
 
     def subset(self, where: p.Cond) -> SparkEngine:
         return SparkEngine(self.session.sql(f"SELECT * FROM {self.src} WHERE {self.cond(where)}"))
+
+    def project(self, columns: Sequence[str]) -> SparkEngine:
+        names = ", ".join(self.q(c) for c in columns if self.has(c))
+        return SparkEngine(self.session.sql(f"SELECT {names} FROM {self.src}"))
 
     def _fetch(self, sql: str) -> pa.Table:
         return self.session.sql(sql).toArrow()

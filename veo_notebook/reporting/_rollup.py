@@ -1,0 +1,98 @@
+"""Counts the report asks at several groupings, answered from one finer count (private).
+
+The sections over an engine ask the same counts (same measures, same rows) by model,
+by task type, by time bucket, by model and bucket, and overall: the failure rates of
+the tables, the panels and the headline; the latency counts of the tables and the
+over-time figure. Each is a full scan of the source. :func:`share_counts` lets an
+engine answer such a question once, grouped by every one of those keys together, and
+every coarser grouping from that answer by summing (counts and sums add; maxima take
+the largest), so the numbers are those of the coarser query itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..analysis._keys import plan_keys
+from ..engine import Engine
+from ..engine import _plan as p
+from ..engine._base import key_columns
+from ..engine._sql import SqlEngine
+
+__all__ = ["share_counts"]
+
+#: The keys one finer count is grouped by (those present in the source), plus the bucket.
+SHARED_BY = ("model", "task_type")
+_ADDS = (p.Count, p.SumMicros, p.Max)
+
+
+def share_counts(eng: Engine, freq: str) -> None:
+    """Let a SQL engine answer ``grouped`` questions whose keys are among the model, the
+    task type and the ``freq`` bucket from one query per (measures, rows) asked."""
+    if not isinstance(eng, SqlEngine) or "grouped" in vars(eng):
+        return
+    by = [c for c in SHARED_BY if c in eng.columns()]
+    if "create_time" in eng.columns():
+        by.append(freq)
+    keys, _ = plan_keys(eng, by)
+    fine = tuple(k for k in keys if not (isinstance(k, p.Bucket) and k.period is not None))
+    ask = eng.grouped
+    answers: dict[tuple, pd.DataFrame] = {}
+
+    def grouped(  # type: ignore[no-untyped-def]
+        keys: p.Keys,
+        measures: Mapping[str, p.Measure],
+        where: p.Cond | None = None,
+        extra: Sequence[p.Value] = (),
+        top: int | None = None,
+    ):
+        shared = len(set(keys)) == len(keys) and all(k in fine for k in keys)
+        additive = all(isinstance(m, _ADDS) for m in measures.values())
+        if extra or top is not None or not shared or not additive or not measures:
+            return ask(keys, measures, where, extra, top)
+        asked = (tuple(measures.items()), where)
+        if asked not in answers:
+            answers[asked] = ask(fine, measures, where)
+        return _roll(answers[asked], [fine.index(k) for k in keys], measures)
+
+    eng.grouped = grouped  # type: ignore[method-assign]
+
+
+def _roll(frame: pd.DataFrame, picked: list[int], measures: Mapping[str, p.Measure]):
+    """``frame`` (grouped by the fine keys) grouped by the fine keys at ``picked``."""
+    how = {name: "max" if isinstance(m, p.Max) else "sum" for name, m in measures.items()}
+    if not picked:
+        row = {name: [_total(frame[name], how[name])] for name in measures}
+        return _typed(pd.DataFrame(row), measures)
+    source = [c for j in picked for c in (f"k{j}", f"k{j}_na")]
+    cols = key_columns(len(picked))
+    part = frame[[*source, *measures]].copy()
+    part.columns = [*cols, *measures]
+    out = part.groupby(cols, dropna=False, sort=False).agg(how).reset_index()
+    for c in cols:
+        out[c] = pd.Series([_py(v) for v in out[c]], dtype=object)
+    return _typed(out, measures)
+
+
+def _total(values: pd.Series, how: str) -> object:
+    if how == "sum":
+        return values.sum()
+    return values.max() if len(values) else np.nan
+
+
+def _typed(frame: pd.DataFrame, measures: Mapping[str, p.Measure]) -> pd.DataFrame:
+    """The measures typed as the engine types them (counts and sums int64, maxima float)."""
+    for name, m in measures.items():
+        kind = np.int64 if isinstance(m, p.Count | p.SumMicros) else float
+        frame[name] = frame[name].astype(kind)
+    return frame
+
+
+def _py(value: object) -> object:
+    """A key cell as the engine gives it: a plain Python value, None where missing."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[call-overload]
+        return None
+    return value.item() if isinstance(value, np.generic) else value
