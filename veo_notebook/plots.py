@@ -490,16 +490,36 @@ def failure_rate_panels(
     rates = analysis.failure_rates(
         df, by=by, freq=freq, rolling=rolling, confidence=confidence, upgrades="pooled"
     )
+    parts = {k: rates.xs(k, level=by) for k in keys if k in rates.index.get_level_values(by)}
+    win = f", rolling {rolling}" if rolling is not None else ""
+    label = f"task created (UTC, {freq} buckets{win}); grey line: all tasks"
+    return _rate_panels(fig, keys, parts, overall, pooled, _rate_top(rates), label, title)
+
+
+def _rate_panels(
+    fig: Figure,
+    keys: list,
+    parts: dict,
+    overall: pd.DataFrame,
+    pooled: list,
+    top: float,
+    label: str,
+    title: str,
+) -> list[Axes]:
+    """Draw the failure-rate panels: one per key of ``keys`` (its rows in ``parts``,
+    indexed by period; a key absent draws no line), each over ``overall`` (grey), the y
+    axis up to ``top``, the x label ``label``. Shared by :func:`failure_rate_panels` and
+    the report over an engine (:mod:`veo_notebook.reporting.figures`), which pool their
+    groups differently."""
     ncols = min(3, len(keys))
     nrows = int(np.ceil(len(keys) / ncols))
     if nrows > 1:
         fig.set_size_inches(PAGE_WIDTH_IN, 2.6 * nrows + 0.6)
     axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).ravel()
-    top = _rate_top(rates)
     base = _dated(overall[overall["n"].to_numpy() > 0])
     thin = (0, 0)
     for i, (ax, key) in enumerate(zip(axes, keys, strict=False)):
-        part = rates.xs(key, level=by) if key in rates.index.get_level_values(by) else None
+        part = parts.get(key)
         ax.plot(_utc_naive(base.index), base["rate"], color="#bbbbbb", lw=1.0, zorder=1)
         n = 0 if part is None else int(part["n"].sum())
         if part is not None and n:
@@ -519,9 +539,7 @@ def failure_rate_panels(
     axes[0].set_ylim(0, top)
     for ax in axes[::ncols]:
         ax.set_ylabel("failed / finished")
-    win = f", rolling {rolling}" if rolling is not None else ""
     note = _thin_note(*thin)
-    label = f"task created (UTC, {freq} buckets{win}); grey line: all tasks"
     fig.supxlabel(label + (f"\n{note}" if note else ""), fontsize=10)
     fig.suptitle(title)
     return list(axes[: len(keys)])

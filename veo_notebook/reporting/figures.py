@@ -22,7 +22,6 @@ from .. import fmt, plots
 from ..analysis._kernels import CONFIDENCE, pct_name, wilson_interval
 from ..engine._sql import _LOW_BIN, BINS_PER_OCTAVE
 from ..plots import (
-    _SMALL,
     LATENCY_LABEL,
     MAX_GROUPS,
     MAX_PANELS,
@@ -31,12 +30,10 @@ from ..plots import (
     _date_axis,
     _dated,
     _legend,
-    _rate_line,
     _rate_top,
     _say,
     _seconds_axis,
     _thin,
-    _thin_note,
     _utc_naive,
 )
 from ..schema import STATUS_COLOURS, STATUS_ORDER
@@ -191,40 +188,9 @@ def failure_panels(fig: Figure, overall: pd.DataFrame, rates: pd.DataFrame, by: 
     if not len(rates) or not int(rates["n"].sum()):
         return [_say(fig.add_subplot(), "No task finished.", title)]
     flat, keys, pooled = _pool(rates, by)
-    ncols = min(3, len(keys))
-    nrows = int(np.ceil(len(keys) / ncols))
-    if nrows > 1:
-        fig.set_size_inches(plots.PAGE_WIDTH_IN, 2.6 * nrows + 0.6)
-    axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).ravel()
-    top = _rate_top(flat)
-    base = _dated(overall[overall["n"].to_numpy() > 0])
-    thin = (0, 0)
-    for i, (ax, key) in enumerate(zip(axes, keys, strict=False)):
-        part = flat[(flat[by] == key).to_numpy(dtype=bool)].set_index("period")
-        ax.plot(_utc_naive(base.index), base["rate"], color="#bbbbbb", lw=1.0, zorder=1)
-        n = int(part["n"].sum())
-        if n:
-            color = _SMALL if key == POOLED else f"C{i % 10}"
-            got = _rate_line(ax, part, color, None, top)
-            thin = (thin[0] + got[0], thin[1] + got[1])
-        name = fmt.label(key)
-        if key == POOLED:
-            names = ", ".join(fmt.label(k) for k in pooled[:3]) + (", …" if len(pooled) > 3 else "")
-            name = f"other ({names})"
-        ax.set_title(f"{name} · {n:,} finished", fontsize="medium")
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-        ax.grid(True, alpha=0.3)
-        _date_axis(ax, maxticks=4)
-    for ax in axes[len(keys) :]:
-        ax.set_axis_off()
-    axes[0].set_ylim(0, top)
-    for ax in axes[::ncols]:
-        ax.set_ylabel("failed / finished")
-    note = _thin_note(*thin)
+    parts = {k: flat[(flat[by] == k).to_numpy(dtype=bool)].set_index("period") for k in keys}
     label = f"task created (UTC, {freq} buckets); grey line: all tasks"
-    fig.supxlabel(label + (f"\n{note}" if note else ""), fontsize=10)
-    fig.suptitle(title)
-    return list(axes[: len(keys)])
+    return plots._rate_panels(fig, keys, parts, overall, pooled, _rate_top(flat), label, title)
 
 
 def spend_bars(ax: Axes, summary: pd.DataFrame, by: str, freq: str) -> Axes:
