@@ -35,16 +35,20 @@ def _rate_table(frame: pd.DataFrame, by: str | Sequence[str]) -> pd.DataFrame:
     return flat(out)
 
 
+#: what the failure-rate tables show (in memory and over an engine alike)
+RATES_ARE = (
+    "Failed / finished tasks (tasks still generating are not counted); "
+    f"brackets: {fmt.pct(CONFIDENCE, 0)} Wilson score interval. "
+    "By model, then by task type."
+)
+
+
 def failure_rates(ctx: Context) -> Section | None:
     """Failure rates by model and task type, and over time (small multiples)."""
     if not ctx.n_read:
         return None
     blocks: list[Block] = [
-        Text(
-            "Failed / finished tasks (tasks still generating are not counted); "
-            f"brackets: {fmt.pct(CONFIDENCE, 0)} Wilson score interval. "
-            "By model, then by task type."
-        ),
+        Text(RATES_ARE),
         Table(_rate_table(ctx.by_model, "model"), NONE_FINISHED),
         Table(_rate_table(ctx.read, "task_type"), NONE_FINISHED),
     ]

@@ -37,7 +37,7 @@ from ._cells import count, day, in_words, span
 from ._rollup import share_counts
 from .blocks import Block, Facts, Section, Table, Text
 from .context import TOP_CATEGORIES, figure_block
-from .failures import NONE_FINISHED, _rate_table
+from .failures import NONE_FINISHED, RATES_ARE, _rate_table
 from .headline import (
     CHANGE_COVER,
     CHANGE_PERIODS,
@@ -380,14 +380,9 @@ def failure_rates(ctx: SourceContext) -> Section | None:
     if not ctx.n_read:
         return None
     from ..plots import MIN_BUCKET_TASKS
-    from ._cells import CONFIDENCE
 
     blocks: list[Block] = [
-        Text(
-            "Failed / finished tasks (tasks still generating are not counted); "
-            f"brackets: {fmt.pct(CONFIDENCE, 0)} Wilson score interval. "
-            "By model, then by task type."
-        ),
+        Text(RATES_ARE),
         Table(by_label(_rate_table(ctx.read, "model")), NONE_FINISHED),  # type: ignore[arg-type]
         Table(_rate_table(ctx.read, "task_type"), NONE_FINISHED),  # type: ignore[arg-type]
     ]
