@@ -101,6 +101,36 @@ def s3() -> Iterator[dict[str, Any]]:
         server.stop()
 
 
+@pytest.fixture
+def duckdb_answers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every way DuckDB has of returning a whole relation as pandas (and reading a
+    Parquet source whole) raises; the list collects the row count of every answer the
+    DuckDB engine fetched, for the test to bound."""
+    import duckdb
+
+    from veo_notebook import export
+    from veo_notebook.engine import _duckdb
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a whole relation was pulled into pandas")
+
+    rel_type = type(duckdb.connect().sql("SELECT 1"))
+    for name in ("df", "fetchdf", "to_df", "fetch_df", "pl", "fetchnumpy"):
+        if hasattr(rel_type, name):
+            monkeypatch.setattr(rel_type, name, refuse)
+    monkeypatch.setattr(export, "read_parquet", refuse)
+    sizes: list[int] = []
+    fetch = _duckdb.DuckDBEngine._fetch
+
+    def counting(self: Any, sql: str) -> Any:
+        table = fetch(self, sql)
+        sizes.append(table.num_rows)
+        return table
+
+    monkeypatch.setattr(_duckdb.DuckDBEngine, "_fetch", counting)
+    return sizes
+
+
 @pytest.fixture(autouse=True)
 def no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts with ``KIE_API_KEY`` and ``KIE_BASE_URL`` unset (a developer's real

@@ -148,30 +148,13 @@ def test_dataset_by_default_is_read_by_size(dataset: Path, monkeypatch) -> None:
 
 
 def test_no_engine_path_pulls_the_source_into_pandas(
-    dataset: Path, frame: pd.DataFrame, monkeypatch
+    dataset: Path, frame: pd.DataFrame, duckdb_answers: list[int]
 ) -> None:
     """Only aggregates come back: every way DuckDB has of returning a whole relation as
     pandas raises, and every result is small; the largest are Kaplan–Meier's event-time
     counts (one row per distinct latency of a group: what its product-limit step needs)
     and expiring's answer itself (every succeeded task past its deletion date)."""
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a whole relation was pulled into pandas")
-
-    rel_type = type(duckdb.connect().sql("SELECT 1"))
-    for name in ("df", "fetchdf", "to_df", "fetch_df", "pl", "fetchnumpy"):
-        if hasattr(rel_type, name):
-            monkeypatch.setattr(rel_type, name, refuse)
-    sizes: list[int] = []
-    fetch = _duckdb.DuckDBEngine._fetch
-
-    def counting(self, sql: str):
-        table = fetch(self, sql)
-        sizes.append(table.num_rows)
-        return table
-
-    monkeypatch.setattr(_duckdb.DuckDBEngine, "_fetch", counting)
-    monkeypatch.setattr(export, "read_parquet", refuse)
+    sizes = duckdb_answers
     tables(dataset, "duckdb")
     big = [n for n in sizes if n > N // 3]  # the rest: counts, bins, the values of a few bins
     assert len(big) == 3  # km_latency's and km_curve's event-time counts, expiring's rows

@@ -121,28 +121,11 @@ def test_report_over_spark_shows_the_same_numbers(spark, dataset: Path, frame) -
     tasks.unpersist()
 
 
-def test_no_pull_to_pandas_over_duckdb(dataset: Path, frame, monkeypatch, tmp_path) -> None:
+def test_no_pull_to_pandas_over_duckdb(dataset: Path, frame, duckdb_answers) -> None:
     """The whole report with figures over DuckDB: every way of returning a relation as
     pandas raises, and every answer is small (the largest: Kaplan–Meier's event-time
     counts, one row per distinct latency of a group)."""
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a whole relation was pulled into pandas")
-
-    rel_type = type(duckdb.connect().sql("SELECT 1"))
-    for name in ("df", "fetchdf", "to_df", "fetch_df", "pl", "fetchnumpy"):
-        if hasattr(rel_type, name):
-            monkeypatch.setattr(rel_type, name, refuse)
-    monkeypatch.setattr(export, "read_parquet", refuse)
-    sizes: list[int] = []
-    fetch = _duckdb.DuckDBEngine._fetch
-
-    def counting(self, sql: str):
-        table = fetch(self, sql)
-        sizes.append(table.num_rows)
-        return table
-
-    monkeypatch.setattr(_duckdb.DuckDBEngine, "_fetch", counting)
+    sizes = duckdb_answers
     drawn = reporting.build(dataset, engine="duckdb", now=NOW)[0]
     figs = [b.name for s in drawn for b in s.blocks if isinstance(b, Fig)]
     assert figs == [
