@@ -27,7 +27,9 @@ from collections.abc import Callable
 
 from ..errors import ConfigError
 from . import _tuning as tune
+from ._cap import CapFinder
 from ._retry import RetryPolicy, congested, fell
+from ._rtt import RoundTrip
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "AdaptiveLimiter", "Cancelled", "RetryPolicy", "congested"]
 
@@ -87,9 +89,7 @@ class AdaptiveLimiter:
         self._next = 0.0  # time of the next free slot
         self._pause_until = 0.0
         self._in_flight = 0
-        self._rtt: float | None = None  # smoothed round-trip
-        self._rtt_min: float | None = None  # least round-trip of the last tune.RTT_MIN_S
-        self._rtt_lows: deque[tuple[float, float]] = deque()  # (answered at, round-trip) rising
+        self._rt = RoundTrip()
         self._phase = "slow_start"  # "slow_start", "check" or "probe"
         self._found = False  # a check confirmed a limit
         self._confirmed = 0  # checks in a row that found about the same limit
@@ -111,9 +111,7 @@ class AdaptiveLimiter:
         self._trickles = 0  # cuts for a trickle of refusals
         self._post: list[float] = []  # send times of refused requests sent after it
         self._check_share: float | None = None  # refused share of the check before
-        self.cap: int | None = None  # a concurrency cap found (requests in flight)
-        self._cap_found = 0  # the cap before a probe one above it
-        self._cap_since = 0.0  # when the cap last changed
+        self._caps = CapFinder(max_in_flight)
         self._accepted: deque[float] = deque()  # send times of accepted requests (tune.HOLD_LOOK_S)
         self._replay: deque[float] = deque()  # send times of the slots a cut waits for
         self._sent: deque[float] = deque()  # send times of the last second
@@ -123,7 +121,6 @@ class AdaptiveLimiter:
         self.drops = 0  # cuts made
         self.restores = 0  # cuts undone by a check (the refusals were not the rate's doing)
         self.pauses = 0  # pauses of every request
-        self.caps = 0  # concurrency caps found
 
     # ---------------------------------------------------------------- state
     def _clamp(self, rate: float) -> float:
@@ -149,6 +146,16 @@ class AdaptiveLimiter:
         return self._ceiling_guess if self.drops else None
 
     @property
+    def cap(self) -> int | None:
+        """A cap on requests in flight the server applies, when one was found."""
+        return self._caps.cap
+
+    @property
+    def caps(self) -> int:
+        """Concurrency caps found."""
+        return self._caps.caps
+
+    @property
     def next_free(self) -> float:
         """Clock time of the next slot (a pause and a cut's wait for the server included)."""
         free = max(self._next, self._pause_until, self._room_at)
@@ -162,10 +169,11 @@ class AdaptiveLimiter:
     @property
     def window(self) -> int:
         """Requests allowed in flight now: rate x round-trip, with headroom."""
-        if self._rtt is None:
+        rtt = self._rt.smooth
+        if rtt is None:
             w = max(tune.MIN_WINDOW, math.ceil(self._rate * 0.1))
         else:
-            w = max(tune.MIN_WINDOW, math.ceil(self._rate * self._rtt * tune.WINDOW_HEADROOM))
+            w = max(tune.MIN_WINDOW, math.ceil(self._rate * rtt * tune.WINDOW_HEADROOM))
         w = min(w, self.max_in_flight)
         return min(w, self.cap) if self.cap is not None else w
 
@@ -293,28 +301,10 @@ class AdaptiveLimiter:
                 self._accepted.append(sent_at)
                 while self._accepted and self._accepted[0] < now - tune.HOLD_LOOK_S - tune.SIGNAL_S:
                     self._accepted.popleft()
-                rtt = max(now - sent_at, 1e-4)
-                self._rtt = (
-                    rtt if self._rtt is None else self._rtt + tune.RTT_WEIGHT * (rtt - self._rtt)
-                )
-                self._learn_rtt_min(now, rtt)
+                self._rt.add(now, max(now - sent_at, 1e-4))
             self._evaluate(now)
             self._grow(now)
-            self._probe_cap(now)
-
-    def _learn_rtt_min(self, now: float, rtt: float) -> None:
-        """The least round-trip of the last ``RTT_MIN_S`` seconds (a running minimum).
-
-        Over a recent span, not the whole run: a machine that became slower (load) is
-        a new normal after a few seconds, not a queue building for ever.
-        """
-        lows = self._rtt_lows
-        while lows and lows[-1][1] >= rtt:
-            lows.pop()
-        lows.append((now, rtt))
-        while lows[0][0] < now - tune.RTT_MIN_S:
-            lows.popleft()
-        self._rtt_min = lows[0][1]
+            self._caps.probe(now, now - self._bound_at <= tune.BOUND_S)
 
     def on_throttle(self, sent_at: float, retry_after: float | None = None) -> None:
         """A request sent at ``sent_at`` got a 429: count it; back off if refusals cluster.
@@ -326,11 +316,7 @@ class AdaptiveLimiter:
             now = self._clock()
             self.throttled += 1
             self._answered(now, True, sent_at)
-            c = self._answers[-1][2]
-            if self.cap is not None and self.cap > self._cap_found and c > self._cap_found:
-                self.cap, self._cap_since = self._cap_found, now  # a probe above the cap
-                return
-            if self._find_cap(now):
+            if self._caps.probe_refused(now, self._answers[-1][2]) or self._found_cap(now):
                 return
             wait = retry_after or 0.0
             if wait > tune.LONG_RETRY_AFTER:
@@ -387,10 +373,11 @@ class AdaptiveLimiter:
         self._ceiling_guess = base
         self._rate = self._clamp(base * tune.BACKOFF)
         self._phase = "check"
-        self._check_from = now + tune.SIGNAL_S + (self._rtt or 0.0)  # the window has turned over
+        # the check begins once the server's window has turned over
+        self._check_from = now + tune.SIGNAL_S + (self._rt.smooth or 0.0)
         # for the next second, send only as the server's window frees a slot: when each
         # request it accepted in the second before leaves it (sooner would be refused)
-        margin = tune.REPLAY_MARGIN * (self._rtt or 0.0)
+        margin = tune.REPLAY_MARGIN * (self._rt.smooth or 0.0)
         self._replay = deque(
             max(now, t + tune.SIGNAL_S + margin) for t in sorted(held) if t + tune.SIGNAL_S > now
         )
@@ -498,7 +485,7 @@ class AdaptiveLimiter:
         self._chain += 1
         self._ceiling_guess = min(measured, self._ceiling_guess)
         self._rate = self._clamp(self._ceiling_guess * tune.BACKOFF)
-        self._check_from = now + tune.SIGNAL_S + (self._rtt or 0.0)
+        self._check_from = now + tune.SIGNAL_S + (self._rt.smooth or 0.0)
         self._cut_at, self._post = now, []
         self._replay.clear()
         self._next = now
@@ -506,47 +493,16 @@ class AdaptiveLimiter:
         self._room_at = 0.0
         self.drops += 1
 
-    def _find_cap(self, now: float) -> bool:
-        """Whether refusals read as a cap on requests in flight (then it is the window's cap).
-
-        Over a concurrency cap N, requests sent with more than N in flight are refused and
-        the others accepted: every refusal comes above some count that nearly every accepted
-        request was at or below. Over a rate limit, refusals come at the counts accepted
-        requests had. The count a request was sent with includes answers on their way
-        back, so it can only overstate the server's: the cap read is never below N.
-        """
-        refused: list[int] = []
-        ok: list[int] = []
-        for t, r, c in reversed(self._answers):
-            if t <= now - tune.CAP_LOOK_S:
-                break
-            if c:
-                (refused if r else ok).append(c)
-        if len(refused) < tune.CAP_REFUSALS or len(ok) < tune.SIGNAL_ANSWERS // 2:
+    def _found_cap(self, now: float) -> bool:
+        """Whether refusals read as a cap on requests in flight (``_cap.CapFinder``)."""
+        if not self._caps.find(now, self._answers):
             return False
-        cap = min(refused) - 1
-        if cap < 1 or (self.cap is not None and cap >= self.cap):
-            return False
-        if sum(c > cap for c in ok) > tune.CAP_ABOVE * len(ok):
-            return False
-        self.cap = self._cap_found = cap
-        self._cap_since = now
-        self.caps += 1
         if self._phase == "check":  # the cut was for a rate limit there is not: undo it
             self._rate = self._clamp(max(self._rate, self._before_cut))
             self._phase = "probe" if self._found else "slow_start"
             self._replay.clear()
             self._chain, self._check_share = 0, None
         return True
-
-    def _probe_cap(self, now: float) -> None:
-        """A cap found is tried one higher now and then (a cap that rose, or a false one)."""
-        if self.cap is None or now - self._cap_since < tune.CAP_PROBE_S:
-            return
-        if self.cap > self._cap_found:  # the probe drew no refusal: keep it
-            self._cap_found, self._cap_since = self.cap, now
-        elif self.cap < self.max_in_flight and now - self._bound_at <= tune.BOUND_S:
-            self.cap, self._cap_since = self.cap + 1, now
 
     def _slow_start(self) -> float | None:
         """The rate after one more clean answer in slow start: x ``SLOW_START_GAIN`` per
@@ -556,8 +512,8 @@ class AdaptiveLimiter:
         recent minimum: a queue is building somewhere, or the machine is busy. Slow start
         does not end there: the probe's gentle gain would take seconds to find a limit.
         """
-        r, rtt, low = self._rate, self._rtt, self._rtt_min
-        if rtt is not None and low is not None and rtt > tune.RTT_RISE * low:
+        r, rtt = self._rate, self._rt.smooth
+        if self._rt.rising():
             return None
         turns = 1.0 / max(1.0, r * (rtt or 1.0 / r))  # 1 / answers per round-trip
         return r * tune.SLOW_START_GAIN**turns
@@ -589,11 +545,11 @@ class AdaptiveLimiter:
                     gain *= 2.0 ** ((clean - tune.PLATEAU_S) / tune.PROBE_ACCEL_S)
             else:  # found once (perhaps by chance): go back up soon and see again
                 gain = tune.FAST_GAIN * 2.0 ** (clean / tune.PROBE_ACCEL_S)
-            if self._rtt:
-                gain = min(gain, math.log(2.0) / self._rtt)  # never faster than slow start
+            if self._rt.smooth:
+                gain = min(gain, math.log(2.0) / self._rt.smooth)  # never faster than slow start
             new = r * (1.0 + gain * (now - last))
         # grow only while the limiter is what holds requests back (not the caller)
         if now - self._bound_at <= tune.BOUND_S:
-            if self._rtt_min:  # no faster than the in-flight cap allows
-                new = min(new, tune.WINDOW_HEADROOM * self.max_in_flight / self._rtt_min)
+            if self._rt.least:  # no faster than the in-flight cap allows
+                new = min(new, tune.WINDOW_HEADROOM * self.max_in_flight / self._rt.least)
             self._rate = self._clamp(max(r, new))
