@@ -75,6 +75,7 @@ def simulate(
     seed: int = 0,
     late: float = 0.0,
     busy: tuple[float, float] = (0.0, 0.0),
+    phase: float = 0.0,
     **kw: Any,
 ) -> Run:
     """A discrete-event run of the limiter against a model of ``bench/limits.py``.
@@ -86,7 +87,8 @@ def simulate(
     ``retry_after`` behaviour of the server. A refused request waits what the client
     would (``Retry-After``, else a jittered backoff) and is sent again. A caller waiting
     for a slot wakes ``late`` seconds after it on average (exponential: a loaded machine);
-    requests sent within ``busy`` (from, to) take ten times as long.
+    requests sent within ``busy`` (from, to) take ten times as long. The server's clock
+    is ``phase`` seconds ahead of the client's (where a fixed window's seconds begin).
     """
     rng = random.Random(seed)
     clock = _Clock()
@@ -112,7 +114,7 @@ def simulate(
             arrive = sent + 0.002 * rng.random()
             heapq.heappush(events, (arrive, next(seq), "arrive", sent, 0.0))
         elif what == "arrive":
-            real = limits.RANDOM_WAIT if rng.random() < random_429 else server.admit(t)
+            real = limits.RANDOM_WAIT if rng.random() < random_429 else server.admit(t + phase)
             if real is None:
                 slow = 10.0 if busy[0] <= t < busy[1] else 1.0
                 done = t + slow * latency * rng.uniform(1.0, 1.1)
@@ -120,7 +122,7 @@ def simulate(
             else:
                 heapq.heappush(events, (t + 0.001, next(seq), "429", sent, real))
         elif what == "ok":
-            server.done(t)
+            server.done(t + phase)
             ok += 1
             lim.on_success(sent)
             heapq.heappush(events, (t, next(seq), "try", 0.0, 0.0))
