@@ -28,6 +28,7 @@ from collections.abc import Callable
 from ..errors import ConfigError
 from . import _tuning as tune
 from ._cap import CapFinder
+from ._fixed import at_one_phase
 from ._retry import RetryPolicy, congested, fell
 from ._rtt import RoundTrip
 
@@ -110,6 +111,8 @@ class AdaptiveLimiter:
         self._above_since = 0.0  # since when the rate is above the limit found
         self._trickles = 0  # cuts for a trickle of refusals
         self._post: list[float] = []  # send times of refused requests sent after it
+        self._full_from: float | None = None  # since when a full fixed window is waited out
+        self._refused: deque[float] = deque()  # send times of refused requests (tune.HOLD_LOOK_S)
         self._check_share: float | None = None  # refused share of the check before
         self._caps = CapFinder(max_in_flight)
         self._accepted: deque[float] = deque()  # send times of accepted requests (tune.HOLD_LOOK_S)
@@ -231,6 +234,9 @@ class AdaptiveLimiter:
             sent.popleft()
         sent.append(now)
         gap = 1.0 / self._rate
+        if self._full_from is not None:  # a full fixed window: one probe at a time
+            self._next = now + tune.EDGE_PROBE_S
+            return
         if self._replay:
             self._next = (self._next if now - self._next < gap else now) + gap
             return
@@ -302,6 +308,8 @@ class AdaptiveLimiter:
                 while self._accepted and self._accepted[0] < now - tune.HOLD_LOOK_S - tune.SIGNAL_S:
                     self._accepted.popleft()
                 self._rt.add(now, max(now - sent_at, 1e-4))
+            if self._full_from is not None and sent_at is not None and sent_at >= self._full_from:
+                self._edge_found(now, sent_at)
             self._evaluate(now)
             self._grow(now)
             self._caps.probe(now, now - self._bound_at <= tune.BOUND_S)
@@ -316,6 +324,9 @@ class AdaptiveLimiter:
             now = self._clock()
             self.throttled += 1
             self._answered(now, True, sent_at)
+            self._refused.append(sent_at)
+            while self._refused[0] < now - tune.HOLD_LOOK_S:
+                self._refused.popleft()
             if self._caps.probe_refused(now, self._answers[-1][2]) or self._found_cap(now):
                 return
             wait = retry_after or 0.0
@@ -346,7 +357,10 @@ class AdaptiveLimiter:
                     self._found
                     and self._trickles < tune.TRICKLE_CUTS
                     and span > tune.SIGNAL_S
-                    and congested(k, n, self.background, slack=tune.TRICKLE_SLACK)
+                    and (
+                        congested(k, n, self.background, slack=tune.TRICKLE_SLACK)
+                        or at_one_phase([s for s in self._refused if s > now - span])
+                    )
                 ):
                     self._trickles += 1
                     self._cut(now, sent_at, span)
@@ -393,6 +407,8 @@ class AdaptiveLimiter:
         Below the limit the server refuses only what it refuses anyway, so the check's
         share of refusals is the background, whatever the verdict.
         """
+        if self._full_from is not None:  # waiting for a full window's edge
+            return
         if self._phase != "check" or now < self._check_from + tune.SIGNAL_S:
             return
         k, n = self._recent(self._check_from)
@@ -412,6 +428,8 @@ class AdaptiveLimiter:
             c, guess = self.ceiling, self._ceiling_guess
             same = c is not None and abs(guess - c) <= tune.SAME_CEILING * c
             self._confirmed = self._confirmed + 1 if same else 1
+            if chain:  # found after re-cuts, measured while saturated: not a fluke
+                self._confirmed = max(self._confirmed, 2)
             # what the server accepted in a second is at most its limit, so the higher
             # estimate is closer; but a trickle of refusals at the higher one said it is not
             higher = same and c is not None and not self._trickle
@@ -473,12 +491,32 @@ class AdaptiveLimiter:
         between = self._let_in(a, b)
         if len(self._post) < tune.EARLY_SHARE * (len(self._post) + between):
             return
+        if between == 0:  # a full fixed window: the rate is not the cause; find its edge
+            if self._full_from is None:
+                self._full_from = now
+                self._replay.clear()
+                self._next = max(self._next, now + tune.EDGE_PROBE_S)
+            return
         measured = float(self._let_in(a - tune.SIGNAL_S, a))
         if between >= 2:
             measured = min(measured, between / (b - a))
         self._recheck(
             now, min(max(measured, 0.5 * self._ceiling_guess), tune.STEP * self._ceiling_guess)
         )
+
+    def _edge_found(self, now: float, sent_at: float) -> None:
+        """A request sent at ``sent_at`` passed a full fixed window's edge: cut to its limit.
+
+        The window before held what the server let in from its start (one second before
+        the edge, which lies between the last refused request and this one) to the first
+        refusal: the mean of the two counts, within half a probe's worth of requests.
+        """
+        self._full_from = None
+        first, last = self._post[0], self._post[-1]  # the window's refusals, its edge after them
+        lo = self._let_in(sent_at - tune.SIGNAL_S, first)
+        hi = self._let_in(last - tune.SIGNAL_S, first)
+        self._recheck(now, max(self.min_rate, (lo + hi) / 2.0))
+        self._chain = 0  # measured once, not saturated: probed again soon
 
     def _recheck(self, now: float, measured: float) -> None:
         """Cut again to a little under ``measured`` and check again."""

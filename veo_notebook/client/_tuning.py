@@ -68,6 +68,13 @@ EARLY_REFUSALS = 6
 EARLY_SPAN = 0.2
 #: ... and at least this share of those sent in between (random 429s rarely are)
 EARLY_SHARE = 0.25
+#: when none of those sent between them was let in, a fixed window is full until its
+#: edge: one request every this many seconds finds the edge (each costs a refusal)
+EDGE_PROBE_S = 0.05
+#: refusals over this many seconds or more, all within this share of a second of one
+#: phase of the clock, are a fixed window's edge (held just over its limit), not random
+EDGE_REFUSALS = 3
+EDGE_WIDTH = 0.1
 #: a trickle of refusals over this many seconds, above the background, is the limit too
 #: (a limit found a little high: a fixed window lets up to twice its rate through a
 #: sliding second); the cut is then to what the server accepted over them
