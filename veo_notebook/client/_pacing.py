@@ -111,6 +111,7 @@ class AdaptiveLimiter:
         self._above_since = 0.0  # since when the rate is above the limit found
         self._trickles = 0  # cuts for a trickle of refusals
         self._post: list[float] = []  # send times of refused requests sent after it
+        self._drained = False  # the limit was measured between refusals (a bucket's rate)
         self._full_from: float | None = None  # since when a full fixed window is waited out
         self._refused: deque[float] = deque()  # send times of refused requests (tune.HOLD_LOOK_S)
         self._check_share: float | None = None  # refused share of the check before
@@ -378,7 +379,7 @@ class AdaptiveLimiter:
         accepted = len(held) / span
         self._trickle = span > tune.SIGNAL_S
         if self._phase != "check":
-            self._chain, self._check_share = 0, None
+            self._chain, self._check_share, self._drained = 0, None, False
         self._cut_at, self._post = now, []
         # the background's refusals took slots of the server's window too
         window = accepted / (1.0 - min(self.background, tune.MAX_BACKGROUND))
@@ -428,7 +429,7 @@ class AdaptiveLimiter:
             c, guess = self.ceiling, self._ceiling_guess
             same = c is not None and abs(guess - c) <= tune.SAME_CEILING * c
             self._confirmed = self._confirmed + 1 if same else 1
-            if chain:  # found after re-cuts, measured while saturated: not a fluke
+            if self._drained:  # a bucket's rate, measured once its burst was spent
                 self._confirmed = max(self._confirmed, 2)
             # what the server accepted in a second is at most its limit, so the higher
             # estimate is closer; but a trickle of refusals at the higher one said it is not
@@ -438,7 +439,8 @@ class AdaptiveLimiter:
                 # refused while holding under it: it was a little high (the second
                 # counted on this side's clock, requests delayed on their way)
                 self.ceiling = max(guess, tune.LOWER * c)
-            self._rate = self._clamp(max(self._rate, tune.HOLD * self.ceiling))
+            if not self._drained:  # else the check's rate is the one proven clean
+                self._rate = self._clamp(max(self._rate, tune.HOLD * self.ceiling))
             self._phase = "probe"
         else:  # the refusals were not the rate's doing: back to where it was
             back = self._chain_rate if chain else self._before_cut
@@ -498,10 +500,14 @@ class AdaptiveLimiter:
                 self._next = max(self._next, now + tune.EDGE_PROBE_S)
             return
         measured = float(self._let_in(a - tune.SIGNAL_S, a))
+        # enough let in between, at a rate under the second before's, are a token bucket's
+        # rate once its burst is spent (then no fast re-probe); a few say little
+        self._drained = between >= tune.EARLY_BETWEEN and between / (b - a) < measured
         if between >= 2:
             measured = min(measured, between / (b - a))
+        floor = tune.EARLY_FLOOR if self._drained else 0.5
         self._recheck(
-            now, min(max(measured, 0.5 * self._ceiling_guess), tune.STEP * self._ceiling_guess)
+            now, min(max(measured, floor * self._ceiling_guess), tune.STEP * self._ceiling_guess)
         )
 
     def _edge_found(self, now: float, sent_at: float) -> None:

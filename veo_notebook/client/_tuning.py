@@ -68,6 +68,8 @@ EARLY_REFUSALS = 6
 EARLY_SPAN = 0.2
 #: ... and at least this share of those sent in between (random 429s rarely are)
 EARLY_SHARE = 0.25
+EARLY_BETWEEN = 8
+EARLY_FLOOR = 0.25
 #: when none of those sent between them was let in, a fixed window is full until its
 #: edge: one request every this many seconds finds the edge (each costs a refusal)
 EDGE_PROBE_S = 0.05
