@@ -9,11 +9,11 @@ until its edge, which the limiter then finds with one request at a time.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import _tuning as tune
 
-__all__ = ["at_one_phase"]
+__all__ = ["FullWindow", "at_one_phase"]
 
 
 def at_one_phase(sent: Sequence[float]) -> bool:
@@ -33,3 +33,46 @@ def at_one_phase(sent: Sequence[float]) -> bool:
     phases = sorted(s % 1.0 for s in sent)
     gaps = [b - a for a, b in itertools.pairwise(phases)] + [phases[0] + 1.0 - phases[-1]]
     return 1.0 - max(gaps) <= tune.EDGE_WIDTH
+
+
+class FullWindow:
+    """A full fixed window, waited out with one request every ``EDGE_PROBE_S`` until one passes.
+
+    >>> w = FullWindow()
+    >>> w.start(3.0); w.passed(2.9), w.waiting, w.passed(3.4), w.waiting
+    (False, True, True, False)
+    """
+
+    def __init__(self) -> None:
+        self.since: float | None = None  # when the wait began
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the limiter waits for the window's edge (one probe at a time)."""
+        return self.since is not None
+
+    def start(self, now: float) -> None:
+        """Nothing sent after a cut got in: wait for the edge from ``now``."""
+        if self.since is None:
+            self.since = now
+
+    def passed(self, sent_at: float | None) -> bool:
+        """Whether an accepted request sent at ``sent_at`` passed the edge (the wait ends)."""
+        if self.since is None or sent_at is None or sent_at < self.since:
+            return False
+        self.since = None
+        return True
+
+    @staticmethod
+    def limit(
+        let_in: Callable[[float, float], int], refused: Sequence[float], edge: float
+    ) -> float:
+        """What the window held: let in from its start to its first ``refused`` request.
+
+        Its start is one second before its edge, which lies between the last refused
+        request and the one accepted at ``edge``: the mean of the two counts, within half
+        a probe's worth of requests.
+        """
+        lo = let_in(edge - tune.SIGNAL_S, refused[0])
+        hi = let_in(refused[-1] - tune.SIGNAL_S, refused[0])
+        return (lo + hi) / 2.0

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from ..errors import ConfigError
 from . import _tuning as tune
 from ._cap import CapFinder
-from ._fixed import at_one_phase
+from ._fixed import FullWindow, at_one_phase
 from ._retry import RetryPolicy, congested, fell
 from ._rtt import RoundTrip
 
@@ -112,7 +112,7 @@ class AdaptiveLimiter:
         self._trickles = 0  # cuts for a trickle of refusals
         self._post: list[float] = []  # send times of refused requests sent after it
         self._drained = False  # the limit was measured between refusals (a bucket's rate)
-        self._full_from: float | None = None  # since when a full fixed window is waited out
+        self._full = FullWindow()  # a full fixed window waited out
         self._refused: deque[float] = deque()  # send times of refused requests (tune.HOLD_LOOK_S)
         self._check_share: float | None = None  # refused share of the check before
         self._caps = CapFinder(max_in_flight)
@@ -235,7 +235,7 @@ class AdaptiveLimiter:
             sent.popleft()
         sent.append(now)
         gap = 1.0 / self._rate
-        if self._full_from is not None:  # a full fixed window: one probe at a time
+        if self._full.waiting:  # a full fixed window: one probe at a time
             self._next = now + tune.EDGE_PROBE_S
             return
         if self._replay:
@@ -309,8 +309,10 @@ class AdaptiveLimiter:
                 while self._accepted and self._accepted[0] < now - tune.HOLD_LOOK_S - tune.SIGNAL_S:
                     self._accepted.popleft()
                 self._rt.add(now, max(now - sent_at, 1e-4))
-            if self._full_from is not None and sent_at is not None and sent_at >= self._full_from:
-                self._edge_found(now, sent_at)
+            if self._full.passed(sent_at):  # a full fixed window's edge: cut to its limit
+                limit = FullWindow.limit(self._let_in, self._post, sent_at or now)
+                self._recheck(now, max(self.min_rate, limit))
+                self._chain = 0  # measured once, not saturated: probed again soon
             self._evaluate(now)
             self._grow(now)
             self._caps.probe(now, now - self._bound_at <= tune.BOUND_S)
@@ -408,7 +410,7 @@ class AdaptiveLimiter:
         Below the limit the server refuses only what it refuses anyway, so the check's
         share of refusals is the background, whatever the verdict.
         """
-        if self._full_from is not None:  # waiting for a full window's edge
+        if self._full.waiting:  # waiting for a full window's edge
             return
         if self._phase != "check" or now < self._check_from + tune.SIGNAL_S:
             return
@@ -480,7 +482,8 @@ class AdaptiveLimiter:
 
         What the server let in between the first and the last of them is its rate once
         a token bucket's burst is spent. A full fixed window lets nothing in between:
-        then what it let in during the second before the first refusal is its limit.
+        the rate is not the cause, so one request at a time finds its edge
+        (``_fixed.FullWindow``).
         """
         self._post.append(sent_at)
         a, b = self._post[0], sent_at
@@ -494,8 +497,8 @@ class AdaptiveLimiter:
         if len(self._post) < tune.EARLY_SHARE * (len(self._post) + between):
             return
         if between == 0:  # a full fixed window: the rate is not the cause; find its edge
-            if self._full_from is None:
-                self._full_from = now
+            if not self._full.waiting:
+                self._full.start(now)
                 self._replay.clear()
                 self._next = max(self._next, now + tune.EDGE_PROBE_S)
             return
@@ -509,20 +512,6 @@ class AdaptiveLimiter:
         self._recheck(
             now, min(max(measured, floor * self._ceiling_guess), tune.STEP * self._ceiling_guess)
         )
-
-    def _edge_found(self, now: float, sent_at: float) -> None:
-        """A request sent at ``sent_at`` passed a full fixed window's edge: cut to its limit.
-
-        The window before held what the server let in from its start (one second before
-        the edge, which lies between the last refused request and this one) to the first
-        refusal: the mean of the two counts, within half a probe's worth of requests.
-        """
-        self._full_from = None
-        first, last = self._post[0], self._post[-1]  # the window's refusals, its edge after them
-        lo = self._let_in(sent_at - tune.SIGNAL_S, first)
-        hi = self._let_in(last - tune.SIGNAL_S, first)
-        self._recheck(now, max(self.min_rate, (lo + hi) / 2.0))
-        self._chain = 0  # measured once, not saturated: probed again soon
 
     def _recheck(self, now: float, measured: float) -> None:
         """Cut again to a little under ``measured`` and check again."""
