@@ -385,6 +385,7 @@ def _steady(per_second: list[int]) -> list[int]:
     [  # a bucket's burst of 2 s of requests lets the first 200 through in the first second
         ("sliding", "one", PACED),
         ("fixed", "real", PACED + 200),
+        ("fixed", "absent", PACED + 200),  # a full window's edge found by probes alone
         ("bucket", "absent", PACED + 300),
     ],
 )
