@@ -41,6 +41,8 @@ class FullWindow:
     >>> w = FullWindow()
     >>> w.start(3.0); w.passed(2.9), w.waiting, w.passed(3.4), w.waiting
     (False, True, True, False)
+    >>> w.start(5.0); w.given_up(5.5), w.given_up(6.2), w.waiting
+    (False, True, False)
     """
 
     def __init__(self) -> None:
@@ -55,6 +57,13 @@ class FullWindow:
         """Nothing sent after a cut got in: wait for the edge from ``now``."""
         if self.since is None:
             self.since = now
+
+    def given_up(self, now: float) -> bool:
+        """Whether the wait has lasted past any window's edge (then it ends: not a window)."""
+        if self.since is None or now - self.since <= tune.SIGNAL_S + tune.EDGE_PROBE_S:
+            return False
+        self.since = None
+        return True
 
     def passed(self, sent_at: float | None) -> bool:
         """Whether an accepted request sent at ``sent_at`` passed the edge (the wait ends)."""

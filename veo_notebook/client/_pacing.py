@@ -496,7 +496,8 @@ class AdaptiveLimiter:
         between = self._let_in(a, b)
         if len(self._post) < tune.EARLY_SHARE * (len(self._post) + between):
             return
-        if between == 0:  # a full fixed window: the rate is not the cause; find its edge
+        # a full fixed window: the rate is not the cause; find its edge (within a second)
+        if between == 0 and not self._full.given_up(now):
             if not self._full.waiting:
                 self._full.start(now)
                 self._replay.clear()
@@ -508,7 +509,7 @@ class AdaptiveLimiter:
         self._drained = between >= tune.EARLY_BETWEEN and between / (b - a) < measured
         if between >= 2:
             measured = min(measured, between / (b - a))
-        floor = tune.EARLY_FLOOR if self._drained else 0.5
+        floor = tune.DRAINED_FLOOR if self._drained else tune.EARLY_FLOOR
         self._recheck(
             now, min(max(measured, floor * self._ceiling_guess), tune.STEP * self._ceiling_guess)
         )

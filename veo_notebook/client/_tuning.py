@@ -68,8 +68,13 @@ EARLY_REFUSALS = 6
 EARLY_SPAN = 0.2
 #: ... and at least this share of those sent in between (random 429s rarely are)
 EARLY_SHARE = 0.25
+#: ... a cut again at most halves the estimate (a few let in between say little), ...
+EARLY_FLOOR = 0.5
+#: ... but when this many or more got in between, at a rate under the second before's,
+#: that rate is a token bucket's refill (its burst spent): the cut may go down to this
+#: share of the estimate, and the rate a check then finds clean is held (no fast re-probe)
 EARLY_BETWEEN = 8
-EARLY_FLOOR = 0.25
+DRAINED_FLOOR = 0.25
 #: when none of those sent between them was let in, a fixed window is full until its
 #: edge: one request every this many seconds finds the edge (each costs a refusal)
 EDGE_PROBE_S = 0.05
