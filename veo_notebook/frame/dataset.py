@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import schema
@@ -57,6 +58,7 @@ from ._dataset_state import (
     read_state,
     write_state,
 )
+from ._read import frame_pool
 
 __all__ = ["NO_DAY", "PARTITION", "SUFFIX", "path_for", "read_frame", "sync"]
 
@@ -124,7 +126,7 @@ def _rows(table: pa.Table, at: np.ndarray) -> pa.Table:
     """The rows at ascending positions ``at``: a zero-copy slice when they are one run."""
     if len(at) and int(at[-1]) - int(at[0]) + 1 == len(at):
         return table.slice(int(at[0]), len(at))
-    return table.take(pa.array(at))
+    return pc.take(table, pa.array(at), memory_pool=frame_pool())
 
 
 def _runs(codes: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
@@ -344,7 +346,8 @@ def _update(
             old_ids = before.get(day, none)
             stay = ~np.isin(old_ids, gone)
             parts_ids.append(old_ids[stay])
-            parts.append(_read_day(root, state, day, old_ids).filter(pa.array(stay)))
+            old = _read_day(root, state, day, old_ids)
+            parts.append(pc.filter(old, pa.array(stay), memory_pool=frame_pool()))
         mine = np.flatnonzero(new_codes == code)
         if len(mine) and fresh is not None:
             parts_ids.append(changed[mine])
@@ -355,7 +358,7 @@ def _update(
             shutil.rmtree(day_dir(root, day), ignore_errors=True)
             continue
         order = np.argsort(day_ids, kind="stable")
-        table = _concat(parts).take(order)
+        table = pc.take(_concat(parts), order, memory_pool=frame_pool())
         files[day] = uuid.uuid4().hex
         _write_file(root, day, table, files[day])
         out[day] = (day_ids[order], table)
@@ -450,12 +453,13 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
 
 def _gather(table: pa.Table, order: np.ndarray) -> pa.Table:
     """``table.take(order)``, from zero-copy slices when the order is made of few runs (rows
-    stored in creation order are); a take otherwise."""
+    stored in creation order are); a take otherwise, from the frame's pool (every column is
+    copied: fresh memory, which mimalloc would fault in as huge pages)."""
     if len(order) == 0:
         return table.slice(0, 0)
     breaks = np.flatnonzero(np.diff(order) != 1) + 1
     if len(breaks) > max(64, len(order) // 1000):
-        return table.take(pa.array(order))
+        return pc.take(table, pa.array(order), memory_pool=frame_pool())
     starts = np.concatenate([[0], breaks])
     ends = np.concatenate([breaks, [len(order)]])
     return pa.concat_tables(
