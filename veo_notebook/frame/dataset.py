@@ -58,7 +58,7 @@ from ._dataset_state import (
     read_state,
     write_state,
 )
-from ._read import frame_pool
+from ._read import each, frame_pool
 
 __all__ = ["NO_DAY", "PARTITION", "SUFFIX", "path_for", "read_frame", "sync"]
 
@@ -338,30 +338,24 @@ def _update(
     fresh = _concat([b.table for b in blocks]) if blocks else None
     before = state.by_day()
     none = np.empty(0, np.int64)
+
+    def rewrite(code: int) -> tuple[str, str, tuple[np.ndarray, pa.Table] | None]:
+        day, mine = days.names[code], np.flatnonzero(new_codes == code)
+        new = _rows(fresh, mine) if len(mine) and fresh is not None else None
+        rows = _new_day(root, state, day, before.get(day, none), gone, changed[mine], new)
+        part_id = uuid.uuid4().hex
+        if rows is not None:
+            _write_file(root, day, rows[1], part_id)
+        return day, part_id, rows
+
     files, out = dict(state.files), Fresh()
-    for code in touched:
-        day = days.names[code]
-        parts_ids, parts = [], []
-        if day in state.files:
-            old_ids = before.get(day, none)
-            stay = ~np.isin(old_ids, gone)
-            parts_ids.append(old_ids[stay])
-            old = _read_day(root, state, day, old_ids)
-            parts.append(pc.filter(old, pa.array(stay), memory_pool=frame_pool()))
-        mine = np.flatnonzero(new_codes == code)
-        if len(mine) and fresh is not None:
-            parts_ids.append(changed[mine])
-            parts.append(_rows(fresh, mine))
-        day_ids = _cat(parts_ids, np.int64)
-        if not len(day_ids):
+    # the days on threads: Arrow lets go of the GIL while it reads, gathers and writes
+    for day, part_id, rows in each(rewrite, touched):
+        if rows is None:
             files.pop(day, None)
             shutil.rmtree(day_dir(root, day), ignore_errors=True)
-            continue
-        order = np.argsort(day_ids, kind="stable")
-        table = pc.take(_concat(parts), order, memory_pool=frame_pool())
-        files[day] = uuid.uuid4().hex
-        _write_file(root, day, table, files[day])
-        out[day] = (day_ids[order], table)
+        else:
+            files[day], out[day] = part_id, rows
     if not files:  # every row deleted: one empty file carries the schema
         files[NO_DAY] = uuid.uuid4().hex
         _write_file(root, NO_DAY, _parquet.to_table(schema.empty_frame()), files[NO_DAY])
@@ -373,6 +367,35 @@ def _update(
     write_state(root, new, key)
     log.info("dataset %s: %d rows changed, %d days rewritten", root, len(gone), len(out))
     return new, out
+
+
+def _new_day(
+    root: Path,
+    state: State,
+    day: str,
+    old_ids: np.ndarray,
+    gone: np.ndarray,
+    new_ids: np.ndarray,
+    new: pa.Table | None,
+) -> tuple[np.ndarray, pa.Table] | None:
+    """A day's rowids and rows after an update, in rowid order: its old rows still held and
+    its changed or added ones, gathered by one take (slices when the new rows come after
+    the old); None when none are left."""
+    ids, parts, keep = [], [], []
+    if day in state.files:
+        ids.append(old_ids)
+        parts.append(_read_day(root, state, day, old_ids))
+        keep.append(~np.isin(old_ids, gone))
+    if new is not None:
+        ids.append(new_ids)
+        parts.append(new)
+        keep.append(np.ones(len(new_ids), bool))
+    every = _cat(ids, np.int64)
+    at = np.flatnonzero(_cat(keep, np.bool_))
+    if not len(at):
+        return None
+    at = at[np.argsort(every[at], kind="stable")]
+    return every[at], _gather(_concat(parts), at)
 
 
 class _NoBar:
