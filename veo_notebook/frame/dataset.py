@@ -452,11 +452,12 @@ def read_frame(root: Path, state: State, fresh: Fresh | None = None) -> pd.DataF
     """The whole typed frame from the dataset, in rowid order (the order rows were first
     stored); ``fresh`` days are taken as given instead of read again."""
     fresh = fresh or {}
-    ids, tables = [], []
-    for day, day_ids in sorted(state.by_day().items()):
-        ids.append(day_ids)
-        tables.append(fresh[day][1] if day in fresh else _read_day(root, state, day, day_ids))
-    return _ordered(ids, tables)
+    days = sorted(state.by_day().items())
+
+    def read(day: str, day_ids: np.ndarray) -> pa.Table:
+        return fresh[day][1] if day in fresh else _read_day(root, state, day, day_ids)
+
+    return _ordered([i for _, i in days], each(lambda d: read(*d), days))
 
 
 def _ordered(ids: list[np.ndarray], tables: list[pa.Table]) -> pd.DataFrame:
@@ -482,7 +483,9 @@ def _gather(table: pa.Table, order: np.ndarray) -> pa.Table:
         return table.slice(0, 0)
     breaks = np.flatnonzero(np.diff(order) != 1) + 1
     if len(breaks) > max(64, len(order) // 1000):
-        return pc.take(table, pa.array(order), memory_pool=frame_pool())
+        at = pa.array(order)
+        cols = each(lambda c: pc.take(c, at, memory_pool=frame_pool()), table.columns)
+        return pa.Table.from_arrays(cols, schema=table.schema)
     starts = np.concatenate([[0], breaks])
     ends = np.concatenate([breaks, [len(order)]])
     return pa.concat_tables(
