@@ -11,8 +11,9 @@ reads the whole frame from it (one mechanism: there is no other cache).
 
 Kept in step by the store's row versions (:meth:`~veo_notebook.Store.changes_since`): a
 sync parses only the rows written since the last one, and rewrites only the days those
-rows are in (or left, or were deleted from). Each file is written under a temporary name
-and renamed over the old one, so a reader sees a day's old file or its new one, whole.
+rows are in (or left, or were deleted from), two at a time on threads. Each file is
+written under a temporary name and renamed over the old one, so a reader sees a day's
+old file or its new one, whole.
 A state file (``.veo-state.arrow``, hidden from every reader) lists each row's rowid and
 day, the store's row version, and an id per file; the rows of a day's file are in rowid
 order. A key (the store's id, the schema and parser versions, a digest of the parser's
