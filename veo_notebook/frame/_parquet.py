@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from .. import schema
 from .._version import __version__
+from ._read import frame_pool
 
 __all__ = [
     "KEY_SCHEMA",
@@ -171,5 +172,7 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
 
     Raises ``TypeError`` or ``ValueError`` when a column does not fit its dtype.
     """
-    df = table.to_pandas(types_mapper=schema.pandas_type, ignore_metadata=True)
+    df = table.to_pandas(
+        memory_pool=frame_pool(), types_mapper=schema.pandas_type, ignore_metadata=True
+    )
     return schema.enforce(df)

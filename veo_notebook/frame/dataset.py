@@ -11,8 +11,9 @@ reads the whole frame from it (one mechanism: there is no other cache).
 
 Kept in step by the store's row versions (:meth:`~veo_notebook.Store.changes_since`): a
 sync parses only the rows written since the last one, and rewrites only the days those
-rows are in (or left, or were deleted from). Each file is written under a temporary name
-and renamed over the old one, so a reader sees a day's old file or its new one, whole.
+rows are in (or left, or were deleted from), two at a time on threads. Each file is
+written under a temporary name and renamed over the old one, so a reader sees a day's
+old file or its new one, whole.
 A state file (``.veo-state.arrow``, hidden from every reader) lists each row's rowid and
 day, the store's row version, and an id per file; the rows of a day's file are in rowid
 order. A key (the store's id, the schema and parser versions, a digest of the parser's
@@ -40,6 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import schema
@@ -57,6 +59,7 @@ from ._dataset_state import (
     read_state,
     write_state,
 )
+from ._read import each, frame_pool
 
 __all__ = ["NO_DAY", "PARTITION", "SUFFIX", "path_for", "read_frame", "sync"]
 
@@ -124,7 +127,7 @@ def _rows(table: pa.Table, at: np.ndarray) -> pa.Table:
     """The rows at ascending positions ``at``: a zero-copy slice when they are one run."""
     if len(at) and int(at[-1]) - int(at[0]) + 1 == len(at):
         return table.slice(int(at[0]), len(at))
-    return table.take(pa.array(at))
+    return pc.take(table, pa.array(at), memory_pool=frame_pool())
 
 
 def _runs(codes: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
@@ -336,29 +339,24 @@ def _update(
     fresh = _concat([b.table for b in blocks]) if blocks else None
     before = state.by_day()
     none = np.empty(0, np.int64)
+
+    def rewrite(code: int) -> tuple[str, str, tuple[np.ndarray, pa.Table] | None]:
+        day, mine = days.names[code], np.flatnonzero(new_codes == code)
+        new = _rows(fresh, mine) if len(mine) and fresh is not None else None
+        rows = _new_day(root, state, day, before.get(day, none), gone, changed[mine], new)
+        part_id = uuid.uuid4().hex
+        if rows is not None:
+            _write_file(root, day, rows[1], part_id)
+        return day, part_id, rows
+
     files, out = dict(state.files), Fresh()
-    for code in touched:
-        day = days.names[code]
-        parts_ids, parts = [], []
-        if day in state.files:
-            old_ids = before.get(day, none)
-            stay = ~np.isin(old_ids, gone)
-            parts_ids.append(old_ids[stay])
-            parts.append(_read_day(root, state, day, old_ids).filter(pa.array(stay)))
-        mine = np.flatnonzero(new_codes == code)
-        if len(mine) and fresh is not None:
-            parts_ids.append(changed[mine])
-            parts.append(_rows(fresh, mine))
-        day_ids = _cat(parts_ids, np.int64)
-        if not len(day_ids):
+    # the days on threads: Arrow lets go of the GIL while it reads, gathers and writes
+    for day, part_id, rows in each(rewrite, touched):
+        if rows is None:
             files.pop(day, None)
             shutil.rmtree(day_dir(root, day), ignore_errors=True)
-            continue
-        order = np.argsort(day_ids, kind="stable")
-        table = _concat(parts).take(order)
-        files[day] = uuid.uuid4().hex
-        _write_file(root, day, table, files[day])
-        out[day] = (day_ids[order], table)
+        else:
+            files[day], out[day] = part_id, rows
     if not files:  # every row deleted: one empty file carries the schema
         files[NO_DAY] = uuid.uuid4().hex
         _write_file(root, NO_DAY, _parquet.to_table(schema.empty_frame()), files[NO_DAY])
@@ -370,6 +368,35 @@ def _update(
     write_state(root, new, key)
     log.info("dataset %s: %d rows changed, %d days rewritten", root, len(gone), len(out))
     return new, out
+
+
+def _new_day(
+    root: Path,
+    state: State,
+    day: str,
+    old_ids: np.ndarray,
+    gone: np.ndarray,
+    new_ids: np.ndarray,
+    new: pa.Table | None,
+) -> tuple[np.ndarray, pa.Table] | None:
+    """A day's rowids and rows after an update, in rowid order: its old rows still held and
+    its changed or added ones, gathered by one take (slices when the new rows come after
+    the old); None when none are left."""
+    ids, parts, keep = [], [], []
+    if day in state.files:
+        ids.append(old_ids)
+        parts.append(_read_day(root, state, day, old_ids))
+        keep.append(~np.isin(old_ids, gone))
+    if new is not None:
+        ids.append(new_ids)
+        parts.append(new)
+        keep.append(np.ones(len(new_ids), bool))
+    every = _cat(ids, np.int64)
+    at = np.flatnonzero(_cat(keep, np.bool_))
+    if not len(at):
+        return None
+    at = at[np.argsort(every[at], kind="stable")]
+    return every[at], _gather(_concat(parts), at)
 
 
 class _NoBar:
@@ -426,11 +453,12 @@ def read_frame(root: Path, state: State, fresh: Fresh | None = None) -> pd.DataF
     """The whole typed frame from the dataset, in rowid order (the order rows were first
     stored); ``fresh`` days are taken as given instead of read again."""
     fresh = fresh or {}
-    ids, tables = [], []
-    for day, day_ids in sorted(state.by_day().items()):
-        ids.append(day_ids)
-        tables.append(fresh[day][1] if day in fresh else _read_day(root, state, day, day_ids))
-    return _ordered(ids, tables)
+    days = sorted(state.by_day().items())
+
+    def read(day: str, day_ids: np.ndarray) -> pa.Table:
+        return fresh[day][1] if day in fresh else _read_day(root, state, day, day_ids)
+
+    return _ordered([i for _, i in days], each(lambda d: read(*d), days))
 
 
 def _ordered(ids: list[np.ndarray], tables: list[pa.Table]) -> pd.DataFrame:
@@ -450,12 +478,15 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
 
 def _gather(table: pa.Table, order: np.ndarray) -> pa.Table:
     """``table.take(order)``, from zero-copy slices when the order is made of few runs (rows
-    stored in creation order are); a take otherwise."""
+    stored in creation order are); a take otherwise, from the frame's pool (every column is
+    copied: fresh memory, which mimalloc would fault in as huge pages)."""
     if len(order) == 0:
         return table.slice(0, 0)
     breaks = np.flatnonzero(np.diff(order) != 1) + 1
     if len(breaks) > max(64, len(order) // 1000):
-        return table.take(pa.array(order))
+        at = pa.array(order)
+        cols = each(lambda c: pc.take(c, at, memory_pool=frame_pool()), table.columns)
+        return pa.Table.from_arrays(cols, schema=table.schema)
     starts = np.concatenate([[0], breaks])
     ends = np.concatenate([breaks, [len(order)]])
     return pa.concat_tables(
