@@ -6,10 +6,10 @@ a Spark DataFrame — or when ``engine=`` names one. :class:`SourceContext` hold
 engine of every task and the engine of the read ones (a lazy subset). Each section asks
 the engine-capable analysis functions (``latency_summary``, ``km_latency``,
 ``failure_rates``, ``failure_breakdown``, ``stuck_tasks``, ``cost_summary``,
-``duplicate_submissions``) and formats their tables with the same helpers as the
+``worst_duplicates``) and formats their tables with the same helpers as the
 in-memory report, so a table reads the same on every engine; the figures are drawn from
 aggregates (:mod:`.figures`). What comes back as rows is bounded: the stuck tasks (still
-generating), the duplicate candidates, and ``LIMIT``-ed lists.
+generating) and ``LIMIT``-ed lists (the worst duplicate submissions among them).
 
 A section that needs every row (the video families) says so in one sentence.
 """
@@ -88,7 +88,7 @@ def _window(lo: pd.Timestamp, hi: pd.Timestamp) -> p.Cond:
 
 def remember(eng: Engine) -> None:
     """Let a SQL engine answer a query it already answered from memory: the sections ask
-    some aggregates more than once (the duplicate candidates for each cost table, the
+    some aggregates more than once (the price combinations for each cost table, the
     Kaplan–Meier counts for the table and the curve), and each answer is small. The
     engine also keeps what the analysis computes from them (:attr:`Engine.answers`)."""
     if not isinstance(eng, SqlEngine) or "_fetch" in vars(eng):
