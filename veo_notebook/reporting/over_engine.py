@@ -124,6 +124,7 @@ class SourceContext:
         self.read = self.eng.subset(p.Not(p.NotNull("fetch_error"))) if unread else self.eng
         remember(self.read)
         share_counts(self.read, self.freq)
+        share_counts(self.eng, self.freq)  # the money section's, over every task
         self.n = self.eng.count()
         self.n_read = self.read.count() if unread else self.n
         self.span = self.eng.time_span("create_time")
