@@ -86,11 +86,16 @@ def _window(lo: pd.Timestamp, hi: pd.Timestamp) -> p.Cond:
     )
 
 
+#: The largest answer :func:`remember` keeps (rows).
+KEPT_ROWS = 100_000
+
+
 def remember(eng: Engine) -> None:
     """Let a SQL engine answer a query it already answered from memory: the sections ask
     some aggregates more than once (the price combinations for each cost table, the
-    Kaplan–Meier counts for the table and the curve), and each answer is small. The
-    engine also keeps what the analysis computes from them (:attr:`Engine.answers`)."""
+    windows the headline and the sections share). An answer of more than
+    :data:`KEPT_ROWS` rows (the Kaplan–Meier event times) is not kept: the engine keeps
+    what the analysis computes from it instead (:attr:`Engine.answers`)."""
     if not isinstance(eng, SqlEngine) or "_fetch" in vars(eng):
         return
     eng.answers = {}
@@ -98,9 +103,12 @@ def remember(eng: Engine) -> None:
     answers: dict[str, object] = {}
 
     def fetch_once(sql: str):  # type: ignore[no-untyped-def]
-        if sql not in answers:
-            answers[sql] = fetch(sql)
-        return answers[sql]
+        if sql in answers:
+            return answers[sql]
+        got = fetch(sql)
+        if got.num_rows <= KEPT_ROWS:
+            answers[sql] = got
+        return got
 
     eng._fetch = fetch_once  # type: ignore[method-assign]
 
