@@ -13,6 +13,7 @@ import pytest
 from _frames import synthetic_frame
 
 from veo_notebook import analysis, engine, export
+from veo_notebook.analysis.cost import worst_duplicates
 from veo_notebook.engine import _duckdb, _source
 from veo_notebook.errors import InputError
 
@@ -81,6 +82,11 @@ CALLS = [
         lambda s, e: analysis.cost_summary(s, by="task_type", freq="W", bill_failed=True, engine=e),
     ),
     ("duplicates", lambda s, e: analysis.duplicate_submissions(s, engine=e)),
+    ("worst_duplicates", lambda s, e: worst_duplicates(s, 12, engine=e)),
+    (
+        "worst_duplicates_billed",
+        lambda s, e: worst_duplicates(s, 12, bill_failed=True, prices={"veo3": 99}, engine=e),
+    ),
     ("expiring", lambda s, e: analysis.expiring(s, within="3D", now=NOW, engine=e)),
 ]
 BREAKDOWN = ("categories", "messages", "params", "prompts")
@@ -111,6 +117,17 @@ def test_pandas_path_labels_every_group(pandas_tables: dict[str, pd.DataFrame]) 
     assert {"unread", "upgrade task"} <= set(by_model.index)
     assert not by_model.index.isna().any()
     assert by_model.loc["unread", "n"] == len(range(0, N, 97))
+
+
+@pytest.mark.parametrize("billed", [False, True])
+def test_worst_duplicates_are_the_head_of_all_of_them(frame: pd.DataFrame, billed: bool) -> None:
+    """The engine's bounded list is the whole list sorted by waste (ties: creation order)."""
+    prices = {"veo3": 99} if billed else None
+    every = analysis.duplicate_submissions(frame, prices=prices, bill_failed=billed)
+    assert len(every) > 12 and every["wasted_credits"].gt(0).sum() > 3
+    head = every.sort_values("wasted_credits", ascending=False, kind="stable").head(12)
+    got = worst_duplicates(frame, 12, prices=prices, bill_failed=billed)
+    pd.testing.assert_frame_equal(got, head.reset_index(drop=True), check_exact=True)
 
 
 def test_duckdb_dataset_equals_pandas(dataset: Path, pandas_tables) -> None:

@@ -290,6 +290,8 @@ def test_the_prose_is_built_from_the_constants_it_names(html_text):
     assert ", ".join(c.replace("_", " ") for c in REQUEST_COLUMNS) in text
     assert f"deletes ({in_words(MEDIA_RETENTION)} after completion) within" in text
     assert f"within {in_words(AT_RISK_WITHIN)}" in text
+
+
 def test_sub_second_callback_delays_read_as_such_and_long_differences_wrap(frame, tmp_path):
     from veo_notebook.callbacks import read_callbacks
 

@@ -139,13 +139,18 @@ class Groups:
             return np.zeros(len(frame), dtype=np.intp)
         if frame.empty:
             return np.zeros(0, dtype=np.intp)
-        # each distinct key looked up once (an answer can hold a row per distinct time)
-        keys = frame[cols].reset_index(drop=True).astype(object)
-        keys = keys.where(keys.notna(), None)
-        by = keys.groupby(cols, dropna=False, sort=False)
-        firsts = by.head(1).itertuples(index=False, name=None)
-        lookup = np.array([self._pos.get(_norm(t), -1) for t in firsts], dtype=np.intp)
-        return lookup[by.ngroup().to_numpy()]
+        # each distinct key looked up once (an answer can hold a row per distinct time):
+        # the columns factorised one by one, no copy of the keys as a frame of objects
+        combined = np.zeros(len(frame), dtype=np.int64)
+        for c in cols:
+            codes, uniques = pd.factorize(frame[c].to_numpy(dtype=object), use_na_sentinel=False)
+            combined = combined * max(len(uniques), 1) + codes
+            combined = pd.factorize(combined)[0]  # compact: stays far below 2**63
+        distinct, first, which = np.unique(combined, return_index=True, return_inverse=True)
+        values = [frame[c].to_numpy(dtype=object)[first] for c in cols]
+        rows = zip(*values, strict=True) if values else iter(())
+        lookup = np.array([self._pos.get(_norm(t), -1) for t in rows], dtype=np.intp)
+        return lookup[which.reshape(-1)] if len(distinct) else np.zeros(0, dtype=np.intp)
 
 
 def _in_order(value: pd.Series, key: p.Key | p.Bucket) -> pd.Series:

@@ -46,7 +46,13 @@ from ._groups import By
 from ._groups import now_utc as _now_utc
 from ._keys import Groups, group_index, plan_keys
 
-__all__ = ["REQUEST_COLUMNS", "cost_summary", "duplicate_submissions", "expiring"]
+__all__ = [
+    "REQUEST_COLUMNS",
+    "cost_summary",
+    "duplicate_submissions",
+    "expiring",
+    "worst_duplicates",
+]
 
 #: The columns that make two submissions the same request (plus a duration column, if any).
 REQUEST_COLUMNS = (
@@ -166,6 +172,75 @@ def duplicate_submissions(
     eng = resolve(df, engine)
     priced = _priced(_candidates(eng, span), prices, bill_failed)
     return _duplicates(priced, span)
+
+
+def worst_duplicates(
+    df: Source,
+    n: int,
+    window: str | pd.Timedelta = DEFAULT_WINDOW,
+    *,
+    prices: PricesLike = None,
+    bill_failed: bool = False,
+    engine: str | None = None,
+) -> pd.DataFrame:
+    """The ``n`` rows of :func:`duplicate_submissions` that wasted the most credits (ties:
+    in creation order), found by the engine however many duplicates there are: the same
+    rows as ``duplicate_submissions(df).sort_values("wasted_credits", ascending=False,
+    kind="stable").head(n)``. The credits of a row are priced per distinct (price keys,
+    status), which the engine then looks up row by row.
+
+    >>> worst_duplicates("history/", 20)["wasted_credits"].sum()  # doctest: +SKIP
+    """
+    span = _timedelta(window, "window")
+    eng = resolve(df, engine)
+    columns = eng.columns()
+    has_request = p.Any(tuple(p.NotNull(c) for c in ("prompt", "parent_task_id") if c in columns))
+    weight = _row_credit(eng, prices, bill_failed)
+    shown = ("task_id", "create_time", "model", "status")
+    got = eng.worst_extras(
+        _request_names(columns),
+        span.value // 1000,
+        has_request,
+        p.Not(p.In("status", NOT_BILLED)),
+        weight,
+        shown,
+        int(n),
+    )
+    t = _ns(got["create_time"]) if len(got) else np.zeros(0, dtype=np.int64)
+    first = got["veo_first_t"].to_numpy(dtype=np.int64)
+    out = pd.DataFrame(
+        {
+            "task_id": got["task_id"].reset_index(drop=True),
+            "first_task_id": got["veo_first_id"]
+            .astype(got["task_id"].dtype)
+            .reset_index(drop=True),
+            "create_time": pd.Series(t.view("datetime64[ns]")).dt.tz_localize("UTC"),
+            "delay_s": (t // 1000 - first) / 1e6,
+            "model": got["model"].reset_index(drop=True) if "model" in got else None,
+            "status": got["status"].reset_index(drop=True),
+            "credits": got["veo_credit"].to_numpy(dtype=float, na_value=np.nan),
+            "wasted_credits": got["veo_wasted"].to_numpy(dtype=float),
+        }
+    )
+    return out
+
+
+def _row_credit(eng: Engine, prices: PricesLike, bill_failed: bool) -> p.Credit:
+    """A row's credits as :func:`_priced` gives them, for the engine: the source's own
+    ``credits``, else reported where told and the price table's estimate per distinct
+    (price keys, status) — the few combinations the source holds."""
+    columns = eng.columns()
+    if prices is None and not bill_failed and "credits" in columns:
+        return p.Credit(column="credits")
+    price_keys = _price_keys(columns)
+    agg = eng.grouped((), _price_measures(columns), extra=(*price_keys, "status"))
+    table = load_prices(prices) if prices is not None else None
+    estimate = _estimates(agg, price_keys, table, bill_failed)
+    names = (*price_keys, "status")
+    combos = agg[[f"x{i}" for i in range(len(names))]].itertuples(index=False, name=None)
+    pairs = tuple((tuple(v), float(x)) for v, x in zip(combos, estimate, strict=True))
+    reported = REPORTED_COLUMN if REPORTED_COLUMN in columns else None
+    return p.Credit(keys=names, table=pairs, column=reported)
 
 
 def _duplicates(priced: pd.DataFrame, span: pd.Timedelta) -> pd.DataFrame:
@@ -304,16 +379,26 @@ def _price_measures(columns: list[str]) -> dict[str, p.Measure]:
     return measures
 
 
+def _estimates(
+    agg: pd.DataFrame, price_keys: list[str], table: PriceTable | None, bill_failed: bool
+) -> np.ndarray:
+    """The table's credits for each (price keys ``x0..``, status) row of ``agg`` (failed:
+    0 unless billed; NaN where no price applies)."""
+    combos = pd.DataFrame({c: agg[f"x{i}"].tolist() for i, c in enumerate(price_keys)})
+    estimate = (table or load_prices(None)).lookup(combos)
+    if not bill_failed:
+        status = agg[f"x{len(price_keys)}"]
+        estimate[status.isin(NOT_BILLED).to_numpy(dtype=bool)] = 0.0
+    return estimate
+
+
 def _combo_credits(
     agg: pd.DataFrame, price_keys: list[str], table: PriceTable | None, bill_failed: bool
 ) -> dict[str, np.ndarray]:
     """Credits of each (price keys ``x0..``, status) row of ``agg``, as :func:`with_credits`
     prices a row: reported where told, else the table's estimate (failed: 0 unless billed)."""
-    combos = pd.DataFrame({c: agg[f"x{i}"].tolist() for i, c in enumerate(price_keys)})
-    estimate = (table or load_prices(None)).lookup(combos)
+    estimate = _estimates(agg, price_keys, table, bill_failed)
     status = agg[f"x{len(price_keys)}"]
-    if not bill_failed:
-        estimate[status.isin(NOT_BILLED).to_numpy(dtype=bool)] = 0.0
     rows = agg["rows"].to_numpy(dtype=np.int64)
     told = agg["reported_n"].to_numpy(dtype=np.int64) if "reported_n" in agg else 0 * rows
     told_sum = agg["reported_sum"].to_numpy(dtype=float) if "reported_n" in agg else 0.0 * rows

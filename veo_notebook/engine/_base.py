@@ -11,6 +11,8 @@ An engine answers five questions about a source of task rows, each with a small 
   candidates of a duplicate submission);
 * :meth:`Engine.extras` — grouped counts and sums over the extra submissions of those
   repeats (each after the first of a run of identical requests), computed in the engine;
+* :meth:`Engine.worst_extras` — the few extra submissions that wasted the most (a
+  bounded list, however many extras there are);
 * :meth:`Engine.count` — the number of rows.
 
 And four the report asks for (:mod:`veo_notebook.reporting.over_engine`), so that a
@@ -172,6 +174,25 @@ class Engine(ABC):
         after its first. One more extra column (the last ``x``) says whether an earlier
         row of the row's run satisfies ``ok``. SQL engines compare the 64-bit hash of
         ``same`` (see :meth:`._sql.SqlEngine.extras`); pandas the values."""
+
+    @abstractmethod
+    def worst_extras(
+        self,
+        same: Sequence[str],
+        within_us: int,
+        where: p.Cond | None,
+        ok: p.Cond,
+        weight: p.Credit,
+        columns: Sequence[str],
+        limit: int,
+    ) -> pd.DataFrame:
+        """At most ``limit`` of the extra submissions of :meth:`extras` (same ``same``,
+        ``within_us``, ``where``, ``ok``), those with the largest ``veo_wasted`` (the row's
+        ``weight``, ``veo_credit``, where an earlier row of its run satisfies ``ok``, else
+        0) first, ties by ``create_time`` then ``task_id``: the ``columns`` the source
+        has (typed as :meth:`rows`), ``veo_first_id`` and ``veo_first_t`` (the task id
+        and creation µs of the run's first row), ``veo_credit`` (NaN where none) and
+        ``veo_wasted``. A bounded answer however many extras there are."""
 
     @abstractmethod
     def subset(self, where: p.Cond) -> Engine:

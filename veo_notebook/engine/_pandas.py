@@ -283,6 +283,24 @@ class PandasEngine(Engine):
         chosen[pos[order][keep]] = True
         return chosen
 
+    def _run_rows(
+        self, same: Sequence[str], within: int, where: p.Cond | None, ok: p.Cond
+    ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The rows near a repeat of their request, sorted within it (time, task id), and
+        :func:`run_flags` of them, with their creation times in ns."""
+        sub = self.df.loc[self._near(same, within, where)]
+        order = pd.DataFrame(
+            {
+                "g": row_codes(sub, [c for c in same if c in sub.columns]),
+                "t": _nanos(sub["create_time"]),
+                "id": sub["task_id"].to_numpy(dtype=object, na_value=None),
+            }
+        ).sort_values(["g", "t", "id"], kind="stable", na_position="last")
+        at = order.index.to_numpy()
+        t = order["t"].to_numpy()
+        flags = run_flags(order["g"].to_numpy(), t, within, PandasEngine(sub).cond(ok)[at])
+        return sub.iloc[at], *flags, t
+
     def extras(
         self,
         same: Sequence[str],
@@ -293,21 +311,67 @@ class PandasEngine(Engine):
         measures: Mapping[str, p.Measure],
         extra: Sequence[p.Value] = (),
     ) -> pd.DataFrame:
-        within = within_us * 1000
-        sub = self.df.loc[self._near(same, within, where)]
-        order = pd.DataFrame(
-            {
-                "g": row_codes(sub, [c for c in same if c in sub.columns]),
-                "t": _nanos(sub["create_time"]),
-                "id": sub["task_id"].to_numpy(dtype=object, na_value=None),
-            }
-        ).sort_values(["g", "t", "id"], kind="stable", na_position="last")
-        at = order.index.to_numpy()
-        repeat, _first, earlier = run_flags(
-            order["g"].to_numpy(), order["t"].to_numpy(), within, PandasEngine(sub).cond(ok)[at]
-        )
-        rows = sub.iloc[at[repeat]].assign(**{EARLIER: earlier[repeat]})
+        rows, repeat, _first, earlier, _t = self._run_rows(same, within_us * 1000, where, ok)
+        rows = rows[repeat].assign(**{EARLIER: earlier[repeat]})
         return PandasEngine(rows).grouped(keys, measures, None, (*extra, EARLIER))
+
+    def worst_extras(
+        self,
+        same: Sequence[str],
+        within_us: int,
+        where: p.Cond | None,
+        ok: p.Cond,
+        weight: p.Credit,
+        columns: Sequence[str],
+        limit: int,
+    ) -> pd.DataFrame:
+        rows, repeat, first, earlier, t = self._run_rows(same, within_us * 1000, where, ok)
+        credit = PandasEngine(rows).credit(weight)
+        wasted = np.where(earlier, np.nan_to_num(credit), 0.0)
+        ids = rows["task_id"].to_numpy(dtype=object, na_value=None)
+        out = rows[[c for c in columns if c in rows.columns]].assign(
+            veo_first_id=ids[first],
+            veo_first_t=t[first] // 1000,
+            veo_credit=credit,
+            veo_wasted=wasted,
+            _t=t,
+            _id=ids,
+        )[repeat]
+        out = out.sort_values(
+            ["veo_wasted", "_t", "_id"],
+            ascending=[False, True, True],
+            kind="stable",
+            na_position="last",
+        )
+        return out.drop(columns=["_t", "_id"]).head(limit).reset_index(drop=True)
+
+    def credit(self, c: p.Credit) -> np.ndarray:
+        """A :class:`._plan.Credit` per row (NaN where none)."""
+        df, n = self.df, len(self.df)
+        out = np.full(n, np.nan)
+        if c.table and n:
+            cells = [
+                df[k].astype(object).where(df[k].notna(), None)
+                if k in df.columns
+                else pd.Series([None] * n, index=df.index)
+                for k in c.keys
+            ]
+            table = {tuple(_plain_key(v) for v in values): number for values, number in c.table}
+            out = (
+                np.array(
+                    [
+                        table.get(tuple(_plain_key(v) for v in row), np.nan)
+                        for row in zip(*cells, strict=True)
+                    ],
+                    dtype=float,
+                )
+                if c.keys
+                else np.full(n, float(c.table[0][1]))
+            )
+        if c.column is not None and c.column in df.columns:
+            own = df[c.column].to_numpy(dtype=float, na_value=np.nan)
+            out = np.where(np.isnan(own), out, own)
+        return out
 
     # --- what the report asks for ---------------------------------------------------------
     def subset(self, where: p.Cond) -> PandasEngine:
@@ -349,6 +413,13 @@ class PandasEngine(Engine):
         by = [order, "task_id"] if "task_id" in rows.columns else [order]
         rows = rows.sort_values(by, ascending=[not descending, True][: len(by)], kind="stable")
         return rows[cols].head(limit).reset_index(drop=True)
+
+
+def _plain_key(value: object) -> object:
+    """A key cell comparable with the plain values an engine hands back (None: missing)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[call-overload]
+        return None
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _nanos(times: pd.Series) -> np.ndarray:

@@ -21,6 +21,7 @@ __all__ = [
     "Bucket",
     "Cond",
     "Count",
+    "Credit",
     "In",
     "Key",
     "Keys",
@@ -159,3 +160,16 @@ class Max:
 
 
 Measure = Count | Sum | SumMicros | Max
+
+
+# --- a number per row -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Credit:
+    """A number per row: ``column`` where it is set (None: no such column), else the
+    number ``table`` gives the row's ``keys`` values (``(values, number)`` pairs; a
+    missing value matches a missing one), else 0 — a task's credits, priced for the few
+    combinations there are."""
+
+    keys: tuple[str, ...] = ()
+    table: tuple[tuple[tuple[object, ...], float], ...] = ()
+    column: str | None = None

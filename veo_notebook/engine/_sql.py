@@ -22,8 +22,8 @@ import pyarrow as pa
 from .. import schema
 from ..errors import InputError
 from . import _plan as p
+from . import _sql_runs
 from ._base import (
-    EARLIER,
     UNREAD_COLUMN,
     UPGRADE_COLUMN,
     Engine,
@@ -375,23 +375,7 @@ class SqlEngine(Engine):
         where: p.Cond | None,
         columns: Sequence[str],
     ) -> pd.DataFrame:
-        cols = [c for c in columns if self.has(c)]
-        names = ", ".join(self.q(c) for c in cols)
-        present = [self.q(c) for c in same if self.has(c)]
-        h = self.dialect.hash.format(", ".join(present)) if present else "0"
-        t = self.us("create_time")
-        cond = self.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
-        w = "OVER (PARTITION BY veo_h ORDER BY veo_t)"  # equal times: a gap of 0 either way
-        near = f"veo_before <= {int(within_us)} OR veo_after <= {int(within_us)}"
-        keyed = f"SELECT {{}}, {h} AS veo_h, {t} AS veo_t FROM {self.src} WHERE {cond}"
-        sql = (  # the window sorts two integers a row; the rows are fetched by a join
-            f"WITH c AS (SELECT DISTINCT veo_h, veo_t FROM (SELECT veo_h, veo_t, "
-            f"veo_t - lag(veo_t) {w} AS veo_before, lead(veo_t) {w} - veo_t AS veo_after "
-            f"FROM ({keyed.format('1 AS veo_one')}) AS a) AS b WHERE {near}) "
-            f"SELECT {', '.join(f's.{self.q(c)}' for c in cols)} FROM ({keyed.format(names)}) AS s "
-            "JOIN c ON s.veo_h = c.veo_h AND s.veo_t = c.veo_t"
-        )
-        return self._typed(self._fetch(sql))
+        return _sql_runs.repeats(self, same, within_us, where, columns)
 
     def extras(
         self,
@@ -403,52 +387,19 @@ class SqlEngine(Engine):
         measures: Mapping[str, p.Measure],
         extra: Sequence[p.Value] = (),
     ) -> pd.DataFrame:
-        """Two scans, one small answer. The first finds the creation times of the rows
-        with a row of the same request within ``within_us`` (a window over two integers
-        a row: the costly sort never carries the rows); the second keeps the rows created
-        at one of those times (a superset of the runs' rows), orders them within their
-        request, marks each run's extras and groups those. A request is its 64-bit hash
-        (:data:`Dialect.hash` of the ``same`` values): two different requests are merged
-        only if their hashes collide and they were made within ``within_us`` of each other."""
-        present = [self._same(c) for c in same if self.has(c)]
-        h = self.dialect.hash.format(", ".join(present)) if present else "0"
-        t, w = self.us("create_time"), int(within_us)
-        cond = self.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
-        near = "OVER (PARTITION BY veo_h ORDER BY veo_t)"
-        times = (
-            f"SELECT veo_t FROM (SELECT veo_t, veo_t - lag(veo_t) {near} AS veo_b, "
-            f"lead(veo_t) {near} - veo_t AS veo_a FROM (SELECT {h} AS veo_h, {t} AS veo_t "
-            f"FROM {self.src} WHERE {cond}) AS a) AS b WHERE veo_b <= {w} OR veo_a <= {w}"
-        )
-        part = f"PARTITION BY veo_h ORDER BY veo_t, {self.q('task_id')}"
-        rows = (
-            f"SELECT *, {t} AS veo_t, {h} AS veo_h FROM {self.src} "
-            f"WHERE {cond} AND {t} IN ({times})"
-        )
-        marked = (
-            f"SELECT *, coalesce(veo_t - lag(veo_t) OVER ({part}) <= {w}, FALSE) AS veo_rep, "
-            f"row_number() OVER ({part}) AS veo_rn, "
-            f"CASE WHEN coalesce({self.cond(ok)}, FALSE) THEN 1 ELSE 0 END AS veo_ok "
-            f"FROM ({rows}) AS r"
-        )
-        before = f"{part} ROWS BETWEEN UNBOUNDED PRECEDING AND"
-        runs = (
-            f"SELECT *, max(CASE WHEN NOT veo_rep THEN veo_rn END) OVER ({before} CURRENT ROW) "
-            f"AS veo_start, max(CASE WHEN veo_ok = 1 THEN veo_rn END) OVER ({before} 1 PRECEDING) "
-            f"AS veo_last_ok FROM ({marked}) AS m"
-        )
-        flagged = (
-            f"(SELECT *, coalesce(veo_last_ok >= veo_start, FALSE) AS {EARLIER} "
-            f"FROM ({runs}) AS u WHERE veo_rep) AS x"
-        )
-        return self._grouped_over(flagged, keys, measures, None, (*extra, EARLIER))
+        return _sql_runs.extras(self, same, within_us, where, ok, keys, measures, extra)
 
-    def _same(self, column: str) -> str:
-        """A request column as compared: a list by its items joined (missing: empty), as
-        the pandas engine compares it (:func:`._pandas.row_codes`)."""
-        if pa.types.is_list(_arrow_type(column)):
-            return f"coalesce({self.dialect.join.format(self.q(column))}, '')"
-        return self.q(column)
+    def worst_extras(
+        self,
+        same: Sequence[str],
+        within_us: int,
+        where: p.Cond | None,
+        ok: p.Cond,
+        weight: p.Credit,
+        columns: Sequence[str],
+        limit: int,
+    ) -> pd.DataFrame:
+        return _sql_runs.worst_extras(self, same, within_us, where, ok, weight, columns, limit)
 
     # --- what the report asks for ---------------------------------------------------------
     def time_span(self, column: str, where: p.Cond | None = None) -> tuple[int, int] | None:
@@ -556,7 +507,27 @@ def _py(value: object) -> object:
 
 
 def _plain(table: pa.Table) -> pd.DataFrame:
-    """A small result as plain Python values (object keys, None for missing)."""
-    data = {name: table.column(name).to_pylist() for name in table.column_names}
-    frame = pd.DataFrame(data, dtype=object)
-    return frame
+    """A result as plain values: keys (``k…``) and anything with a missing value as
+    Python objects (None for missing), other numbers as numpy arrays — the event times of
+    a Kaplan–Meier curve are a million rows at 20M tasks, 8 bytes a cell, not a Python
+    float each."""
+    data = {}
+    for name in table.column_names:
+        col = table.column(name)
+        number = pa.types.is_integer(col.type) or pa.types.is_floating(col.type)
+        if number and col.null_count == 0 and not name.startswith("k"):
+            data[name] = pd.Series(col.to_numpy(), dtype=object if len(col) == 0 else None)
+        elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            data[name] = _strings(col)
+        else:
+            data[name] = pd.Series(col.to_pylist(), dtype=object)
+    return pd.DataFrame(data)
+
+
+def _strings(col: pa.ChunkedArray) -> pd.Series:
+    """A string column as Python objects, each distinct value one object (a key repeats
+    across a million rows)."""
+    coded = col.combine_chunks().dictionary_encode()
+    values = np.array([*coded.dictionary.to_pylist(), None], dtype=object)
+    at = coded.indices.fill_null(len(coded.dictionary)).to_numpy(zero_copy_only=False)
+    return pd.Series(values[at], dtype=object)

@@ -6,7 +6,9 @@ the tables, the panels and the headline; the latency counts of the tables and th
 over-time figure. Each is a full scan of the source. :func:`share_counts` lets an
 engine answer such a question once, grouped by every one of those keys together, and
 every coarser grouping from that answer by summing (counts and sums add; maxima take
-the largest), so the numbers are those of the coarser query itself.
+the largest), so the numbers are those of the coarser query itself. The duplicate
+submissions the cost tables count (:meth:`~veo_notebook.engine.Engine.extras`, the
+costliest query: windows over every row) are shared the same way.
 """
 
 from __future__ import annotations
@@ -59,16 +61,45 @@ def share_counts(eng: Engine, freq: str) -> None:
         return _roll(answers[asked], [fine.index(k) for k in keys], measures)
 
     eng.grouped = grouped  # type: ignore[method-assign]
+    _share_extras(eng, fine)
 
 
-def _roll(frame: pd.DataFrame, picked: list[int], measures: Mapping[str, p.Measure]):
-    """``frame`` (grouped by the fine keys) grouped by the fine keys at ``picked``."""
+def _share_extras(eng: SqlEngine, fine: p.Keys) -> None:
+    """The same for :meth:`~veo_notebook.engine.Engine.extras` (the duplicate submissions
+    the cost tables count by nothing, by model, by model and bucket): one run of the
+    engine's windows per (request, rows, measures) asked, every grouping summed from it."""
+    ask = eng.extras
+    answers: dict[tuple, pd.DataFrame] = {}
+
+    def extras(  # type: ignore[no-untyped-def]
+        same, within_us, where, ok, keys, measures, extra=()
+    ):
+        shared = len(set(keys)) == len(keys) and all(k in fine for k in keys)
+        # credit sums add too: the engine's own float sum has no fixed order either
+        adds = all(isinstance(m, (*_ADDS, p.Sum)) for m in measures.values())
+        if not shared or not adds:
+            return ask(same, within_us, where, ok, keys, measures, extra)
+        asked = (tuple(same), within_us, where, ok, tuple(measures.items()), tuple(extra))
+        if asked not in answers:
+            answers[asked] = ask(same, within_us, where, ok, fine, measures, extra)
+        n_extra = len(extra) + 1  # the engine adds one: an earlier row of the run was ok
+        return _roll(answers[asked], [fine.index(k) for k in keys], measures, n_extra)
+
+    eng.extras = extras  # type: ignore[method-assign]
+
+
+def _roll(
+    frame: pd.DataFrame, picked: list[int], measures: Mapping[str, p.Measure], n_extra: int = 0
+):
+    """``frame`` (grouped by the fine keys and ``n_extra`` extra values ``x0, ...``)
+    grouped by the fine keys at ``picked`` (and the extra values)."""
     how = {name: "max" if isinstance(m, p.Max) else "sum" for name, m in measures.items()}
-    if not picked:
+    xs = [f"x{j}" for j in range(n_extra)]
+    if not picked and not xs:
         row = {name: [_total(frame[name], how[name])] for name in measures}
         return _typed(pd.DataFrame(row), measures)
-    source = [c for j in picked for c in (f"k{j}", f"k{j}_na")]
-    cols = key_columns(len(picked))
+    source = [c for j in picked for c in (f"k{j}", f"k{j}_na")] + xs
+    cols = key_columns(len(picked)) + xs
     part = frame[[*source, *measures]].copy()
     part.columns = [*cols, *measures]
     out = part.groupby(cols, dropna=False, sort=False).agg(how).reset_index()

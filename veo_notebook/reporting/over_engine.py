@@ -6,10 +6,10 @@ a Spark DataFrame — or when ``engine=`` names one. :class:`SourceContext` hold
 engine of every task and the engine of the read ones (a lazy subset). Each section asks
 the engine-capable analysis functions (``latency_summary``, ``km_latency``,
 ``failure_rates``, ``failure_breakdown``, ``stuck_tasks``, ``cost_summary``,
-``duplicate_submissions``) and formats their tables with the same helpers as the
+``worst_duplicates``) and formats their tables with the same helpers as the
 in-memory report, so a table reads the same on every engine; the figures are drawn from
 aggregates (:mod:`.figures`). What comes back as rows is bounded: the stuck tasks (still
-generating), the duplicate candidates, and ``LIMIT``-ed lists.
+generating) and ``LIMIT``-ed lists (the worst duplicate submissions among them).
 
 A section that needs every row (the video families) says so in one sentence.
 """
@@ -86,11 +86,16 @@ def _window(lo: pd.Timestamp, hi: pd.Timestamp) -> p.Cond:
     )
 
 
+#: The largest answer :func:`remember` keeps (rows).
+KEPT_ROWS = 100_000
+
+
 def remember(eng: Engine) -> None:
     """Let a SQL engine answer a query it already answered from memory: the sections ask
-    some aggregates more than once (the duplicate candidates for each cost table, the
-    Kaplan–Meier counts for the table and the curve), and each answer is small. The
-    engine also keeps what the analysis computes from them (:attr:`Engine.answers`)."""
+    some aggregates more than once (the price combinations for each cost table, the
+    windows the headline and the sections share). An answer of more than
+    :data:`KEPT_ROWS` rows (the Kaplan–Meier event times) is not kept: the engine keeps
+    what the analysis computes from it instead (:attr:`Engine.answers`)."""
     if not isinstance(eng, SqlEngine) or "_fetch" in vars(eng):
         return
     eng.answers = {}
@@ -98,9 +103,12 @@ def remember(eng: Engine) -> None:
     answers: dict[str, object] = {}
 
     def fetch_once(sql: str):  # type: ignore[no-untyped-def]
-        if sql not in answers:
-            answers[sql] = fetch(sql)
-        return answers[sql]
+        if sql in answers:
+            return answers[sql]
+        got = fetch(sql)
+        if got.num_rows <= KEPT_ROWS:
+            answers[sql] = got
+        return got
 
     eng._fetch = fetch_once  # type: ignore[method-assign]
 
@@ -124,6 +132,7 @@ class SourceContext:
         self.read = self.eng.subset(p.Not(p.NotNull("fetch_error"))) if unread else self.eng
         remember(self.read)
         share_counts(self.read, self.freq)
+        share_counts(self.eng, self.freq)  # the money section's, over every task
         self.n = self.eng.count()
         self.n_read = self.read.count() if unread else self.n
         self.span = self.eng.time_span("create_time")

@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .. import analysis, fmt, pricing
-from ..analysis.cost import DEFAULT_WINDOW
+from ..analysis.cost import DEFAULT_WINDOW, worst_duplicates
 from ..engine import _plan as p
 from ..engine._pandas import PandasEngine
 from ..schema import MEDIA_RETENTION, Status
@@ -30,7 +30,7 @@ NO_FAMILIES = (
 )
 
 
-def _facts(ctx: SourceContext, total: pd.Series, dups: pd.DataFrame) -> str:
+def _facts(ctx: SourceContext, total: pd.Series) -> str:
     """The in-memory report's sentence on credits, from ``cost_summary``'s totals."""
     spent = float(np.nan_to_num(total["credits"]))
     reported = float(total["reported_credits"])
@@ -45,8 +45,8 @@ def _facts(ctx: SourceContext, total: pd.Series, dups: pd.DataFrame) -> str:
         f"estimated ({origin}), {credits(reported)} reported by the API; "
         f"{int(total['unpriced'])} tasks without a price (unread, or no price applies: "
         f"'{fmt.UNPRICED}'). {failed}{_defaulted(ctx)}"
-        f"{len(dups)} duplicate submissions (the same request within "
-        f"{in_words(DEFAULT_WINDOW)}) wasted {credits(dups['wasted_credits'].sum())} credits."
+        f"{int(total['duplicates'])} duplicate submissions (the same request within "
+        f"{in_words(DEFAULT_WINDOW)}) wasted {credits(total['wasted_credits'])} credits."
     )
 
 
@@ -67,14 +67,12 @@ def money(ctx: SourceContext) -> Section | None:
     """Credits per model, what duplicate submissions wasted, spend over time."""
     if not ctx.n_read:
         return None
+    # over every task; unread tasks only repeat each other, so their row is all they change
     total = analysis.cost_summary(ctx.eng, by=None).iloc[0]
-    dups = analysis.duplicate_submissions(ctx.eng)
-    # over every task (the duplicate candidates are then asked once for the whole
-    # section); unread tasks only repeat each other, so their row is all they change
     cost = analysis.cost_summary(ctx.eng, by="model")
     cost = cost[cost.index != fmt.UNREAD]
     blocks: list[Block] = [
-        Text(_facts(ctx, total, dups)),
+        Text(_facts(ctx, total)),
         Text(f"By model ({fmt.UPGRADE}: a 1080p/4k upgrade, which has no model of its own)."),
         Table(by_label(_by_model_view(cost)), "No task has a price."),
     ]
@@ -90,10 +88,10 @@ def money(ctx: SourceContext) -> Section | None:
         "line (credits wasted on duplicate submissions) above zero.",
         draw,
     )
-    if len(dups):
+    if int(total["duplicates"]):  # the worst few, found by the engine (a bounded list)
         blocks += [
             Text(f"Duplicate submissions wasting the most credits (up to {LISTED}):"),
-            Table(_worst_duplicates(dups)),
+            Table(_worst_duplicates(worst_duplicates(ctx.eng, LISTED))),
         ]
     return Section("Money", blocks)
 

@@ -1,0 +1,180 @@
+"""Runs of identical requests as SQL: duplicate submissions found in the engine (private).
+
+The SQL engines' :meth:`~._base.Engine.repeats`, :meth:`~._base.Engine.extras` and
+:meth:`~._base.Engine.worst_extras`, built here from one relation of runs (the rows near
+a repeat of their request, ordered within it, each marked: does it repeat the one before,
+where does its run start, which earlier row was ``ok``). A request is a 64-bit hash
+(:attr:`._sql.Dialect.hash`) of its ``same`` values: two different requests are merged
+only if their hashes collide and they were made within the window of each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from . import _plan as p
+from ._base import EARLIER
+
+if TYPE_CHECKING:
+    from ._sql import SqlEngine
+
+__all__ = ["credit", "extras", "repeats", "worst_extras"]
+
+#: The columns :func:`worst_extras` adds: the run's first task id and time (µs), the
+#: row's credit and the credit it wasted.
+FIRST_ID, FIRST_T, CREDIT, WASTED = "veo_first_id", "veo_first_t", "veo_credit", "veo_wasted"
+
+
+def repeats(
+    eng: SqlEngine,
+    same: Sequence[str],
+    within_us: int,
+    where: p.Cond | None,
+    columns: Sequence[str],
+) -> pd.DataFrame:
+    """See :meth:`._base.Engine.repeats`: a window over two integers a row (the costly sort
+    never carries the rows), the rows then fetched by a join."""
+    cols = [c for c in columns if eng.has(c)]
+    names = ", ".join(eng.q(c) for c in cols)
+    present = [eng.q(c) for c in same if eng.has(c)]
+    h = eng.dialect.hash.format(", ".join(present)) if present else "0"
+    t = eng.us("create_time")
+    cond = eng.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
+    w = "OVER (PARTITION BY veo_h ORDER BY veo_t)"  # equal times: a gap of 0 either way
+    near = f"veo_before <= {int(within_us)} OR veo_after <= {int(within_us)}"
+    keyed = f"SELECT {{}}, {h} AS veo_h, {t} AS veo_t FROM {eng.src} WHERE {cond}"
+    sql = (
+        f"WITH c AS (SELECT DISTINCT veo_h, veo_t FROM (SELECT veo_h, veo_t, "
+        f"veo_t - lag(veo_t) {w} AS veo_before, lead(veo_t) {w} - veo_t AS veo_after "
+        f"FROM ({keyed.format('1 AS veo_one')}) AS a) AS b WHERE {near}) "
+        f"SELECT {', '.join(f's.{eng.q(c)}' for c in cols)} FROM ({keyed.format(names)}) AS s "
+        "JOIN c ON s.veo_h = c.veo_h AND s.veo_t = c.veo_t"
+    )
+    return eng._typed(eng._fetch(sql))
+
+
+def _runs(
+    eng: SqlEngine, same: Sequence[str], within_us: int, where: p.Cond | None, ok: p.Cond
+) -> tuple[str, str]:
+    """The relation of runs, and its window's ``PARTITION BY ... ORDER BY``. Two scans:
+    the first finds the creation times of the rows with a row of the same request within
+    ``within_us``; the second keeps the rows created at one of those times (a superset of
+    the runs' rows), orders them within their request and marks them (``veo_rep``: repeats
+    the row before; ``veo_start``: its run's first row number; ``veo_last_ok``: the last
+    earlier ``ok`` row number)."""
+    present = [_same(eng, c) for c in same if eng.has(c)]
+    h = eng.dialect.hash.format(", ".join(present)) if present else "0"
+    t, w = eng.us("create_time"), int(within_us)
+    cond = eng.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
+    near = "OVER (PARTITION BY veo_h ORDER BY veo_t)"
+    times = (
+        f"SELECT veo_t FROM (SELECT veo_t, veo_t - lag(veo_t) {near} AS veo_b, "
+        f"lead(veo_t) {near} - veo_t AS veo_a FROM (SELECT {h} AS veo_h, {t} AS veo_t "
+        f"FROM {eng.src} WHERE {cond}) AS a) AS b WHERE veo_b <= {w} OR veo_a <= {w}"
+    )
+    part = f"PARTITION BY veo_h ORDER BY veo_t, {eng.q('task_id')}"
+    rows = f"SELECT *, {t} AS veo_t, {h} AS veo_h FROM {eng.src} WHERE {cond} AND {t} IN ({times})"
+    marked = (
+        f"SELECT *, coalesce(veo_t - lag(veo_t) OVER ({part}) <= {w}, FALSE) AS veo_rep, "
+        f"row_number() OVER ({part}) AS veo_rn, "
+        f"CASE WHEN coalesce({eng.cond(ok)}, FALSE) THEN 1 ELSE 0 END AS veo_ok "
+        f"FROM ({rows}) AS r"
+    )
+    before = f"{part} ROWS BETWEEN UNBOUNDED PRECEDING AND"
+    runs = (
+        f"SELECT *, max(CASE WHEN NOT veo_rep THEN veo_rn END) OVER ({before} CURRENT ROW) "
+        f"AS veo_start, max(CASE WHEN veo_ok = 1 THEN veo_rn END) OVER ({before} 1 PRECEDING) "
+        f"AS veo_last_ok FROM ({marked}) AS m"
+    )
+    return runs, part
+
+
+_EARLIER_OK = "coalesce(veo_last_ok >= veo_start, FALSE)"
+
+
+def extras(
+    eng: SqlEngine,
+    same: Sequence[str],
+    within_us: int,
+    where: p.Cond | None,
+    ok: p.Cond,
+    keys: p.Keys,
+    measures: Mapping[str, p.Measure],
+    extra: Sequence[p.Value] = (),
+) -> pd.DataFrame:
+    """See :meth:`._base.Engine.extras`: the runs' extras grouped, one small answer."""
+    runs, _ = _runs(eng, same, within_us, where, ok)
+    flagged = f"(SELECT *, {_EARLIER_OK} AS {EARLIER} FROM ({runs}) AS u WHERE veo_rep) AS x"
+    return eng._grouped_over(flagged, keys, measures, None, (*extra, EARLIER))
+
+
+def worst_extras(
+    eng: SqlEngine,
+    same: Sequence[str],
+    within_us: int,
+    where: p.Cond | None,
+    ok: p.Cond,
+    weight: p.Credit,
+    columns: Sequence[str],
+    limit: int,
+) -> pd.DataFrame:
+    """See :meth:`._base.Engine.worst_extras`: the extras ordered by what they wasted, then
+    by creation; ``LIMIT`` keeps the answer to ``limit`` rows."""
+    runs, _ = _runs(eng, same, within_us, where, ok)
+    cols = [c for c in columns if eng.has(c)]
+    task = eng.q("task_id")
+    run = "PARTITION BY veo_h, veo_start ORDER BY veo_rn"
+    named = (
+        f"SELECT *, first_value({task}) OVER ({run}) AS {FIRST_ID}, "
+        f"first_value(veo_t) OVER ({run}) AS {FIRST_T}, {credit(eng, weight)} AS {CREDIT}, "
+        f"{_EARLIER_OK} AS veo_e FROM ({runs}) AS u"
+    )
+    wasted = f"CASE WHEN veo_e THEN coalesce({CREDIT}, 0) ELSE 0 END"
+    picked = ", ".join([*(eng.q(c) for c in cols), FIRST_ID, FIRST_T, CREDIT])
+    sql = (
+        f"SELECT {picked}, CAST({wasted} AS DOUBLE) AS {WASTED} FROM ({named}) AS n "
+        f"WHERE veo_rep ORDER BY {WASTED} DESC, veo_t ASC, {task} ASC LIMIT {int(limit)}"
+    )
+    return eng._typed(eng._fetch(sql))
+
+
+def credit(eng: SqlEngine, c: p.Credit) -> str:
+    """SQL of a :class:`._plan.Credit`: the column where set, else the table's number for
+    the row's keys (a ``CASE`` over the few combinations), else NULL."""
+    from ._sql import _lit
+
+    arms = []
+    for values, number in c.table:
+        if number is None or np.isnan(number):
+            continue
+        test = " AND ".join(
+            eng.dialect.null_eq.format(a=eng.q(k) if eng.has(k) else "NULL", b=_number(v, _lit))
+            for k, v in zip(c.keys, values, strict=True)
+        )
+        arms.append(f"WHEN {test or 'TRUE'} THEN CAST('{float(number)!r}' AS DOUBLE)")
+    table = f"CASE {' '.join(arms)} END" if arms else "CAST(NULL AS DOUBLE)"
+    if c.column is not None and eng.has(c.column):
+        return f"coalesce(CAST({eng.q(c.column)} AS DOUBLE), {table})"
+    return table
+
+
+def _number(value: object, lit) -> str:  # type: ignore[no-untyped-def]
+    """A key value as a literal of its own type (a float stays a float)."""
+    if isinstance(value, float | np.floating) and not isinstance(value, bool):
+        return "NULL" if np.isnan(value) else f"CAST('{float(value)!r}' AS DOUBLE)"
+    return str(lit(value))
+
+
+def _same(eng: SqlEngine, column: str) -> str:
+    """A request column as compared: a list by its items joined (missing: empty), as
+    the pandas engine compares it (:func:`._pandas.row_codes`)."""
+    from ._sql import _arrow_type
+
+    if pa.types.is_list(_arrow_type(column)):
+        return f"coalesce({eng.dialect.join.format(eng.q(column))}, '')"
+    return eng.q(column)
