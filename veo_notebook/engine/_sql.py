@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -30,6 +29,8 @@ from ._base import (
     key_columns,
     missing_label_of,
 )
+from ._dialect import Dialect
+from ._dialect import lit as _lit
 
 __all__ = ["Dialect", "SqlEngine"]
 
@@ -38,29 +39,6 @@ _US = 1_000_000
 BINS_PER_OCTAVE = 64
 _LOW_BIN = -(2**40)  # the bin of values ≤ 0
 _WIDEN = 1e-9  # a bin's value range is widened by this much either way before the exact test
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """What differs between the SQL engines."""
-
-    quote: str  # identifier quote
-    micros: str  # epoch µs of a timestamp: a format string with {}
-    string: str  # the string type
-    null_eq: str  # null-safe equality: a format string with {a} and {b}
-    hash: str  # a 64-bit hash of several values: a format string with {}
-    join: str  # a list's items joined by the unit separator (U+001F): a format string with {}
-
-
-def _lit(value: object) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool | np.bool_):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    text = str(value).replace("\\", "\\\\").replace("'", "''")
-    return f"'{text}'"
 
 
 class SqlEngine(Engine):
@@ -485,14 +463,6 @@ def _pick(ask: pd.DataFrame, values: pd.DataFrame, cols: list[str], wanted: pd.D
         i = int(np.searchsorted(reach, int(row.rank), side="left"))
         got.append(float(part["x"].iloc[i]))
     return wanted.assign(value=got)
-
-
-def _arrow_type(column: str) -> pa.DataType:
-    """The Arrow type the frame gives ``column`` (string for a column it does not know)."""
-    dtype = schema.dtypes().get(column)
-    if isinstance(dtype, pd.ArrowDtype):
-        return dtype.pyarrow_dtype
-    return pa.string()
 
 
 def _key(k: object) -> tuple:

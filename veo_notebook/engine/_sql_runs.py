@@ -19,6 +19,8 @@ import pyarrow as pa
 
 from . import _plan as p
 from ._base import EARLIER
+from ._dialect import arrow_type as _arrow_type
+from ._dialect import lit as _lit
 
 if TYPE_CHECKING:
     from ._sql import SqlEngine
@@ -146,8 +148,6 @@ def worst_extras(
 def credit(eng: SqlEngine, c: p.Credit) -> str:
     """SQL of a :class:`._plan.Credit`: the column where set, else the table's number for
     the row's keys (a ``CASE`` over the few combinations), else NULL."""
-    from ._sql import _lit
-
     arms = []
     for values, number in c.table:
         if number is None or np.isnan(number):
@@ -173,8 +173,6 @@ def _number(value: object, lit) -> str:  # type: ignore[no-untyped-def]
 def _same(eng: SqlEngine, column: str) -> str:
     """A request column as compared: a list by its items joined (missing: empty), as
     the pandas engine compares it (:func:`._pandas.row_codes`)."""
-    from ._sql import _arrow_type
-
     if pa.types.is_list(_arrow_type(column)):
         return f"coalesce({eng.dialect.join.format(eng.q(column))}, '')"
     return eng.q(column)
