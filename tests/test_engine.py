@@ -13,7 +13,7 @@ import pytest
 from _frames import synthetic_frame
 
 from veo_notebook import analysis, engine, export
-from veo_notebook.analysis.cost import worst_duplicates
+from veo_notebook.analysis.duplicates import worst_duplicates
 from veo_notebook.engine import _duckdb, _source
 from veo_notebook.errors import InputError
 
@@ -128,6 +128,17 @@ def test_worst_duplicates_are_the_head_of_all_of_them(frame: pd.DataFrame, bille
     head = every.sort_values("wasted_credits", ascending=False, kind="stable").head(12)
     got = worst_duplicates(frame, 12, prices=prices, bill_failed=billed)
     pd.testing.assert_frame_equal(got, head.reset_index(drop=True), check_exact=True)
+
+
+@pytest.mark.parametrize("name", ["pandas", "duckdb"])
+def test_duplicates_without_a_model_column_have_none(frame: pd.DataFrame, name: str) -> None:
+    """A source with no ``model`` column: the tables leave the column out, never blank."""
+    bare = frame.drop(columns=["model"])
+    worst = worst_duplicates(bare, 5, engine=name)
+    every = analysis.duplicate_submissions(bare, engine=name)
+    assert len(worst) and len(every)
+    assert "model" not in worst.columns and "model" not in every.columns
+    assert not worst.drop(columns=["credits"]).isna().any().any()  # unpriced: NaN credits
 
 
 def test_duckdb_dataset_equals_pandas(dataset: Path, pandas_tables) -> None:

@@ -277,7 +277,7 @@ def test_in_words_names_a_length_in_its_largest_whole_unit():
 
 
 def test_the_prose_is_built_from_the_constants_it_names(html_text):
-    from veo_notebook.analysis.cost import DEFAULT_WINDOW, REQUEST_COLUMNS
+    from veo_notebook.analysis.duplicates import DEFAULT_WINDOW, REQUEST_COLUMNS
     from veo_notebook.analysis.latency import STUCK_AFTER
     from veo_notebook.reporting import AT_RISK_WITHIN, CHANGE_COVER
     from veo_notebook.reporting._cells import in_words

@@ -24,7 +24,8 @@ Definitions used throughout:
   score interval. Tasks still generating, of unknown status or unread are not counted.
 * **credits** — reported by the API where the frame has it, else estimated from a dated
   price table (:mod:`veo_notebook.pricing`); failed tasks cost 0 unless billed. Duplicate
-  submissions and expiring media: :mod:`veo_notebook.analysis.cost`.
+  submissions: :mod:`veo_notebook.analysis.duplicates`; expiring media:
+  :mod:`veo_notebook.analysis.cost`.
 * **families** — every task under one root (``root_task_id``): a generate, its extends,
   its 1080p and 4K upgrades; the final deliverable is the best succeeded member, 4K >
   1080p > extended > base (:mod:`veo_notebook.analysis.family`).
@@ -41,7 +42,8 @@ Definitions used throughout:
 
 from __future__ import annotations
 
-from .cost import cost_summary, duplicate_submissions, expiring
+from .cost import cost_summary, expiring
+from .duplicates import duplicate_submissions
 from .error_rules import CATEGORY_MEANINGS, ERROR_RULES, ErrorRule
 from .failures import FailureBreakdown, classify_errors, failure_breakdown, failure_rates
 from .family import FACET_LABELS, FORMS, families, family_of

@@ -36,6 +36,7 @@ __all__ = [
     "is_freq",
     "latency",
     "now_utc",
+    "span",
     "status_mask",
     "work",
 ]
@@ -141,6 +142,18 @@ def now_utc(df: pd.DataFrame, now: object = None) -> pd.Timestamp:
     if "fetched_at" in df.columns and df["fetched_at"].notna().any():
         return pd.Timestamp(df["fetched_at"].max()).tz_convert("UTC")
     return pd.Timestamp.now(tz="UTC")
+
+
+def span(value: object, name: str) -> pd.Timedelta:
+    """``value`` as a time span (``"15min"``, ``"3D"``), or an :class:`InputError` naming
+    the argument ``name``."""
+    try:
+        td = pd.Timedelta(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        td = pd.NaT
+    if pd.isna(td) or td < pd.Timedelta(0):
+        raise InputError(f"{name}: {value!r} is not a time span like '15min', '3D' or '1h'")
+    return td
 
 
 def age_s(df: pd.DataFrame, now: pd.Timestamp) -> np.ndarray:

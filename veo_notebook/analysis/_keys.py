@@ -152,6 +152,11 @@ class Groups:
         lookup = np.array([self._pos.get(_norm(t), -1) for t in rows], dtype=np.intp)
         return lookup[which.reshape(-1)] if len(distinct) else np.zeros(0, dtype=np.intp)
 
+    def spread(self, frame: pd.DataFrame, n_keys: int, values: str | np.ndarray) -> np.ndarray:
+        """``values`` (a column of ``frame``, or one number per row) summed per group."""
+        x = frame[values].to_numpy(dtype=float) if isinstance(values, str) else values
+        return np.bincount(self.positions(frame, n_keys), weights=x, minlength=len(self))
+
 
 def _in_order(value: pd.Series, key: p.Key | p.Bucket) -> pd.Series:
     """A key's values as they sort: a categorical column of the frame (status, task type)

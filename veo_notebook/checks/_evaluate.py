@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from .. import analysis, fmt
 from ..analysis._kernels import CONFIDENCE, pct_name, wilson_interval
-from ..analysis.cost import DEFAULT_WINDOW as DUPLICATE_WINDOW
+from ..analysis.duplicates import DEFAULT_WINDOW as DUPLICATE_WINDOW
 from ..errors import InputError
 from ..schema import MEDIA_RETENTION, TERMINAL_STATUSES, Status
 from ._rules import (

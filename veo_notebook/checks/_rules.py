@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..analysis.cost import DEFAULT_WINDOW as DUPLICATE_WINDOW
+from ..analysis.duplicates import DEFAULT_WINDOW as DUPLICATE_WINDOW
 from ..analysis.latency import STUCK_AFTER
 from ..errors import InputError
 from ..schema import MEDIA_RETENTION

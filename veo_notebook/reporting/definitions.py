@@ -2,7 +2,7 @@
 
 Every length, share and column list in these sentences comes from the constant the
 code uses (``STUCK_AFTER``, ``CHANGE_COVER``, ``cost.DEFAULT_WINDOW``,
-``cost.REQUEST_COLUMNS``, ``MEDIA_RETENTION``, ...), so the text cannot drift from
+``duplicates.REQUEST_COLUMNS``, ``MEDIA_RETENTION``, ...), so the text cannot drift from
 what was computed.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .. import fmt
 from ..analysis._kernels import pct_name
-from ..analysis.cost import DEFAULT_WINDOW, REQUEST_COLUMNS
+from ..analysis.duplicates import DEFAULT_WINDOW, REQUEST_COLUMNS
 from ..analysis.family import FORMS
 from ..analysis.latency import STUCK_AFTER
 from ..schema import MEDIA_RETENTION

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import analysis, fmt, plots, pricing, schema
-from ..analysis.cost import DEFAULT_WINDOW
+from ..analysis.duplicates import DEFAULT_WINDOW
 from ._cells import LISTED, count, credits, flat, in_words, table_times
 from .blocks import Block, Section, Table, Text
 from .context import Context, on_ax

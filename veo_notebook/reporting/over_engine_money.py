@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .. import analysis, fmt, pricing
-from ..analysis.cost import DEFAULT_WINDOW, worst_duplicates
+from ..analysis.duplicates import DEFAULT_WINDOW, worst_duplicates
 from ..engine import _plan as p
 from ..engine._pandas import PandasEngine
 from ..schema import MEDIA_RETENTION, Status
