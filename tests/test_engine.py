@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from _frames import synthetic_frame
+from _frames import make_frame, synthetic_frame
 
 from veo_notebook import analysis, engine, export
 from veo_notebook.analysis.duplicates import worst_duplicates
@@ -128,6 +128,45 @@ def test_worst_duplicates_are_the_head_of_all_of_them(frame: pd.DataFrame, bille
     head = every.sort_values("wasted_credits", ascending=False, kind="stable").head(12)
     got = worst_duplicates(frame, 12, prices=prices, bill_failed=billed)
     pd.testing.assert_frame_equal(got, head.reset_index(drop=True), check_exact=True)
+
+
+def tied_runs() -> pd.DataFrame:
+    """Runs with submissions at the same instant (the task id orders them), a chain of
+    repeats longer than the window, a failure first, and a second request beside it."""
+    s = [0, 0, 0, 60, 60, 600, 1140, 1140, 3000, 3000, 0, 30, 30]
+    task = ["c", "a", "b", "e", "d", "f", "h", "g", "j", "i", "k", "m", "l"]
+    status = ["failed", "failed", "success", "success", "failed", "success", "failed"]
+    status += ["success", "generation_failed", "success", "failed", "failed", "success"]
+    prompt = ["a cat"] * 10 + ["a dog"] * 3
+    return make_frame(
+        task_id=task,
+        create_s=s,
+        complete_s=[x + 100 for x in s],
+        status=status,
+        prompt=prompt,
+        model="veo3_fast",
+        task_type="generate",
+        resolution=["720p", "1080p"] * 6 + ["720p"],
+        generation_type="TEXT_2_VIDEO",
+        aspect_ratio="16:9",
+    )
+
+
+def test_runs_with_ties_are_the_same_on_every_engine(spark, tmp_path: Path) -> None:
+    """Ties in creation time are broken by task id on every engine, as pandas breaks them."""
+    df = tied_runs()
+    path = export.to_parquet(df, tmp_path / "tied", partition_by="create_date")
+
+    def answers(source: object, name: str | None) -> dict[str, pd.DataFrame]:
+        return {
+            "cost": analysis.cost_summary(source, by="resolution", engine=name),
+            "worst": worst_duplicates(source, 20, engine=name),
+        }
+
+    expected = answers(df, "pandas")
+    assert expected["cost"]["duplicates"].sum() == 10  # 7 + 1 of the cat, 2 of the dog
+    assert_same(expected, answers(path, "duckdb"))
+    assert_same(expected, answers(spark.read.parquet(str(path)), None))
 
 
 @pytest.mark.parametrize("name", ["pandas", "duckdb"])

@@ -23,6 +23,7 @@ import pandas as pd
 
 from ..engine import Engine, resolve
 from ..engine import _plan as p
+from ..engine._base import key_columns
 from ..errors import InputError
 from ..pricing import PricesLike, PriceTable, load_prices, usd_rate
 from ..schema import MEDIA_RETENTION, Status
@@ -76,11 +77,18 @@ def cost_summary(
     rate = usd_rate(usd_per_credit) if table is None else table.usd_per_credit
     eng = resolve(df, engine)
     keys, names = plan_keys(eng, by, freq)
-    success = p.In("status", (Status.SUCCESS.value,))
-    counted = eng.grouped(keys, {"n": p.Count(), "succeeded": p.Count(success)})
-    groups = group_index(counted, keys, names)
     own = table is None and not bill_failed and "credits" in eng.columns()
-    sums = (_own_credits if own else _priced_credits)(eng, keys, groups, table, bill_failed)
+    if own:
+        success = p.In("status", (Status.SUCCESS.value,))
+        groups = group_index(
+            eng.grouped(keys, {"n": p.Count(), "succeeded": p.Count(success)}), keys, names
+        )
+        sums = _own_credits(eng, keys, groups)
+    else:
+        combo = price_keys(eng.columns())
+        agg = eng.grouped(keys, price_measures(eng.columns()), extra=(*combo, "status"))
+        groups = group_index(_counts(agg, len(keys), f"x{len(combo)}"), keys, names)
+        sums = _priced_credits(agg, combo, len(keys), groups, table, bill_failed)
     spent, unpriced = sums["spent"], sums["unpriced"]
     succeeded = groups.frame["succeeded"].to_numpy(dtype=np.int64)
     out = pd.DataFrame(
@@ -109,7 +117,26 @@ def cost_summary(
     return out
 
 
-def _own_credits(eng: Engine, keys: p.Keys, groups: Groups, table: object, bill: bool):
+def _counts(agg: pd.DataFrame, n_keys: int, status: str) -> pd.DataFrame:
+    """Tasks (``n``) and successes per group, added up from the rows per (group, price
+    combination, status) that pricing asks for anyway: a grouped count without a scan."""
+    rows = agg["rows"].to_numpy(dtype=np.int64)
+    ok = np.where(
+        agg[status].eq(Status.SUCCESS.value).to_numpy(dtype=bool, na_value=False), rows, 0
+    )
+    cols = key_columns(n_keys)
+    if not cols:  # one group, even of no rows
+        return pd.DataFrame({"n": [int(rows.sum())], "succeeded": [int(ok.sum())]})
+    parts = agg[cols].astype(object).where(agg[cols].notna(), "\x00")  # None: a key
+    which = parts.groupby(cols, sort=False, dropna=False).ngroup().to_numpy()
+    first = np.unique(which, return_index=True)[1]
+    frame = agg[cols].iloc[first].reset_index(drop=True)
+    frame["n"] = np.bincount(which, weights=rows).astype(np.int64)
+    frame["succeeded"] = np.bincount(which, weights=ok).astype(np.int64)
+    return frame
+
+
+def _own_credits(eng: Engine, keys: p.Keys, groups: Groups):
     """The source's own ``credits`` column, summed per group."""
     success = p.In("status", (Status.SUCCESS.value,))
     measures: dict[str, p.Measure] = {
@@ -133,16 +160,18 @@ def _own_credits(eng: Engine, keys: p.Keys, groups: Groups, table: object, bill:
 
 
 def _priced_credits(
-    eng: Engine, keys: p.Keys, groups: Groups, table: PriceTable | None, bill_failed: bool
+    agg: pd.DataFrame,
+    combo: list[str],
+    n: int,
+    groups: Groups,
+    table: PriceTable | None,
+    bill_failed: bool,
 ):
-    """Credits per group: reported where the source has them, else the price table's
-    estimate for each distinct (price keys, status) — as :func:`with_credits` prices a row."""
-    columns = eng.columns()
-    combo = price_keys(columns)
-    agg = eng.grouped(keys, price_measures(columns), extra=(*combo, "status"))
+    """Credits per group from ``agg`` (rows per group and (price keys ``combo``, status)):
+    reported where the source has them, else the price table's estimate for each
+    combination — as :func:`~veo_notebook.pricing.with_credits` prices a row."""
     c = combo_credits(agg, combo, table, bill_failed)
     credits, told, rest, priced, ok = c["credits"], c["told"], c["rest"], c["priced"], c["ok"]
-    n = len(keys)
     priced_rows = told + np.where(priced, rest, 0)
     return {
         "spent": groups.spread(agg, n, credits),
