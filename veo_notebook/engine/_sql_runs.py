@@ -62,47 +62,41 @@ def repeats(
 
 def _runs(
     eng: SqlEngine, same: Sequence[str], within_us: int, where: p.Cond | None, ok: p.Cond
-) -> str:
-    """The relation of runs: the rows with a row of the same request within ``within_us``,
-    each marked (``veo_rep``: repeats the row before; ``veo_st``: its run's start time;
-    ``veo_e``: an earlier row of its run is ``ok``).
-
-    One window over two integers a row (request hash, time) finds those rows' times
-    (``veo_near``) and whether a run starts at each (``veo_s``: no other time of the
-    request within ``within_us`` before it); the rows are then fetched by a join and
-    ordered within their request (time, task id) by one window level: the run's start
-    is the last start time so far, a row repeats when the row before is of its run, an
-    earlier row is ``ok`` when the last ``ok`` row before it is."""
+) -> tuple[str, str]:
+    """The relation of runs, and its window's ``PARTITION BY ... ORDER BY``. Two scans:
+    the first finds the creation times of the rows with a row of the same request within
+    ``within_us``; the second keeps the rows created at one of those times (a superset of
+    the runs' rows), orders them within their request and marks them (``veo_rep``: repeats
+    the row before; ``veo_start``: its run's first row number; ``veo_last_ok``: the last
+    earlier ``ok`` row number)."""
     present = [_same(eng, c) for c in same if eng.has(c)]
     h = eng.dialect.hash.format(", ".join(present)) if present else "0"
     t, w = eng.us("create_time"), int(within_us)
     cond = eng.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
-    by_t = "OVER (PARTITION BY veo_h ORDER BY veo_t)"  # ties are one time: taken together
-    gaps = (
-        f"SELECT veo_h, veo_t, coalesce(veo_t - lag(veo_t) {by_t}, {w + 1}) AS veo_b, "
-        f"lead(veo_t) {by_t} - veo_t AS veo_a FROM (SELECT {h} AS veo_h, {t} AS veo_t "
-        f"FROM {eng.src} WHERE {cond}) AS a"
-    )
-    near = (
-        f"SELECT veo_h, veo_t, max(veo_b) > {w} AS veo_s FROM ({gaps}) AS g "
-        f"WHERE veo_b <= {w} OR veo_a <= {w} GROUP BY veo_h, veo_t"
-    )
-    rows = (
-        f"SELECT r.*, n.veo_s FROM (SELECT *, {t} AS veo_t, {h} AS veo_h FROM {eng.src} "
-        f"WHERE {cond} AND {t} IN (SELECT veo_t FROM veo_near)) AS r "
-        "JOIN veo_near AS n ON r.veo_h = n.veo_h AND r.veo_t = n.veo_t"
+    near = "OVER (PARTITION BY veo_h ORDER BY veo_t)"
+    times = (
+        f"SELECT veo_t FROM (SELECT veo_t, veo_t - lag(veo_t) {near} AS veo_b, "
+        f"lead(veo_t) {near} - veo_t AS veo_a FROM (SELECT {h} AS veo_h, {t} AS veo_t "
+        f"FROM {eng.src} WHERE {cond}) AS a) AS b WHERE veo_b <= {w} OR veo_a <= {w}"
     )
     part = f"PARTITION BY veo_h ORDER BY veo_t, {eng.q('task_id')}"
-    upto = f"{part} ROWS BETWEEN UNBOUNDED PRECEDING AND"
+    rows = f"SELECT *, {t} AS veo_t, {h} AS veo_h FROM {eng.src} WHERE {cond} AND {t} IN ({times})"
     marked = (
-        f"SELECT *, max(CASE WHEN veo_s THEN veo_t END) OVER ({upto} CURRENT ROW) AS veo_st, "
-        f"lag(veo_t) OVER ({part}) AS veo_p, max(CASE WHEN coalesce({eng.cond(ok)}, FALSE) "
-        f"THEN veo_t END) OVER ({upto} 1 PRECEDING) AS veo_lo FROM ({rows}) AS r"
+        f"SELECT *, coalesce(veo_t - lag(veo_t) OVER ({part}) <= {w}, FALSE) AS veo_rep, "
+        f"row_number() OVER ({part}) AS veo_rn, "
+        f"CASE WHEN coalesce({eng.cond(ok)}, FALSE) THEN 1 ELSE 0 END AS veo_ok "
+        f"FROM ({rows}) AS r"
     )
-    return (
-        f"WITH veo_near AS ({near}) SELECT *, coalesce(veo_p >= veo_st, FALSE) AS veo_rep, "
-        f"coalesce(veo_lo >= veo_st, FALSE) AS veo_e FROM ({marked}) AS m"
+    before = f"{part} ROWS BETWEEN UNBOUNDED PRECEDING AND"
+    runs = (
+        f"SELECT *, max(CASE WHEN NOT veo_rep THEN veo_rn END) OVER ({before} CURRENT ROW) "
+        f"AS veo_start, max(CASE WHEN veo_ok = 1 THEN veo_rn END) OVER ({before} 1 PRECEDING) "
+        f"AS veo_last_ok FROM ({marked}) AS m"
     )
+    return runs, part
+
+
+_EARLIER_OK = "coalesce(veo_last_ok >= veo_start, FALSE)"
 
 
 def extras(
@@ -116,8 +110,8 @@ def extras(
     extra: Sequence[p.Value] = (),
 ) -> pd.DataFrame:
     """See :meth:`._base.Engine.extras`: the runs' extras grouped, one small answer."""
-    runs = _runs(eng, same, within_us, where, ok)
-    flagged = f"(SELECT *, veo_e AS {EARLIER} FROM ({runs}) AS u WHERE veo_rep) AS x"
+    runs, _ = _runs(eng, same, within_us, where, ok)
+    flagged = f"(SELECT *, {_EARLIER_OK} AS {EARLIER} FROM ({runs}) AS u WHERE veo_rep) AS x"
     return eng._grouped_over(flagged, keys, measures, None, (*extra, EARLIER))
 
 
@@ -133,13 +127,14 @@ def worst_extras(
 ) -> pd.DataFrame:
     """See :meth:`._base.Engine.worst_extras`: the extras ordered by what they wasted, then
     by creation; ``LIMIT`` keeps the answer to ``limit`` rows."""
-    runs = _runs(eng, same, within_us, where, ok)
+    runs, _ = _runs(eng, same, within_us, where, ok)
     cols = [c for c in columns if eng.has(c)]
     task = eng.q("task_id")
-    run = f"PARTITION BY veo_h, veo_st ORDER BY veo_t, {task}"
+    run = "PARTITION BY veo_h, veo_start ORDER BY veo_rn"
     named = (
-        f"SELECT *, first_value({task}) OVER ({run}) AS {FIRST_ID}, veo_st AS {FIRST_T}, "
-        f"{credit(eng, weight)} AS {CREDIT} FROM ({runs}) AS u"
+        f"SELECT *, first_value({task}) OVER ({run}) AS {FIRST_ID}, "
+        f"first_value(veo_t) OVER ({run}) AS {FIRST_T}, {credit(eng, weight)} AS {CREDIT}, "
+        f"{_EARLIER_OK} AS veo_e FROM ({runs}) AS u"
     )
     wasted = f"CASE WHEN veo_e THEN coalesce({CREDIT}, 0) ELSE 0 END"
     picked = ", ".join([*(eng.q(c) for c in cols), FIRST_ID, FIRST_T, CREDIT])
