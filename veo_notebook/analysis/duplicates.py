@@ -257,5 +257,5 @@ def wasted_by_group(
         n_extra = len(extra)
     wasted = agg[f"x{n_extra}"].astype(bool).to_numpy()
     n = len(keys)
-    dups = groups.spread(agg, n, agg["rows"].to_numpy(dtype=float)).astype(np.int64)
+    dups = groups.spread(agg, n, "rows").astype(np.int64)
     return dups, groups.spread(agg, n, np.where(wasted, credits, 0.0))
