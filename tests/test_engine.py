@@ -336,3 +336,46 @@ def test_duckdb_unifies_the_files_schemas_only_when_they_differ(tmp_path: Path) 
     eng = _duckdb.DuckDBEngine(path=str(folder))
     assert eng._mixed(_duckdb.parquet_glob(str(folder)))
     assert eng.count() == 2 and "status" in eng.columns()
+
+
+def test_kaplan_meier_counts_merge_ties_the_same_on_every_engine(tmp_path: Path) -> None:
+    """The event and censoring counts come back per (group, time) from the engine and are
+    merged with the still-generating tasks' ages in compact arrays: with whole-second
+    times (ties within a group, and between a success and a running task's age) the
+    curve and the quantiles are the same, cell for cell, on pandas and DuckDB, for
+    every grouping and either rule for failures."""
+    df = history(4000, seed=11)
+    df["latency_s"] = df["latency_s"].round()
+    running = (df["status"] == "generating").to_numpy()
+    assert running.any()
+    df.loc[running, "create_time"] = NOW - pd.to_timedelta(
+        df.loc[running, "latency_s"].fillna(30).round().to_numpy(), unit="s"
+    )
+    path = export.to_parquet(df, tmp_path / "ties", partition_by="create_date")
+    duck = _duckdb.DuckDBEngine(path=str(path))
+    for by in (None, "model", ["model", "task_type"]):
+        for failed in ("censor", "exclude"):
+            curve = analysis.km_curve(df, by=by, now=NOW, failed=failed)
+            both = (curve["events"] > 0) & (curve["censored"] > 0)
+            assert both.any()  # ties merged: successes and censored tasks at one time
+            pd.testing.assert_frame_equal(
+                curve, analysis.km_curve(duck, by=by, now=NOW, failed=failed), check_exact=True
+            )
+            km = analysis.km_latency(df, by=by, now=NOW, failed=failed, upgrades="pooled")
+            got = analysis.km_latency(duck, by=by, now=NOW, failed=failed, upgrades="pooled")
+            pd.testing.assert_frame_equal(km, got, check_exact=True)
+
+
+def test_duckdb_memory_is_bounded_and_spills_into_its_own_folder(dataset: Path) -> None:
+    eng = _duckdb.DuckDBEngine(path=str(dataset))
+    limit, spill = eng._con.sql(
+        "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+    ).fetchall()[0]
+    default = duckdb.connect().sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    assert limit != default
+    assert Path(spill).is_dir() and Path(spill) != Path.cwd() / ".tmp"
+    del eng
+    import gc
+
+    gc.collect()
+    assert not Path(spill).exists()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -185,9 +185,19 @@ def _values_at_ranks(
 Failed = Literal["censor", "exclude"]
 
 
+class KmCounts(NamedTuple):
+    """Event and censoring counts per distinct (group, time), sorted by group then time,
+    as compact arrays (a row per distinct event time: a million and more at 20M tasks)."""
+
+    group: np.ndarray  # group position
+    time_s: np.ndarray
+    events: np.ndarray
+    censored: np.ndarray
+
+
 def _km_counts(
     eng: Engine, keys: p.Keys, groups: Groups, now: pd.Timestamp, failed: Failed
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[KmCounts, np.ndarray, np.ndarray, np.ndarray]:
     """Event and censoring counts per (group, time) for time-to-success, and per group
     the tasks used, the generating ones used and the failed ones used."""
     if failed not in ("censor", "exclude"):
@@ -200,6 +210,12 @@ def _km_counts(
         where=p.All((p.In("status", statuses), p.NotNull("latency_s"))),
         extra=("latency_s",),
     )
+    g = len(groups)
+    done_at = groups.positions(done, len(keys))
+    done_times = done["x0"].to_numpy(dtype=float)
+    done_events = done["events"].to_numpy(np.int64)
+    done_censored = done["censored"].to_numpy(np.int64)
+    del done  # the keys as objects: a row per distinct time
     running = eng.grouped(
         keys,
         {"censored": p.Count()},
@@ -208,29 +224,35 @@ def _km_counts(
     )
     created = pd.to_datetime(running["x0"].to_numpy(dtype=np.int64), unit="us", utc=True)
     age = np.clip((now - pd.Series(created)).dt.total_seconds().to_numpy(dtype=float), 0.0, None)
-    g = len(groups)
-    parts = pd.DataFrame(
-        {
-            "group": np.concatenate(
-                [groups.positions(done, len(keys)), groups.positions(running, len(keys))]
-            ),
-            "time_s": np.concatenate([done["x0"].to_numpy(dtype=float), age]),
-            "events": np.concatenate(
-                [done["events"].to_numpy(np.int64), np.zeros(len(running), np.int64)]
-            ),
-            "censored": np.concatenate(
-                [done["censored"].to_numpy(np.int64), running["censored"].to_numpy(np.int64)]
-            ),
-        }
+    run_at = groups.positions(running, len(keys))
+    run_censored = running["censored"].to_numpy(np.int64)
+    counts = _merged(
+        np.concatenate([done_at, run_at]),
+        np.concatenate([done_times, age]),
+        np.concatenate([done_events, np.zeros(len(run_at), np.int64)]),
+        np.concatenate([done_censored, run_censored]),
     )
-    counts = parts.groupby(["group", "time_s"], sort=False, as_index=False).sum()
-    gen = np.bincount(
-        groups.positions(running, len(keys)), weights=running["censored"], minlength=g
-    )
-    fail_rows = done["censored"].to_numpy(np.int64)
-    fails = np.bincount(groups.positions(done, len(keys)), weights=fail_rows, minlength=g)
-    used = np.bincount(counts["group"], weights=counts["events"] + counts["censored"], minlength=g)
+    gen = np.bincount(run_at, weights=run_censored, minlength=g)
+    fails = np.bincount(done_at, weights=done_censored, minlength=g)
+    used = np.bincount(counts.group, weights=counts.events + counts.censored, minlength=g)
     return counts, used.astype(np.int64), gen.astype(np.int64), fails.astype(np.int64)
+
+
+def _merged(group: np.ndarray, time: np.ndarray, events: np.ndarray, censored: np.ndarray):
+    """The counts summed per distinct (group, time), sorted by group then time."""
+    order = np.lexsort((time, group))
+    group, time = group[order], time[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (group[1:] != group[:-1]) | (time[1:] != time[:-1])
+    starts = np.flatnonzero(new)
+    if not len(starts):
+        return KmCounts(group, time, events[order], censored[order])
+    return KmCounts(
+        group[starts],
+        time[starts],
+        np.add.reduceat(events[order], starts),
+        np.add.reduceat(censored[order], starts),
+    )
 
 
 def _now(eng: Engine, now: object) -> pd.Timestamp:
@@ -254,15 +276,10 @@ def _km(eng: Engine, keys: p.Keys, groups: Groups, now: object, failed: Failed):
     if kept is not None and asked in kept:
         return kept.pop(asked)
     counts, used, gen, fails = _km_counts(eng, keys, groups, now_ts, failed)
-    table = _stats.km_from_counts(
-        counts["group"].to_numpy(),
-        counts["time_s"].to_numpy(),
-        counts["events"].to_numpy(),
-        counts["censored"].to_numpy(),
-        len(groups),
-    )
-    if kept is not None:  # the first caller gets a copy: the next one may change its own
-        kept[asked] = (table.copy(), used.copy(), gen.copy(), fails.copy())
+    table = _stats.km_from_counts(*counts, len(groups))
+    del counts
+    if kept is not None:  # the table is only read (copy on write); the small arrays copied
+        kept[asked] = (table, used.copy(), gen.copy(), fails.copy())
     return table, used, gen, fails
 
 
@@ -290,10 +307,11 @@ def km_curve(
     agg = eng.grouped(keys, {"n": p.Count()})
     groups = group_index(agg, keys, names)
     table = _km(eng, keys, groups, now, failed)[0]
+    curve = table.drop(columns="group")  # the table may be kept: never changed here
     if by is None:
-        return table.drop(columns="group")
-    keys_frame = groups.index.take(table.pop("group").to_numpy()).to_frame(index=False)
-    return pd.concat([keys_frame, table], axis=1)
+        return curve
+    keys_frame = groups.index.take(table["group"].to_numpy()).to_frame(index=False)
+    return pd.concat([keys_frame, curve], axis=1)
 
 
 def km_latency(

@@ -8,7 +8,10 @@ of aggregates; nothing here ever asks DuckDB for a whole relation.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +22,7 @@ from ..export import DERIVED_PARTITIONS
 from . import _plan as p
 from ._sql import Dialect, SqlEngine
 
-__all__ = ["DuckDBEngine", "parquet_glob"]
+__all__ = ["MEMORY_LIMIT", "DuckDBEngine", "parquet_glob"]
 
 DIALECT = Dialect(
     quote='"',
@@ -34,6 +37,10 @@ DIALECT = Dialect(
 #: per connection: no order kept that a query does not ask for; each file's footer read
 #: once per engine, not at every query (a call asks several queries of one dataset)
 _SETTINGS = ("SET preserve_insertion_order = false", "SET parquet_metadata_cache = true")
+#: DuckDB's own memory per connection (its default is 80 % of the machine): above it a
+#: big hash table or sort (Kaplan–Meier's event times, the duplicate runs' window) spills
+#: to a private temporary folder instead of growing the process with the history.
+MEMORY_LIMIT = "512MB"
 
 
 def parquet_glob(path: str) -> str:
@@ -76,6 +83,7 @@ class DuckDBEngine(SqlEngine):
             self._con = duckdb.connect()
             for setting in _SETTINGS:
                 self._con.execute(setting)
+            self._bound(self._con)
             _reach(self._con, path)
             glob = parquet_glob(path).replace("'", "''")
             try:
@@ -87,6 +95,15 @@ class DuckDBEngine(SqlEngine):
             except duckdb.Error as exc:
                 why = str(exc).strip().splitlines()[0]  # DuckDB adds the query, line by line
                 raise InputError(f"{path}: not a readable Parquet file or dataset ({why})") from exc
+
+    def _bound(self, con: Any) -> None:
+        """Cap ``con``'s memory at :data:`MEMORY_LIMIT`, spilling into a folder of its
+        own (removed with the engine), never into the working directory."""
+        spill = tempfile.mkdtemp(prefix="veo-duckdb-")
+        weakref.finalize(self, shutil.rmtree, spill, True)
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        quoted = spill.replace("'", "''")
+        con.execute(f"SET temp_directory = '{quoted}'")
 
     def _mixed(self, glob: str) -> bool:
         """Whether the files' columns differ (names or types): only then are they read
