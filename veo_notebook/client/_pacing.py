@@ -28,7 +28,7 @@ from collections.abc import Callable
 from ..errors import ConfigError
 from . import _tuning as tune
 from ._cap import CapFinder
-from ._fixed import FullWindow, at_one_phase
+from ._fixed import FullWindow, at_one_phase, between_edges
 from ._retry import RetryPolicy, congested, fell
 from ._rtt import RoundTrip
 
@@ -103,7 +103,7 @@ class AdaptiveLimiter:
         self.background = 0.0  # share of refusals that are not the rate's doing
         self._checked = [0, 0]  # refusals and answers seen below the limit (checks, holds)
         self._answers: deque[tuple[float, bool, int]] = deque()  # (answered at, refused, in flight)
-        self._out: dict[float, list[int]] = {}  # send time -> requests in flight when sent
+        self._out: dict[float, list[tuple[int, float]]] = {}  # send time -> (in flight, rate)
         self._chain = 0  # cuts in a row whose checks still saw refusals
         self._chain_rate = self._rate  # the rate the first of them checked
         self._cut_at = 0.0  # when the last cut was made
@@ -205,7 +205,7 @@ class AdaptiveLimiter:
                         if self._replay:
                             self._replay.popleft()
                         self._in_flight += 1
-                        self._out.setdefault(now, []).append(self._in_flight)
+                        self._out.setdefault(now, []).append((self._in_flight, self._rate))
                         if len(self._out) > 8 * self.max_in_flight:  # releases without a time
                             for t in [t for t in self._out if t < now - 120.0]:
                                 del self._out[t]
@@ -249,24 +249,27 @@ class AdaptiveLimiter:
         # the next send waits for the room-th last to leave the second
         self._room_at = sent[-room] + tune.SIGNAL_S if len(sent) >= room else 0.0
 
-    def _sent_with(self, sent_at: float | None) -> int:
-        """Forget the request sent at ``sent_at``; the requests in flight when it was sent."""
+    def _sent_with(self, sent_at: float | None) -> tuple[int, float]:
+        """Forget the request sent at ``sent_at``; the requests in flight and the rate
+        when it was sent."""
         if sent_at is None or sent_at not in self._out:
-            return 0
+            return 0, self._rate
         counts = self._out[sent_at]
         c = counts.pop()
         if not counts:
             del self._out[sent_at]
         return c
 
-    def _answered(self, now: float, refused: bool, sent_at: float | None) -> None:
+    def _answered(self, now: float, refused: bool, sent_at: float | None) -> float:
+        """Count an answer; the rate when its request was sent."""
         self._in_flight = max(0, self._in_flight - 1)
-        c = self._sent_with(sent_at)
+        c, rate = self._sent_with(sent_at)
         self._answers.append((now, refused, c))
         while len(self._answers) > tune.ANSWERS_KEPT:
             self._answers.popleft()
         if self._queue:
             self._queue[0].notify()
+        return rate
 
     def _recent(self, since: float) -> tuple[int, int]:
         """(refused, answers) answered after ``since``."""
@@ -303,7 +306,7 @@ class AdaptiveLimiter:
         """A request sent at ``sent_at`` was answered: learn the round-trip, probe upwards."""
         with self._lock:
             now = self._clock()
-            self._answered(now, False, sent_at)
+            sent_rate = self._answered(now, False, sent_at)
             if sent_at is not None:
                 self._accepted.append(sent_at)
                 while self._accepted and self._accepted[0] < now - tune.HOLD_LOOK_S - tune.SIGNAL_S:
@@ -314,7 +317,7 @@ class AdaptiveLimiter:
                 self._recheck(now, max(self.min_rate, limit))
                 self._chain = 0  # measured once, not saturated: probed again soon
             self._evaluate(now)
-            self._grow(now)
+            self._grow(now, sent_rate)
             self._caps.probe(now, now - self._bound_at <= tune.BOUND_S)
 
     def on_throttle(self, sent_at: float, retry_after: float | None = None) -> None:
@@ -486,6 +489,10 @@ class AdaptiveLimiter:
         (``_fixed.FullWindow``).
         """
         self._post.append(sent_at)
+        held = between_edges(sorted(self._post), self._let_in)
+        if held is not None and self._chain < tune.RECUTS:  # a fixed window's two edges
+            self._recheck(now, max(held, tune.EARLY_FLOOR * self._ceiling_guess))
+            return
         a, b = self._post[0], sent_at
         if (
             len(self._post) < tune.EARLY_REFUSALS
@@ -538,7 +545,7 @@ class AdaptiveLimiter:
             self._chain, self._check_share = 0, None
         return True
 
-    def _slow_start(self) -> float | None:
+    def _slow_start(self, sent_rate: float) -> float | None:
         """The rate after one more clean answer in slow start: x ``SLOW_START_GAIN`` per
         round-trip's worth of answers (per answer when fewer than one a round-trip).
 
@@ -549,15 +556,15 @@ class AdaptiveLimiter:
         r, rtt = self._rate, self._rt.smooth
         if self._rt.rising():
             return None
-        turns = 1.0 / max(1.0, r * (rtt or 1.0 / r))  # 1 / answers per round-trip
+        turns = 1.0 / max(1.0, sent_rate * (rtt or 1.0 / r))  # 1 / answers per round-trip
         return r * tune.SLOW_START_GAIN**turns
 
-    def _grow(self, now: float) -> None:
+    def _grow(self, now: float, sent_rate: float) -> None:
         if self._phase == "check":
             return
         r = self._rate
         if self._phase == "slow_start":
-            grown = self._slow_start()
+            grown = self._slow_start(sent_rate)
             if grown is None:
                 return
             new = grown
