@@ -481,21 +481,19 @@ class AdaptiveLimiter:
             self._recheck(now, max(held, tune.EARLY_FLOOR * self._ceiling_guess))
             return
         a, b = self._post[0], sent_at
-        if (
-            len(self._post) < tune.EARLY_REFUSALS
-            or b - a < tune.EARLY_SPAN
-            or self._chain >= tune.RECUTS
-        ):
+        if len(self._post) < tune.FULL_REFUSALS or self._chain >= tune.RECUTS:
             return
         between = self._let_in(a, b)
-        if len(self._post) < tune.EARLY_SHARE * (len(self._post) + between):
-            return
         # a full fixed window: the rate is not the cause; find its edge (within a second)
-        if between == 0 and not self._full.given_up(now):
+        if between == 0 and b - a >= tune.FULL_SPAN and not self._full.given_up(now):
             if not self._full.waiting:
                 self._full.start(now)
                 self._replay.clear()
                 self._next = max(self._next, now + tune.EDGE_PROBE_S)
+            return
+        if len(self._post) < tune.EARLY_REFUSALS or b - a < tune.EARLY_SPAN:
+            return
+        if len(self._post) < tune.EARLY_SHARE * (len(self._post) + between):
             return
         measured = float(self._let_in(a - tune.SIGNAL_S, a))
         # enough let in between, at a rate under the second before's, are a token bucket's

@@ -76,8 +76,12 @@ EARLY_FLOOR = 0.5
 EARLY_BETWEEN = 8
 DRAINED_FLOOR = 0.25
 #: when none of those sent between them was let in, a fixed window is full until its
-#: edge: one request every this many seconds finds the edge (each costs a refusal)
+#: edge: one request every this many seconds finds the edge (each costs a refusal); ...
 EDGE_PROBE_S = 0.05
+#: ... told from this many refusals over this many seconds (fewer than a re-cut needs:
+#: everything sent until the edge is refused, at 300 ms per answer 10 more a cut)
+FULL_REFUSALS = 4
+FULL_SPAN = 0.1
 #: refusals over this many seconds or more, all within this share of a second of one
 #: phase of the clock, are a fixed window's edge (held just over its limit), not random
 EDGE_REFUSALS = 3
