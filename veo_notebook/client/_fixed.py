@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from . import _tuning as tune
 
-__all__ = ["FullWindow", "at_one_phase"]
+__all__ = ["FullWindow", "at_one_phase", "between_edges"]
 
 
 def at_one_phase(sent: Sequence[float]) -> bool:
@@ -33,6 +33,37 @@ def at_one_phase(sent: Sequence[float]) -> bool:
     phases = sorted(s % 1.0 for s in sent)
     gaps = [b - a for a, b in itertools.pairwise(phases)] + [phases[0] + 1.0 - phases[-1]]
     return 1.0 - max(gaps) <= tune.EDGE_WIDTH
+
+
+def between_edges(refused: Sequence[float], let_in: Callable[[float, float], int]) -> int | None:
+    """What one window held, when refused requests at ``refused`` (rising) are two of its edges.
+
+    A fixed window held just over its limit refuses a cluster of requests at the end of
+    each of its seconds (``EDGE_CLUSTER`` or more within ``EDGE_WIDTH``), the next
+    cluster a little under a second after the last (the window fills before its end):
+    everything let in between the two is what one window holds. Random refusals do not
+    come in such pairs of clusters with nothing refused between them. None if not.
+
+    >>> between_edges([1.90, 1.95, 2.85, 2.88], lambda lo, hi: 50)
+    50
+    >>> between_edges([1.90, 2.30, 2.85, 2.88], lambda lo, hi: 50) is None
+    True
+    """
+    clusters: list[list[float]] = []
+    for s in refused:
+        if clusters and s - clusters[-1][-1] <= tune.EDGE_WIDTH:
+            clusters[-1].append(s)
+        else:
+            clusters.append([s])
+    if len(clusters) < 2:
+        return None
+    first, second = clusters[-2], clusters[-1]
+    gap = second[0] - first[-1]
+    if min(len(first), len(second)) < tune.EDGE_CLUSTER or not (
+        tune.EDGE_GAP <= gap <= tune.SIGNAL_S + tune.EDGE_WIDTH
+    ):
+        return None
+    return let_in(first[-1], second[0])
 
 
 class FullWindow:

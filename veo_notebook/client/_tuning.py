@@ -21,7 +21,7 @@ MIN_WINDOW = 4
 #: a cut sets the rate to this share of what the server accepted in the last second
 BACKOFF = 0.95
 #: once a check confirms the limit, the rate holds at this share of it ...
-HOLD = 0.98
+HOLD = 0.99
 #: ... holding there, a cut needs this many refusals in a second more than the background
 #: explains (elsewhere 1; past the limit, 0)
 HOLD_SLACK = 2.0
@@ -76,12 +76,21 @@ EARLY_FLOOR = 0.5
 EARLY_BETWEEN = 8
 DRAINED_FLOOR = 0.25
 #: when none of those sent between them was let in, a fixed window is full until its
-#: edge: one request every this many seconds finds the edge (each costs a refusal)
+#: edge: one request every this many seconds finds the edge (each costs a refusal); ...
 EDGE_PROBE_S = 0.05
+#: ... told from this many refusals over this many seconds (fewer than a re-cut needs:
+#: everything sent until the edge is refused, at 300 ms per answer 10 more a cut)
+FULL_REFUSALS = 4
+FULL_SPAN = 0.1
 #: refusals over this many seconds or more, all within this share of a second of one
 #: phase of the clock, are a fixed window's edge (held just over its limit), not random
 EDGE_REFUSALS = 3
 EDGE_WIDTH = 0.1
+#: two clusters of this many refusals or more (each within EDGE_WIDTH) after a cut, this
+#: many seconds or more apart and nothing refused between, are a fixed window's edges:
+#: what was let in between is what the window holds, and the cut is to that at once
+EDGE_CLUSTER = 2
+EDGE_GAP = 0.5
 #: a trickle of refusals over this many seconds, above the background, is the limit too
 #: (a limit found a little high: a fixed window lets up to twice its rate through a
 #: sliding second); the cut is then to what the server accepted over them
