@@ -238,7 +238,9 @@ def _km_counts(
     return counts, used.astype(np.int64), gen.astype(np.int64), fails.astype(np.int64)
 
 
-def _merged(group: np.ndarray, time: np.ndarray, events: np.ndarray, censored: np.ndarray):
+def _merged(
+    group: np.ndarray, time: np.ndarray, events: np.ndarray, censored: np.ndarray
+) -> KmCounts:
     """The counts summed per distinct (group, time), sorted by group then time."""
     order = np.lexsort((time, group))
     group, time = group[order], time[order]
