@@ -31,6 +31,7 @@ DIALECT = Dialect(
     hash="hash({})",
     join="array_to_string({}, chr(31))",
     null_eq="{a} IS NOT DISTINCT FROM {b}",
+    tie_join=True,
 )
 
 

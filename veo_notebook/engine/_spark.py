@@ -27,6 +27,7 @@ DIALECT = Dialect(
     hash="xxhash64({})",
     join="array_join({}, char(31))",
     null_eq="{a} <=> {b}",
+    tie_join=False,
 )
 
 

@@ -65,30 +65,16 @@ def _runs(
 ) -> tuple[str, str]:
     """The relation of runs, and its window's ``PARTITION BY ... ORDER BY``. Two scans:
     the first finds the creation times of the rows with a row of the same request within
-    ``within_us`` (and whether one of them ties with a row of its request); the second
-    keeps the rows created at one of those times (a superset of the runs' rows), orders
-    them within their request and marks them (``veo_rep``: repeats the row before;
-    ``veo_start``: its run's first row number; ``veo_last_ok``: the last earlier ``ok``
-    row number). Rows are ordered by (time, task id), the id read into the order only
-    where a time ties within its request (``veo_tie``): every row's id in the sort cost
-    ~1.2 of 8.2 s at 20M rows (bench/README.md)."""
+    ``within_us``; the second keeps the rows created at one of those times (a superset of
+    the runs' rows, :func:`_kept`), orders them within their request and marks them
+    (``veo_rep``: repeats the row before; ``veo_start``: its run's first row number;
+    ``veo_last_ok``: the last earlier ``ok`` row number)."""
     present = [_same(eng, c) for c in same if eng.has(c)]
     h = eng.dialect.hash.format(", ".join(present)) if present else "0"
-    t, w = eng.us("create_time"), int(within_us)
+    w = int(within_us)
     cond = eng.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
-    near = "OVER (PARTITION BY veo_h ORDER BY veo_t)"
-    times = (
-        f"SELECT veo_t, bool_or(veo_b = 0 OR veo_a = 0) AS veo_tied FROM (SELECT veo_t, "
-        f"veo_t - lag(veo_t) {near} AS veo_b, lead(veo_t) {near} - veo_t AS veo_a "
-        f"FROM (SELECT {h} AS veo_h, {t} AS veo_t FROM {eng.src} WHERE {cond}) AS a) AS b "
-        f"WHERE veo_b <= {w} OR veo_a <= {w} GROUP BY veo_t"
-    )
-    part = "PARTITION BY veo_h ORDER BY veo_t, veo_tie"
-    tie = f"CASE WHEN k.veo_tied THEN s.{eng.q('task_id')} END"
-    rows = (
-        f"SELECT s.*, k.veo_t, {h} AS veo_h, {tie} AS veo_tie FROM {eng.src} AS s "
-        f"JOIN ({times}) AS k ON {t} = k.veo_t WHERE {cond}"
-    )
+    rows, tie = _kept(eng, h, w, cond)
+    part = f"PARTITION BY veo_h ORDER BY veo_t, {tie}"
     marked = (
         f"SELECT *, coalesce(veo_t - lag(veo_t) OVER ({part}) <= {w}, FALSE) AS veo_rep, "
         f"row_number() OVER ({part}) AS veo_rn, "
@@ -103,6 +89,33 @@ def _runs(
         f"AS veo_last_ok FROM ({marked}) AS m"
     )
     return runs, part
+
+
+def _kept(eng: SqlEngine, h: str, w: int, cond: str) -> tuple[str, str]:
+    """The rows created at a time with a row of the same request within ``w`` µs, with
+    ``veo_t`` and ``veo_h``, and what orders rows of one time: the task id. Where the
+    dialect says so (:attr:`._dialect.Dialect.tie_join`), the id only where a time ties
+    within its request (``veo_tie``, NULL elsewhere; the first window sees the ties):
+    every row's id in the sort cost ~1.2 of 8.2 s at 20M rows in DuckDB (bench/README.md)."""
+    t, task = eng.us("create_time"), eng.q("task_id")
+    near = "OVER (PARTITION BY veo_h ORDER BY veo_t)"
+    gaps = (
+        f"(SELECT veo_t, veo_t - lag(veo_t) {near} AS veo_b, lead(veo_t) {near} - veo_t "
+        f"AS veo_a FROM (SELECT {h} AS veo_h, {t} AS veo_t FROM {eng.src} WHERE {cond}) AS a) "
+        f"AS b WHERE veo_b <= {w} OR veo_a <= {w}"
+    )
+    if not eng.dialect.tie_join:
+        times = f"SELECT veo_t FROM {gaps}"
+        rows = (
+            f"SELECT *, {t} AS veo_t, {h} AS veo_h FROM {eng.src} WHERE {cond} AND {t} IN ({times})"
+        )
+        return rows, task
+    times = f"SELECT veo_t, bool_or(veo_b = 0 OR veo_a = 0) AS veo_tied FROM {gaps} GROUP BY veo_t"
+    rows = (
+        f"SELECT s.*, k.veo_t, {h} AS veo_h, CASE WHEN k.veo_tied THEN s.{task} END AS veo_tie "
+        f"FROM {eng.src} AS s JOIN ({times}) AS k ON {t} = k.veo_t WHERE {cond}"
+    )
+    return rows, "veo_tie"
 
 
 _EARLIER_OK = "coalesce(veo_last_ok >= veo_start, FALSE)"
