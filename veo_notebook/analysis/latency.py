@@ -204,18 +204,21 @@ def _km_counts(
         raise InputError(f"failed must be 'censor' or 'exclude', not {failed!r}")
     statuses = ("success", *(_OUTCOMES["failed"] if failed == "censor" else ()))
     success = p.In("status", ("success",))
-    done = eng.grouped(
+    g = len(groups)
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    fails = np.zeros(g)
+    for done in eng.grouped_pieces(
         keys,
         {"events": p.Count(success), "censored": p.Count(p.Not(success))},
-        where=p.All((p.In("status", statuses), p.NotNull("latency_s"))),
-        extra=("latency_s",),
-    )
-    g = len(groups)
-    done_at = groups.positions(done, len(keys))
-    done_times = done["x0"].to_numpy(dtype=float)
-    done_events = done["events"].to_numpy(np.int64)
-    done_censored = done["censored"].to_numpy(np.int64)
-    del done  # the keys as objects: a row per distinct time
+        p.All((p.In("status", statuses), p.NotNull("latency_s"))),
+        "latency_s",
+    ):  # each piece's keys (objects, a row per distinct time) dropped once placed
+        at, censored = groups.positions(done, len(keys)), done["censored"].to_numpy(np.int64)
+        fails += np.bincount(at, weights=censored, minlength=g)
+        parts.append(
+            (at, done["x0"].to_numpy(dtype=float), done["events"].to_numpy(np.int64), censored)
+        )
+        del done, at, censored
     running = eng.grouped(
         keys,
         {"censored": p.Count()},
@@ -226,34 +229,36 @@ def _km_counts(
     age = np.clip((now - pd.Series(created)).dt.total_seconds().to_numpy(dtype=float), 0.0, None)
     run_at = groups.positions(running, len(keys))
     run_censored = running["censored"].to_numpy(np.int64)
-    counts = _merged(
-        np.concatenate([done_at, run_at]),
-        np.concatenate([done_times, age]),
-        np.concatenate([done_events, np.zeros(len(run_at), np.int64)]),
-        np.concatenate([done_censored, run_censored]),
-    )
+    parts.append((run_at, age, np.zeros(len(run_at), np.int64), run_censored))
     gen = np.bincount(run_at, weights=run_censored, minlength=g)
-    fails = np.bincount(done_at, weights=done_censored, minlength=g)
+    counts = _merged(parts)
     used = np.bincount(counts.group, weights=counts.events + counts.censored, minlength=g)
     return counts, used.astype(np.int64), gen.astype(np.int64), fails.astype(np.int64)
 
 
-def _merged(
-    group: np.ndarray, time: np.ndarray, events: np.ndarray, censored: np.ndarray
-) -> KmCounts:
-    """The counts summed per distinct (group, time), sorted by group then time."""
+def _merged(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> KmCounts:
+    """The pieces' counts (group, time, events, censored) summed per distinct (group,
+    time), sorted by group then time; ``parts`` is emptied (each column sorted alone:
+    one full-length copy at a time)."""
+    group = np.concatenate([part[0] for part in parts])
+    time = np.concatenate([part[1] for part in parts])
+    events = np.concatenate([part[2] for part in parts])
+    censored = np.concatenate([part[3] for part in parts])
+    parts.clear()
     order = np.lexsort((time, group))
     group, time = group[order], time[order]
-    new = np.ones(len(order), dtype=bool)
+    events, censored = events[order], censored[order]
+    del order
+    new = np.ones(len(group), dtype=bool)
     new[1:] = (group[1:] != group[:-1]) | (time[1:] != time[:-1])
+    if new.all():
+        return KmCounts(group, time, events, censored)
     starts = np.flatnonzero(new)
-    if not len(starts):
-        return KmCounts(group, time, events[order], censored[order])
     return KmCounts(
         group[starts],
         time[starts],
-        np.add.reduceat(events[order], starts),
-        np.add.reduceat(censored[order], starts),
+        np.add.reduceat(events, starts),
+        np.add.reduceat(censored, starts),
     )
 
 

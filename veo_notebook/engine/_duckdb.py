@@ -22,7 +22,7 @@ from ..export import DERIVED_PARTITIONS
 from . import _plan as p
 from ._sql import Dialect, SqlEngine
 
-__all__ = ["MEMORY_LIMIT", "DuckDBEngine", "parquet_glob"]
+__all__ = ["MEMORY_LIMIT", "ROWS_PER_PIECE", "DuckDBEngine", "parquet_glob"]
 
 DIALECT = Dialect(
     quote='"',
@@ -41,6 +41,10 @@ _SETTINGS = ("SET preserve_insertion_order = false", "SET parquet_metadata_cache
 #: big hash table or sort (Kaplan–Meier's event times, the duplicate runs' window) spills
 #: to a private temporary folder instead of growing the process with the history.
 MEMORY_LIMIT = "512MB"
+#: A grouping by each distinct value of a column (Kaplan–Meier's event times: 1.7M rows
+#: at 20M tasks) is asked in pieces of this many rows of the source: DuckDB's hash table
+#: and what its allocator keeps afterwards are then a piece's (one piece up to this size).
+ROWS_PER_PIECE = 5_000_000
 
 
 def parquet_glob(path: str) -> str:
@@ -69,6 +73,7 @@ class DuckDBEngine(SqlEngine):
 
     name = "duckdb"
     dialect = DIALECT
+    rows_per_piece = ROWS_PER_PIECE
     _parent: DuckDBEngine | None = None  # a subset's source: keeps its connection open
 
     def __init__(self, relation: Any = None, *, path: str | None = None) -> None:
