@@ -154,24 +154,32 @@ def _values_at_ranks(
     wanted: list[np.ndarray],
 ):
     """Ask the engine once for every (group, rank) in ``wanted``; return a lookup
-    ``at(ranks) -> values`` (NaN where the rank is outside 1..n)."""
+    ``at(ranks) -> values`` (NaN where the rank is outside 1..n). An engine that keeps
+    answers (:attr:`Engine.answers`: the report) keeps the values found, and is asked
+    only for the ranks it has not answered yet (the report's latency table asks the
+    naive percentiles twice, with their intervals and beside the Kaplan–Meier ones)."""
     g = len(counts)
+    kept = eng.answers
+    asked = ("ranks", keys, use, tuple(groups.index))
+    found: dict[tuple[int, int], float] = {} if kept is None else kept.setdefault(asked, {})
     pairs: set[tuple[int, int]] = set()
     for ranks in wanted:
         ok = (ranks >= 1) & (ranks <= counts)
         pairs.update(zip(np.flatnonzero(ok).tolist(), ranks[ok].tolist(), strict=True))
-    cols = key_columns(len(keys))
-    table = pd.DataFrame(sorted(pairs), columns=["_g", "rank"])
-    ask = groups.frame[cols].iloc[table["_g"].to_numpy()].reset_index(drop=True)
-    ask["rank"] = table["rank"].to_numpy(dtype=np.int64)
-    got = eng.ranks(keys, "latency_s", use, ask) if len(ask) else ask.assign(value=[])
-    found = dict(
-        zip(
-            zip(groups.positions(got, len(keys)).tolist(), got["rank"].tolist(), strict=True),
-            got["value"].tolist(),
-            strict=True,
+    pairs.difference_update(found)
+    if pairs:
+        cols = key_columns(len(keys))
+        table = pd.DataFrame(sorted(pairs), columns=["_g", "rank"])
+        ask = groups.frame[cols].iloc[table["_g"].to_numpy()].reset_index(drop=True)
+        ask["rank"] = table["rank"].to_numpy(dtype=np.int64)
+        got = eng.ranks(keys, "latency_s", use, ask)
+        found.update(
+            zip(
+                zip(groups.positions(got, len(keys)).tolist(), got["rank"].tolist(), strict=True),
+                got["value"].tolist(),
+                strict=True,
+            )
         )
-    )
 
     def at(ranks: np.ndarray) -> np.ndarray:
         return np.array(
