@@ -386,9 +386,11 @@ def km_latency(
         cis[f"km_{name}_ci_low"] = _stats.km_quantiles(table, g, q, lower)
         cis[f"km_{name}_ci_high"] = _stats.km_quantiles(table, g, q, upper)
     follow = np.full(g, np.nan)
-    if len(table):
-        last = table.groupby("group")["time_s"].max()
-        follow[last.index.to_numpy()] = last.to_numpy()
+    if len(table):  # sorted by group, then time: a group's last row is its latest time
+        group = table["group"].to_numpy()
+        last = np.ones(len(group), dtype=bool)
+        last[:-1] = group[1:] != group[:-1]
+        follow[group[last]] = table["time_s"].to_numpy()[last]
     out["max_followup_s"] = follow
     out.update(cis)
     return noted(pd.DataFrame(out, index=groups.index), split)
