@@ -295,6 +295,7 @@ def _km(eng: Engine, keys: p.Keys, groups: Groups, now: object, failed: Failed):
     del counts
     if kept is not None:  # the table is only read (copy on write); the small arrays copied
         kept[asked] = (table, used.copy(), gen.copy(), fails.copy())
+        kept[("km groups", keys)] = groups  # km_curve then needs no query for its groups
     return table, used, gen, fails
 
 
@@ -319,8 +320,10 @@ def km_curve(
     """
     eng = resolve(df, engine)
     keys, names = plan_keys(eng, by)
-    agg = eng.grouped(keys, {"n": p.Count()})
-    groups = group_index(agg, keys, names)
+    kept = eng.answers
+    groups = None if kept is None else kept.get(("km groups", keys))
+    if groups is None:
+        groups = group_index(eng.grouped(keys, {"n": p.Count()}), keys, names)
     table = _km(eng, keys, groups, now, failed)[0]
     curve = table.drop(columns="group")  # the table may be kept: never changed here
     if by is None:
