@@ -42,7 +42,7 @@ _SETTINGS = ("SET preserve_insertion_order = false", "SET parquet_metadata_cache
 #: folder instead of growing the process with the history. 320 MB: the report's peak at
 #: 20M tasks ~630 MB instead of ~820 MB at 512 MB, for ~3 s more of spilling (256 MB:
 #: ~3.5 s more again; bench/README.md). The viewer's own table has its own limit.
-MEMORY_LIMIT = "320MB"
+MEMORY_LIMIT = "256MB"
 #: A grouping by each distinct value of a column (Kaplan–Meier's event times: 1.7M rows
 #: at 20M tasks) is asked in pieces of this many rows of the source: DuckDB's hash table
 #: and what its allocator keeps afterwards are then a piece's (one piece up to this size).
