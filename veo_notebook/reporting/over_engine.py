@@ -369,7 +369,7 @@ def latency(ctx: SourceContext) -> Section | None:
 
     # by task type first, its curve dropped (no figure asks for it): the model's curve,
     # kept for the figure (Engine.answers), is then not held while those counts are made
-    by_type = _latency_table(ctx, ctx.read, "task_type")
+    by_type = _latency_table(ctx, ctx.read, "task_type")  # type: ignore[arg-type]
     if ctx.read.answers is not None:
         ctx.read.answers.clear()
     blocks: list[Block] = [
