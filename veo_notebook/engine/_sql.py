@@ -220,6 +220,8 @@ class SqlEngine(Engine):
         )
         ranked = fine["b"].notna().to_numpy(dtype=bool)
         self._bins = ((keys, value, where), fine.loc[ranked, [*cols, "b", "c"]])
+        if self.answers is not None:  # the same counts as histogram(keys, value, where)
+            self.answers[("bins", keys, value, where)] = self._bins[1]
         parts = fine[cols].astype(object).where(fine[cols].notna(), "\x00")  # None: a key
         groups = parts.groupby(cols, sort=False, dropna=False)
         first = groups.ngroup().to_numpy()
@@ -412,15 +414,22 @@ class SqlEngine(Engine):
         return None if lo is None else (int(lo), int(hi))
 
     def histogram(self, keys: p.Keys, value: str, where: p.Cond | None) -> pd.DataFrame:
-        ks = self.keys(keys)
-        cond = self.cond(p.All(((where or p.All(())), p.NotNull(value))))
-        by = ", ".join(str(i + 1) for i in range(len(ks) + 1))
-        out = _plain(
-            self._fetch(
-                f"SELECT {', '.join([*ks, f'{self._bin(self.q(value))} AS b'])}, "
-                f"count(*) AS c FROM {self.src} WHERE {cond} GROUP BY {by}"
+        """The bins a grouped scan counted for :meth:`ranks` when :attr:`answers` kept
+        them (same keys, value and condition: the report's latency figures), else a
+        query."""
+        kept = None if self.answers is None else self.answers.get(("bins", keys, value, where))
+        if kept is not None:
+            out = kept.reset_index(drop=True)
+        else:
+            ks = self.keys(keys)
+            cond = self.cond(p.All(((where or p.All(())), p.NotNull(value))))
+            by = ", ".join(str(i + 1) for i in range(len(ks) + 1))
+            out = _plain(
+                self._fetch(
+                    f"SELECT {', '.join([*ks, f'{self._bin(self.q(value))} AS b'])}, "
+                    f"count(*) AS c FROM {self.src} WHERE {cond} GROUP BY {by}"
+                )
             )
-        )
         out["b"] = out["b"].astype(np.int64)
         out["c"] = out["c"].astype(np.int64)
         cols = [*key_columns(len(keys)), "b"]

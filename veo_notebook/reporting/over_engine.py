@@ -62,6 +62,9 @@ __all__ = [
 ]
 
 _US = 1000  # ns per µs
+#: The successful tasks' latencies, as the latency table ranks them: its grouped scan
+#: counted their bins (Engine.answers), which the latency figures then draw.
+SUCCEEDED = p.All((p.In("status", (Status.SUCCESS.value,)), p.NotNull("latency_s")))
 #: What the stuck tasks are read with: the columns shown, and those their labels need.
 STUCK_COLUMNS = ("task_id", "status", "model", "task_type", "create_time", "fetch_error")
 
@@ -301,8 +304,7 @@ def _ecdf(ctx: SourceContext) -> pd.DataFrame:
     each of the engine's log-scale bins (``group``, ``value``, ``share``): one count per
     (model, bin), a cumulative sum here."""
     keys, _ = plan_keys(ctx.read, "model")
-    done = p.All((p.In("status", (Status.SUCCESS.value,)), p.NotNull("latency_s")))
-    h = ctx.read.histogram(keys, "latency_s", done)
+    h = ctx.read.histogram(keys, "latency_s", SUCCEEDED)
     h = h.assign(group=_label(h, 0))
     h = h[h["b"].to_numpy() != LOW_BIN]
     running = h.groupby("group", sort=False)["c"]
@@ -324,7 +326,7 @@ def _latency_figures(ctx: SourceContext) -> list[Block]:
 
     def hist(fig: Figure) -> None:
         keys, _ = plan_keys(read, "task_type")
-        h = read.histogram(keys, "latency_s", p.In("status", (Status.SUCCESS.value,)))
+        h = read.histogram(keys, "latency_s", SUCCEEDED)
         figures.latency_hist(fig.add_subplot(), h.assign(group=_label(h, 0)), "task_type")
 
     def over_time(fig: Figure) -> None:
@@ -362,6 +364,14 @@ def _latency_figures(ctx: SourceContext) -> list[Block]:
     ]
 
 
+def _drop_curves(eng: Engine) -> None:
+    """Forget the Kaplan–Meier tables the engine kept (a row per distinct time); the
+    small answers (ranks, bins) stay for the figures."""
+    if eng.answers is not None:
+        for asked in [a for a in eng.answers if a[0] == "km"]:
+            del eng.answers[asked]
+
+
 def latency(ctx: SourceContext) -> Section | None:
     if not ctx.n_read:
         return None
@@ -370,8 +380,7 @@ def latency(ctx: SourceContext) -> Section | None:
     # by task type first, its curve dropped (no figure asks for it): the model's curve,
     # kept for the figure (Engine.answers), is then not held while those counts are made
     by_type = _latency_table(ctx, ctx.read, "task_type")  # type: ignore[arg-type]
-    if ctx.read.answers is not None:
-        ctx.read.answers.clear()
+    _drop_curves(ctx.read)
     blocks: list[Block] = [
         Text(
             f"{LATENCY_IS} Successful tasks only; brackets: {fmt.pct(CONFIDENCE, 0)} intervals. "
