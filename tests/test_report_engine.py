@@ -232,3 +232,28 @@ def test_latency_histograms_come_from_the_bins_counted_for_the_ranks(dataset: Pa
         assert ("bins", keys, "latency_s", over_engine.SUCCEEDED) in eng.answers
         kept = eng.histogram(keys, "latency_s", over_engine.SUCCEEDED)
         pd.testing.assert_frame_equal(kept, asked, check_exact=True)
+
+
+def test_ranks_from_the_shared_bins_equal_the_engines_own(dataset: Path) -> None:
+    """Latency percentiles whose bins are summed from one count by model and task type
+    (``share_counts``) are the engine's own, and so are the histograms kept from them."""
+    from veo_notebook import analysis
+    from veo_notebook.analysis._keys import plan_keys
+    from veo_notebook.reporting._rollup import share_counts
+
+    own = _duckdb.DuckDBEngine(path=str(dataset))
+    shared = _duckdb.DuckDBEngine(path=str(dataset))
+    share_counts(shared, "1D")
+    shared.answers = {}
+    for by in (None, "model", "task_type", "1D"):
+        for outcome in ("success", "failed"):
+            a, b = (
+                analysis.latency_summary(e, by=by, outcome=outcome, upgrades="pooled")
+                for e in (own, shared)
+            )
+            pd.testing.assert_frame_equal(a, b, check_exact=True)
+    for by in ("model", "task_type"):
+        keys, _ = plan_keys(own, by)
+        kept = shared.histogram(keys, "latency_s", over_engine.SUCCEEDED)
+        asked = own.histogram(keys, "latency_s", over_engine.SUCCEEDED)
+        pd.testing.assert_frame_equal(kept, asked, check_exact=True)
