@@ -178,7 +178,8 @@ def auto_freq_of(eng: Engine) -> str:
 
 # --- the headline --------------------------------------------------------------------
 def _change_rows(ctx: SourceContext) -> list[tuple[str, str]]:
-    got = ctx.read.time_span("create_time")
+    # every task read: the read ones' creation times are every task's (no query)
+    got = ctx.span if ctx.n_read == ctx.n else ctx.read.time_span("create_time")
     if got is None or got[0] == got[1]:
         return [("Change", "n/a (fewer than two tasks with a creation time)")]
     first, end = _when(got[0]), _when(got[1])
