@@ -248,15 +248,18 @@ def _merged(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) 
     """The pieces' counts (group, time, events, censored) summed per distinct (group,
     time), sorted by group then time; ``parts`` is emptied (each column sorted alone:
     one full-length copy at a time)."""
-    group = np.concatenate([part[0] for part in parts])
-    time = np.concatenate([part[1] for part in parts])
-    events = np.concatenate([part[2] for part in parts])
-    censored = np.concatenate([part[3] for part in parts])
+    pieces = [[part[j] for part in parts] for j in range(4)]
     parts.clear()
-    order = np.lexsort((time, group))
-    group, time = group[order], time[order]
-    events, censored = events[order], censored[order]
+    merged = []
+    for column in pieces:  # each column's pieces freed once joined
+        merged.append(np.concatenate(column))
+        column.clear()
+    order = np.lexsort((merged[1], merged[0]))
+    for j in range(4):  # one sorted copy at a time
+        merged[j] = merged[j][order]
     del order
+    group, time, events, censored = merged
+    merged.clear()
     new = np.ones(len(group), dtype=bool)
     new[1:] = (group[1:] != group[:-1]) | (time[1:] != time[:-1])
     if new.all():
