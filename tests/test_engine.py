@@ -338,12 +338,17 @@ def test_duckdb_unifies_the_files_schemas_only_when_they_differ(tmp_path: Path) 
     assert eng.count() == 2 and "status" in eng.columns()
 
 
-def test_kaplan_meier_counts_merge_ties_the_same_on_every_engine(tmp_path: Path) -> None:
-    """The event and censoring counts come back per (group, time) from the engine and are
-    merged with the still-generating tasks' ages in compact arrays: with whole-second
-    times (ties within a group, and between a success and a running task's age) the
-    curve and the quantiles are the same, cell for cell, on pandas and DuckDB, for
-    every grouping and either rule for failures."""
+@pytest.mark.parametrize("rows_per_piece", [None, 1000])
+def test_kaplan_meier_counts_merge_ties_the_same_on_every_engine(
+    tmp_path: Path, monkeypatch, rows_per_piece: int | None
+) -> None:
+    """The event and censoring counts come back per (group, time) from the engine (in
+    one piece, or in four: each piece the times that hash to it) and are merged with
+    the still-generating tasks' ages in compact arrays: with whole-second times (ties
+    within a group, and between a success and a running task's age) the curve and the
+    quantiles are the same, cell for cell, on pandas and DuckDB, for every grouping and
+    either rule for failures."""
+    monkeypatch.setattr(_duckdb.DuckDBEngine, "rows_per_piece", rows_per_piece)
     df = history(4000, seed=11)
     df["latency_s"] = df["latency_s"].round()
     running = (df["status"] == "generating").to_numpy()
@@ -364,6 +369,23 @@ def test_kaplan_meier_counts_merge_ties_the_same_on_every_engine(tmp_path: Path)
             km = analysis.km_latency(df, by=by, now=NOW, failed=failed, upgrades="pooled")
             got = analysis.km_latency(duck, by=by, now=NOW, failed=failed, upgrades="pooled")
             pd.testing.assert_frame_equal(km, got, check_exact=True)
+
+
+def test_an_engine_keeping_answers_asks_only_the_ranks_it_lacks(dataset: Path) -> None:
+    """With :attr:`Engine.answers` set (as the report does), the naive percentiles
+    km_latency asks after latency_summary come from the values kept: no second query,
+    the same tables."""
+    plain = _duckdb.DuckDBEngine(path=str(dataset))
+    expected = analysis.km_latency(plain, by="model", percentiles=(0.5, 0.9), now=NOW)
+    eng = _duckdb.DuckDBEngine(path=str(dataset))
+    eng.answers = {}
+    analysis.latency_summary(eng, by="model", percentiles=(0.5, 0.9, 0.99))
+    asked: list[str] = []
+    fetch = eng._fetch
+    eng._fetch = lambda sql: asked.append(sql) or fetch(sql)  # type: ignore[method-assign]
+    got = analysis.km_latency(eng, by="model", percentiles=(0.5, 0.9), now=NOW)
+    pd.testing.assert_frame_equal(expected, got, check_exact=True)
+    assert not any(sql.startswith("WITH v AS") for sql in asked)  # no rank query
 
 
 def test_duckdb_memory_is_bounded_and_spills_into_its_own_folder(dataset: Path) -> None:

@@ -188,3 +188,72 @@ def test_counts_rolled_up_equal_the_engines_own(dataset: Path) -> None:
         a, b = (e.grouped(keys, measures, where) for e in (own, shared))
         a, b = (x.sort_values(cols).reset_index(drop=True) if cols else x for x in (a, b))
         pd.testing.assert_frame_equal(a, b, check_dtype=True)
+
+
+@pytest.mark.parametrize("gap", [False, True], ids=["every-day", "day-before-empty"])
+def test_change_windows_in_one_grouping_equal_each_alone(frame: pd.DataFrame, gap: bool) -> None:
+    """The headline's two windows, buckets of one grouping, give what each window asked
+    alone gives (an empty window too)."""
+    from veo_notebook.reporting.headline import _success_and_p50
+
+    day = pd.Timedelta("1D")
+    end = frame["create_time"].max()
+    created = frame["create_time"]
+    before = (created > end - 2 * day) & (created <= end - day)
+    df = frame[~before].reset_index(drop=True) if gap else frame
+    for name in ("duckdb", "pandas"):
+        eng = resolve(df, name)
+        got = eng.time_span("create_time")
+        assert got is not None
+        at = over_engine._when(got[1])
+        both = over_engine._two_windows(eng, got[1], day.value // 1000)
+        alone = [
+            _success_and_p50(eng.subset(over_engine._window(at - day, at))),
+            _success_and_p50(eng.subset(over_engine._window(at - 2 * day, at - day))),
+        ]
+        for (s, p50, n), (s0, p0, n0) in zip(both, alone, strict=True):
+            assert n == n0
+            assert pd.Series([*s, *p50]).equals(pd.Series([*s0, *p0]))
+        assert (both[1][2] == 0) is gap
+
+
+def test_latency_histograms_come_from_the_bins_counted_for_the_ranks(dataset: Path) -> None:
+    """What the latency figures draw from the latency tables' bins is the histogram the
+    engine counts for them."""
+    from veo_notebook import analysis
+    from veo_notebook.analysis._keys import plan_keys
+
+    eng = _duckdb.DuckDBEngine(path=str(dataset))
+    eng.answers = {}
+    for by in ("model", "task_type"):
+        keys, _ = plan_keys(eng, by)
+        asked = eng.histogram(keys, "latency_s", over_engine.SUCCEEDED)
+        analysis.latency_summary(eng, by=by)
+        assert ("bins", keys, "latency_s", over_engine.SUCCEEDED) in eng.answers
+        kept = eng.histogram(keys, "latency_s", over_engine.SUCCEEDED)
+        pd.testing.assert_frame_equal(kept, asked, check_exact=True)
+
+
+def test_ranks_from_the_shared_bins_equal_the_engines_own(dataset: Path) -> None:
+    """Latency percentiles whose bins are summed from one count by model and task type
+    (``share_counts``) are the engine's own, and so are the histograms kept from them."""
+    from veo_notebook import analysis
+    from veo_notebook.analysis._keys import plan_keys
+    from veo_notebook.reporting._rollup import share_counts
+
+    own = _duckdb.DuckDBEngine(path=str(dataset))
+    shared = _duckdb.DuckDBEngine(path=str(dataset))
+    share_counts(shared, "1D")
+    shared.answers = {}
+    for by in (None, "model", "task_type", "1D"):
+        for outcome in ("success", "failed"):
+            a, b = (
+                analysis.latency_summary(e, by=by, outcome=outcome, upgrades="pooled")
+                for e in (own, shared)
+            )
+            pd.testing.assert_frame_equal(a, b, check_exact=True)
+    for by in ("model", "task_type"):
+        keys, _ = plan_keys(own, by)
+        kept = shared.histogram(keys, "latency_s", over_engine.SUCCEEDED)
+        asked = own.histogram(keys, "latency_s", over_engine.SUCCEEDED)
+        pd.testing.assert_frame_equal(kept, asked, check_exact=True)

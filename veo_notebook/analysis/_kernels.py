@@ -331,32 +331,57 @@ def km_from_counts(
                 "greenwood": np.zeros(0),
             }
         )
-    order = np.lexsort((time, group))
-    group, time, d, c = group[order], time[order], d[order], c[order]
+    if not _sorted(group, time):  # the engines' counts come sorted: no copy then
+        order = np.lexsort((time, group))
+        group, time, d, c = group[order], time[order], d[order], c[order]
+        del order
+    # full-length temporaries made in place, each dropped once used (1.7M rows at 20M)
     size = d + c
     totals = np.bincount(group, weights=size, minlength=n_groups).astype(np.int64)
-    before = np.cumsum(size) - size  # rows before this time, over all groups
+    before = np.cumsum(size)  # rows up to this time, over all groups
+    before -= size
+    del size
     first = np.ones(len(group), dtype=bool)
     first[1:] = group[1:] != group[:-1]
-    group_start = np.maximum.accumulate(np.where(first, before, 0))
-    at_risk = totals[group] - (before - group_start)
-    step = 1.0 - d / at_risk
+    group_start = np.where(first, before, 0)
+    del first
+    np.maximum.accumulate(group_start, out=group_start)
+    before -= group_start  # now: the group's rows before this time
+    del group_start
+    at_risk = totals[group]
+    at_risk -= before
+    del before
+    step = d / at_risk
+    np.subtract(1.0, step, out=step)
     surv = pd.Series(step).groupby(group).cumprod().to_numpy()
+    del step
     with np.errstate(divide="ignore", invalid="ignore"):
-        gw_step = np.where(d > 0, d / (at_risk * (at_risk - d)), 0.0)
+        pairs = at_risk - d
+        pairs *= at_risk
+        gw_step = d / pairs
+        del pairs
+    gw_step[d == 0] = 0.0
     gw_step[(d > 0) & (d >= at_risk)] = np.inf
     greenwood = pd.Series(gw_step).groupby(group).cumsum().to_numpy()
-    return pd.DataFrame(
-        {
-            "group": group,
-            "time_s": time,
-            "at_risk": at_risk.astype(np.int64),
-            "events": d,
-            "censored": c,
-            "survival": surv,
-            "greenwood": greenwood,
-        }
-    )
+    del gw_step
+    columns = {
+        "group": group,
+        "time_s": time,
+        "at_risk": at_risk,
+        "events": d,
+        "censored": c,
+        "survival": surv,
+        "greenwood": greenwood,
+    }
+    return pd.DataFrame(columns, copy=False)  # the arrays as they are, not consolidated
+
+
+def _sorted(group: np.ndarray, time: np.ndarray) -> bool:
+    """Whether the rows are in (group, time) order already."""
+    if len(group) < 2:
+        return True
+    up = group[1:] > group[:-1]
+    return bool((up | ((group[1:] == group[:-1]) & (time[1:] >= time[:-1]))).all())
 
 
 def km_quantiles(
@@ -390,7 +415,16 @@ def km_bands(table: pd.DataFrame, confidence: float = CONFIDENCE) -> tuple[np.nd
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
     surv = table["survival"].to_numpy()
     se = np.sqrt(table["greenwood"].to_numpy())
-    with np.errstate(invalid="ignore", over="ignore"):
-        lower = np.where(surv > 0, surv * np.exp(-z * se), 0.0)
-        upper = np.where(surv > 0, np.minimum(surv * np.exp(z * se), 1.0), 0.0)
+    gone = ~(surv > 0)
+    with np.errstate(invalid="ignore", over="ignore"):  # in place: a curve is 1.7M rows
+        lower = np.multiply(se, -z)
+        np.exp(lower, out=lower)
+        lower *= surv
+        upper = np.multiply(se, z)
+        del se
+        np.exp(upper, out=upper)
+        upper *= surv
+        np.minimum(upper, 1.0, out=upper)
+    lower[gone] = 0.0
+    upper[gone] = 0.0
     return lower, upper

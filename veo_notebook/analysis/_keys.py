@@ -48,8 +48,10 @@ def _bucket(freq: str, labels: tuple) -> p.Bucket:
 
 
 def plan_keys(eng: Engine, by: By, freq: str | None = None) -> tuple[p.Keys, list[str]]:
-    """Engine keys for ``by`` (+ ``freq``) and the index names (a bucket is ``period``)."""
-    items = [] if by is None else [by] if isinstance(by, str) else list(by)
+    """Engine keys for ``by`` (+ ``freq``) and the index names (a bucket is ``period``);
+    ``by`` may hold a :class:`~veo_notebook.engine._plan.Bucket` itself (callers inside
+    the package: buckets with an offset)."""
+    items = [] if by is None else [by] if isinstance(by, str | p.Bucket) else list(by)
     if freq is not None:
         items.append(freq)
     columns = set(eng.columns())
@@ -57,7 +59,12 @@ def plan_keys(eng: Engine, by: By, freq: str | None = None) -> tuple[p.Keys, lis
     keys: list[p.Key | p.Bucket] = []
     names: list[str] = []
     for item in items:
-        if item in columns:
+        if isinstance(item, p.Bucket):  # an engine's own bucket (the report's windows)
+            if "period" in names:
+                raise InputError("only one time bucket can be asked for (by or freq)")
+            keys.append(item)
+            names.append("period")
+        elif item in columns:
             kind = _KINDS.get(types.get(item, "string"))
             if kind is None:
                 raise InputError(f"by: {item!r} is not a column to group by (a time: use '1D')")
@@ -85,7 +92,7 @@ def apart(eng: Engine, by: By, upgrades: Upgrades) -> tuple[By, bool]:
     :func:`._groups.apart`, with the kinds counted by the engine."""
     if upgrades not in ("apart", "pooled"):
         raise InputError(f"upgrades must be 'apart' or 'pooled', not {upgrades!r}")
-    items = [] if by is None else [by] if isinstance(by, str) else list(by)
+    items = [] if by is None else [by] if isinstance(by, str | p.Bucket) else list(by)
     columns = eng.columns()
     if upgrades == "pooled" or "task_type" not in columns:
         return by, False

@@ -154,24 +154,32 @@ def _values_at_ranks(
     wanted: list[np.ndarray],
 ):
     """Ask the engine once for every (group, rank) in ``wanted``; return a lookup
-    ``at(ranks) -> values`` (NaN where the rank is outside 1..n)."""
+    ``at(ranks) -> values`` (NaN where the rank is outside 1..n). An engine that keeps
+    answers (:attr:`Engine.answers`: the report) keeps the values found, and is asked
+    only for the ranks it has not answered yet (the report's latency table asks the
+    naive percentiles twice, with their intervals and beside the Kaplan–Meier ones)."""
     g = len(counts)
+    kept = eng.answers
+    asked = ("ranks", keys, use, tuple(groups.index))
+    found: dict[tuple[int, int], float] = {} if kept is None else kept.setdefault(asked, {})
     pairs: set[tuple[int, int]] = set()
     for ranks in wanted:
         ok = (ranks >= 1) & (ranks <= counts)
         pairs.update(zip(np.flatnonzero(ok).tolist(), ranks[ok].tolist(), strict=True))
-    cols = key_columns(len(keys))
-    table = pd.DataFrame(sorted(pairs), columns=["_g", "rank"])
-    ask = groups.frame[cols].iloc[table["_g"].to_numpy()].reset_index(drop=True)
-    ask["rank"] = table["rank"].to_numpy(dtype=np.int64)
-    got = eng.ranks(keys, "latency_s", use, ask) if len(ask) else ask.assign(value=[])
-    found = dict(
-        zip(
-            zip(groups.positions(got, len(keys)).tolist(), got["rank"].tolist(), strict=True),
-            got["value"].tolist(),
-            strict=True,
+    pairs.difference_update(found)
+    if pairs:
+        cols = key_columns(len(keys))
+        table = pd.DataFrame(sorted(pairs), columns=["_g", "rank"])
+        ask = groups.frame[cols].iloc[table["_g"].to_numpy()].reset_index(drop=True)
+        ask["rank"] = table["rank"].to_numpy(dtype=np.int64)
+        got = eng.ranks(keys, "latency_s", use, ask)
+        found.update(
+            zip(
+                zip(groups.positions(got, len(keys)).tolist(), got["rank"].tolist(), strict=True),
+                got["value"].tolist(),
+                strict=True,
+            )
         )
-    )
 
     def at(ranks: np.ndarray) -> np.ndarray:
         return np.array(
@@ -204,18 +212,21 @@ def _km_counts(
         raise InputError(f"failed must be 'censor' or 'exclude', not {failed!r}")
     statuses = ("success", *(_OUTCOMES["failed"] if failed == "censor" else ()))
     success = p.In("status", ("success",))
-    done = eng.grouped(
+    g = len(groups)
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    fails = np.zeros(g)
+    for done in eng.grouped_pieces(
         keys,
         {"events": p.Count(success), "censored": p.Count(p.Not(success))},
-        where=p.All((p.In("status", statuses), p.NotNull("latency_s"))),
-        extra=("latency_s",),
-    )
-    g = len(groups)
-    done_at = groups.positions(done, len(keys))
-    done_times = done["x0"].to_numpy(dtype=float)
-    done_events = done["events"].to_numpy(np.int64)
-    done_censored = done["censored"].to_numpy(np.int64)
-    del done  # the keys as objects: a row per distinct time
+        p.All((p.In("status", statuses), p.NotNull("latency_s"))),
+        "latency_s",
+    ):  # each piece's keys (objects, a row per distinct time) dropped once placed
+        at, censored = groups.positions(done, len(keys)), done["censored"].to_numpy(np.int64)
+        fails += np.bincount(at, weights=censored, minlength=g)
+        parts.append(
+            (at, done["x0"].to_numpy(dtype=float), done["events"].to_numpy(np.int64), censored)
+        )
+        del done, at, censored
     running = eng.grouped(
         keys,
         {"censored": p.Count()},
@@ -226,34 +237,39 @@ def _km_counts(
     age = np.clip((now - pd.Series(created)).dt.total_seconds().to_numpy(dtype=float), 0.0, None)
     run_at = groups.positions(running, len(keys))
     run_censored = running["censored"].to_numpy(np.int64)
-    counts = _merged(
-        np.concatenate([done_at, run_at]),
-        np.concatenate([done_times, age]),
-        np.concatenate([done_events, np.zeros(len(run_at), np.int64)]),
-        np.concatenate([done_censored, run_censored]),
-    )
+    parts.append((run_at, age, np.zeros(len(run_at), np.int64), run_censored))
     gen = np.bincount(run_at, weights=run_censored, minlength=g)
-    fails = np.bincount(done_at, weights=done_censored, minlength=g)
+    counts = _merged(parts)
     used = np.bincount(counts.group, weights=counts.events + counts.censored, minlength=g)
     return counts, used.astype(np.int64), gen.astype(np.int64), fails.astype(np.int64)
 
 
-def _merged(
-    group: np.ndarray, time: np.ndarray, events: np.ndarray, censored: np.ndarray
-) -> KmCounts:
-    """The counts summed per distinct (group, time), sorted by group then time."""
-    order = np.lexsort((time, group))
-    group, time = group[order], time[order]
-    new = np.ones(len(order), dtype=bool)
+def _merged(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> KmCounts:
+    """The pieces' counts (group, time, events, censored) summed per distinct (group,
+    time), sorted by group then time; ``parts`` is emptied (each column sorted alone:
+    one full-length copy at a time)."""
+    pieces = [[part[j] for part in parts] for j in range(4)]
+    parts.clear()
+    merged = []
+    for column in pieces:  # each column's pieces freed once joined
+        merged.append(np.concatenate(column))
+        column.clear()
+    order = np.lexsort((merged[1], merged[0]))
+    for j in range(4):  # one sorted copy at a time
+        merged[j] = merged[j][order]
+    del order
+    group, time, events, censored = merged
+    merged.clear()
+    new = np.ones(len(group), dtype=bool)
     new[1:] = (group[1:] != group[:-1]) | (time[1:] != time[:-1])
+    if new.all():
+        return KmCounts(group, time, events, censored)
     starts = np.flatnonzero(new)
-    if not len(starts):
-        return KmCounts(group, time, events[order], censored[order])
     return KmCounts(
         group[starts],
         time[starts],
-        np.add.reduceat(events[order], starts),
-        np.add.reduceat(censored[order], starts),
+        np.add.reduceat(events, starts),
+        np.add.reduceat(censored, starts),
     )
 
 
@@ -282,6 +298,7 @@ def _km(eng: Engine, keys: p.Keys, groups: Groups, now: object, failed: Failed):
     del counts
     if kept is not None:  # the table is only read (copy on write); the small arrays copied
         kept[asked] = (table, used.copy(), gen.copy(), fails.copy())
+        kept[("km groups", keys)] = groups  # km_curve then needs no query for its groups
     return table, used, gen, fails
 
 
@@ -306,8 +323,10 @@ def km_curve(
     """
     eng = resolve(df, engine)
     keys, names = plan_keys(eng, by)
-    agg = eng.grouped(keys, {"n": p.Count()})
-    groups = group_index(agg, keys, names)
+    kept = eng.answers
+    groups = None if kept is None else kept.get(("km groups", keys))
+    if groups is None:
+        groups = group_index(eng.grouped(keys, {"n": p.Count()}), keys, names)
     table = _km(eng, keys, groups, now, failed)[0]
     curve = table.drop(columns="group")  # the table may be kept: never changed here
     if by is None:
@@ -373,9 +392,11 @@ def km_latency(
         cis[f"km_{name}_ci_low"] = _stats.km_quantiles(table, g, q, lower)
         cis[f"km_{name}_ci_high"] = _stats.km_quantiles(table, g, q, upper)
     follow = np.full(g, np.nan)
-    if len(table):
-        last = table.groupby("group")["time_s"].max()
-        follow[last.index.to_numpy()] = last.to_numpy()
+    if len(table):  # sorted by group, then time: a group's last row is its latest time
+        group = table["group"].to_numpy()
+        last = np.ones(len(group), dtype=bool)
+        last[:-1] = group[1:] != group[:-1]
+        follow[group[last]] = table["time_s"].to_numpy()[last]
     out["max_followup_s"] = follow
     out.update(cis)
     return noted(pd.DataFrame(out, index=groups.index), split)

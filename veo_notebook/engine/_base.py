@@ -3,7 +3,8 @@
 An engine answers five questions about a source of task rows, each with a small table:
 
 * :meth:`Engine.grouped` — per group (and per distinct ``extra`` value): counts, exact
-  sums, maxima;
+  sums, maxima (:meth:`Engine.grouped_pieces`: the same per distinct value of a column,
+  asked in pieces when there are many);
 * :meth:`Engine.ranks` — per group, the values at given 1-based ranks of a column
   sorted ascending (exact order statistics; never an approximate quantile);
 * :meth:`Engine.rows` — a bounded set of rows (stuck tasks, media about to expire);
@@ -35,7 +36,7 @@ the same label form one group.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 
 import pandas as pd
@@ -120,6 +121,19 @@ class Engine(ABC):
         where ``where`` holds, with the key columns and one column per measure; with no
         keys and no extra, exactly one row. With ``top``: only the ``top`` rows with the
         largest first measure (ties: by the group columns, ascending, missing last)."""
+
+    def grouped_pieces(
+        self,
+        keys: p.Keys,
+        measures: Mapping[str, p.Measure],
+        where: p.Cond | None,
+        value: str,
+    ) -> Iterator[pd.DataFrame]:
+        """:meth:`grouped` with ``extra=(value,)``, in pieces: each piece holds every row
+        of some distinct values of ``value``, the pieces together the whole answer (an
+        engine can bound its hash table by the piece: a Kaplan–Meier curve has a row per
+        distinct time). Here one piece."""
+        yield self.grouped(keys, measures, where, extra=(value,))
 
     @abstractmethod
     def ranks(

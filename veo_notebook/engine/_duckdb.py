@@ -22,7 +22,7 @@ from ..export import DERIVED_PARTITIONS
 from . import _plan as p
 from ._sql import Dialect, SqlEngine
 
-__all__ = ["MEMORY_LIMIT", "DuckDBEngine", "parquet_glob"]
+__all__ = ["MEMORY_LIMIT", "ROWS_PER_PIECE", "DuckDBEngine", "parquet_glob"]
 
 DIALECT = Dialect(
     quote='"',
@@ -39,9 +39,16 @@ DIALECT = Dialect(
 #: once per engine, not at every query (a call asks several queries of one dataset)
 _SETTINGS = ("SET preserve_insertion_order = false", "SET parquet_metadata_cache = true")
 #: DuckDB's own memory per connection (its default is 80 % of the machine): above it a
-#: big hash table or sort (Kaplan–Meier's event times, the duplicate runs' window) spills
-#: to a private temporary folder instead of growing the process with the history.
-MEMORY_LIMIT = "512MB"
+#: big hash table or sort (the duplicate runs' window) spills to a private temporary
+#: folder instead of growing the process with the history. At 20M tasks the report's
+#: peak is ~590 MB at 256 MB, ~630 MB at 320 MB, ~820 MB at 512 MB; each step down costs
+#: the duplicate runs' queries ~3 s more of spilling (bench/README.md). The viewer's own
+#: table has its own limit.
+MEMORY_LIMIT = "256MB"
+#: A grouping by each distinct value of a column (Kaplan–Meier's event times: 1.7M rows
+#: at 20M tasks) is asked in pieces of this many rows of the source: DuckDB's hash table
+#: and what its allocator keeps afterwards are then a piece's (one piece up to this size).
+ROWS_PER_PIECE = 5_000_000
 
 
 def parquet_glob(path: str) -> str:
@@ -70,6 +77,7 @@ class DuckDBEngine(SqlEngine):
 
     name = "duckdb"
     dialect = DIALECT
+    rows_per_piece = ROWS_PER_PIECE
     _parent: DuckDBEngine | None = None  # a subset's source: keeps its connection open
 
     def __init__(self, relation: Any = None, *, path: str | None = None) -> None:

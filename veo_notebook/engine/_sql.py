@@ -12,7 +12,7 @@ are joined against the ranges. No approximate quantile function is ever called.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,8 @@ class SqlEngine(Engine):
 
     dialect: Dialect
     src: str  # the name the source is known by in every query
+    #: rows of the source per piece of :meth:`grouped_pieces` (None: always one piece)
+    rows_per_piece: int | None = None
 
     @abstractmethod
     def _fetch(self, sql: str) -> pa.Table:
@@ -177,6 +179,26 @@ class SqlEngine(Engine):
             return self._grouped_and_bins(keys, measures, hint[1], hint[2])
         return self._grouped_over(self.src, keys, measures, where, extra, top)
 
+    def grouped_pieces(
+        self,
+        keys: p.Keys,
+        measures: Mapping[str, p.Measure],
+        where: p.Cond | None,
+        value: str,
+    ) -> Iterator[pd.DataFrame]:
+        """:meth:`grouped` by ``value`` too, one piece per :attr:`rows_per_piece` rows of
+        the source: a piece is the rows whose value hashes to it, so each distinct value
+        is in one piece and the engine's hash table is a piece's, not the whole answer's."""
+        k = 1 if self.rows_per_piece is None else -(-self.count() // self.rows_per_piece)
+        if k <= 1:
+            yield self.grouped(keys, measures, where, extra=(value,))
+            return
+        self.__dict__.pop("_rank_hint", None)  # as grouped() does: the hint is not for this
+        h = self.dialect.hash.format(self.q(value))
+        for i in range(k):
+            piece = f"(SELECT * FROM {self.src} WHERE abs({h} % {k}) = {i}) AS piece"
+            yield self._grouped_over(piece, keys, measures, where, (value,))
+
     def will_rank(self, keys: p.Keys, value: str, where: p.Cond | None) -> None:
         self._rank_hint = (keys, value, where)
 
@@ -198,6 +220,8 @@ class SqlEngine(Engine):
         )
         ranked = fine["b"].notna().to_numpy(dtype=bool)
         self._bins = ((keys, value, where), fine.loc[ranked, [*cols, "b", "c"]])
+        if self.answers is not None:  # the same counts as histogram(keys, value, where)
+            self.answers[("bins", keys, value, where)] = self._bins[1]
         parts = fine[cols].astype(object).where(fine[cols].notna(), "\x00")  # None: a key
         groups = parts.groupby(cols, sort=False, dropna=False)
         first = groups.ngroup().to_numpy()
@@ -390,15 +414,22 @@ class SqlEngine(Engine):
         return None if lo is None else (int(lo), int(hi))
 
     def histogram(self, keys: p.Keys, value: str, where: p.Cond | None) -> pd.DataFrame:
-        ks = self.keys(keys)
-        cond = self.cond(p.All(((where or p.All(())), p.NotNull(value))))
-        by = ", ".join(str(i + 1) for i in range(len(ks) + 1))
-        out = _plain(
-            self._fetch(
-                f"SELECT {', '.join([*ks, f'{self._bin(self.q(value))} AS b'])}, "
-                f"count(*) AS c FROM {self.src} WHERE {cond} GROUP BY {by}"
+        """The bins a grouped scan counted for :meth:`ranks` when :attr:`answers` kept
+        them (same keys, value and condition: the report's latency figures), else a
+        query."""
+        kept = None if self.answers is None else self.answers.get(("bins", keys, value, where))
+        if kept is not None:
+            out = kept.reset_index(drop=True)
+        else:
+            ks = self.keys(keys)
+            cond = self.cond(p.All(((where or p.All(())), p.NotNull(value))))
+            by = ", ".join(str(i + 1) for i in range(len(ks) + 1))
+            out = _plain(
+                self._fetch(
+                    f"SELECT {', '.join([*ks, f'{self._bin(self.q(value))} AS b'])}, "
+                    f"count(*) AS c FROM {self.src} WHERE {cond} GROUP BY {by}"
+                )
             )
-        )
         out["b"] = out["b"].astype(np.int64)
         out["c"] = out["c"].astype(np.int64)
         cols = [*key_columns(len(keys)), "b"]

@@ -41,6 +41,7 @@ def share_counts(eng: Engine, freq: str) -> None:
         by.append(freq)
     keys, _ = plan_keys(eng, by)
     fine = tuple(k for k in keys if not (isinstance(k, p.Bucket) and k.period is not None))
+    columns = tuple(k for k in fine if not isinstance(k, p.Bucket))
     ask = eng.grouped
     answers: dict[tuple, pd.DataFrame] = {}
 
@@ -55,13 +56,49 @@ def share_counts(eng: Engine, freq: str) -> None:
         additive = all(isinstance(m, _ADDS) for m in measures.values())
         if extra or top is not None or not shared or not additive or not measures:
             return ask(keys, measures, where, extra, top)
+        picked = [fine.index(k) for k in keys]
+        hint = eng.__dict__.get("_rank_hint")
+        if hint is not None and hint[0] == keys and where is None:
+            if any(isinstance(k, p.Bucket) for k in keys):  # the engine fuses them itself
+                return ask(keys, measures, where, extra, top)
+            del eng.__dict__["_rank_hint"]
+            return _with_bins(eng, columns, keys, measures, hint[1:], answers)
+        eng.__dict__.pop("_rank_hint", None)  # grouped() drops it: one use
         asked = (tuple(measures.items()), where)
         if asked not in answers:
             answers[asked] = ask(fine, measures, where)
-        return _roll(answers[asked], [fine.index(k) for k in keys], measures)
+        return _roll(answers[asked], picked, measures)
 
     eng.grouped = grouped  # type: ignore[method-assign]
     _share_extras(eng, fine)
+
+
+def _with_bins(
+    eng: SqlEngine,
+    fine: p.Keys,
+    keys: p.Keys,
+    measures: Mapping[str, p.Measure],
+    ranked: tuple[str, p.Cond | None],
+    answers: dict[tuple, pd.DataFrame],
+) -> pd.DataFrame:
+    """A grouped question by columns (no time bucket) followed by
+    :meth:`~SqlEngine.ranks` (``ranked``: its value and rows): counted once per
+    (measures, ranks) by the ``fine`` columns and the ranks' bins
+    (:meth:`~SqlEngine.will_rank`: a few thousand rows), each grouping's counts and bins
+    summed from that (the bins kept for the histograms drawn of them)."""
+    picked = [fine.index(k) for k in keys]
+    asked = (tuple(measures.items()), None, ranked)
+    if asked not in answers:
+        answers[asked] = eng._grouped_and_bins(fine, measures, *ranked)
+        answers[(*asked, "bins")] = eng.__dict__.pop("_bins")[1].rename(columns={"b": "x0"})
+        if eng.answers is not None:  # kept here, not twice
+            eng.answers.pop(("bins", fine, *ranked), None)
+    bins = _roll(answers[(*asked, "bins")], picked, {"c": p.Count()}, 1)
+    bins = bins.rename(columns={"x0": "b"})
+    eng._bins = ((keys, *ranked), bins)
+    if eng.answers is not None:
+        eng.answers[("bins", keys, *ranked)] = bins
+    return _roll(answers[asked], picked, measures)
 
 
 def _share_extras(eng: SqlEngine, fine: p.Keys) -> None:

@@ -29,6 +29,7 @@ from ..analysis._keys import plan_keys
 from ..analysis.latency import STUCK_AFTER
 from ..engine import Engine
 from ..engine import _plan as p
+from ..engine._base import missing_labels
 from ..engine._sql import _LOW_BIN as LOW_BIN
 from ..engine._sql import BINS_PER_OCTAVE, SqlEngine
 from ..schema import Status
@@ -41,6 +42,7 @@ from .failures import NONE_FINISHED, RATES_ARE, _rate_table
 from .headline import (
     CHANGE_COVER,
     CHANGE_PERIODS,
+    Interval,
     _latency_row,
     _success_and_p50,
     _top_failure_row,
@@ -62,6 +64,9 @@ __all__ = [
 ]
 
 _US = 1000  # ns per µs
+#: The successful tasks' latencies, as the latency table ranks them: its grouped scan
+#: counted their bins (Engine.answers), which the latency figures then draw.
+SUCCEEDED = p.All((p.In("status", (Status.SUCCESS.value,)), p.NotNull("latency_s")))
 #: What the stuck tasks are read with: the columns shown, and those their labels need.
 STUCK_COLUMNS = ("task_id", "status", "model", "task_type", "create_time", "fetch_error")
 
@@ -173,7 +178,8 @@ def auto_freq_of(eng: Engine) -> str:
 
 # --- the headline --------------------------------------------------------------------
 def _change_rows(ctx: SourceContext) -> list[tuple[str, str]]:
-    got = ctx.read.time_span("create_time")
+    # every task read: the read ones' creation times are every task's (no query)
+    got = ctx.span if ctx.n_read == ctx.n else ctx.read.time_span("create_time")
     if got is None or got[0] == got[1]:
         return [("Change", "n/a (fewer than two tasks with a creation time)")]
     first, end = _when(got[0]), _when(got[1])
@@ -186,8 +192,7 @@ def _change_rows(ctx: SourceContext) -> list[tuple[str, str]]:
         shortest = CHANGE_COVER * pd.Timedelta(CHANGE_PERIODS[-1][1])
         return [("Change", f"n/a (the tasks span less than {in_words(shortest)})")]
     name, length = fits[0]
-    s1, p1, n1 = _success_and_p50(ctx.read.subset(_window(end - length, end)))
-    s0, p0, n0 = _success_and_p50(ctx.read.subset(_window(end - 2 * length, end - length)))
+    (s1, p1, n1), (s0, p0, n0) = _two_windows(ctx.read, got[1], int(length.value // _US))
     from ._cells import seconds
     from .latency import NONE_SUCCEEDED
 
@@ -201,6 +206,34 @@ def _change_rows(ctx: SourceContext) -> list[tuple[str, str]]:
         f"{_verdict(apart(p1, p0), p1[0], p0[0], 'slower', 'faster')}"
     )
     return [("Change", when), ("· success rate", rate_txt), ("· p50 latency", p50_txt)]
+
+
+def _two_windows(read: Engine, end: int, step: int) -> list[tuple[Interval, Interval, int]]:
+    """:func:`~.headline._success_and_p50` of the ``step`` µs up to ``end`` (µs) and of
+    the ``step`` before, each window (lo, hi] a bucket of one grouping: the same numbers
+    as each window asked alone, in half the queries."""
+    lo, hi = _when(end - 2 * step), _when(end)
+    both = read.subset(_window(lo, hi))
+    bucket = p.Bucket(step, missing_labels("create_time"), offset=(end + 1) % step)
+    rates = analysis.failure_rates(both, by=bucket, upgrades="pooled")  # type: ignore[arg-type]
+    p50 = analysis.latency_summary(
+        both,
+        by=bucket,  # type: ignore[arg-type]
+        percentiles=(0.5,),
+        upgrades="pooled",
+    )
+    out = []
+    for start in (end + 1 - step, end + 1 - 2 * step):  # the window (start - 1, start - 1 + step]
+        at = _when(start)
+        nan = (np.nan, np.nan, np.nan)
+        n, success = 0, nan
+        if at in rates.index and int(rates.loc[at, "n"]):
+            r = rates.loc[at]
+            n, success = int(r["n"]), (1 - r["rate"], 1 - r["ci_high"], 1 - r["ci_low"])
+        s = p50.loc[at] if at in p50.index else None
+        latency = nan if s is None else (s["p50"], s["p50_ci_low"], s["p50_ci_high"])
+        out.append((success, latency, n))
+    return out
 
 
 def _unread_row(ctx: SourceContext) -> list[tuple[str, str]]:
@@ -301,8 +334,7 @@ def _ecdf(ctx: SourceContext) -> pd.DataFrame:
     each of the engine's log-scale bins (``group``, ``value``, ``share``): one count per
     (model, bin), a cumulative sum here."""
     keys, _ = plan_keys(ctx.read, "model")
-    done = p.All((p.In("status", (Status.SUCCESS.value,)), p.NotNull("latency_s")))
-    h = ctx.read.histogram(keys, "latency_s", done)
+    h = ctx.read.histogram(keys, "latency_s", SUCCEEDED)
     h = h.assign(group=_label(h, 0))
     h = h[h["b"].to_numpy() != LOW_BIN]
     running = h.groupby("group", sort=False)["c"]
@@ -324,7 +356,7 @@ def _latency_figures(ctx: SourceContext) -> list[Block]:
 
     def hist(fig: Figure) -> None:
         keys, _ = plan_keys(read, "task_type")
-        h = read.histogram(keys, "latency_s", p.In("status", (Status.SUCCESS.value,)))
+        h = read.histogram(keys, "latency_s", SUCCEEDED)
         figures.latency_hist(fig.add_subplot(), h.assign(group=_label(h, 0)), "task_type")
 
     def over_time(fig: Figure) -> None:
@@ -362,11 +394,23 @@ def _latency_figures(ctx: SourceContext) -> list[Block]:
     ]
 
 
+def _drop_curves(eng: Engine) -> None:
+    """Forget the Kaplan–Meier tables the engine kept (a row per distinct time); the
+    small answers (ranks, bins) stay for the figures."""
+    if eng.answers is not None:
+        for asked in [a for a in eng.answers if a[0] == "km"]:
+            del eng.answers[asked]
+
+
 def latency(ctx: SourceContext) -> Section | None:
     if not ctx.n_read:
         return None
     from ._cells import CONFIDENCE
 
+    # by task type first, its curve dropped (no figure asks for it): the model's curve,
+    # kept for the figure (Engine.answers), is then not held while those counts are made
+    by_type = _latency_table(ctx, ctx.read, "task_type")  # type: ignore[arg-type]
+    _drop_curves(ctx.read)
     blocks: list[Block] = [
         Text(
             f"{LATENCY_IS} Successful tasks only; brackets: {fmt.pct(CONFIDENCE, 0)} intervals. "
@@ -375,7 +419,7 @@ def latency(ctx: SourceContext) -> Section | None:
         Text("By model."),
         Table(by_label(_latency_table(ctx, ctx.read, "model"))),  # type: ignore[arg-type]
         Text("By task type."),
-        Table(_latency_table(ctx, ctx.read, "task_type")),  # type: ignore[arg-type]
+        Table(by_type),  # type: ignore[arg-type]
         Text("Time to failure, by model."),
         Table(by_label(_time_to_failure(ctx)), "No task failed."),  # type: ignore[arg-type]
     ]
