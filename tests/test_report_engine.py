@@ -44,8 +44,9 @@ def shown(sections: list[Section]) -> dict[str, list[object]]:
     for s in sections:
         items: list[object] = []
         for b in s.blocks:
-            if isinstance(b, Table):  # the row labels of a listing are not data ("index")
-                items.append(b.frame.drop(columns="index", errors="ignore").astype(str))
+            if isinstance(b, Table):  # a listing's row places are not shown ("index")
+                assert "index" not in b.frame.columns, s.heading
+                items.append(b.frame.astype(str))
             elif isinstance(b, Text | Facts):
                 items.append(b)
         out[s.heading] = items

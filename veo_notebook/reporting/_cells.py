@@ -75,7 +75,10 @@ def flat(frame: pd.DataFrame, index_name: str | None = None) -> pd.DataFrame:
     if not isinstance(out.index, pd.RangeIndex):
         if index_name:
             out.index.name = index_name
-        out = out.reset_index()
+        # an unnamed whole-number index is the rows' places in a bigger frame (a listing
+        # of tasks, sorted): not data, and over an engine only the order it came back in
+        places = out.index.name is None and pd.api.types.is_integer_dtype(frame.index)
+        out = out.reset_index(drop=places)
     return out
 
 
