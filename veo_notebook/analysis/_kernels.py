@@ -25,7 +25,7 @@ __all__ = [
     "group_codes",
     "grouped_order",
     "grouped_sort_values",
-    "km_bands",
+    "km_band",
     "km_from_counts",
     "km_quantiles",
     "km_table",
@@ -397,16 +397,19 @@ def km_quantiles(
     if len(table) == 0:
         return out
     surv = table["survival"].to_numpy() if curve is None else curve
-    events = table["events"].to_numpy() > 0
-    hit = events if q == 0 else events & (surv <= (1.0 - q) + 1e-12)
-    sub = table.loc[hit, ["group", "time_s"]]
-    first = sub.groupby("group", sort=False)["time_s"].first()  # rows are time-sorted per group
-    out[first.index.to_numpy()] = first.to_numpy()
+    hit = table["events"].to_numpy() > 0
+    if q != 0:
+        hit &= surv <= (1.0 - q) + 1e-12
+    at = np.flatnonzero(hit)  # rows are time-sorted per group: a group's first hit is it
+    del hit
+    groups, first = np.unique(table["group"].to_numpy()[at], return_index=True)
+    out[groups] = table["time_s"].to_numpy()[at[first]]
     return out
 
 
-def km_bands(table: pd.DataFrame, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
-    """Pointwise lower and upper bands of Ŝ: Ŝ·exp(∓z·√greenwood) (log-transformed).
+def km_band(table: pd.DataFrame, side: int, confidence: float = CONFIDENCE) -> np.ndarray:
+    """The pointwise lower (``side`` −1) or upper (+1) band of Ŝ: Ŝ·exp(∓z·√greenwood)
+    (log-transformed; the upper capped at 1), one at a time (a curve is 1.7M rows).
 
     The times where they fall to 1 − q bound the KM quantile (Brookmeyer–Crowley): the
     method of R's ``quantile.survfit`` with its default ``conf.type="log"``. Pass them
@@ -414,17 +417,12 @@ def km_bands(table: pd.DataFrame, confidence: float = CONFIDENCE) -> tuple[np.nd
     """
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
     surv = table["survival"].to_numpy()
-    se = np.sqrt(table["greenwood"].to_numpy())
-    gone = ~(surv > 0)
-    with np.errstate(invalid="ignore", over="ignore"):  # in place: a curve is 1.7M rows
-        lower = np.multiply(se, -z)
-        np.exp(lower, out=lower)
-        lower *= surv
-        upper = np.multiply(se, z)
-        del se
-        np.exp(upper, out=upper)
-        upper *= surv
-        np.minimum(upper, 1.0, out=upper)
-    lower[gone] = 0.0
-    upper[gone] = 0.0
-    return lower, upper
+    band = np.sqrt(table["greenwood"].to_numpy())
+    with np.errstate(invalid="ignore", over="ignore"):  # in place
+        band *= z if side > 0 else -z
+        np.exp(band, out=band)
+        band *= surv
+        if side > 0:
+            np.minimum(band, 1.0, out=band)
+    band[~(surv > 0)] = 0.0
+    return band

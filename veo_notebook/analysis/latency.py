@@ -377,7 +377,6 @@ def km_latency(
     naive, groups = _summary(eng, keys, names, percentiles, None, "success")
     g = len(groups)
     table, used, gen, fails = _km(eng, keys, groups, now, failed)
-    lower, upper = _stats.km_bands(table, confidence)
     cis: dict[str, np.ndarray] = {}
     out: dict[str, np.ndarray] = {
         "n": used,
@@ -389,8 +388,11 @@ def km_latency(
         name = _stats.pct_name(q)
         out[name] = naive[name].to_numpy()
         out[f"km_{name}"] = _stats.km_quantiles(table, g, q)
-        cis[f"km_{name}_ci_low"] = _stats.km_quantiles(table, g, q, lower)
-        cis[f"km_{name}_ci_high"] = _stats.km_quantiles(table, g, q, upper)
+    for side, end in ((-1, "low"), (1, "high")):  # one band held at a time
+        band = _stats.km_band(table, side, confidence)
+        for q in percentiles:
+            cis[f"km_{_stats.pct_name(q)}_ci_{end}"] = _stats.km_quantiles(table, g, q, band)
+        del band
     follow = np.full(g, np.nan)
     if len(table):  # sorted by group, then time: a group's last row is its latest time
         group = table["group"].to_numpy()
@@ -398,7 +400,10 @@ def km_latency(
         last[:-1] = group[1:] != group[:-1]
         follow[group[last]] = table["time_s"].to_numpy()[last]
     out["max_followup_s"] = follow
-    out.update(cis)
+    for q in percentiles:  # each percentile's low, then its high
+        for end in ("low", "high"):
+            name = f"km_{_stats.pct_name(q)}_ci_{end}"
+            out[name] = cis[name]
     return noted(pd.DataFrame(out, index=groups.index), split)
 
 
