@@ -22,6 +22,8 @@ class Dialect:
     null_eq: str  # null-safe equality: a format string with {a} and {b}
     hash: str  # a 64-bit hash of several values: a format string with {}
     join: str  # a list's items joined by the unit separator (U+001F): a format string with {}
+    #: the last non-null value of a window's frame: a format string with {}
+    last_seen: str
     #: the runs ordered by task id only where a time ties, told by a join of the near
     #: times (DuckDB: cheaper than every id in the sort), or by every row's id (Spark:
     #: that join costs it more than the sort)

@@ -30,6 +30,7 @@ DIALECT = Dialect(
     string="VARCHAR",
     hash="hash({})",
     join="array_to_string({}, chr(31))",
+    last_seen="last_value({} IGNORE NULLS)",
     null_eq="{a} IS NOT DISTINCT FROM {b}",
     tie_join=True,
 )

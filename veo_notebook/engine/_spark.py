@@ -26,6 +26,7 @@ DIALECT = Dialect(
     string="STRING",
     hash="xxhash64({})",
     join="array_join({}, char(31))",
+    last_seen="last({}, true)",
     null_eq="{a} <=> {b}",
     tie_join=False,
 )

@@ -61,14 +61,20 @@ def repeats(
 
 
 def _runs(
-    eng: SqlEngine, same: Sequence[str], within_us: int, where: p.Cond | None, ok: p.Cond
-) -> tuple[str, str]:
-    """The relation of runs, and its window's ``PARTITION BY ... ORDER BY``. Two scans:
-    the first finds the creation times of the rows with a row of the same request within
-    ``within_us``; the second keeps the rows created at one of those times (a superset of
-    the runs' rows, :func:`_kept`), orders them within their request and marks them
-    (``veo_rep``: repeats the row before; ``veo_start``: its run's first row number;
-    ``veo_last_ok``: the last earlier ``ok`` row number)."""
+    eng: SqlEngine,
+    same: Sequence[str],
+    within_us: int,
+    where: p.Cond | None,
+    ok: p.Cond,
+    first: bool = False,
+) -> str:
+    """The relation of runs. Two scans: the first finds the creation times of the rows
+    with a row of the same request within ``within_us``; the second keeps the rows
+    created at one of those times (a superset of the runs' rows, :func:`_kept`), orders
+    them within their request and marks them (``veo_rep``: repeats the row before;
+    ``veo_start``: its run's first row number; ``veo_last_ok``: the last earlier ``ok``
+    row number; with ``first``, :data:`FIRST_ID` and :data:`FIRST_T`: the task id and
+    time of the run's first row, the last non-repeat so far, in the same window)."""
     present = [_same(eng, c) for c in same if eng.has(c)]
     h = eng.dialect.hash.format(", ".join(present)) if present else "0"
     w = int(within_us)
@@ -83,12 +89,18 @@ def _runs(
     )
     # the second level orders by the row number: one integer to sort, not (time, id)
     before = "PARTITION BY veo_h ORDER BY veo_rn ROWS BETWEEN UNBOUNDED PRECEDING AND"
-    runs = (
+    seen = eng.dialect.last_seen
+    firsts = "".join(
+        f", {seen.format(f'CASE WHEN NOT veo_rep THEN {v} END')} OVER ({before} CURRENT ROW) "
+        f"AS {name}"
+        for v, name in ((eng.q("task_id"), FIRST_ID), ("veo_t", FIRST_T))
+        if first
+    )
+    return (
         f"SELECT *, max(CASE WHEN NOT veo_rep THEN veo_rn END) OVER ({before} CURRENT ROW) "
         f"AS veo_start, max(CASE WHEN veo_ok = 1 THEN veo_rn END) OVER ({before} 1 PRECEDING) "
-        f"AS veo_last_ok FROM ({marked}) AS m"
+        f"AS veo_last_ok{firsts} FROM ({marked}) AS m"
     )
-    return runs, part
 
 
 def _kept(eng: SqlEngine, h: str, w: int, cond: str) -> tuple[str, str]:
@@ -132,7 +144,7 @@ def extras(
     extra: Sequence[p.Value] = (),
 ) -> pd.DataFrame:
     """See :meth:`._base.Engine.extras`: the runs' extras grouped, one small answer."""
-    runs, _ = _runs(eng, same, within_us, where, ok)
+    runs = _runs(eng, same, within_us, where, ok)
     flagged = f"(SELECT *, {_EARLIER_OK} AS {EARLIER} FROM ({runs}) AS u WHERE veo_rep) AS x"
     return eng._grouped_over(flagged, keys, measures, None, (*extra, EARLIER))
 
@@ -149,14 +161,12 @@ def worst_extras(
 ) -> pd.DataFrame:
     """See :meth:`._base.Engine.worst_extras`: the extras ordered by what they wasted, then
     by creation; ``LIMIT`` keeps the answer to ``limit`` rows."""
-    runs, _ = _runs(eng, same, within_us, where, ok)
+    runs = _runs(eng, same, within_us, where, ok, first=True)
     cols = [c for c in columns if eng.has(c)]
     task = eng.q("task_id")
-    run = "PARTITION BY veo_h, veo_start ORDER BY veo_rn"
     named = (
-        f"SELECT *, first_value({task}) OVER ({run}) AS {FIRST_ID}, "
-        f"first_value(veo_t) OVER ({run}) AS {FIRST_T}, {credit(eng, weight)} AS {CREDIT}, "
-        f"{_EARLIER_OK} AS veo_e FROM ({runs}) AS u"
+        f"SELECT *, {credit(eng, weight)} AS {CREDIT}, {_EARLIER_OK} AS veo_e "
+        f"FROM ({runs}) AS u"
     )
     wasted = f"CASE WHEN veo_e THEN coalesce({CREDIT}, 0) ELSE 0 END"
     picked = ", ".join([*(eng.q(c) for c in cols), FIRST_ID, FIRST_T, CREDIT])
