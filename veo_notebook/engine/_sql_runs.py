@@ -165,8 +165,7 @@ def worst_extras(
     cols = [c for c in columns if eng.has(c)]
     task = eng.q("task_id")
     named = (
-        f"SELECT *, {credit(eng, weight)} AS {CREDIT}, {_EARLIER_OK} AS veo_e "
-        f"FROM ({runs}) AS u"
+        f"SELECT *, {credit(eng, weight)} AS {CREDIT}, {_EARLIER_OK} AS veo_e FROM ({runs}) AS u"
     )
     wasted = f"CASE WHEN veo_e THEN coalesce({CREDIT}, 0) ELSE 0 END"
     picked = ", ".join([*(eng.q(c) for c in cols), FIRST_ID, FIRST_T, CREDIT])
