@@ -169,6 +169,32 @@ def test_runs_with_ties_are_the_same_on_every_engine(spark, tmp_path: Path) -> N
     assert_same(expected, answers(spark.read.parquet(str(path)), None))
 
 
+@pytest.mark.parametrize("keep", [False, True])
+def test_runs_found_in_pieces_of_time_are_the_same(tmp_path: Path, monkeypatch, keep: bool) -> None:
+    """DuckDB finds the near times in pieces of creation time (here 7 pieces of ~430 s:
+    runs cross their edges) into a temporary table: the same tables as pandas; with
+    answers kept (the report) the second query reads the same table, else it is gone."""
+    monkeypatch.setattr(_duckdb.DuckDBEngine, "rows_per_piece", 2)
+    df = tied_runs()
+    path = export.to_parquet(df, tmp_path / "tied", partition_by="create_date")
+    eng = _duckdb.DuckDBEngine(path=str(path))
+    eng.answers = {} if keep else None
+    for prices, billed in ((None, False), ({"veo3_fast": 7}, True)):
+        got = {
+            "cost": analysis.cost_summary(eng, by="resolution", prices=prices, bill_failed=billed),
+            "worst": worst_duplicates(eng, 20, prices=prices, bill_failed=billed),
+        }
+        expected = {
+            "cost": analysis.cost_summary(df, by="resolution", prices=prices, bill_failed=billed),
+            "worst": worst_duplicates(df, 20, prices=prices, bill_failed=billed),
+        }
+        assert_same(expected, got)
+    staged = [k for k in (eng.answers or {}) if k[0] == "staged"]
+    assert len(staged) == (1 if keep else 0)
+    tables = eng._con.sql("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    assert len(tables) == len(staged)
+
+
 @pytest.mark.parametrize("name", ["pandas", "duckdb"])
 def test_duplicates_without_a_model_column_have_none(frame: pd.DataFrame, name: str) -> None:
     """A source with no ``model`` column: the tables leave the column out, never blank."""

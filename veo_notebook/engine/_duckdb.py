@@ -12,7 +12,8 @@ import shutil
 import tempfile
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
@@ -152,6 +153,44 @@ class DuckDBEngine(SqlEngine):
         out = DuckDBEngine(narrowed)
         out._parent = self
         return out
+
+    @contextmanager
+    def staged(
+        self, key: tuple, column: str, sql: Callable[[int | None, int | None], str]
+    ) -> Iterator[str]:
+        """A temporary table, built in pieces of :attr:`rows_per_piece` rows by ranges of
+        ``column`` (each piece's sort then fits in :data:`MEMORY_LIMIT`: no spill), kept
+        in :attr:`answers` when the caller keeps answers (the report's two duplicate
+        queries read one), else dropped after the block. A relation's connection is the
+        user's: there, the query inline."""
+        kept = None if self.answers is None else self.answers.get(("staged", key))
+        if kept is not None or self._relation is not None:
+            yield kept or f"({sql(None, None)})"
+            return
+        name = f"veo_stage_{uuid.uuid4().hex[:8]}"
+        self._build(name, column, sql)
+        try:
+            yield name
+        finally:
+            if self.answers is not None:
+                self.answers[("staged", key)] = name
+            else:
+                self._con.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def _build(self, name: str, column: str, sql: Callable[[int | None, int | None], str]) -> None:
+        """``CREATE TEMP TABLE name`` from ``sql``, one piece of ``column``'s span at a time."""
+        per = self.rows_per_piece
+        k = -(-self.count() // per) if per else 1
+        span = self.time_span(column) if k > 1 else None
+        if span is None:
+            self._con.execute(f"CREATE TEMP TABLE {name} AS {sql(None, None)}")
+            return
+        lo, hi = span
+        step = -(-(hi + 1 - lo) // k)
+        for i in range(k):
+            a = lo + i * step
+            made = "INSERT INTO" if i else "CREATE TEMP TABLE"
+            self._con.execute(f"{made} {name} {'' if i else 'AS '}{sql(a, a + step)}")
 
     def _fetch(self, sql: str) -> pa.Table:
         if self._relation is not None:

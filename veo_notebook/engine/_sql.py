@@ -12,7 +12,8 @@ are joined against the ranges. No approximate quantile function is ever called.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,15 @@ class SqlEngine(Engine):
     @abstractmethod
     def _fetch(self, sql: str) -> pa.Table:
         """Run ``sql`` (over ``self.src``) and return its (small) result."""
+
+    @contextmanager
+    def staged(
+        self, key: tuple, column: str, sql: Callable[[int | None, int | None], str]
+    ) -> Iterator[str]:
+        """A relation of the rows ``sql(None, None)`` selects, while the block runs.
+        ``sql(lo, hi)`` selects those of them whose ``column`` (µs) is in [lo, hi), so
+        an engine that keeps a table may build it in pieces. Here: the query inline."""
+        yield f"({sql(None, None)})"
 
     # --- SQL pieces -------------------------------------------------------------------
     def q(self, name: str) -> str:

@@ -10,7 +10,8 @@ only if their hashes collide and they were made within the window of each other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -60,6 +61,7 @@ def repeats(
     return eng._typed(eng._fetch(sql))
 
 
+@contextmanager
 def _runs(
     eng: SqlEngine,
     same: Sequence[str],
@@ -67,19 +69,25 @@ def _runs(
     where: p.Cond | None,
     ok: p.Cond,
     first: bool = False,
-) -> str:
-    """The relation of runs. Two scans: the first finds the creation times of the rows
-    with a row of the same request within ``within_us``; the second keeps the rows
-    created at one of those times (a superset of the runs' rows, :func:`_kept`), orders
-    them within their request and marks them (``veo_rep``: repeats the row before;
-    ``veo_start``: its run's first row number; ``veo_last_ok``: the last earlier ``ok``
-    row number; with ``first``, :data:`FIRST_ID` and :data:`FIRST_T`: the task id and
-    time of the run's first row, the last non-repeat so far, in the same window)."""
+) -> Iterator[str]:
+    """The relation of runs, while the near times it reads exist. Two scans: the first
+    finds the creation times of the rows with a row of the same request within
+    ``within_us``; the second keeps the rows created at one of those times (a superset of
+    the runs' rows, :func:`_kept`), orders them within their request and marks them
+    (``veo_rep``: repeats the row before; ``veo_start``: its run's first row number;
+    ``veo_last_ok``: the last earlier ``ok`` row number; with ``first``, :data:`FIRST_ID`
+    and :data:`FIRST_T`: the task id and time of the run's first row, the last non-repeat
+    so far, in the same window)."""
     present = [_same(eng, c) for c in same if eng.has(c)]
     h = eng.dialect.hash.format(", ".join(present)) if present else "0"
     w = int(within_us)
     cond = eng.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
-    rows, tie = _kept(eng, h, w, cond)
+    with _kept(eng, h, w, cond) as (rows, tie):
+        yield _marked(eng, rows, tie, w, ok, first)
+
+
+def _marked(eng: SqlEngine, rows: str, tie: str, w: int, ok: p.Cond, first: bool) -> str:
+    """``rows`` ordered within their request (by time, then ``tie``) and marked."""
     part = f"PARTITION BY veo_h ORDER BY veo_t, {tie}"
     marked = (
         f"SELECT *, coalesce(veo_t - lag(veo_t) OVER ({part}) <= {w}, FALSE) AS veo_rep, "
@@ -103,31 +111,48 @@ def _runs(
     )
 
 
-def _kept(eng: SqlEngine, h: str, w: int, cond: str) -> tuple[str, str]:
+@contextmanager
+def _kept(eng: SqlEngine, h: str, w: int, cond: str) -> Iterator[tuple[str, str]]:
     """The rows created at a time with a row of the same request within ``w`` µs, with
     ``veo_t`` and ``veo_h``, and what orders rows of one time: the task id. Where the
     dialect says so (:attr:`._dialect.Dialect.tie_join`), the id only where a time ties
     within its request (``veo_tie``, NULL elsewhere; the first window sees the ties):
-    every row's id in the sort cost ~1.2 of 8.2 s at 20M rows in DuckDB (bench/README.md)."""
+    every row's id in the sort cost ~1.2 of 8.2 s at 20M rows in DuckDB (bench/README.md).
+    Those times are found by :meth:`~._sql.SqlEngine.staged`: in DuckDB a table made once
+    per report, in pieces of creation time (each piece's window then fits in memory)."""
     t, task = eng.us("create_time"), eng.q("task_id")
     near = "OVER (PARTITION BY veo_h ORDER BY veo_t)"
-    gaps = (
-        f"(SELECT veo_t, veo_t - lag(veo_t) {near} AS veo_b, lead(veo_t) {near} - veo_t "
-        f"AS veo_a FROM (SELECT {h} AS veo_h, {t} AS veo_t FROM {eng.src} WHERE {cond}) AS a) "
-        f"AS b WHERE veo_b <= {w} OR veo_a <= {w}"
-    )
-    if not eng.dialect.tie_join:
-        times = f"SELECT veo_t FROM {gaps}"
-        rows = (
-            f"SELECT *, {t} AS veo_t, {h} AS veo_h FROM {eng.src} WHERE {cond} AND {t} IN ({times})"
+
+    def gaps(lo: int | None = None, hi: int | None = None) -> str:
+        """The near rows created in [lo, hi), told from the rows within ``w`` of it."""
+        rows = own = ""
+        if lo is not None and hi is not None:
+            rows = f" AND {t} >= {lo - w} AND {t} < {hi + w}"
+            own = f" AND veo_t >= {lo} AND veo_t < {hi}"
+        return (
+            f"(SELECT veo_t, veo_t - lag(veo_t) {near} AS veo_b, lead(veo_t) {near} - veo_t "
+            f"AS veo_a FROM (SELECT {h} AS veo_h, {t} AS veo_t FROM {eng.src} WHERE {cond}"
+            f"{rows}) AS a) AS b WHERE (veo_b <= {w} OR veo_a <= {w}){own}"
         )
-        return rows, task
-    times = f"SELECT veo_t, bool_or(veo_b = 0 OR veo_a = 0) AS veo_tied FROM {gaps} GROUP BY veo_t"
-    rows = (
-        f"SELECT s.*, k.veo_t, {h} AS veo_h, CASE WHEN k.veo_tied THEN s.{task} END AS veo_tie "
-        f"FROM {eng.src} AS s JOIN ({times}) AS k ON {t} = k.veo_t WHERE {cond}"
-    )
-    return rows, "veo_tie"
+
+    if not eng.dialect.tie_join:
+        rows = f"SELECT *, {t} AS veo_t, {h} AS veo_h FROM {eng.src} WHERE {cond}"
+        yield f"{rows} AND {t} IN (SELECT veo_t FROM {gaps()})", task
+        return
+
+    def tied(lo: int | None = None, hi: int | None = None) -> str:
+        tie = "bool_or(veo_b = 0 OR veo_a = 0) AS veo_tied"
+        return f"SELECT veo_t, {tie} FROM {gaps(lo, hi)} GROUP BY veo_t"
+
+    with eng.staged(("near times", h, w, cond), "create_time", tied) as k:
+        tie = f"CASE WHEN k.veo_tied THEN s.{task} END AS veo_tie"
+        yield (
+            (
+                f"SELECT s.*, k.veo_t, {h} AS veo_h, {tie} FROM {eng.src} AS s "
+                f"JOIN {k} AS k ON {t} = k.veo_t WHERE {cond}"
+            ),
+            "veo_tie",
+        )
 
 
 _EARLIER_OK = "coalesce(veo_last_ok >= veo_start, FALSE)"
@@ -144,9 +169,9 @@ def extras(
     extra: Sequence[p.Value] = (),
 ) -> pd.DataFrame:
     """See :meth:`._base.Engine.extras`: the runs' extras grouped, one small answer."""
-    runs = _runs(eng, same, within_us, where, ok)
-    flagged = f"(SELECT *, {_EARLIER_OK} AS {EARLIER} FROM ({runs}) AS u WHERE veo_rep) AS x"
-    return eng._grouped_over(flagged, keys, measures, None, (*extra, EARLIER))
+    with _runs(eng, same, within_us, where, ok) as runs:
+        flagged = f"(SELECT *, {_EARLIER_OK} AS {EARLIER} FROM ({runs}) AS u WHERE veo_rep) AS x"
+        return eng._grouped_over(flagged, keys, measures, None, (*extra, EARLIER))
 
 
 def worst_extras(
@@ -161,7 +186,14 @@ def worst_extras(
 ) -> pd.DataFrame:
     """See :meth:`._base.Engine.worst_extras`: the extras ordered by what they wasted, then
     by creation; ``LIMIT`` keeps the answer to ``limit`` rows."""
-    runs = _runs(eng, same, within_us, where, ok, first=True)
+    with _runs(eng, same, within_us, where, ok, first=True) as runs:
+        return _worst(eng, runs, weight, columns, limit)
+
+
+def _worst(
+    eng: SqlEngine, runs: str, weight: p.Credit, columns: Sequence[str], limit: int
+) -> pd.DataFrame:
+    """The query of :func:`worst_extras` over ``runs``."""
     cols = [c for c in columns if eng.has(c)]
     task = eng.q("task_id")
     named = (
