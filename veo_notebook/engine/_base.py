@@ -135,6 +135,12 @@ class Engine(ABC):
         distinct time). Here one piece."""
         yield self.grouped(keys, measures, where, extra=(value,))
 
+    def forget(self) -> None:
+        """Drop the answers kept (:attr:`answers`) and what holds them: the caller is done
+        with the questions that shared them."""
+        if self.answers is not None:
+            self.answers.clear()
+
     @abstractmethod
     def ranks(
         self, keys: p.Keys, value: str, where: p.Cond | None, wanted: pd.DataFrame

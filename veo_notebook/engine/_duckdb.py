@@ -177,6 +177,13 @@ class DuckDBEngine(SqlEngine):
             else:
                 self._con.execute(f"DROP TABLE IF EXISTS {name}")
 
+    def forget(self) -> None:
+        """As :meth:`Engine.forget`, the temporary tables kept dropped too."""
+        for asked, name in list((self.answers or {}).items()):
+            if asked[0] == "staged":
+                self._con.execute(f"DROP TABLE IF EXISTS {name}")
+        super().forget()
+
     def _build(self, name: str, column: str, sql: Callable[[int | None, int | None], str]) -> None:
         """``CREATE TEMP TABLE name`` from ``sql``, one piece of ``column``'s span at a time."""
         per = self.rows_per_piece

@@ -424,8 +424,7 @@ def latency(ctx: SourceContext) -> Section | None:
         Table(by_label(_time_to_failure(ctx)), "No task failed."),  # type: ignore[arg-type]
     ]
     blocks += _latency_figures(ctx)
-    if ctx.read.answers is not None:  # the curves kept for the figure (~100 MB at 20M)
-        ctx.read.answers.clear()
+    ctx.read.forget()  # the curves kept for the figure (~100 MB at 20M)
     return Section("Latency (time to success)", blocks)
 
 

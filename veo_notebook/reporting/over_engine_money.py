@@ -93,6 +93,7 @@ def money(ctx: SourceContext) -> Section | None:
             Text(f"Duplicate submissions wasting the most credits (up to {LISTED}):"),
             Table(_worst_duplicates(worst_duplicates(ctx.eng, LISTED))),
         ]
+    ctx.eng.forget()  # the duplicate runs' near times, kept for the two queries above
     return Section("Money", blocks)
 
 
