@@ -49,18 +49,18 @@ CALLS = {
 
 
 def write_history(path: Path, n: int, seed: int = 0) -> float:
-    """Write ``n`` synthetic rows to a hive dataset at ``path``, a block at a time."""
+    """Write ``n`` synthetic rows to a hive dataset at ``path``, a block at a time, laid
+    out as a store's dataset is (:mod:`veo_notebook.frame.dataset`): one file a day,
+    row groups of ``ROW_GROUP_ROWS``, rows written as they come (a writer per day)."""
     import numpy as np
     import pandas as pd
-    import pyarrow as pa
-    import pyarrow.dataset as pds
     from _frames import synthetic_frame
 
     from veo_notebook import schema
-    from veo_notebook.frame import _parquet
+    from veo_notebook.frame import _parquet, dataset
 
     t0 = time.perf_counter()
-    fmt = pds.ParquetFileFormat()
+    writers: dict[str, dataset._Writer] = {}
     for b in range(math.ceil(n / BLOCK)):
         m = min(BLOCK, n - b * BLOCK)
         df = synthetic_frame(m, seed=seed + b, days=DAYS)
@@ -69,19 +69,19 @@ def write_history(path: Path, n: int, seed: int = 0) -> float:
         for col in ("create_time", "complete_time", "fetched_at"):
             df[col] = df[col].dt.floor("us")
         table = _parquet.to_table(df)
-        day = pa.array(_parquet.day_of(df["create_time"]).to_numpy(dtype=str))
-        table = table.append_column("create_date", day)
-        pds.write_dataset(
-            table,
-            path,
-            format=fmt,
-            file_options=fmt.make_write_options(**_parquet.write_options(table.schema)),
-            partitioning=["create_date"],
-            partitioning_flavor="hive",
-            basename_template=f"part-{b}-{{i}}.parquet",
-            existing_data_behavior="overwrite_or_ignore",
-        )
-        del df, table
+        days = _parquet.day_of(df["create_time"]).to_numpy(dtype=str)
+        del df
+        for day in np.unique(days):
+            if day not in writers:
+                where = dataset.day_dir(path, day) / dataset.FILE_NAME
+                writers[day] = dataset._Writer(where, table.schema, day)
+            writers[day].add(table.filter(days == day))
+            if writers[day].rows >= dataset.ROW_GROUP_ROWS:
+                writers[day].flush()
+        del table
+    for w in writers.values():
+        w.flush()
+        w.writer.close()
     return time.perf_counter() - t0
 
 
