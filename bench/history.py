@@ -3,7 +3,8 @@
 Run ``.venv/bin/python bench/history.py`` (``--sizes 1e6 2e7`` for the 20M run,
 ``--spark`` to add Spark ``local[2]`` at the smallest size, ``--layer`` for the
 SQL-vs-narwhals measurement). For each size it writes a synthetic history straight to a
-hive dataset (``create_date=YYYY-MM-DD``, block by block: never whole in memory), then
+hive dataset (``create_date=YYYY-MM-DD``, one file a day as a store's dataset, block by
+block: never whole in memory), then
 times, each in a fresh subprocess that reports its own peak RSS:
 
 * ``latency_summary(by="model")``, ``failure_rates(by="model", freq="1D")`` and

@@ -42,10 +42,9 @@ DIALECT = Dialect(
 _SETTINGS = ("SET preserve_insertion_order = false", "SET parquet_metadata_cache = true")
 #: DuckDB's own memory per connection (its default is 80 % of the machine): above it a
 #: big hash table or sort (the duplicate runs' window) spills to a private temporary
-#: folder instead of growing the process with the history. At 20M tasks the report's
-#: peak is ~590 MB at 256 MB, ~630 MB at 320 MB, ~820 MB at 512 MB; each step down costs
-#: the duplicate runs' queries ~3 s more of spilling (bench/README.md). The viewer's own
-#: table has its own limit.
+#: folder instead of growing the process with the history. Each step down costs the
+#: duplicate runs' windows seconds more of spilling at 20M tasks, each step up adds to
+#: the report's peak (bench/README.md). The viewer's own table has its own limit.
 MEMORY_LIMIT = "256MB"
 #: A grouping by each distinct value of a column (Kaplan–Meier's event times: 1.7M rows
 #: at 20M tasks) is asked in pieces of this many rows of the source: DuckDB's hash table
