@@ -197,6 +197,18 @@ def test_runs_found_in_pieces_of_time_are_the_same(tmp_path: Path, monkeypatch, 
     assert not eng.answers and not eng._con.sql(temporary).fetchall()
 
 
+def test_a_staged_table_is_dropped_when_its_query_fails(tmp_path: Path) -> None:
+    """A staged table not kept (an error in the block, answers kept or not) is gone."""
+    path = export.to_parquet(tied_runs(), tmp_path / "tied", partition_by="create_date")
+    eng = _duckdb.DuckDBEngine(path=str(path))
+    eng.answers = {}
+    rows = f"SELECT {eng.us('create_time')} AS t FROM {eng.src}"
+    with pytest.raises(KeyboardInterrupt), eng.staged(("k",), "create_time", lambda a, b: rows):
+        raise KeyboardInterrupt
+    assert not eng.answers
+    assert not eng._con.sql("SELECT * FROM duckdb_tables() WHERE temporary").fetchall()
+
+
 @pytest.mark.parametrize("name", ["pandas", "duckdb"])
 def test_duplicates_without_a_model_column_have_none(frame: pd.DataFrame, name: str) -> None:
     """A source with no ``model`` column: the tables leave the column out, never blank."""

@@ -167,14 +167,16 @@ class DuckDBEngine(SqlEngine):
             yield kept or f"({sql(None, None)})"
             return
         name = f"veo_stage_{uuid.uuid4().hex[:8]}"
-        self._build(name, column, sql)
+        dropped = name
         try:
+            self._build(name, column, sql)
             yield name
-        finally:
             if self.answers is not None:
                 self.answers[("staged", key)] = name
-            else:
-                self._con.execute(f"DROP TABLE IF EXISTS {name}")
+                dropped = ""
+        finally:  # done with, or not whole (an error, an interrupt mid-build)
+            if dropped:
+                self._con.execute(f"DROP TABLE IF EXISTS {dropped}")
 
     def forget(self) -> None:
         """As :meth:`Engine.forget`, the temporary tables kept dropped too."""

@@ -80,8 +80,8 @@ def latency_ecdf(ax: Axes, naive: pd.DataFrame, km: pd.DataFrame, by: str) -> Ax
     if not len(naive) and not len(km):
         return _say(ax, "No task succeeded and none is generating.", title)
     names = list(dict.fromkeys([*naive["group"], *km[by]]))[:MAX_GROUPS]
-    # a curve's rows taken by position from the three columns drawn: no copy of the
-    # whole table per group (a row per distinct time: a million and more at 20M tasks)
+    # a curve's rows taken by position from the columns drawn: no copy of the whole
+    # table per group (a row per distinct time: a million and more at 20M tasks)
     times, survival = km["time_s"].to_numpy(dtype=float), km["survival"].to_numpy(dtype=float)
     for i, key in enumerate(names):
         color = f"C{i % 10}"
