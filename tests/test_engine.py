@@ -197,6 +197,24 @@ def test_runs_found_in_pieces_of_time_are_the_same(tmp_path: Path, monkeypatch, 
     assert not eng.answers and not eng._con.sql(temporary).fetchall()
 
 
+def test_runs_with_a_task_twice_are_the_same(tmp_path: Path) -> None:
+    """A task's row twice (a source not deduplicated): DuckDB reads the rows again
+    instead of marking the runs on the near rows alone (their task ids tell them not
+    apart), and the tables equal pandas'."""
+    df = tied_runs()
+    df = pd.concat([df, df.iloc[[2, 5]]], ignore_index=True)
+    path = export.to_parquet(df, tmp_path / "twice", partition_by="create_date")
+    for source, name in ((df, "pandas"), (path, "duckdb")):
+        got = {
+            "cost": analysis.cost_summary(source, by="resolution", engine=name),
+            "worst": worst_duplicates(source, 20, engine=name),
+        }
+        if name == "pandas":
+            expected = got
+    assert expected["cost"]["duplicates"].sum() == 12
+    assert_same(expected, got)
+
+
 def test_a_staged_table_is_dropped_when_its_query_fails(tmp_path: Path) -> None:
     """A staged table not kept (an error in the block, answers kept or not) is gone."""
     path = export.to_parquet(tied_runs(), tmp_path / "tied", partition_by="create_date")

@@ -178,6 +178,9 @@ class DuckDBEngine(SqlEngine):
             if dropped:
                 self._con.execute(f"DROP TABLE IF EXISTS {dropped}")
 
+    def stages(self) -> bool:
+        return self._relation is None
+
     def forget(self) -> None:
         """As :meth:`Engine.forget`, the temporary tables kept dropped too."""
         for asked, name in list((self.answers or {}).items()):

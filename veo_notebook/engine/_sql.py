@@ -63,6 +63,11 @@ class SqlEngine(Engine):
         an engine that keeps a table may build it in pieces. Here: the query inline."""
         yield f"({sql(None, None)})"
 
+    def stages(self) -> bool:
+        """Whether :meth:`staged` keeps a table (else the query is inline: read anew at
+        each use)."""
+        return False
+
     # --- SQL pieces -------------------------------------------------------------------
     def q(self, name: str) -> str:
         return f"{self.dialect.quote}{name}{self.dialect.quote}"

@@ -11,7 +11,7 @@ only if their hashes collide and they were made within the window of each other.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -78,21 +78,27 @@ def _runs(
     ``veo_last_ok``: the last earlier ``ok`` row number; with ``first``, :data:`FIRST_ID`
     and :data:`FIRST_T`: the task id and time of the run's first row, the last non-repeat
     so far, in the same window)."""
+    h, cond = _request(eng, same, where)
+    w = int(within_us)
+    with _kept(eng, h, w, cond, eng.cond(ok)) as (rows, tie):
+        yield _marked(eng, rows, tie, w, eng.cond(ok), first)
+
+
+def _request(eng: SqlEngine, same: Sequence[str], where: p.Cond | None) -> tuple[str, str]:
+    """The request's hash, and the rows that may repeat one (with a creation time)."""
     present = [_same(eng, c) for c in same if eng.has(c)]
     h = eng.dialect.hash.format(", ".join(present)) if present else "0"
-    w = int(within_us)
-    cond = eng.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
-    with _kept(eng, h, w, cond) as (rows, tie):
-        yield _marked(eng, rows, tie, w, ok, first)
+    return h, eng.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
 
 
-def _marked(eng: SqlEngine, rows: str, tie: str, w: int, ok: p.Cond, first: bool) -> str:
-    """``rows`` ordered within their request (by time, then ``tie``) and marked."""
+def _marked(eng: SqlEngine, rows: str, tie: str, w: int, ok: str, first: bool) -> str:
+    """``rows`` ordered within their request (by time, then ``tie``) and marked; ``ok``:
+    the SQL of a row that is not a failure."""
     part = f"PARTITION BY veo_h ORDER BY veo_t, {tie}"
     marked = (
         f"SELECT *, coalesce(veo_t - lag(veo_t) OVER ({part}) <= {w}, FALSE) AS veo_rep, "
         f"row_number() OVER ({part}) AS veo_rn, "
-        f"CASE WHEN coalesce({eng.cond(ok)}, FALSE) THEN 1 ELSE 0 END AS veo_ok "
+        f"CASE WHEN coalesce({ok}, FALSE) THEN 1 ELSE 0 END AS veo_ok "
         f"FROM ({rows}) AS r"
     )
     # the second level orders by the row number: one integer to sort, not (time, id)
@@ -112,47 +118,75 @@ def _marked(eng: SqlEngine, rows: str, tie: str, w: int, ok: p.Cond, first: bool
 
 
 @contextmanager
-def _kept(eng: SqlEngine, h: str, w: int, cond: str) -> Iterator[tuple[str, str]]:
+def _kept(eng: SqlEngine, h: str, w: int, cond: str, ok: str) -> Iterator[tuple[str, str]]:
     """The rows created at a time with a row of the same request within ``w`` µs, with
     ``veo_t`` and ``veo_h``, and what orders rows of one time: the task id. Where the
     dialect says so (:attr:`._dialect.Dialect.tie_join`), the id only where a time ties
-    within its request (``veo_tie``, NULL elsewhere; the first window sees the ties):
-    every row's id in the sort cost ~1.2 of 8.2 s at 20M rows in DuckDB (bench/README.md).
-    Those times are found by :meth:`~._sql.SqlEngine.staged`: in DuckDB a table made once
-    per report, in pieces of creation time (each piece's window then fits in memory)."""
+    within its request (``veo_tie``, NULL elsewhere): every row's id in the sort cost
+    ~1.2 of 8.2 s at 20M rows in DuckDB (bench/README.md); the times are then those of
+    the near rows :func:`_near` stages."""
     t, task = eng.us("create_time"), eng.q("task_id")
-    near = "OVER (PARTITION BY veo_h ORDER BY veo_t)"
-
-    def gaps(lo: int | None = None, hi: int | None = None) -> str:
-        """The near rows created in [lo, hi), told from the rows within ``w`` of it."""
-        rows = own = ""
-        if lo is not None and hi is not None:
-            rows = f" AND {t} >= {lo - w} AND {t} < {hi + w}"
-            own = f" AND veo_t >= {lo} AND veo_t < {hi}"
-        return (
-            f"(SELECT veo_t, veo_t - lag(veo_t) {near} AS veo_b, lead(veo_t) {near} - veo_t "
-            f"AS veo_a FROM (SELECT {h} AS veo_h, {t} AS veo_t FROM {eng.src} WHERE {cond}"
-            f"{rows}) AS a) AS b WHERE (veo_b <= {w} OR veo_a <= {w}){own}"
-        )
-
     if not eng.dialect.tie_join:
         rows = f"SELECT *, {t} AS veo_t, {h} AS veo_h FROM {eng.src} WHERE {cond}"
-        yield f"{rows} AND {t} IN (SELECT veo_t FROM {gaps()})", task
+        yield f"{rows} AND {t} IN (SELECT veo_t FROM ({_gaps(eng, h, w, cond)}) AS g)", task
         return
-
-    def tied(lo: int | None = None, hi: int | None = None) -> str:
-        tie = "bool_or(veo_b = 0 OR veo_a = 0) AS veo_tied"
-        return f"SELECT veo_t, {tie} FROM {gaps(lo, hi)} GROUP BY veo_t"
-
-    with eng.staged(("near times", h, w, cond), "create_time", tied) as k:
+    with _near(eng, h, w, cond, ok) as n:
+        ties = "count(*) OVER (PARTITION BY veo_h, veo_t) > 1"
+        times = (
+            f"SELECT veo_t, bool_or(veo_n) AS veo_tied FROM (SELECT veo_t, {ties} AS veo_n "
+            f"FROM {n}) AS c GROUP BY veo_t"
+        )
         tie = f"CASE WHEN k.veo_tied THEN s.{task} END AS veo_tie"
         yield (
             (
                 f"SELECT s.*, k.veo_t, {h} AS veo_h, {tie} FROM {eng.src} AS s "
-                f"JOIN {k} AS k ON {t} = k.veo_t WHERE {cond}"
+                f"JOIN ({times}) AS k ON {t} = k.veo_t WHERE {cond}"
             ),
             "veo_tie",
         )
+
+
+def _gaps(
+    eng: SqlEngine,
+    h: str,
+    w: int,
+    cond: str,
+    span: tuple[int, int] | None = None,
+    carried: Sequence[tuple[str, str]] = (),
+) -> str:
+    """The near rows (``veo_h``, ``veo_t`` and the ``carried`` (SQL, name) pairs) created
+    in ``span`` [lo, hi), told from the rows within ``w`` of it: those with a row of the
+    same request within ``w``."""
+    t = eng.us("create_time")
+    near = "OVER (PARTITION BY veo_h ORDER BY veo_t)"
+    rows = own = ""
+    if span is not None:
+        lo, hi = span
+        rows = f" AND {t} >= {lo - w} AND {t} < {hi + w}"
+        own = f" AND veo_t >= {lo} AND veo_t < {hi}"
+    made = "".join(f", {sql} AS {name}" for sql, name in carried)
+    kept = "".join(f", {name}" for _, name in carried)
+    return (
+        f"SELECT veo_h, veo_t{kept} FROM (SELECT *, veo_t - lag(veo_t) {near} AS veo_b, "
+        f"lead(veo_t) {near} - veo_t AS veo_a FROM (SELECT {h} AS veo_h, {t} AS veo_t{made} "
+        f"FROM {eng.src} WHERE {cond}{rows}) AS a) AS b WHERE (veo_b <= {w} OR veo_a <= {w}){own}"
+    )
+
+
+def _near(eng: SqlEngine, h: str, w: int, cond: str, ok: str) -> AbstractContextManager[str]:
+    """The near rows (:func:`_gaps`) with ``veo_good`` (``ok`` holds) and ``veo_id`` (the
+    task id's hash), staged (:meth:`~._sql.SqlEngine.staged`): in DuckDB a table made
+    once per report, in pieces of creation time (each piece's window fits in memory)."""
+    carried = (
+        (f"coalesce({ok}, FALSE)", "veo_good"),
+        (eng.dialect.hash.format(eng.q("task_id")), "veo_id"),
+    )
+
+    def rows(lo: int | None, hi: int | None) -> str:
+        span = None if lo is None or hi is None else (lo, hi)
+        return _gaps(eng, h, w, cond, span, carried)
+
+    return eng.staged(("near rows", h, w, cond, ok), "create_time", rows)
 
 
 _EARLIER_OK = "coalesce(veo_last_ok >= veo_start, FALSE)"
@@ -168,10 +202,54 @@ def extras(
     measures: Mapping[str, p.Measure],
     extra: Sequence[p.Value] = (),
 ) -> pd.DataFrame:
-    """See :meth:`._base.Engine.extras`: the runs' extras grouped, one small answer."""
+    """See :meth:`._base.Engine.extras`: the runs' extras grouped, one small answer.
+    Where the engine keeps tables (:meth:`~._sql.SqlEngine.stages`), the runs are marked
+    on the staged near rows alone (:func:`_flags`) and only the extras' own rows are read
+    again; elsewhere the rows at the near times are read with every column and marked."""
+    if eng.dialect.tie_join and eng.stages() and eng.has("task_id"):
+        h, cond = _request(eng, same, where)
+        with _near(eng, h, int(within_us), cond, eng.cond(ok)) as n:
+            flags = _flags(eng, n, int(within_us), cond)
+            if flags is not None:
+                t, task = eng.us("create_time"), eng.dialect.hash.format(eng.q("task_id"))
+                flagged = (
+                    f"(SELECT s.*, f.{EARLIER} FROM {eng.src} AS s JOIN ({flags}) AS f "
+                    f"ON {t} = f.veo_t AND {task} = f.veo_id WHERE {cond}) AS x"
+                )
+                return eng._grouped_over(flagged, keys, measures, None, (*extra, EARLIER))
     with _runs(eng, same, within_us, where, ok) as runs:
         flagged = f"(SELECT *, {_EARLIER_OK} AS {EARLIER} FROM ({runs}) AS u WHERE veo_rep) AS x"
         return eng._grouped_over(flagged, keys, measures, None, (*extra, EARLIER))
+
+
+def _flags(eng: SqlEngine, n: str, w: int, cond: str) -> str | None:
+    """The extras among the staged near rows ``n``, marked on those rows alone: their
+    time, task id hash and :data:`EARLIER`. Rows of one request at one time are ordered
+    by task id, read for them alone; None when two of them share a task id hash (the
+    same task twice: the caller reads the rows instead)."""
+    counts = (
+        "SELECT count(*) FILTER (WHERE veo_c > 1) AS tied, count(*) FILTER (WHERE veo_i < veo_c) "
+        f"AS same FROM (SELECT count(*) AS veo_c, count(DISTINCT veo_id) AS veo_i FROM {n} "
+        "GROUP BY veo_h, veo_t) AS g"
+    )
+    tied, same = (int(v or 0) for v in eng._fetch(counts).to_pylist()[0].values())
+    if same:
+        return None
+    rows, tie = f"SELECT *, veo_good AS veo_k FROM {n}", "veo_t"
+    if tied:  # the task ids of the rows at a time with another row of their request
+        t, task = eng.us("create_time"), eng.q("task_id")
+        at = f"SELECT veo_t FROM {n} GROUP BY veo_h, veo_t HAVING count(*) > 1"
+        ids = (
+            f"SELECT {t} AS veo_tt, {eng.dialect.hash.format(task)} AS veo_ti, {task} AS veo_tie "
+            f"FROM {eng.src} WHERE {cond} AND {t} IN ({at})"
+        )
+        rows = (
+            f"SELECT n.*, n.veo_good AS veo_k, i.veo_tie FROM {n} AS n LEFT JOIN ({ids}) AS i "
+            "ON n.veo_t = i.veo_tt AND n.veo_id = i.veo_ti"
+        )
+        tie = "veo_tie"
+    marked = _marked(eng, rows, tie, w, "veo_k", False)
+    return f"SELECT veo_t, veo_id, {_EARLIER_OK} AS {EARLIER} FROM ({marked}) AS m WHERE veo_rep"
 
 
 def worst_extras(
