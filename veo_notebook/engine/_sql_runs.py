@@ -131,11 +131,7 @@ def _kept(eng: SqlEngine, h: str, w: int, cond: str, ok: str) -> Iterator[tuple[
         yield f"{rows} AND {t} IN (SELECT veo_t FROM ({_gaps(eng, h, w, cond)}) AS g)", task
         return
     with _near(eng, h, w, cond, ok) as n:
-        ties = "count(*) OVER (PARTITION BY veo_h, veo_t) > 1"
-        times = (
-            f"SELECT veo_t, bool_or(veo_n) AS veo_tied FROM (SELECT veo_t, {ties} AS veo_n "
-            f"FROM {n}) AS c GROUP BY veo_t"
-        )
+        times = f"SELECT veo_t, bool_or(veo_tied) AS veo_tied FROM {n} GROUP BY veo_t"
         tie = f"CASE WHEN k.veo_tied THEN s.{task} END AS veo_tie"
         yield (
             (
@@ -154,9 +150,9 @@ def _gaps(
     span: tuple[int, int] | None = None,
     carried: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """The near rows (``veo_h``, ``veo_t`` and the ``carried`` (SQL, name) pairs) created
-    in ``span`` [lo, hi), told from the rows within ``w`` of it: those with a row of the
-    same request within ``w``."""
+    """The near rows (``veo_h``, ``veo_t`` and the ``carried`` (SQL, name) pairs, then
+    ``veo_tied``) created in ``span`` [lo, hi), told from the rows within ``w`` of it:
+    those with a row of the same request within ``w``."""
     t = eng.us("create_time")
     near = "OVER (PARTITION BY veo_h ORDER BY veo_t)"
     rows = own = ""
@@ -166,6 +162,8 @@ def _gaps(
         own = f" AND veo_t >= {lo} AND veo_t < {hi}"
     made = "".join(f", {sql} AS {name}" for sql, name in carried)
     kept = "".join(f", {name}" for _, name in carried)
+    if carried:  # whether another row of its request has its time
+        kept += ", coalesce(veo_b = 0 OR veo_a = 0, FALSE) AS veo_tied"
     return (
         f"SELECT veo_h, veo_t{kept} FROM (SELECT *, veo_t - lag(veo_t) {near} AS veo_b, "
         f"lead(veo_t) {near} - veo_t AS veo_a FROM (SELECT {h} AS veo_h, {t} AS veo_t{made} "
@@ -228,9 +226,8 @@ def _flags(eng: SqlEngine, n: str, w: int, cond: str) -> str | None:
     by task id, read for them alone; None when two of them share a task id hash (the
     same task twice: the caller reads the rows instead)."""
     counts = (
-        "SELECT count(*) FILTER (WHERE veo_c > 1) AS tied, count(*) FILTER (WHERE veo_i < veo_c) "
-        f"AS same FROM (SELECT count(*) AS veo_c, count(DISTINCT veo_id) AS veo_i FROM {n} "
-        "GROUP BY veo_h, veo_t) AS g"
+        "SELECT count(*) AS tied, count(*) - count(DISTINCT (veo_h, veo_t, veo_id)) AS same "
+        f"FROM {n} WHERE veo_tied"
     )
     tied, same = (int(v or 0) for v in eng._fetch(counts).to_pylist()[0].values())
     if same:
@@ -238,7 +235,7 @@ def _flags(eng: SqlEngine, n: str, w: int, cond: str) -> str | None:
     rows, tie = f"SELECT *, veo_good AS veo_k FROM {n}", "veo_t"
     if tied:  # the task ids of the rows at a time with another row of their request
         t, task = eng.us("create_time"), eng.q("task_id")
-        at = f"SELECT veo_t FROM {n} GROUP BY veo_h, veo_t HAVING count(*) > 1"
+        at = f"SELECT veo_t FROM {n} WHERE veo_tied"
         ids = (
             f"SELECT {t} AS veo_tt, {eng.dialect.hash.format(task)} AS veo_ti, {task} AS veo_tie "
             f"FROM {eng.src} WHERE {cond} AND {t} IN ({at})"
