@@ -81,7 +81,7 @@ def _runs(
     h, cond = _request(eng, same, where)
     w = int(within_us)
     with _kept(eng, h, w, cond, eng.cond(ok)) as (rows, tie):
-        yield _marked(eng, rows, tie, w, eng.cond(ok), first)
+        yield _marked(eng, rows, tie, w, eng.cond(ok), eng.q("task_id") if first else None)
 
 
 def _request(eng: SqlEngine, same: Sequence[str], where: p.Cond | None) -> tuple[str, str]:
@@ -91,7 +91,7 @@ def _request(eng: SqlEngine, same: Sequence[str], where: p.Cond | None) -> tuple
     return h, eng.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
 
 
-def _marked(eng: SqlEngine, rows: str, tie: str, w: int, ok: str, first: bool) -> str:
+def _marked(eng: SqlEngine, rows: str, tie: str, w: int, ok: str, first: str | None) -> str:
     """``rows`` ordered within their request (by time, then ``tie``) and marked; ``ok``:
     the SQL of a row that is not a failure."""
     part = f"PARTITION BY veo_h ORDER BY veo_t, {tie}"
@@ -107,8 +107,8 @@ def _marked(eng: SqlEngine, rows: str, tie: str, w: int, ok: str, first: bool) -
     firsts = "".join(
         f", {seen.format(f'CASE WHEN NOT veo_rep THEN {v} END')} OVER ({before} CURRENT ROW) "
         f"AS {name}"
-        for v, name in ((eng.q("task_id"), FIRST_ID), ("veo_t", FIRST_T))
-        if first
+        for v, name in ((first, FIRST_ID), ("veo_t", FIRST_T))
+        if first is not None
     )
     return (
         f"SELECT *, max(CASE WHEN NOT veo_rep THEN veo_rn END) OVER ({before} CURRENT ROW) "
@@ -204,7 +204,7 @@ def extras(
     Where the engine keeps tables (:meth:`~._sql.SqlEngine.stages`), the runs are marked
     on the staged near rows alone (:func:`_flags`) and only the extras' own rows are read
     again; elsewhere the rows at the near times are read with every column and marked."""
-    if eng.dialect.tie_join and eng.stages() and eng.has("task_id"):
+    if _narrow(eng):
         h, cond = _request(eng, same, where)
         with _near(eng, h, int(within_us), cond, eng.cond(ok)) as n:
             flags = _flags(eng, n, int(within_us), cond)
@@ -220,7 +220,12 @@ def extras(
         return eng._grouped_over(flagged, keys, measures, None, (*extra, EARLIER))
 
 
-def _flags(eng: SqlEngine, n: str, w: int, cond: str) -> str | None:
+def _narrow(eng: SqlEngine) -> bool:
+    """Whether the runs are marked on staged near rows (:func:`_flags`)."""
+    return eng.dialect.tie_join and eng.stages() and eng.has("task_id")
+
+
+def _flags(eng: SqlEngine, n: str, w: int, cond: str, first: bool = False) -> str | None:
     """The extras among the staged near rows ``n``, marked on those rows alone: their
     time, task id hash and :data:`EARLIER`. Rows of one request at one time are ordered
     by task id, read for them alone; None when two of them share a task id hash (the
@@ -245,8 +250,12 @@ def _flags(eng: SqlEngine, n: str, w: int, cond: str) -> str | None:
             "ON n.veo_t = i.veo_tt AND n.veo_id = i.veo_ti"
         )
         tie = "veo_tie"
-    marked = _marked(eng, rows, tie, w, "veo_k", False)
-    return f"SELECT veo_t, veo_id, {_EARLIER_OK} AS {EARLIER} FROM ({marked}) AS m WHERE veo_rep"
+    marked = _marked(eng, rows, tie, w, "veo_k", "veo_id" if first else None)
+    firsts = f", {FIRST_ID}, {FIRST_T}" if first else ""
+    return (
+        f"SELECT veo_t, veo_id, {_EARLIER_OK} AS {EARLIER}{firsts} FROM ({marked}) AS m "
+        "WHERE veo_rep"
+    )
 
 
 def worst_extras(
@@ -260,9 +269,43 @@ def worst_extras(
     limit: int,
 ) -> pd.DataFrame:
     """See :meth:`._base.Engine.worst_extras`: the extras ordered by what they wasted, then
-    by creation; ``LIMIT`` keeps the answer to ``limit`` rows."""
+    by creation; ``LIMIT`` keeps the answer to ``limit`` rows. Marked on the staged near
+    rows where :func:`extras` is (the runs' first task ids then read for those rows)."""
+    if _narrow(eng):
+        h, cond = _request(eng, same, where)
+        with _near(eng, h, int(within_us), cond, eng.cond(ok)) as n:
+            flags = _flags(eng, n, int(within_us), cond, first=True)
+            if flags is not None:
+                return _worst_flagged(eng, flags, cond, weight, columns, limit)
     with _runs(eng, same, within_us, where, ok, first=True) as runs:
         return _worst(eng, runs, weight, columns, limit)
+
+
+def _worst_flagged(
+    eng: SqlEngine, flags: str, cond: str, weight: p.Credit, columns: Sequence[str], limit: int
+) -> pd.DataFrame:
+    """:func:`_worst` over the extras :func:`_flags` marked: their rows read by time and
+    task id hash, the ``limit`` worst kept, then each one's first task id read."""
+    cols = [eng.q(c) for c in columns if eng.has(c)]
+    t, task = eng.us("create_time"), eng.q("task_id")
+    hid = eng.dialect.hash.format(task)
+    c = credit(eng, weight)
+    wasted = f"CAST(CASE WHEN f.{EARLIER} THEN coalesce({c}, 0) ELSE 0 END AS DOUBLE)"
+    top = (
+        f"SELECT {', '.join(f's.{x}' for x in cols)}, f.{FIRST_ID} AS veo_first_h, "
+        f"f.{FIRST_T}, {c} AS {CREDIT}, {wasted} AS {WASTED}, f.veo_t AS veo_t, "
+        f"s.{task} AS veo_task "
+        f"FROM {eng.src} AS s JOIN ({flags}) AS f ON {t} = f.veo_t AND {hid} = f.veo_id "
+        f"WHERE {cond} ORDER BY {WASTED} DESC, veo_t ASC, veo_task ASC LIMIT {int(limit)}"
+    )
+    ids = f"SELECT {t} AS veo_it, {hid} AS veo_ih, {task} AS veo_fid FROM {eng.src} WHERE {cond}"
+    picked = ", ".join([*(f"w.{x}" for x in cols), f"i.veo_fid AS {FIRST_ID}"])
+    sql = (
+        f"SELECT {picked}, w.{FIRST_T}, w.{CREDIT}, w.{WASTED} FROM ({top}) AS w "
+        f"LEFT JOIN ({ids}) AS i ON i.veo_it = w.{FIRST_T} AND i.veo_ih = w.veo_first_h "
+        f"ORDER BY w.{WASTED} DESC, w.veo_t ASC, w.veo_task ASC"
+    )
+    return eng._typed(eng._fetch(sql))
 
 
 def _worst(
