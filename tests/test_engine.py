@@ -198,9 +198,8 @@ def test_runs_found_in_pieces_of_time_are_the_same(tmp_path: Path, monkeypatch, 
 
 
 def test_runs_with_a_task_twice_are_the_same(tmp_path: Path) -> None:
-    """A task's row twice (a source not deduplicated): DuckDB reads the rows again
-    instead of marking the runs on the near rows alone (their task ids tell them not
-    apart), and the tables equal pandas'."""
+    """A task's row twice (a source not deduplicated): DuckDB tells the rows apart by
+    their place in the dataset, not by task id, and the tables equal pandas'."""
     df = tied_runs()
     df = pd.concat([df, df.iloc[[2, 5]]], ignore_index=True)
     path = export.to_parquet(df, tmp_path / "twice", partition_by="create_date")

@@ -52,6 +52,11 @@ MEMORY_LIMIT = "256MB"
 ROWS_PER_PIECE = 5_000_000
 
 
+#: A row's identity in a dataset: its file's place in the file list, then its place in the
+#: file (2^40 rows a file, 2^23 files)
+_ROW_ID = "(CAST(file_index AS BIGINT) << 40) + CAST(file_row_number AS BIGINT) AS veo_rid"
+
+
 def parquet_glob(path: str) -> str:
     """What ``read_parquet`` is given for a file, a dataset folder or a URL."""
     text = str(path).rstrip("/")
@@ -98,10 +103,10 @@ class DuckDBEngine(SqlEngine):
             glob = parquet_glob(path).replace("'", "''")
             try:
                 union = ", union_by_name = true" if self._mixed(glob) else ""
-                self._con.execute(
-                    f"CREATE VIEW {self.src} AS SELECT * FROM read_parquet('{glob}', "
-                    f"hive_partitioning = true{union})"
-                )
+                read = f"read_parquet('{glob}', hive_partitioning = true{union})"
+                self._con.execute(f"CREATE VIEW {self.src} AS SELECT * FROM {read}")
+                self.row_src = f"{self.src}_rows"
+                self._con.execute(f"CREATE VIEW {self.row_src} AS SELECT *, {_ROW_ID} FROM {read}")
             except duckdb.Error as exc:
                 why = str(exc).strip().splitlines()[0]  # DuckDB adds the query, line by line
                 raise InputError(f"{path}: not a readable Parquet file or dataset ({why})") from exc
@@ -177,9 +182,6 @@ class DuckDBEngine(SqlEngine):
         finally:  # done with, or not whole (an error, an interrupt mid-build)
             if dropped:
                 self._con.execute(f"DROP TABLE IF EXISTS {dropped}")
-
-    def stages(self) -> bool:
-        return self._relation is None
 
     def forget(self) -> None:
         """As :meth:`Engine.forget`, the temporary tables kept dropped too."""

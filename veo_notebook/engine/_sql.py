@@ -49,6 +49,9 @@ class SqlEngine(Engine):
     src: str  # the name the source is known by in every query
     #: rows of the source per piece of :meth:`grouped_pieces` (None: always one piece)
     rows_per_piece: int | None = None
+    #: ``src`` with each row's identity (``veo_rid``: stable between the queries of one
+    #: engine), where the engine has one (DuckDB over Parquet); None elsewhere
+    row_src: str | None = None
 
     @abstractmethod
     def _fetch(self, sql: str) -> pa.Table:
@@ -62,11 +65,6 @@ class SqlEngine(Engine):
         ``sql(lo, hi)`` selects those of them whose ``column`` (µs) is in [lo, hi), so
         an engine that keeps a table may build it in pieces. Here: the query inline."""
         yield f"({sql(None, None)})"
-
-    def stages(self) -> bool:
-        """Whether :meth:`staged` keeps a table (else the query is inline: read anew at
-        each use)."""
-        return False
 
     # --- SQL pieces -------------------------------------------------------------------
     def q(self, name: str) -> str:

@@ -149,10 +149,12 @@ def _gaps(
     cond: str,
     span: tuple[int, int] | None = None,
     carried: Sequence[tuple[str, str]] = (),
+    source: str | None = None,
 ) -> str:
     """The near rows (``veo_h``, ``veo_t`` and the ``carried`` (SQL, name) pairs, then
     ``veo_tied``) created in ``span`` [lo, hi), told from the rows within ``w`` of it:
-    those with a row of the same request within ``w``."""
+    those with a row of the same request within ``w``. Read from ``source`` (by default
+    the engine's)."""
     t = eng.us("create_time")
     near = "OVER (PARTITION BY veo_h ORDER BY veo_t)"
     rows = own = ""
@@ -167,22 +169,23 @@ def _gaps(
     return (
         f"SELECT veo_h, veo_t{kept} FROM (SELECT *, veo_t - lag(veo_t) {near} AS veo_b, "
         f"lead(veo_t) {near} - veo_t AS veo_a FROM (SELECT {h} AS veo_h, {t} AS veo_t{made} "
-        f"FROM {eng.src} WHERE {cond}{rows}) AS a) AS b WHERE (veo_b <= {w} OR veo_a <= {w}){own}"
+        f"FROM {source or eng.src} WHERE {cond}{rows}) AS a) AS b "
+        f"WHERE (veo_b <= {w} OR veo_a <= {w}){own}"
     )
 
 
 def _near(eng: SqlEngine, h: str, w: int, cond: str, ok: str) -> AbstractContextManager[str]:
-    """The near rows (:func:`_gaps`) with ``veo_good`` (``ok`` holds) and ``veo_id`` (the
-    task id's hash), staged (:meth:`~._sql.SqlEngine.staged`): in DuckDB a table made
-    once per report, in pieces of creation time (each piece's window fits in memory)."""
-    carried = (
-        (f"coalesce({ok}, FALSE)", "veo_good"),
-        (eng.dialect.hash.format(eng.q("task_id")), "veo_id"),
-    )
+    """The near rows (:func:`_gaps`) with ``veo_good`` (``ok`` holds) and, where the
+    engine has them (:attr:`~._sql.SqlEngine.row_src`), their identities ``veo_rid``,
+    staged (:meth:`~._sql.SqlEngine.staged`): in DuckDB a table made once per report, in
+    pieces of creation time (each piece's window fits in memory)."""
+    carried = [(f"coalesce({ok}, FALSE)", "veo_good")]
+    if eng.row_src is not None:
+        carried.append(("veo_rid", "veo_rid"))
 
     def rows(lo: int | None, hi: int | None) -> str:
         span = None if lo is None or hi is None else (lo, hi)
-        return _gaps(eng, h, w, cond, span, carried)
+        return _gaps(eng, h, w, cond, span, carried, eng.row_src)
 
     return eng.staged(("near rows", h, w, cond, ok), "create_time", rows)
 
@@ -201,20 +204,18 @@ def extras(
     extra: Sequence[p.Value] = (),
 ) -> pd.DataFrame:
     """See :meth:`._base.Engine.extras`: the runs' extras grouped, one small answer.
-    Where the engine keeps tables (:meth:`~._sql.SqlEngine.stages`), the runs are marked
-    on the staged near rows alone (:func:`_flags`) and only the extras' own rows are read
-    again; elsewhere the rows at the near times are read with every column and marked."""
+    Where the engine tells rows apart (:attr:`~._sql.SqlEngine.row_src`), the runs are
+    marked on the staged near rows alone (:func:`_flags`) and only the extras' own rows
+    are read again; elsewhere the rows at the near times are read whole and marked."""
     if _narrow(eng):
         h, cond = _request(eng, same, where)
         with _near(eng, h, int(within_us), cond, eng.cond(ok)) as n:
-            flags = _flags(eng, n, int(within_us), cond)
-            if flags is not None:
-                t, task = eng.us("create_time"), eng.dialect.hash.format(eng.q("task_id"))
-                flagged = (
-                    f"(SELECT s.*, f.{EARLIER} FROM {eng.src} AS s JOIN ({flags}) AS f "
-                    f"ON {t} = f.veo_t AND {task} = f.veo_id WHERE {cond}) AS x"
-                )
-                return eng._grouped_over(flagged, keys, measures, None, (*extra, EARLIER))
+            flags = _flags(eng, n, int(within_us))
+            flagged = (
+                f"(SELECT s.*, f.{EARLIER} FROM {eng.row_src} AS s JOIN ({flags}) AS f "
+                f"ON s.veo_rid = f.veo_rid) AS x"
+            )
+            return eng._grouped_over(flagged, keys, measures, None, (*extra, EARLIER))
     with _runs(eng, same, within_us, where, ok) as runs:
         flagged = f"(SELECT *, {_EARLIER_OK} AS {EARLIER} FROM ({runs}) AS u WHERE veo_rep) AS x"
         return eng._grouped_over(flagged, keys, measures, None, (*extra, EARLIER))
@@ -222,40 +223,27 @@ def extras(
 
 def _narrow(eng: SqlEngine) -> bool:
     """Whether the runs are marked on staged near rows (:func:`_flags`)."""
-    return eng.dialect.tie_join and eng.stages() and eng.has("task_id")
+    return eng.row_src is not None
 
 
-def _flags(eng: SqlEngine, n: str, w: int, cond: str, first: bool = False) -> str | None:
+def _flags(eng: SqlEngine, n: str, w: int, first: bool = False) -> str:
     """The extras among the staged near rows ``n``, marked on those rows alone: their
-    time, task id hash and :data:`EARLIER`. Rows of one request at one time are ordered
-    by task id, read for them alone; None when two of them share a task id hash (the
-    same task twice: the caller reads the rows instead)."""
-    counts = (
-        "SELECT count(*) AS tied, count(*) - count(DISTINCT (veo_h, veo_t, veo_id)) AS same "
-        f"FROM {n} WHERE veo_tied"
-    )
-    tied, same = (int(v or 0) for v in eng._fetch(counts).to_pylist()[0].values())
-    if same:
-        return None
+    identity ``veo_rid`` and :data:`EARLIER` (with ``first``: their run's first row's
+    identity and time). Rows of one request at one time are ordered by task id, read
+    for those rows alone."""
     rows, tie = f"SELECT *, veo_good AS veo_k FROM {n}", "veo_t"
+    tied = eng._fetch(f"SELECT count(*) AS n FROM {n} WHERE veo_tied").column(0)[0].as_py()
     if tied:  # the task ids of the rows at a time with another row of their request
-        t, task = eng.us("create_time"), eng.q("task_id")
-        at = f"SELECT veo_t FROM {n} WHERE veo_tied"
-        ids = (
-            f"SELECT {t} AS veo_tt, {eng.dialect.hash.format(task)} AS veo_ti, {task} AS veo_tie "
-            f"FROM {eng.src} WHERE {cond} AND {t} IN ({at})"
-        )
+        task = eng.q("task_id")
+        ids = f"SELECT s.veo_rid AS veo_ti, s.{task} AS veo_tie FROM {eng.row_src} AS s"
         rows = (
-            f"SELECT n.*, n.veo_good AS veo_k, i.veo_tie FROM {n} AS n LEFT JOIN ({ids}) AS i "
-            "ON n.veo_t = i.veo_tt AND n.veo_id = i.veo_ti"
+            f"SELECT n.*, n.veo_good AS veo_k, i.veo_tie FROM {n} AS n LEFT JOIN ({ids} WHERE "
+            f"s.veo_rid IN (SELECT veo_rid FROM {n} WHERE veo_tied)) AS i ON n.veo_rid = i.veo_ti"
         )
         tie = "veo_tie"
-    marked = _marked(eng, rows, tie, w, "veo_k", "veo_id" if first else None)
+    marked = _marked(eng, rows, tie, w, "veo_k", "veo_rid" if first else None)
     firsts = f", {FIRST_ID}, {FIRST_T}" if first else ""
-    return (
-        f"SELECT veo_t, veo_id, {_EARLIER_OK} AS {EARLIER}{firsts} FROM ({marked}) AS m "
-        "WHERE veo_rep"
-    )
+    return f"SELECT veo_rid, {_EARLIER_OK} AS {EARLIER}{firsts} FROM ({marked}) AS m WHERE veo_rep"
 
 
 def worst_extras(
@@ -274,35 +262,32 @@ def worst_extras(
     if _narrow(eng):
         h, cond = _request(eng, same, where)
         with _near(eng, h, int(within_us), cond, eng.cond(ok)) as n:
-            flags = _flags(eng, n, int(within_us), cond, first=True)
-            if flags is not None:
-                return _worst_flagged(eng, flags, cond, weight, columns, limit)
+            flags = _flags(eng, n, int(within_us), first=True)
+            return _worst_flagged(eng, flags, weight, columns, limit)
     with _runs(eng, same, within_us, where, ok, first=True) as runs:
         return _worst(eng, runs, weight, columns, limit)
 
 
 def _worst_flagged(
-    eng: SqlEngine, flags: str, cond: str, weight: p.Credit, columns: Sequence[str], limit: int
+    eng: SqlEngine, flags: str, weight: p.Credit, columns: Sequence[str], limit: int
 ) -> pd.DataFrame:
-    """:func:`_worst` over the extras :func:`_flags` marked: their rows read by time and
-    task id hash, the ``limit`` worst kept, then each one's first task id read."""
+    """:func:`_worst` over the extras :func:`_flags` marked: their rows read by identity,
+    the ``limit`` worst kept, then each one's run's first task id read."""
     cols = [eng.q(c) for c in columns if eng.has(c)]
-    t, task = eng.us("create_time"), eng.q("task_id")
-    hid = eng.dialect.hash.format(task)
+    task = eng.q("task_id")
     c = credit(eng, weight)
     wasted = f"CAST(CASE WHEN f.{EARLIER} THEN coalesce({c}, 0) ELSE 0 END AS DOUBLE)"
     top = (
-        f"SELECT {', '.join(f's.{x}' for x in cols)}, f.{FIRST_ID} AS veo_first_h, "
-        f"f.{FIRST_T}, {c} AS {CREDIT}, {wasted} AS {WASTED}, f.veo_t AS veo_t, "
-        f"s.{task} AS veo_task "
-        f"FROM {eng.src} AS s JOIN ({flags}) AS f ON {t} = f.veo_t AND {hid} = f.veo_id "
-        f"WHERE {cond} ORDER BY {WASTED} DESC, veo_t ASC, veo_task ASC LIMIT {int(limit)}"
+        f"SELECT {', '.join(f's.{x}' for x in cols)}, f.{FIRST_ID} AS veo_first_rid, "
+        f"f.{FIRST_T}, {c} AS {CREDIT}, {wasted} AS {WASTED}, {eng.us('create_time')} AS "
+        f"veo_t, s.{task} AS veo_task FROM {eng.row_src} AS s JOIN ({flags}) AS f "
+        f"ON s.veo_rid = f.veo_rid ORDER BY {WASTED} DESC, veo_t ASC, veo_task ASC "
+        f"LIMIT {int(limit)}"
     )
-    ids = f"SELECT {t} AS veo_it, {hid} AS veo_ih, {task} AS veo_fid FROM {eng.src} WHERE {cond}"
-    picked = ", ".join([*(f"w.{x}" for x in cols), f"i.veo_fid AS {FIRST_ID}"])
+    picked = ", ".join([*(f"w.{x}" for x in cols), f"i.{task} AS {FIRST_ID}"])
     sql = (
         f"SELECT {picked}, w.{FIRST_T}, w.{CREDIT}, w.{WASTED} FROM ({top}) AS w "
-        f"LEFT JOIN ({ids}) AS i ON i.veo_it = w.{FIRST_T} AND i.veo_ih = w.veo_first_h "
+        f"LEFT JOIN {eng.row_src} AS i ON i.veo_rid = w.veo_first_rid "
         f"ORDER BY w.{WASTED} DESC, w.veo_t ASC, w.veo_task ASC"
     )
     return eng._typed(eng._fetch(sql))
