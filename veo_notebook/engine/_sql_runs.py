@@ -6,6 +6,12 @@ a repeat of their request, ordered within it, each marked: does it repeat the on
 where does its run start, which earlier row was ``ok``). A request is a 64-bit hash
 (:attr:`._sql.Dialect.hash`) of its ``same`` values: two different requests are merged
 only if their hashes collide and they were made within the window of each other.
+
+Where the engine tells rows apart (DuckDB over Parquet: :attr:`._sql.SqlEngine.row_src`)
+the runs are marked on a staged table of the near rows alone (request hash, time, not a
+failure, identity), and only the extras' own rows are read again (:func:`_flags`);
+elsewhere (Spark, a user's DuckDB relation) the rows at the near times are read whole
+and marked (:func:`_runs`).
 """
 
 from __future__ import annotations
