@@ -169,16 +169,53 @@ def test_runs_with_ties_are_the_same_on_every_engine(spark, tmp_path: Path) -> N
     assert_same(expected, answers(spark.read.parquet(str(path)), None))
 
 
+class _Inserts:
+    """A DuckDB connection that counts the pieces inserted into staged tables."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con, self.inserts = con, 0
+
+    def execute(self, query: str, *args: object) -> object:
+        self.inserts += query.startswith("INSERT INTO veo_stage")
+        return self.con.execute(query, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.con, name)
+
+
 @pytest.mark.parametrize("keep", [False, True])
 def test_runs_found_in_pieces_of_time_are_the_same(tmp_path: Path, monkeypatch, keep: bool) -> None:
-    """DuckDB finds the near times in pieces of creation time (here 7 pieces of ~430 s:
-    runs cross their edges) into a temporary table: the same tables as pandas; with
-    answers kept (the report) the second query reads the same table, else it is gone."""
-    monkeypatch.setattr(_duckdb.DuckDBEngine, "rows_per_piece", 2)
-    df = tied_runs()
+    """DuckDB finds the near rows in pieces of creation time (here four pieces of ~72
+    minutes over five copies of the tied runs an hour apart, and a pair either side of an
+    edge: it fails if a piece does not read past its edges) into a temporary table: the
+    same tables as pandas; with answers kept (the report) the second query reads the same
+    table, else it is gone. A window as long as a piece is found in one piece."""
+    monkeypatch.setattr(_duckdb.DuckDBEngine, "rows_per_piece", 17)
+    copies = []
+    for i in range(5):
+        one = tied_runs()
+        one["task_id"] = (one["task_id"].astype(str) + str(i)).astype(one["task_id"].dtype)
+        one["create_time"] += pd.Timedelta(hours=i)
+        one["complete_time"] += pd.Timedelta(hours=i)
+        copies.append(one)
+    bird = make_frame(  # one request twice, 10 minutes apart, either side of an edge
+        task_id=["p", "q"],
+        create_s=[4300, 4900],
+        complete_s=[4400, 5000],
+        status="success",
+        prompt="a bird",
+        model="veo3_fast",
+        task_type="generate",
+        resolution="720p",
+        generation_type="TEXT_2_VIDEO",
+        aspect_ratio="16:9",
+    )
+    df = pd.concat([*copies, bird], ignore_index=True)
     path = export.to_parquet(df, tmp_path / "tied", partition_by="create_date")
     eng = _duckdb.DuckDBEngine(path=str(path))
     eng.answers = {} if keep else None
+    pieces = _Inserts(eng._con)
+    eng._con = pieces
     for prices, billed in ((None, False), ({"veo3_fast": 7}, True)):
         got = {
             "cost": analysis.cost_summary(eng, by="resolution", prices=prices, bill_failed=billed),
@@ -189,8 +226,13 @@ def test_runs_found_in_pieces_of_time_are_the_same(tmp_path: Path, monkeypatch, 
             "worst": worst_duplicates(df, 20, prices=prices, bill_failed=billed),
         }
         assert_same(expected, got)
+    assert pieces.inserts >= 3 * (1 if keep else 4)  # four pieces: a table and 3 inserts
+    before = pieces.inserts
+    long = analysis.cost_summary(eng, by="resolution", window="3h")
+    assert_same({"long": analysis.cost_summary(df, by="resolution", window="3h")}, {"long": long})
+    assert pieces.inserts == before
     staged = [k for k in (eng.answers or {}) if k[0] == "staged"]
-    assert len(staged) == (1 if keep else 0)
+    assert len(staged) == (2 if keep else 0)  # the 15-minute window's, the 3-hour one's
     temporary = "SELECT table_name FROM duckdb_tables() WHERE temporary"
     assert len(eng._con.sql(temporary).fetchall()) == len(staged)
     eng.forget()  # the report, done with the duplicates: the table dropped with the answers

@@ -160,7 +160,11 @@ class DuckDBEngine(SqlEngine):
 
     @contextmanager
     def staged(
-        self, key: tuple, column: str, sql: Callable[[int | None, int | None], str]
+        self,
+        key: tuple,
+        column: str,
+        sql: Callable[[int | None, int | None], str],
+        margin: int = 0,
     ) -> Iterator[str]:
         """A temporary table, built in pieces of :attr:`rows_per_piece` rows by ranges of
         ``column`` (each piece's sort then fits in :data:`MEMORY_LIMIT`: no spill), kept
@@ -174,7 +178,7 @@ class DuckDBEngine(SqlEngine):
         name = f"veo_stage_{uuid.uuid4().hex[:8]}"
         dropped = name
         try:
-            self._build(name, column, sql)
+            self._build(name, column, sql, margin)
             yield name
             if self.answers is not None:
                 self.answers[("staged", key)] = name
@@ -190,12 +194,18 @@ class DuckDBEngine(SqlEngine):
                 self._con.execute(f"DROP TABLE IF EXISTS {name}")
         super().forget()
 
-    def _build(self, name: str, column: str, sql: Callable[[int | None, int | None], str]) -> None:
-        """``CREATE TEMP TABLE name`` from ``sql``, one piece of ``column``'s span at a time."""
+    def _build(
+        self, name: str, column: str, sql: Callable[[int | None, int | None], str], margin: int
+    ) -> None:
+        """``CREATE TEMP TABLE name`` from ``sql``, one piece of ``column``'s span at a
+        time; fewer pieces where the ``margin`` each reads beyond its edges would make
+        them read more than half as much again as their own rows (a long window)."""
         per = self.rows_per_piece
         k = -(-self.count() // per) if per else 1
         span = self.time_span(column) if k > 1 else None
-        if span is None:
+        if span is not None and margin > 0:
+            k = min(k, (span[1] + 1 - span[0]) // (4 * margin))
+        if span is None or k <= 1:
             self._con.execute(f"CREATE TEMP TABLE {name} AS {sql(None, None)}")
             return
         lo, hi = span

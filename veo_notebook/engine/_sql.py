@@ -59,11 +59,16 @@ class SqlEngine(Engine):
 
     @contextmanager
     def staged(
-        self, key: tuple, column: str, sql: Callable[[int | None, int | None], str]
+        self,
+        key: tuple,
+        column: str,
+        sql: Callable[[int | None, int | None], str],
+        margin: int = 0,
     ) -> Iterator[str]:
         """A relation of the rows ``sql(None, None)`` selects, while the block runs.
-        ``sql(lo, hi)`` selects those of them whose ``column`` (µs) is in [lo, hi), so
-        an engine that keeps a table may build it in pieces. Here: the query inline."""
+        ``sql(lo, hi)`` selects those of them whose ``column`` (µs) is in [lo, hi),
+        reading ``margin`` µs either side, so an engine that keeps a table may build it
+        in pieces. Here: the query inline."""
         yield f"({sql(None, None)})"
 
     # --- SQL pieces -------------------------------------------------------------------

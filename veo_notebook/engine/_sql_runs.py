@@ -193,7 +193,7 @@ def _near(eng: SqlEngine, h: str, w: int, cond: str, ok: str) -> AbstractContext
         span = None if lo is None or hi is None else (lo, hi)
         return _gaps(eng, h, w, cond, span, carried, eng.row_src)
 
-    return eng.staged(("near rows", h, w, cond, ok), "create_time", rows)
+    return eng.staged(("near rows", h, w, cond, ok), "create_time", rows, w)
 
 
 _EARLIER_OK = "coalesce(veo_last_ok >= veo_start, FALSE)"
