@@ -47,8 +47,9 @@ _SETTINGS = ("SET preserve_insertion_order = false", "SET parquet_metadata_cache
 #: the report's peak (bench/README.md). The viewer's own table has its own limit.
 MEMORY_LIMIT = "256MB"
 #: A grouping by each distinct value of a column (Kaplan–Meier's event times: 1.7M rows
-#: at 20M tasks) is asked in pieces of this many rows of the source: DuckDB's hash table
-#: and what its allocator keeps afterwards are then a piece's (one piece up to this size).
+#: at 20M tasks) is asked in pieces of this many rows of the source, and a staged table
+#: (the duplicate runs' near rows) is built in pieces of creation time of about as many:
+#: DuckDB's hash table or sort is then a piece's (one piece up to this size).
 ROWS_PER_PIECE = 5_000_000
 
 
@@ -200,8 +201,7 @@ class DuckDBEngine(SqlEngine):
         """``CREATE TEMP TABLE name`` from ``sql``, one piece of ``column``'s span at a
         time; fewer pieces where the ``margin`` each reads beyond its edges would make
         them read more than half as much again as their own rows (a long window)."""
-        per = self.rows_per_piece
-        k = -(-self.count() // per) if per else 1
+        k = self.pieces()
         span = self.time_span(column) if k > 1 else None
         if span is not None and margin > 0:
             k = min(k, (span[1] + 1 - span[0]) // (4 * margin))

@@ -197,6 +197,11 @@ class SqlEngine(Engine):
             return self._grouped_and_bins(keys, measures, hint[1], hint[2])
         return self._grouped_over(self.src, keys, measures, where, extra, top)
 
+    def pieces(self) -> int:
+        """How many pieces of :attr:`rows_per_piece` rows the source makes (1: whole)."""
+        per = self.rows_per_piece
+        return max(1, -(-self.count() // per)) if per else 1
+
     def grouped_pieces(
         self,
         keys: p.Keys,
@@ -207,7 +212,7 @@ class SqlEngine(Engine):
         """:meth:`grouped` by ``value`` too, one piece per :attr:`rows_per_piece` rows of
         the source: a piece is the rows whose value hashes to it, so each distinct value
         is in one piece and the engine's hash table is a piece's, not the whole answer's."""
-        k = 1 if self.rows_per_piece is None else -(-self.count() // self.rows_per_piece)
+        k = self.pieces()
         if k <= 1:
             yield self.grouped(keys, measures, where, extra=(value,))
             return
