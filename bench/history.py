@@ -83,7 +83,20 @@ def write_history(path: Path, n: int, seed: int = 0) -> float:
     for w in writers.values():
         w.flush()
         w.writer.close()
+    write_gaps(path)
     return time.perf_counter() - t0
+
+
+def write_gaps(path: Path) -> None:
+    """Each day file's request gaps beside it, as a store's dataset keeps them
+    (:mod:`veo_notebook.frame._request_gaps`)."""
+    import pyarrow.parquet as pq
+
+    from veo_notebook.frame import _request_gaps, dataset
+
+    for file in sorted(path.glob(f"*/{dataset.FILE_NAME}")):
+        part_id = (pq.read_schema(file).metadata or {})[dataset.PART_ID].decode()
+        _request_gaps.write_gaps_of(file, part_id)
 
 
 _CHILD = """

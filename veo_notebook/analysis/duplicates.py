@@ -16,7 +16,6 @@ extras` counts them per group for :func:`~veo_notebook.analysis.cost_summary`,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,8 @@ from ..engine import Engine, resolve
 from ..engine import _plan as p
 from ..engine._pandas import row_codes, run_flags
 from ..errors import InputError
+from ..frame._request_gaps import REQUEST_COLUMNS, request_names
+from ..frame._request_gaps import REQUEST_HINTS as _REQUEST_HINTS
 from ..pricing import DURATION_COLUMNS, NOT_BILLED, PricesLike, PriceTable
 from ._credits import combo_credits, price_keys, price_measures, priced, row_credit
 from ._groups import span as _span
@@ -39,17 +40,6 @@ __all__ = [
     "worst_duplicates",
 ]
 
-#: The columns that make two submissions the same request (plus a duration column, if any).
-REQUEST_COLUMNS = (
-    "prompt",
-    "model",
-    "generation_type",
-    "aspect_ratio",
-    "image_urls",
-    "seeds",
-    "parent_task_id",
-    "task_type",
-)
 DEFAULT_WINDOW = "15min"
 Source = Any  # a DataFrame, a Parquet path/URL, a Store, a DuckDB relation, a Spark DataFrame
 
@@ -64,15 +54,6 @@ _DUP_COLUMNS = (
     "credits_consumed",
     "resolution",
 )
-#: The rows that may be a request: an unread record has none to compare.
-_REQUEST_HINTS = ("prompt", "parent_task_id")
-
-
-def request_names(columns: Iterable[str]) -> list[str]:
-    """The columns that make two submissions the same request, of those present."""
-    present = list(columns)
-    names = [c for c in REQUEST_COLUMNS if c in present]
-    return names + [c for c in DURATION_COLUMNS if c in present][:1]
 
 
 def _has_request(columns: list[str]) -> p.Cond:

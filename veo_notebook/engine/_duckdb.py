@@ -86,6 +86,8 @@ class DuckDBEngine(SqlEngine):
     dialect = DIALECT
     rows_per_piece = ROWS_PER_PIECE
     _parent: DuckDBEngine | None = None  # a subset's source: keeps its connection open
+    _gaps: tuple[str, list[str]] | bool | None = False  # False: not looked for yet
+    _read = "hive_partitioning = true"
 
     def __init__(self, relation: Any = None, *, path: str | None = None) -> None:
         import duckdb
@@ -104,13 +106,37 @@ class DuckDBEngine(SqlEngine):
             glob = parquet_glob(path).replace("'", "''")
             try:
                 union = ", union_by_name = true" if self._mixed(glob) else ""
-                read = f"read_parquet('{glob}', hive_partitioning = true{union})"
+                self._read = f"hive_partitioning = true{union}"
+                read = f"read_parquet('{glob}', {self._read})"
                 self._con.execute(f"CREATE VIEW {self.src} AS SELECT * FROM {read}")
                 self.row_src = f"{self.src}_rows"
                 self._con.execute(f"CREATE VIEW {self.row_src} AS SELECT *, {_ROW_ID} FROM {read}")
             except duckdb.Error as exc:
                 why = str(exc).strip().splitlines()[0]  # DuckDB adds the query, line by line
                 raise InputError(f"{path}: not a readable Parquet file or dataset ({why})") from exc
+
+    def request_gaps(self) -> tuple[str, list[str]] | None:
+        """As :meth:`SqlEngine.request_gaps`: the dataset's gaps files, found once; the
+        rows' view then reads the day files in the gaps files' order, so that a row's
+        ``veo_rid`` is the same in both."""
+        if self._gaps is False:
+            from ..frame import _request_gaps
+
+            found = _request_gaps.find(self.path) if self.path and self.row_src else None
+            self._gaps = None
+            if found is not None:
+                files = ", ".join("'" + f.replace("'", "''") + "'" for f in found.data)
+                gaps = ", ".join("'" + f.replace("'", "''") + "'" for f in found.gaps)
+                name = f"{self.src}_gaps"
+                self._con.execute(
+                    f"CREATE OR REPLACE VIEW {self.row_src} AS SELECT *, {_ROW_ID} FROM "
+                    f"read_parquet([{files}], {self._read})"
+                )
+                self._con.execute(
+                    f"CREATE VIEW {name} AS SELECT *, {_ROW_ID} FROM read_parquet([{gaps}])"
+                )
+                self._gaps = (name, found.names)
+        return None if isinstance(self._gaps, bool) else self._gaps
 
     def _bound(self, con: Any) -> None:
         """Cap ``con``'s memory at :data:`MEMORY_LIMIT`, spilling into a folder of its
@@ -163,7 +189,7 @@ class DuckDBEngine(SqlEngine):
     def staged(
         self,
         key: tuple,
-        column: str,
+        column: str | None,
         sql: Callable[[int | None, int | None], str],
         margin: int = 0,
     ) -> Iterator[str]:
@@ -196,13 +222,17 @@ class DuckDBEngine(SqlEngine):
         super().forget()
 
     def _build(
-        self, name: str, column: str, sql: Callable[[int | None, int | None], str], margin: int
+        self,
+        name: str,
+        column: str | None,
+        sql: Callable[[int | None, int | None], str],
+        margin: int,
     ) -> None:
         """``CREATE TEMP TABLE name`` from ``sql``, one piece of ``column``'s span at a
         time; fewer pieces where the ``margin`` each reads beyond its edges would make
         them read more than half as much again as their own rows (a long window)."""
-        k = self.pieces()
-        span = self.time_span(column) if k > 1 else None
+        k = self.pieces() if column is not None else 1
+        span = self.time_span(column) if k > 1 and column is not None else None
         if span is not None and margin > 0:
             k = min(k, (span[1] + 1 - span[0]) // (4 * margin))
         if span is None or k <= 1:

@@ -53,6 +53,13 @@ class SqlEngine(Engine):
     #: engine), where the engine has one (DuckDB over Parquet); None elsewhere
     row_src: str | None = None
 
+    def request_gaps(self) -> tuple[str, list[str]] | None:
+        """A relation of each row's request key, time, status and gaps to the same
+        request's rows before and after in its day, with ``veo_rid`` (as :attr:`row_src`),
+        and the request columns the key hashes; where the source keeps them
+        (:mod:`veo_notebook.frame._request_gaps`). None elsewhere."""
+        return None
+
     @abstractmethod
     def _fetch(self, sql: str) -> pa.Table:
         """Run ``sql`` (over ``self.src``) and return its (small) result."""
@@ -61,14 +68,14 @@ class SqlEngine(Engine):
     def staged(
         self,
         key: tuple,
-        column: str,
+        column: str | None,
         sql: Callable[[int | None, int | None], str],
         margin: int = 0,
     ) -> Iterator[str]:
         """A relation of the rows ``sql(None, None)`` selects, while the block runs.
         ``sql(lo, hi)`` selects those of them whose ``column`` (µs) is in [lo, hi),
         reading ``margin`` µs either side, so an engine that keeps a table may build it
-        in pieces. Here: the query inline."""
+        in pieces (``column`` None: in one). Here: the query inline."""
         yield f"({sql(None, None)})"
 
     # --- SQL pieces -------------------------------------------------------------------

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..frame._request_gaps import REQUEST_HINTS
 from . import _plan as p
 from ._base import EARLIER
 from ._dialect import arrow_type as _arrow_type
@@ -97,17 +98,30 @@ def _request(eng: SqlEngine, same: Sequence[str], where: p.Cond | None) -> tuple
     return h, eng.cond(p.All(((where or p.All(())), p.NotNull("create_time"))))
 
 
-def _marked(eng: SqlEngine, rows: str, tie: str, w: int, ok: str, first: str | None) -> str:
+def _marked(
+    eng: SqlEngine,
+    rows: str,
+    tie: str,
+    w: int,
+    ok: str,
+    first: str | None,
+    rep: str | None = None,
+) -> str:
     """``rows`` ordered within their request (by time, then ``tie``) and marked; ``ok``:
-    the SQL of a row that is not a failure."""
-    part = f"PARTITION BY veo_h ORDER BY veo_t, {tie}"
-    marked = (
-        f"SELECT *, coalesce(veo_t - lag(veo_t) OVER ({part}) <= {w}, FALSE) AS veo_rep, "
-        f"row_number() OVER ({part}) AS veo_rn, "
-        f"CASE WHEN coalesce({ok}, FALSE) THEN 1 ELSE 0 END AS veo_ok "
-        f"FROM ({rows}) AS r"
-    )
-    # the second level orders by the row number: one integer to sort, not (time, id)
+    the SQL of a row that is not a failure. With ``rep`` (whether the row repeats the one
+    before, known where no two rows of a request share a time), the rows are ordered by
+    time alone and the first window level is not needed."""
+    ok_flag = f"CASE WHEN coalesce({ok}, FALSE) THEN 1 ELSE 0 END AS veo_ok"
+    if rep is None:
+        part = f"PARTITION BY veo_h ORDER BY veo_t, {tie}"
+        marked = (
+            f"SELECT *, coalesce(veo_t - lag(veo_t) OVER ({part}) <= {w}, FALSE) AS veo_rep, "
+            f"row_number() OVER ({part}) AS veo_rn, {ok_flag} FROM ({rows}) AS r"
+        )
+    else:  # the time orders the rows: it numbers them too
+        marked = f"SELECT *, {rep} AS veo_rep, veo_t AS veo_rn, {ok_flag} FROM ({rows}) AS r"
+    # the second level orders by the row number: one integer to sort, not (time, id); the
+    # last number seen is the greatest (a running max over a frame costs twice as much)
     before = "PARTITION BY veo_h ORDER BY veo_rn ROWS BETWEEN UNBOUNDED PRECEDING AND"
     seen = eng.dialect.last_seen
     firsts = "".join(
@@ -116,10 +130,11 @@ def _marked(eng: SqlEngine, rows: str, tie: str, w: int, ok: str, first: str | N
         for v, name in ((first, FIRST_ID), ("veo_t", FIRST_T))
         if first is not None
     )
+    start = seen.format("CASE WHEN NOT veo_rep THEN veo_rn END")
+    last_ok = seen.format("CASE WHEN veo_ok = 1 THEN veo_rn END")
     return (
-        f"SELECT *, max(CASE WHEN NOT veo_rep THEN veo_rn END) OVER ({before} CURRENT ROW) "
-        f"AS veo_start, max(CASE WHEN veo_ok = 1 THEN veo_rn END) OVER ({before} 1 PRECEDING) "
-        f"AS veo_last_ok{firsts} FROM ({marked}) AS m"
+        f"SELECT *, {start} OVER ({before} CURRENT ROW) AS veo_start, "
+        f"{last_ok} OVER ({before} 1 PRECEDING) AS veo_last_ok{firsts} FROM ({marked}) AS m"
     )
 
 
@@ -170,8 +185,11 @@ def _gaps(
         own = f" AND veo_t >= {lo} AND veo_t < {hi}"
     made = "".join(f", {sql} AS {name}" for sql, name in carried)
     kept = "".join(f", {name}" for _, name in carried)
-    if carried:  # whether another row of its request has its time
-        kept += ", coalesce(veo_b = 0 OR veo_a = 0, FALSE) AS veo_tied"
+    if carried:  # whether another row of its request has its time; whether it repeats
+        kept += (
+            f", coalesce(veo_b = 0 OR veo_a = 0, FALSE) AS veo_tied, "
+            f"coalesce(veo_b <= {w}, FALSE) AS veo_repeats"
+        )
     return (
         f"SELECT veo_h, veo_t{kept} FROM (SELECT *, veo_t - lag(veo_t) {near} AS veo_b, "
         f"lead(veo_t) {near} - veo_t AS veo_a FROM (SELECT {h} AS veo_h, {t} AS veo_t{made} "
@@ -180,11 +198,20 @@ def _gaps(
     )
 
 
-def _near(eng: SqlEngine, h: str, w: int, cond: str, ok: str) -> AbstractContextManager[str]:
+def _near(
+    eng: SqlEngine, h: str, w: int, cond: str, ok: str, same: Sequence[str] = ()
+) -> AbstractContextManager[str]:
     """The near rows (:func:`_gaps`) with ``veo_good`` (``ok`` holds) and, where the
-    engine has them (:attr:`~._sql.SqlEngine.row_src`), their identities ``veo_rid``,
-    staged (:meth:`~._sql.SqlEngine.staged`): in DuckDB a table made once per report, in
-    pieces of creation time (each piece's window fits in memory)."""
+    engine has them (:attr:`~._sql.SqlEngine.row_src`), their identities ``veo_rid`` and
+    whether each repeats the one before (``veo_repeats``), staged
+    (:meth:`~._sql.SqlEngine.staged`): in DuckDB a table made once per report, in pieces
+    of creation time (each piece's window fits in memory); in one piece, read from the
+    gaps a store's dataset keeps, where they hash ``same`` (:func:`_from_gaps`)."""
+    kept = _gaps_for(eng, same, ok, cond)
+    if kept is not None:
+        return eng.staged(
+            ("near rows", h, w, cond, ok), None, lambda lo, hi: _from_gaps(kept, w, ok)
+        )
     carried = [(f"coalesce({ok}, FALSE)", "veo_good")]
     if eng.row_src is not None:
         carried.append(("veo_rid", "veo_rid"))
@@ -194,6 +221,55 @@ def _near(eng: SqlEngine, h: str, w: int, cond: str, ok: str) -> AbstractContext
         return _gaps(eng, h, w, cond, span, carried, eng.row_src)
 
     return eng.staged(("near rows", h, w, cond, ok), "create_time", rows, w)
+
+
+#: a day in µs: the gaps a dataset keeps are within a UTC day (_request_gaps)
+_DAY_US = 86_400_000_000
+
+
+def _gaps_for(eng: SqlEngine, same: Sequence[str], ok: str, cond: str) -> str | None:
+    """The engine's gaps relation (:meth:`~._sql.SqlEngine.request_gaps`) where its key
+    hashes the columns ``same``, the rows asked (``cond``) are those it keys (a request
+    and a creation time) and ``ok`` reads nothing but the status; else None."""
+    hints = tuple(p.NotNull(c) for c in REQUEST_HINTS if eng.has(c))
+    if not same or cond != eng.cond(p.All((p.Any(hints), p.NotNull("create_time")))):
+        return None
+    found = eng.request_gaps()
+    if found is None or list(found[1]) != list(same):
+        return None
+    others = [c for c in eng.columns() if c != "status" and eng.q(c) in ok]
+    return None if others else found[0]
+
+
+def _from_gaps(gaps: str, w: int, ok: str) -> str:
+    """The near rows of :func:`_near`, from a dataset's gaps (a row's in its day): a row
+    is near when a gap is within ``w``, or, for the rows within ``w`` of a midnight,
+    when its neighbour among those rows (ordered by request and time) is. A repeat
+    across a midnight has both rows within ``w`` of it, so nothing else is ordered."""
+    d = _DAY_US
+    clock = f"(((veo_t % {d}) + {d}) % {d})"
+    edge = f"({clock} < {w} OR {clock} >= {d - w})"
+    rows = (
+        f"SELECT veo_h, veo_t, coalesce({ok}, FALSE) AS veo_good, veo_rid, veo_gb, veo_ga "
+        f"FROM {gaps} WHERE veo_h IS NOT NULL"
+    )
+    tied = "coalesce(veo_gb = 0 OR veo_ga = 0, FALSE) AS veo_tied"
+    inner = (
+        f"SELECT veo_h, veo_t, veo_good, veo_rid, {tied}, coalesce(veo_gb <= {w}, FALSE) "
+        f"AS veo_repeats FROM ({rows}) AS g WHERE (veo_gb <= {w} OR veo_ga <= {w}) "
+        f"AND NOT {edge}"
+    )
+    part = "OVER (PARTITION BY veo_h ORDER BY veo_t)"
+    edges = (
+        f"SELECT *, veo_t - lag(veo_t) {part} AS veo_eb, lead(veo_t) {part} - veo_t AS "
+        f"veo_ea FROM ({rows}) AS g WHERE {edge}"
+    )
+    outer = (
+        f"SELECT veo_h, veo_t, veo_good, veo_rid, {tied}, coalesce(veo_gb <= {w} OR veo_eb "
+        f"<= {w}, FALSE) AS veo_repeats FROM ({edges}) AS e WHERE veo_gb <= {w} OR "
+        f"veo_ga <= {w} OR veo_eb <= {w} OR veo_ea <= {w}"
+    )
+    return f"{inner} UNION ALL {outer}"
 
 
 _EARLIER_OK = "coalesce(veo_last_ok >= veo_start, FALSE)"
@@ -215,7 +291,7 @@ def extras(
     are read again; elsewhere the rows at the near times are read whole and marked."""
     if _narrow(eng):
         h, cond = _request(eng, same, where)
-        with _near(eng, h, int(within_us), cond, eng.cond(ok)) as n:
+        with _near(eng, h, int(within_us), cond, eng.cond(ok), same) as n:
             flags = _flags(eng, n, int(within_us))
             flagged = (
                 f"(SELECT s.*, f.{EARLIER} FROM {eng.row_src} AS s JOIN ({flags}) AS f "
@@ -238,6 +314,7 @@ def _flags(eng: SqlEngine, n: str, w: int, first: bool = False) -> str:
     identity and time). Rows of one request at one time are ordered by task id, read
     for those rows alone."""
     rows, tie = f"SELECT *, veo_good AS veo_k FROM {n}", "veo_t"
+    rep: str | None = "veo_repeats"
     tied = eng._fetch(f"SELECT count(*) AS n FROM {n} WHERE veo_tied").column(0)[0].as_py()
     if tied:  # the task ids of the rows at a time with another row of their request
         task = eng.q("task_id")
@@ -246,8 +323,8 @@ def _flags(eng: SqlEngine, n: str, w: int, first: bool = False) -> str:
             f"SELECT n.*, n.veo_good AS veo_k, i.veo_tie FROM {n} AS n LEFT JOIN ({ids} WHERE "
             f"s.veo_rid IN (SELECT veo_rid FROM {n} WHERE veo_tied)) AS i ON n.veo_rid = i.veo_ti"
         )
-        tie = "veo_tie"
-    marked = _marked(eng, rows, tie, w, "veo_k", "veo_rid" if first else None)
+        tie, rep = "veo_tie", None
+    marked = _marked(eng, rows, tie, w, "veo_k", "veo_rid" if first else None, rep)
     firsts = f", {FIRST_ID}, {FIRST_T}" if first else ""
     return f"SELECT veo_rid, {_EARLIER_OK} AS {EARLIER}{firsts} FROM ({marked}) AS m WHERE veo_rep"
 
@@ -267,7 +344,7 @@ def worst_extras(
     rows where :func:`extras` is (the runs' first task ids then read for those rows)."""
     if _narrow(eng):
         h, cond = _request(eng, same, where)
-        with _near(eng, h, int(within_us), cond, eng.cond(ok)) as n:
+        with _near(eng, h, int(within_us), cond, eng.cond(ok), same) as n:
             flags = _flags(eng, n, int(within_us), first=True)
             return _worst_flagged(eng, flags, weight, columns, limit)
     with _runs(eng, same, within_us, where, ok, first=True) as runs:

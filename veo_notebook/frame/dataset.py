@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 from .. import schema
 from ..errors import InputError, StoreError
 from ..store import RawRecords, Store
-from . import _parquet
+from . import _parquet, _request_gaps
 from ._dataset_state import (
     FILE_NAME,
     PART_ID,
@@ -228,6 +228,7 @@ def _build(
         for w in writers.values():
             w.flush()
             w.writer.close()
+        each(lambda d: _request_gaps.write_gaps_of(day_dir(build, d) / FILE_NAME, files[d]), files)
         if not writers:  # an empty store: one empty file carries the schema
             files[NO_DAY] = uuid.uuid4().hex
             _write_file(build, NO_DAY, _parquet.to_table(schema.empty_frame()), files[NO_DAY])
@@ -347,6 +348,7 @@ def _update(
         part_id = uuid.uuid4().hex
         if rows is not None:
             _write_file(root, day, rows[1], part_id)
+            _request_gaps.write_gaps(day_dir(root, day) / FILE_NAME, rows[1], part_id)
         return day, part_id, rows
 
     files, out = dict(state.files), Fresh()
