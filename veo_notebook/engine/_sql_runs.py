@@ -9,7 +9,9 @@ only if their hashes collide and they were made within the window of each other.
 
 Where the engine tells rows apart (DuckDB over Parquet: :attr:`._sql.SqlEngine.row_src`)
 the runs are marked on a staged table of the near rows alone (request hash, time, not a
-failure, identity), and only the extras' own rows are read again (:func:`_flags`);
+failure, identity), and only the extras' own rows are read again (:func:`_flags`); the
+near rows are read from the request gaps a store's dataset keeps, where it keeps them
+(:func:`_from_gaps`), else found by a window over every row, in pieces of time;
 elsewhere (Spark, a user's DuckDB relation) the rows at the near times are read whole
 and marked (:func:`_runs`).
 """
@@ -207,7 +209,7 @@ def _near(
     (:meth:`~._sql.SqlEngine.staged`): in DuckDB a table made once per report, in pieces
     of creation time (each piece's window fits in memory); in one piece, read from the
     gaps a store's dataset keeps, where they hash ``same`` (:func:`_from_gaps`)."""
-    kept = _gaps_for(eng, same, ok, cond)
+    kept = _gaps_for(eng, same, w, ok, cond)
     if kept is not None:
         return eng.staged(
             ("near rows", h, w, cond, ok), None, lambda lo, hi: _from_gaps(kept, w, ok)
@@ -225,17 +227,21 @@ def _near(
 
 #: a day in µs: the gaps a dataset keeps are within a UTC day (_request_gaps)
 _DAY_US = 86_400_000_000
+#: the longest window read from the gaps: the rows within it of a midnight, ordered in
+#: one piece, are then at most a quarter of all (longer: the window over every row)
+LONGEST_GAPS_WINDOW = _DAY_US // 8
 
 
-def _gaps_for(eng: SqlEngine, same: Sequence[str], ok: str, cond: str) -> str | None:
+def _gaps_for(eng: SqlEngine, same: Sequence[str], w: int, ok: str, cond: str) -> str | None:
     """The engine's gaps relation (:meth:`~._sql.SqlEngine.request_gaps`) where its key
     hashes the columns ``same``, the rows asked (``cond``) are those it keys (a request
-    and a creation time) and ``ok`` reads nothing but the status; else None."""
+    and a creation time), ``ok`` reads nothing but the status and the window ``w`` is
+    at most :data:`LONGEST_GAPS_WINDOW`; else None."""
+    found = eng.request_gaps()  # first: it fixes the order the rows' identities follow
     hints = tuple(p.NotNull(c) for c in REQUEST_HINTS if eng.has(c))
     if not same or cond != eng.cond(p.All((p.Any(hints), p.NotNull("create_time")))):
         return None
-    found = eng.request_gaps()
-    if found is None or list(found[1]) != list(same):
+    if w > LONGEST_GAPS_WINDOW or found is None or list(found[1]) != list(same):
         return None
     others = [c for c in eng.columns() if c != "status" and eng.q(c) in ok]
     return None if others else found[0]
