@@ -68,6 +68,8 @@ NAMES_META, PROBE_META, ROWS_META = b"veo_request_columns", b"veo_probe", b"veo_
 #: what the list items of a request column are joined by (as the engines compare lists)
 _LIST_SEP = "\x1f"
 _PROBE = "veo-notebook request probe"
+#: a missing value's hash, and the odd number a key is multiplied by before each column
+_NULL_HASH, _MIX = 0x9E3779B97F4A7C15, 0x100000001B3
 
 
 def request_names(columns: Iterable[str]) -> list[str]:
@@ -82,25 +84,30 @@ def gaps_path(data_file: Path) -> Path:
     return data_file.with_name(f".{data_file.stem}{SUFFIX}")
 
 
-def _text(column: pa.ChunkedArray | pa.Array) -> pd.Series:
-    """A request column as text, the same in every file: lists by their items joined
-    (missing: empty), dictionaries decoded."""
+def _hashes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A request column's values hashed (uint64), the same in every file: lists by their
+    items joined (missing: empty), dictionaries decoded, values as text. Only the
+    distinct values become Python strings."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if pa.types.is_dictionary(column.type):
         column = column.dictionary_decode()
     if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
         column = pc.fill_null(pc.binary_join(column, _LIST_SEP), "")
-    return pd.Series(pc.cast(column, pa.large_string()).to_numpy(zero_copy_only=False))
+    coded = pc.dictionary_encode(pc.cast(column, pa.large_string()))
+    values = coded.dictionary.to_numpy(zero_copy_only=False)
+    known = pd.util.hash_array(values.astype(object)) if len(values) else np.zeros(0, np.uint64)
+    table = np.append(known, np.uint64(_NULL_HASH))
+    at = pc.fill_null(coded.indices, len(values)).to_numpy(zero_copy_only=False)
+    return table[at]
 
 
 def request_keys(table: pa.Table, names: Sequence[str]) -> np.ndarray:
-    """Each row's request key: a 64-bit hash of its ``names`` values (int64)."""
-    if not names:
-        return np.zeros(table.num_rows, np.int64)
-    texts = pd.DataFrame({i: _text(table.column(n)) for i, n in enumerate(names)})
-    hashed = pd.util.hash_pandas_object(texts, index=False).to_numpy(np.uint64)
-    return hashed.view(np.int64)
+    """Each row's request key: its ``names`` values' hashes combined, in order (int64)."""
+    key = np.zeros(table.num_rows, np.uint64)
+    for n in names:
+        key = (key * np.uint64(_MIX)) ^ _hashes(table.column(n))
+    return key.view(np.int64)
 
 
 def probe(names: Sequence[str]) -> int:
@@ -134,7 +141,7 @@ def gaps_table(table: pa.Table) -> pa.Table:
     keys = request_keys(table, names)
     created = table.column("create_time")
     t = pc.cast(created, pa.timestamp("us", tz="UTC")).cast(pa.int64())
-    valid = pc.is_valid(t).to_numpy(zero_copy_only=False)
+    valid = np.array(pc.is_valid(t).to_numpy(zero_copy_only=False), dtype=bool)
     hints = [h for h in REQUEST_HINTS if h in table.column_names]
     if hints:
         asked = np.zeros(table.num_rows, bool)
