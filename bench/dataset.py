@@ -8,7 +8,8 @@ HTTP), one day of tasks after another, as a history is fetched. Then, each in a 
 process (imports not timed, peak RSS from ``getrusage``):
 
 1. **build**: ``frame.dataset.sync(store)`` with no dataset yet: every record parsed,
-   block by block, into one Parquet file per UTC creation day;
+   block by block, into one Parquet file per UTC creation day, each day's request gaps
+   then written beside it (:mod:`veo_notebook.frame._request_gaps`);
 2. **update**: 1 % of the history written again (half of it the newest day's tasks
    changed, as tasks still generating finish; half new tasks of a new day), then
    ``sync`` again: the days rewritten are counted and the time is given as a ratio of
@@ -135,12 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         after = _stamps(root)
         rewritten = sum(1 for f, t in after.items() if before.get(f) != t)
         size = sum(f.stat().st_size for f in root.rglob("*.parquet")) / 1e6
+        gaps = sum(f.stat().st_size for f in root.rglob(".*.gaps")) / 1e6
         store_mb = store.stat().st_size / 1e6
     ratio = update["seconds"] / build["seconds"]
     ok = build["rss"] <= MAX_BUILD_RSS_MB and ratio <= MAX_UPDATE_RATIO
     print(
         f"store: {args.n:,} records, {days} days ({store_mb:,.0f} MB, written in {made:.0f} s);"
-        f" dataset {size:,.0f} MB"
+        f" dataset {size:,.0f} MB, its request gaps {gaps:,.0f} MB"
     )
     print("| sync | seconds | vs build | peak RSS (imports) | days rewritten | target |")
     print("|---|---|---|---|---|---|")

@@ -223,10 +223,11 @@ def find(path: str) -> Found | None:
         for p in data:
             g = gaps_path(p)
             meta = pq.read_schema(g).metadata or {}
-            own = (pq.read_schema(p).metadata or {}).get(PART_ID)
+            footer = pq.read_metadata(p)
+            own = (footer.metadata or {}).get(PART_ID)
             if own is None or meta.get(PART_ID) != own:
                 return None
-            if meta.get(ROWS_META) != str(pq.read_metadata(p).num_rows).encode():
+            if meta.get(ROWS_META) != str(footer.num_rows).encode():
                 return None
             seen.add((meta.get(NAMES_META), meta.get(PROBE_META)))
             gaps.append(str(g))
