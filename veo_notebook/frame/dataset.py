@@ -228,7 +228,8 @@ def _build(
         for w in writers.values():
             w.flush()
             w.writer.close()
-        each(lambda d: _request_gaps.write_gaps_of(day_dir(build, d) / FILE_NAME, files[d]), files)
+        for d in files:  # one day at a time, on this thread: workers' arenas would keep
+            _request_gaps.write_gaps_of(day_dir(build, d) / FILE_NAME, files[d])  # 200 MB
         if not writers:  # an empty store: one empty file carries the schema
             files[NO_DAY] = uuid.uuid4().hex
             _write_file(build, NO_DAY, _parquet.to_table(schema.empty_frame()), files[NO_DAY])
