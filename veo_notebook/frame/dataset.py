@@ -13,7 +13,9 @@ Kept in step by the store's row versions (:meth:`~veo_notebook.Store.changes_sin
 sync parses only the rows written since the last one, and rewrites only the days those
 rows are in (or left, or were deleted from), two at a time on threads. Each file is
 written under a temporary name and renamed over the old one, so a reader sees a day's
-old file or its new one, whole.
+old file or its new one, whole. Each day's request gaps are written beside it, after it
+(:mod:`._request_gaps`: a hidden file every reader skips; the engine uses them only
+where they name the file's part id).
 A state file (``.veo-state.arrow``, hidden from every reader) lists each row's rowid and
 day, the store's row version, and an id per file; the rows of a day's file are in rowid
 order. A key (the store's id, the schema and parser versions, a digest of the parser's
