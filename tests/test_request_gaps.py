@@ -156,3 +156,35 @@ def test_a_sync_keeps_each_days_gaps_its_own(tmp_path: Path) -> None:
         minutes = [None, None, 2, 2, 28]  # p0 at 23:00, 23:02, 23:30; p1 at 23:01, 23:03
         assert day2["veo_gb"] == [m and m * 60_000_000 for m in minutes]
         assert pd.read_parquet(root).shape[0] == len(st)
+
+
+def _broken(root: Path, how: str) -> None:
+    """One way a dataset's gaps stop being its own."""
+    day = _parquet.day_of(pd.Series([MIDNIGHT])).iloc[0]
+    file = dataset.day_dir(root, day) / dataset.FILE_NAME
+    gaps = _request_gaps.gaps_path(file)
+    table = pq.read_table(gaps)
+    meta = dict(table.schema.metadata or {})
+    if how == "other columns":  # a day keyed by other request columns
+        meta[_request_gaps.NAMES_META] = json.dumps(["prompt"]).encode()
+    elif how == "other hash":  # a day hashed another way (the probe's key differs)
+        meta[_request_gaps.PROBE_META] = b"1"
+    elif how == "fewer rows":
+        meta[_request_gaps.ROWS_META] = b"1"
+    elif how == "two files a day":
+        pq.write_table(pq.read_table(file), file.with_name("part-1.parquet"))
+        return
+    elif how == "missing":
+        gaps.unlink()
+        return
+    pq.write_table(table.replace_schema_metadata(meta), gaps)
+
+
+@pytest.mark.parametrize(
+    "how", ["other columns", "other hash", "fewer rows", "two files a day", "missing"]
+)
+def test_gaps_that_cannot_be_trusted_are_not_looked_at(tmp_path: Path, how: str) -> None:
+    root = _laid_out(_runs_over_midnight(), tmp_path / "d")
+    assert _request_gaps.find(str(root)) is not None
+    _broken(root, how)
+    assert _request_gaps.find(str(root)) is None
